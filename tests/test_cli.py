@@ -1,0 +1,54 @@
+"""The command line as a user meets it: a real process, help everywhere, errors in one sentence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from worker.cli import cli
+from tests.conftest import PROJECT, Cli
+
+
+def all_commands(group: click.Group = cli, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix}{name}"
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            found += all_commands(command, path + " ")
+    return found
+
+
+def test_python_dash_m_worker_runs_the_cli(seeded_config: Path) -> None:
+    env = {**os.environ, "STORYWATCH_CONFIG": str(seeded_config)}
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "init"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Seeds: 5 read, 5 new" in result.stdout
+
+
+@pytest.mark.parametrize(("path", "command"), all_commands())
+def test_every_command_has_help_with_an_example(path: str, command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        assert command.help, f"{path} has no help"
+        return
+    assert command.help and "Example:" in command.help, f"{path} has no example in its help"
+    result = Cli(Path("unused.toml"))(*path.split(), "-h")
+    assert "Usage: cli" in result.output or "Usage:" in result.output
+
+
+def test_an_error_a_user_can_cause_is_one_sentence_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(tmp_path / "missing.toml"), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: config file not found: {tmp_path / 'missing.toml'} (pass --config PATH or set $STORYWATCH_CONFIG)"

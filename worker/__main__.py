@@ -1,0 +1,5 @@
+"""`python -m worker` runs the storywatch command."""
+
+from worker.cli import main
+
+main()

@@ -1,0 +1,176 @@
+"""The `storywatch` command: thin click commands, each one call into the library.
+
+The config file is chosen by `storywatch --config PATH COMMAND`, else $STORYWATCH_CONFIG,
+else ./config/storywatch.toml. An error a user can cause (any StorywatchError) is printed as
+one sentence on stderr with a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlite_utils import Database
+
+from worker import __version__, pipeline, report, store
+from worker.clock import UTC, utc_now
+from worker.config import Settings, config_path, effective_settings, load_settings, parse_duration
+from worker.errors import StorywatchError
+from worker.log import configure_logging
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class App:
+    """What every command needs, made on first use: the settings and the open store."""
+
+    def __init__(self, config: Path | None, log_json: bool, verbose: bool) -> None:
+        self.config_file = config_path(config)
+        self.log_json = log_json
+        self.verbose = verbose
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = load_settings(self.config_file)
+        level = "DEBUG" if self.verbose else settings.log.level
+        configure_logging(level, json=self.log_json or settings.log.json)
+        return settings
+
+    @cached_property
+    def db(self) -> Database:
+        return store.open_store(self.settings.storage.path, busy_timeout=self.settings.storage.busy_timeout)
+
+
+class _Group(click.Group):
+    """Turns the project's own errors into one clear sentence and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StorywatchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file. Default: $STORYWATCH_CONFIG, else ./config/storywatch.toml.",
+)
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.version_option(__version__, prog_name="storywatch")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, log_json: bool, verbose: bool) -> None:
+    """storywatch: watch news feeds, keep one copy of each story, track storylines.
+
+    \b
+    Example:
+      storywatch --config config/storywatch.toml init
+      storywatch status
+    """
+    configure_logging("DEBUG" if verbose else "INFO", json=log_json)
+    ctx.obj = App(config, log_json, verbose)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@cli.command()
+@pass_app
+def init(app: App) -> None:
+    """Create the store, add the config's feeds and storylines, and load the seed documents.
+
+    Running it again adds nothing that is already there.
+
+    \b
+    Example:
+      storywatch init
+    """
+    result = pipeline.initialize(app.db, app.settings, utc_now())
+    feeds = ", ".join(f"{n} {what}" for what, n in result.feeds.items() if n) or "unchanged"
+    click.echo(f"Store: {app.settings.storage.path} (schema {store.schema_version(app.db)})")
+    click.echo(f"Feeds: {len(app.settings.feeds)} in the config ({feeds})")
+    click.echo(f"Seeds: {result.seeds_read} read, {result.seeds_added} new")
+    for storyline_id, n in result.storylines.items():
+        click.echo(f"Storyline {storyline_id}: {n} seed item(s)")
+    for missing in result.unresolved:
+        click.echo(f"Not in the store yet (linked once ingested): {missing}", err=True)
+
+
+@cli.command()
+@pass_app
+def status(app: App) -> None:
+    """Show the store: items, feeds and their health, storylines, last poll and digest.
+
+    \b
+    Example:
+      storywatch status
+    """
+    path = app.settings.storage.path
+    click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db)))
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    """--since: a date (2024-01-27), a date and time (ISO 8601), or an age (7d, 12h)."""
+    if value is None:
+        return None
+    age = parse_duration(value)
+    if age is not None:
+        return utc_now() - age
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (2024-01-27) or an age (7d, 12h)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--since", metavar="DATE|AGE", callback=_since, help="Only items published since then: 2024-01-27 or 7d.")
+@click.option("--storyline", metavar="ID", help="Only items of this storyline.")
+@click.option("--search", metavar="TEXT", help='Full-text search: all words must match, "quoted phrase".')
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@pass_app
+def items(
+    app: App, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int, as_json: bool
+) -> None:
+    """List stored items, newest first (best match first with --search).
+
+    \b
+    Example:
+      storywatch items --search "Friendship Year"
+      storywatch items --storyline friendship-year --since 2024-01-01 --json
+    """
+    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit)
+    click.echo(report.items_json(found) if as_json else report.render_items(found))
+
+
+@cli.group(cls=_Group, name="config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command(name="check")
+@pass_app
+def config_check(app: App) -> None:
+    """Validate the config file and print every effective setting (secrets masked).
+
+    \b
+    Example:
+      storywatch --config /etc/storywatch/storywatch.toml config check
+    """
+    rows = effective_settings(app.settings)
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)} = {value}")
+    click.echo(f"# {app.config_file}: OK", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="storywatch"))

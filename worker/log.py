@@ -1,0 +1,74 @@
+"""Logging: loguru configured once, to stderr, in a form journald keeps well.
+
+On a terminal: readable coloured lines. Elsewhere (journald, a pipe): the same lines without
+colour and without a timestamp of our own (journald adds one). With `json=True`: one JSON object
+per line, carrying the named fields passed to each call (`logger.info("… {url}", url=…)`).
+Libraries that log through the standard `logging` module (APScheduler, httpx) are routed into
+loguru so there is one stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+from loguru import logger
+
+_TERMINAL_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+)
+_PLAIN_FORMAT = "{level: <7} {message}"
+
+
+class _InterceptHandler(logging.Handler):
+    """Hands stdlib log records to loguru, keeping their level and origin."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        depth = 2
+        frame = sys._getframe(depth) if hasattr(sys, "_getframe") else None
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(
+            level, "{name}: {msg}", name=record.name, msg=record.getMessage()
+        )
+
+
+_sink_ids: list[int] = []
+
+
+def _remove_default_sink() -> None:
+    """loguru starts with a stderr sink (id 0); ours replaces it. Other sinks (tests') stay."""
+    try:
+        logger.remove(0)
+    except ValueError:
+        pass
+
+
+def configure_logging(level: str = "INFO", *, json: bool = False, stream: TextIO | None = None) -> None:
+    """Send every log line to `stream` (stderr), replacing the sink a previous call added."""
+    out = stream or sys.stderr
+    _remove_default_sink()
+    while _sink_ids:
+        logger.remove(_sink_ids.pop())
+    if json:
+        _sink_ids.append(logger.add(out, level=level, serialize=True, backtrace=False, diagnose=False))
+    else:
+        is_tty = hasattr(out, "isatty") and out.isatty()
+        _sink_ids.append(logger.add(
+            out,
+            level=level,
+            format=_TERMINAL_FORMAT if is_tty else _PLAIN_FORMAT,
+            colorize=is_tty,
+            backtrace=False,
+            diagnose=False,
+        ))
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
+    # httpx logs every request at INFO; the worker logs its own summary per feed instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.INFO if level == "DEBUG" else logging.WARNING)

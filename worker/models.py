@@ -1,0 +1,94 @@
+"""The values passed between stages: frozen dataclasses, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCES = ("feed", "seeds", "backfill")  # where an item came from
+
+
+@dataclass(frozen=True, slots=True)
+class SeedDoc:
+    """One seed document as described in seeds.toml (or derived from the file)."""
+
+    path: Path
+    title: str
+    text: str
+    publisher: str
+    published: dt.date | None
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One article, normalized, ready to store. `identity` is unique in the store."""
+
+    identity: str
+    source: str
+    title: str
+    text: str
+    published_at: dt.datetime
+    first_seen_at: dt.datetime
+    content_sha256: str
+    url: str | None = None
+    guid: str | None = None
+    summary: str = ""
+    author: str = ""
+    publisher: str = ""
+    lang: str = ""
+    feed_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as read back from the store, with what the store knows about it."""
+
+    id: int
+    identity: str
+    source: str
+    title: str
+    url: str | None
+    publisher: str
+    published_at: dt.datetime
+    first_seen_at: dt.datetime
+    storylines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    url: str
+    name: str
+    items: int
+    last_status: int | None
+    last_error: str | None
+    error_count: int
+    last_polled_at: dt.datetime | None
+    next_poll_at: dt.datetime | None
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StorylineSummary:
+    id: str
+    title: str
+    active: bool
+    seeds: int
+    followups: int
+    last_followup_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    path: Path
+    items_by_source: dict[str, int]
+    feeds: tuple[FeedHealth, ...]
+    storylines: tuple[StorylineSummary, ...]
+    last_poll_at: dt.datetime | None
+    last_digest_at: dt.datetime | None
+    last_digest_status: str | None
+
+    @property
+    def items(self) -> int:
+        return sum(self.items_by_source.values())

@@ -1,0 +1,91 @@
+"""Seed documents: the example articles a user starts from, read from a folder.
+
+A seed folder holds plain-text files and a `seeds.toml` describing them (file, title,
+publisher, published, language). Without seeds.toml, every *.txt file is a seed whose title is
+its first non-empty line. A storyline may also name a seed file outside the folder; it is read
+the same way (`read_seed_file`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from worker.errors import SeedError
+from worker.models import SeedDoc
+
+DESCRIPTION = "seeds.toml"
+_FIELDS = {"file", "title", "publisher", "published", "language", "note"}
+
+
+def read_seed_folder(folder: Path) -> list[SeedDoc]:
+    """Every seed document in `folder`, in file-name order."""
+    if not folder.is_dir():
+        raise SeedError(f"seed folder not found: {folder}", hint="check [seeds] path in the config")
+    description = folder / DESCRIPTION
+    if not description.exists():
+        return [read_seed_file(path) for path in sorted(folder.glob("*.txt"))]
+    entries = _read_description(description)
+    return sorted((_seed_from_entry(folder, description, e, i) for i, e in enumerate(entries)),
+                  key=lambda doc: doc.path.name)
+
+
+def read_seed_file(path: Path, described: SeedDoc | None = None) -> SeedDoc:
+    """A seed file with no description: its first non-empty line is its title."""
+    text = _read_text(path)
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first_line:
+        raise SeedError(f"seed file is empty: {path}")
+    return SeedDoc(path=path, title=first_line, text=text, publisher="", published=None, language="")
+
+
+def _read_description(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SeedError(f"{path}: invalid TOML: {exc}") from None
+    entries = data.get("seeds")
+    if set(data) - {"seeds"} or not isinstance(entries, list):
+        raise SeedError(f"{path}: expected only [[seeds]] tables")
+    return entries
+
+
+def _seed_from_entry(folder: Path, source: Path, entry: Any, index: int) -> SeedDoc:
+    where = f"{source}: seeds[{index}]"
+    if not isinstance(entry, dict):
+        raise SeedError(f"{where}: expected a table")
+    if unknown := set(entry) - _FIELDS:
+        raise SeedError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    for key in ("file", "title"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise SeedError(f"{where}.{key}: expected a non-empty string")
+    published = entry.get("published")
+    if isinstance(published, str):
+        try:
+            published = dt.date.fromisoformat(published)
+        except ValueError:
+            raise SeedError(f"{where}.published: expected a date YYYY-MM-DD, got {published!r}") from None
+    if published is not None and not isinstance(published, dt.date):
+        raise SeedError(f"{where}.published: expected a date YYYY-MM-DD")
+    path = folder / entry["file"]
+    return SeedDoc(
+        path=path,
+        title=entry["title"].strip(),
+        text=_read_text(path),
+        publisher=str(entry.get("publisher", "")),
+        published=published,
+        language=str(entry.get("language", "")),
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SeedError(f"seed file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise SeedError(f"seed file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise SeedError(f"cannot read seed file {path}: {exc.strerror}") from None

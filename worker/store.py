@@ -1,0 +1,495 @@
+"""The store: the only module that speaks SQL (through sqlite-utils).
+
+Opening a store (`open_store`) creates the file with 8 KiB pages, switches to WAL with
+synchronous=NORMAL, sets a busy timeout so a second process waits for the lock instead of
+failing, and applies pending migrations. Writes that belong together run in one
+`transaction(db)` (BEGIN IMMEDIATE: the write lock is taken up front, so two writers queue
+instead of deadlocking on a lock upgrade). The schema is documented in docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from worker.clock import from_iso, to_iso
+from worker.config import FeedConfig, StorylineConfig
+from worker.errors import StoreError
+from worker.models import FeedHealth, Item, StoredItem, StoreStatus, StorylineSummary
+
+PAGE_SIZE = 8192
+MIGRATIONS = Migrations("storywatch")
+
+
+# ── schema history: append new migrations, never edit an applied one ─────────────────────
+
+
+@MIGRATIONS(name="0001_core_tables")
+def _core_tables(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            title TEXT,
+            site_url TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            interval_s INTEGER,
+            origin TEXT NOT NULL DEFAULT 'config',
+            etag TEXT,
+            last_modified TEXT,
+            body_sha256 TEXT,
+            next_poll_at TEXT,
+            last_polled_at TEXT,
+            last_success_at TEXT,
+            error_count INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_status INTEGER,
+            disabled_reason TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE fetches (
+            id INTEGER PRIMARY KEY,
+            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+            started_at TEXT NOT NULL,
+            status INTEGER,
+            bytes INTEGER,
+            ms INTEGER,
+            new_items INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX fetches_feed_started ON fetches(feed_id, started_at);
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            feed_id INTEGER REFERENCES feeds(id),
+            source TEXT NOT NULL CHECK (source IN ('feed', 'seeds', 'backfill')),
+            guid TEXT,
+            url TEXT,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL DEFAULT '',
+            publisher TEXT NOT NULL DEFAULT '',
+            lang TEXT NOT NULL DEFAULT '',
+            published_at TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            cluster_id INTEGER,
+            revision INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX items_published ON items(published_at);
+        CREATE INDEX items_first_seen ON items(first_seen_at);
+        CREATE INDEX items_content_sha256 ON items(content_sha256);
+        CREATE INDEX items_url ON items(url);
+        CREATE INDEX items_feed ON items(feed_id);
+        CREATE INDEX items_cluster ON items(cluster_id);
+        CREATE TABLE item_revisions (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            seen_at TEXT NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            changed TEXT NOT NULL DEFAULT '[]',
+            diff TEXT NOT NULL DEFAULT '',
+            UNIQUE (item_id, revision)
+        );
+        CREATE TABLE storylines (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            keywords TEXT NOT NULL DEFAULT '[]',
+            seeds TEXT NOT NULL DEFAULT '[]',
+            origin TEXT NOT NULL DEFAULT 'config',
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE storyline_items (
+            storyline_id TEXT NOT NULL REFERENCES storylines(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            decision TEXT NOT NULL CHECK (decision IN ('seed', 'followup')),
+            score REAL,
+            threshold REAL,
+            reasons TEXT NOT NULL DEFAULT '{}',
+            novelty TEXT NOT NULL DEFAULT '[]',
+            decided_at TEXT NOT NULL,
+            PRIMARY KEY (storyline_id, item_id)
+        );
+        CREATE INDEX storyline_items_item ON storyline_items(item_id);
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            day TEXT NOT NULL UNIQUE,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            path TEXT,
+            status TEXT NOT NULL DEFAULT 'written',
+            sent_at TEXT,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="0002_items_fts")
+def _items_fts(db: Database) -> None:
+    # New rows are indexed by save_items in one statement per batch (twice as fast as a row
+    # trigger); edits and deletes are kept in step by triggers, whatever code path makes them.
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE items_fts USING fts5(
+            title, text, content=items, content_rowid=id, tokenize='porter'
+        );
+        INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items;
+        CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts(items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+        END;
+        CREATE TRIGGER items_fts_update AFTER UPDATE OF title, text ON items BEGIN
+            INSERT INTO items_fts(items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+            INSERT INTO items_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+        END;
+        """
+    )
+
+
+# ── opening ───────────────────────────────────────────────────────────────────────────────
+
+
+def open_store(path: Path, *, busy_timeout: float = 30.0) -> Database:
+    """Open (creating if needed) the store at `path` and bring its schema up to date."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not path.exists() or path.stat().st_size == 0
+        conn = sqlite3.connect(path, timeout=busy_timeout)
+        db = Database(conn)
+        if is_new:
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        db.enable_wal()
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot use the store at {path}: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the store at {path}: {exc.strerror}") from None
+    return db
+
+
+def _migrate(db: Database, path: Path) -> None:
+    known = {m.name for m in MIGRATIONS._migrations}
+    applied = {m.name for m in MIGRATIONS.applied(db)}
+    if unknown := applied - known:
+        raise StoreError(
+            f"the store at {path} was made by a newer storywatch (migration {sorted(unknown)[0]})",
+            hint="upgrade storywatch or point [storage] path at another file",
+        )
+    if not MIGRATIONS.pending(db):
+        return
+    with transaction(db):  # one process migrates; another waits, then finds nothing pending
+        MIGRATIONS.apply(db)
+
+
+def schema_version(db: Database) -> str:
+    applied = MIGRATIONS.applied(db)
+    return applied[-1].name if applied else "(empty)"
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One atomic unit of writes. Nested calls become savepoints of the outer one."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()  # a no-op if the error already ended the transaction
+        raise
+    db.conn.execute("COMMIT")
+
+
+# ── feeds ─────────────────────────────────────────────────────────────────────────────────
+
+
+def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> dict[str, int]:
+    """Make the store's config feeds match `feeds`: add, update, and disable removed ones."""
+    counts = {"added": 0, "updated": 0, "removed": 0}
+    wanted = {f.url: f for f in feeds}
+    with transaction(db):
+        for feed in feeds:
+            row = _one(db, "SELECT * FROM feeds WHERE url = ?", [feed.url])
+            values = {
+                "name": feed.name,
+                "tags": json.dumps(list(feed.tags)),
+                "interval_s": int(feed.interval.total_seconds()) if feed.interval else None,
+            }
+            if row is None:
+                db.table("feeds").insert({"url": feed.url, "origin": "config", "created_at": to_iso(now), **values})
+                counts["added"] += 1
+            elif _changed(row, values) or row["disabled_reason"] == REMOVED_FROM_CONFIG:
+                db.table("feeds").update(row["id"], {**values, "disabled_reason": None})
+                counts["updated"] += 1
+        for row in db.query("SELECT id, url FROM feeds WHERE origin = 'config' AND disabled_reason IS NULL"):
+            if row["url"] not in wanted:
+                db.table("feeds").update(row["id"], {"disabled_reason": REMOVED_FROM_CONFIG})
+                counts["removed"] += 1
+    return counts
+
+
+REMOVED_FROM_CONFIG = "removed from the config"
+
+
+def _changed(row: dict[str, Any], values: dict[str, Any]) -> bool:
+    return any(row[key] != value for key, value in values.items())
+
+
+def _one(db: Database, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    return next(iter(db.query(sql, params)), None)
+
+
+# ── items ─────────────────────────────────────────────────────────────────────────────────
+
+
+def save_items(db: Database, items: Iterable[Item]) -> list[int]:
+    """Insert items whose identity is not stored yet; return the new rows' ids.
+
+    Ids are assigned here, under the write lock, so a new item's cluster (its own id) is set in
+    the same statement and the batch is added to the full-text index in one statement.
+    """
+    new_ids = []
+    with transaction(db):
+        next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()[0])
+        for item in items:
+            cursor = db.execute(
+                f"INSERT INTO items (id, cluster_id, {_ITEM_COLUMNS}) "
+                f"VALUES (?, ?, {_ITEM_PLACEHOLDERS}) ON CONFLICT(identity) DO NOTHING",
+                [next_id, next_id, *_item_row(item)],
+            )
+            if cursor.rowcount:
+                new_ids.append(next_id)
+                next_id += 1
+        if new_ids:
+            db.execute(
+                "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items WHERE id >= ?",
+                [new_ids[0]],
+            )
+    return new_ids
+
+
+_ITEM_FIELDS = (
+    "identity", "feed_id", "source", "guid", "url", "title", "text", "summary", "author",
+    "publisher", "lang", "published_at", "first_seen_at", "content_sha256",
+)
+_ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)
+_ITEM_PLACEHOLDERS = ", ".join("?" for _ in _ITEM_FIELDS)
+
+
+def _item_row(item: Item) -> list[Any]:
+    values = {field: getattr(item, field) for field in _ITEM_FIELDS}
+    values["published_at"] = to_iso(item.published_at)
+    values["first_seen_at"] = to_iso(item.first_seen_at)
+    return [values[field] for field in _ITEM_FIELDS]
+
+
+def item_id_by_identity(db: Database, identity: str) -> int | None:
+    row = _one(db, "SELECT id FROM items WHERE identity = ?", [identity])
+    return None if row is None else int(row["id"])
+
+
+def item_id_by_url(db: Database, url: str) -> int | None:
+    row = _one(db, "SELECT id FROM items WHERE url = ? ORDER BY id LIMIT 1", [url])
+    return None if row is None else int(row["id"])
+
+
+def find_items(
+    db: Database,
+    *,
+    since: dt.datetime | None = None,
+    storyline: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+) -> list[StoredItem]:
+    """Items newest first (best match first when searching), with the storylines they belong to."""
+    where, params, joins = [], [], []
+    order = "items.published_at DESC, items.id DESC"
+    if search:
+        joins.append("JOIN items_fts ON items_fts.rowid = items.id")
+        where.append("items_fts MATCH ?")
+        params.append(fts_query(search))
+        order = "items_fts.rank, " + order
+    if since:
+        where.append("items.published_at >= ?")
+        params.append(to_iso(since))
+    if storyline:
+        where.append("items.id IN (SELECT item_id FROM storyline_items WHERE storyline_id = ?)")
+        params.append(storyline)
+    sql = (
+        "SELECT items.id, items.identity, items.source, items.title, items.url, items.publisher, "
+        "items.published_at, items.first_seen_at, "
+        "(SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = items.id) AS sl "
+        f"FROM items {' '.join(joins)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY {order} LIMIT ?"
+    )
+    return [_stored_item(row) for row in db.query(sql, [*params, limit])]
+
+
+def _stored_item(row: dict[str, Any]) -> StoredItem:
+    return StoredItem(
+        id=row["id"],
+        identity=row["identity"],
+        source=row["source"],
+        title=row["title"],
+        url=row["url"],
+        publisher=row["publisher"],
+        published_at=from_iso(row["published_at"]),
+        first_seen_at=from_iso(row["first_seen_at"]),
+        storylines=tuple(sorted(json.loads(row["sl"]))),
+    )
+
+
+_FTS_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def fts_query(text: str) -> str:
+    """A user's search words as a safe FTS5 query: every word must match, "quoted" = phrase.
+
+    Each term is quoted, so FTS syntax (AND, NEAR, column filters, *) in the input is read
+    as plain words rather than failing or changing the query's meaning.
+    """
+    terms = []
+    for phrase, word in _FTS_TOKEN.findall(text):
+        words = re.findall(r"\w+", phrase or word)
+        if words:
+            terms.append('"' + " ".join(words) + '"')
+    return " ".join(terms) if terms else '""'
+
+
+# ── storylines ────────────────────────────────────────────────────────────────────────────
+
+
+def sync_storylines(db: Database, storylines: Sequence[StorylineConfig], now: dt.datetime) -> None:
+    """Make the store's config storylines match the config; removed ones become inactive."""
+    wanted = {s.id for s in storylines}
+    with transaction(db):
+        for storyline in storylines:
+            values = {
+                "title": storyline.title,
+                "description": storyline.description,
+                "keywords": json.dumps(list(storyline.keywords)),
+                "seeds": json.dumps(list(storyline.seeds)),
+                "origin": "config",
+                "active": 1,
+                "updated_at": to_iso(now),
+            }
+            row = _one(db, "SELECT * FROM storylines WHERE id = ?", [storyline.id])
+            if row is None:
+                db.table("storylines").insert({"id": storyline.id, "created_at": to_iso(now), **values})
+            elif _changed(row, {k: v for k, v in values.items() if k != "updated_at"}):
+                db.table("storylines").update(storyline.id, values)
+        db.execute(
+            "UPDATE storylines SET active = 0 WHERE origin = 'config' AND active = 1 "
+            f"AND id NOT IN ({', '.join('?' for _ in wanted)})",
+            sorted(wanted),
+        )
+
+
+def set_storyline_seeds(
+    db: Database, storyline_id: str, item_ids: Sequence[int], now: dt.datetime
+) -> None:
+    """Make exactly `item_ids` the storyline's seeds (follow-up decisions are kept)."""
+    with transaction(db):
+        db.execute(
+            "DELETE FROM storyline_items WHERE storyline_id = ? AND decision = 'seed' "
+            f"AND item_id NOT IN ({', '.join('?' for _ in item_ids)})",
+            [storyline_id, *item_ids],
+        )
+        for item_id in item_ids:
+            db.execute(
+                "INSERT INTO storyline_items (storyline_id, item_id, decision, decided_at) "
+                "VALUES (?, ?, 'seed', ?) ON CONFLICT (storyline_id, item_id) "
+                "DO UPDATE SET decision = 'seed'",
+                [storyline_id, item_id, to_iso(now)],
+            )
+
+
+# ── status ────────────────────────────────────────────────────────────────────────────────
+
+
+def status(db: Database, path: Path) -> StoreStatus:
+    """Everything `storywatch status` shows, read in one go."""
+    by_source = {r["source"]: r["n"] for r in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}
+    last_poll = _one(db, "SELECT max(started_at) AS at FROM fetches")
+    last_digest = _one(db, "SELECT created_at, status FROM digests ORDER BY created_at DESC LIMIT 1")
+    return StoreStatus(
+        path=path,
+        items_by_source=by_source,
+        feeds=tuple(feed_health(db)),
+        storylines=tuple(storyline_summaries(db)),
+        last_poll_at=_maybe_time(last_poll["at"] if last_poll else None),
+        last_digest_at=_maybe_time(last_digest["created_at"] if last_digest else None),
+        last_digest_status=last_digest["status"] if last_digest else None,
+    )
+
+
+def feed_health(db: Database) -> Iterator[FeedHealth]:
+    sql = """
+        SELECT feeds.*, (SELECT count(*) FROM items WHERE items.feed_id = feeds.id) AS n_items
+        FROM feeds ORDER BY disabled_reason IS NOT NULL, coalesce(nullif(name, ''), url)
+    """
+    for row in db.query(sql):
+        yield FeedHealth(
+            url=row["url"],
+            name=row["name"] or row["title"] or "",
+            items=row["n_items"],
+            last_status=row["last_status"],
+            last_error=row["last_error"],
+            error_count=row["error_count"],
+            last_polled_at=_maybe_time(row["last_polled_at"]),
+            next_poll_at=_maybe_time(row["next_poll_at"]),
+            disabled_reason=row["disabled_reason"],
+        )
+
+
+def storyline_summaries(db: Database) -> Iterator[StorylineSummary]:
+    sql = """
+        SELECT s.id, s.title, s.active,
+               count(CASE WHEN si.decision = 'seed' THEN 1 END) AS seeds,
+               count(CASE WHEN si.decision = 'followup' THEN 1 END) AS followups,
+               max(CASE WHEN si.decision = 'followup' THEN i.published_at END) AS last_followup
+        FROM storylines s
+        LEFT JOIN storyline_items si ON si.storyline_id = s.id
+        LEFT JOIN items i ON i.id = si.item_id
+        GROUP BY s.id ORDER BY s.active DESC, s.id
+    """
+    for row in db.query(sql):
+        yield StorylineSummary(
+            id=row["id"],
+            title=row["title"],
+            active=bool(row["active"]),
+            seeds=row["seeds"],
+            followups=row["followups"],
+            last_followup_at=_maybe_time(row["last_followup"]),
+        )
+
+
+def _maybe_time(value: str | None) -> dt.datetime | None:
+    return from_iso(value) if value else None
