@@ -22,6 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/storywatch init
 	$(BIN)/storywatch status
+	$(BIN)/storywatch run
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m "not slow"

@@ -16,9 +16,11 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from worker import __version__, pipeline, report, store
+from worker import __version__, opml, pipeline, report, schedule, store
 from worker.clock import UTC, utc_now
-from worker.config import Settings, config_path, effective_settings, load_settings, parse_duration
+from worker.config import Settings, config_path, effective_settings, is_web_url, load_settings, parse_duration
+from worker.fetch import Fetcher
+from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
 
@@ -42,7 +44,14 @@ class App:
 
     @cached_property
     def db(self) -> Database:
-        return store.open_store(self.settings.storage.path, busy_timeout=self.settings.storage.busy_timeout)
+        storage = self.settings.storage
+        return store.open_store(storage.path, busy_timeout=storage.busy_timeout, shared=True)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """The store, synced with the config, and a fetcher: what polling needs."""
+        pipeline.initialize(self.db, self.settings, utc_now())
+        return Runtime(self.db, self.settings, Fetcher(pipeline.fetch_policy(self.settings.fetch)))
 
 
 class _Group(click.Group):
@@ -112,7 +121,7 @@ def status(app: App) -> None:
       storywatch status
     """
     path = app.settings.storage.path
-    click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db)))
+    click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db), utc_now()))
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -148,6 +157,142 @@ def items(
     """
     found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit)
     click.echo(report.items_json(found) if as_json else report.render_items(found))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one whole polling cycle, then exit.")
+@pass_app
+def run(app: App, once: bool) -> None:
+    """Run the worker: poll the feeds when they are due, until SIGTERM or Ctrl-C.
+
+    The config's feeds and storylines are synced into the store first. A tick every minute polls
+    the feeds whose next poll time has passed; SIGTERM or SIGINT stops it after the writes in
+    flight (exit status 0).
+
+    \b
+    Example:
+      storywatch run
+      storywatch run --once
+    """
+    rt = app.runtime
+    schedule.handle_stop_signals(rt)
+    if once:
+        click.echo(schedule.run_once(rt).summary())
+    else:
+        schedule.run_daemon(rt)
+
+
+@cli.command()
+@click.option("--feed", "feed_url", metavar="URL", help="Poll only this feed (even a disabled one).")
+@click.option("--force", is_flag=True, help="Poll feeds that are not due yet too (requests stay conditional).")
+@click.option("--no-cache", is_flag=True, help="Ignore the stored ETag and Last-Modified.")
+@pass_app
+def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
+    """Poll the due feeds now and show what each one returned.
+
+    \b
+    Example:
+      storywatch poll
+      storywatch poll --feed https://www.38north.org/feed/ --no-cache
+    """
+    rt = app.runtime
+    schedule.handle_stop_signals(rt)
+    if feed_url and not store.feeds_to_poll(rt.db, utc_now(), url=feed_url):
+        raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
+    result = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+    click.echo(report.render_cycle(result))
+
+
+@cli.group(cls=_Group)
+def feeds() -> None:
+    """List, add, import and export feeds."""
+
+
+@feeds.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@pass_app
+def feeds_list(app: App, as_json: bool) -> None:
+    """Show every feed with its health: items, last status and error, next poll.
+
+    \b
+    Example:
+      storywatch feeds list
+      storywatch feeds list --json
+    """
+    health = list(store.feed_health(app.db))
+    click.echo(report.feeds_json(health, utc_now()) if as_json else report.render_feeds(health, utc_now()))
+
+
+@feeds.command(name="add")
+@click.argument("url")
+@click.option("--name", default="", help="A short name shown in status and digests.")
+@click.option("--interval", metavar="DURATION", help="Time between polls, e.g. 2h.")
+@click.option("--tag", "tags", multiple=True, help="A label; repeat for several.")
+@pass_app
+def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[str, ...]) -> None:
+    """Add a feed to the store (polled from the next cycle on).
+
+    Feeds added here are kept when the config changes; to manage a feed in the config instead,
+    add it there as a [[feeds]] entry.
+
+    \b
+    Example:
+      storywatch feeds add https://www.nknews.org/feed/ --name "NK News" --tag korea
+    """
+    if not is_web_url(url):
+        raise click.BadParameter("expected an http:// or https:// URL", param_hint="URL")
+    every = parse_duration(interval) if interval else None
+    if interval and every is None:
+        raise click.BadParameter(f"{interval!r} is not a duration such as 30m or 2h", param_hint="--interval")
+    if store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every):
+        click.echo(f"Added {url}; it is polled at the next cycle (or now: storywatch poll --feed {url})")
+    else:
+        click.echo(f"Already known: {url}")
+
+
+@feeds.command(name="import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def feeds_import(app: App, path: Path) -> None:
+    """Add every feed of an OPML file (folders become tags).
+
+    \b
+    Example:
+      storywatch feeds import subscriptions.opml
+    """
+    added = known = 0
+    for feed in opml.read_opml(path):
+        if not is_web_url(feed.url):
+            click.echo(f"Skipped (not an http(s) address): {feed.url}", err=True)
+            continue
+        if store.add_feed(app.db, feed.url, utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
+            added += 1
+        else:
+            known += 1
+    click.echo(f"Imported {path}: {added} feeds added, {known} already known")
+
+
+@feeds.command(name="export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+@pass_app
+def feeds_export(app: App, output: Path | None) -> None:
+    """Write every active feed as OPML 2.0.
+
+    \b
+    Example:
+      storywatch feeds export -o storywatch.opml
+    """
+    outlines = [
+        opml.OutlineFeed(f.url, f.name or f.title or "", f.tags)
+        for f in store.feed_health(app.db)
+        if not f.disabled_reason
+    ]
+    text = opml.write_opml(outlines, utc_now())
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {len(outlines)} feeds to {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.group(cls=_Group, name="config")

@@ -4,13 +4,21 @@
     ├── ConfigError            the config file: missing, invalid TOML, unknown key, wrong type,
     │                          bad value, missing secret
     ├── StoreError             the database cannot be opened, is not ours, or is too new
-    └── SeedError              a seed document or seeds.toml is missing or malformed
+    ├── SeedError              a seed document or seeds.toml is missing or malformed
+    ├── FetchError             a feed could not be fetched; `kind` says why (dns, connect, tls,
+    │   │                      timeout, http, too_large, redirect, blocked, protocol, encoding)
+    │   ├── RateLimited        429/503 with Retry-After: wait until `retry_after`, not an error
+    │   └── FeedGone           410: the publisher removed the feed; it is disabled
+    └── ParseError             the body is not a feed that can be read
+        └── NotAFeed           an HTML page (or other document) instead of a feed
 
 The CLI turns any StorywatchError into one sentence on stderr and a non-zero exit;
 tracebacks never reach users for errors they can cause.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 
 class StorywatchError(Exception):
@@ -35,3 +43,40 @@ class StoreError(StorywatchError):
 
 class SeedError(StorywatchError):
     """A seed document or its description is missing or malformed."""
+
+
+class FetchError(StorywatchError):
+    """A feed could not be fetched. `kind` groups causes for backoff, metrics and status."""
+
+    def __init__(self, message: str, *, url: str, kind: str, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.kind = kind
+        self.status = status
+
+
+class RateLimited(FetchError):
+    """The server asked us to come back later (429 or 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, url: str, status: int, retry_after: dt.datetime) -> None:
+        super().__init__(message, url=url, kind="rate_limited", status=status)
+        self.retry_after = retry_after
+
+
+class FeedGone(FetchError):
+    """410 Gone: the feed was removed on purpose."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message, url=url, kind="gone", status=410)
+
+
+class ParseError(StorywatchError):
+    """The body could not be read as a feed."""
+
+
+class NotAFeed(ParseError):
+    """A web page (or other document) came back instead of a feed."""
+
+    def __init__(self, message: str, *, advertised: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.advertised = advertised

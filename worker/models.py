@@ -39,6 +39,31 @@ class Item:
     publisher: str = ""
     lang: str = ""
     feed_id: int | None = None
+    date_flag: str = ""  # "" (as published), "missing" (dated by first sight) or "future" (clamped)
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A feed as the store knows it: where it is, what it sent last, when to poll it again."""
+
+    id: int
+    url: str
+    name: str = ""
+    title: str | None = None
+    origin: str = "config"
+    interval: dt.timedelta | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_sha256: str | None = None
+    error_count: int = 0
+    identity_policy: str = "guid"
+    public_origin: bool | None = None
+    disabled_reason: str | None = None
+    next_poll_at: dt.datetime | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.title or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +92,11 @@ class FeedHealth:
     last_polled_at: dt.datetime | None
     next_poll_at: dt.datetime | None
     disabled_reason: str | None
+    retry_after: dt.datetime | None = None
+    last_success_at: dt.datetime | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    origin: str = "config"
 
 
 @dataclass(frozen=True, slots=True)

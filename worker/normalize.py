@@ -1,34 +1,191 @@
 """Normalize: turn what a source says about an article into an Item ready to store.
 
-Text is Unicode-normalized (NFKC) and its whitespace collapsed; the content hash is taken
-over the normalized title and body, so the same words always hash alike.
+- text: HTML → plain text (scripts and styles dropped, entities decoded, block tags become
+  line breaks, inline tags never glue or split words), Unicode NFKC, whitespace collapsed;
+- links: a canonical URL (lowercase scheme and host, default port and fragment dropped,
+  tracking parameters removed, query parameters sorted);
+- dates: UTC; a missing date is taken from first sight, a date more than a day in the future
+  is clamped to now; either is flagged (`date_flag`);
+- identity: decided in `entry_identities` (its precedence is written there) and enforced by
+  the store's unique index.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import Item, SeedDoc
+from worker.parse import Entry
+
+# ── text ─────────────────────────────────────────────────────────────────────────────────────
 
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_DROPPED = re.compile(r"<(script|style|noscript|template|iframe|object|svg|head)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+_ATTRS = r"\b(?:\"[^\"]*\"|'[^']*'|[^'\">])*>"
+_PARAGRAPH = re.compile(  # separated by a blank line
+    r"</?(?:p|div|ul|ol|h[1-6]|table|blockquote|pre|section|article|header|footer|aside|nav|hr|"
+    r"figure|figcaption|dl|main|address|details|summary)" + _ATTRS,
+    re.I,
+)
+_LINE = re.compile(r"<(?:br|li|tr|dt|dd)" + _ATTRS, re.I)  # start a new line
+_CELL = re.compile(r"</?(?:td|th)" + _ATTRS, re.I)
+_TAG = re.compile(r"<(?:\"[^\"]*\"|'[^']*'|[^'\">])*>")
 
 
 def clean_text(text: str) -> str:
-    """NFKC, spaces collapsed within lines, at most one blank line between paragraphs."""
+    """NFKC, control characters removed, spaces collapsed within lines, at most one blank line."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text of an HTML fragment; block elements become line breaks, inline ones vanish."""
+    if "<" not in markup and "&" not in markup:
+        return clean_text(markup)
+    text = _DROPPED.sub(" ", markup)
+    text = _PARAGRAPH.sub("\n\n", text)
+    text = _LINE.sub("\n", text)
+    text = _CELL.sub(" ", text)
+    text = _TAG.sub("", text)
+    return clean_text(html.unescape(text))
 
 
 def content_hash(title: str, text: str) -> str:
     """sha256 of the normalized title and body, whitespace-insensitive."""
     words = " ".join(clean_text(title).split()) + "\n" + " ".join(clean_text(text).split())
     return hashlib.sha256(words.encode("utf-8")).hexdigest()
+
+
+# ── links ────────────────────────────────────────────────────────────────────────────────────
+
+TRACKING_PARAMS = {
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+    "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
+    "ocid", "cmpid", "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3", "at_custom4",
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_tracking_param(name: str) -> bool:
+    lowered = name.lower()
+    return lowered.startswith("utm_") or lowered in TRACKING_PARAMS
+
+
+def canonical_url(url: str | None) -> str | None:
+    """One spelling of a link: the same article's links compare equal once canonical."""
+    if not url or not url.strip():
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        return url.strip()
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k)))
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+# ── dates ────────────────────────────────────────────────────────────────────────────────────
+
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
+def publication_time(entry: Entry, now: dt.datetime) -> tuple[dt.datetime, str]:
+    """The entry's UTC publication time and a flag: '' (as given), 'missing' or 'future'."""
+    given = entry.published or entry.updated
+    if given is None:
+        return now, "missing"
+    if given > now + FUTURE_TOLERANCE:
+        return now, "future"
+    return given, ""
+
+
+# ── identity ─────────────────────────────────────────────────────────────────────────────────
+
+POLICIES = ("guid", "url", "content")
+
+
+def identity_policy(entries: Sequence[Entry], current: str) -> str:
+    """How a feed's entries are told apart; it only ever falls back, never returns to GUIDs.
+
+    GUIDs are trusted while every entry has one and no two entries share one; URLs while every
+    entry has a link and no two share a canonical link; otherwise the content decides.
+    """
+    rank = POLICIES.index(current if current in POLICIES else "guid")
+    if rank == 0 and not _distinct([e.guid for e in entries]):
+        rank = 1
+    if rank == 1 and not _distinct([canonical_url(e.link) for e in entries]):
+        rank = 2
+    return POLICIES[rank]
+
+
+def _distinct(values: Sequence[str | None]) -> bool:
+    if any(not v for v in values):
+        return False
+    return all(n == 1 for n in Counter(values).values())
+
+
+def entry_identity(feed_id: int, entry: Entry, policy: str, title: str, text: str) -> str:
+    """The key that makes an entry unique in the store, by the feed's identity policy:
+
+    1. "guid":    the feed's own GUID for the entry (GUIDs are unique only within their feed,
+                  so the feed's id is part of the key);
+    2. "url":     the canonical link, when the feed's GUIDs are missing or repeat;
+    3. "content": a hash of the normalized title and text, when links do not tell entries apart.
+    """
+    if policy == "guid" and entry.guid:
+        return f"feed:{feed_id}:guid:{entry.guid.strip()}"
+    url = canonical_url(entry.link)
+    if policy in ("guid", "url") and url:
+        return f"feed:{feed_id}:url:{url}"
+    return f"feed:{feed_id}:content:{content_hash(title, text)}"
+
+
+def normalize_entry(
+    entry: Entry, *, feed_id: int, policy: str, publisher: str, now: dt.datetime, source: str = "feed"
+) -> Item:
+    """A parsed entry as an Item of the given feed."""
+    title = html_to_text(entry.title) or "(untitled)"
+    text = html_to_text(entry.content_html)
+    summary = html_to_text(entry.summary_html)
+    published, flag = publication_time(entry, now)
+    return Item(
+        identity=entry_identity(feed_id, entry, policy, title, text),
+        source=source,
+        title=title,
+        text=text,
+        summary=summary,
+        url=canonical_url(entry.link),
+        guid=entry.guid,
+        author=html_to_text(entry.author),
+        published_at=published,
+        first_seen_at=now,
+        content_sha256=content_hash(title, text),
+        publisher=publisher,
+        feed_id=feed_id,
+        date_flag=flag,
+    )
+
+
+# ── seeds ────────────────────────────────────────────────────────────────────────────────────
 
 
 def seed_identity(doc: SeedDoc) -> str:
@@ -53,4 +210,5 @@ def seed_item(doc: SeedDoc, now: dt.datetime) -> Item:
         content_sha256=content_hash(title, body),
         publisher=doc.publisher,
         lang=doc.language,
+        date_flag="" if doc.published else "missing",
     )

@@ -1,20 +1,63 @@
 """The pipeline: wires the stages together; holds no business logic of its own.
 
-    config ─► initialize: feeds synced, seed documents stored, storylines linked to their seeds
+    initialize:   config ─► feeds synced, seed documents stored, storylines linked to seeds
+    refresh_feed: fetch ─► parse ─► normalize ─► store  (one transaction per feed)
+    poll_feeds:   the due feeds, fetched by worker threads (prepare), stored by one writer (ingest)
+
+The scheduler, `storywatch poll` and `storywatch run --once` all call `poll_feeds`. Errors are
+caught in one place per feed (`prepare`/`ingest`): recorded on the feed, logged once, and the
+run goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from loguru import logger
 from sqlite_utils import Database
 
-from worker import normalize, seeds, store
-from worker.config import Settings, StorylineConfig, is_web_url
-from worker.errors import SeedError
-from worker.models import Item
+from worker import normalize, parse, polling, seeds, store
+from worker.clock import utc_now
+from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
+from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
+from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest
+from worker.models import Feed, Item
+
+FETCH_LOG_DAYS = 30
+
+
+@dataclass
+class Runtime:
+    """What a running worker holds: the store, the settings, the fetcher, a clock, a stop flag."""
+
+    db: Database
+    settings: Settings
+    fetcher: Fetcher
+    clock: Callable[[], dt.datetime] = utc_now
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def fetch_policy(settings: FetchSettings) -> FetchPolicy:
+    return FetchPolicy(
+        connect_timeout=settings.connect_timeout,
+        timeout=settings.timeout,
+        max_body_bytes=int(settings.max_body_mib * 1024 * 1024),
+        max_redirects=settings.max_redirects,
+        max_per_host=settings.max_per_host,
+        allow_private_redirects=settings.allow_private_redirects,
+        **({"user_agent": settings.user_agent} if settings.user_agent else {}),
+    )
+
+
+# ── initialize ───────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +86,13 @@ def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport
     return InitReport(feeds, len(docs), len(added), linked, tuple(unresolved))
 
 
-def _seed_item_ids(
-    db: Database, storyline: StorylineConfig, now: dt.datetime
-) -> tuple[list[int], list[str]]:
+def _seed_item_ids(db: Database, storyline: StorylineConfig, now: dt.datetime) -> tuple[list[int], list[str]]:
     """The stored items a storyline's seeds name; seed files not stored yet are stored now."""
     item_ids: list[int] = []
     missing: list[str] = []
     for seed in storyline.seeds:
         if is_web_url(seed):
-            item_id = store.item_id_by_url(db, seed)
+            item_id = store.item_id_by_url(db, normalize.canonical_url(seed) or seed)
             if item_id is None:
                 missing.append(seed)
                 continue
@@ -71,3 +112,267 @@ def _seed_file_item(db: Database, path: Path, storyline_id: str, now: dt.datetim
     if known is not None:
         return known
     return store.save_items(db, [item])[0]
+
+
+# ── one feed ─────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A feed fetched, parsed and normalized by a worker thread, ready for the writer."""
+
+    feed: Feed
+    started_at: dt.datetime
+    fetched: Fetched | None = None
+    parsed: parse.ParsedFeed | None = None
+    items: tuple[Item, ...] = ()
+    policy: str = "guid"
+    error: StorywatchError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    feed: Feed
+    outcome: str  # "new", "not_modified", "error", "rate_limited", "gone", "stopped"
+    new_items: int = 0
+    error: str | None = None
+
+
+def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
+    """fetch → parse → normalize for one feed. Never raises: a failure is kept as `error`."""
+    started = rt.clock()
+    try:
+        fetched = rt.fetcher.fetch(_request(feed, no_cache))
+        if fetched.not_modified:
+            return Prepared(feed, started, fetched)
+        parsed = parse.parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url)
+        if parsed.warning:
+            logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
+        policy = normalize.identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
+        publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
+        now = rt.clock()
+        items = tuple(
+            normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now)
+            for entry in parsed.entries
+        )
+        return Prepared(feed, started, fetched, parsed, items, policy)
+    except StorywatchError as exc:
+        return Prepared(feed, started, error=exc)
+    except Exception as exc:  # a bug must not stop the other feeds; it is logged with its traceback
+        logger.opt(exception=exc).error("Unexpected error preparing {url}", url=feed.url)
+        return Prepared(feed, started, error=StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def _request(feed: Feed, no_cache: bool) -> FetchRequest:
+    if no_cache:
+        return FetchRequest(feed.url, was_public=feed.public_origin)
+    return FetchRequest(feed.url, feed.etag, feed.last_modified, feed.body_sha256, feed.public_origin)
+
+
+def ingest(rt: Runtime, prepared: Prepared) -> FeedReport:
+    """Store one prepared feed and its new state in one transaction (the only writer)."""
+    try:
+        with store.transaction(rt.db):
+            return _store_prepared(rt, prepared)
+    except StorywatchError as exc:
+        return _record_failure(rt, prepared, exc)
+    except Exception as exc:  # the feed's writes were rolled back; the error goes on the feed
+        logger.opt(exception=exc).error("Unexpected error storing {url}", url=prepared.feed.url)
+        return _record_failure(rt, prepared, StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def refresh_feed(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> FeedReport:
+    """Poll one feed now, start to finish."""
+    return ingest(rt, prepare(rt, feed, no_cache=no_cache))
+
+
+def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
+    now = rt.clock()
+    if p.error is not None:
+        return _failed(rt, p, p.error, now)
+    assert p.fetched is not None
+    new_ids = store.save_items(rt.db, _unseen(rt.db, p)) if p.items else []
+    store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
+    outcome = "not_modified" if p.fetched.not_modified else "new"
+    store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
+                       size=len(p.fetched.body), ms=p.fetched.elapsed_ms, new_items=len(new_ids))
+    if p.fetched.not_modified:
+        logger.debug("Feed not modified: {url}", url=p.feed.url)
+    else:
+        logger.debug("Feed polled: {url}: {entries} entries, {new} new", url=p.feed.url,
+                     entries=len(p.items), new=len(new_ids))
+    return FeedReport(p.feed, outcome, len(new_ids))
+
+
+def _unseen(db: Database, p: Prepared) -> list[Item]:
+    """Items not stored yet: by identity, and by link when the feed changed identity policy."""
+    known = store.known_identities(db, [i.identity for i in p.items])
+    if p.policy != "guid":
+        urls = [i.url for i in p.items if i.url]
+        known_urls = store.known_feed_urls(db, p.feed.id, urls)
+        known |= {i.identity for i in p.items if i.url in known_urls}
+    fresh: dict[str, Item] = {}
+    for item in p.items:  # a feed listing one entry twice stores it once
+        if item.identity not in known:
+            fresh.setdefault(item.identity, item)
+    return list(fresh.values())
+
+
+def _success_state(rt: Runtime, p: Prepared, now: dt.datetime) -> dict[str, object]:
+    assert p.fetched is not None
+    fetched, feed = p.fetched, p.feed
+    state: dict[str, object] = {
+        "etag": fetched.etag, "last_modified": fetched.last_modified, "body_sha256": fetched.body_sha256,
+        "last_polled_at": now, "last_success_at": now, "last_status": fetched.status,
+        "error_count": 0, "last_error": None, "retry_after": None, "identity_policy": p.policy,
+        "next_poll_at": polling.after_success(
+            now, _cadence(rt, feed, now), ttl=p.parsed.ttl if p.parsed else None, max_age=fetched.max_age
+        ),
+    }
+    if feed.disabled_reason and feed.disabled_reason != store.REMOVED_FROM_CONFIG:
+        state["disabled_reason"] = None  # a gone feed that answers again (poll --feed) is back
+    if fetched.origin_public is not None:
+        state["public_origin"] = int(fetched.origin_public)
+    if p.parsed is not None:
+        state["title"] = p.parsed.title or feed.title
+        state["site_url"] = p.parsed.site_url
+    if p.policy != feed.identity_policy:
+        logger.warning("Feed's {old} identities are unreliable, using {new} from now on: {url}",
+                       old=feed.identity_policy, new=p.policy, url=feed.url)
+    state.update(_moved(rt.db, feed, fetched))
+    return state
+
+
+def _moved(db: Database, feed: Feed, fetched: Fetched) -> dict[str, object]:
+    """A permanent redirect: poll the new address from now on; the config's address stays an alias."""
+    if not fetched.moved_to:
+        return {}
+    if store.url_taken(db, fetched.moved_to, feed.id):
+        logger.warning("Feed moved to an address another feed already has: {url} → {new}",
+                       url=feed.url, new=fetched.moved_to)
+        return {}
+    logger.info("Feed moved permanently: {url} → {new}", url=feed.url, new=fetched.moved_to)
+    return {"url": fetched.moved_to}
+
+
+def _cadence(rt: Runtime, feed: Feed, now: dt.datetime) -> polling.Cadence:
+    fetch = rt.settings.fetch
+    cadence = polling.Cadence(feed.interval or fetch.interval, fetch.min_interval, fetch.max_interval)
+    if not fetch.adaptive or feed.interval is not None:
+        return cadence
+    published = store.publication_times(rt.db, feed.id, now - polling.WEEK)
+    return polling.Cadence(polling.adaptive_interval(published, now, cadence), fetch.min_interval, fetch.max_interval)
+
+
+def _failed(rt: Runtime, p: Prepared, error: StorywatchError, now: dt.datetime) -> FeedReport:
+    feed = p.feed
+    status = error.status if isinstance(error, FetchError) else None
+    kind = error.kind if isinstance(error, FetchError) else ("parse" if isinstance(error, ParseError) else "internal")
+    if kind == "timeout" and rt.stop.is_set():  # cut short by shutdown: not the feed's fault
+        return FeedReport(feed, "stopped")
+    state: dict[str, object] = {"last_polled_at": now, "last_status": status}
+    if isinstance(error, RateLimited):
+        outcome = "rate_limited"
+        state |= {"retry_after": error.retry_after,
+                  "next_poll_at": polling.after_rate_limit(now, _cadence(rt, feed, now), error.retry_after)}
+        logger.info("Feed rate limited: {url}: {error}", url=feed.url, error=error.message)
+    elif isinstance(error, FeedGone):
+        outcome = "gone"
+        state |= {"disabled_reason": f"gone: {error.message} ({now:%Y-%m-%d})", "next_poll_at": None,
+                  "last_error": error.message}
+        logger.warning("Feed disabled, the publisher removed it: {url}", url=feed.url)
+    else:
+        outcome = "error"
+        errors = feed.error_count + 1
+        state |= {"error_count": errors, "last_error": str(error),
+                  "next_poll_at": polling.after_error(now, _cadence(rt, feed, now), errors)}
+        logger.warning("Feed failed ({n} in a row): {url}: {error}", n=errors, url=feed.url, error=str(error))
+    store.update_feed(rt.db, feed.id, **state)
+    store.record_fetch(rt.db, feed.id, p.started_at, kind=kind, status=status, error=str(error))
+    return FeedReport(feed, outcome, error=str(error))
+
+
+def _record_failure(rt: Runtime, prepared: Prepared, error: StorywatchError) -> FeedReport:
+    """Storing failed and was rolled back: keep the error on the feed (best effort)."""
+    try:
+        with store.transaction(rt.db):
+            return _failed(rt, prepared, error, rt.clock())
+    except Exception as exc:  # the store itself is failing (disk full?): nothing more to do here
+        logger.error("Cannot record the failure of {url}: {error}", url=prepared.feed.url, error=str(exc))
+        return FeedReport(prepared.feed, "error", error=str(error))
+
+
+# ── a polling cycle ──────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    started_at: dt.datetime
+    seconds: float
+    reports: tuple[FeedReport, ...]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.reports if r.outcome == outcome)
+
+    @property
+    def new_items(self) -> int:
+        return sum(r.new_items for r in self.reports)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.reports)} feeds polled in {self.seconds:.1f} s: {self.new_items} new items, "
+            f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
+            f"{self.count('rate_limited')} rate limited, {self.count('gone')} gone"
+        )
+
+
+def poll_feeds(
+    rt: Runtime, *, force: bool = False, feed_url: str | None = None, no_cache: bool = False
+) -> CycleReport:
+    """Poll the due feeds (all with `force`, one with `feed_url`): fetch in parallel, store in order."""
+    started_at, clock_start = rt.clock(), time.monotonic()
+    feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
+    reports = list(_poll(rt, feeds, no_cache))
+    store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
+    report = CycleReport(started_at, time.monotonic() - clock_start, tuple(reports))
+    if feeds:
+        logger.info("Cycle finished: {summary}", summary=report.summary(), feeds=len(feeds),
+                    new_items=report.new_items, failed=report.count("error"))
+    return report
+
+
+def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedReport]:
+    """Worker threads prepare feeds; this thread stores each one as it completes."""
+    if not feeds:
+        return
+    queue = iter(feeds)
+    with ThreadPoolExecutor(rt.settings.fetch.max_connections, thread_name_prefix="fetch") as pool:
+        running: set[Future[Prepared]] = set()
+
+        def top_up() -> None:
+            while not rt.stop.is_set() and len(running) < rt.settings.fetch.max_connections * 2:
+                feed = next(queue, None)
+                if feed is None:
+                    return
+                running.add(pool.submit(prepare, rt, feed, no_cache=no_cache))
+
+        top_up()
+        while running:
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.discard(future)
+                yield ingest(rt, future.result())
+            top_up()
+
+
+def _interleave_hosts(feeds: Sequence[Feed]) -> list[Feed]:
+    """Round-robin over hosts, so the per-host limit does not leave fetch threads waiting."""
+    by_host: dict[str, list[Feed]] = defaultdict(list)
+    for feed in feeds:
+        by_host[urlsplit(feed.url).hostname or ""].append(feed)
+    queues = list(by_host.values())
+    ordered: list[Feed] = []
+    while queues:
+        ordered += [q.pop(0) for q in queues]
+        queues = [q for q in queues if q]
+    return ordered

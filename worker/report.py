@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.clock import to_iso
 from worker.models import FeedHealth, StoredItem, StoreStatus
+
+if TYPE_CHECKING:
+    from worker.pipeline import CycleReport
 
 
 def when(value: dt.datetime | None, never: str = "never") -> str:
@@ -25,18 +28,82 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return "\n".join(lines)
 
 
-def feed_state(feed: FeedHealth) -> str:
-    """One phrase: disabled, failing, ok or new."""
+def feed_state(feed: FeedHealth, now: dt.datetime) -> str:
+    """One phrase: disabled, rate limited, failing, ok or not polled yet."""
     if feed.disabled_reason:
         return f"disabled: {feed.disabled_reason}"
+    if feed.retry_after and feed.retry_after > now:
+        return f"rate limited until {when(feed.retry_after)} (HTTP {feed.last_status})"
     if feed.error_count:
         return f"failing ({feed.error_count} in a row): {feed.last_error}"
     if feed.last_polled_at is None:
         return "not polled yet"
-    return f"ok ({feed.last_status})" if feed.last_status else "ok"
+    return f"ok (HTTP {feed.last_status})" if feed.last_status else "ok"
 
 
-def render_status(status: StoreStatus, schema: str) -> str:
+def feed_rows(feeds: Sequence[FeedHealth], now: dt.datetime) -> list[list[str]]:
+    """NAME, ITEMS, LAST POLL, NEXT POLL, URL, STATE (the state can be long, so it comes last)."""
+    return [
+        [f.name or "-", str(f.items), when(f.last_polled_at), _next_poll(f, now), f.url, feed_state(f, now)]
+        for f in feeds
+    ]
+
+
+FEED_HEADERS = ["NAME", "ITEMS", "LAST POLL", "NEXT POLL", "URL", "STATE"]
+
+
+def _next_poll(feed: FeedHealth, now: dt.datetime) -> str:
+    if feed.disabled_reason:
+        return "-"
+    if feed.next_poll_at is None or feed.next_poll_at <= now:
+        return "due"
+    return when(feed.next_poll_at)
+
+
+def render_feeds(feeds: Sequence[FeedHealth], now: dt.datetime) -> str:
+    if not feeds:
+        return "No feeds: add [[feeds]] to the config or run storywatch feeds add URL."
+    return table(FEED_HEADERS, feed_rows(feeds, now), indent="")
+
+
+def feeds_json(feeds: Sequence[FeedHealth], now: dt.datetime) -> str:
+    return json.dumps([feed_dict(f, now) for f in feeds], ensure_ascii=False, indent=2)
+
+
+def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
+    def iso(value: dt.datetime | None) -> str | None:
+        return to_iso(value) if value else None
+
+    return {
+        "url": feed.url,
+        "name": feed.name,
+        "title": feed.title,
+        "origin": feed.origin,
+        "tags": list(feed.tags),
+        "items": feed.items,
+        "state": feed_state(feed, now),
+        "last_status": feed.last_status,
+        "last_error": feed.last_error,
+        "error_count": feed.error_count,
+        "last_polled_at": iso(feed.last_polled_at),
+        "last_success_at": iso(feed.last_success_at),
+        "next_poll_at": iso(feed.next_poll_at),
+        "retry_after": iso(feed.retry_after),
+        "disabled_reason": feed.disabled_reason,
+    }
+
+
+def render_cycle(cycle: CycleReport) -> str:
+    """Each polled feed's outcome, then the cycle's summary line."""
+    rows = [
+        [r.outcome, str(r.new_items), r.feed.display_name, r.error or ""]
+        for r in cycle.reports
+    ]
+    head = table(["OUTCOME", "NEW", "FEED", "ERROR"], rows, indent="") + "\n" if rows else ""
+    return head + cycle.summary()
+
+
+def render_status(status: StoreStatus, schema: str, now: dt.datetime) -> str:
     sources = ", ".join(f"{n} {source}" for source, n in sorted(status.items_by_source.items()))
     digest = when(status.last_digest_at)
     if status.last_digest_status:
@@ -50,11 +117,7 @@ def render_status(status: StoreStatus, schema: str) -> str:
         f"Feeds ({len(status.feeds)})",
     ]
     if status.feeds:
-        rows = [
-            [f.name or "-", str(f.items), when(f.last_polled_at), when(f.next_poll_at, "due"), f.url, feed_state(f)]
-            for f in status.feeds
-        ]  # the state can be long, so it comes last and the other columns stay aligned
-        parts.append(table(["NAME", "ITEMS", "LAST POLL", "NEXT POLL", "URL", "STATE"], rows))
+        parts.append(table(FEED_HEADERS, feed_rows(status.feeds, now)))
     else:
         parts.append("  none configured: add [[feeds]] to the config")
     parts += ["", f"Storylines ({len(status.storylines)})"]

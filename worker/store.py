@@ -24,7 +24,7 @@ from sqlite_utils.migrations import Migrations
 from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
-from worker.models import FeedHealth, Item, StoredItem, StoreStatus, StorylineSummary
+from worker.models import Feed, FeedHealth, Item, StoredItem, StoreStatus, StorylineSummary
 
 PAGE_SIZE = 8192
 MIGRATIONS = Migrations("storywatch")
@@ -169,15 +169,36 @@ def _items_fts(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0003_polling_state")
+def _polling_state(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE feeds ADD COLUMN config_url TEXT;
+        ALTER TABLE feeds ADD COLUMN identity_policy TEXT NOT NULL DEFAULT 'guid';
+        ALTER TABLE feeds ADD COLUMN public_origin INTEGER;
+        ALTER TABLE feeds ADD COLUMN retry_after TEXT;
+        ALTER TABLE items ADD COLUMN date_flag TEXT NOT NULL DEFAULT '';
+        ALTER TABLE fetches ADD COLUMN kind TEXT NOT NULL DEFAULT 'ok';
+        CREATE INDEX feeds_next_poll ON feeds(next_poll_at);
+        CREATE INDEX feeds_config_url ON feeds(config_url);
+        CREATE INDEX fetches_started ON fetches(started_at);
+        """
+    )
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
-def open_store(path: Path, *, busy_timeout: float = 30.0) -> Database:
-    """Open (creating if needed) the store at `path` and bring its schema up to date."""
+def open_store(path: Path, *, busy_timeout: float = 30.0, shared: bool = False) -> Database:
+    """Open (creating if needed) the store at `path` and bring its schema up to date.
+
+    `shared`: the connection may be used from another thread than the one that opened it
+    (the daemon's jobs run in the scheduler's threads), one thread at a time.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         is_new = not path.exists() or path.stat().st_size == 0
-        conn = sqlite3.connect(path, timeout=busy_timeout)
+        conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=not shared)
         db = Database(conn)
         if is_new:
             db.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -231,28 +252,45 @@ def transaction(db: Database) -> Iterator[Database]:
 
 
 def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> dict[str, int]:
-    """Make the store's config feeds match `feeds`: add, update, and disable removed ones."""
+    """Make the store's config feeds match `feeds`: add, update, and disable removed ones.
+
+    A feed that moved (301/308) is found by the URL the config still gives (`config_url`),
+    so the old address is not added again.
+    """
     counts = {"added": 0, "updated": 0, "removed": 0}
-    wanted = {f.url: f for f in feeds}
+    kept: set[int] = set()
     with transaction(db):
         for feed in feeds:
-            row = _one(db, "SELECT * FROM feeds WHERE url = ?", [feed.url])
+            row = _one(db, "SELECT * FROM feeds WHERE url = ? OR config_url = ? ORDER BY url = ? DESC", [feed.url] * 3)
             values = {
                 "name": feed.name,
                 "tags": json.dumps(list(feed.tags)),
                 "interval_s": int(feed.interval.total_seconds()) if feed.interval else None,
             }
             if row is None:
-                db.table("feeds").insert({"url": feed.url, "origin": "config", "created_at": to_iso(now), **values})
+                cursor = db.execute(
+                    "INSERT INTO feeds (url, config_url, origin, created_at, name, tags, interval_s) "
+                    "VALUES (?, ?, 'config', ?, ?, ?, ?)",
+                    [feed.url, feed.url, to_iso(now), values["name"], values["tags"], values["interval_s"]],
+                )
+                kept.add(int(cursor.lastrowid or 0))
                 counts["added"] += 1
-            elif _changed(row, values) or row["disabled_reason"] == REMOVED_FROM_CONFIG:
-                db.table("feeds").update(row["id"], {**values, "disabled_reason": None})
+                continue
+            kept.add(row["id"])
+            if row["origin"] != "config" or row["disabled_reason"] == REMOVED_FROM_CONFIG or _changed(row, values):
+                db.table("feeds").update(row["id"], {**values, "origin": "config", "disabled_reason": _still_disabled(row)})
                 counts["updated"] += 1
-        for row in db.query("SELECT id, url FROM feeds WHERE origin = 'config' AND disabled_reason IS NULL"):
-            if row["url"] not in wanted:
+        for row in db.query("SELECT id FROM feeds WHERE origin = 'config' AND disabled_reason IS NULL"):
+            if row["id"] not in kept:
                 db.table("feeds").update(row["id"], {"disabled_reason": REMOVED_FROM_CONFIG})
                 counts["removed"] += 1
     return counts
+
+
+def _still_disabled(row: dict[str, Any]) -> str | None:
+    """Putting a feed back in the config re-enables it, unless its publisher removed it (410)."""
+    reason = row["disabled_reason"]
+    return None if reason == REMOVED_FROM_CONFIG else reason
 
 
 REMOVED_FROM_CONFIG = "removed from the config"
@@ -264,6 +302,100 @@ def _changed(row: dict[str, Any], values: dict[str, Any]) -> bool:
 
 def _one(db: Database, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
     return next(iter(db.query(sql, params)), None)
+
+
+def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: Sequence[str] = (),
+             interval: dt.timedelta | None = None, origin: str = "cli") -> bool:
+    """Add a feed by hand (CLI, OPML); False when that address is already known."""
+    with transaction(db):
+        if _one(db, "SELECT id FROM feeds WHERE url = ? OR config_url = ?", [url, url]):
+            return False
+        db.table("feeds").insert({
+            "url": url, "name": name, "tags": json.dumps(list(tags)), "origin": origin,
+            "interval_s": int(interval.total_seconds()) if interval else None, "created_at": to_iso(now),
+        })
+    return True
+
+
+def feeds_to_poll(db: Database, now: dt.datetime, *, force: bool = False, url: str | None = None) -> list[Feed]:
+    """Feeds due now (all active ones with `force`); `url` picks one feed, even a disabled one."""
+    if url is not None:
+        rows = db.query("SELECT * FROM feeds WHERE url = ? OR config_url = ?", [url, url])
+    elif force:
+        rows = db.query("SELECT * FROM feeds WHERE disabled_reason IS NULL ORDER BY id")
+    else:
+        rows = db.query(
+            "SELECT * FROM feeds WHERE disabled_reason IS NULL AND (next_poll_at IS NULL OR next_poll_at <= ?) "
+            "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id",
+            [to_iso(now)],
+        )
+    return [_feed(row) for row in rows]
+
+
+def all_feeds(db: Database) -> list[Feed]:
+    return [_feed(row) for row in db.query("SELECT * FROM feeds ORDER BY id")]
+
+
+def _feed(row: dict[str, Any]) -> Feed:
+    return Feed(
+        id=row["id"],
+        url=row["url"],
+        name=row["name"],
+        title=row["title"],
+        origin=row["origin"],
+        interval=dt.timedelta(seconds=row["interval_s"]) if row["interval_s"] else None,
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        body_sha256=row["body_sha256"],
+        error_count=row["error_count"],
+        identity_policy=row["identity_policy"],
+        public_origin=None if row["public_origin"] is None else bool(row["public_origin"]),
+        disabled_reason=row["disabled_reason"],
+        next_poll_at=_maybe_time(row["next_poll_at"]),
+    )
+
+
+_FEED_STATE = {
+    "url", "title", "site_url", "etag", "last_modified", "body_sha256", "next_poll_at", "last_polled_at",
+    "last_success_at", "error_count", "last_error", "last_status", "disabled_reason", "identity_policy",
+    "public_origin", "retry_after", "config_url",
+}
+
+
+def update_feed(db: Database, feed_id: int, **state: Any) -> None:
+    """Write a feed's polling state; datetimes are stored as ISO text."""
+    unknown = set(state) - _FEED_STATE
+    if unknown:
+        raise ValueError(f"not a feed state column: {sorted(unknown)}")
+    values = {k: to_iso(v) if isinstance(v, dt.datetime) else v for k, v in state.items()}
+    db.table("feeds").update(feed_id, values)
+
+
+def url_taken(db: Database, url: str, feed_id: int) -> bool:
+    return _one(db, "SELECT id FROM feeds WHERE url = ? AND id != ?", [url, feed_id]) is not None
+
+
+def record_fetch(
+    db: Database, feed_id: int, started_at: dt.datetime, *, kind: str, status: int | None = None,
+    size: int = 0, ms: int = 0, new_items: int = 0, error: str | None = None,
+) -> None:
+    db.table("fetches").insert({
+        "feed_id": feed_id, "started_at": to_iso(started_at), "kind": kind, "status": status,
+        "bytes": size, "ms": ms, "new_items": new_items, "error": error,
+    })
+
+
+def prune_fetches(db: Database, before: dt.datetime) -> int:
+    """Drop fetch log rows older than `before`; returns how many."""
+    with transaction(db):
+        return db.execute("DELETE FROM fetches WHERE started_at < ?", [to_iso(before)]).rowcount
+
+
+def publication_times(db: Database, feed_id: int, since: dt.datetime) -> list[dt.datetime]:
+    rows = db.execute(
+        "SELECT published_at FROM items WHERE feed_id = ? AND published_at >= ?", [feed_id, to_iso(since)]
+    ).fetchall()
+    return [from_iso(r[0]) for r in rows]
 
 
 # ── items ─────────────────────────────────────────────────────────────────────────────────
@@ -297,7 +429,7 @@ def save_items(db: Database, items: Iterable[Item]) -> list[int]:
 
 _ITEM_FIELDS = (
     "identity", "feed_id", "source", "guid", "url", "title", "text", "summary", "author",
-    "publisher", "lang", "published_at", "first_seen_at", "content_sha256",
+    "publisher", "lang", "published_at", "first_seen_at", "content_sha256", "date_flag",
 )
 _ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)
 _ITEM_PLACEHOLDERS = ", ".join("?" for _ in _ITEM_FIELDS)
@@ -308,6 +440,26 @@ def _item_row(item: Item) -> list[Any]:
     values["published_at"] = to_iso(item.published_at)
     values["first_seen_at"] = to_iso(item.first_seen_at)
     return [values[field] for field in _ITEM_FIELDS]
+
+
+def known_identities(db: Database, identities: Sequence[str]) -> set[str]:
+    """Which of these identities are stored already."""
+    found: set[str] = set()
+    for i in range(0, len(identities), 500):
+        chunk = identities[i : i + 500]
+        sql = f"SELECT identity FROM items WHERE identity IN ({', '.join('?' for _ in chunk)})"
+        found.update(row[0] for row in db.execute(sql, chunk).fetchall())
+    return found
+
+
+def known_feed_urls(db: Database, feed_id: int, urls: Sequence[str]) -> set[str]:
+    """Which of these links the feed already has an item for (under any identity policy)."""
+    found: set[str] = set()
+    for i in range(0, len(urls), 500):
+        chunk = urls[i : i + 500]
+        sql = f"SELECT url FROM items WHERE feed_id = ? AND url IN ({', '.join('?' for _ in chunk)})"
+        found.update(row[0] for row in db.execute(sql, [feed_id, *chunk]).fetchall())
+    return found
 
 
 def item_id_by_identity(db: Database, identity: str) -> int | None:
@@ -466,6 +618,11 @@ def feed_health(db: Database) -> Iterator[FeedHealth]:
             last_polled_at=_maybe_time(row["last_polled_at"]),
             next_poll_at=_maybe_time(row["next_poll_at"]),
             disabled_reason=row["disabled_reason"],
+            retry_after=_maybe_time(row["retry_after"]),
+            last_success_at=_maybe_time(row["last_success_at"]),
+            title=row["title"],
+            tags=tuple(json.loads(row["tags"])),
+            origin=row["origin"],
         )
 
 

@@ -1,0 +1,109 @@
+"""Normalize: text, links, dates and identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from worker.normalize import (
+    canonical_url,
+    content_hash,
+    entry_identity,
+    html_to_text,
+    identity_policy,
+    normalize_entry,
+    publication_time,
+)
+from worker.parse import Entry
+from tests.conftest import NOW
+
+
+def entry(guid: str | None = "g", link: str | None = "https://a.example/1", **kw: object) -> Entry:
+    values: dict[str, object] = {"guid": guid, "link": link, "title": "T", "content_html": "<p>Body</p>", "summary_html": ""}
+    values.update(kw)
+    return Entry(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>One</p><p>Two</p>", "One\n\nTwo"),
+        ("<h2>Head</h2>Body", "Head\n\nBody"),
+        ("Ex<b>am</b>ple and <i>more</i>", "Example and more"),
+        ("line<br>next<br/>last", "line\nnext\nlast"),
+        ("<script>alert('x')</script>Kept<style>p{}</style>", "Kept"),
+        ("Kim &amp; Xi &ndash; &#8220;friends&#8221; &nbsp;again", "Kim & Xi – “friends” again"),
+        ("<ul><li>a</li><li>b</li></ul>", "a\nb"),
+        ("<table><tr><td>1</td><td>2</td></tr></table>", "1 2"),
+        ('<a href="x" title="a > b">link</a> text', "link text"),
+        ("<!-- hidden -->shown", "shown"),
+        ("plain text, no markup", "plain text, no markup"),
+        ("ﬁve ＦＵＬＬ", "five FULL"),  # NFKC
+        ("bell\x07and\x00nul", "bellandnul"),
+        ("<p>a</p>\n\n\n\n<p>b</p>", "a\n\nb"),
+    ],
+)
+def test_html_to_text(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("HTTPS://News.Example:443/a?b=2&a=1#frag", "https://news.example/a?a=1&b=2"),
+        ("http://news.example:80", "http://news.example/"),
+        ("http://news.example:8080/x", "http://news.example:8080/x"),
+        ("https://n.example/a?utm_source=rss&utm_medium=feed&id=7&fbclid=x&gclid=y&mc_cid=z", "https://n.example/a?id=7"),
+        ("https://n.example/a/?ref=keep", "https://n.example/a/?ref=keep"),
+        ("  https://n.example/a  ", "https://n.example/a"),
+        ("", None),
+        (None, None),
+        ("not a url", "not a url"),
+    ],
+)
+def test_canonical_url(url: str | None, canonical: str | None) -> None:
+    assert canonical_url(url) == canonical
+
+
+def test_dates() -> None:
+    given = dt.datetime(2024, 12, 16, 8, tzinfo=dt.timezone.utc)
+    assert publication_time(entry(published=given), NOW) == (given, "")
+    assert publication_time(entry(), NOW) == (NOW, "missing")
+    assert publication_time(entry(updated=given), NOW) == (given, "")
+    assert publication_time(entry(published=NOW + dt.timedelta(hours=23)), NOW)[1] == ""
+    assert publication_time(entry(published=dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)), NOW) == (NOW, "future")
+
+
+def test_identity_policy_falls_back_and_never_returns() -> None:
+    good = [entry("a", "https://x.example/1"), entry("b", "https://x.example/2")]
+    assert identity_policy(good, "guid") == "guid"
+    repeated = [entry("a", "https://x.example/1"), entry("a", "https://x.example/2")]
+    assert identity_policy(repeated, "guid") == "url"
+    missing = [entry(None, "https://x.example/1"), entry("b", "https://x.example/2")]
+    assert identity_policy(missing, "guid") == "url"
+    no_links = [entry(None, None), entry(None, "https://x.example/2")]
+    assert identity_policy(no_links, "guid") == "content"
+    same_link = [entry(None, "https://x.example/1?utm_source=a"), entry(None, "https://x.example/1")]
+    assert identity_policy(same_link, "guid") == "content"
+    assert identity_policy(good, "url") == "url"  # once degraded, it stays degraded
+    assert identity_policy(good, "content") == "content"
+
+
+def test_entry_identity_by_policy() -> None:
+    e = entry("urn:1", "https://x.example/1?utm_source=rss")
+    assert entry_identity(7, e, "guid", "T", "B") == "feed:7:guid:urn:1"
+    assert entry_identity(7, e, "url", "T", "B") == "feed:7:url:https://x.example/1"
+    assert entry_identity(7, e, "content", "T", "B") == f"feed:7:content:{content_hash('T', 'B')}"
+    assert entry_identity(8, e, "guid", "T", "B") != entry_identity(7, e, "guid", "T", "B")  # GUIDs are per feed
+
+
+def test_normalize_entry() -> None:
+    e = entry(title="Kim &amp; Xi", content_html="<p>Text</p>", summary_html="<b>Sum</b>", author="<i>Desk</i>",
+              link="https://x.example/1?utm_campaign=z")
+    item = normalize_entry(e, feed_id=3, policy="guid", publisher="X News", now=NOW)
+    assert (item.title, item.text, item.summary, item.author) == ("Kim & Xi", "Text", "Sum", "Desk")
+    assert item.url == "https://x.example/1" and item.feed_id == 3 and item.source == "feed"
+    assert item.published_at == NOW and item.date_flag == "missing" and item.publisher == "X News"
+    assert item.content_sha256 == content_hash("Kim & Xi", "Text")
+    assert normalize_entry(entry(title=""), feed_id=3, policy="guid", publisher="", now=NOW).title == "(untitled)"

@@ -1,0 +1,79 @@
+"""Parsing: every fixture in tests/feeds/ says what it tests and what to expect.
+
+XML and HTML fixtures carry a comment with `Description:` and `Expect:` lines (a Python
+expression over `feed`) or a `Raises:` line; JSON fixtures carry the same under "_test".
+Drop a file in the folder to add a case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from worker import errors
+from worker.parse import advertised_feeds, parse_feed
+
+FIXTURES = Path(__file__).parent / "feeds"
+
+
+def expectations(path: Path) -> tuple[list[str], str | None]:
+    if path.suffix == ".json":
+        test = json.loads(path.read_text(encoding="utf-8"))["_test"]
+        expect = test.get("expect", [])
+        return ([expect] if isinstance(expect, str) else expect), test.get("raises")
+    text = path.read_bytes().decode("utf-8", errors="replace")  # the comment is UTF-8 in every fixture
+    raises = re.search(r"^Raises: (.+)$", text, re.M)
+    return re.findall(r"^Expect: (.+)$", text, re.M), raises.group(1) if raises else None
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.iterdir()), ids=lambda p: p.name)
+def test_fixture(path: Path) -> None:
+    expect, raises = expectations(path)
+    assert expect or raises, f"{path.name} states no expectation"
+    url = "https://site.example/page" if path.suffix == ".html" else ""
+    if raises:
+        name, message = raises.split(": ", 1)
+        with pytest.raises(getattr(errors, name)) as err:
+            parse_feed(path.read_bytes(), url=url)
+        assert str(err.value) == message or str(err.value).startswith(message)
+        return
+    feed = parse_feed(path.read_bytes(), url=url)
+    for line in expect:
+        assert eval(line, {"dt": dt, "feed": feed}), f"{path.name}: {line}"
+
+
+def test_an_empty_body_is_a_parse_error() -> None:
+    with pytest.raises(errors.ParseError, match="empty body"):
+        parse_feed(b"  \n")
+
+
+def test_json_garbage_with_a_feed_content_type_is_a_parse_error() -> None:
+    with pytest.raises(errors.ParseError, match="invalid JSON"):
+        parse_feed(b"{not json at all", content_type="application/feed+json")
+
+
+def test_plain_text_is_not_a_feed() -> None:
+    with pytest.raises(errors.ParseError, match="not a feed"):
+        parse_feed(b"hello, this is not xml", content_type="text/plain")
+
+
+def test_html_served_as_xml_is_still_recognised() -> None:
+    page = b"<html><head><link rel='alternate' type='application/rss+xml' href='feed.xml'></head></html>"
+    with pytest.raises(errors.NotAFeed) as err:
+        parse_feed(page, content_type="application/xml", url="https://a.example/dir/")
+    assert err.value.advertised == ("https://a.example/dir/feed.xml",)
+
+
+def test_advertised_feeds_ignore_other_links() -> None:
+    page = b'<link rel="alternate" hreflang="fr" href="/fr/"><link rel="ALTERNATE" type="application/atom+xml" href="a.xml">'
+    assert advertised_feeds(page, "https://b.example/") == ("https://b.example/a.xml",)
+
+
+def test_the_response_content_type_charset_is_used() -> None:
+    body = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Ça va</title></item></channel></rss>"
+    feed = parse_feed(body.encode("cp1252"), content_type="application/rss+xml; charset=windows-1252")
+    assert feed.entries[0].title == "Ça va"

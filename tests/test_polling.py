@@ -1,0 +1,307 @@
+"""Polling cycles end to end: a real HTTP server on 127.0.0.1, a real SQLite file, the real pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from worker import pipeline, store
+from worker.config import load_settings
+from worker.fetch import Fetcher
+from worker.pipeline import Runtime
+from tests.conftest import NOW, Cli
+from tests.feedserver import FeedServer, Reply, rss
+
+ONE = rss([("g1", "First story", "<p>One</p>"), ("g2", "Second story", "<p>Two</p>")])
+TWO = rss([("h1", "Other one", "<p>Uno</p>")], title="Other")
+
+
+@dataclass
+class Clock:
+    now: dt.datetime = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class World:
+    server: FeedServer
+    config: Path
+    clock: Clock = field(default_factory=Clock)
+    _rt: Runtime | None = None
+
+    @property
+    def rt(self) -> Runtime:
+        if self._rt is None:
+            settings = load_settings(self.config)
+            db = store.open_store(settings.storage.path)
+            pipeline.initialize(db, settings, self.clock())
+            self._rt = Runtime(db, settings, Fetcher(pipeline.fetch_policy(settings.fetch)), clock=self.clock)
+        return self._rt
+
+    @property
+    def db(self) -> Database:
+        return self.rt.db
+
+    def poll(self, **kwargs: object) -> pipeline.CycleReport:
+        return pipeline.poll_feeds(self.rt, **kwargs)  # type: ignore[arg-type]
+
+    def feed(self, path: str) -> dict[str, object]:
+        rows = list(self.db.query("SELECT * FROM feeds WHERE config_url = ? OR url = ?", [self.server.url(path)] * 2))
+        assert len(rows) == 1
+        return rows[0]
+
+    def items(self) -> list[dict[str, object]]:
+        return list(self.db.query("SELECT * FROM items ORDER BY id"))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
+    servers: list[FeedServer] = []
+
+    def make(*paths: str, extra: str = "") -> World:
+        server = FeedServer().__enter__()
+        servers.append(server)
+        feeds = "".join(f'\n[[feeds]]\nurl = "{server.url(p)}"\nname = "feed {p}"\n' for p in paths)
+        config = tmp_path / "storywatch.toml"
+        config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\n{extra}\n{feeds}'))
+        return World(server, config)
+
+    yield make
+    for server in servers:
+        server.__exit__()
+
+
+def test_a_cycle_stores_new_items_and_a_second_cycle_stores_nothing(world: Callable[..., World]) -> None:
+    w = world("/one", "/two")
+    w.server.routes["/one"] = lambda seen: Reply(304) if seen.headers.get("if-none-match") == '"1"' else Reply(body=ONE, headers={"ETag": '"1"'})
+    w.server.routes["/two"] = Reply(body=TWO, headers={"Last-Modified": "Mon, 16 Dec 2024 08:00:00 GMT"})
+    first = w.poll()
+    assert first.new_items == 3 and first.count("new") == 2
+    before = [(r["identity"], r["title"]) for r in w.items()]
+    assert ("feed:1:guid:g1", "First story") in before
+
+    second = w.poll(force=True)
+    assert second.new_items == 0 and second.count("not_modified") == 2  # a 304 and the same body
+    assert [(r["identity"], r["title"]) for r in w.items()] == before
+    fetches = list(w.db.query("SELECT kind, status, new_items FROM fetches ORDER BY id"))
+    assert [f["kind"] for f in fetches] == ["new", "new", "not_modified", "not_modified"]
+    assert w.server.requests[-2].headers.get("if-none-match") == '"1"' or w.server.requests[-1].headers.get("if-none-match") == '"1"'
+
+
+def test_only_due_feeds_are_polled(world: Callable[..., World]) -> None:
+    w = world("/one")
+    w.server.routes["/one"] = Reply(body=ONE)
+    w.poll()
+    assert w.poll().reports == ()  # nothing is due a second later
+    w.clock.advance(dt.timedelta(minutes=31))
+    assert len(w.poll().reports) == 1
+    assert w.feed("/one")["next_poll_at"] == "2026-11-23T13:01:00Z"  # 12:31 + the 30 minute interval
+
+
+def test_no_cache_ignores_the_validators(world: Callable[..., World]) -> None:
+    w = world("/one")
+    w.server.routes["/one"] = Reply(body=ONE, headers={"ETag": '"1"'})
+    w.poll()
+    w.poll(force=True, no_cache=True)
+    assert "if-none-match" not in w.server.requests[-1].headers
+    w.poll(force=True)
+    assert w.server.requests[-1].headers["if-none-match"] == '"1"'
+
+
+def test_errors_back_off_exponentially_and_success_resets(world: Callable[..., World]) -> None:
+    w = world("/flaky")
+    w.server.routes["/flaky"] = Reply(500)
+    for n in (1, 2, 3):
+        report = w.poll(force=True)
+        assert report.count("error") == 1
+        feed = w.feed("/flaky")
+        assert feed["error_count"] == n and feed["last_status"] == 500 and "HTTP 500" in str(feed["last_error"])
+        wait = dt.datetime.fromisoformat(str(feed["next_poll_at"]).replace("Z", "+00:00")) - w.clock()
+        expected = dt.timedelta(minutes=30) * 2**n
+        assert expected * 0.89 <= wait <= expected * 1.11
+    for _ in range(10):
+        w.poll(force=True)
+    wait = dt.datetime.fromisoformat(str(w.feed("/flaky")["next_poll_at"]).replace("Z", "+00:00")) - w.clock()
+    assert wait <= dt.timedelta(hours=24) * 1.1  # capped, and still scheduled: never given up
+    w.server.routes["/flaky"] = Reply(body=ONE)
+    w.poll(force=True)
+    feed = w.feed("/flaky")
+    assert feed["error_count"] == 0 and feed["last_error"] is None and feed["last_status"] == 200
+
+
+def test_one_bad_feed_never_stops_the_others(world: Callable[..., World]) -> None:
+    w = world("/empty", "/html", "/good", "/garbage")
+    w.server.routes["/empty"] = Reply(body=b"")
+    w.server.routes["/html"] = Reply(
+        body=b'<!doctype html><html><head><link rel="alternate" type="application/rss+xml" href="/good"></head></html>',
+        headers={"Content-Type": "text/html"},
+    )
+    w.server.routes["/good"] = Reply(body=ONE)
+    w.server.routes["/garbage"] = Reply(body=b"{nope", headers={"Content-Type": "application/feed+json"})
+    report = w.poll()
+    assert report.count("error") == 3 and report.new_items == 2
+    assert "empty body" in str(w.feed("/empty")["last_error"])
+    assert f"not a feed: the address returned an HTML page; it advertises: {w.server.url('/good')}" == w.feed("/html")["last_error"]
+    assert "invalid JSON" in str(w.feed("/garbage")["last_error"])
+
+
+def test_json_feed_and_malformed_xml_with_entries_are_stored(world: Callable[..., World], log_records: list[dict[str, object]]) -> None:
+    w = world("/json", "/broken")
+    w.server.routes["/json"] = Reply(
+        body=json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J",
+                         "items": [{"id": "j1", "url": "https://j.example/1", "title": "Json one", "content_text": "x"}]}).encode(),
+        headers={"Content-Type": "application/feed+json"},
+    )
+    w.server.routes["/broken"] = Reply(body=(Path(__file__).parent / "feeds" / "malformed_with_entries.xml").read_bytes())
+    report = w.poll()
+    assert report.new_items == 3 and report.count("error") == 0
+    assert any(r["level"] == "WARNING" and "malformed but readable" in str(r["message"]) for r in log_records)
+
+
+def test_duplicate_guids_fall_back_to_links(world: Callable[..., World]) -> None:
+    w = world("/dupes")
+    w.server.routes["/dupes"] = Reply(body=(Path(__file__).parent / "feeds" / "duplicate_guids.xml").read_bytes())
+    w.poll()
+    assert [r["identity"] for r in w.items()] == [f"feed:1:url:https://dupes.example/{n}" for n in (1, 2, 3)]
+    assert w.feed("/dupes")["identity_policy"] == "url"
+    w.poll(force=True, no_cache=True)
+    assert len(w.items()) == 3
+
+
+def test_a_feed_whose_guids_turn_bad_does_not_duplicate_its_items(world: Callable[..., World]) -> None:
+    w = world("/f")
+    w.server.routes["/f"] = Reply(body=rss([("a", "A", "one"), ("b", "B", "two")]))
+    w.poll()
+    w.server.routes["/f"] = Reply(body=rss([("a", "A", "one"), ("", "B", "two"), ("c", "C", "three")]))  # b lost its GUID
+    w.poll(force=True)
+    assert sorted(r["title"] for r in w.items()) == ["A", "B", "C"]
+
+
+def test_no_guids_and_no_dates(world: Callable[..., World]) -> None:
+    w = world("/bare")
+    w.server.routes["/bare"] = Reply(body=(Path(__file__).parent / "feeds" / "no_guids_no_dates.xml").read_bytes())
+    w.poll()
+    items = w.items()
+    assert len(items) == 3
+    assert items[0]["identity"].startswith("feed:1:content:")  # one entry has no link: the content decides
+    assert all(r["published_at"] == "2026-11-23T12:00:00Z" and r["date_flag"] == "missing" for r in items)
+    w.poll(force=True, no_cache=True)
+    assert len(w.items()) == 3
+
+
+def test_permanent_redirect_rewrites_the_feed_and_config_sync_keeps_the_alias(world: Callable[..., World]) -> None:
+    w = world("/old")
+    w.server.routes["/old"] = Reply(301, headers={"Location": "/new"})
+    w.server.routes["/new"] = Reply(body=ONE)
+    w.poll()
+    feed = w.feed("/old")
+    assert feed["url"] == w.server.url("/new") and feed["config_url"] == w.server.url("/old")
+    counts = store.sync_feeds(w.db, w.rt.settings.feeds, w.clock())  # the config still says /old
+    assert counts == {"added": 0, "updated": 0, "removed": 0}
+    assert w.db["feeds"].count == 1
+    w.poll(force=True)
+    assert w.server.paths()[-1] == "/new"  # the old address is not asked again
+
+
+def test_gone_disables_the_feed_with_a_reason(world: Callable[..., World], seeded_config: Path) -> None:
+    w = world("/gone")
+    w.server.routes["/gone"] = Reply(410)
+    assert w.poll().count("gone") == 1
+    feed = w.feed("/gone")
+    assert str(feed["disabled_reason"]).startswith("gone: HTTP 410") and feed["next_poll_at"] is None
+    assert w.poll(force=True).reports == ()  # not polled any more
+    status = Cli(w.config)("status").output
+    assert "disabled: gone: HTTP 410" in status
+    w.server.routes["/gone"] = Reply(body=ONE)  # back: polling it by hand re-enables it
+    w.poll(feed_url=w.server.url("/gone"))
+    assert w.feed("/gone")["disabled_reason"] is None
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_rate_limits_wait_without_counting_as_errors(world: Callable[..., World], status: int) -> None:
+    w = world("/busy")
+    w.server.routes["/busy"] = Reply(status, headers={"Retry-After": "7200"})
+    assert w.poll().count("rate_limited") == 1
+    feed = w.feed("/busy")
+    assert feed["error_count"] == 0 and feed["last_status"] == status
+    assert str(feed["next_poll_at"]) >= "2026-11-23T14:00:00Z"
+    assert "rate limited until" in Cli(w.config)("feeds", "list").output
+
+
+def test_ttl_and_max_age_are_lower_bounds(world: Callable[..., World]) -> None:
+    w = world("/ttl", "/cache")
+    w.server.routes["/ttl"] = Reply(body=rss([("t", "T", "x")], extra="<ttl>180</ttl>"))
+    w.server.routes["/cache"] = Reply(body=ONE, headers={"Cache-Control": "public, max-age=7200"})
+    w.poll()
+    assert w.feed("/ttl")["next_poll_at"] == "2026-11-23T15:00:00Z"
+    assert w.feed("/cache")["next_poll_at"] == "2026-11-23T14:00:00Z"
+
+
+def test_an_empty_feed_after_items_deletes_nothing(world: Callable[..., World]) -> None:
+    w = world("/f")
+    w.server.routes["/f"] = Reply(body=ONE)
+    w.poll()
+    w.server.routes["/f"] = Reply(body=(Path(__file__).parent / "feeds" / "empty_channel.xml").read_bytes())
+    report = w.poll(force=True)
+    assert report.count("new") == 1 and report.new_items == 0
+    assert len(w.items()) == 2
+
+
+def test_a_feed_listing_one_entry_twice_stores_it_once(world: Callable[..., World]) -> None:
+    w = world("/twice")
+    w.server.routes["/twice"] = Reply(body=rss([("", "Same", "same body"), ("", "Same", "same body")]))
+    w.poll()
+    assert len(w.items()) == 1
+
+
+def test_adaptive_intervals_follow_the_publishing_rate(world: Callable[..., World]) -> None:
+    w = world("/busy", "/quiet", extra="adaptive = true")
+    recent = "".join(
+        f"<item><guid>b{n}</guid><title>T{n}</title><pubDate>{(NOW - dt.timedelta(hours=n)).strftime('%a, %d %b %Y %H:%M:%S GMT')}</pubDate></item>"
+        for n in range(1, 85)
+    )
+    w.server.routes["/busy"] = Reply(body=f'<rss version="2.0"><channel><title>B</title>{recent}</channel></rss>'.encode())
+    w.server.routes["/quiet"] = Reply(body=rss([("q", "Old", "x")]))  # dated 2024: nothing this week
+    w.poll()
+    assert w.feed("/busy")["next_poll_at"] == "2026-11-23T14:00:00Z"  # 7 days / 84 entries = 2 h
+    assert w.feed("/quiet")["next_poll_at"] == "2026-11-24T12:00:00Z"  # none: the longest wait
+
+
+def test_feeds_list_json_and_cli_commands(world: Callable[..., World], tmp_path: Path) -> None:
+    w = world("/one")
+    w.server.routes["/one"] = Reply(body=ONE)
+    cli = Cli(w.config)
+    out = cli("poll").output
+    assert "new      2    feed /one" in out and "1 feeds polled" in out
+    listed = json.loads(cli("feeds", "list", "--json").output)
+    assert listed[0]["url"] == w.server.url("/one") and listed[0]["items"] == 2
+    assert {"url", "name", "items", "last_status", "last_error", "error_count", "next_poll_at", "disabled_reason"} <= set(listed[0])
+
+    assert "Added" in cli("feeds", "add", "https://extra.example/rss", "--name", "Extra", "--tag", "x").output
+    assert "Already known" in cli("feeds", "add", "https://extra.example/rss").output
+    assert cli("feeds", "add", "ftp://x", ok=False).exit_code == 2
+
+    exported = cli("feeds", "export").output
+    assert 'xmlUrl="https://extra.example/rss"' in exported and 'category="x"' in exported
+    opml_file = tmp_path / "subs.opml"
+    opml_file.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head/><body><outline text="Korea">'
+        '<outline text="Yonhap" xmlUrl="https://en.yna.co.kr/RSS/nk.xml"/>'
+        '<outline text="Dup" xmlUrl="https://extra.example/rss"/></outline></body></opml>'
+    )
+    assert "1 feeds added, 1 already known" in cli("feeds", "import", str(opml_file)).output
+    yonhap = [f for f in json.loads(cli("feeds", "list", "--json").output) if "yna" in f["url"]][0]
+    assert yonhap["tags"] == ["Korea"] and yonhap["origin"] == "opml"
+    assert cli("poll", "--feed", "https://nowhere.example/", ok=False).exit_code == 1

@@ -1,0 +1,263 @@
+"""Parse: bytes and headers → entries. feedparser for RSS/Atom/RDF, our own reader for JSON Feed.
+
+feedparser is only ever given bytes (never a URL: it has no timeout of its own), with the
+response's content type and final URL as `response_headers` so encodings and relative links
+resolve. HTML is not sanitized here (`sanitize_html=False`): the digest sanitizes at output.
+
+A feed that is malformed but still yields entries is accepted, with feedparser's complaint
+kept as a warning. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
+error listing the feed URLs the page advertises.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import re
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from worker.errors import NotAFeed, ParseError
+
+JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
+_JSON_TYPES = ("application/feed+json", "application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry as the feed gives it: HTML left as HTML, dates as aware UTC datetimes."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    content_html: str
+    summary_html: str
+    author: str = ""
+    published: dt.datetime | None = None
+    updated: dt.datetime | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    format: str  # "rss20", "atom10", "rdf", "json1.1", …
+    title: str
+    site_url: str | None
+    entries: tuple[Entry, ...]
+    ttl: dt.timedelta | None = None  # RSS <ttl>: the publisher's minimum time between polls
+    warning: str | None = None  # what was wrong with a feed we could still read
+    language: str = ""
+
+
+def parse_feed(body: bytes, *, content_type: str = "", url: str = "") -> ParsedFeed:
+    """Read a feed body of any supported format; raises ParseError or NotAFeed."""
+    if not body.strip():
+        raise ParseError("empty body: the server sent no feed")
+    if _looks_like_json(body, content_type):
+        return parse_json_feed(body, url)
+    return _parse_xml_feed(body, content_type, url)
+
+
+def _looks_like_json(body: bytes, content_type: str) -> bool:
+    media = content_type.split(";")[0].strip().lower()
+    return media in _JSON_TYPES or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+# ── RSS, Atom, RDF ───────────────────────────────────────────────────────────────────────────
+
+
+def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
+    headers = {"content-location": url} if url else {}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(
+        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    problem = _bozo_reason(parsed) if _is_parse_failure(parsed) else None
+    readable = parsed.get("version") and problem is None
+    if not parsed.entries and not readable:
+        _raise_not_a_feed(body, content_type, url, problem)
+    feed = parsed.feed
+    return ParsedFeed(
+        format=parsed.get("version") or "unknown",
+        title=_text(feed.get("title")),
+        site_url=feed.get("link") or None,
+        entries=tuple(_entry(e) for e in parsed.entries),
+        ttl=_ttl(feed.get("ttl")),
+        warning=problem,
+        language=_text(feed.get("language")),
+    )
+
+
+# feedparser flags these although the document parsed fine (a missing or wrong content type,
+# an encoding it had to guess): with a recognised version they are warnings, not failures.
+_BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+
+
+def _is_parse_failure(parsed: Any) -> bool:
+    return bool(parsed.get("bozo")) and not isinstance(parsed.get("bozo_exception"), _BENIGN)
+
+
+def _bozo_reason(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    return f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+
+
+def _entry(e: Any) -> Entry:
+    content = e.get("content") or []
+    content_html = max((c.get("value", "") for c in content), key=len, default="")
+    summary_html = e.get("summary", "") or ""
+    return Entry(
+        guid=e.get("id") or None,
+        link=e.get("link") or None,
+        title=_text(e.get("title")),
+        content_html=content_html or summary_html,
+        summary_html=summary_html if content_html else "",
+        author=_text(e.get("author")),
+        published=_from_struct(_raw(e, "published_parsed") or _raw(e, "updated_parsed") or _raw(e, "created_parsed")),
+        updated=_from_struct(_raw(e, "updated_parsed")),
+        tags=tuple(t.get("term", "") for t in e.get("tags", []) if t.get("term")),
+    )
+
+
+def _raw(entry: Any, key: str) -> Any:
+    """A field as feedparser stored it, bypassing its deprecated key aliases (and their warnings)."""
+    return dict.get(entry, key)
+
+
+def _from_struct(value: time.struct_time | None) -> dt.datetime | None:
+    """feedparser's dates are UTC struct_times; out-of-range ones are dropped, not fatal."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _ttl(value: Any) -> dt.timedelta | None:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return dt.timedelta(minutes=minutes) if 0 < minutes <= 7 * 24 * 60 else None
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _raise_not_a_feed(body: bytes, content_type: str, url: str, problem: str | None) -> None:
+    head = body[:4096].lstrip().lower()
+    if "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html")):
+        links = advertised_feeds(body, url)
+        listed = ("; it advertises: " + ", ".join(links)) if links else "; it advertises no feed"
+        raise NotAFeed(f"not a feed: the address returned an HTML page{listed}", advertised=links)
+    raise ParseError(f"not a feed: {problem or 'no RSS, Atom or RDF document found'}")
+
+
+class _FeedLinks(HTMLParser):
+    FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml", "application/json")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k.lower(): (v or "") for k, v in attrs}
+        rels = values.get("rel", "").lower().split()
+        if tag == "link" and "alternate" in rels and values.get("type", "").lower() in self.FEED_TYPES:
+            if values.get("href"):
+                self.hrefs.append(values["href"].strip())
+
+
+def advertised_feeds(html: bytes, base_url: str) -> tuple[str, ...]:
+    """Feed URLs an HTML page lists in <link rel="alternate" type="…">, made absolute."""
+    finder = _FeedLinks()
+    try:
+        finder.feed(html[:512 * 1024].decode("utf-8", errors="replace"))
+    except Exception:  # a broken page: whatever was found so far
+        pass
+    return tuple(dict.fromkeys(urljoin(base_url, href) for href in finder.hrefs))
+
+
+# ── JSON Feed 1.0 / 1.1 ──────────────────────────────────────────────────────────────────────
+
+
+def parse_json_feed(body: bytes, url: str = "") -> ParsedFeed:
+    """A JSON Feed (https://jsonfeed.org/version/1.1) into the same entries as XML feeds."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"not a feed: invalid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(JSON_FEED_VERSIONS[0]):
+        raise ParseError("not a feed: JSON without a JSON Feed version (https://jsonfeed.org/version/1…)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("not a feed: JSON Feed without an items list")
+    base = _str(doc.get("feed_url")) or url
+    version = "json1.1" if doc["version"].endswith("1.1") else "json1"
+    return ParsedFeed(
+        format=version,
+        title=_str(doc.get("title")),
+        site_url=_str(doc.get("home_page_url")) or None,
+        entries=tuple(_json_entry(item, base) for item in items if isinstance(item, dict)),
+        language=_str(doc.get("language")),
+    )
+
+
+def _json_entry(item: dict[str, Any], base: str) -> Entry:
+    link = _str(item.get("url")) or _str(item.get("external_url"))
+    html = _str(item.get("content_html"))
+    text = _str(item.get("content_text"))
+    summary = _str(item.get("summary"))
+    content = html or _escape_text(text) or _escape_text(summary)
+    return Entry(
+        guid=_str(item.get("id")) or None,
+        link=urljoin(base, link) if link else None,
+        title=_str(item.get("title")),
+        content_html=content,
+        summary_html=_escape_text(summary) if (html or text) else "",
+        author=_json_author(item),
+        published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
+        updated=_json_date(item.get("date_modified")),
+        tags=tuple(t for t in item.get("tags", []) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
+    )
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # JSON Feed ids are strings, but some feeds write numbers
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _escape_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _json_author(item: dict[str, Any]) -> str:
+    authors = item.get("authors")
+    if not isinstance(authors, list):
+        authors = [item.get("author")]
+    names = [_str(a.get("name")) for a in authors if isinstance(a, dict)]
+    return ", ".join(n for n in names if n)
+
+
+_RFC3339_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def _json_date(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _RFC3339_FRACTION.sub(r"\1", value.strip().replace("z", "Z"))
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
