@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 from bench import Result
+from worker.log import configure_logging
 
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
+    configure_logging("WARNING")
     names = argv or sorted(p.stem for p in HERE.glob("bench_*.py"))
     work = HERE / "work"
     results: list[tuple[str, Result]] = []

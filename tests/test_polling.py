@@ -14,7 +14,6 @@ from sqlite_utils import Database
 
 from worker import pipeline, store
 from worker.config import load_settings
-from worker.fetch import Fetcher
 from worker.pipeline import Runtime
 from tests.conftest import NOW, Cli
 from tests.feedserver import FeedServer, Reply, rss
@@ -47,7 +46,7 @@ class World:
             settings = load_settings(self.config)
             db = store.open_store(settings.storage.path)
             pipeline.initialize(db, settings, self.clock())
-            self._rt = Runtime(db, settings, Fetcher(pipeline.fetch_policy(settings.fetch)), clock=self.clock)
+            self._rt = pipeline.open_runtime(db, settings, clock=self.clock)
         return self._rt
 
     @property
@@ -75,10 +74,15 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         servers.append(server)
         feeds = "".join(f'\n[[feeds]]\nurl = "{server.url(p)}"\nname = "feed {p}"\n' for p in paths)
         config = tmp_path / "storywatch.toml"
-        config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\n{extra}\n{feeds}'))
-        return World(server, config)
+        config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n{extra}\n{feeds}'))
+        worlds.append(World(server, config))
+        return worlds[-1]
 
+    worlds: list[World] = []
     yield make
+    for w in worlds:
+        if w._rt is not None:
+            w._rt.close()
     for server in servers:
         server.__exit__()
 

@@ -2,4 +2,5 @@
 
 from worker.cli import main
 
-main()
+if __name__ == "__main__":  # parsing processes import this module again; they must not run the CLI
+    main()

@@ -19,7 +19,6 @@ from sqlite_utils import Database
 from worker import __version__, opml, pipeline, report, schedule, store
 from worker.clock import UTC, utc_now
 from worker.config import Settings, config_path, effective_settings, is_web_url, load_settings, parse_duration
-from worker.fetch import Fetcher
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
@@ -51,7 +50,7 @@ class App:
     def runtime(self) -> Runtime:
         """The store, synced with the config, and a fetcher: what polling needs."""
         pipeline.initialize(self.db, self.settings, utc_now())
-        return Runtime(self.db, self.settings, Fetcher(pipeline.fetch_policy(self.settings.fetch)))
+        return pipeline.open_runtime(self.db, self.settings)
 
 
 class _Group(click.Group):
@@ -176,10 +175,13 @@ def run(app: App, once: bool) -> None:
     """
     rt = app.runtime
     schedule.handle_stop_signals(rt)
-    if once:
-        click.echo(schedule.run_once(rt).summary())
-    else:
-        schedule.run_daemon(rt)
+    try:
+        if once:
+            click.echo(schedule.run_once(rt).summary())
+        else:
+            schedule.run_daemon(rt)
+    finally:
+        rt.close()
 
 
 @cli.command()
@@ -195,11 +197,14 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
       storywatch poll
       storywatch poll --feed https://www.38north.org/feed/ --no-cache
     """
+    if feed_url and not store.feeds_to_poll(app.db, utc_now(), url=feed_url):
+        raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
     rt = app.runtime
     schedule.handle_stop_signals(rt)
-    if feed_url and not store.feeds_to_poll(rt.db, utc_now(), url=feed_url):
-        raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
-    result = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+    try:
+        result = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+    finally:
+        rt.close()
     click.echo(report.render_cycle(result))
 
 

@@ -148,6 +148,11 @@ class FetchSettings:
     adaptive: bool = setting(
         False, "Set each feed's interval from how often it published in the last week."
     )
+    parse_processes: int = setting(
+        0,
+        "Processes that parse feeds in parallel; 0: one per CPU core; 1: no extra processes.",
+        check=between(0, 64),
+    )
 
 
 @dataclass(frozen=True, slots=True)

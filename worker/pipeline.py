@@ -26,9 +26,10 @@ from sqlite_utils import Database
 
 from worker import normalize, parse, polling, seeds, store
 from worker.clock import utc_now
+from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
-from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest
+from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Item
 
 FETCH_LOG_DAYS = 30
@@ -36,13 +37,39 @@ FETCH_LOG_DAYS = 30
 
 @dataclass
 class Runtime:
-    """What a running worker holds: the store, the settings, the fetcher, a clock, a stop flag."""
+    """What a running worker holds: the store, the settings, the fetcher, the parsing processes,
+    a clock and a stop flag. Build it with `open_runtime`; `close` releases it."""
 
     db: Database
     settings: Settings
     fetcher: Fetcher
+    parser: ProcessPool = field(default_factory=lambda: ProcessPool(1))
     clock: Callable[[], dt.datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.parser.close()
+
+
+PARSE_TIMEOUT = 120.0  # seconds one feed may take to parse before its process is replaced
+
+
+def open_runtime(
+    db: Database,
+    settings: Settings,
+    *,
+    network: Network | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> Runtime:
+    processes = settings.fetch.parse_processes or default_processes()
+    return Runtime(
+        db,
+        settings,
+        Fetcher(fetch_policy(settings.fetch), network),
+        ProcessPool(processes, timeout=PARSE_TIMEOUT),
+        clock,
+    )
 
 
 def fetch_policy(settings: FetchSettings) -> FetchPolicy:
@@ -118,16 +145,47 @@ def _seed_file_item(db: Database, path: Path, storyline_id: str, now: dt.datetim
 
 
 @dataclass(frozen=True, slots=True)
+class Parsed:
+    """A feed body parsed and normalized (in a parsing process): its entries as items."""
+
+    title: str
+    site_url: str | None
+    ttl: dt.timedelta | None
+    warning: str | None
+    policy: str
+    items: tuple[Item, ...]
+
+
+def parse_entries(feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime) -> Parsed:
+    """parse ─► normalize for one feed body; runs in a parsing process."""
+    parsed = parse.parse_feed(body, content_type=content_type, url=url)
+    entries = parsed.entries
+    policy = normalize.identity_policy(entries, feed.identity_policy) if entries else feed.identity_policy
+    publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
+    items = tuple(
+        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now)
+        for entry in entries
+    )
+    return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """A feed fetched, parsed and normalized by a worker thread, ready for the writer."""
+    """A feed fetched, parsed and normalized, ready for the writer."""
 
     feed: Feed
     started_at: dt.datetime
     fetched: Fetched | None = None
-    parsed: parse.ParsedFeed | None = None
-    items: tuple[Item, ...] = ()
-    policy: str = "guid"
+    parsed: Parsed | None = None
     error: StorywatchError | None = None
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return self.parsed.items if self.parsed else ()
+
+    @property
+    def policy(self) -> str:
+        return self.parsed.policy if self.parsed else self.feed.identity_policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,23 +197,19 @@ class FeedReport:
 
 
 def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
-    """fetch → parse → normalize for one feed. Never raises: a failure is kept as `error`."""
+    """fetch (this thread) → parse → normalize (a parsing process) for one feed.
+
+    Never raises: a failure is kept as `error` for the writer to record on the feed.
+    """
     started = rt.clock()
     try:
         fetched = rt.fetcher.fetch(_request(feed, no_cache))
         if fetched.not_modified:
             return Prepared(feed, started, fetched)
-        parsed = parse.parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url)
+        parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url, rt.clock())
         if parsed.warning:
             logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
-        policy = normalize.identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
-        publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
-        now = rt.clock()
-        items = tuple(
-            normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now)
-            for entry in parsed.entries
-        )
-        return Prepared(feed, started, fetched, parsed, items, policy)
+        return Prepared(feed, started, fetched, parsed)
     except StorywatchError as exc:
         return Prepared(feed, started, error=exc)
     except Exception as exc:  # a bug must not stop the other feeds; it is logged with its traceback

@@ -332,10 +332,6 @@ def feeds_to_poll(db: Database, now: dt.datetime, *, force: bool = False, url: s
     return [_feed(row) for row in rows]
 
 
-def all_feeds(db: Database) -> list[Feed]:
-    return [_feed(row) for row in db.query("SELECT * FROM feeds ORDER BY id")]
-
-
 def _feed(row: dict[str, Any]) -> Feed:
     return Feed(
         id=row["id"],

@@ -1,0 +1,121 @@
+"""Polling: 1,000 feeds × 50 entries (~2 KB of HTML each) served with ETags on loopback.
+
+Measured with the full pipeline as it stands (fetch, parse, normalize, store):
+- cold cycle (every feed new): wall time, entries/s, peak RSS, and its ratio to the time
+  feedparser alone takes to parse the same 1,000 bodies in this process, with the worker's options;
+- warm cycle (every feed answers 304): feeds/s;
+- a cycle where 10 % of the feeds changed, with 5 new entries each.
+The server is a separate process; 64 made-up host names resolve to 127.0.0.1 (the per-host
+limit applies per name, as it would across real publishers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import subprocess
+import sys
+import time
+from email.utils import format_datetime
+from pathlib import Path
+
+import feedparser
+
+from bench import Result, TreeRss
+from bench.corpus import article
+from worker import pipeline, store
+from worker.config import FeedConfig, Settings
+from worker.fetch import Network
+from worker.pipeline import Runtime
+
+FEEDS, ENTRIES, HOSTS = 1000, 50, 64
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def entry_xml(rng: random.Random, feed: int, n: int) -> str:
+    title, text = article(rng, 1700)
+    paragraphs = "".join(f"<p>{p} <a href=\"https://news.example/{feed}/{n}\">more</a> &amp; co.</p>" for p in text.split("\n\n"))
+    when = format_datetime(NOW - dt.timedelta(minutes=n + feed), usegmt=True)
+    return (f"<item><guid isPermaLink=\"false\">urn:{feed}:{n}</guid><title>{title}</title>"
+            f"<link>https://site{feed % HOSTS}.example/{feed}/{n}?utm_source=rss</link><pubDate>{when}</pubDate>"
+            f"<description><![CDATA[{paragraphs}]]></description></item>")
+
+
+def write_feed(path: Path, feed: int, entries: list[str]) -> None:
+    path.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Feed {feed}</title>'
+                    f"<link>https://site{feed % HOSTS}.example/</link>{''.join(entries)}</channel></rss>", encoding="utf-8")
+
+
+def make_feeds(folder: Path) -> dict[int, list[str]]:
+    rng = random.Random(3)
+    feeds = {}
+    for feed in range(FEEDS):
+        feeds[feed] = [entry_xml(rng, feed, n) for n in range(ENTRIES)]
+        write_feed(folder / f"{feed}.xml", feed, feeds[feed])
+    return feeds
+
+
+def start_server(work: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = work / "port"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.feedserver", str(folder), str(port_file)])
+    for _ in range(200):
+        if port_file.exists() and port_file.read_text():
+            return proc, int(port_file.read_text())
+        time.sleep(0.05)
+    raise RuntimeError("bench feed server did not start")
+
+
+def runtime(work: Path, port: int) -> Runtime:
+    feeds = tuple(FeedConfig(url=f"http://feeds{n % HOSTS}.bench:{port}/{n}.xml") for n in range(FEEDS))
+    settings = Settings(feeds=feeds)
+    db = store.open_store(work / "poll.db")
+    pipeline.initialize(db, settings, NOW)
+    return pipeline.open_runtime(db, settings, network=Network(resolve=lambda host: ["127.0.0.1"]))
+
+
+def feedparser_alone(folder: Path) -> float:
+    started = time.perf_counter()
+    for n in range(FEEDS):
+        feedparser.parse((folder / f"{n}.xml").read_bytes(), sanitize_html=False, resolve_relative_uris=False,
+                         response_headers={"content-type": "application/rss+xml; charset=utf-8",
+                                           "content-location": f"http://feeds{n % HOSTS}.bench/{n}.xml"})
+    return time.perf_counter() - started
+
+
+def change_some(folder: Path, feeds: dict[int, list[str]]) -> None:
+    rng = random.Random(4)
+    for feed in range(0, FEEDS, 10):
+        feeds[feed] = [entry_xml(rng, feed, 1000 + n) for n in range(5)] + feeds[feed][:ENTRIES - 5]
+        write_feed(folder / f"{feed}.xml", feed, feeds[feed])
+
+
+def run(work: Path) -> list[Result]:
+    folder = work / "feeds"
+    folder.mkdir()
+    feeds = make_feeds(folder)
+    server, port = start_server(work, folder)
+    try:
+        rt = runtime(work, port)
+        with TreeRss(exclude={server.pid}) as memory:
+            cold = pipeline.poll_feeds(rt, force=True)
+        rss = memory.peak_mib
+        assert cold.new_items == FEEDS * ENTRIES, cold.summary()
+        warm = pipeline.poll_feeds(rt, force=True)
+        assert warm.count("not_modified") == FEEDS, warm.summary()
+        change_some(folder, feeds)
+        changed = pipeline.poll_feeds(rt, force=True)
+        assert changed.new_items == FEEDS // 10 * 5, changed.summary()
+        rt.close()
+    finally:
+        server.terminate()
+        server.wait()
+    alone = feedparser_alone(folder)
+    return [
+        Result("poll cold: 1,000 feeds × 50 entries, wall time", cold.seconds, "s", "<= 40"),
+        Result("poll cold: entries/s", FEEDS * ENTRIES / cold.seconds, "entries/s", ""),
+        Result("poll cold: time ÷ feedparser alone on the same bodies", cold.seconds / alone, "ratio", "<= 2.0",
+               note=f"feedparser alone: {alone:.1f} s"),
+        Result("poll cold: peak RSS, worker and its parsing processes", rss, "MiB", "<= 300"),
+        Result("poll warm (all 304): feeds/s", FEEDS / warm.seconds, "feeds/s", ">= 500"),
+        Result("poll 10 % changed, 5 new entries each: wall time", changed.seconds, "s", "<= 6"),
+    ]
