@@ -8,6 +8,7 @@ import resource
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -403,3 +404,24 @@ def test_abort_stops_a_fetch_in_flight(server: FeedServer) -> None:
         with pytest.raises(FetchError, match="shutting down"):
             fetcher.fetch(FetchRequest(server.url("/slow")))
     assert time.monotonic() - started < 2.0
+
+
+def test_an_untrusted_certificate_is_a_tls_error(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FeedServer() as server:
+        server.routes["/feed"] = Reply(body=FEED)
+        server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+        with Fetcher(FetchPolicy(timeout=5)) as fetcher:
+            with pytest.raises(FetchError, match="TLS error") as err:
+                fetcher.fetch(FetchRequest(f"https://127.0.0.1:{server.port}/feed"))
+    assert err.value.kind == "tls" and "CERTIFICATE_VERIFY_FAILED" in str(err.value)
