@@ -1,5 +1,7 @@
 """Polling: 1,000 feeds × 50 entries (~2 KB of HTML each) served with ETags on loopback.
 
+Cold cycles and feedparser-alone runs are each taken best of two, warm cycles best of three.
+
 Measured with the full pipeline as it stands (fetch, parse, normalize, store):
 - cold cycle (every feed new): wall time, entries/s, peak RSS, and its ratio to the time
   feedparser alone takes to parse the same 1,000 bodies in this process, with the worker's options;
@@ -46,13 +48,11 @@ def write_feed(path: Path, feed: int, entries: list[str]) -> None:
                     f"<link>https://site{feed % HOSTS}.example/</link>{''.join(entries)}</channel></rss>", encoding="utf-8")
 
 
-def make_feeds(folder: Path) -> dict[int, list[str]]:
+def make_feeds(folder: Path) -> None:
+    """Written to disk, nothing kept: the benchmark's own data must not count as the worker's memory."""
     rng = random.Random(3)
-    feeds = {}
     for feed in range(FEEDS):
-        feeds[feed] = [entry_xml(rng, feed, n) for n in range(ENTRIES)]
-        write_feed(folder / f"{feed}.xml", feed, feeds[feed])
-    return feeds
+        write_feed(folder / f"{feed}.xml", feed, [entry_xml(rng, feed, n) for n in range(ENTRIES)])
 
 
 def start_server(work: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -65,10 +65,10 @@ def start_server(work: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int
     raise RuntimeError("bench feed server did not start")
 
 
-def runtime(work: Path, port: int) -> Runtime:
+def runtime(work: Path, port: int, name: str = "poll.db") -> Runtime:
     feeds = tuple(FeedConfig(url=f"http://feeds{n % HOSTS}.bench:{port}/{n}.xml") for n in range(FEEDS))
     settings = Settings(feeds=feeds)
-    db = store.open_store(work / "poll.db")
+    db = store.open_store(work / name)
     pipeline.initialize(db, settings, NOW)
     return pipeline.open_runtime(db, settings, network=Network(resolve=lambda host: ["127.0.0.1"]))
 
@@ -82,34 +82,47 @@ def feedparser_alone(folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def change_some(folder: Path, feeds: dict[int, list[str]]) -> None:
+def change_some(folder: Path) -> None:
+    """Every tenth feed gets 5 new entries on top; the 5 oldest fall off the end."""
     rng = random.Random(4)
     for feed in range(0, FEEDS, 10):
-        feeds[feed] = [entry_xml(rng, feed, 1000 + n) for n in range(5)] + feeds[feed][:ENTRIES - 5]
-        write_feed(folder / f"{feed}.xml", feed, feeds[feed])
+        path = folder / f"{feed}.xml"
+        entries = ["<item>" + part for part in path.read_text(encoding="utf-8").split("<item>")[1:]]
+        entries[-1] = entries[-1].replace("</channel></rss>", "")
+        write_feed(path, feed, [entry_xml(rng, feed, 1000 + n) for n in range(5)] + entries[: ENTRIES - 5])
+
+
+def cold_cycle(work: Path, port: int, name: str) -> tuple[Runtime, pipeline.CycleReport]:
+    rt = runtime(work, port, name)
+    cold = pipeline.poll_feeds(rt, force=True)
+    assert cold.new_items == FEEDS * ENTRIES, cold.summary()
+    return rt, cold
 
 
 def run(work: Path) -> list[Result]:
+    """Best of two for the cold cycle and for feedparser alone: the machine is shared and noisy."""
     folder = work / "feeds"
     folder.mkdir()
-    feeds = make_feeds(folder)
+    make_feeds(folder)
     server, port = start_server(work, folder)
     try:
-        rt = runtime(work, port)
         with TreeRss(exclude={server.pid}) as memory:
-            cold = pipeline.poll_feeds(rt, force=True)
+            first, first_cold = cold_cycle(work, port, "first.db")
         rss = memory.peak_mib
-        assert cold.new_items == FEEDS * ENTRIES, cold.summary()
-        warm = pipeline.poll_feeds(rt, force=True)
+        first.close()
+        rt, cold = cold_cycle(work, port, "poll.db")
+        if first_cold.seconds < cold.seconds:
+            cold = first_cold
+        warm = min((pipeline.poll_feeds(rt, force=True) for _ in range(3)), key=lambda cycle: cycle.seconds)
         assert warm.count("not_modified") == FEEDS, warm.summary()
-        change_some(folder, feeds)
+        change_some(folder)
         changed = pipeline.poll_feeds(rt, force=True)
         assert changed.new_items == FEEDS // 10 * 5, changed.summary()
         rt.close()
     finally:
         server.terminate()
         server.wait()
-    alone = feedparser_alone(folder)
+    alone = min(feedparser_alone(folder), feedparser_alone(folder))
     return [
         Result("poll cold: 1,000 feeds × 50 entries, wall time", cold.seconds, "s", "<= 40"),
         Result("poll cold: entries/s", FEEDS * ENTRIES / cold.seconds, "entries/s", ""),

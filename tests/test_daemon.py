@@ -31,12 +31,24 @@ def write_config(tmp_path: Path, server: FeedServer, paths: list[str]) -> Path:
     return config
 
 
-def start(config: Path, *args: str) -> subprocess.Popen[str]:
+def start(config: Path, *args: str, tag: str = "") -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "--config", str(config), *args],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "STORYWATCH_TEST_TAG": tag},
     )
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Processes (the worker and anything it started) whose environment carries `tag`."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"STORYWATCH_TEST_TAG={tag}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return found
 
 
 def count(db: Path, sql: str) -> int:
@@ -144,3 +156,19 @@ def test_sigkill_in_the_middle_of_a_cycle_loses_and_duplicates_nothing(tmp_path:
         for feed_id, etag, last_success, next_poll, items in per_feed:
             assert items == ITEMS and etag and last_success and next_poll, (feed_id, etag, last_success, next_poll, items)
         assert conn.execute("SELECT count(*) FROM fetches WHERE kind = 'new' AND new_items > 0").fetchone()[0] == FEEDS
+
+
+def test_a_killed_worker_leaves_no_processes_behind(tmp_path: Path, server: FeedServer) -> None:
+    import uuid
+
+    tag = uuid.uuid4().hex
+    body = rss([("1", "One", "x")])
+    server.routes["/slow"] = Reply(body=trickle(body, every=0.5), content_length=len(body))
+    server.routes["/a"] = Reply(body=rss([("2", "Two", "y")]))
+    config = write_config(tmp_path, server, ["/a", "/slow"])
+    proc = start(config, "run", tag=tag)
+    wait_for(lambda: count(tmp_path / "sw.db", "SELECT count(*) FROM items") == 1)
+    assert len(tagged_processes(tag)) >= 3, "the worker should have started its parsing processes"
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: tagged_processes(tag) == [], timeout=10)

@@ -8,6 +8,10 @@ when they stop, so Ctrl-C or a service stop never turns feeds in flight into err
 
 A task that runs longer than `timeout`, or a worker that dies (a hostile feed, out of memory),
 costs that one task: the pool is rebuilt and the caller gets a `StorywatchError`.
+
+If the parent is killed (SIGKILL), the workers would wait on their task queue forever (they
+hold its write end themselves) and keep the forkserver alive with them; each worker therefore
+watches its parent's pid and exits within a second of it disappearing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -32,9 +37,22 @@ def default_processes() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _ignore_stop_signals() -> None:
+def _start_worker(parent_pid: int) -> None:
+    """In each worker: ignore stop signals, and exit when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # alive, owned by someone else: cannot happen for our parent
+            pass
 
 
 class ProcessPool:
@@ -66,7 +84,7 @@ class ProcessPool:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(PRELOAD)
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=context, initializer=_ignore_stop_signals
+                    self.processes, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
                 )
             return self._executor
 
