@@ -15,6 +15,8 @@ from worker.normalize import (
     normalize_entry,
     publication_time,
 )
+from worker.config import DEFAULT_CLUTTER
+from worker.dedupe import Clutter
 from worker.parse import Entry
 from tests.conftest import NOW
 
@@ -101,9 +103,11 @@ def test_entry_identity_by_policy() -> None:
 def test_normalize_entry() -> None:
     e = entry(title="Kim &amp; Xi", content_html="<p>Text</p>", summary_html="<b>Sum</b>", author="<i>Desk</i>",
               link="https://x.example/1?utm_campaign=z")
-    item = normalize_entry(e, feed_id=3, policy="guid", publisher="X News", now=NOW)
+    clutter = Clutter.compile(DEFAULT_CLUTTER)
+    item = normalize_entry(e, feed_id=3, policy="guid", publisher="X News", now=NOW, clutter=clutter)
     assert (item.title, item.text, item.summary, item.author) == ("Kim & Xi", "Text", "Sum", "Desk")
     assert item.url == "https://x.example/1" and item.feed_id == 3 and item.source == "feed"
     assert item.published_at == NOW and item.date_flag == "missing" and item.publisher == "X News"
-    assert item.content_sha256 == content_hash("Kim & Xi", "Text")
-    assert normalize_entry(entry(title=""), feed_id=3, policy="guid", publisher="", now=NOW).title == "(untitled)"
+    assert item.fingerprint is not None and item.content_sha256 == item.fingerprint.content_sha256
+    untitled = normalize_entry(entry(title=""), feed_id=3, policy="guid", publisher="", now=NOW, clutter=clutter)
+    assert untitled.title == "(untitled)"

@@ -109,7 +109,7 @@ def test_save_items_ignores_known_identities(tmp_path: Path) -> None:
     db = store.open_store(tmp_path / "sw.db")
     first = store.save_items(db, [make_item(1), make_item(2)])
     again = store.save_items(db, [make_item(1), make_item(2), make_item(3)])
-    assert len(first) == 2 and len(again) == 1
+    assert first == [1, 2] and again == [0, 0, 3]  # 0: already stored, skipped
     assert db["items"].count == 3
     clusters = [r["cluster_id"] == r["id"] for r in db.query("SELECT id, cluster_id FROM items")]
     assert all(clusters)  # each new item starts its own cluster

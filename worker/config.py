@@ -88,6 +88,33 @@ def _timezone(v: str) -> str | None:
     return None
 
 
+def _regexes(patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"regular expressions ({pattern!r}: {exc})"
+    return None
+
+
+# Lines that are page furniture: each must match a whole line, case-insensitively.
+DEFAULT_CLUTTER = (
+    r"advertisement",
+    r"(continue |read )?(reading|more)( on .*)?[.…:»>]*",
+    r"(leave|post|add) a comment|\d* ?comments?",
+    r"related( posts| articles| stories| coverage| news| content)?:?",
+    r"(you (may|might) also like|recommended( for you)?|more from .{1,40}|most (read|popular))[.:]?",
+    r"(share|share this|share this (article|story|post)|share on \w+( \w+)?|click to share.*|tweet|email|print)[.:!]?",
+    r"(follow us on|like us on|join us on|sign up for|subscribe( to)?|get (our|the) .{0,40}newsletter).*",
+    r"this site uses akismet to reduce spam\..*",
+    r"(home|news) ?[»>›/|] .*",
+    r"(#\w+\s*){3,}",
+    r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?",
+    r"(photo|image|video|illustration)( credit)?:? \S.{0,80}",
+)
+
+
+
 # ── sections ──────────────────────────────────────────────────────────────────────────────
 
 
@@ -100,6 +127,12 @@ class StorageSettings:
         30.0,
         "Seconds a process waits for another process's write to finish before failing.",
         check=at_least(1),
+    )
+    retention_days: int = setting(
+        0,
+        "Items older than this many days are pruned (their identity and hash are kept so they "
+        "never come back); 0 keeps everything.",
+        check=at_least(0),
     )
 
 
@@ -152,6 +185,26 @@ class FetchSettings:
         0,
         "Processes that parse feeds in parallel; 0: one per CPU core; 1: no extra processes.",
         check=between(0, 64),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeSettings:
+    window: dt.timedelta = setting(
+        dt.timedelta(days=30),
+        "Copies are looked for among items published this close in time to each other.",
+    )
+    similarity: float = setting(
+        0.5,
+        "Estimated Jaccard similarity of two texts' word 3-shingles from which one is a copy "
+        "of the other (texts of 50 words or more; shorter ones follow the short-item rule).",
+        check=between(0.2, 1.0),
+    )
+    clutter_patterns: tuple[str, ...] = setting(
+        DEFAULT_CLUTTER,
+        "Regular expressions for whole lines of page furniture (\"Advertisement\", share prompts…); "
+        "left out of the text used for matching, never out of what is stored.",
+        check=_regexes,
     )
 
 
@@ -227,6 +280,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     seeds: SeedsSettings = field(default_factory=SeedsSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    dedupe: DedupeSettings = field(default_factory=DedupeSettings)
     feeds: tuple[FeedConfig, ...] = ()
     storylines: tuple[StorylineConfig, ...] = ()
     digest: DigestSettings = field(default_factory=DigestSettings)
@@ -239,6 +293,7 @@ SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "seeds": SeedsSettings,
     "fetch": FetchSettings,
+    "dedupe": DedupeSettings,
     "feeds": FeedConfig,
     "storylines": StorylineConfig,
     "digest": DigestSettings,

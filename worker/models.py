@@ -22,6 +22,32 @@ class SeedDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What dedupe knows of an item's content, computed once where the item is parsed."""
+
+    content_sha256: str  # exact-copy key: title + match text
+    raw_sha256: str  # the item as stored (title + text): an unchanged re-send is skipped on this
+    signature: bytes  # MinHash: of word 3-shingles, or of single words for short items
+    title_key: str  # the headline, lower-cased, punctuation and spacing removed
+    body_key: str  # sha256 of the match text's words, for the short-item rule
+    words: int  # words in the match text
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """An item as the index knows it (all of it comes from the store's columns)."""
+
+    item_id: int
+    feed_id: int | None
+    cluster_id: int
+    published: dt.datetime
+    signature: bytes
+    title_key: str
+    body_key: str
+    words: int
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One article, normalized, ready to store. `identity` is unique in the store."""
 
@@ -40,6 +66,34 @@ class Item:
     lang: str = ""
     feed_id: int | None = None
     date_flag: str = ""  # "" (as published), "missing" (dated by first sight) or "future" (clamped)
+    fingerprint: Fingerprint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a new item is stored: in a cluster of its own, or as a copy in another's cluster."""
+
+    cluster_id: int | None = None  # None: its own new cluster
+    dup_of: int | None = None  # the stored item it copies …
+    dup_of_batch: int | None = None  # … or an item stored earlier in the same batch (its position)
+    dup_kind: str | None = None  # "exact", "near" or "short"
+    similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An item's current version as the store has it: what a re-seen item is compared with."""
+
+    id: int
+    identity: str
+    feed_id: int | None
+    cluster_id: int
+    title: str
+    text: str
+    url: str | None
+    published_at: dt.datetime
+    raw_sha256: str | None
+    revision: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +114,7 @@ class Feed:
     public_origin: bool | None = None
     disabled_reason: str | None = None
     next_poll_at: dt.datetime | None = None
+    boilerplate: str = "{}"  # the feed's learned header and footer lines (dedupe.Boilerplate, JSON)
 
     @property
     def display_name(self) -> str:

@@ -6,8 +6,10 @@
   tracking parameters removed, query parameters sorted);
 - dates: UTC; a missing date is taken from first sight, a date more than a day in the future
   is clamped to now; either is flagged (`date_flag`);
-- identity: decided in `entry_identities` (its precedence is written there) and enforced by
-  the store's unique index.
+- identity: decided in `entry_identity` (its precedence is written there) and enforced by
+  the store's unique index;
+- fingerprint: hashes and MinHash of the item's match text (dedupe.match_text: clutter and the
+  feed's own header and footer lines left out); what is stored is the text as published.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+
+from worker.dedupe import Clutter, fingerprint, match_text
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
@@ -167,28 +171,37 @@ def entry_identity(feed_id: int, entry: Entry, policy: str, title: str, text: st
 
 
 def normalize_entry(
-    entry: Entry, *, feed_id: int, policy: str, publisher: str, now: dt.datetime, source: str = "feed"
+    entry: Entry,
+    *,
+    feed_id: int,
+    policy: str,
+    publisher: str,
+    now: dt.datetime,
+    clutter: Clutter,
+    boilerplate: frozenset[str] = frozenset(),
+    source: str = "feed",
 ) -> Item:
-    """A parsed entry as an Item of the given feed."""
+    """A parsed entry as an Item of the given feed, fingerprinted for dedupe."""
     title = html_to_text(entry.title) or "(untitled)"
     text = html_to_text(entry.content_html)
-    summary = html_to_text(entry.summary_html)
     published, flag = publication_time(entry, now)
+    marks = fingerprint(title, text, match_text(text, clutter, boilerplate))
     return Item(
         identity=entry_identity(feed_id, entry, policy, title, text),
         source=source,
         title=title,
         text=text,
-        summary=summary,
+        summary=html_to_text(entry.summary_html),
         url=canonical_url(entry.link),
         guid=entry.guid,
         author=html_to_text(entry.author),
         published_at=published,
         first_seen_at=now,
-        content_sha256=content_hash(title, text),
+        content_sha256=marks.content_sha256,
         publisher=publisher,
         feed_id=feed_id,
         date_flag=flag,
+        fingerprint=marks,
     )
 
 
@@ -200,13 +213,14 @@ def seed_identity(doc: SeedDoc) -> str:
     return f"seed:{doc.path.name}"
 
 
-def seed_item(doc: SeedDoc, now: dt.datetime) -> Item:
+def seed_item(doc: SeedDoc, now: dt.datetime, clutter: Clutter) -> Item:
     """A seed document as an item (source "seeds"); an undated seed is dated by first sight."""
     title = clean_text(doc.title)
     body = clean_text(doc.text)
     first_line, _, rest = body.partition("\n")
     if first_line.strip() == title:  # the file repeats its headline as the first line
         body = rest.strip()
+    marks = fingerprint(title, body, match_text(body, clutter))
     return Item(
         identity=seed_identity(doc),
         source="seeds",
@@ -214,8 +228,9 @@ def seed_item(doc: SeedDoc, now: dt.datetime) -> Item:
         text=body,
         published_at=start_of_day(doc.published) if doc.published else now,
         first_seen_at=now,
-        content_sha256=content_hash(title, body),
+        content_sha256=marks.content_sha256,
         publisher=doc.publisher,
         lang=doc.language,
         date_flag="" if doc.published else "missing",
+        fingerprint=marks,
     )

@@ -1,8 +1,12 @@
 """The pipeline: wires the stages together; holds no business logic of its own.
 
     initialize:   config ─► feeds synced, seed documents stored, storylines linked to seeds
-    refresh_feed: fetch ─► parse ─► normalize ─► store  (one transaction per feed)
+    refresh_feed: fetch ─► parse ─► normalize ─► dedupe ─► store  (one transaction per feed)
     poll_feeds:   the due feeds, fetched by worker threads (prepare), stored by one writer (ingest)
+
+Dedupe is split where the work is: fingerprints are computed with the parse (in a parsing
+process); the judging against the store and the in-memory index, and the writing, happen in
+the one writer.
 
 The scheduler, `storywatch poll` and `storywatch run --once` all call `poll_feeds`. Errors are
 caught in one place per feed (`prepare`/`ingest`): recorded on the feed, logged once, and the
@@ -12,6 +16,7 @@ run goes on.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections import defaultdict
@@ -24,15 +29,61 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import normalize, parse, polling, seeds, store
+from worker import dedupe, normalize, parse, polling, seeds, store
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
-from worker.models import Feed, Item
+from worker.models import Feed, Item, Placement
 
 FETCH_LOG_DAYS = 30
+
+
+class _Window:
+    """The dedupe index over the items published around the ones being stored.
+
+    It follows the newest publication time it has seen (the anchor): as the anchor moves
+    forward, newer items are loaded from the store and older ones forgotten, so memory stays
+    bounded. Items published long before the anchor (an old entry in a live feed) are
+    compared with an index built for their own time, loaded from the store.
+    """
+
+    def __init__(self, db: Database, settings: Settings, now: dt.datetime) -> None:
+        self.db = db
+        self.span = settings.dedupe.window
+        self.threshold = settings.dedupe.similarity
+        self.clutter = dedupe.Clutter.compile(settings.dedupe.clutter_patterns)
+        self.index = dedupe.Index(self.span, self.threshold)
+        self.anchor: dt.datetime | None = None
+
+    def index_for(self, items: Sequence[Item]) -> dedupe.Index:
+        """The index to judge this batch with (every item of a feed's batch uses the same one)."""
+        if not items:
+            return self.index
+        newest, oldest = max(i.published_at for i in items), min(i.published_at for i in items)
+        if self.anchor is None or newest > self.anchor:
+            self._advance(newest)
+        assert self.anchor is not None
+        if oldest >= self.anchor - self.span:
+            return self.index
+        return self._load(dedupe.Index(self.span, self.threshold), oldest - self.span, newest + self.span)
+
+    def _advance(self, anchor: dt.datetime) -> None:
+        start = anchor - self.span
+        loaded_until = self.anchor + self.span if self.anchor else None
+        if loaded_until is None or loaded_until < start:
+            self.index = dedupe.Index(self.span, self.threshold)
+            self._load(self.index, start, anchor + self.span)
+        else:
+            self._load(self.index, loaded_until, anchor + self.span)
+            self.index.forget_before(start - self.span)
+        self.anchor = anchor
+
+    def _load(self, index: dedupe.Index, since: dt.datetime, until: dt.datetime) -> dedupe.Index:
+        for entry in store.index_entries(self.db, since, until):
+            index.add(entry)
+        return index
 
 
 @dataclass
@@ -46,6 +97,13 @@ class Runtime:
     parser: ProcessPool = field(default_factory=lambda: ProcessPool(1))
     clock: Callable[[], dt.datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
+    _window: _Window | None = None
+
+    @property
+    def window(self) -> _Window:
+        if self._window is None:
+            self._window = _Window(self.db, self.settings, self.clock())
+        return self._window
 
     def close(self) -> None:
         self.fetcher.close()
@@ -97,23 +155,38 @@ class InitReport:
 
 
 def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport:
-    """Bring the store in line with the config; running it again changes nothing."""
+    """Bring the store in line with the config; running it again changes nothing.
+
+    Seed documents go through the same dedupe and store path as feed items (source "seeds").
+    """
     docs = seeds.read_seed_folder(settings.seeds.path) if settings.seeds.path else []
+    window = _Window(db, settings, now)
     with store.transaction(db):
         feeds = store.sync_feeds(db, settings.feeds, now)
-        added = store.save_items(db, [normalize.seed_item(doc, now) for doc in docs])
+        _fill_fingerprints(db, window.clutter)
+        added = ingest_items(db, window, None, [normalize.seed_item(doc, now, window.clutter) for doc in docs], now)
         store.sync_storylines(db, settings.storylines, now)
         linked: dict[str, int] = {}
         unresolved: list[str] = []
         for storyline in settings.storylines:
-            item_ids, missing = _seed_item_ids(db, storyline, now)
+            item_ids, missing = _seed_item_ids(db, window, storyline, now)
             store.set_storyline_seeds(db, storyline.id, item_ids, now)
             linked[storyline.id] = len(item_ids)
             unresolved += [f"{storyline.id}: {url}" for url in missing]
-    return InitReport(feeds, len(docs), len(added), linked, tuple(unresolved))
+    return InitReport(feeds, len(docs), added.new + added.copies, linked, tuple(unresolved))
 
 
-def _seed_item_ids(db: Database, storyline: StorylineConfig, now: dt.datetime) -> tuple[list[int], list[str]]:
+def _fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
+    """Items stored by a version without fingerprints get them (once; a no-op afterwards)."""
+    while rows := store.unprinted_items(db):
+        for row in rows:
+            marks = dedupe.fingerprint(row["title"], row["text"], dedupe.match_text(row["text"], clutter))
+            store.set_fingerprint(db, row["id"], marks.content_sha256, marks)
+
+
+def _seed_item_ids(
+    db: Database, window: _Window, storyline: StorylineConfig, now: dt.datetime
+) -> tuple[list[int], list[str]]:
     """The stored items a storyline's seeds name; seed files not stored yet are stored now."""
     item_ids: list[int] = []
     missing: list[str] = []
@@ -124,21 +197,23 @@ def _seed_item_ids(db: Database, storyline: StorylineConfig, now: dt.datetime) -
                 missing.append(seed)
                 continue
         else:
-            item_id = _seed_file_item(db, Path(seed), storyline.id, now)
+            item_id = _seed_file_item(db, window, Path(seed), storyline.id, now)
         item_ids.append(item_id)
     return item_ids, missing
 
 
-def _seed_file_item(db: Database, path: Path, storyline_id: str, now: dt.datetime) -> int:
+def _seed_file_item(db: Database, window: _Window, path: Path, storyline_id: str, now: dt.datetime) -> int:
     try:
         doc = seeds.read_seed_file(path)
     except SeedError as exc:
         raise SeedError(f"storyline {storyline_id}: {exc.message}", hint=exc.hint) from None
-    item: Item = normalize.seed_item(doc, now)
+    item: Item = normalize.seed_item(doc, now, window.clutter)
     known = store.item_id_by_identity(db, item.identity)
-    if known is not None:
-        return known
-    return store.save_items(db, [item])[0]
+    if known is None:
+        ingest_items(db, window, None, [item], now)
+        known = store.item_id_by_identity(db, item.identity)
+    assert known is not None
+    return known
 
 
 # ── one feed ─────────────────────────────────────────────────────────────────────────────────
@@ -156,17 +231,26 @@ class Parsed:
     items: tuple[Item, ...]
 
 
-def parse_entries(feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime) -> Parsed:
-    """parse ─► normalize for one feed body; runs in a parsing process."""
+def parse_entries(
+    feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime, clutter: tuple[str, ...]
+) -> Parsed:
+    """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process."""
     parsed = parse.parse_feed(body, content_type=content_type, url=url)
     entries = parsed.entries
     policy = normalize.identity_policy(entries, feed.identity_policy) if entries else feed.identity_policy
     publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
+    rules, boilerplate = _clutter(clutter), dedupe.Boilerplate.from_json(feed.boilerplate).lines
     items = tuple(
-        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now)
+        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher,
+                                  now=now, clutter=rules, boilerplate=boilerplate)
         for entry in entries
     )
     return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
+
+
+@functools.lru_cache(maxsize=8)
+def _clutter(patterns: tuple[str, ...]) -> dedupe.Clutter:
+    return dedupe.Clutter.compile(patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +273,23 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """What a batch of items did to the store."""
+
+    new: int = 0  # originals: stories not stored before
+    copies: int = 0  # exact or near copies of stored stories (same cluster)
+    revisions: int = 0  # edits of stored items, kept with a diff
+    new_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: Feed
     outcome: str  # "new", "not_modified", "error", "rate_limited", "gone", "stopped"
     new_items: int = 0
     error: str | None = None
+    copies: int = 0
+    revisions: int = 0
 
 
 def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
@@ -206,7 +302,8 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
         fetched = rt.fetcher.fetch(_request(feed, no_cache))
         if fetched.not_modified:
             return Prepared(feed, started, fetched)
-        parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url, rt.clock())
+        parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
+                               rt.clock(), rt.settings.dedupe.clutter_patterns)
         if parsed.warning:
             logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
         return Prepared(feed, started, fetched, parsed)
@@ -245,31 +342,73 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
     if p.error is not None:
         return _failed(rt, p, p.error, now)
     assert p.fetched is not None
-    new_ids = store.save_items(rt.db, _unseen(rt.db, p)) if p.items else []
+    result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now) if p.items else Stored()
     store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
     outcome = "not_modified" if p.fetched.not_modified else "new"
     store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
-                       size=len(p.fetched.body), ms=p.fetched.elapsed_ms, new_items=len(new_ids))
+                       size=len(p.fetched.body), ms=p.fetched.elapsed_ms, new_items=result.new + result.copies)
     if p.fetched.not_modified:
         logger.debug("Feed not modified: {url}", url=p.feed.url)
     else:
-        logger.debug("Feed polled: {url}: {entries} entries, {new} new", url=p.feed.url,
-                     entries=len(p.items), new=len(new_ids))
-    return FeedReport(p.feed, outcome, len(new_ids))
+        logger.debug("Feed polled: {url}: {entries} entries, {new} new, {copies} copies, {revisions} revised",
+                     url=p.feed.url, entries=len(p.items), new=result.new, copies=result.copies,
+                     revisions=result.revisions)
+    return FeedReport(p.feed, outcome, result.new, copies=result.copies, revisions=result.revisions)
 
 
-def _unseen(db: Database, p: Prepared) -> list[Item]:
-    """Items not stored yet: by identity, and by link when the feed changed identity policy."""
+def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
+    """The batch without entries stored under the feed's earlier identity policy (matched by link)."""
+    if p.policy == "guid":
+        return list(p.items)
     known = store.known_identities(db, [i.identity for i in p.items])
-    if p.policy != "guid":
-        urls = [i.url for i in p.items if i.url]
-        known_urls = store.known_feed_urls(db, p.feed.id, urls)
-        known |= {i.identity for i in p.items if i.url in known_urls}
-    fresh: dict[str, Item] = {}
-    for item in p.items:  # a feed listing one entry twice stores it once
-        if item.identity not in known:
-            fresh.setdefault(item.identity, item)
-    return list(fresh.values())
+    stored_links = store.known_feed_urls(db, p.feed.id, [i.url for i in p.items if i.url and i.identity not in known])
+    return [i for i in p.items if i.identity in known or i.url not in stored_links]
+
+
+def ingest_items(db: Database, window: _Window, feed: Feed | None, items: Sequence[Item], now: dt.datetime) -> Stored:
+    """dedupe ─► store for one source's batch: originals, copies, revisions (the writer's job)."""
+    index = window.index_for(items)
+    model = dedupe.Boilerplate.from_json(feed.boilerplate if feed else None)
+    known = dedupe.Known(*store.known_for(db, items))
+    verdicts = dedupe.classify(items, known, index, window.clutter, model.lines)
+    added = [n for n, v in enumerate(verdicts) if v.kind in ("new", "exact", "near", "short")]
+    position = {n: k for k, n in enumerate(added)}  # a verdict's place among the added items
+    placements = [_placement(verdicts[n], position) for n in added]
+    ids = store.save_items(db, [verdicts[n].item for n in added], placements)
+    clusters: list[int] = []
+    for k, (n, item_id) in enumerate(zip(added, ids)):
+        copy_of = placements[k].dup_of_batch
+        clusters.append(placements[k].cluster_id or (clusters[copy_of] if copy_of is not None else item_id))
+        if item_id:
+            index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
+    revisions = _apply_edits(db, verdicts, now)
+    stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
+    new_ids = tuple(item_id for v, item_id in stored if v.kind == "new")
+    if feed is not None and new_ids:
+        learned = model.learn([v.item.text for v, _ in stored if v.kind == "new"])
+        store.update_feed(db, feed.id, boilerplate=learned.to_json())
+    return Stored(len(new_ids), len(stored) - len(new_ids), revisions, new_ids)
+
+
+def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:
+    if verdict.kind == "new":
+        return Placement()
+    if verdict.match is not None:
+        return Placement(verdict.match.cluster_id, verdict.match.item_id, None, verdict.kind, verdict.match.similarity)
+    assert verdict.batch_copy_of is not None
+    return Placement(None, None, position[verdict.batch_copy_of], verdict.kind, 1.0)
+
+
+def _apply_edits(db: Database, verdicts: Sequence[dedupe.Verdict], now: dt.datetime) -> int:
+    """Revisions are kept with their diff; trivial edits refresh the stored text silently."""
+    revisions = 0
+    for verdict in verdicts:
+        if verdict.kind == "revision" and verdict.stored:
+            store.save_revision(db, verdict.stored, verdict.item, verdict.changes, verdict.diff, now)
+            revisions += 1
+        elif verdict.kind == "edit" and verdict.stored:
+            store.refresh_item(db, verdict.stored.id, verdict.item, now)
+    return revisions
 
 
 def _success_state(rt: Runtime, p: Prepared, now: dt.datetime) -> dict[str, object]:

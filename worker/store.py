@@ -24,7 +24,9 @@ from sqlite_utils.migrations import Migrations
 from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
-from worker.models import Feed, FeedHealth, Item, StoredItem, StoreStatus, StorylineSummary
+from worker.models import (
+    Feed, FeedHealth, Fingerprint, Indexed, Item, Placement, Stored, StoredItem, StoreStatus, StorylineSummary,
+)
 
 PAGE_SIZE = 8192
 MIGRATIONS = Migrations("storywatch")
@@ -182,6 +184,32 @@ def _polling_state(db: Database) -> None:
         CREATE INDEX feeds_next_poll ON feeds(next_poll_at);
         CREATE INDEX feeds_config_url ON feeds(config_url);
         CREATE INDEX fetches_started ON fetches(started_at);
+        """
+    )
+
+
+@MIGRATIONS(name="0004_dedupe_and_revisions")
+def _dedupe_and_revisions(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE items ADD COLUMN raw_sha256 TEXT;
+        ALTER TABLE items ADD COLUMN signature BLOB;
+        ALTER TABLE items ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE items ADD COLUMN body_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE items ADD COLUMN words INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE items ADD COLUMN dup_of INTEGER REFERENCES items(id);
+        ALTER TABLE items ADD COLUMN dup_kind TEXT;
+        ALTER TABLE items ADD COLUMN similarity REAL;
+        ALTER TABLE items ADD COLUMN updated_at TEXT;
+        ALTER TABLE feeds ADD COLUMN boilerplate TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE item_revisions ADD COLUMN url TEXT;
+        ALTER TABLE item_revisions ADD COLUMN published_at TEXT;
+        CREATE TABLE tombstones (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            pruned_at TEXT NOT NULL
+        );
+        CREATE INDEX items_dup_of ON items(dup_of);
         """
     )
 
@@ -348,13 +376,14 @@ def _feed(row: dict[str, Any]) -> Feed:
         public_origin=None if row["public_origin"] is None else bool(row["public_origin"]),
         disabled_reason=row["disabled_reason"],
         next_poll_at=_maybe_time(row["next_poll_at"]),
+        boilerplate=row["boilerplate"],
     )
 
 
 _FEED_STATE = {
     "url", "title", "site_url", "etag", "last_modified", "body_sha256", "next_poll_at", "last_polled_at",
     "last_success_at", "error_count", "last_error", "last_status", "disabled_reason", "identity_policy",
-    "public_origin", "retry_after", "config_url",
+    "public_origin", "retry_after", "config_url", "boilerplate",
 }
 
 
@@ -403,45 +432,175 @@ def publication_times(db: Database, feed_id: int, since: dt.datetime) -> list[dt
 # ── items ─────────────────────────────────────────────────────────────────────────────────
 
 
-def save_items(db: Database, items: Iterable[Item]) -> list[int]:
-    """Insert items whose identity is not stored yet; return the new rows' ids.
+def save_items(
+    db: Database, items: Sequence[Item], placements: Sequence[Placement] | None = None
+) -> list[int]:
+    """Insert items whose identity is not stored yet; return the new rows' ids (0: skipped).
 
-    Ids are assigned here, under the write lock, so a new item's cluster (its own id) is set in
-    the same statement and the batch is added to the full-text index in one statement.
+    Ids are assigned here, under the write lock, so an item's cluster is set in the same
+    statement (its own id, or the cluster of the item it copies) and the batch is added to the
+    full-text index in one statement.
     """
-    new_ids = []
+    ids: list[int] = []
     with transaction(db):
         next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()[0])
-        for item in items:
+        first_id = next_id
+        for n, item in enumerate(items):
+            place = placements[n] if placements else Placement()
+            dup_of = place.dup_of if place.dup_of_batch is None else ids[place.dup_of_batch]
+            cluster = _cluster_of(db, place, ids) or next_id
             cursor = db.execute(
-                f"INSERT INTO items (id, cluster_id, {_ITEM_COLUMNS}) "
-                f"VALUES (?, ?, {_ITEM_PLACEHOLDERS}) ON CONFLICT(identity) DO NOTHING",
-                [next_id, next_id, *_item_row(item)],
+                f"INSERT INTO items (id, cluster_id, dup_of, dup_kind, similarity, {_ITEM_COLUMNS}) "
+                f"VALUES (?, ?, ?, ?, ?, {_ITEM_PLACEHOLDERS}) ON CONFLICT(identity) DO NOTHING",
+                [next_id, cluster, dup_of or None, place.dup_kind, place.similarity, *_item_row(item)],
             )
-            if cursor.rowcount:
-                new_ids.append(next_id)
-                next_id += 1
-        if new_ids:
+            ids.append(next_id if cursor.rowcount else 0)
+            next_id += 1 if cursor.rowcount else 0
+        if next_id > first_id:
             db.execute(
                 "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items WHERE id >= ?",
-                [new_ids[0]],
+                [first_id],
             )
-    return new_ids
+    return ids
+
+
+def _cluster_of(db: Database, place: Placement, ids: list[int]) -> int | None:
+    if place.cluster_id is not None:
+        return place.cluster_id
+    if place.dup_of_batch is not None and ids[place.dup_of_batch]:
+        row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [ids[place.dup_of_batch]]).fetchone()
+        return int(row[0])
+    return None
 
 
 _ITEM_FIELDS = (
     "identity", "feed_id", "source", "guid", "url", "title", "text", "summary", "author",
     "publisher", "lang", "published_at", "first_seen_at", "content_sha256", "date_flag",
 )
-_ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)
-_ITEM_PLACEHOLDERS = ", ".join("?" for _ in _ITEM_FIELDS)
+_PRINT_FIELDS = ("raw_sha256", "signature", "title_key", "body_key", "words")
+_ITEM_COLUMNS = ", ".join(_ITEM_FIELDS + _PRINT_FIELDS)
+_ITEM_PLACEHOLDERS = ", ".join("?" for _ in _ITEM_FIELDS + _PRINT_FIELDS)
 
 
 def _item_row(item: Item) -> list[Any]:
-    values = {field: getattr(item, field) for field in _ITEM_FIELDS}
-    values["published_at"] = to_iso(item.published_at)
-    values["first_seen_at"] = to_iso(item.first_seen_at)
-    return [values[field] for field in _ITEM_FIELDS]
+    values = [getattr(item, field) for field in _ITEM_FIELDS]
+    values[_ITEM_FIELDS.index("published_at")] = to_iso(item.published_at)
+    values[_ITEM_FIELDS.index("first_seen_at")] = to_iso(item.first_seen_at)
+    marks = item.fingerprint
+    return values + ([getattr(marks, f) for f in _PRINT_FIELDS] if marks else [None, None, "", "", 0])
+
+
+def known_for(db: Database, items: Sequence[Item]) -> tuple[dict[str, Stored], dict[str, tuple[int, int]], frozenset[str]]:
+    """What the store holds for a batch: versions by identity, first items by content hash,
+    and the identities and hashes that retention pruned."""
+    identities = [i.identity for i in items]
+    hashes = list({i.content_sha256 for i in items})
+    versions = {
+        row["identity"]: _stored(row)
+        for row in _in_chunks(db, "SELECT * FROM items WHERE identity IN ({})", identities)
+    }
+    by_hash: dict[str, tuple[int, int]] = {}
+    sql = "SELECT content_sha256, min(id) AS id FROM items WHERE content_sha256 IN ({}) GROUP BY content_sha256"
+    for row in _in_chunks(db, sql, hashes):
+        by_hash[row["content_sha256"]] = (row["id"], _cluster_id(db, row["id"]))
+    tombstoned = frozenset(row["key"] for row in _in_chunks(db, "SELECT key FROM tombstones WHERE key IN ({})", identities + hashes))
+    return versions, by_hash, tombstoned
+
+
+def _cluster_id(db: Database, item_id: int) -> int:
+    return int(db.execute("SELECT cluster_id FROM items WHERE id = ?", [item_id]).fetchone()[0])
+
+
+def _in_chunks(db: Database, sql: str, values: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    """Run `sql` with its IN (…) filled by `values`, 500 at a time (SQLite's variable limit)."""
+    for i in range(0, len(values), 500):
+        chunk = values[i : i + 500]
+        yield from db.query(sql.format(", ".join("?" for _ in chunk)), chunk)
+
+
+def _stored(row: dict[str, Any]) -> Stored:
+    return Stored(
+        id=row["id"],
+        identity=row["identity"],
+        feed_id=row["feed_id"],
+        cluster_id=row["cluster_id"],
+        title=row["title"],
+        text=row["text"],
+        url=row["url"],
+        published_at=from_iso(row["published_at"]),
+        raw_sha256=row["raw_sha256"],
+        revision=row["revision"],
+    )
+
+
+def save_revision(db: Database, stored: Stored, new: Item, changes: Sequence[str], diff: str, now: dt.datetime) -> int:
+    """Keep the stored version as a revision row and make `new` the item's current version."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO item_revisions (item_id, revision, seen_at, title, text, url, published_at, "
+            "content_sha256, changed, diff) SELECT id, revision, ?, title, text, url, published_at, "
+            "content_sha256, ?, ? FROM items WHERE id = ?",
+            [to_iso(now), json.dumps(list(changes)), diff, stored.id],
+        )
+        refresh_item(db, stored.id, new, now, revision=stored.revision + 1)
+    return stored.revision + 1
+
+
+def refresh_item(db: Database, item_id: int, new: Item, now: dt.datetime, *, revision: int | None = None) -> None:
+    """Make `new` the item's current text (a revision, or a trivial change kept silently)."""
+    marks = new.fingerprint
+    values: dict[str, Any] = {
+        "title": new.title, "text": new.text, "summary": new.summary, "url": new.url, "author": new.author,
+        "published_at": to_iso(new.published_at), "content_sha256": new.content_sha256, "updated_at": to_iso(now),
+    }
+    if marks:
+        values |= {f: getattr(marks, f) for f in _PRINT_FIELDS}
+    if revision is not None:
+        values["revision"] = revision
+    columns = ", ".join(f"{k} = ?" for k in values)
+    db.execute(f"UPDATE items SET {columns} WHERE id = ?", [*values.values(), item_id])
+
+
+def index_entries(db: Database, since: dt.datetime, until: dt.datetime) -> Iterator[Indexed]:
+    """Fingerprints of the items published in [since, until], oldest first, to rebuild the index."""
+    sql = (
+        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, body_key, words FROM items "
+        "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL ORDER BY published_at, id"
+    )
+    for row in db.execute(sql, [to_iso(since), to_iso(until)]):
+        yield Indexed(row[0], row[1], row[2], from_iso(row[3]), row[4], row[5], row[6], row[7])
+
+
+def unprinted_items(db: Database, limit: int = 1000) -> list[dict[str, Any]]:
+    """Items stored before fingerprints existed (made by an older version), to fill in."""
+    return list(db.query("SELECT id, title, text, feed_id FROM items WHERE signature IS NULL LIMIT ?", [limit]))
+
+
+def set_fingerprint(db: Database, item_id: int, content_sha256: str, marks: Fingerprint) -> None:
+    db.execute(
+        "UPDATE items SET content_sha256 = ?, raw_sha256 = ?, signature = ?, title_key = ?, body_key = ?, words = ? "
+        "WHERE id = ?",
+        [content_sha256, *(getattr(marks, f) for f in _PRINT_FIELDS), item_id],
+    )
+
+
+def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
+    """Delete the clusters whose newest item was published before `before`, leaving tombstones
+    (identities and content hashes) so those items are never ingested again."""
+    with transaction(db):
+        old = "SELECT cluster_id FROM items GROUP BY cluster_id HAVING max(published_at) < ?"
+        db.execute(
+            "INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) "
+            f"SELECT identity, 'identity', ? FROM items WHERE cluster_id IN ({old}) "
+            f"UNION SELECT content_sha256, 'content', ? FROM items WHERE cluster_id IN ({old})",
+            [to_iso(now), to_iso(before), to_iso(now), to_iso(before)],
+        )
+        db.execute("DELETE FROM item_revisions WHERE item_id IN (SELECT id FROM items WHERE cluster_id IN "
+                   f"({old}))", [to_iso(before)])
+        db.execute("DELETE FROM storyline_items WHERE item_id IN (SELECT id FROM items WHERE cluster_id IN "
+                   f"({old}))", [to_iso(before)])
+        db.execute(f"UPDATE items SET dup_of = NULL WHERE cluster_id IN ({old})", [to_iso(before)])
+        return db.execute(f"DELETE FROM items WHERE cluster_id IN ({old})", [to_iso(before)]).rowcount
 
 
 def known_identities(db: Database, identities: Sequence[str]) -> set[str]:

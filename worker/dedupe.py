@@ -1,0 +1,456 @@
+"""Dedupe: one copy of each story, however many sites repeat it, and edits kept as revisions.
+
+Three layers, cheapest first:
+1. exact copies: sha256 of the title and the *match text* (normalize.match_text: clutter and
+   the feed's own boilerplate left out), in the same feed or across feeds;
+2. near-duplicates across sources: MinHash over word 3-shingles of the match text (64
+   multiply-shift permutations), candidates from an LSH index (32 bands of 2 rows: a pair at
+   Jaccard 0.4 becomes a candidate with probability 0.996), verified by estimated Jaccard.
+   The title is left out of the shingles, so a changed headline does not hide a copy. Copies
+   within one feed are never merged: a site may reuse text for different items;
+3. short items (fewer than SHORT_WORDS words: a headline and a line or two, too few shingles
+   for MinHash to be reliable) have their own rule, and only ever match other short items:
+   the same normalized headline from another source with compatible text (both empty, or
+   sharing at least half their words, estimated by a MinHash of single words), or the same
+   text of at least SHORT_BODY_WORDS words under another headline. A headline alone never
+   merges a short item into a long article: measured on real labelled news, different articles
+   of one story do share headlines word for word (for example two articles on the same death,
+   with 4 % of their 3-shingles in common).
+
+The index holds a window of recent items (by publication time) in numpy arrays: 64 uint32 per
+signature and one sorted uint64 array of band keys, about 0.6 KB an item where Python dicts of
+band keys would take about 2.5 KB. Signatures are stored in SQLite, so the index is rebuilt at
+start without re-reading any text. Pure: the store is read and written by the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import re
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from worker.models import Fingerprint, Indexed, Item, Stored
+
+PERMUTATIONS = 64
+BANDS, ROWS = 32, 2
+SHINGLE = 3
+SHORT_WORDS = 50  # match texts with fewer words than this use the short-item rule
+SHORT_BODY_WORDS = 12  # an identical text this long identifies a short item under a new headline
+SHORT_BODY_OVERLAP = 0.5  # bodies of two short items with the same headline share this many words
+
+_rng = np.random.default_rng(20261123)  # fixed: signatures are stored and must stay comparable
+_MULT = _rng.integers(1, 2**63, size=PERMUTATIONS, dtype=np.uint64) | np.uint64(1)  # odd multipliers
+_ADD = _rng.integers(0, 2**63, size=PERMUTATIONS, dtype=np.uint64)
+_BAND_SALT = _rng.integers(0, 2**63, size=BANDS, dtype=np.uint64)
+_WORD = re.compile(r"\w+")
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def fingerprint(title: str, text: str, match: str) -> Fingerprint:
+    """Hashes and signature of an item; `match` is its match text (normalize.match_text)."""
+    words = words_of(match)
+    return Fingerprint(
+        content_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(match.split())),
+        raw_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(text.split())),
+        signature=minhash(words, SHINGLE if len(words) >= SHORT_WORDS else 1),
+        title_key=title_key(title),
+        body_key=_sha(" ".join(words)) if words else "",
+        words=len(words),
+    )
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def title_key(title: str) -> str:
+    return " ".join(words_of(title))
+
+
+def _word_ids(words: Sequence[str]) -> npt.NDArray[np.uint64]:
+    # crc32: stable across processes and restarts (Python's hash() is salted per process)
+    return np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words))
+
+
+def minhash(words: Sequence[str], shingle: int = SHINGLE) -> bytes:
+    """64 × uint32 MinHash of the word n-shingles (3 by default; single words with 1)."""
+    ids = _word_ids(words)
+    if shingle == SHINGLE and len(ids) >= SHINGLE:
+        shingles = (ids[:-2] * np.uint64(0x9E3779B1) + ids[1:-1]) * np.uint64(0x85EBCA77) + ids[2:]
+    else:
+        shingles = ids
+    if len(shingles) == 0:
+        return bytes(4 * PERMUTATIONS)
+    shingles = np.unique(shingles & np.uint64(0xFFFFFFFF))
+    # multiply-shift hashing: the high 32 bits of a·x + b (mod 2^64) for each permutation
+    hashed = (_MULT[:, None] * shingles[None, :] + _ADD[:, None]) >> np.uint64(32)
+    return bytes(hashed.min(axis=1).astype("<u4").tobytes())
+
+
+def _signature(raw: bytes) -> npt.NDArray[np.uint32]:
+    return np.frombuffer(raw, dtype="<u4")
+
+
+def band_keys(signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+    pairs = signature.astype(np.uint64).reshape(BANDS, ROWS)
+    return ((pairs[:, 0] << np.uint64(32)) | pairs[:, 1]) ^ _BAND_SALT
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Estimated Jaccard similarity of two signatures: the share of equal minimums."""
+    return float(np.mean(_signature(a) == _signature(b)))
+
+
+# ── match text: clutter and a feed's boilerplate left out ──────────────────────────────────
+
+@dataclass(frozen=True, slots=True)
+class Clutter:
+    """Lines that are page furniture, not article text: each pattern must match a whole line."""
+
+    patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def compile(cls, patterns: Sequence[str]) -> Clutter:
+        return cls(tuple(re.compile(p, re.I) for p in patterns))
+
+    def matches(self, line: str) -> bool:
+        return any(p.fullmatch(line) for p in self.patterns)
+
+
+EDGE_LINES = (2, 3)  # the first 2 and last 3 lines of an item are where a site puts its furniture
+BOILERPLATE_MIN_ITEMS = 3  # a line must open or close at least this many of a feed's items …
+BOILERPLATE_SHARE = 0.3  # … and at least this share of them, so one repeated sentence is kept
+_BOILERPLATE_KEEP = 200  # candidate lines remembered per feed
+
+
+@dataclass(frozen=True, slots=True)
+class Boilerplate:
+    """A feed's repeated header and footer lines, learned from its own items."""
+
+    items: int = 0
+    counts: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def lines(self) -> frozenset[str]:
+        needed = max(BOILERPLATE_MIN_ITEMS, BOILERPLATE_SHARE * self.items)
+        return frozenset(line for line, n in self.counts if n >= needed)
+
+    def learn(self, texts: Sequence[str]) -> Boilerplate:
+        counts = Counter(dict(self.counts))
+        for text in texts:
+            counts.update(set(_edge_lines(text)))
+        kept = tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_BOILERPLATE_KEEP])
+        return Boilerplate(self.items + len(texts), kept)
+
+    def to_json(self) -> str:
+        return json.dumps({"items": self.items, "counts": dict(self.counts)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Boilerplate:
+        data = json.loads(text or "{}")
+        return cls(int(data.get("items", 0)), tuple((str(k), int(v)) for k, v in data.get("counts", {}).items()))
+
+
+def _edge_lines(text: str) -> list[str]:
+    lines = [line for line in text.split("\n") if line and len(line) <= 300]
+    head, tail = EDGE_LINES
+    return lines[:head] + lines[-tail:]
+
+
+def match_text(text: str, clutter: Clutter, boilerplate: frozenset[str] = frozenset()) -> str:
+    """The text that hashing and matching use: clutter and the feed's boilerplate left out."""
+    kept = [line for line in text.split("\n") if line and line not in boilerplate and not clutter.matches(line)]
+    return "\n".join(kept)
+
+
+# ── the index ──────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The earlier item a new one copies: kind "near" (MinHash) or "short" (the short-item rule)."""
+
+    item_id: int
+    cluster_id: int
+    kind: str
+    similarity: float
+
+
+def is_short(entry: Indexed) -> bool:
+    return entry.words < SHORT_WORDS
+
+
+TITLE_ONLY_MIN_WORDS = 4  # a headline-only item needs a headline this long to match on it alone
+_MERGE_EVERY = 2048  # new signatures kept in a dict before they are merged into the sorted arrays
+
+
+class Index:
+    """The recent items (a window of publication times), searchable for near-duplicates."""
+
+    def __init__(self, window: dt.timedelta, threshold: float) -> None:
+        self.window = window
+        self.threshold = threshold
+        self._clear()
+
+    def _clear(self) -> None:
+        self._ids: set[int] = set()
+        self._rows: list[Indexed] = []
+        self._dead: set[int] = set()
+        self._sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature (long items)
+        self._keys = np.zeros(0, dtype=np.uint64)  # band keys of merged rows, sorted
+        self._key_rows = np.zeros(0, dtype=np.int64)  # the row of each sorted key
+        self._recent: dict[int, list[int]] = defaultdict(list)  # band key → rows not merged yet
+        self._recent_rows: list[int] = []
+        self._titles: dict[str, list[int]] = defaultdict(list)  # short items by headline
+        self._bodies: dict[str, list[int]] = defaultdict(list)  # short items by text
+
+    def __len__(self) -> int:
+        return len(self._rows) - len(self._dead)
+
+    # ── adding and forgetting ─
+
+    def add(self, entry: Indexed) -> None:
+        if entry.item_id in self._ids:
+            return
+        self._ids.add(entry.item_id)
+        row = len(self._rows)
+        self._rows.append(entry)
+        if is_short(entry):
+            if entry.title_key:
+                self._titles[entry.title_key].append(row)
+            if entry.words >= SHORT_BODY_WORDS:
+                self._bodies[entry.body_key].append(row)
+            return
+        if row >= len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.zeros_like(self._sigs)])
+        signature = _signature(entry.signature)
+        self._sigs[row] = signature
+        for key in band_keys(signature).tolist():
+            self._recent[key].append(row)
+        self._recent_rows.append(row)
+        if len(self._recent_rows) >= _MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        rows = np.array(self._recent_rows, dtype=np.int64)
+        keys = np.concatenate([band_keys(self._sigs[r]) for r in rows])
+        order = np.argsort(np.concatenate([self._keys, keys]), kind="stable")
+        self._keys = np.concatenate([self._keys, keys])[order]
+        self._key_rows = np.concatenate([self._key_rows, np.repeat(rows, BANDS)])[order]
+        self._recent.clear()
+        self._recent_rows.clear()
+
+    def forget_before(self, when: dt.datetime) -> int:
+        """Drop items published before `when`; compacts once half the rows are gone."""
+        dropped = 0
+        for row, entry in enumerate(self._rows):
+            if row not in self._dead and entry.published < when:
+                self._dead.add(row)
+                self._ids.discard(entry.item_id)
+                dropped += 1
+        if len(self._dead) > len(self._rows) // 2:
+            self._compact()
+        return dropped
+
+    def _compact(self) -> None:
+        alive = [entry for row, entry in enumerate(self._rows) if row not in self._dead]
+        self._clear()
+        for entry in alive:
+            self.add(entry)
+
+    # ── searching ─
+
+    def find(self, item: Indexed) -> Match | None:
+        """The indexed item that `item` copies (another source, within the window), if any."""
+        return self._find_short(item) if is_short(item) else self._find_near(item)
+
+    def _eligible(self, row: int, item: Indexed) -> bool:
+        other = self._rows[row]
+        return (
+            row not in self._dead
+            and other.item_id != item.item_id
+            and (other.feed_id is None or other.feed_id != item.feed_id)
+            and abs(other.published - item.published) <= self.window
+        )
+
+    def _find_near(self, item: Indexed) -> Match | None:
+        signature = _signature(item.signature)
+        keys = band_keys(signature)
+        rows = set(self._candidates(keys))
+        for key in keys.tolist():
+            rows.update(self._recent.get(key, ()))
+        rows = {r for r in rows if self._eligible(r, item)}
+        if not rows:
+            return None
+        ordered = np.fromiter(rows, dtype=np.int64, count=len(rows))
+        scores = (self._sigs[ordered] == signature).mean(axis=1)
+        best = int(np.argmax(scores))
+        if scores[best] < self.threshold:
+            return None
+        other = self._rows[int(ordered[best])]
+        return Match(other.item_id, other.cluster_id, "near", float(scores[best]))
+
+    def _candidates(self, keys: npt.NDArray[np.uint64]) -> Iterable[int]:
+        if not len(self._keys):
+            return ()
+        left = np.searchsorted(self._keys, keys, side="left")
+        right = np.searchsorted(self._keys, keys, side="right")
+        hits = [self._key_rows[lo:hi] for lo, hi in zip(left.tolist(), right.tolist()) if hi > lo]
+        return np.concatenate(hits).tolist() if hits else ()
+
+    def _find_short(self, item: Indexed) -> Match | None:
+        for row in self._titles.get(item.title_key, ()):
+            if self._eligible(row, item) and self._compatible(self._rows[row], item):
+                other = self._rows[row]
+                return Match(other.item_id, other.cluster_id, "short", similarity(other.signature, item.signature))
+        if item.words >= SHORT_BODY_WORDS:
+            for row in self._bodies.get(item.body_key, ()):
+                if self._eligible(row, item):
+                    other = self._rows[row]
+                    return Match(other.item_id, other.cluster_id, "short", 1.0)
+        return None
+
+    @staticmethod
+    def _compatible(a: Indexed, b: Indexed) -> bool:
+        """Two short items under one headline: both text-less, or sharing most of their words."""
+        if a.words == 0 and b.words == 0:
+            return len(a.title_key.split()) >= TITLE_ONLY_MIN_WORDS
+        if a.words == 0 or b.words == 0:
+            return False
+        return a.body_key == b.body_key or similarity(a.signature, b.signature) >= SHORT_BODY_OVERLAP
+
+
+# ── judging a batch ────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store already holds that matters for a batch of items."""
+
+    versions: dict[str, Stored]  # by identity: items seen before
+    by_hash: dict[str, tuple[int, int]]  # content_sha256 → (item id, cluster id) of its first item
+    tombstoned: frozenset[str]  # identities and content hashes of pruned items
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with one item of a batch.
+
+    kind: "new" (an original), "exact" / "near" / "short" (a copy of `match`, or of the batch's
+    item `batch_copy_of`), "revision" (an edit of `stored`: `changes`, `diff`), "edit" (a trivial
+    change of `stored`: refreshed silently), "unchanged", "repeat" (listed twice in the batch),
+    "tombstoned" (pruned by retention: never ingested again).
+    """
+
+    item: Item
+    kind: str
+    match: Match | None = None
+    batch_copy_of: int | None = None
+    stored: Stored | None = None
+    changes: tuple[str, ...] = ()
+    diff: str = ""
+
+
+def classify(
+    items: Sequence[Item], known: Known, index: Index, clutter: Clutter, boilerplate: frozenset[str]
+) -> list[Verdict]:
+    """Judge each item of one feed's batch, in order, against the store and the index."""
+    verdicts: list[Verdict] = []
+    identities: set[str] = set()
+    batch_hashes: dict[str, int] = {}
+    for item in items:
+        if item.identity in identities:
+            verdicts.append(Verdict(item, "repeat"))
+            continue
+        identities.add(item.identity)
+        stored = known.versions.get(item.identity)
+        if stored is not None:
+            verdicts.append(_judge_seen(item, stored, clutter, boilerplate))
+            continue
+        if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
+            verdicts.append(Verdict(item, "tombstoned"))
+            continue
+        verdicts.append(_judge_new(item, known, index, batch_hashes, len(verdicts)))
+    return verdicts
+
+
+def _judge_new(item: Item, known: Known, index: Index, batch_hashes: dict[str, int], position: int) -> Verdict:
+    if item.content_sha256 in known.by_hash:
+        item_id, cluster_id = known.by_hash[item.content_sha256]
+        return Verdict(item, "exact", match=Match(item_id, cluster_id, "exact", 1.0))
+    if item.content_sha256 in batch_hashes:
+        return Verdict(item, "exact", batch_copy_of=batch_hashes[item.content_sha256])
+    batch_hashes[item.content_sha256] = position
+    found = index.find(indexed(item, 0, 0)) if item.fingerprint else None
+    return Verdict(item, found.kind, match=found) if found else Verdict(item, "new")
+
+
+def indexed(item: Item, item_id: int, cluster_id: int) -> Indexed:
+    marks = item.fingerprint
+    assert marks is not None
+    return Indexed(item_id, item.feed_id, cluster_id, item.published_at, marks.signature,
+                   marks.title_key, marks.body_key, marks.words)
+
+
+def _judge_seen(item: Item, stored: Stored, clutter: Clutter, boilerplate: frozenset[str]) -> Verdict:
+    """A re-seen item: unchanged, trivially changed, or a revision with what changed.
+
+    Trivial (not a revision): whitespace, clutter or boilerplate lines, a tracking parameter
+    (links are compared canonical) or the date alone.
+    """
+    if item.fingerprint and item.fingerprint.raw_sha256 == stored.raw_sha256:
+        return Verdict(item, "unchanged", stored=stored)
+    old_text, new_text = match_text(stored.text, clutter, boilerplate), match_text(item.text, clutter, boilerplate)
+    changes = []
+    if item.title.split() != stored.title.split():
+        changes.append("title")
+    if old_text.split() != new_text.split():
+        changes.append("text")
+    if (item.url or None) != (stored.url or None):
+        changes.append("link")
+    if not changes:
+        return Verdict(item, "edit", stored=stored)
+    if item.published_at != stored.published_at:
+        changes.append("date")
+    parts = []
+    if "title" in changes:
+        parts.append("title: " + word_diff(stored.title, item.title))
+    if "text" in changes:
+        parts.append("text: " + word_diff(old_text, new_text))
+    if "link" in changes:
+        parts.append(f"link: {stored.url} → {item.url}")
+    return Verdict(item, "revision", stored=stored, changes=tuple(changes), diff="\n".join(parts))
+
+
+# ── revisions ──────────────────────────────────────────────────────────────────────────────
+
+DIFF_LIMIT = 2000  # characters of diff kept per revision
+
+
+def word_diff(old: str, new: str, context: int = 3) -> str:
+    """A compact word diff: unchanged runs shortened to their edges, [-removed-] {+added+}."""
+    a, b = old.split(), new.split()
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            run = a[i1:i2]
+            parts.append(" ".join(run) if len(run) <= 2 * context else " ".join(run[:context]) + " … " + " ".join(run[-context:]))
+            continue
+        if i2 > i1:
+            parts.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            parts.append("{+" + " ".join(b[j1:j2]) + "+}")
+    diff = " ".join(parts)
+    return diff if len(diff) <= DIFF_LIMIT else diff[: DIFF_LIMIT - 1] + "…"
