@@ -150,7 +150,10 @@ def free_port() -> int:
 # ── feeds ─────────────────────────────────────────────────────────────────────────────────────
 
 
-def rss(items: Iterable[tuple[str, str, str]], *, title: str = "Test feed", extra: str = "") -> bytes:
+def rss(
+    items: Iterable[tuple[str, str, str]], *, title: str = "Test feed", extra: str = "",
+    date: str = "Mon, 16 Dec 2024 08:00:00 GMT",
+) -> bytes:
     """An RSS 2.0 document; items are (guid, title, body HTML); empty guid: no <guid>."""
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>{title}</title>'
              f"<link>https://news.example/</link>{extra}"]
@@ -160,7 +163,7 @@ def rss(items: Iterable[tuple[str, str, str]], *, title: str = "Test feed", extr
         parts.append(
             f"<item>{guid_xml}<title>{item_title}</title><link>https://news.example/{slug}</link>"
             f"<description><![CDATA[{body}]]></description>"
-            f"<pubDate>Mon, 16 Dec 2024 08:00:00 GMT</pubDate></item>"
+            f"<pubDate>{date}</pubDate></item>"
         )
     parts.append("</channel></rss>")
     return "".join(parts).encode("utf-8")

@@ -4,87 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
-from worker import pipeline, store
-from worker.config import load_settings
-from worker.pipeline import Runtime
-from tests.conftest import NOW, Cli
-from tests.feedserver import FeedServer, Reply, rss
+from worker import store
+from tests.conftest import NOW, Cli, World
+from tests.feedserver import Reply, rss
 
 ONE = rss([("g1", "First story", "<p>One</p>"), ("g2", "Second story", "<p>Two</p>")])
 TWO = rss([("h1", "Other one", "<p>Uno</p>")], title="Other")
-
-
-@dataclass
-class Clock:
-    now: dt.datetime = NOW
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, delta: dt.timedelta) -> None:
-        self.now += delta
-
-
-@dataclass
-class World:
-    server: FeedServer
-    config: Path
-    clock: Clock = field(default_factory=Clock)
-    _rt: Runtime | None = None
-
-    @property
-    def rt(self) -> Runtime:
-        if self._rt is None:
-            settings = load_settings(self.config)
-            db = store.open_store(settings.storage.path)
-            pipeline.initialize(db, settings, self.clock())
-            self._rt = pipeline.open_runtime(db, settings, clock=self.clock)
-        return self._rt
-
-    @property
-    def db(self) -> Database:
-        return self.rt.db
-
-    def poll(self, **kwargs: object) -> pipeline.CycleReport:
-        return pipeline.poll_feeds(self.rt, **kwargs)  # type: ignore[arg-type]
-
-    def feed(self, path: str) -> dict[str, object]:
-        rows = list(self.db.query("SELECT * FROM feeds WHERE config_url = ? OR url = ?", [self.server.url(path)] * 2))
-        assert len(rows) == 1
-        return rows[0]
-
-    def items(self) -> list[dict[str, object]]:
-        return list(self.db.query("SELECT * FROM items ORDER BY id"))
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
-    servers: list[FeedServer] = []
-
-    def make(*paths: str, extra: str = "") -> World:
-        server = FeedServer().__enter__()
-        servers.append(server)
-        feeds = "".join(f'\n[[feeds]]\nurl = "{server.url(p)}"\nname = "feed {p}"\n' for p in paths)
-        config = tmp_path / "storywatch.toml"
-        config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n{extra}\n{feeds}'))
-        worlds.append(World(server, config))
-        return worlds[-1]
-
-    worlds: list[World] = []
-    yield make
-    for w in worlds:
-        if w._rt is not None:
-            w._rt.close()
-    for server in servers:
-        server.__exit__()
 
 
 def test_a_cycle_stores_new_items_and_a_second_cycle_stores_nothing(world: Callable[..., World]) -> None:

@@ -137,15 +137,15 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@cli.command()
+@cli.group(cls=_Group, invoke_without_command=True)
 @click.option("--since", metavar="DATE|AGE", callback=_since, help="Only items published since then: 2024-01-27 or 7d.")
 @click.option("--storyline", metavar="ID", help="Only items of this storyline.")
 @click.option("--search", metavar="TEXT", help='Full-text search: all words must match, "quoted phrase".')
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
-@pass_app
+@click.pass_context
 def items(
-    app: App, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int, as_json: bool
+    ctx: click.Context, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int, as_json: bool
 ) -> None:
     """List stored items, newest first (best match first with --search).
 
@@ -153,9 +153,29 @@ def items(
     Example:
       storywatch items --search "Friendship Year"
       storywatch items --storyline friendship-year --since 2024-01-01 --json
+      storywatch items show 42
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.ensure_object(App)
     found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit)
     click.echo(report.items_json(found) if as_json else report.render_items(found))
+
+
+@items.command(name="show")
+@click.argument("item_id", metavar="ID", type=int)
+@pass_app
+def items_show(app: App, item_id: int) -> None:
+    """Show one item in full: its text, its earlier versions with diffs, and its cluster.
+
+    \b
+    Example:
+      storywatch items show 42
+    """
+    detail = store.item_detail(app.db, item_id)
+    if detail is None:
+        raise click.ClickException(f"no item with id {item_id} (see storywatch items)")
+    click.echo(report.render_item(detail))
 
 
 @cli.command()

@@ -100,7 +100,7 @@ def _regexes(patterns: tuple[str, ...]) -> str | None:
 # Lines that are page furniture: each must match a whole line, case-insensitively.
 DEFAULT_CLUTTER = (
     r"advertisement",
-    r"(continue |read )?(reading|more)( on .*)?[.…:»>]*",
+    r"(continue |read )?(reading|more)( on .*)?\s*[.…:»>]*",
     r"(leave|post|add) a comment|\d* ?comments?",
     r"related( posts| articles| stories| coverage| news| content)?:?",
     r"(you (may|might) also like|recommended( for you)?|more from .{1,40}|most (read|popular))[.:]?",
@@ -110,6 +110,7 @@ DEFAULT_CLUTTER = (
     r"(home|news) ?[»>›/|] .*",
     r"(#\w+\s*){3,}",
     r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?",
+    r"(last )?(updated|modified|published|posted)( on| at)?:? .{0,60}",
     r"(photo|image|video|illustration)( credit)?:? \S.{0,80}",
 )
 

@@ -9,13 +9,19 @@ Three layers, cheapest first:
    The title is left out of the shingles, so a changed headline does not hide a copy. Copies
    within one feed are never merged: a site may reuse text for different items;
 3. short items (fewer than SHORT_WORDS words: a headline and a line or two, too few shingles
-   for MinHash to be reliable) have their own rule, and only ever match other short items:
-   the same normalized headline from another source with compatible text (both empty, or
-   sharing at least half their words, estimated by a MinHash of single words), or the same
-   text of at least SHORT_BODY_WORDS words under another headline. A headline alone never
-   merges a short item into a long article: measured on real labelled news, different articles
-   of one story do share headlines word for word (for example two articles on the same death,
-   with 4 % of their 3-shingles in common).
+   for a MinHash estimate to be trusted) are judged on their exact texts by their own rule:
+   the same normalized headline with compatible text (both empty, or sharing at least half
+   their words), or a similar headline (60 % of its words in common) over a text sharing 70 %
+   of its words. Words rather than 3-shingles, because one changed word in a 12-word text
+   breaks a quarter of its shingles. The bounds come from real labelled news: different
+   articles of one story do share headlines word for word (for example two articles on the
+   same death, with 4 % of their 3-shingles in common), so a headline never merges texts on its
+   own; and different wire summaries of one event share up to 82 % of their words, but under
+   headlines that share at most 47 % of theirs.
+
+Close calls are decided on exact texts: an estimate within GRAY_ZONE of the threshold is
+checked by the exact Jaccard similarity of the two match texts (read from the store), so the
+estimate's noise (±0.06 at 64 permutations) can neither merge two articles nor split a copy.
 
 The index holds a window of recent items (by publication time) in numpy arrays: 64 uint32 per
 signature and one sorted uint64 array of band keys, about 0.6 KB an item where Python dicts of
@@ -32,8 +38,9 @@ import json
 import re
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,13 +51,15 @@ PERMUTATIONS = 64
 BANDS, ROWS = 32, 2
 SHINGLE = 3
 SHORT_WORDS = 50  # match texts with fewer words than this use the short-item rule
-SHORT_BODY_WORDS = 12  # an identical text this long identifies a short item under a new headline
-SHORT_BODY_OVERLAP = 0.5  # bodies of two short items with the same headline share this many words
+SHORT_BODY_OVERLAP = 0.5  # short texts under one headline: share of words in common
+RETITLED_TITLE_OVERLAP = 0.6  # short copies under another headline: its words in common with ours …
+RETITLED_BODY_OVERLAP = 0.7  # … and their texts' words in common
+RETITLED_MIN_WORDS = 8  # … with texts at least this long
 
 _rng = np.random.default_rng(20261123)  # fixed: signatures are stored and must stay comparable
 _MULT = _rng.integers(1, 2**63, size=PERMUTATIONS, dtype=np.uint64) | np.uint64(1)  # odd multipliers
 _ADD = _rng.integers(0, 2**63, size=PERMUTATIONS, dtype=np.uint64)
-_BAND_SALT = _rng.integers(0, 2**63, size=BANDS, dtype=np.uint64)
+_SALT = _rng.integers(0, 2**63, size=BANDS, dtype=np.uint64)
 _WORD = re.compile(r"\w+")
 
 
@@ -64,7 +73,7 @@ def fingerprint(title: str, text: str, match: str) -> Fingerprint:
     return Fingerprint(
         content_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(match.split())),
         raw_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(text.split())),
-        signature=minhash(words, SHINGLE if len(words) >= SHORT_WORDS else 1),
+        signature=minhash(words),
         title_key=title_key(title),
         body_key=_sha(" ".join(words)) if words else "",
         words=len(words),
@@ -75,7 +84,14 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_SOURCE_SUFFIX = re.compile(r"\s+[-|–—:]\s+\S+(?:\s+\S+){0,3}\s*$")  # " - Reuters", " | SCMP"
+
+
 def title_key(title: str) -> str:
+    """The headline as words, without a trailing " - Source" that syndicators append."""
+    trimmed = _SOURCE_SUFFIX.sub("", title)
+    if len(words_of(trimmed)) >= 6:
+        title = trimmed
     return " ".join(words_of(title))
 
 
@@ -101,11 +117,6 @@ def minhash(words: Sequence[str], shingle: int = SHINGLE) -> bytes:
 
 def _signature(raw: bytes) -> npt.NDArray[np.uint32]:
     return np.frombuffer(raw, dtype="<u4")
-
-
-def band_keys(signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
-    pairs = signature.astype(np.uint64).reshape(BANDS, ROWS)
-    return ((pairs[:, 0] << np.uint64(32)) | pairs[:, 1]) ^ _BAND_SALT
 
 
 def similarity(a: bytes, b: bytes) -> float:
@@ -192,12 +203,89 @@ def is_short(entry: Indexed) -> bool:
     return entry.words < SHORT_WORDS
 
 
+def shingles(words: Sequence[str], n: int = SHINGLE) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)} if len(words) >= n else {tuple(words)}
+
+
+T = TypeVar("T")
+
+
+def jaccard(a: set[T], b: set[T]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
 TITLE_ONLY_MIN_WORDS = 4  # a headline-only item needs a headline this long to match on it alone
+GRAY_ZONE = 0.15  # estimates this close to the threshold are checked against the exact texts
+MAX_CHECKS = 16  # exact checks per new item at most (the most similar candidates first)
 _MERGE_EVERY = 2048  # new signatures kept in a dict before they are merged into the sorted arrays
 
 
+class Texts(Protocol):
+    """The exact texts behind a comparison: the new item's, and a stored item's on demand."""
+
+    @property
+    def own(self) -> tuple[str, str]: ...  # (title, match text) of the item being judged
+
+    @property
+    def of(self) -> Callable[[int], tuple[str, str] | None]: ...  # a stored item's, by id
+
+
+class _Bands:
+    """Banded LSH over MinHash signatures: sorted numpy arrays plus a dict of recent additions.
+
+    32 bands of 2 rows: a pair at Jaccard 0.4 shares a band with probability 0.996."""
+
+    def __init__(self, salt: npt.NDArray[np.uint64]) -> None:
+        self.salt = salt
+        self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._key_rows = np.zeros(0, dtype=np.int64)
+        self._recent: dict[int, list[int]] = defaultdict(list)
+        self._recent_rows: list[int] = []
+
+    def keys(self, signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+        pairs = signature.astype(np.uint64).reshape(BANDS, ROWS)
+        return ((pairs[:, 0] << np.uint64(32)) | pairs[:, 1]) ^ self.salt
+
+    def add(self, row: int, signature: npt.NDArray[np.uint32]) -> None:
+        while row >= len(self.sigs):
+            self.sigs = np.concatenate([self.sigs, np.zeros_like(self.sigs)])
+        self.sigs[row] = signature
+        for key in self.keys(signature).tolist():
+            self._recent[key].append(row)
+        self._recent_rows.append(row)
+        if len(self._recent_rows) >= _MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        rows = np.array(self._recent_rows, dtype=np.int64)
+        keys = np.concatenate([self.keys(self.sigs[r]) for r in rows])
+        all_keys = np.concatenate([self._keys, keys])
+        order = np.argsort(all_keys, kind="stable")
+        self._keys = all_keys[order]
+        self._key_rows = np.concatenate([self._key_rows, np.repeat(rows, BANDS)])[order]
+        self._recent.clear()
+        self._recent_rows.clear()
+
+    def candidates(self, signature: npt.NDArray[np.uint32]) -> set[int]:
+        keys = self.keys(signature)
+        rows: set[int] = set()
+        for key in keys.tolist():
+            rows.update(self._recent.get(key, ()))
+        if len(self._keys):
+            left = np.searchsorted(self._keys, keys, side="left")
+            right = np.searchsorted(self._keys, keys, side="right")
+            for lo, hi in zip(left.tolist(), right.tolist()):
+                if hi > lo:
+                    rows.update(self._key_rows[lo:hi].tolist())
+        return rows
+
+    def estimates(self, rows: list[int], signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.float64]:
+        return np.asarray((self.sigs[np.array(rows, dtype=np.int64)] == signature).mean(axis=1), dtype=np.float64)
+
+
 class Index:
-    """The recent items (a window of publication times), searchable for near-duplicates."""
+    """The recent items (a window of publication times), searchable for copies of a new item."""
 
     def __init__(self, window: dt.timedelta, threshold: float) -> None:
         self.window = window
@@ -205,16 +293,11 @@ class Index:
         self._clear()
 
     def _clear(self) -> None:
-        self._ids: set[int] = set()
+        self._ids: dict[int, int] = {}  # item id → its live row
         self._rows: list[Indexed] = []
         self._dead: set[int] = set()
-        self._sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature (long items)
-        self._keys = np.zeros(0, dtype=np.uint64)  # band keys of merged rows, sorted
-        self._key_rows = np.zeros(0, dtype=np.int64)  # the row of each sorted key
-        self._recent: dict[int, list[int]] = defaultdict(list)  # band key → rows not merged yet
-        self._recent_rows: list[int] = []
+        self._bands = _Bands(_SALT)  # items with a text, by their signature's bands
         self._titles: dict[str, list[int]] = defaultdict(list)  # short items by headline
-        self._bodies: dict[str, list[int]] = defaultdict(list)  # short items by text
 
     def __len__(self) -> int:
         return len(self._rows) - len(self._dead)
@@ -224,33 +307,20 @@ class Index:
     def add(self, entry: Indexed) -> None:
         if entry.item_id in self._ids:
             return
-        self._ids.add(entry.item_id)
         row = len(self._rows)
+        self._ids[entry.item_id] = row
         self._rows.append(entry)
-        if is_short(entry):
-            if entry.title_key:
-                self._titles[entry.title_key].append(row)
-            if entry.words >= SHORT_BODY_WORDS:
-                self._bodies[entry.body_key].append(row)
-            return
-        if row >= len(self._sigs):
-            self._sigs = np.concatenate([self._sigs, np.zeros_like(self._sigs)])
-        signature = _signature(entry.signature)
-        self._sigs[row] = signature
-        for key in band_keys(signature).tolist():
-            self._recent[key].append(row)
-        self._recent_rows.append(row)
-        if len(self._recent_rows) >= _MERGE_EVERY:
-            self._merge()
+        if entry.words:
+            self._bands.add(row, _signature(entry.signature))
+        if is_short(entry) and entry.title_key:
+            self._titles[entry.title_key].append(row)
 
-    def _merge(self) -> None:
-        rows = np.array(self._recent_rows, dtype=np.int64)
-        keys = np.concatenate([band_keys(self._sigs[r]) for r in rows])
-        order = np.argsort(np.concatenate([self._keys, keys]), kind="stable")
-        self._keys = np.concatenate([self._keys, keys])[order]
-        self._key_rows = np.concatenate([self._key_rows, np.repeat(rows, BANDS)])[order]
-        self._recent.clear()
-        self._recent_rows.clear()
+    def replace(self, entry: Indexed) -> None:
+        """Swap an item's entry for a new one (its fingerprint was recomputed)."""
+        row = self._ids.pop(entry.item_id, None)
+        if row is not None:
+            self._dead.add(row)
+        self.add(entry)
 
     def forget_before(self, when: dt.datetime) -> int:
         """Drop items published before `when`; compacts once half the rows are gone."""
@@ -258,23 +328,44 @@ class Index:
         for row, entry in enumerate(self._rows):
             if row not in self._dead and entry.published < when:
                 self._dead.add(row)
-                self._ids.discard(entry.item_id)
+                self._ids.pop(entry.item_id, None)
                 dropped += 1
         if len(self._dead) > len(self._rows) // 2:
-            self._compact()
+            alive = [entry for row, entry in enumerate(self._rows) if row not in self._dead]
+            self._clear()
+            for entry in alive:
+                self.add(entry)
         return dropped
-
-    def _compact(self) -> None:
-        alive = [entry for row, entry in enumerate(self._rows) if row not in self._dead]
-        self._clear()
-        for entry in alive:
-            self.add(entry)
 
     # ── searching ─
 
-    def find(self, item: Indexed) -> Match | None:
+    def find(self, item: Indexed, texts: Texts) -> Match | None:
         """The indexed item that `item` copies (another source, within the window), if any."""
-        return self._find_short(item) if is_short(item) else self._find_near(item)
+        rows = self._bands.candidates(_signature(item.signature)) if item.words else set()
+        if is_short(item):
+            rows |= set(self._titles.get(item.title_key, ()))
+        checks = 0
+        for estimate, row in self._ranked(rows, item):
+            other = self._rows[row]
+            if not is_short(item) and not is_short(other):
+                if estimate >= self.threshold + GRAY_ZONE:
+                    return self._match(row, "near", estimate)
+                if estimate < self.threshold - GRAY_ZONE:
+                    break  # ranked: the rest are less similar still
+            if checks == MAX_CHECKS:
+                break
+            checks += 1
+            found = self._check(item, other, texts)
+            if found is not None:
+                return self._match(row, *found)
+        return None
+
+    def _ranked(self, rows: set[int], item: Indexed) -> list[tuple[float, int]]:
+        eligible = [r for r in rows if self._eligible(r, item)]
+        if not eligible:
+            return []
+        estimates = self._bands.estimates(eligible, _signature(item.signature))
+        return sorted(zip(estimates.tolist(), eligible), key=lambda pair: (-pair[0], pair[1]))
 
     def _eligible(self, row: int, item: Indexed) -> bool:
         other = self._rows[row]
@@ -285,51 +376,36 @@ class Index:
             and abs(other.published - item.published) <= self.window
         )
 
-    def _find_near(self, item: Indexed) -> Match | None:
-        signature = _signature(item.signature)
-        keys = band_keys(signature)
-        rows = set(self._candidates(keys))
-        for key in keys.tolist():
-            rows.update(self._recent.get(key, ()))
-        rows = {r for r in rows if self._eligible(r, item)}
-        if not rows:
+    def _check(self, item: Indexed, other: Indexed, texts: Texts) -> tuple[str, float] | None:
+        """Decide a close call on the exact texts: (kind, similarity) when it is a copy."""
+        stored = texts.of(other.item_id)
+        if stored is None:
             return None
-        ordered = np.fromiter(rows, dtype=np.int64, count=len(rows))
-        scores = (self._sigs[ordered] == signature).mean(axis=1)
-        best = int(np.argmax(scores))
-        if scores[best] < self.threshold:
-            return None
-        other = self._rows[int(ordered[best])]
-        return Match(other.item_id, other.cluster_id, "near", float(scores[best]))
+        own_words, other_words = words_of(texts.own[1]), words_of(stored[1])
+        if is_short(item) or is_short(other):
+            if not _short_copy(other, item, stored, texts.own):
+                return None
+            return "short", jaccard(set(other_words), set(own_words))
+        score = jaccard(shingles(own_words), shingles(other_words))
+        return ("near", score) if score >= self.threshold else None
 
-    def _candidates(self, keys: npt.NDArray[np.uint64]) -> Iterable[int]:
-        if not len(self._keys):
-            return ()
-        left = np.searchsorted(self._keys, keys, side="left")
-        right = np.searchsorted(self._keys, keys, side="right")
-        hits = [self._key_rows[lo:hi] for lo, hi in zip(left.tolist(), right.tolist()) if hi > lo]
-        return np.concatenate(hits).tolist() if hits else ()
+    def _match(self, row: int, kind: str, score: float) -> Match:
+        other = self._rows[row]
+        return Match(other.item_id, other.cluster_id, kind, round(score, 4))
 
-    def _find_short(self, item: Indexed) -> Match | None:
-        for row in self._titles.get(item.title_key, ()):
-            if self._eligible(row, item) and self._compatible(self._rows[row], item):
-                other = self._rows[row]
-                return Match(other.item_id, other.cluster_id, "short", similarity(other.signature, item.signature))
-        if item.words >= SHORT_BODY_WORDS:
-            for row in self._bodies.get(item.body_key, ()):
-                if self._eligible(row, item):
-                    other = self._rows[row]
-                    return Match(other.item_id, other.cluster_id, "short", 1.0)
-        return None
 
-    @staticmethod
-    def _compatible(a: Indexed, b: Indexed) -> bool:
-        """Two short items under one headline: both text-less, or sharing most of their words."""
-        if a.words == 0 and b.words == 0:
+def _short_copy(a: Indexed, b: Indexed, a_texts: tuple[str, str], b_texts: tuple[str, str]) -> bool:
+    """The short-item rule (exact texts): the same headline with compatible text, or a similar
+    headline over a largely identical text."""
+    a_body, b_body = set(words_of(a_texts[1])), set(words_of(b_texts[1]))
+    if a.title_key == b.title_key:
+        if not a_body and not b_body:
             return len(a.title_key.split()) >= TITLE_ONLY_MIN_WORDS
-        if a.words == 0 or b.words == 0:
-            return False
-        return a.body_key == b.body_key or similarity(a.signature, b.signature) >= SHORT_BODY_OVERLAP
+        return bool(a_body and b_body) and jaccard(a_body, b_body) >= SHORT_BODY_OVERLAP
+    if min(len(a_body), len(b_body)) < RETITLED_MIN_WORDS:
+        return False
+    titles = jaccard(set(words_of(a_texts[0])), set(words_of(b_texts[0])))
+    return titles >= RETITLED_TITLE_OVERLAP and jaccard(a_body, b_body) >= RETITLED_BODY_OVERLAP
 
 
 # ── judging a batch ────────────────────────────────────────────────────────────────────────
@@ -364,7 +440,12 @@ class Verdict:
 
 
 def classify(
-    items: Sequence[Item], known: Known, index: Index, clutter: Clutter, boilerplate: frozenset[str]
+    items: Sequence[Item],
+    known: Known,
+    index: Index,
+    clutter: Clutter,
+    boilerplate: frozenset[str],
+    stored_text: Callable[[int], tuple[str, str] | None],
 ) -> list[Verdict]:
     """Judge each item of one feed's batch, in order, against the store and the index."""
     verdicts: list[Verdict] = []
@@ -382,18 +463,27 @@ def classify(
         if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
             verdicts.append(Verdict(item, "tombstoned"))
             continue
-        verdicts.append(_judge_new(item, known, index, batch_hashes, len(verdicts)))
+        texts = _Texts((item.title, match_text(item.text, clutter, boilerplate)), stored_text)
+        verdicts.append(_judge_new(item, known, index, texts, batch_hashes, len(verdicts)))
     return verdicts
 
 
-def _judge_new(item: Item, known: Known, index: Index, batch_hashes: dict[str, int], position: int) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class _Texts:
+    own: tuple[str, str]
+    of: Callable[[int], tuple[str, str] | None]
+
+
+def _judge_new(
+    item: Item, known: Known, index: Index, texts: Texts, batch_hashes: dict[str, int], position: int
+) -> Verdict:
     if item.content_sha256 in known.by_hash:
         item_id, cluster_id = known.by_hash[item.content_sha256]
         return Verdict(item, "exact", match=Match(item_id, cluster_id, "exact", 1.0))
     if item.content_sha256 in batch_hashes:
         return Verdict(item, "exact", batch_copy_of=batch_hashes[item.content_sha256])
     batch_hashes[item.content_sha256] = position
-    found = index.find(indexed(item, 0, 0)) if item.fingerprint else None
+    found = index.find(indexed(item, 0, 0), texts) if item.fingerprint else None
     return Verdict(item, found.kind, match=found) if found else Verdict(item, "new")
 
 

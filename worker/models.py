@@ -134,6 +134,33 @@ class StoredItem:
     published_at: dt.datetime
     first_seen_at: dt.datetime
     storylines: tuple[str, ...]
+    cluster_id: int = 0
+    revisions: int = 0  # edits kept (the item's revision number − 1)
+    dup_of: int | None = None
+    dup_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: int  # the version this row keeps (1 = as first seen)
+    seen_at: dt.datetime  # when the version after it replaced it
+    title: str
+    changed: tuple[str, ...]
+    diff: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDetail:
+    """One item with its text, its earlier versions and the other members of its cluster."""
+
+    item: StoredItem
+    text: str
+    summary: str
+    author: str
+    date_flag: str
+    similarity: float | None
+    revisions: tuple[Revision, ...]
+    cluster: tuple[StoredItem, ...]  # every item of the cluster, this one included, oldest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,10 +180,14 @@ def normalize_entry(
     clutter: Clutter,
     boilerplate: frozenset[str] = frozenset(),
     source: str = "feed",
+    text: str | None = None,
 ) -> Item:
-    """A parsed entry as an Item of the given feed, fingerprinted for dedupe."""
+    """A parsed entry as an Item of the given feed, fingerprinted for dedupe.
+
+    `text`: the entry's content as plain text, when the caller has converted it already.
+    """
     title = html_to_text(entry.title) or "(untitled)"
-    text = html_to_text(entry.content_html)
+    text = html_to_text(entry.content_html) if text is None else text
     published, flag = publication_time(entry, now)
     marks = fingerprint(title, text, match_text(text, clutter, boilerplate))
     return Item(

@@ -15,6 +15,7 @@ run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import threading
@@ -79,6 +80,14 @@ class _Window:
             self._load(self.index, loaded_until, anchor + self.span)
             self.index.forget_before(start - self.span)
         self.anchor = anchor
+
+    def stored_text(self, item_id: int) -> tuple[str, str] | None:
+        """A stored item's (title, match text): its text without clutter and its feed's boilerplate."""
+        found = store.item_text(self.db, item_id)
+        if found is None:
+            return None
+        title, text, boilerplate = found
+        return title, dedupe.match_text(text, self.clutter, dedupe.Boilerplate.from_json(boilerplate).lines)
 
     def _load(self, index: dedupe.Index, since: dt.datetime, until: dt.datetime) -> dedupe.Index:
         for entry in store.index_entries(self.db, since, until):
@@ -236,16 +245,30 @@ def parse_entries(
 ) -> Parsed:
     """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process."""
     parsed = parse.parse_feed(body, content_type=content_type, url=url)
-    entries = parsed.entries
-    policy = normalize.identity_policy(entries, feed.identity_policy) if entries else feed.identity_policy
+    policy = normalize.identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
     publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
-    rules, boilerplate = _clutter(clutter), dedupe.Boilerplate.from_json(feed.boilerplate).lines
-    items = tuple(
-        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher,
-                                  now=now, clutter=rules, boilerplate=boilerplate)
-        for entry in entries
-    )
+    items = normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=now, clutter=clutter)
     return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
+
+
+def normalize_batch(
+    feed: Feed, entries: Sequence[parse.Entry], *, policy: str, publisher: str, now: dt.datetime,
+    clutter: tuple[str, ...],
+) -> tuple[Item, ...]:
+    """A feed's entries as fingerprinted items.
+
+    The feed's boilerplate model is first taught this batch (for these fingerprints only; the
+    store learns from new items alone), so a feed's first fetch is already matched without the
+    header and footer it puts around every item.
+    """
+    texts = [normalize.html_to_text(entry.content_html) for entry in entries]
+    lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
+    rules = _clutter(clutter)
+    return tuple(
+        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
+                                  clutter=rules, boilerplate=lines, text=text)
+        for entry, text in zip(entries, texts)
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -370,7 +393,7 @@ def ingest_items(db: Database, window: _Window, feed: Feed | None, items: Sequen
     index = window.index_for(items)
     model = dedupe.Boilerplate.from_json(feed.boilerplate if feed else None)
     known = dedupe.Known(*store.known_for(db, items))
-    verdicts = dedupe.classify(items, known, index, window.clutter, model.lines)
+    verdicts = dedupe.classify(items, known, index, window.clutter, model.lines, window.stored_text)
     added = [n for n, v in enumerate(verdicts) if v.kind in ("new", "exact", "near", "short")]
     position = {n: k for k, n in enumerate(added)}  # a verdict's place among the added items
     placements = [_placement(verdicts[n], position) for n in added]
@@ -384,10 +407,28 @@ def ingest_items(db: Database, window: _Window, feed: Feed | None, items: Sequen
     revisions = _apply_edits(db, verdicts, now)
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
     new_ids = tuple(item_id for v, item_id in stored if v.kind == "new")
-    if feed is not None and new_ids:
-        learned = model.learn([v.item.text for v, _ in stored if v.kind == "new"])
-        store.update_feed(db, feed.id, boilerplate=learned.to_json())
+    if feed is not None and stored:
+        _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     return Stored(len(new_ids), len(stored) - len(new_ids), revisions, new_ids)
+
+
+def _learn_boilerplate(db: Database, window: _Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:
+    """Teach the feed's model its new items (never re-seen ones: a line re-sent every poll is not
+    boilerplate). When that changes which lines count, the feed's recent items are fingerprinted
+    again, so hashes and signatures always agree with the model (a feed's first items were
+    fingerprinted before its header and footer were known)."""
+    learned = model.learn(texts)
+    store.update_feed(db, feed.id, boilerplate=learned.to_json())
+    if learned.lines != model.lines and window.anchor is not None:
+        for entry in store.index_entries(db, window.anchor - window.span, window.anchor + window.span, feed.id):
+            found = store.item_text(db, entry.item_id)
+            if found is None:
+                continue
+            title, text, _ = found
+            marks = dedupe.fingerprint(title, text, dedupe.match_text(text, window.clutter, learned.lines))
+            store.set_fingerprint(db, entry.item_id, marks.content_sha256, marks)
+            window.index.replace(dataclasses.replace(entry, signature=marks.signature, title_key=marks.title_key,
+                                                     body_key=marks.body_key, words=marks.words))
 
 
 def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:
@@ -527,6 +568,7 @@ def poll_feeds(
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
     reports = list(_poll(rt, feeds, no_cache))
     store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
+    prune_items(rt, started_at)
     report = CycleReport(started_at, time.monotonic() - clock_start, tuple(reports))
     if feeds:
         logger.info("Cycle finished: {summary}", summary=report.summary(), feeds=len(feeds),
@@ -556,6 +598,19 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedRe
                 running.discard(future)
                 yield ingest(rt, future.result())
             top_up()
+
+
+def prune_items(rt: Runtime, now: dt.datetime) -> int:
+    """Retention: clusters older than `retention_days` go, leaving tombstones (0: keep all)."""
+    days = rt.settings.storage.retention_days
+    if not days:
+        return 0
+    cutoff = now - dt.timedelta(days=days)
+    pruned = store.prune_items(rt.db, cutoff, now)
+    if pruned:
+        rt.window.index.forget_before(cutoff)
+        logger.info("Pruned {n} items published before {cutoff:%Y-%m-%d}", n=pruned, cutoff=cutoff)
+    return pruned
 
 
 def _interleave_hosts(feeds: Sequence[Feed]) -> list[Feed]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from worker.clock import to_iso
-from worker.models import FeedHealth, StoredItem, StoreStatus
+from worker.models import FeedHealth, ItemDetail, StoredItem, StoreStatus
 
 if TYPE_CHECKING:
     from worker.pipeline import CycleReport
@@ -157,7 +157,45 @@ def item_dict(item: StoredItem) -> dict[str, Any]:
         "published_at": to_iso(item.published_at),
         "first_seen_at": to_iso(item.first_seen_at),
         "storylines": list(item.storylines),
+        "cluster": item.cluster_id,
+        "revisions": item.revisions,
+        "copy_of": item.dup_of,
+        "copy_kind": item.dup_kind,
     }
+
+
+def render_item(detail: ItemDetail) -> str:
+    """An item in full: headline, where and when, text, its revisions and its cluster."""
+    item = detail.item
+    lines = [item.title, "=" * min(len(item.title), 100), ""]
+    meta = [
+        ("id", str(item.id)),
+        ("publisher", item.publisher or "-"),
+        ("published", when(item.published_at) + {"missing": " (no date given: first seen)",
+                                                   "future": " (dated in the future: clamped)"}.get(detail.date_flag, "")),
+        ("first seen", when(item.first_seen_at)),
+        ("link", item.url or "-"),
+        ("source", item.source),
+        ("storylines", ", ".join(item.storylines) or "-"),
+        ("identity", item.identity),
+    ]
+    if item.dup_of:
+        meta.append(("copy of", f"item {item.dup_of} ({item.dup_kind}"
+                     + (f", similarity {detail.similarity:.2f})" if detail.similarity else ")")))
+    lines += [f"{name:<11} {value}" for name, value in meta]
+    lines += ["", detail.text or detail.summary or "(no text: headline only)"]
+    if detail.revisions:
+        lines += ["", f"Revisions ({len(detail.revisions)} earlier version{'s' if len(detail.revisions) > 1 else ''})"]
+        for rev in detail.revisions:
+            lines.append(f"  version {rev.revision}, replaced {when(rev.seen_at)}: changed {', '.join(rev.changed)}")
+            lines += ["    " + part for part in rev.diff.splitlines()]
+    if len(detail.cluster) > 1:
+        lines += ["", f"Cluster {item.cluster_id} ({len(detail.cluster)} items: this story as published by each source)"]
+        for member in detail.cluster:
+            mark = "*" if member.id == item.id else " "
+            kind = f"{member.dup_kind} copy" if member.dup_kind else "original"
+            lines.append(f" {mark} {member.id:>6}  {member.published_at:%Y-%m-%d}  {kind:<11} {member.publisher or '-'}: {member.title}")
+    return "\n".join(lines)
 
 
 def _short(text: str, width: int) -> str:

@@ -25,7 +25,8 @@ from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
 from worker.models import (
-    Feed, FeedHealth, Fingerprint, Indexed, Item, Placement, Stored, StoredItem, StoreStatus, StorylineSummary,
+    Feed, FeedHealth, Fingerprint, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem, StoreStatus,
+    StorylineSummary,
 )
 
 PAGE_SIZE = 8192
@@ -561,13 +562,30 @@ def refresh_item(db: Database, item_id: int, new: Item, now: dt.datetime, *, rev
     db.execute(f"UPDATE items SET {columns} WHERE id = ?", [*values.values(), item_id])
 
 
-def index_entries(db: Database, since: dt.datetime, until: dt.datetime) -> Iterator[Indexed]:
-    """Fingerprints of the items published in [since, until], oldest first, to rebuild the index."""
+def item_text(db: Database, item_id: int) -> tuple[str, str, str] | None:
+    """An item's title and text, with its feed's learned boilerplate (JSON)."""
+    row = db.execute(
+        "SELECT items.title, items.text, feeds.boilerplate FROM items LEFT JOIN feeds ON feeds.id = items.feed_id "
+        "WHERE items.id = ?",
+        [item_id],
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2] or "{}")
+
+
+def index_entries(
+    db: Database, since: dt.datetime, until: dt.datetime, feed_id: int | None = None
+) -> Iterator[Indexed]:
+    """Fingerprints of the items published in [since, until] (of one feed, when given), oldest
+    first, to rebuild the index."""
     sql = (
         "SELECT id, feed_id, cluster_id, published_at, signature, title_key, body_key, words FROM items "
-        "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL ORDER BY published_at, id"
+        "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL"
     )
-    for row in db.execute(sql, [to_iso(since), to_iso(until)]):
+    params: list[Any] = [to_iso(since), to_iso(until)]
+    if feed_id is not None:
+        sql += " AND feed_id = ?"
+        params.append(feed_id)
+    for row in db.execute(sql + " ORDER BY published_at, id", params).fetchall():
         yield Indexed(row[0], row[1], row[2], from_iso(row[3]), row[4], row[5], row[6], row[7])
 
 
@@ -656,13 +674,34 @@ def find_items(
         where.append("items.id IN (SELECT item_id FROM storyline_items WHERE storyline_id = ?)")
         params.append(storyline)
     sql = (
-        "SELECT items.id, items.identity, items.source, items.title, items.url, items.publisher, "
-        "items.published_at, items.first_seen_at, "
-        "(SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = items.id) AS sl "
-        f"FROM items {' '.join(joins)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"SELECT {_LISTED} FROM items {' '.join(joins)} {'WHERE ' + ' AND '.join(where) if where else ''} "
         f"ORDER BY {order} LIMIT ?"
     )
     return [_stored_item(row) for row in db.query(sql, [*params, limit])]
+
+
+_LISTED = (
+    "items.id, items.identity, items.source, items.title, items.url, items.publisher, items.published_at, "
+    "items.first_seen_at, items.cluster_id, items.revision, items.dup_of, items.dup_kind, "
+    "(SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = items.id) AS sl"
+)
+
+
+def item_detail(db: Database, item_id: int) -> ItemDetail | None:
+    row = _one(db, f"SELECT {_LISTED}, items.text, items.summary, items.author, items.date_flag, items.similarity "
+                   "FROM items WHERE items.id = ?", [item_id])
+    if row is None:
+        return None
+    revisions = tuple(
+        Revision(r["revision"], from_iso(r["seen_at"]), r["title"], tuple(json.loads(r["changed"])), r["diff"])
+        for r in db.query("SELECT * FROM item_revisions WHERE item_id = ? ORDER BY revision", [item_id])
+    )
+    cluster = tuple(
+        _stored_item(r)
+        for r in db.query(f"SELECT {_LISTED} FROM items WHERE cluster_id = ? ORDER BY id", [row["cluster_id"]])
+    )
+    return ItemDetail(_stored_item(row), row["text"], row["summary"], row["author"], row["date_flag"],
+                      row["similarity"], revisions, cluster)
 
 
 def _stored_item(row: dict[str, Any]) -> StoredItem:
@@ -676,6 +715,10 @@ def _stored_item(row: dict[str, Any]) -> StoredItem:
         published_at=from_iso(row["published_at"]),
         first_seen_at=from_iso(row["first_seen_at"]),
         storylines=tuple(sorted(json.loads(row["sl"]))),
+        cluster_id=row["cluster_id"],
+        revisions=row["revision"] - 1,
+        dup_of=row["dup_of"],
+        dup_kind=row["dup_kind"],
     )
 
 
