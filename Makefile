@@ -34,7 +34,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/mypy worker
+	$(BIN)/mypy worker bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

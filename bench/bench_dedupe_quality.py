@@ -172,8 +172,8 @@ def is_repost(a: Doc, b: Doc, short: bool, threshold: float) -> bool:
     ta, tb = (dedupe.match_text(clean_text(first_sentence(d.text) if short else d.text), clutter) for d in (a, b))
     wa, wb = dedupe.words_of(ta), dedupe.words_of(tb)
     if min(len(wa), len(wb)) < dedupe.SHORT_WORDS:
-        ia = Indexed(0, 0, 0, a.published, b"", dedupe.title_key(a.title), "", len(wa))
-        ib = Indexed(0, 0, 0, b.published, b"", dedupe.title_key(b.title), "", len(wb))
+        ia = Indexed(0, 0, 0, a.published, b"", dedupe.title_key(a.title), len(wa))
+        ib = Indexed(0, 0, 0, b.published, b"", dedupe.title_key(b.title), len(wb))
         return dedupe._short_copy(ia, ib, (a.title, ta), (b.title, tb))
     return dedupe.jaccard(dedupe.shingles(wa), dedupe.shingles(wb)) >= threshold
 

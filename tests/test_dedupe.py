@@ -288,7 +288,7 @@ def test_word_diff_is_compact() -> None:
 def short(item_id: int, title: str, text: str, feed: int) -> tuple[Indexed, tuple[str, str]]:
     words = dedupe.words_of(text)
     marks = dedupe.fingerprint(title, text, text)
-    return Indexed(item_id, feed, item_id, NOW, marks.signature, marks.title_key, marks.body_key, len(words)), (title, text)
+    return Indexed(item_id, feed, item_id, NOW, marks.signature, marks.title_key, len(words)), (title, text)
 
 
 @pytest.mark.parametrize(
@@ -313,9 +313,9 @@ def test_the_short_item_rule(a: tuple[str, str], b: tuple[str, str], copy: bool)
 def test_the_index_forgets_outside_its_window() -> None:
     index = dedupe.Index(dt.timedelta(days=30), 0.5)
     marks = dedupe.fingerprint("T", ARTICLE, ARTICLE)
-    old = Indexed(1, 1, 1, NOW - dt.timedelta(days=60), marks.signature, marks.title_key, marks.body_key, marks.words)
+    old = Indexed(1, 1, 1, NOW - dt.timedelta(days=60), marks.signature, marks.title_key, marks.words)
     index.add(old)
-    new = Indexed(2, 2, 2, NOW, marks.signature, marks.title_key, marks.body_key, marks.words)
+    new = Indexed(2, 2, 2, NOW, marks.signature, marks.title_key, marks.words)
 
     class Texts:
         own = ("T", ARTICLE)

@@ -31,14 +31,16 @@ start without re-reading any text. Pure: the store is read and written by the pi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 import re
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -75,7 +77,6 @@ def fingerprint(title: str, text: str, match: str) -> Fingerprint:
         raw_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(text.split())),
         signature=minhash(words),
         title_key=title_key(title),
-        body_key=_sha(" ".join(words)) if words else "",
         words=len(words),
     )
 
@@ -217,7 +218,8 @@ def jaccard(a: set[T], b: set[T]) -> float:
 TITLE_ONLY_MIN_WORDS = 4  # a headline-only item needs a headline this long to match on it alone
 GRAY_ZONE = 0.15  # estimates this close to the threshold are checked against the exact texts
 MAX_CHECKS = 16  # exact checks per new item at most (the most similar candidates first)
-_MERGE_EVERY = 2048  # new signatures kept in a dict before they are merged into the sorted arrays
+_MERGE_EVERY = 2048  # live additions wait in a dict until there are this many
+_BULK_CHUNK = 16384  # a bulk load merges its keys this many items at a time
 
 
 class Texts(Protocol):
@@ -233,45 +235,61 @@ class Texts(Protocol):
 class _Bands:
     """Banded LSH over MinHash signatures: sorted numpy arrays plus a dict of recent additions.
 
-    32 bands of 2 rows: a pair at Jaccard 0.4 shares a band with probability 0.996."""
+    32 bands of 2 rows: a pair at Jaccard 0.4 shares a band with probability 0.996. Live
+    additions wait in a small dict and are merged in by sorted insertion (linear); a bulk load
+    skips the dict and is sorted once.
+    """
 
     def __init__(self, salt: npt.NDArray[np.uint64]) -> None:
         self.salt = salt
         self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
         self._keys = np.zeros(0, dtype=np.uint64)
-        self._key_rows = np.zeros(0, dtype=np.int64)
-        self._recent: dict[int, list[int]] = defaultdict(list)
-        self._recent_rows: list[int] = []
+        self._key_rows = np.zeros(0, dtype=np.int32)
+        self._recent: dict[int, int | list[int]] = {}  # band key → row (a list on a rare collision)
+        self._pending: list[int] = []  # rows whose keys are not in the sorted arrays yet
 
     def keys(self, signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
-        pairs = signature.astype(np.uint64).reshape(BANDS, ROWS)
-        return ((pairs[:, 0] << np.uint64(32)) | pairs[:, 1]) ^ self.salt
+        pairs = signature.astype(np.uint64).reshape(-1, BANDS, ROWS)
+        return (((pairs[..., 0] << np.uint64(32)) | pairs[..., 1]) ^ self.salt).reshape(-1)
 
-    def add(self, row: int, signature: npt.NDArray[np.uint32]) -> None:
-        while row >= len(self.sigs):
-            self.sigs = np.concatenate([self.sigs, np.zeros_like(self.sigs)])
+    def add(self, row: int, signature: npt.NDArray[np.uint32], *, bulk: bool = False) -> None:
+        if row >= len(self.sigs):  # grow by half: doubling would leave up to half the array unused
+            grown = np.zeros((max(row + 1, len(self.sigs) * 3 // 2), PERMUTATIONS), dtype=np.uint32)
+            grown[: len(self.sigs)] = self.sigs
+            self.sigs = grown
         self.sigs[row] = signature
+        self._pending.append(row)
+        if bulk:
+            return
+        recent = self._recent
         for key in self.keys(signature).tolist():
-            self._recent[key].append(row)
-        self._recent_rows.append(row)
-        if len(self._recent_rows) >= _MERGE_EVERY:
-            self._merge()
+            held = recent.setdefault(key, row)
+            if held is not row:
+                recent[key] = [held, row] if isinstance(held, int) else [*held, row]
+        if len(self._pending) >= _MERGE_EVERY:
+            self.merge()
 
-    def _merge(self) -> None:
-        rows = np.array(self._recent_rows, dtype=np.int64)
-        keys = np.concatenate([self.keys(self.sigs[r]) for r in rows])
-        all_keys = np.concatenate([self._keys, keys])
-        order = np.argsort(all_keys, kind="stable")
-        self._keys = all_keys[order]
-        self._key_rows = np.concatenate([self._key_rows, np.repeat(rows, BANDS)])[order]
+    def merge(self) -> None:
+        """Move the pending rows' keys into the sorted arrays."""
+        if not self._pending:
+            return
+        rows = np.array(self._pending, dtype=np.int32)
+        keys = self.keys(self.sigs[rows])
+        order = np.argsort(keys, kind="stable")
+        keys, rows = keys[order], np.repeat(rows, BANDS)[order]
+        at = np.searchsorted(self._keys, keys)
+        self._keys = np.insert(self._keys, at, keys)
+        self._key_rows = np.insert(self._key_rows, at, rows)
         self._recent.clear()
-        self._recent_rows.clear()
+        self._pending.clear()
 
     def candidates(self, signature: npt.NDArray[np.uint32]) -> set[int]:
         keys = self.keys(signature)
         rows: set[int] = set()
         for key in keys.tolist():
-            rows.update(self._recent.get(key, ()))
+            held = self._recent.get(key)
+            if held is not None:
+                rows.update(held) if isinstance(held, list) else rows.add(held)
         if len(self._keys):
             left = np.searchsorted(self._keys, keys, side="left")
             right = np.searchsorted(self._keys, keys, side="right")
@@ -304,14 +322,23 @@ class Index:
 
     # ── adding and forgetting ─
 
-    def add(self, entry: Indexed) -> None:
+    def extend(self, entries: Iterable[Indexed]) -> None:
+        """Add many items at once (loading the window): their keys are sorted in chunks, which
+        bounds the memory a merge needs beside the arrays it merges into."""
+        for n, entry in enumerate(entries, 1):
+            self.add(entry, bulk=True)
+            if n % _BULK_CHUNK == 0:
+                self._bands.merge()
+        self._bands.merge()
+
+    def add(self, entry: Indexed, *, bulk: bool = False) -> None:
         if entry.item_id in self._ids:
             return
         row = len(self._rows)
         self._ids[entry.item_id] = row
-        self._rows.append(entry)
+        self._rows.append(dataclasses.replace(entry, signature=b""))  # the signature lives in the bands
         if entry.words:
-            self._bands.add(row, _signature(entry.signature))
+            self._bands.add(row, _signature(entry.signature), bulk=bulk)
         if is_short(entry) and entry.title_key:
             self._titles[entry.title_key].append(row)
 
@@ -331,11 +358,15 @@ class Index:
                 self._ids.pop(entry.item_id, None)
                 dropped += 1
         if len(self._dead) > len(self._rows) // 2:
-            alive = [entry for row, entry in enumerate(self._rows) if row not in self._dead]
+            alive = [self._entry(row) for row in range(len(self._rows)) if row not in self._dead]
             self._clear()
-            for entry in alive:
-                self.add(entry)
+            self.extend(alive)
         return dropped
+
+    def _entry(self, row: int) -> Indexed:
+        """A row as added, its signature taken back from the bands."""
+        entry = self._rows[row]
+        return dataclasses.replace(entry, signature=self._bands.sigs[row].tobytes() if entry.words else b"")
 
     # ── searching ─
 
@@ -463,15 +494,21 @@ def classify(
         if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
             verdicts.append(Verdict(item, "tombstoned"))
             continue
-        texts = _Texts((item.title, match_text(item.text, clutter, boilerplate)), stored_text)
+        texts = _Texts(item, clutter, boilerplate, stored_text)
         verdicts.append(_judge_new(item, known, index, texts, batch_hashes, len(verdicts)))
     return verdicts
 
 
-@dataclass(frozen=True, slots=True)
 class _Texts:
-    own: tuple[str, str]
-    of: Callable[[int], tuple[str, str] | None]
+    """The texts behind close calls; the new item's match text is only made if one is needed."""
+
+    def __init__(self, item: Item, clutter: Clutter, boilerplate: frozenset[str],
+                 of: Callable[[int], tuple[str, str] | None]) -> None:
+        self._item, self._clutter, self._boilerplate, self.of = item, clutter, boilerplate, of
+
+    @functools.cached_property
+    def own(self) -> tuple[str, str]:
+        return self._item.title, match_text(self._item.text, self._clutter, self._boilerplate)
 
 
 def _judge_new(
@@ -491,7 +528,7 @@ def indexed(item: Item, item_id: int, cluster_id: int) -> Indexed:
     marks = item.fingerprint
     assert marks is not None
     return Indexed(item_id, item.feed_id, cluster_id, item.published_at, marks.signature,
-                   marks.title_key, marks.body_key, marks.words)
+                   marks.title_key, marks.words)
 
 
 def _judge_seen(item: Item, stored: Stored, clutter: Clutter, boilerplate: frozenset[str]) -> Verdict:

@@ -29,7 +29,6 @@ class Fingerprint:
     raw_sha256: str  # the item as stored (title + text): an unchanged re-send is skipped on this
     signature: bytes  # MinHash: of word 3-shingles, or of single words for short items
     title_key: str  # the headline, lower-cased, punctuation and spacing removed
-    body_key: str  # sha256 of the match text's words, for the short-item rule
     words: int  # words in the match text
 
 
@@ -43,7 +42,6 @@ class Indexed:
     published: dt.datetime
     signature: bytes
     title_key: str
-    body_key: str
     words: int
 
 

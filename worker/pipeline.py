@@ -57,6 +57,7 @@ class _Window:
         self.clutter = dedupe.Clutter.compile(settings.dedupe.clutter_patterns)
         self.index = dedupe.Index(self.span, self.threshold)
         self.anchor: dt.datetime | None = None
+        self._forgotten_at: dt.datetime | None = None  # the anchor at the last clean-up
 
     def index_for(self, items: Sequence[Item]) -> dedupe.Index:
         """The index to judge this batch with (every item of a feed's batch uses the same one)."""
@@ -78,7 +79,9 @@ class _Window:
             self._load(self.index, start, anchor + self.span)
         else:
             self._load(self.index, loaded_until, anchor + self.span)
-            self.index.forget_before(start - self.span)
+            if self._forgotten_at is None or anchor - self._forgotten_at >= self.span / 30:
+                self.index.forget_before(start - self.span)  # a scan of the index: not every batch
+                self._forgotten_at = anchor
         self.anchor = anchor
 
     def stored_text(self, item_id: int) -> tuple[str, str] | None:
@@ -90,8 +93,7 @@ class _Window:
         return title, dedupe.match_text(text, self.clutter, dedupe.Boilerplate.from_json(boilerplate).lines)
 
     def _load(self, index: dedupe.Index, since: dt.datetime, until: dt.datetime) -> dedupe.Index:
-        for entry in store.index_entries(self.db, since, until):
-            index.add(entry)
+        index.extend(store.index_entries(self.db, since, until))
         return index
 
 
@@ -420,7 +422,8 @@ def _learn_boilerplate(db: Database, window: _Window, feed: Feed, model: dedupe.
     learned = model.learn(texts)
     store.update_feed(db, feed.id, boilerplate=learned.to_json())
     if learned.lines != model.lines and window.anchor is not None:
-        for entry in store.index_entries(db, window.anchor - window.span, window.anchor + window.span, feed.id):
+        entries = list(store.index_entries(db, window.anchor - window.span, window.anchor + window.span, feed.id))
+        for entry in entries:  # read first: the loop rewrites the rows it read
             found = store.item_text(db, entry.item_id)
             if found is None:
                 continue
@@ -428,7 +431,7 @@ def _learn_boilerplate(db: Database, window: _Window, feed: Feed, model: dedupe.
             marks = dedupe.fingerprint(title, text, dedupe.match_text(text, window.clutter, learned.lines))
             store.set_fingerprint(db, entry.item_id, marks.content_sha256, marks)
             window.index.replace(dataclasses.replace(entry, signature=marks.signature, title_key=marks.title_key,
-                                                     body_key=marks.body_key, words=marks.words))
+                                                     words=marks.words))
 
 
 def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:

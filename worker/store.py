@@ -196,7 +196,6 @@ def _dedupe_and_revisions(db: Database) -> None:
         ALTER TABLE items ADD COLUMN raw_sha256 TEXT;
         ALTER TABLE items ADD COLUMN signature BLOB;
         ALTER TABLE items ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
-        ALTER TABLE items ADD COLUMN body_key TEXT NOT NULL DEFAULT '';
         ALTER TABLE items ADD COLUMN words INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE items ADD COLUMN dup_of INTEGER REFERENCES items(id);
         ALTER TABLE items ADD COLUMN dup_kind TEXT;
@@ -478,7 +477,8 @@ _ITEM_FIELDS = (
     "identity", "feed_id", "source", "guid", "url", "title", "text", "summary", "author",
     "publisher", "lang", "published_at", "first_seen_at", "content_sha256", "date_flag",
 )
-_PRINT_FIELDS = ("raw_sha256", "signature", "title_key", "body_key", "words")
+_PRINT_FIELDS = ("raw_sha256", "signature", "title_key", "words")
+_NO_PRINT = (None, None, "", 0)  # an item stored without a fingerprint (filled in by the next init)
 _ITEM_COLUMNS = ", ".join(_ITEM_FIELDS + _PRINT_FIELDS)
 _ITEM_PLACEHOLDERS = ", ".join("?" for _ in _ITEM_FIELDS + _PRINT_FIELDS)
 
@@ -488,7 +488,7 @@ def _item_row(item: Item) -> list[Any]:
     values[_ITEM_FIELDS.index("published_at")] = to_iso(item.published_at)
     values[_ITEM_FIELDS.index("first_seen_at")] = to_iso(item.first_seen_at)
     marks = item.fingerprint
-    return values + ([getattr(marks, f) for f in _PRINT_FIELDS] if marks else [None, None, "", "", 0])
+    return values + ([getattr(marks, f) for f in _PRINT_FIELDS] if marks else list(_NO_PRINT))
 
 
 def known_for(db: Database, items: Sequence[Item]) -> tuple[dict[str, Stored], dict[str, tuple[int, int]], frozenset[str]]:
@@ -578,15 +578,15 @@ def index_entries(
     """Fingerprints of the items published in [since, until] (of one feed, when given), oldest
     first, to rebuild the index."""
     sql = (
-        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, body_key, words FROM items "
+        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, words FROM items "
         "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL"
     )
     params: list[Any] = [to_iso(since), to_iso(until)]
     if feed_id is not None:
         sql += " AND feed_id = ?"
         params.append(feed_id)
-    for row in db.execute(sql + " ORDER BY published_at, id", params).fetchall():
-        yield Indexed(row[0], row[1], row[2], from_iso(row[3]), row[4], row[5], row[6], row[7])
+    for row in db.execute(sql + " ORDER BY published_at, id", params):
+        yield Indexed(row[0], row[1], row[2], from_iso(row[3]), row[4], row[5], row[6])
 
 
 def unprinted_items(db: Database, limit: int = 1000) -> list[dict[str, Any]]:
@@ -596,7 +596,7 @@ def unprinted_items(db: Database, limit: int = 1000) -> list[dict[str, Any]]:
 
 def set_fingerprint(db: Database, item_id: int, content_sha256: str, marks: Fingerprint) -> None:
     db.execute(
-        "UPDATE items SET content_sha256 = ?, raw_sha256 = ?, signature = ?, title_key = ?, body_key = ?, words = ? "
+        "UPDATE items SET content_sha256 = ?, raw_sha256 = ?, signature = ?, title_key = ?, words = ? "
         "WHERE id = ?",
         [content_sha256, *(getattr(marks, f) for f in _PRINT_FIELDS), item_id],
     )
