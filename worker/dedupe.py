@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+import unicodedata
+
 import numpy as np
 import numpy.typing as npt
 
@@ -61,12 +63,21 @@ RETITLED_MIN_WORDS = 8  # … with texts at least this long
 _rng = np.random.default_rng(20261123)  # fixed: signatures are stored and must stay comparable
 _MULT = _rng.integers(1, 2**63, size=PERMUTATIONS, dtype=np.uint64) | np.uint64(1)  # odd multipliers
 _ADD = _rng.integers(0, 2**63, size=PERMUTATIONS, dtype=np.uint64)
-_SALT = _rng.integers(0, 2**63, size=BANDS, dtype=np.uint64)
-_WORD = re.compile(r"\w+")
+_SALT = _rng.integers(0, 2**63, size=BANDS, dtype=np.uint64)  # one per band: keys of bands differ
+def _separators() -> dict[int, str]:
+    """Punctuation and symbols (Latin to CJK, and full-width forms) become spaces between words."""
+    ranges = (range(0x3100), range(0xFF00, 0xFFF0))
+    return {c: " " for r in ranges for c in r if unicodedata.category(chr(c))[0] in "PS"}
+
+
+_SEPARATORS = _separators()
+_WORD_IDS: dict[str, int] = {}  # crc32 of words already seen (news vocabulary repeats: Zipf)
+_WORD_IDS_MAX = 200_000
 
 
 def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    """Lower-cased words, punctuation and symbols dropped (str.translate: 4× a \\w+ regex)."""
+    return text.lower().translate(_SEPARATORS).split()
 
 
 def fingerprint(title: str, text: str, match: str) -> Fingerprint:
@@ -97,8 +108,17 @@ def title_key(title: str) -> str:
 
 
 def _word_ids(words: Sequence[str]) -> npt.NDArray[np.uint64]:
-    # crc32: stable across processes and restarts (Python's hash() is salted per process)
-    return np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words))
+    """crc32 of each word: stable across processes and restarts (Python's hash() is salted)."""
+    ids = _WORD_IDS
+    if len(ids) > _WORD_IDS_MAX:
+        ids.clear()
+    out = []
+    for word in words:
+        value = ids.get(word)
+        if value is None:
+            value = ids[word] = zlib.crc32(word.encode("utf-8"))
+        out.append(value)
+    return np.array(out, dtype=np.uint64)
 
 
 def minhash(words: Sequence[str], shingle: int = SHINGLE) -> bytes:
@@ -235,22 +255,23 @@ class Texts(Protocol):
 class _Bands:
     """Banded LSH over MinHash signatures: sorted numpy arrays plus a dict of recent additions.
 
-    32 bands of 2 rows: a pair at Jaccard 0.4 shares a band with probability 0.996. Live
-    additions wait in a small dict and are merged in by sorted insertion (linear); a bulk load
-    skips the dict and is sorted once.
+    A signature's 64 uint32 minimums, read as 32 little-endian uint64, are its 32 bands of 2
+    rows: a pair at Jaccard 0.4 shares a band with probability 0.996. Live additions wait in a
+    small dict and are merged in by sorted insertion (linear); a bulk load skips the dict.
     """
 
-    def __init__(self, salt: npt.NDArray[np.uint64]) -> None:
-        self.salt = salt
+    def __init__(self) -> None:
         self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
-        self._keys = np.zeros(0, dtype=np.uint64)
-        self._key_rows = np.zeros(0, dtype=np.int32)
+        self._keys = np.zeros(0, dtype=np.uint64)  # sorted band keys (salted per band) …
+        self._key_rows = np.zeros(0, dtype=np.int32)  # … and the row of each
         self._recent: dict[int, int | list[int]] = {}  # band key → row (a list on a rare collision)
         self._pending: list[int] = []  # rows whose keys are not in the sorted arrays yet
 
-    def keys(self, signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
-        pairs = signature.astype(np.uint64).reshape(-1, BANDS, ROWS)
-        return (((pairs[..., 0] << np.uint64(32)) | pairs[..., 1]) ^ self.salt).reshape(-1)
+    @staticmethod
+    def keys(signatures: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+        """Band keys of one signature (32) or of several (32 each, in order)."""
+        bands = np.ascontiguousarray(signatures, dtype="<u4").view("<u8").reshape(-1, BANDS)
+        return (bands ^ _SALT).reshape(-1)
 
     def add(self, row: int, signature: npt.NDArray[np.uint32], *, bulk: bool = False) -> None:
         if row >= len(self.sigs):  # grow by half: doubling would leave up to half the array unused
@@ -283,23 +304,64 @@ class _Bands:
         self._recent.clear()
         self._pending.clear()
 
-    def candidates(self, signature: npt.NDArray[np.uint32]) -> set[int]:
+    def candidates(self, signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
+        """Rows sharing at least one band with `signature`."""
         keys = self.keys(signature)
-        rows: set[int] = set()
+        found: list[int] = []
         for key in keys.tolist():
             held = self._recent.get(key)
             if held is not None:
-                rows.update(held) if isinstance(held, list) else rows.add(held)
+                found.extend(held) if isinstance(held, list) else found.append(held)
+        hits = [np.array(found, dtype=np.int64)]
         if len(self._keys):
-            left = np.searchsorted(self._keys, keys, side="left")
-            right = np.searchsorted(self._keys, keys, side="right")
-            for lo, hi in zip(left.tolist(), right.tolist()):
-                if hi > lo:
-                    rows.update(self._key_rows[lo:hi].tolist())
-        return rows
+            start = np.searchsorted(self._keys, keys)
+            inside = start < len(self._keys)
+            matched = keys[inside] == self._keys[start[inside]]
+            for first in start[inside][matched].tolist():  # usually none: a new story shares no band
+                last = first
+                while last < len(self._keys) and self._keys[last] == self._keys[first]:
+                    last += 1
+                hits.append(self._key_rows[first:last].astype(np.int64))
+        return np.unique(np.concatenate(hits))
 
-    def estimates(self, rows: list[int], signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.float64]:
-        return np.asarray((self.sigs[np.array(rows, dtype=np.int64)] == signature).mean(axis=1), dtype=np.float64)
+    def estimates(self, rows: npt.NDArray[np.int64], signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.float64]:
+        return np.asarray((self.sigs[rows] == signature).mean(axis=1), dtype=np.float64)
+
+
+class _Rows:
+    """What the index knows of each item, one numpy array a field (compact, vectorized filters)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.item = np.zeros(1024, dtype=np.int64)
+        self.feed = np.zeros(1024, dtype=np.int64)  # -1: no feed (a seed)
+        self.cluster = np.zeros(1024, dtype=np.int64)
+        self.published = np.zeros(1024, dtype=np.int64)  # POSIX seconds
+        self.words = np.zeros(1024, dtype=np.int32)
+        self.alive = np.zeros(1024, dtype=bool)
+        self.titles: list[str] = []  # headline keys (short items only; "" otherwise)
+
+    def append(self, entry: Indexed) -> int:
+        row = self.n
+        if row == len(self.item):
+            for name in ("item", "feed", "cluster", "published", "words", "alive"):
+                old = getattr(self, name)
+                grown = np.zeros(len(old) * 3 // 2, dtype=old.dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+        self.item[row], self.cluster[row] = entry.item_id, entry.cluster_id
+        self.feed[row] = -1 if entry.feed_id is None else entry.feed_id
+        self.published[row] = int(entry.published.timestamp())
+        self.words[row], self.alive[row] = entry.words, True
+        self.titles.append(entry.title_key if is_short(entry) else "")
+        self.n += 1
+        return row
+
+    def entry(self, row: int, signature: bytes) -> Indexed:
+        feed = int(self.feed[row])
+        return Indexed(int(self.item[row]), None if feed < 0 else feed, int(self.cluster[row]),
+                       dt.datetime.fromtimestamp(int(self.published[row]), dt.timezone.utc), signature,
+                       self.titles[row], int(self.words[row]))
 
 
 class Index:
@@ -312,13 +374,12 @@ class Index:
 
     def _clear(self) -> None:
         self._ids: dict[int, int] = {}  # item id → its live row
-        self._rows: list[Indexed] = []
-        self._dead: set[int] = set()
-        self._bands = _Bands(_SALT)  # items with a text, by their signature's bands
+        self._rows = _Rows()
+        self._bands = _Bands()  # items with a text, by their signature's bands
         self._titles: dict[str, list[int]] = defaultdict(list)  # short items by headline
 
     def __len__(self) -> int:
-        return len(self._rows) - len(self._dead)
+        return len(self._ids)
 
     # ── adding and forgetting ─
 
@@ -334,9 +395,8 @@ class Index:
     def add(self, entry: Indexed, *, bulk: bool = False) -> None:
         if entry.item_id in self._ids:
             return
-        row = len(self._rows)
+        row = self._rows.append(entry)
         self._ids[entry.item_id] = row
-        self._rows.append(dataclasses.replace(entry, signature=b""))  # the signature lives in the bands
         if entry.words:
             self._bands.add(row, _signature(entry.signature), bulk=bulk)
         if is_short(entry) and entry.title_key:
@@ -346,39 +406,43 @@ class Index:
         """Swap an item's entry for a new one (its fingerprint was recomputed)."""
         row = self._ids.pop(entry.item_id, None)
         if row is not None:
-            self._dead.add(row)
+            self._rows.alive[row] = False
         self.add(entry)
 
     def forget_before(self, when: dt.datetime) -> int:
         """Drop items published before `when`; compacts once half the rows are gone."""
-        dropped = 0
-        for row, entry in enumerate(self._rows):
-            if row not in self._dead and entry.published < when:
-                self._dead.add(row)
-                self._ids.pop(entry.item_id, None)
-                dropped += 1
-        if len(self._dead) > len(self._rows) // 2:
-            alive = [self._entry(row) for row in range(len(self._rows)) if row not in self._dead]
+        rows = self._rows
+        old = rows.alive[: rows.n] & (rows.published[: rows.n] < int(when.timestamp()))
+        for row in np.flatnonzero(old).tolist():
+            self._ids.pop(int(rows.item[row]), None)
+        rows.alive[: rows.n] &= ~old
+        if len(self._ids) < rows.n // 2:
+            alive = [self._entry(row) for row in sorted(self._ids.values())]
             self._clear()
             self.extend(alive)
-        return dropped
+        return int(old.sum())
 
     def _entry(self, row: int) -> Indexed:
         """A row as added, its signature taken back from the bands."""
-        entry = self._rows[row]
-        return dataclasses.replace(entry, signature=self._bands.sigs[row].tobytes() if entry.words else b"")
+        words = int(self._rows.words[row])
+        return self._rows.entry(row, self._bands.sigs[row].tobytes() if words else b"")
 
     # ── searching ─
 
     def find(self, item: Indexed, texts: Texts) -> Match | None:
         """The indexed item that `item` copies (another source, within the window), if any."""
-        rows = self._bands.candidates(_signature(item.signature)) if item.words else set()
-        if is_short(item):
-            rows |= set(self._titles.get(item.title_key, ()))
+        signature = _signature(item.signature)
+        rows = self._bands.candidates(signature) if item.words else np.zeros(0, dtype=np.int64)
+        if is_short(item) and item.title_key in self._titles:
+            rows = np.union1d(rows, np.array(self._titles[item.title_key], dtype=np.int64))
+        rows = self._eligible(rows, item)
+        if not len(rows):
+            return None
+        estimates = self._bands.estimates(rows, signature)
         checks = 0
-        for estimate, row in self._ranked(rows, item):
-            other = self._rows[row]
-            if not is_short(item) and not is_short(other):
+        for n in np.lexsort((rows, -estimates)).tolist():  # most similar first, then oldest
+            estimate, row = float(estimates[n]), int(rows[n])
+            if not is_short(item) and self._rows.words[row] >= SHORT_WORDS:
                 if estimate >= self.threshold + GRAY_ZONE:
                     return self._match(row, "near", estimate)
                 if estimate < self.threshold - GRAY_ZONE:
@@ -386,26 +450,22 @@ class Index:
             if checks == MAX_CHECKS:
                 break
             checks += 1
-            found = self._check(item, other, texts)
+            found = self._check(item, self._entry(row), texts)
             if found is not None:
                 return self._match(row, *found)
         return None
 
-    def _ranked(self, rows: set[int], item: Indexed) -> list[tuple[float, int]]:
-        eligible = [r for r in rows if self._eligible(r, item)]
-        if not eligible:
-            return []
-        estimates = self._bands.estimates(eligible, _signature(item.signature))
-        return sorted(zip(estimates.tolist(), eligible), key=lambda pair: (-pair[0], pair[1]))
-
-    def _eligible(self, row: int, item: Indexed) -> bool:
-        other = self._rows[row]
-        return (
-            row not in self._dead
-            and other.item_id != item.item_id
-            and (other.feed_id is None or other.feed_id != item.feed_id)
-            and abs(other.published - item.published) <= self.window
+    def _eligible(self, rows: npt.NDArray[np.int64], item: Indexed) -> npt.NDArray[np.int64]:
+        """Alive, not the item itself, from another source, within the window."""
+        r = self._rows
+        feed = -1 if item.feed_id is None else item.feed_id
+        keep = (
+            r.alive[rows]
+            & (r.item[rows] != item.item_id)
+            & ((r.feed[rows] < 0) | (r.feed[rows] != feed))
+            & (np.abs(r.published[rows] - int(item.published.timestamp())) <= int(self.window.total_seconds()))
         )
+        return np.asarray(rows[keep], dtype=np.int64)
 
     def _check(self, item: Indexed, other: Indexed, texts: Texts) -> tuple[str, float] | None:
         """Decide a close call on the exact texts: (kind, similarity) when it is a copy."""
@@ -421,8 +481,7 @@ class Index:
         return ("near", score) if score >= self.threshold else None
 
     def _match(self, row: int, kind: str, score: float) -> Match:
-        other = self._rows[row]
-        return Match(other.item_id, other.cluster_id, kind, round(score, 4))
+        return Match(int(self._rows.item[row]), int(self._rows.cluster[row]), kind, round(score, 4))
 
 
 def _short_copy(a: Indexed, b: Indexed, a_texts: tuple[str, str], b_texts: tuple[str, str]) -> bool:
