@@ -186,3 +186,25 @@ def test_search_syntax_from_users_never_fails(tmp_path: Path) -> None:
     for text in ['NEAR(', '"unbalanced', "a OR", "*", "-x", "title:Friendship"]:
         store.find_items(db, search=text)  # no sqlite3.OperationalError
     assert [i.identity for i in store.find_items(db, search="friendship years")] == ["test:1"]  # stemmed
+
+
+def test_the_full_text_index_catches_up_and_stays_consistent(tmp_path: Path) -> None:
+    db = store.open_store(tmp_path / "sw.db")
+    ids = store.save_items(db, [make_item(1), make_item(2, title="Zhao Leji in Pyongyang"), make_item(3)])
+    # before the index has caught up: an edit and a deletion of rows it has not seen yet
+    edited = make_item(1, title="Headline corrected", text="Closing ceremony of the Friendship Year")
+    stored = store.known_for(db, [edited])[0][edited.identity]
+    store.save_revision(db, stored, edited, ["title", "text"], "diff", NOW)
+    db.execute("DELETE FROM items WHERE id = ?", [ids[2]])
+    assert store.index_pending(db) == 2
+    db.execute("INSERT INTO items_fts(items_fts) VALUES('integrity-check')")  # raises if corrupt
+    assert [i.title for i in store.find_items(db, search="closing ceremony")] == ["Headline corrected"]
+    # after: edits go through the triggers; a new item is found without waiting
+    edited_again = make_item(2, title="Zhao Leji leaves Pyongyang")
+    store.save_revision(db, store.known_for(db, [edited_again])[0][edited_again.identity], edited_again, ["title"], "d", NOW)
+    store.save_items(db, [make_item(4, title="Kim meets Putin")])
+    assert [i.title for i in store.find_items(db, search="Putin")] == ["Kim meets Putin"]
+    assert [i.title for i in store.find_items(db, search="leaves")] == ["Zhao Leji leaves Pyongyang"]
+    assert store.find_items(db, search="Zhao Leji in") == []
+    db.execute("INSERT INTO items_fts(items_fts) VALUES('integrity-check')")
+    assert store.save_items(db, [make_item(5)]) == [5]  # ids keep growing past a deleted one

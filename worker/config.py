@@ -232,6 +232,22 @@ class StorylineConfig:
     keywords: tuple[str, ...] = setting(
         (), "Names and key phrases that mark the story, e.g. \"Friendship Year\"."
     )
+    aliases: tuple[tuple[str, ...], ...] = setting(
+        (),
+        "Groups of names that mean the same, e.g. [[\"DPRK\", \"North Korea\", \"Pyongyang\"], "
+        "[\"Pak Myong-ho\", \"Park Myung-ho\"]].",
+    )
+    exclude: tuple[str, ...] = setting(
+        (), "Words or phrases that rule an item out of the storyline, whatever its score."
+    )
+    threshold: float | None = setting(
+        None,
+        "This storyline's decision threshold on the tracking score; unset: [tracking] threshold.",
+        check=lambda v: None if v is None or 0 < v < 100 else "a number above 0",
+    )
+    expires_after: dt.timedelta | None = setting(
+        None, "Stop tracking once the storyline has had no follow-up for this long; unset: never."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,7 @@ def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport
             store.set_storyline_seeds(db, storyline.id, item_ids, now)
             linked[storyline.id] = len(item_ids)
             unresolved += [f"{storyline.id}: {url}" for url in missing]
+        store.index_pending(db)
     return InitReport(feeds, len(docs), added.new + added.copies, linked, tuple(unresolved))
 
 
@@ -570,6 +571,7 @@ def poll_feeds(
     started_at, clock_start = rt.clock(), time.monotonic()
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
     reports = list(_poll(rt, feeds, no_cache))
+    store.index_pending(rt.db)
     store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
     prune_items(rt, started_at)
     report = CycleReport(started_at, time.monotonic() - clock_start, tuple(reports))

@@ -214,6 +214,33 @@ def _dedupe_and_revisions(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0005_deferred_full_text")
+def _deferred_full_text(db: Database) -> None:
+    # New rows are indexed in bulk by index_pending (about half the cost a row of indexing each
+    # feed's rows as they are stored). The triggers only touch rows already indexed: giving FTS5
+    # a 'delete' for a row it never indexed would corrupt the index.
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta (key, value) SELECT 'fts_upto', coalesce(max(id), 0) FROM items;
+        INSERT INTO meta (key, value) SELECT 'last_id', coalesce(max(id), 0) FROM items;
+        DROP TRIGGER items_fts_delete;
+        DROP TRIGGER items_fts_update;
+        CREATE TRIGGER items_fts_delete AFTER DELETE ON items
+        WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
+            INSERT INTO items_fts(items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+        END;
+        CREATE TRIGGER items_fts_update AFTER UPDATE OF title, text ON items
+        WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto') BEGIN
+            INSERT INTO items_fts(items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+            INSERT INTO items_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+        END;
+        """
+    )
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -438,13 +465,12 @@ def save_items(
     """Insert items whose identity is not stored yet; return the new rows' ids (0: skipped).
 
     Ids are assigned here, under the write lock, so an item's cluster is set in the same
-    statement (its own id, or the cluster of the item it copies) and the batch is added to the
-    full-text index in one statement.
+    statement (its own id, or the cluster of the item it copies). They always grow (never reuse
+    a pruned id): the full-text index catches up with every id above its mark (index_pending).
     """
     ids: list[int] = []
     with transaction(db):
-        next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()[0])
-        first_id = next_id
+        next_id = int(db.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]) + 1
         for n, item in enumerate(items):
             place = placements[n] if placements else Placement()
             dup_of = place.dup_of if place.dup_of_batch is None else ids[place.dup_of_batch]
@@ -456,12 +482,23 @@ def save_items(
             )
             ids.append(next_id if cursor.rowcount else 0)
             next_id += 1 if cursor.rowcount else 0
-        if next_id > first_id:
-            db.execute(
-                "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items WHERE id >= ?",
-                [first_id],
-            )
+        db.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", [next_id - 1])
     return ids
+
+
+def index_pending(db: Database) -> int:
+    """Add the items stored since the last call to the full-text index, in one statement."""
+    with transaction(db):
+        upto = int(db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+        newest = int(db.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0])
+        if newest <= upto:
+            return 0
+        added = db.execute(
+            "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items WHERE id > ? ORDER BY id",
+            [upto],
+        ).rowcount
+        db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [newest])
+    return added
 
 
 def _cluster_of(db: Database, place: Placement, ids: list[int]) -> int | None:
@@ -663,6 +700,7 @@ def find_items(
     where, params, joins = [], [], []
     order = "items.published_at DESC, items.id DESC"
     if search:
+        index_pending(db)  # every stored item is searchable
         joins.append("JOIN items_fts ON items_fts.rowid = items.id")
         where.append("items_fts MATCH ?")
         params.append(fts_query(search))
