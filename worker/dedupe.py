@@ -83,9 +83,11 @@ def words_of(text: str) -> list[str]:
 def fingerprint(title: str, text: str, match: str) -> Fingerprint:
     """Hashes and signature of an item; `match` is its match text (normalize.match_text)."""
     words = words_of(match)
+    head = " ".join(title.split()) + "\n"
+    content = _sha(head + " ".join(match.split()))
     return Fingerprint(
-        content_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(match.split())),
-        raw_sha256=_sha(" ".join(title.split()) + "\n" + " ".join(text.split())),
+        content_sha256=content,
+        raw_sha256=content if match == text else _sha(head + " ".join(text.split())),
         signature=minhash(words),
         title_key=title_key(title),
         words=len(words),
@@ -130,7 +132,7 @@ def minhash(words: Sequence[str], shingle: int = SHINGLE) -> bytes:
         shingles = ids
     if len(shingles) == 0:
         return bytes(4 * PERMUTATIONS)
-    shingles = np.unique(shingles & np.uint64(0xFFFFFFFF))
+    shingles &= np.uint64(0xFFFFFFFF)  # repeated shingles are left in: they cannot change a minimum
     # multiply-shift hashing: the high 32 bits of a·x + b (mod 2^64) for each permutation
     hashed = (_MULT[:, None] * shingles[None, :] + _ADD[:, None]) >> np.uint64(32)
     return bytes(hashed.min(axis=1).astype("<u4").tobytes())
