@@ -660,22 +660,13 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
 
 def known_identities(db: Database, identities: Sequence[str]) -> set[str]:
     """Which of these identities are stored already."""
-    found: set[str] = set()
-    for i in range(0, len(identities), 500):
-        chunk = identities[i : i + 500]
-        sql = f"SELECT identity FROM items WHERE identity IN ({', '.join('?' for _ in chunk)})"
-        found.update(row[0] for row in db.execute(sql, chunk).fetchall())
-    return found
+    return {row["identity"] for row in _in_chunks(db, "SELECT identity FROM items WHERE identity IN ({})", identities)}
 
 
 def known_feed_urls(db: Database, feed_id: int, urls: Sequence[str]) -> set[str]:
     """Which of these links the feed already has an item for (under any identity policy)."""
-    found: set[str] = set()
-    for i in range(0, len(urls), 500):
-        chunk = urls[i : i + 500]
-        sql = f"SELECT url FROM items WHERE feed_id = ? AND url IN ({', '.join('?' for _ in chunk)})"
-        found.update(row[0] for row in db.execute(sql, [feed_id, *chunk]).fetchall())
-    return found
+    sql = f"SELECT url FROM items WHERE feed_id = {int(feed_id)} AND url IN ({{}})"
+    return {row["url"] for row in _in_chunks(db, sql, urls)}
 
 
 def item_id_by_identity(db: Database, identity: str) -> int | None:
