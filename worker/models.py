@@ -190,6 +190,54 @@ class StorylineSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StorylineDef:
+    """A storyline as stored: its definition and the ids of its seed items."""
+
+    id: str
+    title: str
+    description: str
+    keywords: tuple[str, ...]
+    aliases: tuple[tuple[str, ...], ...]
+    exclude: tuple[str, ...]
+    threshold: float | None
+    expires_after: dt.timedelta | None
+    seed_ids: tuple[int, ...]
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A tracking decision to record: an item continues a storyline, and why."""
+
+    storyline_id: str
+    item_id: int
+    score: float
+    threshold: float
+    raw_score: float
+    reasons: dict[str, object]  # top_terms, names, closest_similarity, …
+    novelty: tuple[str, ...]
+    closest_item_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One item of a storyline's timeline: a seed or a follow-up."""
+
+    item_id: int
+    decision: str
+    title: str
+    publisher: str
+    url: str | None
+    published_at: dt.datetime
+    source: str
+    score: float | None
+    threshold: float | None
+    reasons: dict[str, object]
+    novelty: tuple[str, ...]
+    closest_item_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStatus:
     path: Path
     items_by_source: dict[str, int]

@@ -25,8 +25,8 @@ from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
 from worker.models import (
-    Feed, FeedHealth, Fingerprint, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem, StoreStatus,
-    StorylineSummary,
+    Feed, FeedHealth, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
+    StoreStatus, StorylineDef, StorylineSummary, TimelineEntry,
 )
 
 PAGE_SIZE = 8192
@@ -237,6 +237,34 @@ def _deferred_full_text(db: Database) -> None:
             VALUES ('delete', old.id, old.title, old.text);
             INSERT INTO items_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
         END;
+        """
+    )
+
+
+@MIGRATIONS(name="0006_storyline_tracking")
+def _storyline_tracking(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE storylines ADD COLUMN aliases TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE storylines ADD COLUMN exclude TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE storylines ADD COLUMN threshold REAL;
+        ALTER TABLE storylines ADD COLUMN expires_after_s INTEGER;
+        ALTER TABLE storylines ADD COLUMN profile_hash TEXT NOT NULL DEFAULT '';
+        ALTER TABLE storyline_items ADD COLUMN closest_item_id INTEGER;
+        ALTER TABLE storyline_items ADD COLUMN raw_score REAL;
+        CREATE INDEX storyline_items_decided ON storyline_items(decided_at);
+        CREATE TABLE suggestions (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            title TEXT NOT NULL,
+            terms TEXT NOT NULL DEFAULT '[]',
+            item_ids TEXT NOT NULL DEFAULT '[]',
+            sources INTEGER NOT NULL,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'adopted', 'dismissed')),
+            storyline_id TEXT
+        );
         """
     )
 
@@ -470,7 +498,7 @@ def save_items(
     """
     ids: list[int] = []
     with transaction(db):
-        next_id = int(db.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]) + 1
+        next_id = _last_id(db) + 1
         for n, item in enumerate(items):
             place = placements[n] if placements else Placement()
             dup_of = place.dup_of if place.dup_of_batch is None else ids[place.dup_of_batch]
@@ -486,11 +514,19 @@ def save_items(
     return ids
 
 
+def _last_id(db: Database) -> int:
+    """The highest item id ever given: the counter, or a row someone added another way."""
+    row = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM items), 0), (SELECT value FROM meta WHERE key = 'last_id'))"
+    ).fetchone()
+    return int(row[0])
+
+
 def index_pending(db: Database) -> int:
     """Add the items stored since the last call to the full-text index, in one statement."""
     with transaction(db):
         upto = int(db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
-        newest = int(db.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0])
+        newest = _last_id(db)
         if newest <= upto:
             return 0
         added = db.execute(
@@ -776,25 +812,101 @@ def sync_storylines(db: Database, storylines: Sequence[StorylineConfig], now: dt
     wanted = {s.id for s in storylines}
     with transaction(db):
         for storyline in storylines:
-            values = {
-                "title": storyline.title,
-                "description": storyline.description,
-                "keywords": json.dumps(list(storyline.keywords)),
-                "seeds": json.dumps(list(storyline.seeds)),
-                "origin": "config",
-                "active": 1,
-                "updated_at": to_iso(now),
-            }
-            row = _one(db, "SELECT * FROM storylines WHERE id = ?", [storyline.id])
-            if row is None:
-                db.table("storylines").insert({"id": storyline.id, "created_at": to_iso(now), **values})
-            elif _changed(row, {k: v for k, v in values.items() if k != "updated_at"}):
-                db.table("storylines").update(storyline.id, values)
+            save_storyline(db, storyline, now, origin="config")
         db.execute(
             "UPDATE storylines SET active = 0 WHERE origin = 'config' AND active = 1 "
             f"AND id NOT IN ({', '.join('?' for _ in wanted)})",
             sorted(wanted),
         )
+
+
+def save_storyline(db: Database, storyline: StorylineConfig, now: dt.datetime, *, origin: str) -> bool:
+    """Create or update a storyline's definition; True when something changed."""
+    values = {
+        "title": storyline.title,
+        "description": storyline.description,
+        "keywords": json.dumps(list(storyline.keywords)),
+        "seeds": json.dumps(list(storyline.seeds)),
+        "aliases": json.dumps([list(group) for group in storyline.aliases]),
+        "exclude": json.dumps(list(storyline.exclude)),
+        "threshold": storyline.threshold,
+        "expires_after_s": int(storyline.expires_after.total_seconds()) if storyline.expires_after else None,
+        "origin": origin,
+        "active": 1,
+    }
+    row = _one(db, "SELECT * FROM storylines WHERE id = ?", [storyline.id])
+    if row is None:
+        db.table("storylines").insert({"id": storyline.id, "created_at": to_iso(now), "updated_at": to_iso(now), **values})
+        return True
+    if not _changed(row, values):
+        return False
+    db.table("storylines").update(storyline.id, {**values, "updated_at": to_iso(now)})
+    return True
+
+
+def storyline_exists(db: Database, storyline_id: str) -> bool:
+    return _one(db, "SELECT id FROM storylines WHERE id = ?", [storyline_id]) is not None
+
+
+def active_storylines(db: Database) -> list[StorylineDef]:
+    """Every active storyline with its definition and its seed items' ids."""
+    seeds: dict[str, list[int]] = {}
+    for row in db.query("SELECT storyline_id, item_id FROM storyline_items WHERE decision = 'seed' ORDER BY item_id"):
+        seeds.setdefault(row["storyline_id"], []).append(row["item_id"])
+    return [
+        StorylineDef(
+            id=row["id"], title=row["title"], description=row["description"],
+            keywords=tuple(json.loads(row["keywords"])),
+            aliases=tuple(tuple(group) for group in json.loads(row["aliases"])),
+            exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
+            expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None,
+            seed_ids=tuple(seeds.get(row["id"], ())), updated_at=from_iso(row["updated_at"]),
+        )
+        for row in db.query("SELECT * FROM storylines WHERE active = 1 ORDER BY id")
+    ]
+
+
+def items_by_id(db: Database, item_ids: Sequence[int]) -> dict[int, Stored]:
+    return {row["id"]: _stored(row) for row in _in_chunks(db, "SELECT * FROM items WHERE id IN ({})", list(item_ids))}
+
+
+def recent_originals(db: Database, since: dt.datetime) -> Iterator[Stored]:
+    """Originals (not copies) published since `since`, oldest first: what tracking replays."""
+    sql = ("SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND source != 'seeds' "
+           "ORDER BY published_at, id")
+    for row in list(db.query(sql, [to_iso(since)])):  # read first: the caller may write meanwhile
+        yield _stored(row)
+
+
+def save_followups(db: Database, decisions: Sequence[FollowUp], now: dt.datetime) -> None:
+    """Record follow-up decisions (a storyline's seeds are never overwritten)."""
+    with transaction(db):
+        for d in decisions:
+            db.execute(
+                "INSERT INTO storyline_items (storyline_id, item_id, decision, score, threshold, raw_score, "
+                "reasons, novelty, closest_item_id, decided_at) VALUES (?, ?, 'followup', ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (storyline_id, item_id) DO NOTHING",
+                [d.storyline_id, d.item_id, d.score, d.threshold, d.raw_score, json.dumps(d.reasons, ensure_ascii=False),
+                 json.dumps(list(d.novelty), ensure_ascii=False), d.closest_item_id, to_iso(now)],
+            )
+
+
+def storyline_timeline(db: Database, storyline_id: str) -> list[TimelineEntry]:
+    """A storyline's seeds and follow-ups, oldest first, with why each belongs."""
+    sql = """
+        SELECT si.*, i.title, i.publisher, i.url, i.published_at, i.source
+        FROM storyline_items si JOIN items i ON i.id = si.item_id
+        WHERE si.storyline_id = ? ORDER BY i.published_at, i.id
+    """
+    return [
+        TimelineEntry(
+            item_id=r["item_id"], decision=r["decision"], title=r["title"], publisher=r["publisher"],
+            url=r["url"], published_at=from_iso(r["published_at"]), source=r["source"], score=r["score"],
+            threshold=r["threshold"], reasons=json.loads(r["reasons"]), novelty=tuple(json.loads(r["novelty"])),
+            closest_item_id=r["closest_item_id"],
+        )
+        for r in db.query(sql, [storyline_id])
+    ]
 
 
 def set_storyline_seeds(
