@@ -279,6 +279,10 @@ class EmailSettings:
     from_addr: str = setting("", "Sender address.", key="from")
     to: tuple[str, ...] = setting((), "Recipient addresses.")
     subject_prefix: str = setting("[storywatch]", "Prefix of every digest's subject.")
+    timeout: float = setting(30.0, "Seconds allowed for each exchange with the SMTP server.", check=between(1, 600))
+    ca_file: Path | None = setting(
+        None, "CA certificates to trust for the SMTP server (a private CA); unset: the system's."
+    )
     password: str | None = setting(
         None, "Resolved from password_env or password_file.", secret=True, from_toml=False
     )

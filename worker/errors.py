@@ -9,8 +9,9 @@
     │   │                      timeout, http, too_large, redirect, blocked, protocol, encoding)
     │   ├── RateLimited        429/503 with Retry-After: wait until `retry_after`, not an error
     │   └── FeedGone           410: the publisher removed the feed; it is disabled
-    └── ParseError             the body is not a feed that can be read
-        └── NotAFeed           an HTML page (or other document) instead of a feed
+    ├── ParseError             the body is not a feed that can be read
+    │   └── NotAFeed           an HTML page (or other document) instead of a feed
+    └── DeliveryError          a digest could not be written or mailed; `kind` says why
 
 The CLI turns any StorywatchError into one sentence on stderr and a non-zero exit;
 tracebacks never reach users for errors they can cause.
@@ -80,3 +81,11 @@ class NotAFeed(ParseError):
     def __init__(self, message: str, *, advertised: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.advertised = advertised
+
+
+class DeliveryError(StorywatchError):
+    """A digest could not be written (kind "file") or sent (connect, timeout, tls, auth, refused)."""
+
+    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind

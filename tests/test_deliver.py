@@ -1,0 +1,113 @@
+"""Delivery: atomic files, and email through a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker.config import EmailSettings
+from worker.deliver import build_message, send_message, write_atomically
+from worker.errors import DeliveryError
+from tests.conftest import NOW
+from tests.feedserver import free_port
+from tests.smtpserver import SMTPServer, self_signed
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("certs"))
+
+
+def email(port: int, **changes: object) -> EmailSettings:
+    base = EmailSettings(enabled=True, smtp_host="127.0.0.1", smtp_port=port, security="none",
+                         from_addr="watch@storywatch.example", to=("me@example.org", "you@example.org"), timeout=5)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def message(settings: EmailSettings) -> object:
+    return build_message(settings, subject="[storywatch] 3 follow-ups", text="Plain digest",
+                         html="<p>HTML <b>digest</b></p>", date=NOW)
+
+
+def test_a_multipart_digest_reaches_the_server_intact() -> None:
+    with SMTPServer() as server:
+        settings = email(server.port)
+        send_message(settings, message(settings))  # type: ignore[arg-type]
+    (got,) = server.received
+    assert got.sender == "watch@storywatch.example" and got.recipients == ["me@example.org", "you@example.org"]
+    msg = got.message
+    assert msg["Subject"] == "[storywatch] 3 follow-ups" and msg["To"] == "me@example.org, you@example.org"
+    assert msg["Date"] == "Mon, 23 Nov 2026 12:00:00 +0000" and msg["Message-ID"].endswith("@storywatch.example>")
+    assert msg.get_content_type() == "multipart/alternative"
+    plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain.get_content().strip() == "Plain digest" and "<b>digest</b>" in html.get_content()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_and_login(cert: tuple[Path, Path], security: str) -> None:
+    with SMTPServer(login=("digest", "s3cret"), tls=security, cert=cert) as server:
+        settings = email(server.port, security=security, username="digest", password="s3cret", ca_file=cert[0])
+        send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert len(server.received) == 1
+
+
+def test_an_untrusted_certificate_is_a_tls_error(cert: tuple[Path, Path]) -> None:
+    with SMTPServer(tls="starttls", cert=cert) as server:
+        settings = email(server.port, security="starttls")  # the system CAs do not know this one
+        with pytest.raises(DeliveryError, match="TLS") as err:
+            send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert err.value.kind == "tls" and server.received == []
+
+
+def test_a_rejected_login_is_an_auth_error() -> None:
+    with SMTPServer(login=("digest", "s3cret")) as server:
+        settings = email(server.port, username="digest", password="wrong")
+        with pytest.raises(DeliveryError, match="rejected the login for digest: 535") as err:
+            send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert err.value.kind == "auth" and server.received == []
+
+
+def test_a_refused_recipient_is_a_refused_error() -> None:
+    with SMTPServer() as server:
+        server.handler.refuse = {"me@example.org", "you@example.org"}
+        settings = email(server.port)
+        with pytest.raises(DeliveryError, match="refused the message: me@example.org: 550") as err:
+            send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert err.value.kind == "refused"
+
+
+def test_no_server_is_a_connect_error() -> None:
+    settings = email(free_port())
+    with pytest.raises(DeliveryError, match="cannot send through 127.0.0.1") as err:
+        send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert err.value.kind == "connect"
+
+
+def test_a_server_that_never_answers_is_a_timeout() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    settings = email(listener.getsockname()[1], timeout=1)
+    with pytest.raises(DeliveryError, match="did not answer in time") as err:
+        send_message(settings, message(settings))  # type: ignore[arg-type]
+    assert err.value.kind == "timeout"
+    listener.close()
+
+
+def test_files_are_replaced_whole(tmp_path: Path) -> None:
+    target = tmp_path / "digests" / "2026-11-23.md"
+    write_atomically(target, "first\n")
+    write_atomically(target, "second\n")
+    assert target.read_text() == "second\n"
+    assert [p.name for p in target.parent.iterdir()] == ["2026-11-23.md"]  # no temporary left behind
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DeliveryError, match="cannot write") as err:
+        write_atomically(blocker / "d.md", "x")
+    assert err.value.kind == "file"

@@ -1,0 +1,123 @@
+"""Deliver: digest files written atomically, and digest emails sent over SMTP.
+
+The only module that sends mail. A file is written to a temporary name in the same folder,
+flushed to disk, then renamed over the target, so a reader (or a crash) never sees half a
+digest. An email is one multipart/alternative message (plain text + HTML) sent with STARTTLS,
+implicit TLS or neither, logging in when a username is set; every failure becomes one
+DeliveryError whose `kind` says what went wrong (connect, timeout, tls, auth, refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from worker.config import EmailSettings
+from worker.errors import DeliveryError
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: readers see the old file or the new one, whole."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was written (the folder itself could not be made)
+        raise DeliveryError(f"cannot write {path}: {exc.strerror}", kind="file") from None
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the system allows opening a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def build_message(
+    email: EmailSettings, *, subject: str, text: str, html: str, date: dt.datetime, message_id: str | None = None
+) -> EmailMessage:
+    """A multipart/alternative digest: the plain text first, the HTML as the richer part."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = email.from_addr
+    message["To"] = ", ".join(email.to)
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id or make_msgid(domain=email.from_addr.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def send_message(email: EmailSettings, message: EmailMessage, recipients: Sequence[str] | None = None) -> None:
+    """Send one message to the SMTP server of `email`; raises DeliveryError."""
+    context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
+    try:
+        with _connect(email, context) as smtp:
+            if email.username:
+                smtp.login(email.username, email.password or "")
+            refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(f"the SMTP server rejected the login for {email.username}: {_reply(exc)}", kind="auth") from None
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
+    except (TimeoutError, socket.timeout):
+        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not answer in time", kind="timeout") from None
+    except smtplib.SMTPServerDisconnected as exc:
+        if isinstance(exc.__context__, (TimeoutError, socket.timeout)):  # smtplib's way of saying "timed out"
+            raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not answer in time",
+                                kind="timeout") from None
+        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} closed the connection", kind="connect") from None
+    except ssl.SSLError as exc:
+        raise DeliveryError(f"TLS with {email.smtp_host}:{email.smtp_port} failed: {exc}", kind="tls") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"the SMTP server does not support {exc}", kind="tls") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"cannot send through {email.smtp_host}:{email.smtp_port}: {exc}", kind="connect") from None
+    if refused:
+        raise DeliveryError(f"the SMTP server refused some recipients: {', '.join(sorted(refused))}", kind="refused")
+
+
+def _connect(email: EmailSettings, context: ssl.SSLContext) -> smtplib.SMTP:
+    if email.security == "tls":
+        return smtplib.SMTP_SSL(email.smtp_host, email.smtp_port, timeout=email.timeout, context=context)
+    smtp = smtplib.SMTP(email.smtp_host, email.smtp_port, timeout=email.timeout)
+    if email.security == "starttls":
+        try:
+            smtp.starttls(context=context)
+        except BaseException:
+            smtp.close()
+            raise
+    return smtp
+
+
+def _reply(exc: Exception) -> str:
+    code = getattr(exc, "smtp_code", None)
+    text = getattr(exc, "smtp_error", b"")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{rcpt}: {c} {t.decode(errors='replace')}" for rcpt, (c, t) in exc.recipients.items())
+    message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {message}".strip() if code else str(exc)
