@@ -16,8 +16,8 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from worker import __version__, opml, pipeline, report, schedule, store
-from worker.clock import UTC, utc_now
+from worker import __version__, atom, daily, deliver, digest, opml, pipeline, report, schedule, store
+from worker.clock import UTC, from_iso, utc_now
 from worker.config import Settings, config_path, effective_settings, is_web_url, load_settings, parse_duration
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
@@ -316,6 +316,112 @@ def feeds_export(app: App, output: Path | None) -> None:
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"Wrote {len(outlines)} feeds to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command(name="digest")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="That day's digest (as written then, if it was).")
+@click.option("--since", metavar="DATE|AGE", callback=_since, help="A digest of any period: its start (with --until).")
+@click.option("--until", metavar="DATE|AGE", callback=_since, help="The end of that period (default: now).")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "text", "email"]), default="md", show_default=True,
+              help="md and html are written to files (Markdown and HTML with html); text and email are printed.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Folder to write to instead of [digest] output_dir.")
+@click.option("--stdout", is_flag=True, help="Print the digest instead of writing a file.")
+@click.option("--send", is_flag=True, help="Email it ([email] settings): today's digest, or a --date one.")
+@click.option("--resend", is_flag=True, help="With --send: send it even if it was sent already.")
+@click.option("--include-backfill", is_flag=True, help="Include items loaded by backfill.")
+@pass_app
+def digest_command(
+    app: App, day: str | None, since: dt.datetime | None, until: dt.datetime | None, fmt: str, output: Path | None,
+    stdout: bool, send: bool, resend: bool, include_backfill: bool,
+) -> None:
+    """Write a digest: what moved in each storyline, edits, suggested storylines, quiet
+    storylines, other new items and sources in trouble.
+
+    Without a period, today's digest: since the last digest (the first one: the whole store).
+    Once written it is today's digest (the worker's next one starts where it ends) and it is
+    regenerated as it was; before its time ([digest] time) it is a preview, written but not
+    kept. Writing a digest never sends it: --send does, once (--resend to send it again).
+
+    \b
+    Example:
+      storywatch digest
+      storywatch digest --date 2024-12-30 --format html
+      storywatch digest --send
+      storywatch digest --since 7d --stdout --format text
+    """
+    settings, now = app.settings, utc_now()
+    if resend and not send:
+        raise click.UsageError("--resend goes with --send")
+    if day and (since or until):
+        raise click.UsageError("give --date, or --since/--until, not both")
+    if send and (since or until):
+        raise click.UsageError("--send sends a day's digest: give --date or no period")
+    period, initial, keep = _digest_period(app, day, since, until, now)
+    if stdout or fmt in ("text", "email"):
+        data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
+        rendered = {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}
+        click.echo(daily.digest_message(settings, data, now).as_string() if fmt == "email" else rendered[fmt](data), nl=False)
+    else:
+        outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
+                                     output_dir=output, html=fmt == "html" or None)
+        data = outcome.data
+        if keep:
+            daily.record_digest(app.db, settings, outcome, now)
+        note = "" if keep or day or since or until else f" (a preview: today's digest is due at {settings.digest.time:%H:%M})"
+        click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
+    if send:
+        if not settings.email.enabled:
+            raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
+        daily.send_digest(app.db, settings, data, now, resend=resend)
+        click.echo(f"Sent to {', '.join(settings.email.to)}")
+
+
+def _digest_period(
+    app: App, day: str | None, since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime
+) -> tuple[digest.Period, bool, bool]:
+    """(period, whether it is the first digest, whether writing it makes it the day's digest)."""
+    zone = digest.zone_of(app.settings.digest.timezone)
+    if day:
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+        period, initial = daily.day_digest_period(app.db, app.settings, date)
+        return period, initial, False
+    if since or until:
+        end = until or now
+        if since and since >= end:
+            raise click.BadParameter("the period is empty: --since must come before --until", param_hint="--since")
+        return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, False
+    due = daily.due_digest(app.db, app.settings, now)
+    return due.period, due.initial, not (due.recorded or due.preview)
+
+
+@cli.group(cls=_Group)
+def export() -> None:
+    """Export what the store knows in standard formats."""
+
+
+@export.command(name="atom")
+@click.option("--storyline", "storyline_id", metavar="ID", required=True, help="The storyline to export.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+@pass_app
+def export_atom(app: App, storyline_id: str, output: Path | None) -> None:
+    """A storyline's timeline (seeds and follow-ups) as an Atom feed, for any feed reader.
+
+    \b
+    Example:
+      storywatch export atom --storyline friendship-year -o friendship-year.atom
+    """
+    found = [s for s in store.active_storylines(app.db) if s.id == storyline_id]
+    if not found:
+        raise click.ClickException(f"no active storyline {storyline_id!r} (see storywatch status)")
+    text = atom.storyline_feed(found[0], store.storyline_timeline(app.db, storyline_id), utc_now())
+    if output:
+        deliver.write_atomically(output, text)
+        click.echo(f"Wrote {output}")
     else:
         click.echo(text, nl=False)
 

@@ -257,6 +257,19 @@ class DigestSettings:
         "", "IANA time zone of `time`; empty: the machine's local zone.", check=_timezone
     )
     output_dir: Path = setting(Path("digests"), "Folder the digest files are written to.")
+    html: bool = setting(False, "Also write each digest as HTML (YYYY-MM-DD.html) beside the Markdown.")
+    quiet_days: int = setting(
+        7, "A storyline with no follow-up for this many days is listed as quiet.", check=between(1, 3650)
+    )
+    other_items: int = setting(
+        30, "At most this many items outside the storylines are listed.", check=between(0, 10_000)
+    )
+    silent_days: int = setting(
+        7, "A feed with no new item for this many days is listed as silent.", check=between(1, 3650)
+    )
+    atom: bool = setting(
+        False, "After each cycle, write an Atom feed for each storyline (STORYLINE.atom) beside the digests."
+    )
 
 
 @dataclass(frozen=True, slots=True)

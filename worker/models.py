@@ -250,3 +250,13 @@ class StoreStatus:
     @property
     def items(self) -> int:
         return sum(self.items_by_source.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    """A feed's polls before some moment: the last success, and the failures in a row since."""
+
+    last_success: dt.datetime | None
+    failures: int
+    last_error: str | None
+    last_kind: str | None

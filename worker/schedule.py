@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
-from worker import pipeline
+from worker import daily, pipeline
 from worker.pipeline import Runtime
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
@@ -41,8 +41,10 @@ def handle_stop_signals(rt: Runtime) -> None:
 
 
 def run_once(rt: Runtime) -> pipeline.CycleReport:
-    """One whole cycle in the foreground (`storywatch run --once`)."""
-    return pipeline.poll_feeds(rt)
+    """One whole cycle in the foreground (`storywatch run --once`): poll, then the digest if due."""
+    report = pipeline.poll_feeds(rt)
+    _digest_job(rt)
+    return report
 
 
 def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] | None = None) -> None:
@@ -57,6 +59,7 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
     scheduler.add_job(_poll_job, "interval", seconds=tick, id=POLL_JOB, args=[rt], next_run_time=first_tick)
     digest_at = rt.settings.digest.time
     scheduler.add_job(_digest_job, CronTrigger(hour=digest_at.hour, minute=digest_at.minute), id=DIGEST_JOB, args=[rt])
+    _digest_job(rt)  # catch up: the first digest, or today's if its time has passed while stopped
     scheduler.start()
     logger.info("Worker started: polling every {tick:g} s, digest at {at:%H:%M}", tick=tick, at=digest_at)
     if on_ready:
@@ -69,14 +72,27 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
 def _poll_job(rt: Runtime) -> None:
     if rt.stop.is_set():
         return
-    try:
-        pipeline.poll_feeds(rt)
-    except Exception as exc:  # the next tick tries again; the error must not kill the daemon
-        logger.opt(exception=exc).error("Polling cycle failed: {error}", error=str(exc))
+    _guarded(rt, "Polling cycle", lambda: pipeline.poll_feeds(rt))
+    if rt.settings.digest.atom:
+        _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
+    # A digest whose time passed during a long cycle, and email retries, come due between digest
+    # times: the check costs a few queries.
+    _digest_job(rt)
 
 
 def _digest_job(rt: Runtime) -> None:
-    logger.debug("Digest time: digests are not built yet")
+    """Write (and send) the digest due now, and retry unsent ones whose time has come."""
+    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, rt.clock()))
+
+
+def _guarded(rt: Runtime, what: str, job: Callable[[], object]) -> None:
+    """Run `job` holding the writer (the jobs share one connection); log its failure, which
+    must not kill the daemon: the next tick tries again."""
+    try:
+        with rt.writer:
+            job()
+    except Exception as exc:
+        logger.opt(exception=exc).error("{what} failed: {error}", what=what, error=str(exc))
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:

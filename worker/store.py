@@ -25,7 +25,7 @@ from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
 from worker.models import (
-    Feed, FeedHealth, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
+    Feed, FeedHealth, FetchHistory, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
     StoreStatus, StorylineDef, StorylineSummary, TimelineEntry,
 )
 
@@ -267,6 +267,11 @@ def _storyline_tracking(db: Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0007_digest_delivery")
+def _digest_delivery(db: Database) -> None:
+    db.executescript("ALTER TABLE digests ADD COLUMN next_attempt_at TEXT;")
 
 
 # ── opening ───────────────────────────────────────────────────────────────────────────────
@@ -995,3 +1000,141 @@ def storyline_summaries(db: Database) -> Iterator[StorylineSummary]:
 
 def _maybe_time(value: str | None) -> dt.datetime | None:
     return from_iso(value) if value else None
+
+
+# ── digests ───────────────────────────────────────────────────────────────────────────────
+
+
+def last_digest(db: Database) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM digests ORDER BY period_end DESC, id DESC LIMIT 1")
+
+
+def digest_row(db: Database, day: dt.date) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM digests WHERE day = ?", [day.isoformat()])
+
+
+def record_digest(db: Database, day: dt.date, start: dt.datetime, end: dt.datetime, path: str,
+                  now: dt.datetime, *, to_send: bool) -> None:
+    """The digest of `day` was written: its period and file. `to_send`: it waits to be emailed
+    ("pending"). Written again, only its file changes: the period and sending state stay."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO digests (day, period_start, period_end, created_at, path, status) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET path = excluded.path",
+            [day.isoformat(), to_iso(start), to_iso(end), to_iso(now), path, "pending" if to_send else "written"],
+        )
+
+
+def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, error: str | None = None,
+                recipients: Sequence[str] = (), retry_at: dt.datetime | None = None) -> None:
+    """Sending state: "sending" (just before SMTP), "sent", or "failed" (with when to retry)."""
+    with transaction(db):
+        values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None}
+        if status == "sending":
+            db.execute("UPDATE digests SET attempts = attempts + 1 WHERE day = ?", [day.isoformat()])
+        if status == "sent":
+            values |= {"sent_at": to_iso(now), "recipients": json.dumps(list(recipients))}
+        columns = ", ".join(f"{k} = ?" for k in values)
+        db.execute(f"UPDATE digests SET {columns} WHERE day = ?", [*values.values(), day.isoformat()])
+
+
+def mark_interrupted_digests(db: Database, now: dt.datetime) -> int:
+    """A digest left "sending" (the worker stopped mid-send) may have arrived: mark it unconfirmed."""
+    with transaction(db):
+        return db.execute(
+            "UPDATE digests SET status = 'unconfirmed', error = 'the worker stopped while sending: it may have "
+            "arrived; send again with --resend' WHERE status = 'sending'").rowcount
+
+
+def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
+    """Digests waiting to be emailed (pending, or failed), whose retry time has come."""
+    return list(db.query(
+        "SELECT * FROM digests WHERE status IN ('pending', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+        "ORDER BY day", [to_iso(now)]))
+
+
+def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
+    """Originals first seen in [start, end), newest first, with the publishers of their copies."""
+    backfill = "" if include_backfill else "AND i.source != 'backfill'"
+    return list(db.query(f"""
+        SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
+               (SELECT json_group_array(DISTINCT c.publisher) FROM items c
+                WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher) AS also
+        FROM items i
+        WHERE i.dup_of IS NULL AND i.first_seen_at >= ? AND i.first_seen_at < ? {backfill}
+        ORDER BY i.published_at DESC, i.id DESC""", [to_iso(start), to_iso(end)]))
+
+
+def storyline_decisions(db: Database, item_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every storyline decision on these items, with the title of the item each is closest to."""
+    return list(_in_chunks(db, """
+        SELECT si.*, (SELECT title FROM items WHERE id = si.closest_item_id) AS closest_title
+        FROM storyline_items si WHERE si.item_id IN ({})""", list(item_ids)))
+
+
+def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, Any]]:
+    return list(db.query("""
+        SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source, '[]' AS also
+        FROM storyline_items si JOIN items i ON i.id = si.item_id
+        WHERE si.storyline_id = ? AND si.decision = 'seed' ORDER BY i.published_at DESC, i.id DESC""", [storyline_id]))
+
+
+def followup_times(db: Database, storyline_id: str, since: dt.datetime) -> list[dt.datetime]:
+    rows = db.execute(
+        "SELECT i.published_at FROM storyline_items si JOIN items i ON i.id = si.item_id "
+        "WHERE si.storyline_id = ? AND si.decision = 'followup' AND i.published_at >= ?",
+        [storyline_id, to_iso(since)]).fetchall()
+    return [from_iso(r[0]) for r in rows]
+
+
+def last_activity(db: Database, until: dt.datetime) -> dict[str, dt.datetime | None]:
+    """Per active storyline: the publication time of its newest follow-up stored before `until`
+    (None: none yet)."""
+    rows = db.query("""
+        SELECT s.id, max(CASE WHEN si.decision = 'followup' AND i.first_seen_at < ? THEN i.published_at END) AS last
+        FROM storylines s LEFT JOIN storyline_items si ON si.storyline_id = s.id
+        LEFT JOIN items i ON i.id = si.item_id WHERE s.active = 1 GROUP BY s.id""", [to_iso(until)])
+    return {r["id"]: _maybe_time(r["last"]) for r in rows}
+
+
+def revisions_between(db: Database, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    """The latest revision in [start, end) of each tracked item, with its current title and link."""
+    return list(db.query("""
+        SELECT r.item_id, r.changed, r.diff, i.title, i.url, i.publisher,
+               (SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = i.id) AS storylines
+        FROM item_revisions r JOIN items i ON i.id = r.item_id
+        WHERE r.seen_at >= ? AND r.seen_at < ? AND i.id IN (SELECT item_id FROM storyline_items)
+          AND r.revision = (SELECT max(revision) FROM item_revisions WHERE item_id = r.item_id AND seen_at < ?)
+        ORDER BY r.seen_at DESC""", [to_iso(start), to_iso(end), to_iso(end)]))
+
+
+def open_suggestions(db: Database, until: dt.datetime) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM suggestions WHERE status = 'open' AND created_at < ? ORDER BY id",
+                         [to_iso(until)]))
+
+
+def feed_item_times(db: Database, since: dt.datetime, until: dt.datetime) -> dict[str, tuple[dt.datetime, int]]:
+    """Per feed address: when its newest item stored before `until` was first seen, and how many of
+    its items were first seen in [since, until)."""
+    rows = db.query("""
+        SELECT f.url, max(i.first_seen_at) AS newest, sum(i.first_seen_at >= :since) AS recent
+        FROM items i JOIN feeds f ON f.id = i.feed_id WHERE i.first_seen_at < :until GROUP BY f.url""",
+        {"since": to_iso(since), "until": to_iso(until)})
+    return {r["url"]: (from_iso(r["newest"]), r["recent"]) for r in rows}
+
+
+def fetch_history(db: Database, until: dt.datetime) -> dict[str, FetchHistory]:
+    """Per feed address, from the fetch log before `until` (what the feed looked like at that moment)."""
+    rows = db.query("""
+        WITH ok AS (SELECT feed_id, max(started_at) AS at FROM fetches
+                    WHERE error IS NULL AND started_at < :until GROUP BY feed_id),
+             bad AS (SELECT f.feed_id, count(*) AS n, max(f.started_at) AS at FROM fetches f
+                     LEFT JOIN ok ON ok.feed_id = f.feed_id
+                     WHERE f.error IS NOT NULL AND f.started_at < :until AND f.started_at > coalesce(ok.at, '')
+                     GROUP BY f.feed_id)
+        SELECT feeds.url, ok.at AS ok_at, coalesce(bad.n, 0) AS failures,
+               (SELECT error FROM fetches WHERE feed_id = feeds.id AND started_at = bad.at) AS last_error,
+               (SELECT kind FROM fetches WHERE feed_id = feeds.id AND started_at = bad.at) AS last_kind
+        FROM feeds LEFT JOIN ok ON ok.feed_id = feeds.id LEFT JOIN bad ON bad.feed_id = feeds.id""",
+        {"until": to_iso(until)})
+    return {r["url"]: FetchHistory(_maybe_time(r["ok_at"]), r["failures"], r["last_error"], r["last_kind"]) for r in rows}

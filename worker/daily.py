@@ -1,0 +1,179 @@
+"""The daily digest job: which period is due, writing it, and emailing it exactly once.
+
+Each local day has at most one digest (a row in `digests`, a file `digests/YYYY-MM-DD.md`). It
+covers from the end of the previous one (the beginning of the store, for the first) to the
+moment it was written, so no item is left out or shown twice however long the worker was
+stopped. A digest to email is "pending" until sent; a failure is retried with backoff; one left
+"sending" by a killed worker becomes "unconfirmed" and is only sent again on request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loguru import logger
+from sqlite_utils import Database
+
+from worker import atom, deliver, digest, store
+from worker.clock import from_iso, to_iso
+from worker.config import Settings
+from worker.dedupe import Clutter
+from worker.errors import DeliveryError, StorywatchError
+
+RETRY_FIRST, RETRY_MAX = dt.timedelta(minutes=5), dt.timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOutcome:
+    data: digest.DigestData
+    files: tuple[Path, ...]
+    sent: bool = False
+    error: str | None = None
+
+
+def collect(db: Database, settings: Settings, period: digest.Period, *, initial: bool = False,
+            include_backfill: bool = False) -> digest.DigestData:
+    """What the digest of `period` shows (leads are taken from text without the configured clutter)."""
+    return digest.collect(db, period, settings.digest, initial=initial, include_backfill=include_backfill,
+                          clutter=Clutter.compile(settings.dedupe.clutter_patterns))
+
+
+def write_digest(
+    db: Database, settings: Settings, period: digest.Period, *, initial: bool = False,
+    include_backfill: bool = False, output_dir: Path | None = None, html: bool | None = None,
+) -> DigestOutcome:
+    """Collect, render and write the digest of `period` (Markdown, and HTML when asked)."""
+    data = collect(db, settings, period, initial=initial, include_backfill=include_backfill)
+    folder = output_dir or settings.digest.output_dir
+    files = [folder / f"{period.day:%Y-%m-%d}.md"]
+    deliver.write_atomically(files[0], digest.render_markdown(data))
+    if settings.digest.html if html is None else html:
+        files.append(folder / f"{period.day:%Y-%m-%d}.html")
+        deliver.write_atomically(files[1], digest.render_html(data))
+    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups",
+                path=str(files[0]), new=data.new_items, followups=data.followups)
+    return DigestOutcome(data, tuple(files))
+
+
+@dataclass(frozen=True, slots=True)
+class DueDigest:
+    """The digest of the day a `storywatch digest` without a period means."""
+
+    period: digest.Period
+    initial: bool  # the first digest: everything stored so far
+    recorded: bool  # already written once: regenerate it as it was
+    preview: bool  # not due yet (before the digest time): written, not recorded
+
+
+def due_digest(db: Database, settings: Settings, now: dt.datetime) -> DueDigest:
+    """Today's digest: the recorded one, the one due now (since the last digest), or, before the
+    digest time, a preview of it."""
+    zone = digest.zone_of(settings.digest.timezone)
+    today = now.astimezone(zone).date()
+    if row := store.digest_row(db, today):
+        return DueDigest(_recorded_period(row, zone), row["period_start"] == to_iso(digest.EPOCH), True, False)
+    last = store.last_digest(db)
+    period = digest.Period(from_iso(last["period_end"]) if last else digest.EPOCH, now, today, zone.key)
+    due = last is None or now >= digest.day_period(today, settings.digest.time, zone).end
+    return DueDigest(period, last is None, False, not due)
+
+
+def _recorded_period(row: dict[str, Any], zone: ZoneInfo) -> digest.Period:
+    return digest.Period(from_iso(row["period_start"]), from_iso(row["period_end"]),
+                         dt.date.fromisoformat(row["day"]), zone.key)
+
+
+def record_digest(db: Database, settings: Settings, outcome: DigestOutcome, now: dt.datetime) -> None:
+    """Make a written digest the day's digest: the next one starts where it ends; it is emailed
+    once if email is on."""
+    p = outcome.data.period
+    store.record_digest(db, p.day, p.start, p.end, str(outcome.files[0]), now, to_send=settings.email.enabled)
+
+
+def day_digest_period(db: Database, settings: Settings, day: dt.date) -> tuple[digest.Period, bool]:
+    """The period of `day`'s digest: as recorded if it was written, else the day before its digest time."""
+    zone = digest.zone_of(settings.digest.timezone)
+    if row := store.digest_row(db, day):
+        return _recorded_period(row, zone), row["period_start"] == to_iso(digest.EPOCH)
+    return digest.day_period(day, settings.digest.time, zone), False
+
+
+def digest_message(settings: Settings, data: digest.DigestData, now: dt.datetime) -> Any:
+    email = settings.email
+    return deliver.build_message(email, subject=digest.subject(data, email.subject_prefix),
+                                 text=digest.render_text(data), html=digest.render_html(data), date=now)
+
+
+def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False) -> None:
+    """Send the recorded digest of `data.period.day` once: a sent (or maybe sent) one needs `resend`."""
+    day = data.period.day
+    row = store.digest_row(db, day)
+    if row is None:
+        raise StorywatchError(f"there is no digest of {day} to send",
+                              hint="only the daily digests are sent: run `storywatch digest` (no period) first")
+    if row["status"] in ("sent", "unconfirmed", "sending") and not resend:
+        done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
+        raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
+    store.mark_digest(db, day, "sending", now)
+    try:
+        deliver.send_message(settings.email, digest_message(settings, data, now))
+    except DeliveryError as exc:
+        attempts = row["attempts"] + 1
+        retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+        store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
+        logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
+                       day=str(day), attempts=attempts, retry=retry, error=str(exc))
+        raise
+    store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
+    logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
+
+
+def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> DigestOutcome | None:
+    """The daily job, and the check every cycle: write today's digest once it is due, then email
+    the digests waiting to be sent whose (re)try time has come.
+
+    A digest left "sending" by a worker that died while sending is never sent again on its own:
+    it may have arrived, and a digest must not be sent twice. Unsent ones are retried.
+    """
+    store.mark_interrupted_digests(db, now)
+    due, outcome = due_digest(db, settings, now), None
+    if not (due.recorded or due.preview):
+        outcome = write_digest(db, settings, due.period, initial=due.initial)
+        record_digest(db, settings, outcome, now)
+    if settings.email.enabled:
+        _send_pending(db, settings, now)
+    return outcome
+
+
+def _send_pending(db: Database, settings: Settings, now: dt.datetime) -> None:
+    zone = digest.zone_of(settings.digest.timezone)
+    for row in store.digests_to_retry(db, now):
+        data = collect(db, settings, _recorded_period(row, zone), initial=row["period_start"] == to_iso(digest.EPOCH))
+        try:
+            send_digest(db, settings, data, now)
+        except StorywatchError:
+            pass  # recorded on the digest row and logged; retried later
+
+
+def write_atom_feeds(db: Database, settings: Settings, now: dt.datetime) -> list[Path]:
+    """Each storyline's timeline as an Atom feed beside the digests (the [digest] atom setting);
+    a file is only rewritten when its feed changed. Returns the files written."""
+    written = []
+    for storyline in store.active_storylines(db):
+        path = settings.digest.output_dir / f"{storyline.id}.atom"
+        text = atom.storyline_feed(storyline, store.storyline_timeline(db, storyline.id), now)
+        if not _holds(path, text):
+            deliver.write_atomically(path, text)
+            written.append(path)
+    return written
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
