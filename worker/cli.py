@@ -7,7 +7,10 @@ one sentence on stderr with a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import re
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +19,9 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from worker import __version__, atom, daily, deliver, digest, opml, pipeline, report, schedule, store
+from worker import __version__, atom, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
 from worker.clock import UTC, from_iso, utc_now
-from worker.config import Settings, config_path, effective_settings, is_web_url, load_settings, parse_duration
+from worker.config import Settings, StorylineConfig, config_path, effective_settings, is_web_url, load_settings, parse_duration
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
@@ -397,6 +400,130 @@ def _digest_period(
         return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, False
     due = daily.due_digest(app.db, app.settings, now)
     return due.period, due.initial, not (due.recorded or due.preview)
+
+
+@cli.group(cls=_Group, name="storylines")
+def storylines_group() -> None:
+    """The storylines being tracked: list, show, add, and suggested ones."""
+
+
+@storylines_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def storylines_list(app: App, as_json: bool) -> None:
+    """Every storyline: seeds, follow-ups, the last follow-up and how long it has been quiet.
+
+    \b
+    Example:
+      storywatch storylines list
+    """
+    summaries = list(store.storyline_summaries(app.db))
+    click.echo((report.storylines_json if as_json else report.render_storylines)(summaries, utc_now()))
+
+
+@storylines_group.command(name="show")
+@click.argument("storyline_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
+    """A storyline's timeline: date, source, title and, for each follow-up, its score, why it
+    matched and what is new in it.
+
+    \b
+    Example:
+      storywatch storylines show friendship-year
+    """
+    summary = next((s for s in store.storyline_summaries(app.db) if s.id == storyline_id), None)
+    if summary is None:
+        raise click.ClickException(f"no storyline {storyline_id!r} (see storywatch storylines list)")
+    entries = store.storyline_timeline(app.db, storyline_id)
+    click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries))
+
+
+@storylines_group.command(name="add")
+@click.argument("storyline_id", metavar="ID")
+@click.option("--title", help="The storyline's name (default: the suggestion's headline).")
+@click.option("--seed", "seeds", multiple=True, metavar="PATH|URL",
+              help="An example article: a text file, or the URL of an item in the store (repeat).")
+@click.option("--keyword", "keywords", multiple=True, help="A name or key phrase of the story (repeat).")
+@click.option("--alias", "aliases", multiple=True, metavar="A=B=…",
+              help="Names that mean the same, e.g. \"DPRK=North Korea\" (repeat).")
+@click.option("--exclude", multiple=True, help="A word or phrase that rules an item out (repeat).")
+@click.option("--description", default="", help="What the story is about.")
+@click.option("--from-suggestion", "suggestion_id", type=int, metavar="N",
+              help="Start from suggested storyline N (its items become the seeds).")
+@pass_app
+def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[str, ...], keywords: tuple[str, ...],
+                   aliases: tuple[str, ...], exclude: tuple[str, ...], description: str,
+                   suggestion_id: int | None) -> None:
+    """Track a new storyline, kept in the store (the config's storylines stay in the config).
+
+    It looks back over the recent window ([tracking] window) at once and records the follow-ups
+    it finds there; the worker picks it up at its next cycle.
+
+    \b
+    Example:
+      storywatch storylines add kaesong --title "Kaesong reopening" --seed seeds/kaesong.txt \\
+          --keyword "Kaesong" --alias "DPRK=North Korea"
+      storywatch storylines add volcano --from-suggestion 3
+    """
+    suggestion = store.suggestion(app.db, suggestion_id) if suggestion_id is not None else None
+    if suggestion_id is not None and suggestion is None:
+        raise click.ClickException(f"no suggestion #{suggestion_id} (see storywatch storylines suggest)")
+    title = title or (suggestion["title"] if suggestion else None)
+    if not title:
+        raise click.BadParameter("a title is needed (--title)", param_hint="--title")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", storyline_id):
+        raise click.BadParameter("lowercase letters, digits and '-'", param_hint="ID")
+    definition = StorylineConfig(
+        id=storyline_id, title=title, description=description, keywords=keywords, exclude=exclude,
+        seeds=tuple(seed if is_web_url(seed) else str(Path(seed).resolve()) for seed in seeds),
+        aliases=tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases))
+    n_seeds, found = pipeline.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
+    click.echo(f"Added storyline {storyline_id} with {n_seeds} seeds; {found} follow-ups found in the "
+               f"last {app.settings.tracking.window.days} days.")
+
+
+@storylines_group.command(name="suggest")
+@click.option("--all", "show_all", is_flag=True, help="Also list adopted and dismissed suggestions.")
+@pass_app
+def storylines_suggest(app: App, show_all: bool) -> None:
+    """Suggested storylines: items outside every storyline that cluster together (3 or more items
+    from 2 or more sources within [tracking] suggest_days, sharing significant terms).
+
+    \b
+    Example:
+      storywatch storylines suggest
+    """
+    click.echo(report.render_suggestions(store.suggestions(app.db, include_closed=show_all)))
+
+
+@cli.group(cls=_Group, name="eval")
+def eval_group() -> None:
+    """Measure the worker on labelled data."""
+
+
+@eval_group.command(name="tracking")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--nt", default=4, show_default=True, help="Seeds per storyline: each story's first Nt items.")
+@click.option("--threshold", type=float, help="Decision threshold to try (default: [tracking] threshold).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, as_json: bool) -> None:
+    """Storyline tracking measured on labelled items (JSON Lines: id, story_id, published, title,
+    text), with the TDT protocol: per storyline and overall P_miss, P_fa, normalized C_det,
+    precision, recall and F1. The store is not touched.
+
+    \b
+    Example:
+      storywatch eval tracking labelled.jsonl --nt 4
+      storywatch eval tracking labelled.jsonl --threshold 0.05 --json
+    """
+    config = storylines.tracker_config(app.settings.tracking)
+    if threshold is not None:
+        config = dataclasses.replace(config, threshold=threshold)
+    result = evaluate.evaluate(evaluate.load_dataset(dataset), nt, config)
+    click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False) if as_json else evaluate.format_table(result))
 
 
 @cli.group(cls=_Group)

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import ConfigError
+from worker.track import TrackerConfig
+
+TRACKER_DEFAULTS = TrackerConfig()
 
 CONFIG_ENV = "STORYWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config/storywatch.toml")
@@ -210,6 +213,32 @@ class DedupeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackingSettings:
+    threshold: float = setting(
+        TRACKER_DEFAULTS.threshold,
+        "Decision threshold of every storyline, on its background-normalised score (see "
+        "`storywatch eval tracking`); lower finds more follow-ups and more false ones.",
+        check=between(-10, 10),
+    )
+    adapt: bool = setting(
+        TRACKER_DEFAULTS.adapt,
+        "Confident follow-ups join their storyline's profile (guarded against drift), so it "
+        "follows the story as it develops.",
+    )
+    window: dt.timedelta = setting(
+        dt.timedelta(days=14),
+        "Recent items the tracker learns word statistics from at start (and a new or changed "
+        "storyline looks back over for follow-ups).",
+    )
+    suggest_days: int = setting(
+        3,
+        "Items matching no storyline that share significant terms within this many days (3 or "
+        "more items from 2 or more sources) become a suggested storyline.",
+        check=between(1, 30),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     url: str = setting(help="The feed's address (RSS, Atom, RDF or JSON Feed).", check=_web_url)
     name: str = setting("", "A short name shown in status and digests; empty: the feed's title.")
@@ -243,7 +272,7 @@ class StorylineConfig:
     threshold: float | None = setting(
         None,
         "This storyline's decision threshold on the tracking score; unset: [tracking] threshold.",
-        check=lambda v: None if v is None or 0 < v < 100 else "a number above 0",
+        check=lambda v: None if v is None or -10 <= v <= 10 else "a value from -10 to 10",
     )
     expires_after: dt.timedelta | None = setting(
         None, "Stop tracking once the storyline has had no follow-up for this long; unset: never."
@@ -317,6 +346,7 @@ class Settings:
     dedupe: DedupeSettings = field(default_factory=DedupeSettings)
     feeds: tuple[FeedConfig, ...] = ()
     storylines: tuple[StorylineConfig, ...] = ()
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -330,6 +360,7 @@ SECTIONS: dict[str, type] = {
     "dedupe": DedupeSettings,
     "feeds": FeedConfig,
     "storylines": StorylineConfig,
+    "tracking": TrackingSettings,
     "digest": DigestSettings,
     "email": EmailSettings,
     "log": LogSettings,

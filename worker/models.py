@@ -92,6 +92,8 @@ class Stored:
     published_at: dt.datetime
     raw_sha256: str | None
     revision: int
+    publisher: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,7 @@ class StorylineDef:
     expires_after: dt.timedelta | None
     seed_ids: tuple[int, ...]
     updated_at: dt.datetime
+    profile_hash: str = ""  # the definition the storyline's look-back was last made for
 
 
 @dataclass(frozen=True, slots=True)

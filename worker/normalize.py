@@ -238,3 +238,35 @@ def seed_item(doc: SeedDoc, now: dt.datetime, clutter: Clutter) -> Item:
         date_flag="" if doc.published else "missing",
         fingerprint=marks,
     )
+
+
+# ── records (JSON Lines, tests) ──────────────────────────────────────────────────────────────
+
+
+def record_item(
+    *,
+    identity: str,
+    title: str,
+    text: str,
+    published: dt.datetime,
+    now: dt.datetime,
+    clutter: Clutter,
+    url: str | None = None,
+    publisher: str = "",
+    source: str = "feed",
+) -> Item:
+    """An item given as plain fields (a JSON Lines record), cleaned and fingerprinted like an entry."""
+    title, text = clean_text(title) or "(untitled)", clean_text(text)
+    marks = fingerprint(title, text, match_text(text, clutter))
+    return Item(
+        identity=identity,
+        source=source,
+        title=title,
+        text=text,
+        url=canonical_url(url),
+        published_at=published,
+        first_seen_at=now,
+        content_sha256=marks.content_sha256,
+        publisher=publisher,
+        fingerprint=marks,
+    )

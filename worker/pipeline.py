@@ -1,7 +1,7 @@
 """The pipeline: wires the stages together; holds no business logic of its own.
 
     initialize:   config ─► feeds synced, seed documents stored, storylines linked to seeds
-    refresh_feed: fetch ─► parse ─► normalize ─► dedupe ─► store  (one transaction per feed)
+    refresh_feed: fetch ─► parse ─► normalize ─► dedupe ─► store ─► track  (one transaction per feed)
     poll_feeds:   the due feeds, fetched by worker threads (prepare), stored by one writer (ingest)
 
 Dedupe is split where the work is: fingerprints are computed with the parse (in a parsing
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import functools
 import threading
 import time
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, dedupe, deliver, digest, normalize, parse, polling, seeds, store
+from worker import dedupe, normalize, parse, polling, seeds, store, storylines
 from worker.clock import from_iso, to_iso, utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
@@ -111,12 +112,19 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     writer: threading.Lock = field(default_factory=threading.Lock)  # one job at a time on `db`
     _window: _Window | None = None
+    _tracking: storylines.Tracking | None = None
 
     @property
     def window(self) -> _Window:
         if self._window is None:
             self._window = _Window(self.db, self.settings, self.clock())
         return self._window
+
+    @property
+    def tracking(self) -> storylines.Tracking:
+        if self._tracking is None:
+            self._tracking = storylines.Tracking(self.settings.tracking)
+        return self._tracking
 
     def close(self) -> None:
         self.fetcher.close()
@@ -188,6 +196,31 @@ def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport
             unresolved += [f"{storyline.id}: {url}" for url in missing]
         store.index_pending(db)
     return InitReport(feeds, len(docs), added.new + added.copies, linked, tuple(unresolved))
+
+
+def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, now: dt.datetime, *,
+                  suggestion_id: int | None = None) -> tuple[int, int]:
+    """`storylines add`: store the definition and its seed items (a suggestion's items, if it
+    starts from one), then look back over the recent window. Returns (seeds, follow-ups found)."""
+    if store.storyline_exists(db, storyline.id):
+        raise StorywatchError(f"storyline {storyline.id!r} exists already",
+                              hint="choose another ID; a config storyline is changed in the config")
+    window = _Window(db, settings, now)
+    with store.transaction(db):
+        item_ids, missing = _seed_item_ids(db, window, storyline, now)
+        if missing:
+            raise StorywatchError(f"seed not in the store: {', '.join(missing)}",
+                                  hint="poll or backfill its feed first, or give the article as a text file")
+        if suggestion_id is not None:
+            found = store.suggestion(db, suggestion_id)
+            assert found is not None
+            item_ids += [i for i in json.loads(found["item_ids"]) if i not in item_ids]
+            store.adopt_suggestion(db, suggestion_id, storyline.id)
+        if not item_ids and not storyline.keywords:
+            raise StorywatchError("a storyline needs seeds (--seed, --from-suggestion) or keywords (--keyword)")
+        storylines.add_storyline(db, storyline, item_ids, now)
+    replayed = storylines.build_tracker(db, settings.tracking, now)
+    return len(item_ids), replayed.looked_back.get(storyline.id, 0)
 
 
 def _fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
@@ -318,6 +351,7 @@ class FeedReport:
     error: str | None = None
     copies: int = 0
     revisions: int = 0
+    followups: int = 0
 
 
 def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
@@ -371,6 +405,7 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
         return _failed(rt, p, p.error, now)
     assert p.fetched is not None
     result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now) if p.items else Stored()
+    followups = rt.tracking.track(rt.db, result.new_ids, now)
     store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
     outcome = "not_modified" if p.fetched.not_modified else "new"
     store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
@@ -381,7 +416,8 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
         logger.debug("Feed polled: {url}: {entries} entries, {new} new, {copies} copies, {revisions} revised",
                      url=p.feed.url, entries=len(p.items), new=result.new, copies=result.copies,
                      revisions=result.revisions)
-    return FeedReport(p.feed, outcome, result.new, copies=result.copies, revisions=result.revisions)
+    return FeedReport(p.feed, outcome, result.new, copies=result.copies, revisions=result.revisions,
+                      followups=sum(followups.values()))
 
 
 def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
@@ -558,9 +594,14 @@ class CycleReport:
     def new_items(self) -> int:
         return sum(r.new_items for r in self.reports)
 
+    @property
+    def followups(self) -> int:
+        return sum(r.followups for r in self.reports)
+
     def summary(self) -> str:
         return (
             f"{len(self.reports)} feeds polled in {self.seconds:.1f} s: {self.new_items} new items, "
+            f"{self.followups} follow-ups, "
             f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
             f"{self.count('rate_limited')} rate limited, {self.count('gone')} gone"
         )

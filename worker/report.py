@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from worker.clock import to_iso
-from worker.models import FeedHealth, ItemDetail, StoredItem, StoreStatus
+from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry
 
 if TYPE_CHECKING:
     from worker.pipeline import CycleReport
@@ -200,3 +200,84 @@ def render_item(detail: ItemDetail) -> str:
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ── storylines ───────────────────────────────────────────────────────────────────────────────
+
+
+def render_storylines(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
+    if not summaries:
+        return "No storylines: add [[storylines]] to the config or use `storywatch storylines add`."
+    rows = [[s.id + ("" if s.active else " (inactive)"), str(s.seeds), str(s.followups),
+             when(s.last_followup_at, "-"), _quiet_for(s.last_followup_at, now), s.title] for s in summaries]
+    return table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "QUIET", "TITLE"], rows, indent="")
+
+
+def _quiet_for(last: dt.datetime | None, now: dt.datetime) -> str:
+    return "-" if last is None else f"{max((now - last).days, 0)} days"
+
+
+def storylines_json(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
+    return json.dumps([{"id": s.id, "title": s.title, "active": s.active, "seeds": s.seeds,
+                        "followups": s.followups, "last_followup_at": to_iso(s.last_followup_at) if s.last_followup_at else None,
+                        "quiet_days": (now - s.last_followup_at).days if s.last_followup_at else None}
+                       for s in summaries], indent=2, ensure_ascii=False)
+
+
+def reasons_in_words(entry: TimelineEntry) -> str:
+    """A follow-up's stored reasons as one line: names, shared terms, closest item, score."""
+    reasons = entry.reasons
+    parts = []
+    names, terms = _first_of_each(reasons.get("names")), _first_of_each(reasons.get("top_terms"))
+    if names:
+        parts.append("mentions " + ", ".join(names[:5]))
+    if terms:
+        parts.append("shares " + ", ".join(terms[:5]))
+    if entry.closest_item_id is not None:
+        parts.append(f"closest to #{entry.closest_item_id} ({reasons.get('closest_similarity')})")
+    if entry.score is not None and entry.threshold is not None:
+        parts.append(f"score {entry.score:.3f} ≥ threshold {entry.threshold:.3f}")
+    return "; ".join(parts)
+
+
+def _first_of_each(value: object) -> list[str]:
+    """["a", …] or [["a", weight], …] as ["a", …]."""
+    if not isinstance(value, list):
+        return []
+    return [str(v[0] if isinstance(v, list) and v else v) for v in value]
+
+
+def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:
+    lines = [f"{summary.id}: {summary.title}", f"{summary.seeds} seeds, {summary.followups} follow-ups", ""]
+    for e in entries:
+        kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else e.decision
+        lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {_short(e.publisher, 24) or '-'}  {e.title}")
+        if e.decision != "seed":
+            lines.append(f"{'':19}why: {reasons_in_words(e)}")
+            if e.novelty:
+                lines.append(f"{'':19}new in this story: {', '.join(e.novelty)}")
+    return "\n".join(lines)
+
+
+def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:
+    return json.dumps({
+        "id": summary.id, "title": summary.title,
+        "timeline": [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
+                      "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
+                      "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
+                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id} for e in entries],
+    }, indent=2, ensure_ascii=False)
+
+
+def render_suggestions(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "No suggested storylines: nothing outside the storylines has clustered yet."
+    lines = []
+    for r in rows:
+        terms = ", ".join(json.loads(r["terms"]))
+        items = len(json.loads(r["item_ids"]))
+        state = "" if r["status"] == "open" else f" ({r['status']}{': ' + r['storyline_id'] if r['storyline_id'] else ''})"
+        lines += [f"#{r['id']}{state}  {r['title']}",
+                  f"    {items} items from {r['sources']} sources, {r['first_at'][:10]} to {r['last_at'][:10]}; terms: {terms}"]
+    lines += ["", "Adopt one: storywatch storylines add ID --from-suggestion N"]
+    return "\n".join(lines)

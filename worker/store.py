@@ -609,6 +609,8 @@ def _stored(row: dict[str, Any]) -> Stored:
         published_at=from_iso(row["published_at"]),
         raw_sha256=row["raw_sha256"],
         revision=row["revision"],
+        publisher=row.get("publisher") or "",
+        source=row.get("source") or "",
     )
 
 
@@ -866,6 +868,7 @@ def active_storylines(db: Database) -> list[StorylineDef]:
             exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
             expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None,
             seed_ids=tuple(seeds.get(row["id"], ())), updated_at=from_iso(row["updated_at"]),
+            profile_hash=row["profile_hash"],
         )
         for row in db.query("SELECT * FROM storylines WHERE active = 1 ORDER BY id")
     ]
@@ -875,12 +878,27 @@ def items_by_id(db: Database, item_ids: Sequence[int]) -> dict[int, Stored]:
     return {row["id"]: _stored(row) for row in _in_chunks(db, "SELECT * FROM items WHERE id IN ({})", list(item_ids))}
 
 
-def recent_originals(db: Database, since: dt.datetime) -> Iterator[Stored]:
-    """Originals (not copies) published since `since`, oldest first: what tracking replays."""
+def recent_originals(db: Database, since: dt.datetime, limit: int) -> list[Stored]:
+    """The newest `limit` originals (not copies, not seed files) published since `since`, oldest
+    first: what tracking replays."""
     sql = ("SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND source != 'seeds' "
-           "ORDER BY published_at, id")
-    for row in list(db.query(sql, [to_iso(since)])):  # read first: the caller may write meanwhile
-        yield _stored(row)
+           "ORDER BY published_at DESC, id DESC LIMIT ?")
+    return [_stored(row) for row in reversed(list(db.query(sql, [to_iso(since), limit])))]
+
+
+def storylines_version(db: Database) -> str:
+    """Changes whenever a storyline is added, changed, (de)activated or re-seeded."""
+    row = _one(db, """SELECT (SELECT count(*) || '/' || ifnull(max(updated_at), '') || '/' || sum(active)
+                              FROM storylines) AS defs,
+                             (SELECT count(*) || '/' || ifnull(sum(item_id), 0) FROM storyline_items
+                              WHERE decision = 'seed') AS seeds""")
+    return f"{row['defs']}|{row['seeds']}" if row else ""
+
+
+def set_profile_hashes(db: Database, hashes: dict[str, str]) -> None:
+    with transaction(db):
+        for storyline_id, value in hashes.items():
+            db.execute("UPDATE storylines SET profile_hash = ? WHERE id = ?", [value, storyline_id])
 
 
 def save_followups(db: Database, decisions: Sequence[FollowUp], now: dt.datetime) -> None:
@@ -1106,6 +1124,39 @@ def revisions_between(db: Database, start: dt.datetime, end: dt.datetime) -> lis
         WHERE r.seen_at >= ? AND r.seen_at < ? AND i.id IN (SELECT item_id FROM storyline_items)
           AND r.revision = (SELECT max(revision) FROM item_revisions WHERE item_id = r.item_id AND seen_at < ?)
         ORDER BY r.seen_at DESC""", [to_iso(start), to_iso(end), to_iso(end)]))
+
+
+def save_suggestion(db: Database, title: str, terms: Sequence[str], item_ids: Sequence[int], sources: int,
+                    first_at: dt.datetime, last_at: dt.datetime, now: dt.datetime) -> int:
+    """Record an emerging story. A group sharing half its items with a recorded suggestion is that
+    suggestion, grown (updated while open), so a replay or a growing story never lists it twice."""
+    wanted = set(item_ids)
+    for row in db.query("SELECT id, item_ids, status FROM suggestions WHERE last_at >= ?",
+                        [to_iso(first_at - dt.timedelta(days=30))]):
+        known = set(json.loads(row["item_ids"]))
+        if 2 * len(known & wanted) >= min(len(known), len(wanted)):
+            if row["status"] == "open":
+                db.table("suggestions").update(row["id"], {
+                    "title": title, "terms": json.dumps(list(terms), ensure_ascii=False),
+                    "item_ids": json.dumps(sorted(known | wanted)), "sources": sources, "last_at": to_iso(last_at)})
+            return int(row["id"])
+    return int(db.table("suggestions").insert({
+        "created_at": to_iso(now), "title": title, "terms": json.dumps(list(terms), ensure_ascii=False),
+        "item_ids": json.dumps(sorted(wanted)), "sources": sources, "first_at": to_iso(first_at),
+        "last_at": to_iso(last_at)}).last_pk or 0)
+
+
+def suggestions(db: Database, *, include_closed: bool = False) -> list[dict[str, Any]]:
+    where = "" if include_closed else "WHERE status = 'open'"
+    return list(db.query(f"SELECT * FROM suggestions {where} ORDER BY last_at DESC, id DESC"))
+
+
+def suggestion(db: Database, suggestion_id: int) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM suggestions WHERE id = ?", [suggestion_id])
+
+
+def adopt_suggestion(db: Database, suggestion_id: int, storyline_id: str) -> None:
+    db.execute("UPDATE suggestions SET status = 'adopted', storyline_id = ? WHERE id = ?", [storyline_id, suggestion_id])
 
 
 def open_suggestions(db: Database, until: dt.datetime) -> list[dict[str, Any]]:

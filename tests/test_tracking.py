@@ -1,0 +1,265 @@
+"""Storyline tracking end to end: the default storylines and seeds, follow-ups polled from a real
+feed server with their reasons, look-back and restarts, suggestions, and `eval tracking` making the
+same decisions as the pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
+from tests.feedserver import FeedServer, Reply, rss
+from worker import evaluate, normalize, pipeline, store, storylines
+from worker.config import StorylineConfig, load_settings
+from worker.track import TrackerConfig
+
+DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
+
+CLOSING = (
+    "fy-closing",
+    "China and North Korea close Friendship Year with ceremony in Pyongyang",
+    "<p>China and North Korea held a closing ceremony for the China-DPRK Friendship Year in Pyongyang on "
+    "Saturday, ending a year of events for the 75th anniversary of diplomatic relations. Chinese ambassador "
+    "Wang Yajun and North Korean officials attended. The year opened in April when Zhao Leji visited "
+    "Pyongyang; observers said ties had cooled since as Pyongyang moved closer to Moscow.</p>",
+)
+BASEBALL = (
+    "kbo-final",
+    "Kia Tigers win Korean Series title",
+    "<p>The Kia Tigers beat the Samsung Lions 7-5 in game five to win the Korean Series, the championship of "
+    "the KBO League, South Korea's professional baseball league. Pitcher James Naile and slugger Kim Do-yeong "
+    "led the team through a season that drew record crowds of more than ten million fans.</p>",
+)
+
+
+def without_feeds(config: str) -> str:
+    """The config without its [[feeds]] tables: tests never reach the internet."""
+    kept, skipping = [], False
+    for line in config.splitlines():
+        if line.startswith("["):
+            skipping = line.strip() == "[[feeds]]"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+@pytest.fixture
+def korea(tmp_path: Path) -> Iterator[World]:
+    """The default config (seeds, three storylines) plus one feed on a local server."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    server = FeedServer().__enter__()
+    text = (PROJECT / "config" / "storywatch.toml").read_text(encoding="utf-8")
+    text = text.replace('"../var/storywatch.db"', '"sw.db"').replace('"../seeds', '"seeds')
+    text = without_feeds(text)
+    config = tmp_path / "storywatch.toml"
+    config.write_text(text + f'\n[[feeds]]\nurl = "{server.url("/korea")}"\nname = "Korea wire"\n', encoding="utf-8")
+    world = World(server, config)
+    yield world
+    if world._rt is not None:
+        world._rt.close()
+    server.__exit__()
+
+
+def followups_of(world: World, storyline_id: str) -> dict[str, dict[str, object]]:
+    rows = world.db.query(
+        "SELECT i.title, si.* FROM storyline_items si JOIN items i ON i.id = si.item_id "
+        "WHERE si.storyline_id = ? AND si.decision = 'followup'", [storyline_id])
+    return {str(r["title"]): r for r in rows}
+
+
+def test_the_default_storylines_start_from_their_seed_files(korea: World) -> None:
+    seeds = {r["storyline_id"]: [] for r in korea.db.query("SELECT storyline_id FROM storyline_items")}
+    for r in korea.db.query("SELECT si.storyline_id, i.identity FROM storyline_items si JOIN items i ON i.id = si.item_id "
+                            "WHERE si.decision = 'seed' ORDER BY i.identity"):
+        seeds[r["storyline_id"]].append(str(r["identity"]).split(":")[1][:3])
+    assert seeds["friendship-year"] == ["000", "001", "003"]
+    assert seeds["high-level-exchanges"] == ["000", "001", "002", "003", "004"]
+    assert seeds["north-korea-russia"] == ["001", "002"]
+
+
+def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    report = korea.poll()
+    assert report.new_items == 2 and report.followups >= 1
+    fy = followups_of(korea, "friendship-year")
+    assert list(fy) == [CLOSING[1]]
+    decision = fy[CLOSING[1]]
+    reasons = json.loads(str(decision["reasons"]))
+    assert "Friendship Year" in reasons["names"]
+    assert reasons["top_terms"] and all(isinstance(t[1], float) for t in reasons["top_terms"])
+    assert float(decision["score"]) >= float(decision["threshold"])  # type: ignore[arg-type]
+    seed_ids = {r["item_id"] for r in korea.db.query(
+        "SELECT item_id FROM storyline_items WHERE storyline_id = 'friendship-year' AND decision = 'seed'")}
+    assert decision["closest_item_id"] in seed_ids
+    novelty = json.loads(str(decision["novelty"]))
+    assert "Wang Yajun" in novelty  # a name none of the seeds mentions
+    assert "Zhao Leji" not in novelty  # seed 003 is about his visit
+    baseball = [r for r in korea.db.query(
+        "SELECT si.storyline_id FROM storyline_items si JOIN items i ON i.id = si.item_id WHERE i.title = ?", [BASEBALL[1]])]
+    assert baseball == []
+
+
+def test_a_restart_neither_repeats_nor_changes_decisions(korea: World) -> None:
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    korea.clock.now = dt.datetime(2024, 12, 28, 12, tzinfo=dt.timezone.utc)  # the items are in the window
+    korea.poll()
+    before = list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id"))
+    settings = load_settings(korea.config)
+    rebuilt = storylines.build_tracker(korea.db, settings.tracking, korea.clock())
+    assert rebuilt.looked_back == {}  # every storyline's look-back was made for its current definition
+    assert list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id")) == before
+
+
+def test_a_changed_storyline_looks_back_over_the_window(korea: World) -> None:
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    korea.clock.now = dt.datetime(2024, 12, 28, 12, tzinfo=dt.timezone.utc)
+    korea.poll()
+    korea.db.execute("DELETE FROM storyline_items WHERE decision = 'followup'")
+    korea.db.execute("UPDATE storylines SET keywords = '[\"Friendship Year\", \"closing ceremony\"]' "
+                     "WHERE id = 'friendship-year'")
+    settings = load_settings(korea.config)
+    rebuilt = storylines.build_tracker(korea.db, settings.tracking, korea.clock())
+    assert rebuilt.looked_back == {"friendship-year": 1}
+    assert list(followups_of(korea, "friendship-year")) == [CLOSING[1]]
+    assert followups_of(korea, "high-level-exchanges") == {}  # unchanged: its decisions are not redone
+
+
+def test_items_outside_every_storyline_that_cluster_become_a_suggestion(korea: World, tmp_path: Path) -> None:
+    etna = [
+        ("e1", "Etna eruption closes Catania airport",
+         "Mount Etna erupted overnight, sending lava down its eastern flank and ash over Catania; the airport closed."),
+        ("e2", "Ash from Etna grounds flights at Catania",
+         "Flights at Catania airport were cancelled for a second day as the Etna eruption sent lava and ash into the sky."),
+        ("e3", "Villagers near Etna watch lava approach",
+         "Residents of villages on the slopes of Etna watched lava advance as the eruption continued; Catania airport stays shut."),
+    ]
+    other = FeedServer().__enter__()
+    try:
+        other.routes["/sicily"] = Reply(body=rss(etna[1:], title="Sicily news", date="Sun, 22 Nov 2026 09:00:00 GMT"))
+        korea.server.routes["/korea"] = Reply(body=rss(etna[:1], date="Sun, 22 Nov 2026 08:00:00 GMT"))
+        korea.config.write_text(korea.config.read_text() + f'\n[[feeds]]\nurl = "{other.url("/sicily")}"\nname = "Sicily"\n')
+        korea.poll()
+    finally:
+        other.__exit__()
+    found = store.suggestions(korea.db)
+    assert len(found) == 1
+    assert {"etna", "eruption", "catania"} <= set(json.loads(found[0]["terms"])) | {"catania"}
+    assert len(json.loads(found[0]["item_ids"])) == 3 and found[0]["sources"] == 2
+    cli = Cli(korea.config)
+    listed = cli("storylines", "suggest").output
+    assert "Etna eruption closes Catania airport" in listed and "3 items from 2 sources" in listed
+    added = cli("storylines", "add", "etna", "--from-suggestion", str(found[0]["id"])).output
+    assert "Added storyline etna with 3 seeds" in added
+    assert store.suggestion(korea.db, found[0]["id"])["status"] == "adopted"  # type: ignore[index]
+    shown = json.loads(cli("storylines", "show", "etna", "--json").output)
+    assert [e["decision"] for e in shown["timeline"]] == ["seed"] * 3
+
+
+def test_storylines_add_list_and_show(korea: World, tmp_path: Path) -> None:
+    korea.rt  # initialize the store
+    article = tmp_path / "kaesong.txt"
+    article.write_text("North Korea demolishes Kaesong liaison office\n\nNorth Korea blew up the inter-Korean "
+                       "liaison office in Kaesong on Tuesday, days after threatening to cut ties with Seoul.\n")
+    cli = Cli(korea.config)
+    out = cli("storylines", "add", "kaesong", "--title", "Kaesong", "--seed", str(article), "--keyword", "Kaesong").output
+    assert "Added storyline kaesong with 1 seeds" in out
+    again = cli("storylines", "add", "kaesong", "--title", "Kaesong", "--seed", str(article), ok=False)
+    assert again.exit_code == 1 and "exists already" in again.output
+    missing = cli("storylines", "add", "x", "--title", "X", "--seed", "https://nowhere.example/a", ok=False)
+    assert missing.exit_code == 1 and "seed not in the store: https://nowhere.example/a" in missing.output
+    bad = cli("storylines", "add", "Bad_ID", "--title", "X", "--keyword", "x", ok=False)
+    assert bad.exit_code == 2 and "lowercase letters" in bad.output
+    listed = json.loads(cli("storylines", "list", "--json").output)
+    assert {s["id"]: s["seeds"] for s in listed} == {
+        "friendship-year": 3, "high-level-exchanges": 5, "north-korea-russia": 2, "kaesong": 1}
+    # A config change keeps a storyline added from the command line.
+    pipeline.initialize(korea.db, load_settings(korea.config), NOW)
+    assert "kaesong" in cli("storylines", "list").output
+    shown = cli("storylines", "show", "friendship-year").output
+    assert "3 seeds, 0 follow-ups" in shown and "seed  South China Morning Post" in shown
+
+
+def test_storylines_show_explains_each_follow_up(korea: World) -> None:
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    korea.poll()
+    shown = Cli(korea.config)("storylines", "show", "friendship-year").output
+    assert CLOSING[1] in shown
+    why = next(line for line in shown.splitlines() if "why:" in line)
+    assert "mentions Friendship Year" in why and "closest to #" in why and "≥ threshold" in why
+    assert "new in this story: " in shown and "Wang Yajun" in shown
+
+
+# ── eval tracking ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
+    """Items stored one by one, each storyline added after its last seed (as a user would): the
+    follow-ups recorded are exactly the YES decisions of `eval tracking` on the same items."""
+    nt = 2
+    labelled = evaluate.load_dataset(DATA)
+    result = evaluate.evaluate(labelled, nt, TrackerConfig())
+    assert result.followups, "the dataset must exercise follow-ups"
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[tracking]\nwindow = "30d"\n', encoding="utf-8")
+    settings = load_settings(config)
+    now = dt.datetime(2026, 3, 4, tzinfo=dt.timezone.utc)
+    db = store.open_store(settings.storage.path)
+    rt = pipeline.open_runtime(db, settings, clock=lambda: now)
+    seeds = evaluate.seed_sets(labelled, nt)
+    last_seed = {its[-1].doc.id: sid for sid, its in seeds.items()}
+    records = {json.loads(line)["id"]: json.loads(line) for line in DATA.read_text().splitlines()}
+    item_of: dict[int, str] = {}
+    try:
+        for entry in labelled:
+            r = records[entry.doc.id]
+            item = normalize.record_item(
+                identity=f"eval:{r['id']}", title=r["title"], text=r["text"], url=f"https://news.example/{r['id']}",
+                published=dt.datetime.fromisoformat(r["published"].replace("Z", "+00:00")), now=now,
+                clutter=rt.window.clutter, publisher="Example")
+            with store.transaction(db):
+                stored = pipeline.ingest_items(db, rt.window, None, [item], now)
+                rt.tracking.track(db, stored.new_ids, now)
+            assert len(stored.new_ids) == 1
+            item_of[stored.new_ids[0]] = entry.doc.id
+            if entry.doc.id in last_seed:
+                sid = last_seed[entry.doc.id]
+                urls = tuple(f"https://news.example/{i.doc.id}" for i in seeds[sid])
+                pipeline.new_storyline(db, settings, StorylineConfig(id=sid, title=sid, seeds=urls), now)
+        recorded = {(r["storyline_id"], item_of[r["item_id"]])
+                    for r in db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")}
+    finally:
+        rt.close()
+    assert recorded == set(result.followups)
+
+
+def test_eval_tracking_reports_the_tdt_figures(run: Cli) -> None:
+    out = json.loads(run("eval", "tracking", str(DATA), "--nt", "2", "--json").output)
+    overall = out["overall"]
+    assert set(overall) >= {"c_det_norm", "p_miss", "p_fa", "precision", "recall", "f1", "storylines", "decisions"}
+    assert overall["storylines"] == 2
+    # 20 items; each storyline decides every item after its 2nd seed except its own seeds.
+    assert {s["story_id"]: s["positives"] for s in out["storylines"]} == {"quake": 5, "budget": 5}
+    assert overall["decisions"] == sum(s["positives"] + s["negatives"] for s in out["storylines"])
+    p_miss, p_fa = overall["p_miss"], overall["p_fa"]
+    assert overall["c_det_norm"] == pytest.approx((0.02 * p_miss + 0.098 * p_fa) / 0.02, abs=1e-5)
+    table = run("eval", "tracking", str(DATA), "--nt", "2").output
+    assert "normalized C_det" in table and "quake" in table and "budget" in table
+    strict = json.loads(run("eval", "tracking", str(DATA), "--nt", "2", "--threshold", "5", "--json").output)
+    assert strict["overall"]["recall"] == 0.0 and strict["overall"]["p_fa"] == 0.0
+
+
+def test_eval_tracking_names_a_bad_line(run: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    good = DATA.read_text().splitlines()
+    data.write_text("\n".join([good[0], "{not json", good[1]]) + "\n")
+    result = run("eval", "tracking", str(data), ok=False)
+    assert result.exit_code == 1 and "bad.jsonl:2: not JSON" in result.output
+    data.write_text(json.dumps({"id": "x", "title": "t", "published": "2026-01-01"}) + "\n")
+    result = run("eval", "tracking", str(data), ok=False)
+    assert "bad.jsonl:1: missing story_id" in result.output

@@ -1,0 +1,181 @@
+"""`storywatch eval tracking`: measure storyline tracking on labelled items (the TDT protocol).
+
+Every story with at least 5 items is a storyline; its seeds are its first Nt items by
+(published, id). All items are streamed in that order through `storylines.stream`, the loop the
+worker itself replays: each item is decided against every storyline whose seeds came before it
+(never against a storyline it seeds), before the tracker learns from it, and it never sees a label.
+
+Per storyline: P_miss = misses / on-topic items, P_fa = false alarms / off-topic items. Overall:
+both averaged over storylines; C_det = 1 · P_miss · 0.02 + 0.1 · P_fa · 0.98, normalized by
+min(0.02, 0.098) = 0.02; and precision, recall and F1 pooled over all decisions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.errors import StorywatchError
+from worker.storylines import stream
+from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+
+MIN_STORY_ITEMS = 5
+C_MISS, C_FA, P_TARGET = 1.0, 0.1, 0.02
+REQUIRED = ("id", "story_id", "published", "title")
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    doc: Doc
+    story_id: str
+    story_title: str
+
+
+@dataclass
+class StoryResult:
+    story_id: str
+    title: str
+    seeds: int = 0
+    positives: int = 0
+    negatives: int = 0
+    misses: int = 0
+    false_alarms: int = 0
+
+    @property
+    def p_miss(self) -> float:
+        return self.misses / self.positives if self.positives else 0.0
+
+    @property
+    def p_fa(self) -> float:
+        return self.false_alarms / self.negatives if self.negatives else 0.0
+
+    @property
+    def c_det_norm(self) -> float:
+        return c_det_norm(self.p_miss, self.p_fa)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"story_id": self.story_id, "title": self.title, "seeds": self.seeds,
+                "positives": self.positives, "negatives": self.negatives, "misses": self.misses,
+                "false_alarms": self.false_alarms, "p_miss": round(self.p_miss, 6),
+                "p_fa": round(self.p_fa, 6), "c_det_norm": round(self.c_det_norm, 6)}
+
+
+def c_det_norm(p_miss: float, p_fa: float) -> float:
+    c_det = C_MISS * p_miss * P_TARGET + C_FA * p_fa * (1 - P_TARGET)
+    return c_det / min(C_MISS * P_TARGET, C_FA * (1 - P_TARGET))
+
+
+@dataclass
+class Evaluation:
+    nt: int
+    threshold: float
+    stories: list[StoryResult]
+    followups: list[tuple[str, str]] = field(default_factory=list)  # (storyline, item id) decided YES
+
+    def overall(self) -> dict[str, Any]:
+        n = len(self.stories)
+        p_miss = sum(s.p_miss for s in self.stories) / n if n else 0.0
+        p_fa = sum(s.p_fa for s in self.stories) / n if n else 0.0
+        tp = sum(s.positives - s.misses for s in self.stories)
+        fp = sum(s.false_alarms for s in self.stories)
+        fn = sum(s.misses for s in self.stories)
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"c_det_norm": round(c_det_norm(p_miss, p_fa), 6), "p_miss": round(p_miss, 6),
+                "p_fa": round(p_fa, 6), "precision": round(precision, 6), "recall": round(recall, 6),
+                "f1": round(f1, 6), "storylines": n,
+                "decisions": sum(s.positives + s.negatives for s in self.stories),
+                "nt": self.nt, "threshold": self.threshold}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"overall": self.overall(), "storylines": [s.as_dict() for s in self.stories]}
+
+
+def load_dataset(path: Path) -> list[Labelled]:
+    """The labelled items of a JSON Lines file, in stream order; a bad line is an error naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorywatchError(f"cannot read {path}: {exc}") from None
+    items = [_labelled(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    items.sort(key=lambda it: (it.doc.published, it.doc.id))
+    ids = [it.doc.id for it in items]
+    if len(set(ids)) != len(ids):
+        raise StorywatchError(f"{path}: item ids must be unique")
+    return items
+
+
+def _labelled(path: Path, number: int, line: str) -> Labelled:
+    where = f"{path}:{number}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise StorywatchError(f"{where}: not JSON: {exc.msg}") from None
+    if not isinstance(record, dict):
+        raise StorywatchError(f"{where}: expected a JSON object")
+    missing = [key for key in REQUIRED if record.get(key) in (None, "")]
+    if missing:
+        raise StorywatchError(f"{where}: missing {', '.join(missing)}")
+    try:
+        published = dt.datetime.fromisoformat(str(record["published"]).replace("Z", "+00:00"))
+    except ValueError:
+        raise StorywatchError(f"{where}: published: not an ISO 8601 date: {record['published']!r}") from None
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=dt.timezone.utc)
+    doc = Doc(str(record["id"]), str(record["title"]), str(record.get("text") or ""), published.timestamp())
+    return Labelled(doc, str(record["story_id"]), str(record.get("story_title") or record["story_id"]))
+
+
+def seed_sets(items: Sequence[Labelled], nt: int) -> dict[str, list[Labelled]]:
+    """Story id → its first `nt` items, for the stories with at least 5 items."""
+    by_story: dict[str, list[Labelled]] = {}
+    for item in items:
+        by_story.setdefault(item.story_id, []).append(item)
+    return {sid: its[:nt] for sid, its in by_story.items() if len(its) >= MIN_STORY_ITEMS}
+
+
+def evaluate(items: Sequence[Labelled], nt: int, config: TrackerConfig) -> Evaluation:
+    if nt < 1:
+        raise StorywatchError("--nt must be at least 1")
+    seeds = seed_sets(items, nt)
+    joins: dict[str, list[StorylineSpec]] = {}
+    for sid, its in seeds.items():
+        spec = StorylineSpec(sid, its[0].story_title, tuple(i.doc for i in its))
+        joins.setdefault(its[-1].doc.id, []).append(spec)
+    results = {sid: StoryResult(sid, its[0].story_title, seeds=len(its)) for sid, its in seeds.items()}
+    story_of = {it.doc.id: it.story_id for it in items}
+    outcome = Evaluation(nt, config.threshold, list(results.values()))
+    for doc, decisions in stream(Tracker(config), (it.doc for it in items), joins):
+        for d in decisions:
+            _score(results[d.storyline_id], story_of[doc.id] == d.storyline_id, d.followup)
+            if d.followup:
+                outcome.followups.append((d.storyline_id, doc.id))
+    return outcome
+
+
+def _score(result: StoryResult, on_topic: bool, followup: bool) -> None:
+    if on_topic:
+        result.positives += 1
+        result.misses += not followup
+    else:
+        result.negatives += 1
+        result.false_alarms += followup
+
+
+def format_table(evaluation: Evaluation) -> str:
+    header = f"{'storyline':24} {'seeds':>5} {'on':>5} {'off':>6} {'miss':>5} {'fa':>5} {'P_miss':>7} {'P_fa':>7} {'C_norm':>7}"
+    lines = [header, "-" * len(header)]
+    for s in sorted(evaluation.stories, key=lambda s: (-s.c_det_norm, s.story_id)):
+        lines.append(f"{s.story_id[:24]:24} {s.seeds:5d} {s.positives:5d} {s.negatives:6d} {s.misses:5d} "
+                     f"{s.false_alarms:5d} {s.p_miss:7.3f} {s.p_fa:7.4f} {s.c_det_norm:7.3f}")
+    o = evaluation.overall()
+    lines += ["", f"Nt = {o['nt']}, threshold {o['threshold']:g}: {o['storylines']} storylines, "
+                  f"{o['decisions']:,} decisions",
+              f"normalized C_det {o['c_det_norm']:.4f}  (P_miss {o['p_miss']:.4f}, P_fa {o['p_fa']:.5f})",
+              f"precision {o['precision']:.4f}  recall {o['recall']:.4f}  F1 {o['f1']:.4f}"]
+    return "\n".join(lines)

@@ -1,0 +1,279 @@
+"""Storyline tracking in the worker: the scorer (`track`) fed from the store, its decisions recorded.
+
+    Tracking.track:  a batch's new originals ─► one decision per storyline ─► follow-ups stored
+                     (in the batch's transaction), the rest ─► the emerging-story detector
+    build_tracker:   the store's storylines + a replay of its recent window ─► a warm Tracker
+
+The tracker holds word statistics and per-storyline background scores in memory. They are a
+function of the store's recent window, so a restart rebuilds them by replaying that window in
+time order through `stream`, the same loop `storywatch eval tracking` runs. A storyline that is
+new or whose definition changed also looks back: its follow-ups in the window are recorded
+once (its `profile_hash` marks the definition the look-back was made for); replayed decisions
+of other storylines are not recorded again, so a restart never changes what was decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from loguru import logger
+from sqlite_utils import Database
+
+from worker import store, textproc
+from worker.config import StorylineConfig, TrackingSettings
+from worker.models import FollowUp, Stored, StorylineDef
+from worker.track import Decision, Doc, StorylineSpec, Tracker, TrackerConfig
+
+REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
+
+
+def tracker_config(settings: TrackingSettings) -> TrackerConfig:
+    return replace(TrackerConfig(), threshold=settings.threshold, adapt=settings.adapt)
+
+
+def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[StorylineSpec]]
+           ) -> Iterator[tuple[Doc, list[Decision]]]:
+    """Decide each doc (in the order given) against the storylines tracked so far, then learn from
+    it; a storyline in `joins[doc.id]` starts right after that doc (its last seed)."""
+    for doc in docs:
+        decisions = tracker.process(doc)
+        yield doc, decisions
+        for spec in joins.get(doc.id, ()):
+            tracker.add_storyline(spec)
+
+
+def doc_of(item: Stored) -> Doc:
+    return Doc(str(item.id), item.title, item.text, item.published_at.timestamp())
+
+
+def definition_hash(storyline: StorylineDef) -> str:
+    """What a storyline's profile is made of: when it changes, the storyline looks back again."""
+    parts = [storyline.title, storyline.description, storyline.keywords, storyline.aliases,
+             storyline.exclude, storyline.seed_ids]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def spec_of(storyline: StorylineDef, seeds: Mapping[int, Stored]) -> StorylineSpec:
+    return StorylineSpec(
+        id=storyline.id,
+        title=storyline.title,
+        seeds=tuple(doc_of(seeds[i]) for i in storyline.seed_ids if i in seeds),
+        description=storyline.description,
+        keywords=storyline.keywords,
+        aliases=storyline.aliases,
+        exclude=storyline.exclude,
+        threshold=storyline.threshold,
+        expires_after=storyline.expires_after.total_seconds() if storyline.expires_after else None,
+    )
+
+
+def followup_of(decision: Decision) -> FollowUp:
+    """A follow-up decision as stored: the score, the threshold and the reasons in plain data."""
+    reasons = decision.reasons
+    closest = reasons.closest_id if reasons else None
+    return FollowUp(
+        storyline_id=decision.storyline_id,
+        item_id=int(decision.doc_id),
+        score=round(decision.score, 4),
+        threshold=round(decision.threshold, 4),
+        raw_score=round(decision.raw, 4),
+        reasons={
+            "top_terms": [list(t) for t in reasons.top_terms] if reasons else [],
+            "names": list(reasons.names) if reasons else [],
+            "closest_similarity": reasons.closest_similarity if reasons else None,
+            "margin": round(decision.margin, 4),
+        },
+        novelty=decision.novelty,
+        closest_item_id=int(closest) if closest and closest.isdigit() else None,
+    )
+
+
+@dataclass
+class Replayed:
+    tracker: Tracker
+    version: str
+    looked_back: dict[str, int]  # storyline id → follow-ups found in the window by its look-back
+
+
+def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
+                  emerging: Emerging | None = None, pending: Sequence[int] = ()) -> Replayed:
+    """A tracker warmed on the store's recent window; new or changed storylines look back over it.
+    `pending`: stored items about to be tracked live, left out of the replay."""
+    version = store.storylines_version(db)
+    storylines = store.active_storylines(db)
+    seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
+    skip = set(pending)
+    recent = [i for i in store.recent_originals(db, now - settings.window, REPLAY_MAX) if i.id not in skip]
+    position = {item.id: n for n, item in enumerate(recent)}
+    tracker = Tracker(tracker_config(settings))
+    joins: dict[str, list[StorylineSpec]] = {}
+    for storyline in storylines:
+        spec = spec_of(storyline, seeds)
+        in_window = [i for i in storyline.seed_ids if i in position]
+        if in_window:  # it starts where its last seed is, as in the live stream
+            joins.setdefault(str(max(in_window, key=position.__getitem__)), []).append(spec)
+        else:
+            tracker.add_storyline(spec)
+    hashes = {s.id: definition_hash(s) for s in storylines}
+    looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}
+    found: list[FollowUp] = []
+    by_id = {str(item.id): item for item in recent}
+    for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
+        found += [followup_of(d) for d in decisions if d.followup and d.storyline_id in looking_back]
+        if emerging is not None and not any(d.followup for d in decisions):
+            emerging.add(by_id[doc.id], tracker)
+    with store.transaction(db):
+        store.save_followups(db, found, now)
+        store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
+    looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
+    logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
+                 storylines=len(storylines), items=len(recent), found=looked_back)
+    return Replayed(tracker, version, looked_back)
+
+
+# ── emerging stories ─────────────────────────────────────────────────────────────────────────
+
+TERMS_PER_ITEM = 12
+SHARED_TERMS = 3  # an item joins a group when it mentions this many of the group's key terms
+MIN_ITEMS, MIN_SOURCES = 3, 2
+
+
+@dataclass(eq=False)
+class _Group:
+    items: list[Stored]
+    terms: Counter[str] = field(default_factory=Counter)  # its items' key terms
+    sources: set[str] = field(default_factory=set)
+
+
+class Emerging:
+    """Originals that match no storyline, grouped by the key terms they share (single pass: an
+    item joins the recent group whose key terms it mentions most). A group of 3 or more items
+    from 2 or more sources within `days` becomes a suggested storyline.
+
+    An inverted index from key term to groups keeps the cost per item independent of how many
+    groups are open."""
+
+    def __init__(self, days: int) -> None:
+        self.span = dt.timedelta(days=days)
+        self.by_term: dict[str, list[_Group]] = {}
+        self.groups: list[_Group] = []
+
+    def add(self, item: Stored, tracker: Tracker) -> _Group | None:
+        """Place the item; the group it completes or grows, if that group is now a suggestion."""
+        features = item_features(item.title, item.text)
+        terms = key_terms(features, tracker)
+        if len(terms) < SHARED_TERMS:
+            return None
+        self._forget_before(item.published_at - self.span)
+        mentions: Counter[int] = Counter()
+        groups: dict[int, _Group] = {}
+        for feature in features:
+            for group in self.by_term.get(feature, ()):
+                mentions[id(group)] += 1
+                groups[id(group)] = group
+        best = max(mentions, key=lambda g: (mentions[g], -groups[g].items[0].id), default=None)
+        if best is None or mentions[best] < SHARED_TERMS:
+            self._index(_Group([item], Counter(terms), {_source(item)}), terms)
+            return None
+        group = groups[best]
+        group.items.append(item)
+        group.sources.add(_source(item))
+        self._index(group, [t for t in terms if t not in group.terms])
+        group.terms.update(terms)
+        return group if len(group.items) >= MIN_ITEMS and len(group.sources) >= MIN_SOURCES else None
+
+    def _index(self, group: _Group, terms: Iterable[str]) -> None:
+        if len(group.items) == 1:
+            self.groups.append(group)
+        for term in terms:
+            self.by_term.setdefault(term, []).append(group)
+
+    def _forget_before(self, start: dt.datetime) -> None:
+        """Groups whose newest item is older than the span stop taking items."""
+        stale = {id(g) for g in self.groups if g.items[-1].published_at < start}
+        if not stale:
+            return
+        self.groups = [g for g in self.groups if id(g) not in stale]
+        for term in list(self.by_term):
+            kept = [g for g in self.by_term[term] if id(g) not in stale]
+            if kept:
+                self.by_term[term] = kept
+            else:
+                del self.by_term[term]
+
+
+def _source(item: Stored) -> str:
+    return item.publisher or str(item.feed_id)
+
+
+def item_features(title: str, text: str) -> Counter[str]:
+    """Words (stemmed, no stop words) and repeated word pairs of an item, with their counts."""
+    tokens = textproc.tokenize(title, not textproc.is_title_case(title)) + textproc.tokenize(text[:3000])
+    counts = Counter(t.norm for t in tokens if not t.norm.isdigit())
+    pairs = Counter(textproc.phrases(tokens))
+    counts.update({pair: n for pair, n in pairs.items() if n > 1})  # a pair said once is mostly noise
+    return counts
+
+
+def key_terms(features: Counter[str], tracker: Tracker) -> list[str]:
+    """An item's most distinctive features: rare in the recent window, frequent in the item."""
+    ranked = sorted(features, key=lambda f: (-(1 + features[f] ** 0.5) * tracker.idf(f), f))
+    return ranked[:TERMS_PER_ITEM]
+
+
+def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:
+    first = min(group.items, key=lambda i: (i.published_at, i.id))  # the headline that broke it
+    terms = [t for t, _ in group.terms.most_common(6)]
+    return store.save_suggestion(db, first.title, terms, [i.id for i in group.items], len(group.sources),
+                                 first.published_at, max(i.published_at for i in group.items), now)
+
+
+# ── the running worker ───────────────────────────────────────────────────────────────────────
+
+
+class Tracking:
+    """The worker's tracker: built on first use, rebuilt when the storylines change."""
+
+    def __init__(self, settings: TrackingSettings) -> None:
+        self.settings = settings
+        self.replayed: Replayed | None = None
+        self.emerging = Emerging(settings.suggest_days)
+
+    def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
+        if self.replayed is None or self.replayed.version != store.storylines_version(db):
+            self.emerging = Emerging(self.settings.suggest_days)
+            self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
+        return self.replayed.tracker
+
+    def track(self, db: Database, item_ids: Sequence[int], now: dt.datetime) -> dict[str, int]:
+        """Decide the new originals against every storyline; record follow-ups and suggestions.
+        Returns the follow-ups per storyline."""
+        if not item_ids:
+            return {}
+        tracker = self.current(db, now, item_ids)
+        items = sorted(store.items_by_id(db, item_ids).values(), key=lambda i: (i.published_at, i.id))
+        found: list[FollowUp] = []
+        grown: dict[int, _Group] = {}
+        for item in items:
+            decisions = tracker.process(doc_of(item))
+            followups = [followup_of(d) for d in decisions if d.followup]
+            found += followups
+            if not followups and (group := self.emerging.add(item, tracker)) is not None:
+                grown[id(group)] = group
+        with store.transaction(db):
+            store.save_followups(db, found, now)
+            for group in grown.values():
+                record_suggestion(db, group, now)
+        return dict(Counter(f.storyline_id for f in found))
+
+
+def add_storyline(db: Database, storyline: StorylineConfig, seed_ids: Sequence[int], now: dt.datetime) -> None:
+    """A storyline defined outside the config (`storylines add`): kept when the config changes."""
+    with store.transaction(db):
+        store.save_storyline(db, storyline, now, origin="cli")
+        store.set_storyline_seeds(db, storyline.id, seed_ids, now)
