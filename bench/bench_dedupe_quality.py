@@ -139,7 +139,7 @@ def run_stream(work: Path, stream: Stream, similarity: float, name: str) -> dict
                         dedupe=DedupeSettings(similarity=similarity))
     db = store.open_store(work / f"{name}.db")
     pipeline.initialize(db, settings, dt.datetime(2026, 1, 1, tzinfo=UTC))
-    window = pipeline._Window(db, settings, dt.datetime(2014, 1, 1, tzinfo=UTC))
+    window = pipeline.Window(db, settings, dt.datetime(2014, 1, 1, tzinfo=UTC))
     for (day, site), batch in itertools.groupby(stream.entries, key=lambda e: (e[0].date(), e[1])):
         # one poll: a site's items of one day, as the worker would fetch them
         entries = [Entry(guid, f"https://site{site}.example/{guid}", title, html(lines), "", published=when)

@@ -90,7 +90,7 @@ def per_item_seconds(path: Path, entries: list[Entry]) -> tuple[float, int]:
     """Seconds per item for normalize + identity + exact + near-duplicate lookup; copies found."""
     db = store.open_store(path)
     settings = Settings()
-    window = pipeline._Window(db, settings, NOW)
+    window = pipeline.Window(db, settings, NOW)
     window.index_for([normalize.normalize_entry(entries[0], feed_id=2, policy="guid", publisher="new", now=NOW,
                                                 clutter=window.clutter)])  # load the window first
     feed = Feed(id=2, url="https://new.example/feed")
@@ -114,7 +114,7 @@ from pathlib import Path
 from worker import pipeline, store
 from worker.config import Settings
 db = store.open_store(Path({path!r}))
-window = pipeline._Window(db, Settings(), dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
+window = pipeline.Window(db, Settings(), dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
 window._advance(dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
 print(len(window.index), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """

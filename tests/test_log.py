@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+from pathlib import Path
 
+import pytest
 from loguru import logger
 
 from worker.log import configure_logging
@@ -43,3 +46,19 @@ def test_reconfiguring_replaces_only_our_own_sink(log_records: list[dict[str, ob
     logger.info("Cycle finished: {feeds} feeds", feeds=3)
     assert first.getvalue() == "" and "Cycle finished: 3 feeds" in second.getvalue()
     assert {"level": "INFO", "message": "Cycle finished: 3 feeds", "feeds": 3} in log_records
+
+
+def test_lines_to_the_journal_carry_their_syslog_priority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # systemd names the journal stream it gave stderr in $JOURNAL_STREAM ("device:inode").
+    with (tmp_path / "journal").open("w+") as out:
+        info = os.fstat(out.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{info.st_dev}:{info.st_ino}")
+        configure_logging("INFO", stream=out)
+        logger.info("Cycle finished: {summary}", summary="3 feeds")
+        logger.warning("Feed failed: {url}", url="https://example.org/feed")
+        monkeypatch.setenv("JOURNAL_STREAM", "1:2")  # another stream: plain lines
+        configure_logging("INFO", stream=out)
+        logger.error("Cannot store")
+        out.seek(0)
+        assert out.read() == ("<6>INFO    Cycle finished: 3 feeds\n<4>WARNING Feed failed: https://example.org/feed\n"
+                              "ERROR   Cannot store\n")

@@ -94,10 +94,10 @@ def test_identity_policy_falls_back_and_never_returns() -> None:
 
 def test_entry_identity_by_policy() -> None:
     e = entry("urn:1", "https://x.example/1?utm_source=rss")
-    assert entry_identity(7, e, "guid", "T", "B") == "feed:7:guid:urn:1"
-    assert entry_identity(7, e, "url", "T", "B") == "feed:7:url:https://x.example/1"
-    assert entry_identity(7, e, "content", "T", "B") == f"feed:7:content:{content_hash('T', 'B')}"
-    assert entry_identity(8, e, "guid", "T", "B") != entry_identity(7, e, "guid", "T", "B")  # GUIDs are per feed
+    assert entry_identity("feed:7", e, "guid", "T", "B") == "feed:7:guid:urn:1"
+    assert entry_identity("feed:7", e, "url", "T", "B") == "feed:7:url:https://x.example/1"
+    assert entry_identity("feed:7", e, "content", "T", "B") == f"feed:7:content:{content_hash('T', 'B')}"
+    assert entry_identity("feed:8", e, "guid", "T", "B") != entry_identity("feed:7", e, "guid", "T", "B")  # GUIDs are per feed
 
 
 def test_normalize_entry() -> None:

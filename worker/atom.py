@@ -16,14 +16,18 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 
 def storyline_feed(storyline: StorylineDef, timeline: Sequence[TimelineEntry], now: dt.datetime) -> str:
-    """An Atom 1.0 document: the storyline's follow-ups and seeds, newest first."""
+    """An Atom 1.0 document: the storyline's follow-ups and seeds, newest first.
+
+    Its dates come from the store (the newest entry, else when the storyline was last defined),
+    so the same timeline always gives the same bytes and the file is only rewritten when it
+    changed; `now` is not written into it."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"tag:storywatch,2026:storyline/{storyline.id}")
     _text(feed, "title", storyline.title)
     if storyline.description:
         _text(feed, "subtitle", storyline.description)
-    newest = max((entry.published_at for entry in timeline), default=now)
+    newest = max((entry.published_at for entry in timeline), default=storyline.updated_at)
     _text(feed, "updated", to_iso(newest))
     ET.SubElement(feed, f"{{{ATOM}}}generator", {"uri": PROJECT_URL, "version": __version__}).text = "storywatch"
     for entry in sorted(timeline, key=lambda e: (e.published_at, e.item_id), reverse=True):

@@ -19,12 +19,13 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from worker import __version__, atom, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
+from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
 from worker.clock import UTC, from_iso, utc_now
 from worker.config import Settings, StorylineConfig, config_path, effective_settings, is_web_url, load_settings, parse_duration
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
+from worker import health as health_check
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -124,6 +125,57 @@ def status(app: App) -> None:
     """
     path = app.settings.storage.path
     click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db), utc_now()))
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
+    if value is None:
+        return None
+    parsed = parse_duration(value)
+    if parsed is None or not parsed:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h")
+    return parsed
+
+
+@cli.command()
+@click.option("--max-age", metavar="DURATION", callback=_duration,
+              help="Unhealthy when the last cycle finished longer ago than this (default: 3 intervals).")
+@pass_app
+def health(app: App, max_age: dt.timedelta | None) -> None:
+    """Exit 0 when the store is readable and the last polling cycle finished within 3 intervals
+    (of the worker's 1-minute tick, or of the last cycle's duration if longer); else exit 1.
+    Prints one line saying why, for monitors and systemd checks.
+
+    \b
+    Example:
+      storywatch health
+      storywatch health --max-age 90m     # for `storywatch run --once` from cron every 30 minutes
+    """
+    storage = app.settings.storage
+    result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout)
+    click.echo(str(result))
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file atomically instead of stdout.")
+@pass_app
+def metrics(app: App, output: Path | None) -> None:
+    """Print the worker's metrics in the Prometheus text format: feeds by state, items by source,
+    follow-ups per storyline, the last cycle's duration and time, fetch errors by kind in the
+    last 24 hours, digests by sending state.
+
+    \b
+    Example:
+      storywatch metrics
+      storywatch metrics -o /var/lib/prometheus/node-exporter/storywatch.prom
+    """
+    text = health_check.render_metrics(health_check.collect_metrics(app.db, utc_now()))
+    if output:
+        health_check.write_metrics_file(output, text)
+    else:
+        click.echo(text, nl=False)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -321,6 +373,50 @@ def feeds_export(app: App, output: Path | None) -> None:
         click.echo(f"Wrote {len(outlines)} feeds to {output}")
     else:
         click.echo(text, nl=False)
+
+
+@cli.command(name="backfill")
+@click.argument("sources", nargs=-1, metavar="SOURCE…")
+@click.option("--all", "all_feeds", is_flag=True, help="Every configured feed (and its archives).")
+@click.option("--since", callback=_since, metavar="DATE|AGE", help="Only items published from then on.")
+@click.option("--until", callback=_since, metavar="DATE|AGE", help="Only items published before then.")
+@click.option("--no-track", is_flag=True, help="Store the items without deciding storyline follow-ups.")
+@click.option("--dry-run", is_flag=True, help="Read and count every source; store nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parsing processes (default: the number of cores).")
+@click.option("--max-pages", default=100, show_default=True, type=click.IntRange(1, 100_000),
+              help="Documents to read per feed URL, following its archive and next-page links.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since: dt.datetime | None,
+                     until: dt.datetime | None, no_track: bool, dry_run: bool, workers: int | None,
+                     max_pages: int, as_json: bool) -> None:
+    """Load history through the same pipeline as polling (dedupe, storylines), in time order,
+    without putting it in any digest or email. Run again, it adds only what is missing.
+
+    A SOURCE is a feed URL (its archive and next pages followed), a feed file (RSS, Atom, RDF,
+    JSON Feed; gzip too), a folder of them, an OPML file (its feeds) or a JSON Lines file of
+    items (id, title, text, url, published, source). Exits 1 if a source failed; every good
+    source is still loaded.
+
+    \b
+    Example:
+      storywatch backfill archive/ --since 2024-01-01
+      storywatch backfill https://example.org/feed.xml --max-pages 20
+      storywatch backfill items.jsonl --json
+    """
+    if not sources and not all_feeds:
+        raise click.UsageError("name at least one SOURCE, or --all")
+    pipeline.initialize(app.db, app.settings, utc_now())
+    found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds)
+    options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
+                               workers=workers or 0, max_pages=max_pages)
+    with report.Progress(sys.stderr) as progress:
+        summary = backfill.backfill(app.db, app.settings, found, options, progress.update)
+    summary.sources_failed = {**failed, **summary.sources_failed}
+    click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json
+               else report.render_backfill(summary, dry_run))
+    if summary.sources_failed:
+        sys.exit(1)
 
 
 @cli.command(name="digest")

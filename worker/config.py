@@ -339,6 +339,15 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    metrics_file: Path | None = setting(
+        None,
+        "After each cycle, write `storywatch metrics` to this file (atomically, readable by all), "
+        "e.g. for node_exporter's textfile collector; unset: not written.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     seeds: SeedsSettings = field(default_factory=SeedsSettings)
@@ -350,6 +359,7 @@ class Settings:
     digest: DigestSettings = field(default_factory=DigestSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     source: Path | None = None  # the file these settings were read from
 
 
@@ -364,6 +374,7 @@ SECTIONS: dict[str, type] = {
     "digest": DigestSettings,
     "email": EmailSettings,
     "log": LogSettings,
+    "monitoring": MonitoringSettings,
 }
 ARRAY_SECTIONS = {"feeds", "storylines"}  # [[feeds]], [[storylines]]
 

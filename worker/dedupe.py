@@ -542,10 +542,23 @@ def classify(
     boilerplate: frozenset[str],
     stored_text: Callable[[int], tuple[str, str] | None],
 ) -> list[Verdict]:
-    """Judge each item of one feed's batch, in order, against the store and the index."""
+    """Judge each item of a batch, in order, against the store and the index.
+
+    A batch from several sources (backfill) is also searched for near copies inside itself: its
+    items enter a batch index as they are judged (with provisional negative ids). A feed's own
+    batch needs none, since copies within one feed are never folded."""
     verdicts: list[Verdict] = []
     identities: set[str] = set()
     batch_hashes: dict[str, int] = {}
+    feeds = {item.feed_id for item in items}
+    batch = Index(index.window, index.threshold) if len(feeds) > 1 or None in feeds else None
+
+    def text_of(item_id: int) -> tuple[str, str] | None:
+        if item_id >= 0:
+            return stored_text(item_id)
+        other = verdicts[-item_id - 1].item
+        return other.title, match_text(other.text, clutter, boilerplate)
+
     for item in items:
         if item.identity in identities:
             verdicts.append(Verdict(item, "repeat"))
@@ -558,9 +571,23 @@ def classify(
         if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
             verdicts.append(Verdict(item, "tombstoned"))
             continue
-        texts = _Texts(item, clutter, boilerplate, stored_text)
-        verdicts.append(_judge_new(item, known, index, texts, batch_hashes, len(verdicts)))
+        texts = _Texts(item, clutter, boilerplate, text_of)
+        verdict = _judge_new(item, known, index, texts, batch_hashes, len(verdicts))
+        if batch is not None and item.fingerprint is not None:
+            verdict = _within_batch(verdict, batch, texts, len(verdicts))
+        verdicts.append(verdict)
     return verdicts
+
+
+def _within_batch(verdict: Verdict, batch: Index, texts: Texts, position: int) -> Verdict:
+    """A new item may copy an earlier item of its batch; either way it joins the batch index."""
+    item = verdict.item
+    if verdict.kind == "new":
+        found = batch.find(indexed(item, 0, 0), texts)
+        if found is not None:
+            verdict = Verdict(item, found.kind, match=found, batch_copy_of=-found.item_id - 1)
+    batch.add(indexed(item, -position - 1, 0))
+    return verdict
 
 
 class _Texts:

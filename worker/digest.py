@@ -130,7 +130,8 @@ class DigestData:
 
     @property
     def empty(self) -> bool:
-        return not (self.new_items or self.storylines or self.updated or self.suggestions)
+        """Nothing new in the period (open suggestions, quiet storylines and sources may still show)."""
+        return not (self.new_items or self.storylines or self.updated)
 
 
 def subject(data: DigestData, prefix: str) -> str:
@@ -145,7 +146,8 @@ def subject(data: DigestData, prefix: str) -> str:
 # ── Markdown ────────────────────────────────────────────────────────────────────────────────
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&])")  # what can start markup anywhere in a line
-_LINE_START = re.compile(r"^([#>+=-]|\d+[.)])")  # what starts a heading, quote or list at a line's start
+_LINE_START = re.compile(r"^([#>+=-])")  # what starts a heading, quote, list or rule at a line's start
+_ORDERED = re.compile(r"^(\d+)([.)])")  # an ordered list marker: its "." or ")" is what is escaped
 
 
 def escape(text: str) -> str:
@@ -153,6 +155,7 @@ def escape(text: str) -> str:
     images, code or HTML can come out of it. Backslash escapes (CommonMark and GFM alike);
     the rest of the punctuation stays as it is, so the file still reads well."""
     text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    text = _ORDERED.sub(r"\1\\\2", text)  # "2024\. was": a backslash before a digit would show
     return _LINE_START.sub(r"\\\1", text)
 
 
@@ -193,11 +196,16 @@ def lead(text: str, limit: int = LEAD_CHARS) -> str:
     return out if len(out) <= limit else out[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def sparkline(counts: Sequence[int]) -> str:
     top = max(counts, default=0)
     if top == 0:
         return SPARK[0] * len(counts)
-    return "".join(SPARK[min(len(SPARK) - 1, round(c / top * (len(SPARK) - 1)))] for c in counts)
+    # A day with any follow-up shows at least the second bar: only an empty day is flat.
+    return "".join(SPARK[min(len(SPARK) - 1, max(1 if c else 0, round(c / top * (len(SPARK) - 1))))] for c in counts)
 
 
 def local(when: dt.datetime, zone: str) -> str:
@@ -247,11 +255,12 @@ def render_markdown(data: DigestData) -> str:
         for u in data.updated:
             lines.append(f"- {link(u.title, u.url)} ({escape(u.publisher)}): changed {', '.join(u.changed)}"
                          + (f" · in {', '.join(escape(s) for s in u.storylines)}" if u.storylines else ""))
-            lines += [f"  > {escape(part)}" for part in u.diff.splitlines()[:3]]
+            quoted = [f"  > {escape(part)}" for part in u.diff.splitlines()[:3]]
+            lines += "\n  >\n".join(quoted).split("\n")  # a quoted paragraph each: title, text, link
     if data.suggestions:
         lines += ["", "## Suggested storylines", ""]
         for s in data.suggestions:
-            lines.append(f"- **{escape(s.title)}**: {s.items} items from {s.sources} sources, about "
+            lines.append(f"- **{escape(s.title)}**: {plural(s.items, 'item')} from {plural(s.sources, 'source')}, about "
                          f"{', '.join(f'“{escape(t)}”' for t in s.terms[:6])} "
                          f"(adopt: `storywatch storylines add ID --from-suggestion {s.id}`)")
     if data.quiet:
@@ -297,16 +306,17 @@ def _storyline_section(section: StorylineMoves, zone: str) -> list[str]:
 
 # ── plain text and HTML, from the same content ──────────────────────────────────────────────
 
-_UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~])")
-_MD_LINK = re.compile(r"\[((?:\\.|[^\]\\])*)\]\(([^)\s]+)\)")
+_UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>&=])")
+# A link we made: an unescaped "[" and its text on one line (an escaped "\[" from a title is text).
+_MD_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\]\\\n])*)\]\(([^)\s]+)\)")
 
 
 def render_text(data: DigestData) -> str:
     """The Markdown without its markup: links become "title <url>"."""
     text = _MD_LINK.sub(lambda m: f"{m.group(1)} <{m.group(2)}>", render_markdown(data))
-    text = re.sub(r"^#+ ", "", text, flags=re.M).replace("**", "").replace("`", "")
-    text = _UNESCAPE.sub(r"\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = re.sub(r"^#+ ", "", text, flags=re.M).replace("**", "")
+    text = re.sub(r"(?<!\\)`", "", text)  # our code spans; an escaped "\`" from a title stays
+    return _UNESCAPE.sub(r"\1", text)
 
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
@@ -318,8 +328,9 @@ _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"style", "title"}, "div": 
 
 def render_html(data: DigestData) -> str:
     body = _MARKDOWN.render(render_markdown(data))
-    for section in data.storylines:  # the activity line as a small bar chart (mail clients drop SVG)
-        body = body.replace(f"<code>{sparkline(section.activity)}</code>", bar_chart(section.activity), 1)
+    for section in data.storylines:  # the activity line as a small bar chart (mail clients drop SVG),
+        # after its paragraph: a table inside a <p> would leave an empty paragraph behind it
+        body = body.replace(f" <code>{sparkline(section.activity)}</code></p>", "</p>\n" + bar_chart(section.activity), 1)
     clean = sanitize(body)
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>'
@@ -392,15 +403,16 @@ def collect(db: Database, period: Period, settings: DigestSettings, *, initial: 
     """Everything the digest of `period` shows, read from the store."""
     rows = store.digest_stories(db, period.start, period.end, include_backfill=include_backfill)
     decisions: dict[int, list[dict[str, Any]]] = {}
-    for decision in store.storyline_decisions(db, [r["id"] for r in rows]):
+    for decision in store.storyline_decisions(db, [r["id"] for r in rows], period.end):
         decisions.setdefault(decision["item_id"], []).append(decision)
     storylines = tuple(_storyline_moves(db, rows, decisions, period, initial, clutter))
+    titles = {s.id: s.title for s in store.active_storylines(db)}
     other = [_story(row, None, clutter) for row in rows if row["id"] not in decisions]
     return DigestData(
         period=period,
         new_items=len(rows),
         storylines=storylines,
-        updated=tuple(_updated(row) for row in store.revisions_between(db, period.start, period.end)),
+        updated=tuple(_updated(row, titles) for row in store.revisions_between(db, period.start, period.end)),
         suggestions=tuple(
             Suggestion(r["id"], r["title"], tuple(json.loads(r["terms"])), len(json.loads(r["item_ids"])), r["sources"])
             for r in store.open_suggestions(db, period.end)
@@ -458,7 +470,7 @@ def _storyline_moves(
             stories += [_story(row, {"decision": "seed"}, clutter) for row in store.storyline_seed_stories(db, storyline.id)]
         if stories:
             stories.sort(key=lambda s: (s.published_at, s.item_id), reverse=True)
-            activity = _activity(store.followup_times(db, storyline.id, period.end - ACTIVITY), period.end)
+            activity = _activity(store.followup_times(db, storyline.id, period.end - ACTIVITY, period.end), period.end)
             sections.append(StorylineMoves(storyline.id, storyline.title, tuple(stories), activity, initial))
     return sections
 
@@ -476,9 +488,11 @@ def _activity(times: list[dt.datetime], end: dt.datetime) -> tuple[int, ...]:
     return tuple(days)
 
 
-def _updated(row: dict[str, Any]) -> Updated:
+def _updated(row: dict[str, Any], titles: dict[str, str]) -> Updated:
+    """An edited item, with the titles of its storylines (readers know storylines by title)."""
+    storylines = sorted(titles.get(s, s) for s in json.loads(row["storylines"]))
     return Updated(row["item_id"], row["title"], row["url"], row["publisher"], tuple(json.loads(row["changed"])),
-                   row["diff"], tuple(sorted(json.loads(row["storylines"]))))
+                   row["diff"], tuple(storylines))
 
 
 def _quiet(db: Database, period: Period, quiet_days: int, moved: set[str]) -> list[Quiet]:

@@ -1,7 +1,9 @@
 """Logging: loguru configured once, to stderr, in a form journald keeps well.
 
 On a terminal: readable coloured lines. Elsewhere (journald, a pipe): the same lines without
-colour and without a timestamp of our own (journald adds one). With `json=True`: one JSON object
+colour and without a timestamp of our own (journald adds one). When stderr is systemd's journal
+stream ($JOURNAL_STREAM names it), each line starts with its syslog priority (`<4>` for a
+warning, sd-daemon(3)), so `journalctl -p warning` shows warnings and errors only. With `json=True`: one JSON object
 per line, carrying the named fields passed to each call (`logger.info("… {url}", url=…)`).
 Libraries that log through the standard `logging` module (APScheduler, httpx) are routed into
 loguru so there is one stream.
@@ -10,8 +12,9 @@ loguru so there is one stream.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from loguru import logger
 
@@ -19,6 +22,24 @@ _TERMINAL_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 )
 _PLAIN_FORMAT = "{level: <7} {message}"
+# syslog priorities, which journald reads from a "<N>" line prefix
+_PRIORITY = {"TRACE": 7, "DEBUG": 7, "INFO": 6, "SUCCESS": 5, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+def _journal_format(record: Any) -> str:
+    return "\\<%d>%s\n{exception}" % (_PRIORITY.get(record["level"].name, 6), _PLAIN_FORMAT)
+
+
+def _is_journal(out: TextIO) -> bool:
+    """Is `out` the stream systemd connected to journald? ($JOURNAL_STREAM is "device:inode".)"""
+    expected = os.environ.get("JOURNAL_STREAM")
+    if not expected:
+        return False
+    try:
+        stat = os.fstat(out.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return expected == f"{stat.st_dev}:{stat.st_ino}"
 
 
 class _InterceptHandler(logging.Handler):
@@ -63,7 +84,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: TextIO
         _sink_ids.append(logger.add(
             out,
             level=level,
-            format=_TERMINAL_FORMAT if is_tty else _PLAIN_FORMAT,
+            format=_TERMINAL_FORMAT if is_tty else _journal_format if _is_journal(out) else _PLAIN_FORMAT,
             colorize=is_tty,
             backtrace=False,
             diagnose=False,

@@ -154,20 +154,21 @@ def _distinct(values: Sequence[str | None]) -> bool:
     return all(n == 1 for n in Counter(values).values())
 
 
-def entry_identity(feed_id: int, entry: Entry, policy: str, title: str, text: str) -> str:
+def entry_identity(scope: str, entry: Entry, policy: str, title: str, text: str) -> str:
     """The key that makes an entry unique in the store, by the feed's identity policy:
 
     1. "guid":    the feed's own GUID for the entry (GUIDs are unique only within their feed,
-                  so the feed's id is part of the key);
+                  so the feed is part of the key: `scope` is "feed:ID", or "backfill:KEY" for a
+                  history file that belongs to no stored feed);
     2. "url":     the canonical link, when the feed's GUIDs are missing or repeat;
     3. "content": a hash of the normalized title and text, when links do not tell entries apart.
     """
     if policy == "guid" and entry.guid:
-        return f"feed:{feed_id}:guid:{entry.guid.strip()}"
+        return f"{scope}:guid:{entry.guid.strip()}"
     url = canonical_url(entry.link)
     if policy in ("guid", "url") and url:
-        return f"feed:{feed_id}:url:{url}"
-    return f"feed:{feed_id}:content:{content_hash(title, text)}"
+        return f"{scope}:url:{url}"
+    return f"{scope}:content:{content_hash(title, text)}"
 
 
 def normalize_entry(
@@ -181,17 +182,19 @@ def normalize_entry(
     boilerplate: frozenset[str] = frozenset(),
     source: str = "feed",
     text: str | None = None,
+    scope: str | None = None,
 ) -> Item:
     """A parsed entry as an Item of the given feed, fingerprinted for dedupe.
 
     `text`: the entry's content as plain text, when the caller has converted it already.
+    `scope`: the identity scope when the entry belongs to no stored feed (feed_id 0, backfill).
     """
     title = html_to_text(entry.title) or "(untitled)"
     text = html_to_text(entry.content_html) if text is None else text
     published, flag = publication_time(entry, now)
     marks = fingerprint(title, text, match_text(text, clutter, boilerplate))
     return Item(
-        identity=entry_identity(feed_id, entry, policy, title, text),
+        identity=entry_identity(scope or f"feed:{feed_id}", entry, policy, title, text),
         source=source,
         title=title,
         text=text,
@@ -203,7 +206,7 @@ def normalize_entry(
         first_seen_at=now,
         content_sha256=marks.content_sha256,
         publisher=publisher,
-        feed_id=feed_id,
+        feed_id=feed_id or None,
         date_flag=flag,
         fingerprint=marks,
     )

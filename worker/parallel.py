@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -47,12 +48,26 @@ def _start_worker(parent_pid: int) -> None:
 def _exit_with_parent(parent_pid: int) -> None:
     while True:
         time.sleep(1.0)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
+        if not _alive(parent_pid):
             os._exit(0)
-        except PermissionError:  # alive, owned by someone else: cannot happen for our parent
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie: a killed parent stays a zombie until its own parent reaps it,
+    and that parent may be waiting for our end of a shared pipe to close."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to a signal probe
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
             pass
+        return True
 
 
 class ProcessPool:

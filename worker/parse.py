@@ -53,6 +53,9 @@ class ParsedFeed:
     ttl: dt.timedelta | None = None  # RSS <ttl>: the publisher's minimum time between polls
     warning: str | None = None  # what was wrong with a feed we could still read
     language: str = ""
+    self_url: str | None = None  # the feed's own address, as it gives it (rel="self", feed_url)
+    next_url: str | None = None  # paged feeds: the next page (rel="next", next_url)
+    prev_archive_url: str | None = None  # RFC 5005 archived feeds: the previous archive document
 
 
 def parse_feed(body: bytes, *, content_type: str = "", url: str = "") -> ParsedFeed:
@@ -92,7 +95,18 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
         ttl=_ttl(feed.get("ttl")),
         warning=problem,
         language=_text(feed.get("language")),
+        self_url=_link(feed, "self", url),
+        next_url=_link(feed, "next", url),
+        prev_archive_url=_link(feed, "prev-archive", url),
     )
+
+
+def _link(feed: Any, rel: str, base: str) -> str | None:
+    """The href of the feed's first <link rel=…> (Atom, or atom:link inside RSS), made absolute."""
+    for link in feed.get("links", ()):
+        if link.get("rel") == rel and link.get("href"):
+            return urljoin(base, str(link["href"]))
+    return None
 
 
 # feedparser flags these although the document parsed fine (a missing or wrong content type,
@@ -209,6 +223,8 @@ def parse_json_feed(body: bytes, url: str = "") -> ParsedFeed:
         site_url=_str(doc.get("home_page_url")) or None,
         entries=tuple(_json_entry(item, base) for item in items if isinstance(item, dict)),
         language=_str(doc.get("language")),
+        self_url=_str(doc.get("feed_url")) or None,
+        next_url=urljoin(base, _str(doc.get("next_url"))) if doc.get("next_url") else None,
     )
 
 

@@ -43,7 +43,7 @@ from worker.models import Feed, Item, Placement
 FETCH_LOG_DAYS = 30
 
 
-class _Window:
+class Window:
     """The dedupe index over the items published around the ones being stored.
 
     It follows the newest publication time it has seen (the anchor): as the anchor moves
@@ -111,13 +111,13 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
     writer: threading.Lock = field(default_factory=threading.Lock)  # one job at a time on `db`
-    _window: _Window | None = None
+    _window: Window | None = None
     _tracking: storylines.Tracking | None = None
 
     @property
-    def window(self) -> _Window:
+    def window(self) -> Window:
         if self._window is None:
-            self._window = _Window(self.db, self.settings, self.clock())
+            self._window = Window(self.db, self.settings, self.clock())
         return self._window
 
     @property
@@ -181,7 +181,7 @@ def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport
     Seed documents go through the same dedupe and store path as feed items (source "seeds").
     """
     docs = seeds.read_seed_folder(settings.seeds.path) if settings.seeds.path else []
-    window = _Window(db, settings, now)
+    window = Window(db, settings, now)
     with store.transaction(db):
         feeds = store.sync_feeds(db, settings.feeds, now)
         _fill_fingerprints(db, window.clutter)
@@ -205,7 +205,7 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
     if store.storyline_exists(db, storyline.id):
         raise StorywatchError(f"storyline {storyline.id!r} exists already",
                               hint="choose another ID; a config storyline is changed in the config")
-    window = _Window(db, settings, now)
+    window = Window(db, settings, now)
     with store.transaction(db):
         item_ids, missing = _seed_item_ids(db, window, storyline, now)
         if missing:
@@ -232,7 +232,7 @@ def _fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
 
 
 def _seed_item_ids(
-    db: Database, window: _Window, storyline: StorylineConfig, now: dt.datetime
+    db: Database, window: Window, storyline: StorylineConfig, now: dt.datetime
 ) -> tuple[list[int], list[str]]:
     """The stored items a storyline's seeds name; seed files not stored yet are stored now."""
     item_ids: list[int] = []
@@ -249,7 +249,7 @@ def _seed_item_ids(
     return item_ids, missing
 
 
-def _seed_file_item(db: Database, window: _Window, path: Path, storyline_id: str, now: dt.datetime) -> int:
+def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str, now: dt.datetime) -> int:
     try:
         doc = seeds.read_seed_file(path)
     except SeedError as exc:
@@ -291,7 +291,7 @@ def parse_entries(
 
 def normalize_batch(
     feed: Feed, entries: Sequence[parse.Entry], *, policy: str, publisher: str, now: dt.datetime,
-    clutter: tuple[str, ...],
+    clutter: tuple[str, ...], source: str = "feed", scope: str | None = None,
 ) -> tuple[Item, ...]:
     """A feed's entries as fingerprinted items.
 
@@ -301,16 +301,16 @@ def normalize_batch(
     """
     texts = [normalize.html_to_text(entry.content_html) for entry in entries]
     lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
-    rules = _clutter(clutter)
+    rules = clutter_rules(clutter)
     return tuple(
         normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
-                                  clutter=rules, boilerplate=lines, text=text)
+                                  clutter=rules, boilerplate=lines, text=text, source=source, scope=scope)
         for entry, text in zip(entries, texts)
     )
 
 
 @functools.lru_cache(maxsize=8)
-def _clutter(patterns: tuple[str, ...]) -> dedupe.Clutter:
+def clutter_rules(patterns: tuple[str, ...]) -> dedupe.Clutter:
     return dedupe.Clutter.compile(patterns)
 
 
@@ -341,6 +341,8 @@ class Stored:
     copies: int = 0  # exact or near copies of stored stories (same cluster)
     revisions: int = 0  # edits of stored items, kept with a diff
     new_ids: tuple[int, ...] = ()
+    exact: int = 0  # of the copies: identical text
+    near: int = 0  # of the copies: near-duplicates (and short items with the same headline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +431,7 @@ def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
     return [i for i in p.items if i.identity in known or i.url not in stored_links]
 
 
-def ingest_items(db: Database, window: _Window, feed: Feed | None, items: Sequence[Item], now: dt.datetime) -> Stored:
+def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequence[Item], now: dt.datetime) -> Stored:
     """dedupe ─► store for one source's batch: originals, copies, revisions (the writer's job)."""
     index = window.index_for(items)
     model = dedupe.Boilerplate.from_json(feed.boilerplate if feed else None)
@@ -450,10 +452,12 @@ def ingest_items(db: Database, window: _Window, feed: Feed | None, items: Sequen
     new_ids = tuple(item_id for v, item_id in stored if v.kind == "new")
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
-    return Stored(len(new_ids), len(stored) - len(new_ids), revisions, new_ids)
+    exact = sum(1 for v, _ in stored if v.kind == "exact")
+    return Stored(len(new_ids), len(stored) - len(new_ids), revisions, new_ids, exact,
+                  len(stored) - len(new_ids) - exact)
 
 
-def _learn_boilerplate(db: Database, window: _Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:
+def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:
     """Teach the feed's model its new items (never re-seen ones: a line re-sent every poll is not
     boilerplate). When that changes which lines count, the feed's recent items are fingerprinted
     again, so hashes and signatures always agree with the model (a feed's first items were
@@ -476,10 +480,11 @@ def _learn_boilerplate(db: Database, window: _Window, feed: Feed, model: dedupe.
 def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:
     if verdict.kind == "new":
         return Placement()
-    if verdict.match is not None:
-        return Placement(verdict.match.cluster_id, verdict.match.item_id, None, verdict.kind, verdict.match.similarity)
-    assert verdict.batch_copy_of is not None
-    return Placement(None, None, position[verdict.batch_copy_of], verdict.kind, 1.0)
+    if verdict.batch_copy_of is not None:  # a copy of an earlier item of the same batch
+        similarity = verdict.match.similarity if verdict.match else 1.0
+        return Placement(None, None, position[verdict.batch_copy_of], verdict.kind, similarity)
+    assert verdict.match is not None
+    return Placement(verdict.match.cluster_id, verdict.match.item_id, None, verdict.kind, verdict.match.similarity)
 
 
 def _apply_edits(db: Database, verdicts: Sequence[dedupe.Verdict], now: dt.datetime) -> int:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from loguru import logger
 
 from worker.clock import to_iso
 from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry
 
 if TYPE_CHECKING:
+    from worker.backfill import Summary as BackfillSummary
     from worker.pipeline import CycleReport
 
 
@@ -280,4 +284,78 @@ def render_suggestions(rows: Sequence[dict[str, Any]]) -> str:
         lines += [f"#{r['id']}{state}  {r['title']}",
                   f"    {items} items from {r['sources']} sources, {r['first_at'][:10]} to {r['last_at'][:10]}; terms: {terms}"]
     lines += ["", "Adopt one: storywatch storylines add ID --from-suggestion N"]
+    return "\n".join(lines)
+
+
+# ── backfill ─────────────────────────────────────────────────────────────────────────────────
+
+
+class Progress:
+    """Backfill progress: a bar with counts, rate and ETA on a terminal, else a log line every
+    few seconds (journald and pipes get no carriage returns)."""
+
+    EVERY = 5.0  # seconds between log lines
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.terminal = stream.isatty()
+        self.phase = ""
+        self.started = self.last = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.terminal and self.phase:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if phase != self.phase:
+            if self.terminal and self.phase:
+                self.stream.write("\n")
+            self.phase, self.started, self.last = phase, now, 0.0
+        if not self.terminal and now - self.last < self.EVERY and done < total:
+            return
+        self.last = now
+        line = progress_line(phase, done, total, now - self.started)
+        if self.terminal:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        else:
+            logger.info("Backfill: {line}", line=line)
+
+
+def progress_line(phase: str, done: int, total: int, seconds: float) -> str:
+    unit = "sources read" if phase == "read" else "items stored"
+    rate = done / seconds if seconds > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 else 0.0
+    width = 30
+    filled = int(width * done / total) if total else width
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} {unit}, "
+            f"{rate:,.0f}/s, ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+
+
+def render_backfill(summary: BackfillSummary, dry_run: bool) -> str:
+    lines = [f"{'Dry run: ' if dry_run else ''}{summary.sources_read} sources read, {summary.entries:,} entries "
+             f"in {summary.seconds:.1f} s"]
+    if not dry_run:
+        lines += [f"  new items        {summary.items_new:,}",
+                  f"  exact copies     {summary.exact_copies:,}",
+                  f"  near-duplicates  {summary.near_duplicates:,}",
+                  f"  revisions        {summary.revisions:,}",
+                  f"  already stored   {summary.already_stored:,}"]
+    if summary.outside_period:
+        lines.append(f"  outside the period  {summary.outside_period:,}")
+    if summary.followups:
+        lines.append("Follow-ups: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.followups.items())))
+    if summary.sources_failed:
+        lines.append(f"Failed ({len(summary.sources_failed)}):")
+        lines += [f"  {source}: {why}" for source, why in sorted(summary.sources_failed.items())]
+    if summary.warnings:
+        lines.append(f"Warnings ({len(summary.warnings)}):")
+        lines += [f"  {w}" for w in summary.warnings[:20]]
+        if len(summary.warnings) > 20:
+            lines.append(f"  … and {len(summary.warnings) - 20} more (--json lists all)")
     return "\n".join(lines)

@@ -5,6 +5,12 @@ A BackgroundScheduler runs a tick every `tick` seconds that polls the feeds whos
 thread waits on the stop event: SIGTERM or SIGINT sets it, in-flight fetches are cut short,
 writes in flight finish, and the process exits 0. Job settings follow the measured facts:
 coalesce, one instance at a time, and a misfire grace long enough that a late run still runs.
+
+Under systemd (`Type=notify`, worker/notify.py) the daemon says READY=1 once the scheduler runs,
+the polling job says WATCHDOG=1 before and after each cycle (a hung cycle stops the pings, and
+systemd restarts the worker; with WatchdogSec= set, the tick is at most half of it), and the main
+thread says STOPPING=1 on shutdown. Every finished cycle is logged in the store for `storywatch
+health`, and `[monitoring] metrics_file` is rewritten after it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
-from worker import daily, pipeline
+from worker import daily, health, notify, pipeline
 from worker.pipeline import Runtime
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
@@ -42,13 +48,15 @@ def handle_stop_signals(rt: Runtime) -> None:
 
 def run_once(rt: Runtime) -> pipeline.CycleReport:
     """One whole cycle in the foreground (`storywatch run --once`): poll, then the digest if due."""
-    report = pipeline.poll_feeds(rt)
+    report = _cycle(rt, interval=None)
     _digest_job(rt)
+    _write_metrics(rt)
     return report
 
 
 def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] | None = None) -> None:
     """Poll on schedule until stopped; returns once the jobs in flight have finished."""
+    tick = min(tick, notify.watchdog_interval() or tick)
     scheduler = BackgroundScheduler(
         jobstores={"default": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(2)},
@@ -56,28 +64,47 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
         timezone=_zone(rt.settings.digest.timezone),
     )
     first_tick = dt.datetime.now(scheduler.timezone)  # poll at once, then every tick
-    scheduler.add_job(_poll_job, "interval", seconds=tick, id=POLL_JOB, args=[rt], next_run_time=first_tick)
+    scheduler.add_job(_poll_job, "interval", seconds=tick, id=POLL_JOB, args=[rt, tick], next_run_time=first_tick)
     digest_at = rt.settings.digest.time
     scheduler.add_job(_digest_job, CronTrigger(hour=digest_at.hour, minute=digest_at.minute), id=DIGEST_JOB, args=[rt])
     _digest_job(rt)  # catch up: the first digest, or today's if its time has passed while stopped
     scheduler.start()
     logger.info("Worker started: polling every {tick:g} s, digest at {at:%H:%M}", tick=tick, at=digest_at)
+    notify.ready(f"polling every {tick:g} s")
     if on_ready:
         on_ready()
     rt.stop.wait()
+    notify.stopping()
     scheduler.shutdown(wait=True)
     logger.info("Worker stopped")
 
 
-def _poll_job(rt: Runtime) -> None:
+def _poll_job(rt: Runtime, tick: float) -> None:
     if rt.stop.is_set():
         return
-    _guarded(rt, "Polling cycle", lambda: pipeline.poll_feeds(rt))
+    notify.watchdog()
+    _guarded(rt, "Polling cycle", lambda: _cycle(rt, interval=tick))
     if rt.settings.digest.atom:
         _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
     # A digest whose time passed during a long cycle, and email retries, come due between digest
     # times: the check costs a few queries.
     _digest_job(rt)
+    _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt))
+    notify.watchdog()
+
+
+def _cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
+    """Poll the due feeds, then log the finished cycle (for `storywatch health`)."""
+    report = pipeline.poll_feeds(rt)
+    health.record_cycle(rt.db, report, rt.clock(), interval=interval)
+    notify.status(f"last cycle: {report.summary()}")
+    return report
+
+
+def _write_metrics(rt: Runtime) -> None:
+    """`storywatch metrics` into [monitoring] metrics_file, when it is set."""
+    if path := rt.settings.monitoring.metrics_file:
+        health.write_metrics_file(path, health.render_metrics(health.collect_metrics(rt.db, rt.clock())))
 
 
 def _digest_job(rt: Runtime) -> None:

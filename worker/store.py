@@ -274,6 +274,28 @@ def _digest_delivery(db: Database) -> None:
     db.executescript("ALTER TABLE digests ADD COLUMN next_attempt_at TEXT;")
 
 
+@MIGRATIONS(name="0008_cycles")
+def _cycles(db: Database) -> None:
+    # One row a polling cycle of the worker (pruned like the fetch log): `storywatch health`
+    # and `storywatch metrics` read the last one.
+    db.executescript(
+        """
+        CREATE TABLE cycles (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            interval_s REAL,
+            feeds INTEGER NOT NULL DEFAULT 0,
+            new_items INTEGER NOT NULL DEFAULT 0,
+            followups INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX cycles_finished ON cycles(finished_at);
+        """
+    )
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -418,6 +440,17 @@ def feeds_to_poll(db: Database, now: dt.datetime, *, force: bool = False, url: s
             [to_iso(now)],
         )
     return [_feed(row) for row in rows]
+
+
+def feeds_by_url(db: Database) -> dict[str, Feed]:
+    """Every stored feed under its address and the address the config gives (disabled ones too)."""
+    found: dict[str, Feed] = {}
+    for row in db.query("SELECT * FROM feeds ORDER BY id"):
+        feed = _feed(row)
+        for url in (row["url"], row["config_url"]):
+            if url:
+                found.setdefault(url, feed)
+    return found
 
 
 def _feed(row: dict[str, Any]) -> Feed:
@@ -878,12 +911,12 @@ def items_by_id(db: Database, item_ids: Sequence[int]) -> dict[int, Stored]:
     return {row["id"]: _stored(row) for row in _in_chunks(db, "SELECT * FROM items WHERE id IN ({})", list(item_ids))}
 
 
-def recent_originals(db: Database, since: dt.datetime, limit: int) -> list[Stored]:
-    """The newest `limit` originals (not copies, not seed files) published since `since`, oldest
-    first: what tracking replays."""
-    sql = ("SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND source != 'seeds' "
-           "ORDER BY published_at DESC, id DESC LIMIT ?")
-    return [_stored(row) for row in reversed(list(db.query(sql, [to_iso(since), limit])))]
+def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit: int) -> list[Stored]:
+    """The newest `limit` originals (not copies, not seed files) published in [since, until],
+    oldest first: what tracking replays."""
+    sql = ("SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND published_at <= ? "
+           "AND source != 'seeds' ORDER BY published_at DESC, id DESC LIMIT ?")
+    return [_stored(row) for row in reversed(list(db.query(sql, [to_iso(since), to_iso(until), limit])))]
 
 
 def storylines_version(db: Database) -> str:
@@ -1072,22 +1105,27 @@ def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
 
 
 def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
-    """Originals first seen in [start, end), newest first, with the publishers of their copies."""
+    """Originals first seen in [start, end), newest first, with the publishers of their copies seen
+    before `end` (a copy arriving later does not change a digest already written)."""
     backfill = "" if include_backfill else "AND i.source != 'backfill'"
     return list(db.query(f"""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
                (SELECT json_group_array(DISTINCT c.publisher) FROM items c
-                WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher) AS also
+                WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
+                  AND c.first_seen_at < :end) AS also
         FROM items i
-        WHERE i.dup_of IS NULL AND i.first_seen_at >= ? AND i.first_seen_at < ? {backfill}
-        ORDER BY i.published_at DESC, i.id DESC""", [to_iso(start), to_iso(end)]))
+        WHERE i.dup_of IS NULL AND i.first_seen_at >= :start AND i.first_seen_at < :end {backfill}
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
 
 
-def storyline_decisions(db: Database, item_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Every storyline decision on these items, with the title of the item each is closest to."""
-    return list(_in_chunks(db, """
+def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetime) -> list[dict[str, Any]]:
+    """Every storyline decision on these items made by `until` (the moment the digest is written),
+    with the title of the item each is closest to (a later decision, such as a look-back, does not
+    change a digest already written)."""
+    rows = _in_chunks(db, """
         SELECT si.*, (SELECT title FROM items WHERE id = si.closest_item_id) AS closest_title
-        FROM storyline_items si WHERE si.item_id IN ({})""", list(item_ids)))
+        FROM storyline_items si WHERE si.item_id IN ({})""", list(item_ids))
+    return [row for row in rows if row["decided_at"] <= to_iso(until)]
 
 
 def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, Any]]:
@@ -1097,21 +1135,25 @@ def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, An
         WHERE si.storyline_id = ? AND si.decision = 'seed' ORDER BY i.published_at DESC, i.id DESC""", [storyline_id]))
 
 
-def followup_times(db: Database, storyline_id: str, since: dt.datetime) -> list[dt.datetime]:
+def followup_times(db: Database, storyline_id: str, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+    """When a storyline's follow-ups published since `since`, stored before `until` and decided by
+    then, were published."""
     rows = db.execute(
         "SELECT i.published_at FROM storyline_items si JOIN items i ON i.id = si.item_id "
-        "WHERE si.storyline_id = ? AND si.decision = 'followup' AND i.published_at >= ?",
-        [storyline_id, to_iso(since)]).fetchall()
+        "WHERE si.storyline_id = ? AND si.decision = 'followup' AND i.published_at >= ? "
+        "AND i.first_seen_at < ? AND si.decided_at <= ?",
+        [storyline_id, to_iso(since), to_iso(until), to_iso(until)]).fetchall()
     return [from_iso(r[0]) for r in rows]
 
 
 def last_activity(db: Database, until: dt.datetime) -> dict[str, dt.datetime | None]:
-    """Per active storyline: the publication time of its newest follow-up stored before `until`
-    (None: none yet)."""
+    """Per active storyline: the publication time of its newest follow-up stored before `until` and
+    decided by then (None: none yet)."""
     rows = db.query("""
-        SELECT s.id, max(CASE WHEN si.decision = 'followup' AND i.first_seen_at < ? THEN i.published_at END) AS last
+        SELECT s.id, max(CASE WHEN si.decision = 'followup' AND i.first_seen_at < :until AND si.decided_at <= :until
+                         THEN i.published_at END) AS last
         FROM storylines s LEFT JOIN storyline_items si ON si.storyline_id = s.id
-        LEFT JOIN items i ON i.id = si.item_id WHERE s.active = 1 GROUP BY s.id""", [to_iso(until)])
+        LEFT JOIN items i ON i.id = si.item_id WHERE s.active = 1 GROUP BY s.id""", {"until": to_iso(until)})
     return {r["id"]: _maybe_time(r["last"]) for r in rows}
 
 
@@ -1189,3 +1231,47 @@ def fetch_history(db: Database, until: dt.datetime) -> dict[str, FetchHistory]:
         FROM feeds LEFT JOIN ok ON ok.feed_id = feeds.id LEFT JOIN bad ON bad.feed_id = feeds.id""",
         {"until": to_iso(until)})
     return {r["url"]: FetchHistory(_maybe_time(r["ok_at"]), r["failures"], r["last_error"], r["last_kind"]) for r in rows}
+
+
+# ── cycles, health and metrics ────────────────────────────────────────────────────────────
+
+
+def record_cycle(db: Database, started_at: dt.datetime, finished_at: dt.datetime, seconds: float, *,
+                 interval: float | None, feeds: int, new_items: int, followups: int, errors: int) -> None:
+    """A polling cycle of the worker has finished (`interval`: seconds between its ticks)."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO cycles (started_at, finished_at, seconds, interval_s, feeds, new_items, followups, errors) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [to_iso(started_at), to_iso(finished_at), seconds, interval, feeds, new_items, followups, errors],
+        )
+
+
+def prune_cycles(db: Database, before: dt.datetime) -> int:
+    """Drop cycle log rows older than `before`, always keeping the last one; returns how many."""
+    with transaction(db):
+        return db.execute(
+            "DELETE FROM cycles WHERE finished_at < ? AND id < (SELECT max(id) FROM cycles)", [to_iso(before)]
+        ).rowcount
+
+
+def last_cycle(db: Database) -> dict[str, Any] | None:
+    row = _one(db, "SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+    if row:
+        row["started_at"], row["finished_at"] = from_iso(row["started_at"]), from_iso(row["finished_at"])
+    return row
+
+
+def fetch_kinds(db: Database, since: dt.datetime) -> dict[str, int]:
+    """Polls since `since` by outcome kind ("new", "not_modified", "timeout", "http", …)."""
+    rows = db.execute("SELECT kind, count(*) FROM fetches WHERE started_at >= ? GROUP BY kind", [to_iso(since)])
+    return {kind: n for kind, n in rows.fetchall()}
+
+
+def digest_counts(db: Database) -> dict[str, int]:
+    """Recorded digests by sending status ("written", "pending", "sent", "failed", …)."""
+    return {status: n for status, n in db.execute("SELECT status, count(*) FROM digests GROUP BY status").fetchall()}
+
+
+def items_by_source(db: Database) -> dict[str, int]:
+    return {row["source"]: row["n"] for row in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}

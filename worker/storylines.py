@@ -108,7 +108,7 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     storylines = store.active_storylines(db)
     seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
     skip = set(pending)
-    recent = [i for i in store.recent_originals(db, now - settings.window, REPLAY_MAX) if i.id not in skip]
+    recent = [i for i in store.recent_originals(db, now - settings.window, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
     position = {item.id: n for n, item in enumerate(recent)}
     tracker = Tracker(tracker_config(settings))
     joins: dict[str, list[StorylineSpec]] = {}
@@ -250,12 +250,14 @@ class Tracking:
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
         return self.replayed.tracker
 
-    def track(self, db: Database, item_ids: Sequence[int], now: dt.datetime) -> dict[str, int]:
+    def track(self, db: Database, item_ids: Sequence[int], now: dt.datetime,
+              as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
         """Decide the new originals against every storyline; record follow-ups and suggestions.
-        Returns the follow-ups per storyline."""
+        `as_of`: the time whose recent window a (re)built tracker learns from (backfill: the
+        history being loaded, which suggests nothing). Returns the follow-ups per storyline."""
         if not item_ids:
             return {}
-        tracker = self.current(db, now, item_ids)
+        tracker = self.current(db, as_of or now, item_ids)
         items = sorted(store.items_by_id(db, item_ids).values(), key=lambda i: (i.published_at, i.id))
         found: list[FollowUp] = []
         grown: dict[int, _Group] = {}
@@ -263,7 +265,7 @@ class Tracking:
             decisions = tracker.process(doc_of(item))
             followups = [followup_of(d) for d in decisions if d.followup]
             found += followups
-            if not followups and (group := self.emerging.add(item, tracker)) is not None:
+            if suggest and not followups and (group := self.emerging.add(item, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
             store.save_followups(db, found, now)

@@ -1,0 +1,247 @@
+"""`storywatch backfill`: every kind of source through the real pipeline into a real store, bad
+sources reported without stopping the good ones, idempotent re-runs, resumption after SIGKILL,
+and a backfill running beside the daemon."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import gzip
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.corpus import article
+from tests.conftest import Cli
+from tests.feedserver import FeedServer, Reply
+
+FEEDS = Path(__file__).parent / "feeds"
+UTC = dt.timezone.utc
+
+
+def rss_file(path: Path, name: str, entries: list[tuple[str, str, str, dt.datetime]], extra: str = "") -> Path:
+    """An RSS file of (guid, title, text, published) entries."""
+    items = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title><link>https://{name}.example/{guid}</link>"
+        f"<description><![CDATA[<p>{text}</p>]]></description>"
+        f"<pubDate>{email.utils.format_datetime(when)}</pubDate></item>"
+        for guid, title, text, when in entries)
+    path.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">'
+                    f"<channel><title>{name}</title><link>https://{name}.example/</link>{extra}{items}</channel></rss>",
+                    encoding="utf-8")
+    return path
+
+
+def synthetic(n_files: int, per_file: int, folder: Path, seed: int = 7) -> int:
+    """`n_files` feed files of distinct synthetic articles spread over a year; returns the count."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    for f in range(n_files):
+        entries = []
+        for n in range(per_file):
+            title, text = article(rng, 600)
+            entries.append((f"g{f}-{n}", title, text.replace("\n\n", "</p><p>"), start + dt.timedelta(minutes=rng.randrange(525_600))))
+        rss_file(folder / f"site{f}.xml", f"site{f}", entries)
+    return n_files * per_file
+
+
+@pytest.fixture
+def cli(write_config: object, tmp_path: Path) -> Cli:
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n', encoding="utf-8")
+    return Cli(config)
+
+
+def items(cli: Cli) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(cli.config.parent / "sw.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute("SELECT * FROM items ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_every_kind_of_file_source_and_every_bad_one(cli: Cli, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / "nested").mkdir(parents=True)
+    day = dt.datetime(2024, 5, 1, tzinfo=UTC)
+    rss_file(archive / "a.xml", "alpha", [("a1", "Alpha one", "First alpha story about harbour cranes.", day),
+                                         ("a2", "Alpha two", "Second alpha story about tram lines.", day + dt.timedelta(days=2))])
+    plain = rss_file(tmp_path / "b.xml", "beta", [("b1", "Beta one", "Beta story about a bakery strike.", day + dt.timedelta(days=1))])
+    (archive / "nested" / "b.xml.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    whole = gzip.compress(plain.read_bytes() * 20)
+    (archive / "broken.xml.gz").write_bytes(whole[: len(whole) // 2])
+    (archive / "notes.txt").write_text("just some notes, not a feed\n")
+    lines = [json.dumps({"id": "j1", "title": "Gamma from JSON", "text": "A gamma story about a river ferry.",
+                         "url": "https://gamma.example/1", "published": "2024-05-01T12:00:00Z", "source": "Gamma"}),
+             "{broken json",
+             json.dumps({"id": "j2", "title": "Gamma two", "text": "Another gamma story, about bridges.",
+                         "published": "2024-05-04T09:00:00Z", "source": "Gamma"})]
+    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
+    result = cli("backfill", str(archive), str(tmp_path / "items.jsonl"), str(tmp_path / "missing.xml"), "--json", ok=False)
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["items_new"] == 5 and summary["exact_copies"] == 0 and summary["revisions"] == 0
+    failed = summary["sources_failed"]
+    assert failed[str(tmp_path / "missing.xml")] == "no such file or folder"
+    assert failed[str(archive / "broken.xml.gz")].startswith("corrupt gzip")
+    assert failed[str(archive / "notes.txt")].startswith("not a feed")
+    assert summary["warnings"] == [f"{tmp_path / 'items.jsonl'}: line 2: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
+    stored = items(cli)
+    assert [r["title"] for r in stored] == ["Alpha one", "Gamma from JSON", "Beta one", "Alpha two", "Gamma two"]  # time order
+    assert {r["source"] for r in stored} == {"backfill"}
+    assert {r["publisher"] for r in stored} == {"alpha", "beta", "Gamma"}
+
+
+def test_a_second_run_adds_nothing_and_the_period_filters(cli: Cli, tmp_path: Path) -> None:
+    total = synthetic(3, 40, tmp_path / "h")
+    dry = json.loads(cli("backfill", str(tmp_path / "h"), "--dry-run", "--json").stdout)
+    assert dry["entries"] == total and items(cli) == []
+    half = json.loads(cli("backfill", str(tmp_path / "h"), "--until", "2025-07-01", "--json").stdout)
+    assert 0 < half["items_new"] < total and half["items_new"] + half["outside_period"] == total
+    rest = json.loads(cli("backfill", str(tmp_path / "h"), "--json").stdout)
+    assert rest["items_new"] == total - half["items_new"] and rest["already_stored"] == half["items_new"]
+    again = json.loads(cli("backfill", str(tmp_path / "h"), "--json").stdout)
+    assert again["items_new"] == 0 and again["already_stored"] == total
+    assert len(items(cli)) == total
+
+
+def test_a_copy_on_another_site_is_a_near_duplicate(cli: Cli, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    title, text = article(rng, 1500)
+    day = dt.datetime(2024, 3, 1, tzinfo=UTC)
+    rss_file(tmp_path / "one.xml", "one", [("x", title, text, day)])
+    rss_file(tmp_path / "two.xml", "two", [("y", title + " (updated)", text.replace(".", ";", 2), day + dt.timedelta(hours=3))])
+    rss_file(tmp_path / "three.xml", "three", [("z", title, text, day + dt.timedelta(hours=5))])
+    summary = json.loads(cli("backfill", str(tmp_path / "one.xml"), str(tmp_path / "two.xml"),
+                             str(tmp_path / "three.xml"), "--json").stdout)
+    assert (summary["items_new"], summary["near_duplicates"], summary["exact_copies"]) == (1, 1, 1)
+
+
+def test_a_feed_url_with_archives_and_pages_and_an_opml_file(cli: Cli, tmp_path: Path) -> None:
+    day = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    with FeedServer() as server:
+        def page(n: int, links: str) -> Reply:
+            path = tmp_path / f"p{n}.xml"
+            rss_file(path, "paged", [(f"p{n}-{k}", f"Page {n} story {k}", f"Story {k} of page {n} about topic {n * 10 + k}.",
+                                     day + dt.timedelta(days=n * 3 + k)) for k in range(3)], extra=links)
+            return Reply(body=path.read_bytes(), headers={"Content-Type": "application/rss+xml"})
+        server.routes["/feed"] = page(3, f'<atom:link rel="prev-archive" href="{server.url("/archive/2")}"/>')
+        server.routes["/archive/2"] = page(2, '<atom:link rel="prev-archive" href="/archive/1"/>')
+        server.routes["/archive/1"] = page(1, f'<atom:link rel="next" href="{server.url("/feed")}"/>')  # a loop back
+        server.routes["/other"] = page(4, "")
+        summary = json.loads(cli("backfill", server.url("/feed"), "--json").stdout)
+        assert summary["items_new"] == 9 and summary["sources_read"] == 3
+        assert server.paths().count("/feed") == 1  # the loop back was not followed
+        limited = json.loads(cli("backfill", server.url("/other"), server.url("/feed"), "--max-pages", "1", "--json").stdout)
+        assert limited["items_new"] == 3 and limited["already_stored"] == 3
+        outline = tmp_path / "feeds.opml"
+        outline.write_text(f'<opml version="2.0"><body><outline text="x" xmlUrl="{server.url("/nowhere")}"/>'
+                           f'<outline text="y" xmlUrl="{server.url("/other")}"/></body></opml>')
+        result = cli("backfill", str(outline), "--json", ok=False)
+        summary = json.loads(result.stdout)
+        assert result.exit_code == 1 and summary["already_stored"] == 3
+        assert "HTTP 404" in summary["sources_failed"][server.url("/nowhere")]
+
+
+def test_backfilled_items_are_tracked_but_stay_out_of_the_digest(run: Cli, tmp_path: Path) -> None:
+    closing = ("Friendship Year ends with gala in Pyongyang",
+               "China and North Korea closed the China-DPRK Friendship Year marking 75 years of diplomatic relations "
+               "with a gala in Pyongyang attended by Chinese ambassador Wang Yajun.")
+    rss_file(tmp_path / "wire.xml", "wire", [("c1", *closing, dt.datetime(2024, 12, 28, tzinfo=UTC))])
+    run("init")
+    summary = json.loads(run("backfill", str(tmp_path / "wire.xml"), "--json").stdout)
+    assert summary["followups"].get("friendship-year") == 1
+    shown = run("storylines", "show", "friendship-year").stdout
+    assert closing[0] in shown
+    without = run("digest", "--since", "2000-01-01", "--until", "2100-01-01", "--stdout").stdout
+    assert closing[0] not in without
+    with_backfill = run("digest", "--since", "2000-01-01", "--until", "2100-01-01", "--stdout", "--include-backfill").stdout
+    assert closing[0] in with_backfill
+    none = json.loads(run("backfill", str(tmp_path / "wire.xml"), "--no-track", "--json").stdout)
+    assert none["followups"] == {}
+
+
+# ── interruption and concurrency (real processes) ─────────────────────────────────────────────
+
+
+def storywatch(config: Path, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kwargs)  # type: ignore[call-overload]
+
+
+def snapshot(db_path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute("SELECT identity, title, published_at, dup_of IS NOT NULL, "
+                            "(SELECT identity FROM items c WHERE c.id = items.cluster_id) FROM items ORDER BY identity").fetchall()
+        decisions = conn.execute("SELECT storyline_id, (SELECT identity FROM items WHERE id = item_id), decision "
+                                 "FROM storyline_items ORDER BY 1, 2").fetchall()
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+    return rows, decisions, check
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_it_finishes_with_the_same_store(tmp_path: Path) -> None:
+    total = synthetic(12, 150, tmp_path / "history")
+    configs = []
+    for name in ("once", "killed"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "storywatch.toml").write_text('[storage]\npath = "sw.db"\n')
+        configs.append(folder / "storywatch.toml")
+    done = storywatch(configs[0], "backfill", str(tmp_path / "history"), "--json")
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    rng = random.Random(5)
+    for attempt in range(4):
+        proc = storywatch(configs[1], "backfill", str(tmp_path / "history"), "--workers", "2")
+        time.sleep(rng.uniform(1.0, 4.0))
+        proc.send_signal(signal.SIGKILL if attempt % 2 == 0 else signal.SIGINT)
+        proc.communicate(timeout=60)
+    finish = storywatch(configs[1], "backfill", str(tmp_path / "history"), "--json")
+    out, err = finish.communicate(timeout=300)
+    assert finish.returncode == 0, err
+    once, killed = snapshot(configs[0].parent / "sw.db"), snapshot(configs[1].parent / "sw.db")
+    assert killed[2] == "ok" and len(killed[0]) == total
+    assert killed == once
+
+
+def test_backfill_beside_the_running_daemon(tmp_path: Path) -> None:
+    total = synthetic(4, 100, tmp_path / "history")
+    with FeedServer() as server:
+        rng = random.Random(9)
+        feed = rss_file(tmp_path / "live.xml", "live", [(f"l{n}", *article(rng, 500), dt.datetime(2026, 1, 1, tzinfo=UTC))
+                                                       for n in range(30)])
+        server.routes["/live"] = Reply(body=feed.read_bytes())
+        config = tmp_path / "storywatch.toml"
+        config.write_text(f'[storage]\npath = "sw.db"\nbusy_timeout = 30.0\n[[feeds]]\nurl = "{server.url("/live")}"\n'
+                          'interval = "5m"\n')
+        daemon = storywatch(config, "run")
+        try:
+            time.sleep(1.0)
+            loader = storywatch(config, "backfill", str(tmp_path / "history"), "--json")
+            out, err = loader.communicate(timeout=300)
+            assert loader.returncode == 0, err
+            assert json.loads(out)["items_new"] == total
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(snapshot(tmp_path / "sw.db")[0]) < total + 30:
+                time.sleep(0.2)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _, daemon_err = daemon.communicate(timeout=60)
+    assert "database is locked" not in err + daemon_err
+    rows = snapshot(tmp_path / "sw.db")[0]
+    assert len(rows) == total + 30 and len({r[0] for r in rows}) == len(rows)

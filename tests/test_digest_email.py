@@ -1,0 +1,299 @@
+"""The digest by email, exactly once, against a real SMTP server on 127.0.0.1 (aiosmtpd).
+
+Failures (connection refused, a server that never answers, a rejected login) leave the digest
+'failed' with its error and a retry time that backs off; a later retry sends it once. A send cut
+short by a killed process leaves it 'sending', which becomes 'unconfirmed' and is never sent again
+by itself. No traffic leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from email import message_from_string, policy
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from worker import daily, digest, store
+from worker.config import Settings, load_settings
+from tests.conftest import PROJECT, Cli
+from tests.digeststore import DAY, END, Built, build, write_config
+from tests.feedserver import free_port
+from tests.smtpserver import SMTPServer
+
+T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
+PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
+
+
+def minutes(n: float) -> dt.timedelta:
+    return dt.timedelta(minutes=n)
+
+
+def row(db: object, day: dt.date = DAY) -> dict[str, object]:
+    found = store.digest_row(db, day)  # type: ignore[arg-type]
+    assert found is not None
+    return found
+
+
+def reload(built: Built, **config: object) -> Settings:
+    """The config file rewritten (the operator fixed it) and read again, as the worker would."""
+    return load_settings(write_config(built.config.parent, **config))
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.connected = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+            self.connected.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+# ── one message, exactly once ─────────────────────────────────────────────────────────────
+
+
+def test_the_scheduled_digest_is_emailed_once_as_text_and_html(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        outcome = daily.scheduled_digest(built.db, built.settings, T0)
+        assert outcome is not None
+        (got,) = server.received
+        assert got.sender == "digest@storywatch.example"
+        assert got.recipients == ["reader@example.org", "editor@example.org"]
+        msg = got.message
+        assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items"
+        assert msg["From"] == "Storywatch <digest@storywatch.example>"
+        assert msg["To"] == "reader@example.org, editor@example.org"
+        assert msg["Date"] == "Mon, 23 Nov 2026 06:01:00 +0000" == format_datetime(T0)
+        assert msg["Message-ID"].startswith("<") and msg["Message-ID"].endswith("@storywatch.example>")
+        assert msg["Auto-Submitted"] == "auto-generated"
+        assert msg.get_content_type() == "multipart/alternative"
+        parts = list(msg.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        assert all(p.get_content_charset() == "utf-8" for p in parts)
+        plain, html = (p.get_content().replace("\r\n", "\n") for p in parts)  # lines end in CRLF on the wire
+        # The same content in both parts: the text form of the digest and the HTML file as written.
+        assert plain == digest.render_text(outcome.data)
+        assert html == outcome.files[1].read_text(encoding="utf-8")
+        for url in ("https://koreawire.example/closing", "https://pyongyangtimes.example/treaty",
+                    "https://koreawire.example/other-4"):
+            assert f"<{url}>" in plain and f'<a href="{url}" rel="noopener noreferrer nofollow">' in html
+        assert plain.startswith("Digest for Monday 23 November 2026\n") and "<h1>Digest for Monday 23 November 2026</h1>" in html
+        sent = row(built.db)
+        assert (sent["status"], sent["attempts"], sent["error"], sent["next_attempt_at"]) == ("sent", 1, None, None)
+        assert sent["sent_at"] == "2026-11-23T06:01:00Z"
+        assert json.loads(str(sent["recipients"])) == ["reader@example.org", "editor@example.org"]
+
+        # The job runs again every tick: nothing more is sent.
+        assert daily.scheduled_digest(built.db, built.settings, T0 + minutes(1)) is None
+        assert daily.scheduled_digest(built.db, built.settings, T0 + minutes(30)) is None
+        # A restart: a new process, a new connection, the same store.
+        built.db.conn.close()
+        db = store.open_store(built.settings.storage.path)
+        settings = load_settings(built.config)
+        assert daily.scheduled_digest(db, settings, T0 + minutes(90)) is None
+        assert len(server.received) == 1
+        # The next day's digest starts where this one ended, and is sent once too.
+        tomorrow = daily.scheduled_digest(db, settings, T0 + dt.timedelta(days=1))
+        assert tomorrow is not None and tomorrow.data.period.start == T0
+        assert daily.scheduled_digest(db, settings, T0 + dt.timedelta(days=1, minutes=1)) is None
+        assert [r.message["Subject"] for r in server.received] == [
+            "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items",
+            "[storywatch] 2026-11-24: nothing new",
+        ]
+
+
+def test_a_sent_digest_is_only_sent_again_with_resend(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+        assert len(server.received) == 1
+        run = Cli(built.config)
+        refused = run("digest", "--send", "--date", "2026-11-23", ok=False)
+        assert refused.exit_code == 1
+        assert "Error: the digest of 2026-11-23 was already sent (add --resend to send it again)\n" in refused.output
+        assert len(server.received) == 1
+        misuse = run("digest", "--resend", "--date", "2026-11-23", ok=False)
+        assert misuse.exit_code == 2 and "--resend goes with --send" in misuse.output
+        resent = run("digest", "--send", "--resend", "--date", "2026-11-23")
+        assert resent.stdout.endswith("Sent to reader@example.org, editor@example.org\n")
+        assert len(server.received) == 2
+        assert server.received[1].message["Subject"] == server.received[0].message["Subject"]
+        assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sent", 2)
+
+
+def test_a_day_without_a_recorded_digest_cannot_be_sent(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        result = Cli(built.config)("digest", "--send", "--date", "2026-11-20", ok=False)
+    assert result.exit_code == 1 and "Error: there is no digest of 2026-11-20 to send" in result.output
+    assert server.received == []
+
+
+def test_format_email_prints_the_whole_message(tmp_path: Path) -> None:
+    built = build(tmp_path, smtp_port=free_port())
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    printed = Cli(built.config)("digest", "--date", "2026-11-23", "--format", "email").stdout
+    msg = message_from_string(printed, policy=policy.default)
+    assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert row(built.db)["status"] == "pending"  # printing is not sending
+
+
+# ── failures, retries with backoff, and the one successful send ───────────────────────────
+
+
+def test_connection_refused_is_retried_with_backoff_then_sent_once(tmp_path: Path) -> None:
+    server = SMTPServer()  # its port is chosen, nothing listens on it yet
+    built = build(tmp_path, smtp_port=server.port)
+    assert daily.scheduled_digest(built.db, built.settings, T0) is not None  # written, recorded, not sent
+    failed = row(built.db)
+    assert failed["status"] == "failed" and failed["attempts"] == 1
+    assert failed["error"] == f"cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused"
+    assert failed["next_attempt_at"] == "2026-11-23T06:06:00Z"  # 5 minutes
+    assert built.settings.digest.output_dir.joinpath("2026-11-23.md").exists()  # a failed send loses no file
+
+    daily.scheduled_digest(built.db, built.settings, T0 + minutes(4))  # not yet time
+    assert row(built.db)["attempts"] == 1
+    daily.scheduled_digest(built.db, built.settings, T0 + minutes(5))  # retried, still refused
+    assert (row(built.db)["attempts"], row(built.db)["next_attempt_at"]) == (2, "2026-11-23T06:16:00Z")  # 10 more
+
+    with server:
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(14))
+        assert server.received == []
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(15))
+        assert len(server.received) == 1
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(16))
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(120))
+    assert len(server.received) == 1
+    sent = row(built.db)
+    assert (sent["status"], sent["attempts"], sent["error"], sent["next_attempt_at"], sent["sent_at"]) == (
+        "sent", 3, None, None, "2026-11-23T06:16:00Z")
+
+
+def test_the_backoff_doubles_up_to_six_hours(tmp_path: Path) -> None:
+    built = build(tmp_path, smtp_port=free_port())
+    now = T0
+    daily.scheduled_digest(built.db, built.settings, now)
+    waits = []
+    for _ in range(8):
+        retry = dt.datetime.fromisoformat(str(row(built.db)["next_attempt_at"]))
+        waits.append((retry - now) / minutes(1))
+        now = retry
+        daily.scheduled_digest(built.db, built.settings, now)
+    assert waits == [5, 10, 20, 40, 80, 160, 320, 360]
+    assert row(built.db)["attempts"] == 9 and row(built.db)["status"] == "failed"
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried(tmp_path: Path, silent: SilentServer) -> None:
+    built = build(tmp_path, smtp_port=silent.port)
+    daily.scheduled_digest(built.db, built.settings, T0)
+    failed = row(built.db)
+    assert (failed["status"], failed["attempts"], failed["next_attempt_at"]) == ("failed", 1, "2026-11-23T06:06:00Z")
+    assert failed["error"] == f"the SMTP server 127.0.0.1:{silent.port} did not answer in time"
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)  # the operator points it at a working server
+        daily.scheduled_digest(built.db, settings, T0 + minutes(3))
+        assert server.received == []  # the retry waits for its time
+        daily.scheduled_digest(built.db, settings, T0 + minutes(5))
+        daily.scheduled_digest(built.db, settings, T0 + minutes(6))
+    assert len(server.received) == 1 and row(built.db)["status"] == "sent" and row(built.db)["attempts"] == 2
+
+
+def test_a_rejected_login_is_retried_and_sent_once_the_password_is_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login = f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n'
+    with SMTPServer(login=("digest", "s3cret")) as server:
+        monkeypatch.setenv(PASSWORD_ENV, "wrong")
+        built = build(tmp_path, smtp_port=server.port, email=login)
+        daily.scheduled_digest(built.db, built.settings, T0)
+        failed = row(built.db)
+        assert (failed["status"], failed["attempts"], failed["next_attempt_at"]) == ("failed", 1, "2026-11-23T06:06:00Z")
+        assert str(failed["error"]).startswith("the SMTP server rejected the login for digest: 535 ")
+        assert "wrong" not in str(failed["error"])  # the password is never recorded
+        monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+        settings = reload(built, smtp_port=server.port, email=login)
+        daily.scheduled_digest(built.db, settings, T0 + minutes(6))
+        daily.scheduled_digest(built.db, settings, T0 + minutes(7))
+    assert len(server.received) == 1 and server.received[0].recipients == ["reader@example.org", "editor@example.org"]
+    assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_failed_digest_can_be_sent_by_hand_before_its_retry_time(tmp_path: Path) -> None:
+    server = SMTPServer()
+    built = build(tmp_path, smtp_port=server.port)
+    daily.scheduled_digest(built.db, built.settings, T0)
+    assert row(built.db)["status"] == "failed"
+    with server:
+        result = Cli(built.config)("digest", "--send", "--date", "2026-11-23")
+        assert "Sent to reader@example.org, editor@example.org" in result.stdout
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))  # its retry time: nothing left to do
+    assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+
+
+# ── a send cut short ──────────────────────────────────────────────────────────────────────
+
+
+def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, silent: SilentServer) -> None:
+    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    assert row(built.db)["status"] == "pending"
+    # A real process sends it; the server takes the connection and stays silent; the process is killed.
+    sender = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
+                               "--date", "2026-11-23"], cwd=PROJECT, env={**os.environ},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert silent.connected.wait(60), "the sending process never connected"
+    finally:
+        sender.kill()
+        sender.wait(30)
+    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
+
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)
+        daily.scheduled_digest(built.db, settings, T0 + minutes(10))
+        interrupted = row(built.db)
+        assert interrupted["status"] == "unconfirmed"
+        assert interrupted["error"] == "the worker stopped while sending: it may have arrived; send again with --resend"
+        for later in (minutes(20), minutes(600), dt.timedelta(days=1, minutes=-30)):
+            daily.scheduled_digest(built.db, settings, T0 + later)
+        assert server.received == [] and row(built.db)["status"] == "unconfirmed"
+        run = Cli(built.config)
+        refused = run("digest", "--send", "--date", "2026-11-23", ok=False)
+        assert refused.exit_code == 1 and ("the digest of 2026-11-23 may have been sent (a worker stopped while "
+                                           "sending) (add --resend to send it again)") in refused.output
+        assert server.received == []
+        run("digest", "--send", "--resend", "--date", "2026-11-23")
+    assert len(server.received) == 1 and row(built.db)["status"] == "sent"

@@ -1,0 +1,161 @@
+"""`storywatch health` and `storywatch metrics`: real stores, a real feed server, the real CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker import store
+from worker.health import Family, render_metrics
+from worker.clock import utc_now
+from tests.conftest import Cli
+from tests.feedserver import FeedServer, Reply, rss
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        s.routes["/good"] = Reply(body=rss([("1", "One", "<p>x</p>"), ("2", "Two", "<p>y</p>")]))
+        s.routes["/broken"] = Reply(500)
+        yield s
+
+
+@pytest.fixture
+def cli(tmp_path: Path, server: FeedServer) -> Cli:
+    config = tmp_path / "storywatch.toml"
+    config.write_text(
+        '[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n[monitoring]\nmetrics_file = "prom/storywatch.prom"\n'
+        f'[[feeds]]\nurl = "{server.url("/good")}"\n[[feeds]]\nurl = "{server.url("/broken")}"\n'
+        '[[storylines]]\nid = "friendship"\ntitle = "Friendship"\nkeywords = ["Friendship Year"]\n'
+    )
+    return Cli(config)
+
+
+# ── health ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_healthy_after_a_cycle(cli: Cli) -> None:
+    cli("run", "--once")
+    result = cli("health")
+    assert re.fullmatch(r"healthy: the last polling cycle finished \d+s ago in [\d.]+ s: 2 feeds, 2 new items, "
+                        r"1 failed\n", result.output)
+
+
+def test_unhealthy_without_a_store_or_without_a_cycle(cli: Cli) -> None:
+    result = cli("health", ok=False)
+    assert result.exit_code == 1 and result.output.startswith("unhealthy: no store at ")
+    cli("init")
+    result = cli("health", ok=False)
+    assert result.exit_code == 1
+    assert result.output == "unhealthy: no polling cycle recorded yet (is `storywatch run` running?)\n"
+
+
+def test_unhealthy_when_the_last_cycle_is_older_than_three_intervals(cli: Cli, tmp_path: Path) -> None:
+    db = store.open_store(tmp_path / "sw.db")
+    now = utc_now()
+    finished = now - dt.timedelta(minutes=4)  # the daemon ticks every minute: 3 intervals = 3 min
+    store.record_cycle(db, finished - dt.timedelta(seconds=2), finished, 2.0, interval=60.0, feeds=2,
+                       new_items=0, followups=0, errors=0)
+    result = cli("health", ok=False)
+    assert result.exit_code == 1
+    assert re.fullmatch(r"unhealthy: the last polling cycle finished 4m ago, more than 3m \(.* UTC\)\n", result.output)
+    assert cli("health", "--max-age", "10m").output.startswith("healthy: ")
+    # A cycle that took 2 minutes makes an interval 2 minutes long: 4 minutes ago is within 3 of them.
+    store.record_cycle(db, finished - dt.timedelta(minutes=2), finished, 120.0, interval=60.0, feeds=2,
+                       new_items=0, followups=0, errors=0)
+    assert cli("health").output.startswith("healthy: ")
+
+
+def test_unhealthy_when_the_store_is_unreadable(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "sw.db").write_bytes(b"this is not an SQLite database, " * 64)
+    result = cli("health", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("unhealthy: the store is not readable: ") and result.output.count("\n") == 1
+
+
+def test_the_cycle_log_is_pruned_but_keeps_the_last_cycle(tmp_path: Path) -> None:
+    db = store.open_store(tmp_path / "sw.db")
+    old = utc_now() - dt.timedelta(days=40)
+    for minutes in (0, 1):
+        at = old + dt.timedelta(minutes=minutes)
+        store.record_cycle(db, at, at, 0.1, interval=60, feeds=0, new_items=0, followups=0, errors=0)
+    assert store.prune_cycles(db, utc_now() - dt.timedelta(days=30)) == 1
+    last = store.last_cycle(db)
+    assert last is not None and last["finished_at"] == old + dt.timedelta(minutes=1)
+
+
+# ── metrics ───────────────────────────────────────────────────────────────────────────────
+
+# The text exposition format, version 0.0.4
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+VALUE = r"[+-]?(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+|NaN|Inf)"
+SAMPLE = re.compile(rf"^({NAME})(?:\{{({LABEL}(?:,{LABEL})*)?\}})? ({VALUE})(?: -?\d+)?$")
+HELP = re.compile(rf"^# HELP ({NAME}) (.*)$")
+TYPE = re.compile(rf"^# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)$")
+
+
+def parse_exposition(text: str) -> dict[str, dict[str, float]]:
+    """{family: {labels: value}}, asserting every line follows the grammar and every family has
+    its HELP and TYPE lines before its samples, each family in one block."""
+    assert text.endswith("\n")
+    families: dict[str, dict[str, float]] = {}
+    helped: set[str] = set()
+    typed: set[str] = set()
+    current = ""
+    for line in text.splitlines():
+        if m := HELP.match(line):
+            assert m.group(1) not in helped, f"HELP twice: {line}"
+            helped.add(current := m.group(1))
+        elif m := TYPE.match(line):
+            assert m.group(1) == current and m.group(1) not in typed, f"TYPE out of place: {line}"
+            typed.add(m.group(1))
+            families[current] = {}
+        else:
+            m = SAMPLE.match(line)
+            assert m, f"not a sample line: {line!r}"
+            assert m.group(1) == current and current in typed, f"sample outside its family: {line}"
+            assert (m.group(2) or "") not in families[current], f"duplicate sample: {line}"
+            families[current][m.group(2) or ""] = float(m.group(3))
+    assert helped == typed
+    return families
+
+
+def test_metrics_are_valid_prometheus_text_with_the_worker_state(cli: Cli, tmp_path: Path) -> None:
+    cli("run", "--once")
+    text = cli("metrics").output
+    metrics = parse_exposition(text)
+    assert metrics["storywatch_feeds"]['state="ok"'] == 1
+    assert metrics["storywatch_feeds"]['state="failing"'] == 1
+    assert metrics["storywatch_feeds"]['state="disabled"'] == 0
+    assert metrics["storywatch_items"]['source="feed"'] == 2
+    assert metrics["storywatch_storyline_followups"] == {'storyline="friendship"': 0}
+    assert metrics["storywatch_fetch_errors"]['kind="http"'] == 1
+    assert metrics["storywatch_fetch_errors"]['kind="timeout"'] == 0
+    assert metrics["storywatch_fetches"][""] == 2
+    assert metrics["storywatch_digests"]['status="written"'] == 1
+    assert metrics["storywatch_digests"]['status="sent"'] == 0
+    assert metrics["storywatch_last_cycle_feeds"][""] == 2
+    assert metrics["storywatch_last_cycle_errors"][""] == 1
+    assert 0 <= metrics["storywatch_last_cycle_duration_seconds"][""] < 60
+    assert abs(metrics["storywatch_last_cycle_timestamp_seconds"][""] - utc_now().timestamp()) < 120
+    # [monitoring] metrics_file: written after the cycle, readable by node_exporter's user
+    written = tmp_path / "prom" / "storywatch.prom"
+    assert parse_exposition(written.read_text()).keys() == metrics.keys()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644
+    assert [p.name for p in written.parent.iterdir()] == ["storywatch.prom"]  # no temporary file left
+
+
+def test_metrics_escape_label_values_and_start_empty(cli: Cli, tmp_path: Path) -> None:
+    text = render_metrics([Family("x_total", "counter", "A \\ help\nline", [({"v": 'a"b\\c\nd'}, 1.5)])])
+    assert text == '# HELP x_total A \\\\ help\\nline\n# TYPE x_total counter\nx_total{v="a\\"b\\\\c\\nd"} 1.5\n'
+    assert parse_exposition(text) == {"x_total": {'v="a\\"b\\\\c\\nd"': 1.5}}
+    cli("init")
+    metrics = parse_exposition(cli("metrics").output)  # no cycle yet
+    assert "storywatch_last_cycle_timestamp_seconds" not in metrics
+    assert metrics["storywatch_feeds"]['state="not_polled"'] == 2

@@ -1,0 +1,441 @@
+"""`storywatch backfill`: history loaded through the polling pipeline, in time order, silently.
+
+    sources ─► parsing processes: read, parse, normalize, sort ─► one spool file per document
+            ─► one writer merges the spools in time order ─► dedupe ─► store ─► track (batches)
+
+A source is a feed URL (its RFC 5005 archives and `rel="next"` pages followed), a feed file or a
+folder of them (gzip too), an OPML file (its feeds), or a JSON Lines file of items. Items are
+stored with `source = "backfill"`: they fill storyline timelines but no digest or email shows
+them unless asked.
+
+Time order across sources needs every source read before the first item is stored; the parsed
+items wait on disk (pickled, in sorted chunks), never in memory, and the writer merges them
+lazily. Re-running is idempotent: an item is identified as in polling (feed GUID, URL or content)
+and a stored one is skipped, so an interrupted backfill run again finishes where it would have.
+Each batch of items is one transaction, short enough for the daemon to write in between.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import heapq
+import json
+import os
+import pickle
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from sqlite_utils import Database
+
+from worker import dedupe, normalize, opml, parse, pipeline, store, storylines
+from worker.clock import utc_now
+from worker.config import Settings
+from worker.errors import StorywatchError
+from worker.fetch import Fetcher, FetchRequest
+from worker.models import Feed, Item
+from worker.parallel import ProcessPool, default_processes
+
+BATCH = 500  # items per transaction: short enough for the daemon to write in between
+CHUNK = 256  # items per pickled chunk of a spool file
+MAX_FILE_BYTES = 256 * 1024 * 1024  # a source larger than this, decompressed, is refused
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    kind: str  # "url", "file", "jsonl"
+    location: str  # URL or path
+    feed: Feed | None = None  # a stored feed the source belongs to (URL sources, --all)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    track: bool = True
+    dry_run: bool = False
+    workers: int = 0  # 0: the number of cores
+    max_pages: int = 100
+
+
+@dataclass
+class Spooled:
+    """One document read by a parsing process: its items wait, sorted, in `path`."""
+
+    label: str
+    entries: int = 0
+    items: int = 0
+    path: str | None = None
+    error: str | None = None
+    line_errors: list[str] = field(default_factory=list)
+    next_urls: tuple[str, ...] = ()  # URL sources: archive and next pages to read too
+
+
+@dataclass
+class Summary:
+    sources_read: int = 0
+    entries: int = 0
+    items_new: int = 0
+    exact_copies: int = 0
+    near_duplicates: int = 0
+    already_stored: int = 0
+    outside_period: int = 0
+    revisions: int = 0
+    followups: Counter[str] = field(default_factory=Counter)
+    sources_failed: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sources_read": self.sources_read, "entries": self.entries, "items_new": self.items_new,
+                "exact_copies": self.exact_copies, "near_duplicates": self.near_duplicates,
+                "already_stored": self.already_stored, "outside_period": self.outside_period,
+                "revisions": self.revisions, "followups": dict(sorted(self.followups.items())),
+                "sources_failed": self.sources_failed, "warnings": self.warnings,
+                "seconds": round(self.seconds, 2)}
+
+
+# ── sources ──────────────────────────────────────────────────────────────────────────────────
+
+
+def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -> tuple[list[Source], dict[str, str]]:
+    """The sources named on the command line (folders walked, OPML files opened) and the
+    ones that cannot be read, with why."""
+    sources: list[Source] = []
+    failed: dict[str, str] = {}
+    known = store.feeds_by_url(db)
+    if all_feeds:
+        sources += [Source("url", f.url, f) for f in store.feeds_to_poll(db, utc_now(), force=True)]
+    for location in locations:
+        if location.startswith(("http://", "https://")):
+            sources.append(Source("url", location, known.get(location)))
+            continue
+        path = Path(location)
+        if path.is_dir():
+            sources += [_file_source(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+        elif path.is_file() and path.suffix.lower() == ".opml":
+            try:
+                sources += [Source("url", f.url, known.get(f.url)) for f in opml.read_opml(path)]
+            except StorywatchError as exc:
+                failed[location] = exc.message
+        elif path.is_file():
+            sources.append(_file_source(path))
+        else:
+            failed[location] = "no such file or folder"
+    unique = list({(s.kind, s.location): s for s in sources}.values())
+    return unique, failed
+
+
+def _file_source(path: Path) -> Source:
+    kind = "jsonl" if path.name.lower().endswith(JSONL_SUFFIXES) else "file"
+    return Source(kind, str(path.resolve()))
+
+
+# ── parsing processes ────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a parsing process needs besides the document: picklable and small."""
+
+    spool_dir: str
+    now: dt.datetime
+    clutter: tuple[str, ...]
+    since: dt.datetime | None
+    until: dt.datetime | None
+    feeds: dict[str, Feed]  # stored feeds by address, to file a document under its feed
+
+
+def read_file(path: str, kind: str, ctx: _Context) -> Spooled:
+    """A local document, read, parsed and spooled (runs in a parsing process)."""
+    try:
+        body = _read_bytes(Path(path))
+        if kind == "jsonl":
+            return _spool_jsonl(path, body, ctx)
+        feed = parse.parse_feed(body, url=Path(path).as_uri())
+    except StorywatchError as exc:
+        return Spooled(path, error=exc.message)
+    return _spool_feed(path, feed, None, ctx, fallback_key=path)
+
+
+def read_page(url: str, body: bytes, content_type: str, known: Feed | None, ctx: _Context) -> Spooled:
+    """One fetched page of a feed URL, parsed and spooled (runs in a parsing process)."""
+    try:
+        feed = parse.parse_feed(body, content_type=content_type, url=url)
+    except StorywatchError as exc:
+        return Spooled(url, error=exc.message)
+    spooled = _spool_feed(url, feed, known, ctx, fallback_key=url)
+    spooled.next_urls = tuple(u for u in (feed.prev_archive_url, feed.next_url) if u)
+    return spooled
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(2)
+            fh.seek(0)
+            if head == b"\x1f\x8b":
+                return _gunzip(fh.read(MAX_FILE_BYTES + 1))
+            body = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise StorywatchError(f"cannot read: {exc.strerror or exc}") from None
+    if len(body) > MAX_FILE_BYTES:
+        raise StorywatchError(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+    return body
+
+
+def _gunzip(data: bytes) -> bytes:
+    """gzip (several members too), stopping at the size cap: a gzip bomb costs nothing."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = inflater.decompress(data, MAX_FILE_BYTES + 1 - size)
+        except zlib.error as exc:
+            raise StorywatchError(f"corrupt gzip: {exc}") from None
+        out.append(chunk)
+        size += len(chunk)
+        if size > MAX_FILE_BYTES or inflater.unconsumed_tail:
+            raise StorywatchError(f"larger than {MAX_FILE_BYTES // 2**20} MiB once decompressed")
+        if not inflater.eof:
+            raise StorywatchError("corrupt gzip: truncated")
+        data = inflater.unused_data
+    return b"".join(out)
+
+
+def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: _Context, fallback_key: str) -> Spooled:
+    """A parsed feed's entries as items, filed under the stored feed they belong to if any."""
+    if not parsed.entries:
+        return Spooled(label, error=f"no entries ({parsed.format} feed)")
+    feed = known or _stored_feed(parsed, ctx.feeds)
+    scope = None if feed else "backfill:" + hashlib.sha256(_feed_key(parsed, fallback_key).encode()).hexdigest()[:16]
+    feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
+    policy = normalize.identity_policy(parsed.entries, feed.identity_policy)
+    publisher = feed.name or parsed.title or feed.title or ""
+    items = pipeline.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
+                                     clutter=ctx.clutter, source="backfill", scope=scope)
+    spooled = _spool(label, items, ctx)
+    spooled.entries = len(parsed.entries)
+    return spooled
+
+
+def _stored_feed(parsed: parse.ParsedFeed, feeds: dict[str, Feed]) -> Feed | None:
+    for url in (parsed.self_url,):
+        if url and url in feeds:
+            return feeds[url]
+    return None
+
+
+def _feed_key(parsed: parse.ParsedFeed, fallback: str) -> str:
+    """What makes two documents the same feed: its own address, else its site and title."""
+    if parsed.self_url:
+        return parsed.self_url
+    if parsed.site_url:
+        return f"{parsed.site_url} {parsed.title}"
+    return fallback
+
+
+def _spool_jsonl(path: str, body: bytes, ctx: _Context) -> Spooled:
+    """Items given one JSON object per line; a bad line is reported by number, the rest load."""
+    items: list[Item] = []
+    errors: list[str] = []
+    rules = pipeline.clutter_rules(ctx.clutter)
+    lines = body.decode("utf-8", errors="replace").splitlines()
+    stem = Path(path).name.split(".")[0]
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(_record(json.loads(line), stem, ctx, rules))
+        except (ValueError, TypeError, KeyError) as exc:
+            errors.append(f"line {number}: {exc}")
+    spooled = _spool(path, items, ctx)
+    spooled.entries = sum(1 for line in lines if line.strip())
+    spooled.line_errors = errors
+    if not items and errors:
+        spooled.error = f"no valid line ({errors[0]})"
+    return spooled
+
+
+def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutter) -> Item:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if not record.get("id") or not (record.get("title") or record.get("text")):
+        raise ValueError("needs id and a title or text")
+    published = record.get("published")
+    when = dt.datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else ctx.now
+    when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    source = str(record.get("source") or default_source)
+    return normalize.record_item(
+        identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
+        text=normalize.html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
+        published=when.astimezone(dt.timezone.utc), now=ctx.now, clutter=rules, publisher=source,
+        source="backfill")
+
+
+def _spool(label: str, items: Sequence[Item], ctx: _Context) -> Spooled:
+    """The items in the period, sorted by time, pickled in chunks to one file."""
+    kept = sorted((i for i in items if _in_period(i, ctx)), key=lambda i: i.published_at)
+    handle, path = tempfile.mkstemp(suffix=".spool", dir=ctx.spool_dir)
+    with os.fdopen(handle, "wb") as fh:
+        for start in range(0, len(kept), CHUNK):
+            pickle.dump(kept[start:start + CHUNK], fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return Spooled(label, items=len(kept), path=path)
+
+
+def _in_period(item: Item, ctx: _Context) -> bool:
+    return (ctx.since is None or item.published_at >= ctx.since) and (ctx.until is None or item.published_at < ctx.until)
+
+
+def _read_spool(path: str, rank: int) -> Iterator[tuple[dt.datetime, int, int, Item]]:
+    with open(path, "rb") as fh:
+        n = 0
+        while True:
+            try:
+                chunk: list[Item] = pickle.load(fh)
+            except EOFError:
+                return
+            for item in chunk:
+                yield item.published_at, rank, n, item
+                n += 1
+
+
+# ── the run ──────────────────────────────────────────────────────────────────────────────────
+
+
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+def backfill(db: Database, settings: Settings, sources: Sequence[Source], options: Options,
+             progress: Progress | None = None) -> Summary:
+    """Read every source (in parallel), then store their items in time order, in batches."""
+    started = time.monotonic()
+    summary = Summary()
+    report = progress or (lambda phase, done, total: None)
+    workers = options.workers or default_processes()
+    with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
+        ctx = _Context(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
+                       store.feeds_by_url(db))
+        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report)
+        if not options.dry_run:
+            _store_all(db, settings, spools, options, summary, report)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
+              summary: Summary, report: Progress) -> list[Spooled]:
+    pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
+    fetcher = Fetcher(pipeline.fetch_policy(settings.fetch)) if any(s.kind == "url" for s in sources) else None
+    done: list[Spooled] = []
+    lock = threading.Lock()
+
+    def read(source: Source) -> None:
+        spooled = (_read_url(source, pool, fetcher, ctx, max_pages) if source.kind == "url"
+                   else [_run(pool, read_file, source.location, source.kind, ctx)])
+        with lock:
+            done.extend(spooled)
+            report("read", len(done), len(sources))
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+            list(threads.map(read, sources))
+    finally:
+        pool.close()
+        if fetcher:
+            fetcher.close()
+    for spooled in done:
+        _account(spooled, summary)
+    return [s for s in done if s.path and s.items]
+
+
+def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled:
+    try:
+        return pool.run(task, *args)
+    except StorywatchError as exc:  # the parsing process died or timed out on this document
+        return Spooled(str(args[0]), error=exc.message)
+
+
+def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int) -> list[Spooled]:
+    """A feed URL and the archive or next pages it links to, up to `max_pages` documents."""
+    assert fetcher is not None
+    pages: list[Spooled] = []
+    todo, seen = [source.location], set()
+    while todo and len(pages) < max_pages:
+        url = todo.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            fetched = fetcher.fetch(FetchRequest(url, was_public=source.feed.public_origin if source.feed else None))
+        except StorywatchError as exc:
+            pages.append(Spooled(url, error=exc.message))
+            continue
+        page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
+        page.label = url
+        if page.error and len(pages) > 0 and page.error.startswith("no entries"):
+            page.error = None  # an empty archive page after others is not a failure
+        pages.append(page)
+        todo += [u for u in page.next_urls if u not in seen]
+    return pages
+
+
+def _account(spooled: Spooled, summary: Summary) -> None:
+    if spooled.error:
+        summary.sources_failed[spooled.label] = spooled.error
+    else:
+        summary.sources_read += 1
+    summary.entries += spooled.entries
+    summary.outside_period += spooled.entries - spooled.items - len(spooled.line_errors) if spooled.entries else 0
+    summary.warnings += [f"{spooled.label}: {e}" for e in spooled.line_errors]
+
+
+def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,
+               report: Progress) -> None:
+    """Merge the spools in time order and store them batch by batch, tracked as in polling."""
+    total = sum(s.items for s in spools)
+    merged = heapq.merge(*(_read_spool(s.path, rank) for rank, s in enumerate(spools) if s.path),
+                         key=lambda t: (t[0], t[1], t[2]))
+    now = utc_now()
+    window = pipeline.Window(db, settings, now)
+    tracking = storylines.Tracking(settings.tracking) if options.track else None
+    batch: list[Item] = []
+    stored = 0
+    for _, _, _, item in merged:
+        batch.append(item)
+        if len(batch) >= BATCH:
+            stored += _store_batch(db, window, tracking, batch, now, summary)
+            report("store", stored, total)
+            batch = []
+    if batch:
+        stored += _store_batch(db, window, tracking, batch, now, summary)
+        report("store", stored, total)
+    store.index_pending(db)
+
+
+def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None, batch: list[Item],
+                 now: dt.datetime, summary: Summary) -> int:
+    with store.transaction(db):
+        result = pipeline.ingest_items(db, window, None, batch, now)
+        if tracking is not None:
+            # The tracker's window is the history being loaded, not the present.
+            summary.followups.update(tracking.track(db, result.new_ids, now, as_of=batch[-1].published_at,
+                                                      suggest=False))
+    summary.items_new += result.new
+    summary.exact_copies += result.exact
+    summary.near_duplicates += result.near
+    summary.revisions += result.revisions
+    summary.already_stored += len(batch) - result.new - result.copies - result.revisions
+    return len(batch)

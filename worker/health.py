@@ -1,0 +1,189 @@
+"""Health and metrics: what a monitor reads about the worker, from the store alone.
+
+Each polling cycle of the worker leaves a row in the store's cycle log (`record_cycle`).
+`check_health` is healthy when the store is readable and the last cycle finished within three
+intervals (an interval: the time between the worker's ticks, or the last cycle's duration when
+that was longer). `render_metrics` writes the Prometheus text exposition format (version 0.0.4):
+`# HELP` and `# TYPE` before each family, then one `name{label="value"} number` line a sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from worker import __version__, deliver, store
+from worker.config import format_duration
+from worker.errors import StorywatchError
+from worker.models import FeedHealth
+from worker.pipeline import CycleReport
+
+CYCLE_LOG_DAYS = 30  # like the fetch log
+TICK = 60.0  # seconds between the worker's polling ticks
+INTERVALS = 3  # healthy while the last cycle finished within this many intervals
+FETCH_WINDOW = dt.timedelta(hours=24)  # fetch errors are counted over this window
+
+FEED_STATES = ("ok", "failing", "rate_limited", "disabled", "not_polled")
+ITEM_SOURCES = ("feed", "seeds", "backfill")
+OK_FETCHES = {"new", "not_modified", "ok", "stopped"}
+ERROR_KINDS = ("dns", "connect", "tls", "timeout", "protocol", "http", "redirect", "scheme", "too_large",
+               "encoding", "blocked", "parse", "internal", "rate_limited", "gone")
+DIGEST_STATES = ("written", "pending", "sending", "sent", "failed", "unconfirmed")
+
+
+# ── the cycle log ───────────────────────────────────────────────────────────────────────────
+
+
+def record_cycle(db: Database, report: CycleReport, finished_at: dt.datetime, *, interval: float | None) -> None:
+    """Log a finished cycle (`interval`: seconds between ticks; None for a one-off run)."""
+    store.record_cycle(db, report.started_at, finished_at, report.seconds, interval=interval,
+                       feeds=len(report.reports), new_items=report.new_items, followups=report.followups,
+                       errors=report.count("error"))
+    store.prune_cycles(db, finished_at - dt.timedelta(days=CYCLE_LOG_DAYS))
+
+
+# ── health ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    reason: str  # one line
+
+    def __str__(self) -> str:
+        return ("healthy: " if self.ok else "unhealthy: ") + self.reason
+
+
+def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None = None,
+                 busy_timeout: float = 30.0) -> Health:
+    """Is the store at `path` readable, and did the last cycle finish recently enough?"""
+    if not path.exists():
+        return Health(False, f"no store at {path} (has the worker ever run?)")
+    try:
+        db = store.open_store(path, busy_timeout=busy_timeout)
+        try:
+            cycle = store.last_cycle(db)
+        finally:
+            db.close()
+    except (StorywatchError, sqlite3.Error) as exc:
+        return Health(False, f"the store is not readable: {exc}")
+    if cycle is None:
+        return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)")
+    age = now - cycle["finished_at"]
+    limit = max_age or dt.timedelta(seconds=INTERVALS * max(cycle["interval_s"] or TICK, cycle["seconds"]))
+    if age > limit:
+        return Health(False, f"the last polling cycle finished {_ago(age)} ago, more than {_ago(limit)} "
+                             f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC)")
+    return Health(True, f"the last polling cycle finished {_ago(age)} ago in {cycle['seconds']:.1f} s: "
+                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed")
+
+
+def _ago(age: dt.timedelta) -> str:
+    return format_duration(dt.timedelta(seconds=max(0, round(age.total_seconds()))))
+
+
+# ── metrics ─────────────────────────────────────────────────────────────────────────────────
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric family: its name, type, help line and samples."""
+
+    name: str
+    kind: str  # "gauge" or "counter"
+    help: str
+    samples: Sequence[tuple[Labels, float]] = field(default_factory=tuple)
+
+
+def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
+    """Every metric, read from the store now."""
+    feeds = [_feed_state(f, now) for f in store.feed_health(db)]
+    items = store.items_by_source(db)
+    cycle = store.last_cycle(db)
+    fetches = store.fetch_kinds(db, now - FETCH_WINDOW)
+    errors = {kind: n for kind, n in fetches.items() if kind not in OK_FETCHES}
+    families = [
+        Family("storywatch_info", "gauge", "Always 1; the version as a label.", [({"version": __version__}, 1)]),
+        Family("storywatch_feeds", "gauge", "Feeds in the store, by state.",
+               _by("state", _count(feeds), FEED_STATES)),
+        Family("storywatch_items", "gauge", "Items in the store, by source.", _by("source", items, ITEM_SOURCES)),
+        Family("storywatch_storyline_followups", "gauge", "Follow-ups recorded, per storyline.",
+               [({"storyline": s.id}, s.followups) for s in store.storyline_summaries(db)]),
+        Family("storywatch_fetch_errors", "gauge", "Failed polls in the last 24 hours, by kind of error.",
+               _by("kind", errors, ERROR_KINDS)),
+        Family("storywatch_fetches", "gauge", "Polls in the last 24 hours.", [({}, sum(fetches.values()))]),
+        Family("storywatch_digests", "gauge", "Digests recorded, by sending state (sent, failed, …).",
+               _by("status", store.digest_counts(db), DIGEST_STATES)),
+    ]
+    if cycle is not None:
+        families += [
+            Family("storywatch_last_cycle_duration_seconds", "gauge", "Duration of the last polling cycle.",
+                   [({}, round(cycle["seconds"], 3))]),
+            Family("storywatch_last_cycle_timestamp_seconds", "gauge",
+                   "When the last polling cycle finished, in seconds since the epoch.",
+                   [({}, round(cycle["finished_at"].timestamp(), 3))]),
+            Family("storywatch_last_cycle_feeds", "gauge", "Feeds polled by the last cycle.", [({}, cycle["feeds"])]),
+            Family("storywatch_last_cycle_new_items", "gauge", "New items stored by the last cycle.",
+                   [({}, cycle["new_items"])]),
+            Family("storywatch_last_cycle_errors", "gauge", "Feeds that failed in the last cycle.",
+                   [({}, cycle["errors"])]),
+        ]
+    return families
+
+
+def _feed_state(feed: FeedHealth, now: dt.datetime) -> str:
+    if feed.disabled_reason:
+        return "disabled"
+    if feed.retry_after and feed.retry_after > now:
+        return "rate_limited"
+    if feed.error_count:
+        return "failing"
+    return "not_polled" if feed.last_polled_at is None else "ok"
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _by(label: str, counts: Mapping[str, int], known: Sequence[str]) -> list[tuple[Labels, float]]:
+    """One sample a value, the known ones always present (0 rather than absent), in order."""
+    keys = list(known) + sorted(set(counts) - set(known))
+    return [({label: key}, counts.get(key, 0)) for key in keys]
+
+
+def render_metrics(families: Sequence[Family]) -> str:
+    """The Prometheus text exposition format, one family after another."""
+    lines = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {_escape(family.help, quote=False)}")
+        lines.append(f"# TYPE {family.name} {family.kind}")
+        for labels, value in family.samples:
+            shown = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            lines.append(f"{family.name}{{{shown}}} {_number(value)}" if shown else f"{family.name} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str, *, quote: bool = True) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if quote else text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def write_metrics_file(path: Path, text: str) -> None:
+    """Replace `path` atomically, readable by all (node_exporter runs as another user)."""
+    deliver.write_atomically(path, text)
+    os.chmod(path, 0o644)
