@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import daily, digest, store
+from worker import daily, digest, report, store
 from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
@@ -183,6 +183,9 @@ def test_connection_refused_is_retried_with_backoff_then_sent_once(tmp_path: Pat
     assert failed["error"] == f"cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused"
     assert failed["next_attempt_at"] == "2026-11-23T06:06:00Z"  # 5 minutes
     assert built.settings.digest.output_dir.joinpath("2026-11-23.md").exists()  # a failed send loses no file
+    shown = report.render_status(store.status(built.db, Path("sw.db")), "x", T0)
+    assert (f"(failed: cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused; "
+            "next attempt 2026-11-23 06:06 UTC)") in shown
 
     daily.scheduled_digest(built.db, built.settings, T0 + minutes(4))  # not yet time
     assert row(built.db)["attempts"] == 1

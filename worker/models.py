@@ -249,6 +249,8 @@ class StoreStatus:
     last_poll_at: dt.datetime | None
     last_digest_at: dt.datetime | None
     last_digest_status: str | None
+    last_digest_error: str | None = None
+    last_digest_retry_at: dt.datetime | None = None
 
     @property
     def items(self) -> int:

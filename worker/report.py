@@ -111,7 +111,12 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime) -> str:
     sources = ", ".join(f"{n} {source}" for source, n in sorted(status.items_by_source.items()))
     digest = when(status.last_digest_at)
     if status.last_digest_status:
-        digest += f" ({status.last_digest_status})"
+        digest += f" ({status.last_digest_status}"
+        if status.last_digest_status in ("failed", "unconfirmed") and status.last_digest_error:
+            digest += f": {status.last_digest_error}"
+        if status.last_digest_status == "failed" and status.last_digest_retry_at:
+            digest += f"; next attempt {when(status.last_digest_retry_at)}"
+        digest += ")"
     parts = [
         f"Store        {status.path} (schema {schema})",
         f"Items        {status.items}" + (f" ({sources})" if sources else ""),

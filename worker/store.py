@@ -991,7 +991,8 @@ def status(db: Database, path: Path) -> StoreStatus:
     """Everything `storywatch status` shows, read in one go."""
     by_source = {r["source"]: r["n"] for r in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}
     last_poll = _one(db, "SELECT max(started_at) AS at FROM fetches")
-    last_digest = _one(db, "SELECT created_at, status FROM digests ORDER BY created_at DESC LIMIT 1")
+    last_digest = _one(db, "SELECT created_at, status, error, next_attempt_at FROM digests "
+                           "ORDER BY created_at DESC LIMIT 1")
     return StoreStatus(
         path=path,
         items_by_source=by_source,
@@ -1000,6 +1001,8 @@ def status(db: Database, path: Path) -> StoreStatus:
         last_poll_at=_maybe_time(last_poll["at"] if last_poll else None),
         last_digest_at=_maybe_time(last_digest["created_at"] if last_digest else None),
         last_digest_status=last_digest["status"] if last_digest else None,
+        last_digest_error=last_digest["error"] if last_digest else None,
+        last_digest_retry_at=_maybe_time(last_digest["next_attempt_at"] if last_digest else None),
     )
 
 
