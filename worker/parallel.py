@@ -108,7 +108,7 @@ class ProcessPool:
         with self._lock:
             if self._executor is broken:
                 self._executor = None
-        for process in list(getattr(broken, "_processes", {}).values()):
+        for process in list((getattr(broken, "_processes", None) or {}).values()):
             process.kill()  # a worker stuck in a hostile document never finishes on its own
         broken.shutdown(wait=False, cancel_futures=True)
 
