@@ -16,6 +16,7 @@ import feedparser
 
 from bench import Result, TreeRss
 from bench.bench_poll import entry_xml
+from worker.clock import utc_now
 from worker import backfill, pipeline, store
 from worker.config import load_settings
 
@@ -49,7 +50,7 @@ def run(work: Path, files: int = FILES, entries: int = ENTRIES) -> list[Result]:
     defaults = load_settings(PROJECT / "config" / "storywatch.toml")
     settings = dataclasses.replace(defaults, feeds=(), storage=dataclasses.replace(defaults.storage, path=work / "b.db"))
     db = store.open_store(settings.storage.path)
-    pipeline.initialize(db, settings, backfill.utc_now())
+    pipeline.initialize(db, settings, utc_now())
     sources, failed = backfill.expand([str(folder)], db)
     with TreeRss() as memory:
         started = time.perf_counter()

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from loguru import logger
 from sqlite_utils import Database
 
 from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
 from worker.clock import UTC, from_iso, utc_now
-from worker.config import Settings, StorylineConfig, config_path, effective_settings, is_web_url, load_settings, parse_duration
+from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
+                           load_settings, parse_duration)
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
@@ -43,6 +45,8 @@ class App:
         settings = load_settings(self.config_file)
         level = "DEBUG" if self.verbose else settings.log.level
         configure_logging(level, json=self.log_json or settings.log.json)
+        for warning in exposed_secrets(settings):
+            logger.warning("Secret readable by others: {warning}", warning=warning)
         return settings
 
     @cached_property

@@ -18,6 +18,7 @@ import datetime as dt
 import difflib
 import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 from worker.track import TrackerConfig
@@ -49,7 +51,7 @@ def setting(
 ) -> Any:
     """A settings field: its default, its help line, and how to validate it."""
     meta = {"help": help, "check": check, "key": key, "secret": secret, "from_toml": from_toml}
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)  # a secret never shows in a repr
 
 
 def at_least(low: float) -> Check:
@@ -683,6 +685,26 @@ def _resolve_secrets(settings: Settings, path: Path) -> Settings:
             hint=f"export {email.password_env}=... or set email.password_file",
         )
     return dataclasses.replace(settings, email=dataclasses.replace(email, password=password))
+
+
+def exposed_secrets(settings: Settings) -> list[str]:
+    """Warnings for secrets that other users of the machine can read: a world-readable password
+    file, or a world-readable config file holding a feed address with a password in it."""
+    warnings = []
+    password_file = settings.email.password_file
+    if password_file is not None and _world_readable(password_file):
+        warnings.append(f"{password_file} holds the SMTP password and is readable by every user: chmod o-r it")
+    if settings.source is not None and _world_readable(settings.source):
+        if any(urlsplit(feed.url).password for feed in settings.feeds):
+            warnings.append(f"{settings.source} holds a feed password and is readable by every user: chmod o-r it")
+    return warnings
+
+
+def _world_readable(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False
 
 
 # ── showing settings ──────────────────────────────────────────────────────────────────────

@@ -73,6 +73,15 @@ def html_to_text(markup: str) -> str:
     return clean_text(html.unescape(text))
 
 
+MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, cut with "…"
+
+
+def clean_title(markup: str) -> str:
+    """A headline as plain text, at most MAX_TITLE characters."""
+    title = html_to_text(markup)
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1].rstrip() + "…"
+
+
 def content_hash(title: str, text: str) -> str:
     """sha256 of a title and body as `clean_text` leaves them, insensitive to whitespace."""
     words = " ".join(title.split()) + "\n" + " ".join(text.split())
@@ -189,7 +198,7 @@ def normalize_entry(
     `text`: the entry's content as plain text, when the caller has converted it already.
     `scope`: the identity scope when the entry belongs to no stored feed (feed_id 0, backfill).
     """
-    title = html_to_text(entry.title) or "(untitled)"
+    title = clean_title(entry.title) or "(untitled)"
     text = html_to_text(entry.content_html) if text is None else text
     published, flag = publication_time(entry, now)
     marks = fingerprint(title, text, match_text(text, clutter, boilerplate))

@@ -77,6 +77,7 @@ def _looks_like_json(body: bytes, content_type: str) -> bool:
 
 def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
     headers = {"content-location": url} if url else {}
+    content_type = _trust_utf8(body, content_type)
     if content_type:
         headers["content-type"] = content_type
     parsed = feedparser.parse(
@@ -99,6 +100,26 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
         next_url=_link(feed, "next", url),
         prev_archive_url=_link(feed, "prev-archive", url),
     )
+
+
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)\"?", re.I)
+
+
+def _trust_utf8(body: bytes, content_type: str) -> str:
+    """The content type, without its charset when that charset is wrong for a UTF-8 body.
+
+    Servers often declare a legacy charset (iso-8859-1) for feeds written in UTF-8, and the HTTP
+    charset overrides the XML declaration: "Café" would be stored as "CafÃ©". A body that is valid
+    UTF-8 and holds non-ASCII bytes is UTF-8 (legacy text is almost never valid UTF-8 by chance).
+    """
+    match = _CHARSET.search(content_type)
+    if not match or match.group(1).lower().replace("_", "-") in ("utf-8", "utf8") or match.group(1).lower().startswith("utf-"):
+        return content_type
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return content_type
+    return _CHARSET.sub("", content_type) if not body.isascii() else content_type
 
 
 def _link(feed: Any, rel: str, base: str) -> str | None:

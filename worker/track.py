@@ -12,7 +12,8 @@ Usage::
 ``process(doc)`` is ``decide(doc)`` (pure: reads state, changes nothing) followed by
 ``observe(doc, decisions)`` (updates corpus statistics, background score statistics and, when
 enabled, the storyline profile). Call them separately when you need to, e.g. to decide for a
-preview without learning. The tracker never does I/O and keeps no globals; its memory is bounded
+preview without learning. The tracker never does I/O and keeps no state outside the instance
+(textproc memoises pure word functions, bounded); its memory is bounded
 by the config (window sizes), so its speed does not fall as the store grows.
 
 How a decision is made (docs/tracking.md has the measurements behind every step):
@@ -25,20 +26,33 @@ How a decision is made (docs/tracking.md has the measurements behind every step)
 3. Raw score = cosine(item, profile). Raw cosines are not comparable across storylines (a
    storyline seeded by long articles scores everything lower than one seeded by headlines), so
    each storyline keeps the distribution of the scores that *background* items get against it,
-   and the decision uses a normalised score ``(raw - mean_bg) / spread_bg``.
+   and the decision uses a normalised score: by default the margin above the storyline's 99th
+   background percentile (``normalization="tail"``). A logarithmic recency penalty is
+   subtracted first (long-silent storylines need a stronger match).
 4. The threshold on the normalised score is global; a storyline may override it.
+5. Confident follow-ups join the profile (adaptation), except near-duplicates of a member; the
+   background is re-scored when the profile has drifted from the one it was measured against.
+
+Speed (bench_speed.py): each item is analysed and vectorised once; its cosine with every
+storyline centroid comes from one pass over an inverted index of the centroids; reasons are
+computed only for follow-ups (and vetoes); backgrounds are kept sorted for O(1) quantiles;
+profiles are re-weighted with the current IDF every ``refresh_fraction`` of the DF window.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from bisect import bisect_left, insort
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Literal
 
-from worker.textproc import AliasTable, SpellingIndex, Token, is_title_case, names, phrases, tokenize
+from worker.textproc import AliasTable, SpellingIndex, Token, is_title_case, name_spans, phrases, tokenize
+
+NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
 
 # --------------------------------------------------------------------------- public data
 
@@ -129,8 +143,8 @@ ScoreMode = Literal["centroid", "nearest", "mix"]
 class TrackerConfig:
     """Every tunable, with the shipped default. Defaults were chosen on held-out stories."""
 
-    threshold: float = 0.035
-    """The global knob. normalization="none": the cosine threshold itself. "tail": the margin
+    threshold: float = 0.03
+    """The global knob (0.03: median of the knobs tuned on story halves, see docs/tracking.md). normalization="none": the cosine threshold itself. "tail": the margin
     above the storyline's background quantile. "zscore": standard deviations above the
     background mean. Every storyline thus gets its own effective threshold (Decision.threshold)."""
     normalization: Normalization = "tail"
@@ -149,8 +163,9 @@ class TrackerConfig:
     """Weight of the keyword pseudo-document in the profile, relative to one seed."""
     body_max_tokens: int = 400
     """Only the first N content tokens of the text count: the lead carries the story."""
-    profile_terms: int = 300
-    """Profile vectors keep their N heaviest features (speed, and less noise)."""
+    profile_terms: int = 150
+    """Profile vectors keep their N heaviest features: less noise (150 was at least as good
+    as 300 or 500 on the dev file, 100 was worse) and half the inverted-index postings."""
     df_window: int = 20000
     """Documents in the sliding window that gives document frequencies."""
     bg_window: int = 1000
@@ -185,14 +200,24 @@ class TrackerConfig:
     """...with this weight relative to a seed..."""
     adapt_rebuild_background: bool = True
     """After adapting, re-score the recent window so the background matches the new profile."""
+    adapt_rebuild_drift: float = 0.05
+    """...but only once the profile has moved this far (1 - cosine) from the one the background
+    was measured against: 0 rebuilds after every adoption."""
     adapt_max: int = 20
     """...and at most this many (oldest dropped first); seeds are never dropped."""
     adapt_guard: float = 0.0
     """Drift guard: the follow-up must also score >= threshold + guard against the seeds alone."""
+    adapt_duplicate: float = 0.9
+    """A follow-up this similar (cosine) to a member already in the profile is not adopted: a
+    syndicated copy or a re-publication adds nothing and would let one text weigh double."""
     refresh_every: int = 100
-    """Profiles are re-weighted with current IDF after this many observed documents."""
-    explain: Literal["all", "followups"] = "all"
-    """Compute reasons for every decision, or only for follow-ups (faster)."""
+    """Profiles are re-weighted with current IDF after this many observed documents..."""
+    refresh_fraction: float = 0.1
+    """...or after this fraction of the DF window, when that is more (IDF of a large window
+    moves slowly; the cost of a refresh per item stays bounded)."""
+    explain: Literal["all", "followups"] = "followups"
+    """Compute reasons for every decision, or only for follow-ups and vetoes (the product
+    stores reasons only for those; several times faster with many storylines)."""
     top_terms: int = 6
     default_aliases: tuple[tuple[str, ...], ...] = DEFAULT_ALIASES
     spelling_variants: bool = True
@@ -225,34 +250,48 @@ class _Member:
     is_seed: bool = True
 
 
+@dataclass(slots=True)
+class _Recent:
+    """An observed document kept for (re)building backgrounds: its analysis under the default
+    aliases and its unit vector under the IDF of the moment it arrived. Keeping the vector makes
+    a background rebuild a loop of dot products instead of re-analysing a thousand documents."""
+
+    id: str
+    doc: Doc
+    analysis: _Analysis
+    vector: dict[str, float]
+
+
 class _BackgroundStats:
     """Scores that non-follow-up items got against one storyline: a bounded window plus a prior.
 
     The window is bounded so that the cost is constant; the prior carries a new storyline
-    until it has seen enough background. The quantile is recomputed every ``_EVERY`` additions
-    (a sort of at most ``bg_window`` floats), not per decision.
+    until it has seen enough background. The scores are also kept sorted (``bisect``: an
+    insertion and a removal per item, both memmoves in C), so a quantile is a list lookup.
     """
 
-    _EVERY = 25
-    __slots__ = ("scores", "total", "total_sq", "cfg", "_quantile", "_stale")
+    __slots__ = ("scores", "ordered", "total", "total_sq", "cfg", "level")
 
     def __init__(self, config: TrackerConfig) -> None:
         self.cfg = config
-        self.scores: deque[float] = deque(maxlen=config.bg_window)
+        self.scores: deque[float] = deque()
+        self.ordered: list[float] = []
         self.total = 0.0
         self.total_sq = 0.0
-        self._quantile = 0.0
-        self._stale = 0
+        self.level = self._quantile()
+        """The quantile, kept current on every add: decisions read it 50 times per item."""
 
     def add(self, score: float) -> None:
-        if len(self.scores) == self.scores.maxlen:
-            old = self.scores[0]
+        if len(self.scores) >= self.cfg.bg_window:
+            old = self.scores.popleft()
+            del self.ordered[bisect_left(self.ordered, old)]
             self.total -= old
             self.total_sq -= old * old
         self.scores.append(score)
+        insort(self.ordered, score)
         self.total += score
         self.total_sq += score * score
-        self._stale += 1
+        self.level = self._quantile()
 
     def mean_std(self) -> tuple[float, float]:
         n = len(self.scores)
@@ -264,19 +303,20 @@ class _BackgroundStats:
         return mean, max(std, self.cfg.bg_min_std)
 
     def quantile(self) -> float:
-        n = len(self.scores)
-        if self._stale and (self._stale >= self._EVERY or n < 4 * self._EVERY):
-            ordered = sorted(self.scores)
-            self._quantile = ordered[min(int(self.cfg.bg_quantile * n), n - 1)] if n else 0.0
-            self._stale = 0
+        return self.level
+
+    def _quantile(self) -> float:
+        """The background quantile, shrunk towards the prior while the window is small."""
+        n = len(self.ordered)
+        q = self.ordered[min(int(self.cfg.bg_quantile * n), n - 1)] if n else 0.0
         k = self.cfg.bg_prior_n
-        return (n * self._quantile + k * self.cfg.bg_prior_quantile) / (n + k)
+        return (n * q + k * self.cfg.bg_prior_quantile) / (n + k)
 
     def normalize(self, score: float) -> float:
         """The score in units of the global knob (inverse of ``threshold``)."""
         mode = self.cfg.normalization
         if mode == "tail":
-            return score - self.quantile()
+            return score - self.level
         if mode == "zscore":
             mean, std = self.mean_std()
             return (score - mean) / std
@@ -286,7 +326,7 @@ class _BackgroundStats:
         """The storyline's effective threshold on the raw score."""
         mode = self.cfg.normalization
         if mode == "tail":
-            return self.quantile() + knob
+            return self.level + knob
         if mode == "zscore":
             mean, std = self.mean_std()
             return mean + knob * std
@@ -305,31 +345,53 @@ class _Storyline:
     backgrounds: tuple[_BackgroundStats, _BackgroundStats]
     """Background scores of (items with text, headline-only items): their scales differ."""
     last_activity: float
+    slot: int = -1
+    """Position of this storyline in the score accumulator of the inverted index."""
+    seed_ids: frozenset[str] = frozenset()
+    starts: float = 0.0
+    """Its last seed's publication time: older items are not decided against it."""
+    keyword_keys: tuple[tuple[str, str], ...] = ()
+    """(keyword as written, its feature key), to show keyword hits in the reasons."""
     followups: set[str] = field(default_factory=set)
     """Ids of recent follow-ups: not background when the background is rebuilt."""
+    total: dict[str, float] = field(default_factory=dict)
+    """Weighted sum of the members' unit vectors (and the keywords'): the profile before
+    the name boost, truncation and normalisation."""
     centroid: dict[str, float] = field(default_factory=dict)
     seed_centroid: dict[str, float] = field(default_factory=dict)
+    background_centroid: dict[str, float] = field(default_factory=dict)
+    """The profile the background scores were measured against (see adapt_rebuild_drift)."""
     adopted: int = 0
-
-
-def _sublinear(count: float) -> float:
-    return 1.0 + math.log(count) if count >= 1.0 else count
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
     norm = math.sqrt(sum(w * w for w in vector.values()))
     if norm == 0.0:
         return {}
-    return {f: w / norm for f, w in vector.items()}
+    scale = 1.0 / norm
+    return {f: w * scale for f, w in vector.items()}
 
 
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(f, 0.0) for f, w in a.items())
+    """Sparse dot product. The shared features are found by a set intersection of the key
+    views (in C), so Python only loops over the few features the vectors have in common."""
+    return sum([a[f] * b[f] for f in a.keys() & b.keys()])
 
 
-def _name_key(name: Sequence[str]) -> str:
+def _add_into(total: dict[str, float], vector: dict[str, float], weight: float) -> None:
+    get = total.get
+    for f, w in vector.items():
+        total[f] = get(f, 0.0) + weight * w
+
+
+def _heaviest(vec: dict[str, float], limit: int) -> dict[str, float]:
+    """The ``limit`` largest entries (all of them when there are no more)."""
+    if len(vec) <= limit:
+        return vec
+    return dict(heapq.nlargest(limit, vec.items(), key=itemgetter(1)))
+
+
+def _name_key(name: Iterable[str]) -> str:
     return " ".join(name)
 
 
@@ -342,14 +404,21 @@ class Tracker:
         self._storylines: dict[str, _Storyline] = {}
         # Document frequencies over a sliding window of observed documents.
         self._df: dict[str, int] = {}
-        self._window: deque[frozenset[str]] = deque()
+        self._window: deque[tuple[str, ...]] = deque()
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
-        # Recent analyses, to give a new storyline a background at once.
-        self._recent: deque[tuple[Doc, _Analysis]] = deque(maxlen=self.config.bg_init_docs)
+        # Recent documents, to give a new storyline its background at once.
+        self._recent: deque[_Recent] = deque(maxlen=self.config.bg_init_docs)
         self._spelling = SpellingIndex()
         self._since_refresh = 0
-        self._last_analysis: tuple[Doc, _Analysis] | None = None
+        self._last_analysis: tuple[Doc, _Analysis, dict[str, float] | None] | None = None
+        # Inverted index of the centroids of the storylines that use the default aliases:
+        # feature -> {storyline slot: weight}. Scoring an item against every storyline then
+        # costs one pass over the item's features instead of one dot product per storyline.
+        self._index: dict[str, dict[int, float]] = {}
+        self._indexed: dict[int, dict[str, float]] = {}
+        self._free_slots: list[int] = []
+        self._n_slots = 0
 
     # ------------------------------------------------------------------ corpus statistics
 
@@ -363,68 +432,86 @@ class Tracker:
         return math.log((n + 1) / (self._df.get(feature, 0) + 1)) + 1.0
 
     def _count(self, features: Iterable[str]) -> None:
-        fs = frozenset(features)
+        fs = tuple(features)  # keys of a dict: already distinct
+        df = self._df
         self._window.append(fs)
         for f in fs:
-            self._df[f] = self._df.get(f, 0) + 1
+            df[f] = df.get(f, 0) + 1
         if len(self._window) > self.config.df_window:
             for f in self._window.popleft():
-                left = self._df[f] - 1
+                left = df[f] - 1
                 if left:
-                    self._df[f] = left
+                    df[f] = left
                 else:
-                    del self._df[f]
+                    del df[f]
 
     # ------------------------------------------------------------------ analysis
 
-    def _tokens(self, text: str, trust_case: bool, aliases: AliasTable) -> list[Token]:
-        toks = tokenize(text, trust_case)
+    def _tokens(
+        self, text: str, trust_case: bool, aliases: AliasTable, limit: int | None = None
+    ) -> list[Token]:
+        toks = tokenize(text, trust_case, limit)
         if self.config.spelling_variants:
-            toks = [self._respell(t) for t in toks]
+            correct = self._spelling.correct
+            toks = [
+                t if not t.capital or (fixed := correct(t.norm)) is None else t._replace(norm=fixed)
+                for t in toks
+            ]
         return aliases.apply(toks)
-
-    def _respell(self, tok: Token) -> Token:
-        if not tok.capital:
-            return tok
-        fixed = self._spelling.correct(tok.norm)
-        return tok if fixed is None else Token(fixed, True, tok.clause, tok.sentence_start)
 
     def _analyze(self, doc: Doc, aliases: AliasTable | None = None) -> _Analysis:
         cfg = self.config
         table = aliases or self._default_aliases
         title = self._tokens(doc.title, not is_title_case(doc.title), table)
-        body = self._tokens(doc.text, True, table)[: cfg.body_max_tokens]
+        # Only the lead counts; tokenizing stops there (aliases can merge a few tokens, hence
+        # the cut again after them).
+        limit = cfg.body_max_tokens
+        body = self._tokens(doc.text, True, table, limit)[:limit]
         weights: dict[str, float] = {}
+        log = math.log
         for part, boost in ((body, 0.0), (title, cfg.title_weight)):
-            counts: dict[str, float] = {}
-            for t in part:
-                counts[t.norm] = counts.get(t.norm, 0.0) + 1.0
-            if cfg.phrase_weight > 0:
-                for p in phrases(part):
-                    counts[p] = counts.get(p, 0.0) + 1.0
-            for f, c in counts.items():
-                w = _sublinear(c) + boost
-                if " " in f:
-                    w *= cfg.phrase_weight
-                weights[f] = weights.get(f, 0.0) + w
-        found: dict[str, str] = {}
-        for part in (title, body):
-            for name in names(part):
-                found.setdefault(_name_key(name), " ".join(name))
+            # Counter counts in C: this is the inner loop of the whole tracker.
+            words = Counter([t.norm for t in part])
+            pairs = Counter(phrases(part)) if cfg.phrase_weight > 0 else Counter[str]()
+            for counts, scale in ((words, 1.0), (pairs, cfg.phrase_weight)):
+                for f, c in counts.items():
+                    w = ((1.0 + log(c) if c > 1 else 1.0) + boost) * scale
+                    weights[f] = weights.get(f, 0.0) + w
+        found: dict[str, str] = {}  # name key (aliases applied) → the name as written
+        texts = [doc.text[:NAME_CHARS]] + ([doc.title] if not is_title_case(doc.title) else [])
+        for text in texts:
+            for surface in name_spans(text):
+                key = _name_key([t.norm for t in self._tokens(surface, True, table)])
+                if key:
+                    found.setdefault(key, surface)
         return _Analysis(weights, found, len(body) < cfg.short_tokens)
 
     def _analyze_cached(self, doc: Doc) -> _Analysis:
         """decide() and observe() of one document share its analysis (default aliases)."""
-        if self._last_analysis is not None and self._last_analysis[0] is doc:
-            return self._last_analysis[1]
+        last = self._last_analysis
+        if last is not None and last[0] is doc:
+            return last[1]
         analysis = self._analyze(doc)
-        self._last_analysis = (doc, analysis)
+        self._last_analysis = (doc, analysis, None)
         return analysis
 
+    def _vector_cached(self, doc: Doc, analysis: _Analysis) -> dict[str, float]:
+        """The unit vector of the document last analysed, under the IDF of its first use."""
+        last = self._last_analysis
+        if last is not None and last[0] is doc and last[2] is not None:
+            return last[2]
+        vector = self._vector(analysis)
+        self._last_analysis = (doc, analysis, vector)
+        return vector
+
     def _vector(self, analysis: _Analysis, limit: int | None = None) -> dict[str, float]:
-        vec = {f: w * self.idf(f) for f, w in analysis.weights.items()}
-        if limit is not None and len(vec) > limit:
-            vec = dict(heapq.nlargest(limit, vec.items(), key=lambda kv: kv[1]))
+        # idf() inlined: this runs for every item and every profile refresh.
+        n1 = len(self._window) + self.config.df_prior_docs + 1.0
+        get = self._df.get
+        log = math.log
+        vec = {f: w * (log(n1 / (get(f, 0) + 1)) + 1.0) for f, w in analysis.weights.items()}
+        if limit is not None:
+            vec = _heaviest(vec, limit)
         return _unit(vec)
 
     # ------------------------------------------------------------------ storylines
@@ -446,12 +533,14 @@ class Tracker:
         kw_analysis = None
         name_features: set[str] = set()
         known: set[str] = set()
+        keyword_keys: list[tuple[str, str]] = []
         if spec.keywords:
             kw_doc = Doc(f"{spec.id}#keywords", "", ". ".join(spec.keywords), 0.0)
             kw_analysis = self._analyze(kw_doc, aliases)
             for kw in spec.keywords:
                 toks = [t.norm for t in self._tokens(kw, False, aliases)]
                 known.add(_name_key(toks))
+                keyword_keys.append((kw, _name_key(toks)))
                 name_features.update(toks)
                 name_features.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
         for group in spec.aliases:
@@ -480,7 +569,17 @@ class Tracker:
             name_features=name_features,
             backgrounds=(_BackgroundStats(cfg), _BackgroundStats(cfg)),
             last_activity=max((s.published for s in spec.seeds), default=0.0),
+            seed_ids=frozenset(s.id for s in spec.seeds),
+            keyword_keys=tuple(keyword_keys),
+            starts=max((s.published for s in spec.seeds), default=0.0),
         )
+        if spec.id in self._storylines:
+            self.remove_storyline(spec.id)
+        if self._free_slots:
+            story.slot = self._free_slots.pop()
+        else:
+            story.slot = self._n_slots
+            self._n_slots += 1
         self._storylines[spec.id] = story
         self._refresh_story(story)
         self._rebuild_background(story)
@@ -489,24 +588,30 @@ class Tracker:
         """Score the recent window (minus seeds and follow-ups) against the current profile.
 
         Done when a storyline starts, so it has a background at once, and when adaptation
-        changes its profile, so the background is measured on the same scale as new scores.
+        has moved its profile, so the background is measured on the same scale as new scores.
+        Vectors of recent items are cached, so this is one dot product per item.
         """
         cfg = self.config
         story.backgrounds = (_BackgroundStats(cfg), _BackgroundStats(cfg))
-        skip = {s.id for s in story.spec.seeds} | story.followups
-        for doc, analysis in self._recent:
-            if doc.id in skip:
+        story.background_centroid = story.centroid
+        skip = story.seed_ids | story.followups
+        own_aliases = story.aliases is not self._default_aliases
+        for r in self._recent:
+            if r.id in skip:
                 continue
-            if story.aliases is not self._default_aliases:
-                analysis = self._analyze(doc, story.aliases)
-            bg = self._background(story, analysis)
-            bg.add(self._similarity(story, self._vector(analysis)))
+            analysis, vector = r.analysis, r.vector
+            if own_aliases:
+                analysis = self._analyze(r.doc, story.aliases)
+                vector = self._vector(analysis)
+            central = _dot(vector, story.centroid)
+            self._background(story, analysis).add(self._similarity(story, vector, central))
         if len(story.followups) > 2 * cfg.bg_init_docs:
-            recent_ids = {doc.id for doc, _ in self._recent}
-            story.followups &= recent_ids
+            story.followups &= {r.id for r in self._recent}
 
     def remove_storyline(self, storyline_id: str) -> None:
         story = self._storylines.pop(storyline_id)
+        self._unindex(story.slot)
+        self._free_slots.append(story.slot)
         for f in story.name_features:
             if " " not in f:
                 self._spelling.remove(f)
@@ -516,93 +621,157 @@ class Tracker:
         return list(self._storylines)
 
     def _refresh_story(self, story: _Storyline) -> None:
+        """Re-weight every member with the current IDF and recompute the profile."""
         cfg = self.config
         total: dict[str, float] = {}
         seeds_only: dict[str, float] = {}
         for m in story.members:
             m.vector = self._vector(m.analysis)
-            for f, w in m.vector.items():
-                total[f] = total.get(f, 0.0) + m.weight * w
-                if m.is_seed:
-                    seeds_only[f] = seeds_only.get(f, 0.0) + w
+            _add_into(total, m.vector, m.weight)
+            if m.is_seed and story.adopted:
+                _add_into(seeds_only, m.vector, 1.0)
         if story.keyword_analysis is not None:
-            for f, w in self._vector(story.keyword_analysis).items():
-                total[f] = total.get(f, 0.0) + cfg.keyword_weight * w
-                seeds_only[f] = seeds_only.get(f, 0.0) + cfg.keyword_weight * w
-        if cfg.name_weight != 1.0:
-            for vec in (total, seeds_only):
-                for f in story.name_features:
-                    if f in vec:
-                        vec[f] *= cfg.name_weight
-        story.centroid = self._truncate(total)
-        story.seed_centroid = self._truncate(seeds_only) if story.adopted else story.centroid
+            keywords = self._vector(story.keyword_analysis)
+            _add_into(total, keywords, cfg.keyword_weight)
+            if story.adopted:
+                _add_into(seeds_only, keywords, cfg.keyword_weight)
+        story.total = total
+        self._set_centroid(story)
+        story.seed_centroid = self._profile(story, seeds_only) if story.adopted else story.centroid
+
+    def _set_centroid(self, story: _Storyline) -> None:
+        story.centroid = self._profile(story, story.total)
+        self._reindex(story)
+
+    def _profile(self, story: _Storyline, total: dict[str, float]) -> dict[str, float]:
+        """A unit profile vector from a sum of member vectors: names boosted, truncated."""
+        weight = self.config.name_weight
+        if weight != 1.0:
+            total = dict(total)
+            for f in story.name_features:
+                if f in total:
+                    total[f] *= weight
+        return self._truncate(total)
 
     def _truncate(self, vec: dict[str, float]) -> dict[str, float]:
-        limit = self.config.profile_terms
-        if len(vec) > limit:
-            vec = dict(heapq.nlargest(limit, vec.items(), key=lambda kv: kv[1]))
-        return _unit(vec)
+        return _unit(_heaviest(vec, self.config.profile_terms))
+
+    def _reindex(self, story: _Storyline) -> None:
+        sid = story.slot
+        self._unindex(sid)
+        if story.aliases is not self._default_aliases:
+            return  # its items are analysed with its own aliases: scored one by one
+        for f, w in story.centroid.items():
+            postings = self._index.get(f)
+            if postings is None:
+                self._index[f] = {sid: w}
+            else:
+                postings[sid] = w
+        self._indexed[sid] = story.centroid
+
+    def _unindex(self, sid: int) -> None:
+        old = self._indexed.pop(sid, None)
+        if old is None:
+            return
+        for f in old:
+            postings = self._index[f]
+            del postings[sid]
+            if not postings:
+                del self._index[f]
 
     def _refresh(self) -> None:
         for story in self._storylines.values():
             self._refresh_story(story)
         self._since_refresh = 0
 
+    def _refresh_due(self) -> bool:
+        """IDF is a statistic of the window, so profiles need re-weighting only once a fair
+        part of the window has changed: every ``refresh_every`` documents, or every
+        ``refresh_fraction`` of the window when that is more (constant cost per item)."""
+        cfg = self.config
+        every = max(cfg.refresh_every, int(cfg.refresh_fraction * len(self._window)))
+        return self._since_refresh >= every
+
     # ------------------------------------------------------------------ deciding
+
+    def _central_scores(self, vector: dict[str, float]) -> list[float]:
+        """Cosine of the item with the centroid of every indexed storyline, by slot."""
+        acc = [0.0] * self._n_slots
+        index = self._index
+        for f, w in vector.items():
+            postings = index.get(f)
+            if postings is not None:
+                for slot, cw in postings.items():
+                    acc[slot] += w * cw
+        return acc
 
     def decide(self, doc: Doc) -> list[Decision]:
         """One decision per live storyline (skipping storylines this doc seeds). Pure."""
-        cfg = self.config
         out: list[Decision] = []
-        default_analysis: _Analysis | None = None
-        default_vector: dict[str, float] | None = None
+        if not self._storylines:
+            return out
+        default_analysis = self._analyze_cached(doc)
+        default_vector = self._vector_cached(doc, default_analysis)
+        central = self._central_scores(default_vector)
         for story in self._storylines.values():
-            spec = story.spec
-            if any(s.id == doc.id for s in spec.seeds):
-                continue
+            if doc.id in story.seed_ids or doc.published < story.starts:
+                continue  # a storyline decides on what follows its seeds
             silence = max(doc.published - story.last_activity, 0.0)
-            if spec.expires_after is not None and silence > spec.expires_after:
+            expires = story.spec.expires_after
+            if expires is not None and silence > expires:
                 continue
             if story.aliases is self._default_aliases:
-                if default_analysis is None:
-                    default_analysis = self._analyze_cached(doc)
-                    default_vector = self._vector(default_analysis)
                 analysis, vector = default_analysis, default_vector
+                raw = self._similarity(story, vector, central[story.slot])
             else:
                 analysis = self._analyze(doc, story.aliases)
                 vector = self._vector(analysis)
-            assert vector is not None
-            raw = self._similarity(story, vector)
-            score = raw
-            if cfg.recency_penalty > 0.0:
-                score -= cfg.recency_penalty * math.log1p(silence / cfg.recency_scale)
-            knob = spec.threshold if spec.threshold is not None else cfg.threshold
-            bg = self._background(story, analysis)
-            threshold = bg.threshold(knob)
-            margin = bg.normalize(score)
-            veto = self._vetoed(story, analysis)
-            followup = margin >= knob and veto is None
-            reasons = None
-            novelty: tuple[str, ...] = ()
-            if cfg.explain == "all" or followup:
-                reasons = self._explain(story, analysis, vector, veto)
-            if followup:
-                novelty = tuple(
-                    surface
-                    for key, surface in analysis.names.items()
-                    if key not in story.known_names
-                )
-            out.append(
-                Decision(spec.id, doc.id, followup, score, threshold, raw, margin, reasons, novelty)
-            )
+                raw = self._similarity(story, vector, _dot(vector, story.centroid))
+            out.append(self._decision(story, doc, analysis, vector, raw, silence))
         return out
+
+    def _decision(
+        self,
+        story: _Storyline,
+        doc: Doc,
+        analysis: _Analysis,
+        vector: dict[str, float],
+        raw: float,
+        silence: float,
+    ) -> Decision:
+        """Recency, normalisation against the storyline's background, veto, reasons."""
+        cfg = self.config
+        spec = story.spec
+        score = raw
+        if cfg.recency_penalty > 0.0:
+            score -= cfg.recency_penalty * math.log1p(silence / cfg.recency_scale)
+        knob = spec.threshold if spec.threshold is not None else cfg.threshold
+        bg = self._background(story, analysis)
+        margin = bg.normalize(score)
+        followup = margin >= knob
+        veto = self._vetoed(story, analysis) if followup and story.exclude else None
+        if veto is not None:
+            followup = False
+        reasons = None
+        novelty: tuple[str, ...] = ()
+        # Reasons are what a person reads about a follow-up (or about a veto, which decided
+        # NO); other decisions need only score and threshold, and explaining costs a dot
+        # product per profile member.
+        if followup or veto is not None or cfg.explain == "all":
+            reasons = self._explain(story, analysis, vector, veto)
+        if followup:
+            known = story.known_names
+            novelty = tuple(s for key, s in analysis.names.items() if key not in known)
+        return Decision(
+            spec.id, doc.id, followup, score, bg.threshold(knob), raw, margin, reasons, novelty
+        )
 
     def _background(self, story: _Storyline, analysis: _Analysis) -> _BackgroundStats:
         return story.backgrounds[analysis.short and self.config.bg_split_short]
 
-    def _similarity(self, story: _Storyline, vector: dict[str, float]) -> float:
+    def _similarity(self, story: _Storyline, vector: dict[str, float], central: float) -> float:
+        """Score of an item against a storyline, given its cosine with the centroid."""
         mode = self.config.score_mode
-        central = _dot(vector, story.centroid)
         if mode == "centroid":
             return central
         nearest = max((_dot(vector, m.vector) for m in story.members), default=0.0)
@@ -626,19 +795,13 @@ class Tracker:
         vector: dict[str, float],
         veto: str | None,
     ) -> Reasons:
-        contrib = [
-            (f, w * story.centroid[f]) for f, w in vector.items() if f in story.centroid
-        ]
-        top = heapq.nlargest(self.config.top_terms, contrib, key=lambda kv: kv[1])
+        centroid = story.centroid
+        contrib = [(f, vector[f] * centroid[f]) for f in vector.keys() & centroid.keys()]
+        top = heapq.nlargest(self.config.top_terms, contrib, key=itemgetter(1))
         shown = tuple(
             surface for key, surface in analysis.names.items() if key in story.known_names
         )
-        kw_hits = tuple(
-            kw
-            for kw in story.spec.keywords
-            if _name_key([t.norm for t in self._tokens(kw, False, story.aliases)])
-            in analysis.weights
-        )
+        kw_hits = tuple(kw for kw, key in story.keyword_keys if key in analysis.weights)
         best_id, best = None, 0.0
         for m in story.members:
             sim = _dot(vector, m.vector)
@@ -660,27 +823,41 @@ class Tracker:
         if doc.id in self._seen:
             return
         cfg = self.config
-        analysis = self._observe_stats(doc)
-        self._recent.append((doc, analysis))
+        analysis = self._analyze_cached(doc)
+        # The vector under the IDF the decisions used (before this document is counted).
+        vector = self._vector_cached(doc, analysis)
+        self._observe_stats(doc)
+        self._recent.append(_Recent(doc.id, doc, analysis, vector))
         for d in decisions:
+            if d.followup:
+                self._learn_followup(doc, d, analysis)
+                continue
             story = self._storylines.get(d.storyline_id)
-            if story is None:
-                continue
-            if not d.followup:
+            if story is not None:
                 self._background(story, analysis).add(d.raw)
-                continue
-            story.followups.add(doc.id)
-            if d.score - d.threshold >= cfg.activity_margin:
-                story.last_activity = max(story.last_activity, doc.published)
-            if d.reasons is not None:
-                story.known_names.update(
-                    k for k in self._analyze(doc, story.aliases).names
-                )
-            if cfg.adapt and d.score >= d.threshold + cfg.adapt_margin:
-                self._adapt(story, doc, d)
         self._since_refresh += 1
-        if self._since_refresh >= cfg.refresh_every:
+        if self._refresh_due():
             self._refresh()
+
+    def _learn_followup(self, doc: Doc, d: Decision, analysis: _Analysis) -> None:
+        cfg = self.config
+        story = self._storylines.get(d.storyline_id)
+        if story is None:
+            return
+        story.followups.add(doc.id)
+        if d.score - d.threshold >= cfg.activity_margin:
+            story.last_activity = max(story.last_activity, doc.published)
+        vector = None
+        if story.aliases is not self._default_aliases:
+            analysis = self._analyze(doc, story.aliases)
+        else:
+            vector = self._vector_cached(doc, analysis)
+        if d.reasons is not None:
+            story.known_names.update(analysis.names)
+        if cfg.adapt and d.score >= d.threshold + cfg.adapt_margin:
+            duplicate = d.reasons is not None and d.reasons.closest_similarity >= cfg.adapt_duplicate
+            if not duplicate:
+                self._adapt(story, doc, analysis, vector or self._vector(analysis), d)
 
     def process(self, doc: Doc) -> list[Decision]:
         """decide() then observe(): the call the product makes per arriving item."""
@@ -697,26 +874,45 @@ class Tracker:
         self._count(analysis.weights)
         return analysis
 
-    def _adapt(self, story: _Storyline, doc: Doc, decision: Decision) -> None:
+    def _adapt(
+        self,
+        story: _Storyline,
+        doc: Doc,
+        analysis: _Analysis,
+        vector: dict[str, float],
+        decision: Decision,
+    ) -> None:
+        """Add a confident follow-up to the profile (bounded, oldest adopted dropped first).
+
+        The background is re-scored only when the profile has drifted from the one it was
+        measured against (cosine below 1 - adapt_rebuild_drift): early adoptions move a
+        4-seed profile a lot, later ones barely, and a rebuild costs one dot product per
+        recent item."""
         cfg = self.config
-        analysis = self._analyze(doc, story.aliases)
         if story.adopted:
-            raw_seed = _dot(self._vector(analysis), story.seed_centroid)
+            raw_seed = _dot(vector, story.seed_centroid)
             if raw_seed < decision.threshold + cfg.adapt_guard:
                 return
-        story.members.append(
-            _Member(doc.id, doc.published, cfg.adapt_weight, analysis, is_seed=False)
-        )
+        if not story.adopted:
+            story.seed_centroid = story.centroid  # the profile so far is the seeds' alone
+        # Incremental: add the new member to the sum of member vectors (and take out the
+        # oldest adopted one beyond adapt_max); the periodic refresh re-weights them all.
+        member = _Member(doc.id, doc.published, cfg.adapt_weight, analysis, vector, is_seed=False)
+        story.members.append(member)
+        _add_into(story.total, vector, cfg.adapt_weight)
         story.adopted += 1
         if story.adopted > cfg.adapt_max:
             for i, m in enumerate(story.members):
                 if not m.is_seed:
                     del story.members[i]
+                    _add_into(story.total, m.vector, -m.weight)
                     story.adopted -= 1
                     break
-        self._refresh_story(story)
+        self._set_centroid(story)
         if cfg.adapt_rebuild_background:
-            self._rebuild_background(story)
+            moved = 1.0 - _dot(story.centroid, story.background_centroid)
+            if moved >= cfg.adapt_rebuild_drift:
+                self._rebuild_background(story)
 
 
 def with_overrides(config: TrackerConfig, **changes: object) -> TrackerConfig:

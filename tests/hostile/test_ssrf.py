@@ -1,0 +1,119 @@
+"""SSRF through the whole worker: feeds on made-up public names (an injected resolver answers
+public addresses, and a connect hook dials them on 127.0.0.1) that redirect, or whose DNS answer
+moves, onto cloud metadata, private ranges or loopback. Each is refused before any connection is
+attempted, recorded on its feed, and the good feed of the same cycle is read.
+
+Proof that no packet goes anywhere but 127.0.0.1: a Python audit hook sees every
+`socket.connect` of this process during the cycles, and every address it saw is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Clock
+from tests.feedserver import FeedServer, Reply, rss
+from worker import pipeline, store
+from worker.config import load_settings
+from worker.fetch import Network, is_public_address
+
+_CONNECTS: list[Any] = []
+_RECORDING: list[bool] = [False]
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect" and _RECORDING[0]:
+        _CONNECTS.append(args[1])
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed: this one records only while a test asks
+
+
+@pytest.fixture
+def connects() -> Iterator[list[Any]]:
+    _CONNECTS.clear()
+    _RECORDING[0] = True
+    try:
+        yield _CONNECTS
+    finally:
+        _RECORDING[0] = False
+
+
+class PublicNames:
+    """Names answer public addresses (or what a test sets); dials go to 127.0.0.1 and are recorded."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.answers = {"news.example": ["93.184.216.34"], "rebind.example": ["93.184.216.35"],
+                        "metadata.internal": ["169.254.169.254"], "intranet.example": ["10.20.30.40"]}
+        self.dialled: list[tuple[str, int]] = []
+
+    def resolve(self, host: str) -> list[str]:
+        return list(self.answers.get(host, [host]))
+
+    def on_connect(self, ip: str, port: int) -> tuple[str, int]:
+        self.dialled.append((ip, port))
+        return "127.0.0.1", self.port
+
+
+REDIRECTS = {
+    "/to-metadata": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "/to-metadata-name": "http://metadata.internal/computeMetadata/v1/",
+    "/to-private": "http://10.0.0.5/admin",
+    "/to-private-name": "http://intranet.example/admin",
+    "/to-loopback": "http://127.0.0.1:{port}/internal",
+    "/to-loopback-v6": "http://[::1]:{port}/internal",
+    "/to-mapped": "http://[::ffff:127.0.0.1]:{port}/internal",
+    "/to-cgnat": "http://100.64.1.1/",
+    "/to-zero": "http://0.0.0.0:{port}/internal",
+}
+
+
+def test_no_public_feed_reaches_a_private_address(tmp_path: Path, connects: list[Any]) -> None:
+    with FeedServer() as server:
+        for path, target in REDIRECTS.items():
+            server.routes[path] = Reply(302, headers={"Location": target.format(port=server.port)})
+        server.routes["/internal"] = Reply(body=rss([("secret", "Internal admin page", "<p>private</p>")]))
+        server.routes["/good"] = Reply(body=rss([("g1", "Public story", "<p>Public text.</p>")]))
+        server.routes["/rebind"] = Reply(body=rss([("r1", "Rebind story", "<p>First answer was public.</p>")]))
+        urls = [f"http://news.example:{server.port}{p}" for p in [*REDIRECTS, "/good"]]
+        urls.append(f"http://rebind.example:{server.port}/rebind")
+        feeds = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in urls)
+        config = tmp_path / "storywatch.toml"
+        config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n{feeds}'))
+        settings = load_settings(config)
+        db = store.open_store(settings.storage.path)
+        clock = Clock()
+        pipeline.initialize(db, settings, clock())
+        names = PublicNames(server.port)
+        rt = pipeline.open_runtime(db, settings, network=Network(names.resolve, names.on_connect), clock=clock)
+        try:
+            first = pipeline.poll_feeds(rt)
+            names.answers["rebind.example"] = ["127.0.0.1"]  # DNS rebinding since the last poll
+            clock.advance(dt.timedelta(hours=2))
+            second = pipeline.poll_feeds(rt, force=True)
+        finally:
+            rt.close()
+
+        rows = {r["url"]: r for r in db.query("SELECT * FROM feeds")}
+        for path in REDIRECTS:
+            error = rows[f"http://news.example:{server.port}{path}"]["last_error"] or ""
+            assert error.startswith("refused to connect to ") and "a public feed may not be moved onto" in error, (path, error)
+        rebind = rows[f"http://rebind.example:{server.port}/rebind"]
+        assert "refused to connect to rebind.example (127.0.0.1)" in (rebind["last_error"] or "")
+        assert rows[f"http://news.example:{server.port}/good"]["last_error"] is None
+        titles = sorted(r["title"] for r in db.query("SELECT title FROM items"))
+        assert titles == ["Public story", "Rebind story"]  # the rebind story from the first, public, answer
+        assert "/internal" not in server.paths()
+        assert {ip for ip, _ in names.dialled} == {"93.184.216.34", "93.184.216.35"}
+        assert all(is_public_address(ip) for ip, _ in names.dialled)
+        assert first.count("error") == len(REDIRECTS) and second.count("error") == len(REDIRECTS) + 1
+    assert connects, "the audit hook should have seen the connections to the feed server"
+    assert {address[0] for address in connects} == {"127.0.0.1"}, connects
