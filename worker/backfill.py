@@ -21,6 +21,7 @@ import datetime as dt
 import gzip
 import hashlib
 import heapq
+import itertools
 import json
 import os
 import pickle
@@ -413,12 +414,19 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     tracking = storylines.Tracking(settings.tracking) if options.track else None
     batch: list[Item] = []
     stored = 0
-    for _, _, _, item in merged:
+    first = next(merged, None)
+    if first is None:
+        return
+    if tracking is not None:  # built from the history before the first item, outside any write transaction
+        tracking.current(db, first[0])
+    for _, _, _, item in itertools.chain([first], merged):
         batch.append(item)
         if len(batch) >= BATCH:
             stored += _store_batch(db, window, tracking, batch, now, summary)
             report("store", stored, total)
             batch = []
+            if stored % (BATCH * 20) == 0:
+                store.index_pending(db)  # searchable as it goes, in short transactions
     if batch:
         stored += _store_batch(db, window, tracking, batch, now, summary)
         report("store", stored, total)

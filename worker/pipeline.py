@@ -618,6 +618,8 @@ def poll_feeds(
     """Poll the due feeds (all with `force`, one with `feed_url`): fetch in parallel, store in order."""
     started_at, clock_start = rt.clock(), time.monotonic()
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
+    if feeds:
+        rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
     reports = list(_poll(rt, feeds, no_cache))
     store.index_pending(rt.db)
     store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))

@@ -560,19 +560,24 @@ def _last_id(db: Database) -> int:
     return int(row[0])
 
 
+FTS_CHUNK = 2000  # items indexed per transaction: another process never waits long for the write lock
+
+
 def index_pending(db: Database) -> int:
-    """Add the items stored since the last call to the full-text index, in one statement."""
-    with transaction(db):
-        upto = int(db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
-        newest = _last_id(db)
-        if newest <= upto:
-            return 0
-        added = db.execute(
-            "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items WHERE id > ? ORDER BY id",
-            [upto],
-        ).rowcount
-        db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [newest])
-    return added
+    """Add the items stored since the last call to the full-text index, a chunk of ids per
+    transaction (a backfill may leave 100,000 to index while the daemon wants to write)."""
+    added = 0
+    while True:
+        with transaction(db):
+            upto = int(db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()[0])
+            newest = min(_last_id(db), upto + FTS_CHUNK)
+            if newest <= upto:
+                return added
+            added += db.execute(
+                "INSERT INTO items_fts(rowid, title, text) SELECT id, title, text FROM items "
+                "WHERE id > ? AND id <= ? ORDER BY id", [upto, newest],
+            ).rowcount
+            db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", [newest])
 
 
 def _cluster_of(db: Database, place: Placement, ids: list[int]) -> int | None:
