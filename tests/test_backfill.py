@@ -245,3 +245,13 @@ def test_backfill_beside_the_running_daemon(tmp_path: Path) -> None:
     assert "database is locked" not in err + daemon_err
     rows = snapshot(tmp_path / "sw.db")[0]
     assert len(rows) == total + 30 and len({r[0] for r in rows}) == len(rows)
+
+
+def test_near_copies_within_one_file_stay_apart_as_within_one_feed(cli: Cli, tmp_path: Path) -> None:
+    rng = random.Random(4)
+    title, text = article(rng, 1500)
+    day = dt.datetime(2024, 3, 1, tzinfo=UTC)
+    rss_file(tmp_path / "one.xml", "one", [("x", title, text, day),
+                                           ("y", title + " (part 2)", text.replace(".", ";", 2), day + dt.timedelta(hours=1))])
+    summary = json.loads(cli("backfill", str(tmp_path / "one.xml"), "--json").stdout)
+    assert (summary["items_new"], summary["near_duplicates"]) == (2, 0)

@@ -97,6 +97,7 @@ class Summary:
     sources_failed: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    entries_by_source: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"sources_read": self.sources_read, "entries": self.entries, "items_new": self.items_new,
@@ -104,7 +105,7 @@ class Summary:
                 "already_stored": self.already_stored, "outside_period": self.outside_period,
                 "revisions": self.revisions, "followups": dict(sorted(self.followups.items())),
                 "sources_failed": self.sources_failed, "warnings": self.warnings,
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "entries_by_source": self.entries_by_source}
 
 
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
@@ -399,6 +400,7 @@ def _account(spooled: Spooled, summary: Summary) -> None:
     else:
         summary.sources_read += 1
     summary.entries += spooled.entries
+    summary.entries_by_source[spooled.label] = spooled.entries
     summary.outside_period += spooled.entries - spooled.items - len(spooled.line_errors) if spooled.entries else 0
     summary.warnings += [f"{spooled.label}: {e}" for e in spooled.line_errors]
 

@@ -49,7 +49,7 @@ import unicodedata
 import numpy as np
 import numpy.typing as npt
 
-from worker.models import Fingerprint, Indexed, Item, Stored
+from worker.models import Fingerprint, Indexed, Item, Stored, index_source
 
 PERMUTATIONS = 64
 BANDS, ROWS = 32, 2
@@ -364,7 +364,7 @@ class _Rows:
 
     def entry(self, row: int, signature: bytes) -> Indexed:
         feed = int(self.feed[row])
-        return Indexed(int(self.item[row]), None if feed < 0 else feed, int(self.cluster[row]),
+        return Indexed(int(self.item[row]), None if feed == -1 else feed, int(self.cluster[row]),
                        dt.datetime.fromtimestamp(int(self.published[row]), dt.timezone.utc), signature,
                        self.titles[row], int(self.words[row]))
 
@@ -467,7 +467,7 @@ class Index:
         keep = (
             r.alive[rows]
             & (r.item[rows] != item.item_id)
-            & ((r.feed[rows] < 0) | (r.feed[rows] != feed))
+            & ((r.feed[rows] == -1) | (r.feed[rows] != feed))
             & (np.abs(r.published[rows] - int(item.published.timestamp())) <= int(self.window.total_seconds()))
         )
         return np.asarray(rows[keep], dtype=np.int64)
@@ -618,8 +618,8 @@ def _judge_new(
 def indexed(item: Item, item_id: int, cluster_id: int) -> Indexed:
     marks = item.fingerprint
     assert marks is not None
-    return Indexed(item_id, item.feed_id, cluster_id, item.published_at, marks.signature,
-                   marks.title_key, marks.words)
+    return Indexed(item_id, index_source(item.feed_id, item.identity), cluster_id, item.published_at,
+                   marks.signature, marks.title_key, marks.words)
 
 
 def _judge_seen(item: Item, stored: Stored, clutter: Clutter, boilerplate: frozenset[str]) -> Verdict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,17 @@ class Fingerprint:
     signature: bytes  # MinHash: of word 3-shingles, or of single words for short items
     title_key: str  # the headline, lower-cased, punctuation and spacing removed
     words: int  # words in the match text
+
+
+def index_source(feed_id: int | None, identity: str) -> int | None:
+    """Who published an item, as the dedupe index tells sources apart (copies within one source
+    are never folded): its feed, or for a backfilled document that belongs to no stored feed a
+    negative number made from its identity scope ("backfill:KEY"); None: unknown."""
+    if feed_id is not None:
+        return feed_id
+    if identity.startswith("backfill:"):
+        return -2 - zlib.crc32(identity.split(":", 2)[1].encode()) % 2**30
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
 from worker.models import (
     Feed, FeedHealth, FetchHistory, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
-    StoreStatus, StorylineDef, StorylineSummary, TimelineEntry,
+    StoreStatus, StorylineDef, StorylineSummary, TimelineEntry, index_source,
 )
 
 PAGE_SIZE = 8192
@@ -696,7 +696,7 @@ def index_entries(
     """Fingerprints of the items published in [since, until] (of one feed, when given), oldest
     first, to rebuild the index."""
     sql = (
-        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, words FROM items "
+        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, words, identity FROM items "
         "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL"
     )
     params: list[Any] = [to_iso(since), to_iso(until)]
@@ -704,7 +704,7 @@ def index_entries(
         sql += " AND feed_id = ?"
         params.append(feed_id)
     for row in db.execute(sql + " ORDER BY published_at, id", params):
-        yield Indexed(row[0], row[1], row[2], from_iso(row[3]), row[4], row[5], row[6])
+        yield Indexed(row[0], index_source(row[1], row[7]), row[2], from_iso(row[3]), row[4], row[5], row[6])
 
 
 def unprinted_items(db: Database, limit: int = 1000) -> list[dict[str, Any]]:
