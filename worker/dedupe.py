@@ -320,13 +320,10 @@ class _Bands:
         hits = [np.array(found, dtype=np.int64)]
         if len(self._keys):
             start = np.searchsorted(self._keys, keys)
-            inside = start < len(self._keys)
-            matched = keys[inside] == self._keys[start[inside]]
-            for first in start[inside][matched].tolist():  # usually none: a new story shares no band
-                last = first
-                while last < len(self._keys) and self._keys[last] == self._keys[first]:
-                    last += 1
-                hits.append(self._key_rows[first:last].astype(np.int64))
+            end = np.searchsorted(self._keys, keys, side="right")
+            for first, last in zip(start.tolist(), end.tolist()):  # usually empty: a new story shares no band
+                if last > first:
+                    hits.append(self._key_rows[first:last].astype(np.int64))
         return np.unique(np.concatenate(hits))
 
     def estimates(self, rows: npt.NDArray[np.int64], signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.float64]:
