@@ -661,14 +661,31 @@ def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedRepo
     the same hot pages (indexes, full-text segments) once a feed. A crash loses at most this
     batch, feed state included, so those feeds are simply fetched again.
     """
-    if not prepared:
-        return []
-    try:
-        with store.transaction(rt.db):
-            return [ingest(rt, p) for p in prepared]
-    except Exception as exc:  # the commit itself failed (disk full?): nothing of the batch is stored
-        logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(prepared), error=str(exc))
-        return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in prepared]
+    reports: list[FeedReport] = []
+    for group in _groups(prepared):
+        try:
+            with store.transaction(rt.db):
+                reports += [ingest(rt, p) for p in group]
+        except Exception as exc:  # the commit itself failed (disk full?): nothing of the group is stored
+            logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
+            reports += [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
+    return reports
+
+
+GROUP_ITEMS = 1000  # entries per grouped transaction: other processes get the write lock often
+
+
+def _groups(prepared: Sequence[Prepared]) -> Iterator[list[Prepared]]:
+    group: list[Prepared] = []
+    size = 0
+    for p in prepared:
+        if group and size + len(p.items) > GROUP_ITEMS:
+            yield group
+            group, size = [], 0
+        group.append(p)
+        size += len(p.items)
+    if group:
+        yield group
 
 
 def prune_items(rt: Runtime, now: dt.datetime) -> int:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -349,13 +350,31 @@ def transaction(db: Database) -> Iterator[Database]:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    _begin(db)
     try:
         yield db
     except BaseException:
         db.rollback()  # a no-op if the error already ended the transaction
         raise
     db.conn.execute("COMMIT")
+
+
+LOCK_RETRIES = 3  # busy timeouts waited for the write lock before giving up
+
+
+def _begin(db: Database) -> None:
+    """Take the write lock, waiting up to the busy timeout LOCK_RETRIES times: SQLite's busy
+    handler is not a queue, so under several busy writers one may lose every race for a while.
+    Nothing has been written yet, so trying again is safe."""
+    for attempt in range(1, LOCK_RETRIES + 1):
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == LOCK_RETRIES:
+                raise
+            logger.warning("The store is busy (another process is writing); waiting again ({n}/{max})",
+                           n=attempt, max=LOCK_RETRIES - 1)
 
 
 # ── feeds ─────────────────────────────────────────────────────────────────────────────────
