@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import store, textproc
+from worker import store
 from worker.config import StorylineConfig, TrackingSettings
 from worker.models import FollowUp, Stored, StorylineDef
 from worker.track import Decision, Doc, StorylineSpec, Tracker, TrackerConfig
@@ -126,7 +126,7 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
         found += [followup_of(d) for d in decisions if d.followup and d.storyline_id in looking_back]
         if emerging is not None and not any(d.followup for d in decisions):
-            emerging.add(by_id[doc.id], tracker)
+            emerging.add(by_id[doc.id], doc, tracker)
     with store.transaction(db):
         store.save_followups(db, found, now)
         store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
@@ -163,9 +163,10 @@ class Emerging:
         self.by_term: dict[str, list[_Group]] = {}
         self.groups: list[_Group] = []
 
-    def add(self, item: Stored, tracker: Tracker) -> _Group | None:
-        """Place the item; the group it completes or grows, if that group is now a suggestion."""
-        features = item_features(item.title, item.text)
+    def add(self, item: Stored, doc: Doc, tracker: Tracker) -> _Group | None:
+        """Place the item (`doc`: the item as just processed by `tracker`); the group it completes
+        or grows, if that group is now a suggestion."""
+        features = tracker.features(doc)
         terms = key_terms(features, tracker)
         if len(terms) < SHARED_TERMS:
             return None
@@ -211,18 +212,10 @@ def _source(item: Stored) -> str:
     return item.publisher or str(item.feed_id)
 
 
-def item_features(title: str, text: str) -> Counter[str]:
-    """Words (stemmed, no stop words) and repeated word pairs of an item, with their counts."""
-    tokens = textproc.tokenize(title, not textproc.is_title_case(title)) + textproc.tokenize(text[:3000])
-    counts = Counter(t.norm for t in tokens if not t.norm.isdigit())
-    pairs = Counter(textproc.phrases(tokens))
-    counts.update({pair: n for pair, n in pairs.items() if n > 1})  # a pair said once is mostly noise
-    return counts
-
-
-def key_terms(features: Counter[str], tracker: Tracker) -> list[str]:
-    """An item's most distinctive features: rare in the recent window, frequent in the item."""
-    ranked = sorted(features, key=lambda f: (-(1 + features[f] ** 0.5) * tracker.idf(f), f))
+def key_terms(features: dict[str, float], tracker: Tracker) -> list[str]:
+    """An item's most distinctive words and word pairs: weighty in the item (the tracker's term
+    weights: repeated, in the title), rare in the recent window; numbers are no topic."""
+    ranked = sorted((f for f in features if not f.isdigit()), key=lambda f: (-features[f] * tracker.idf(f), f))
     return ranked[:TERMS_PER_ITEM]
 
 
@@ -262,10 +255,11 @@ class Tracking:
         found: list[FollowUp] = []
         grown: dict[int, _Group] = {}
         for item in items:
-            decisions = tracker.process(doc_of(item))
+            doc = doc_of(item)
+            decisions = tracker.process(doc)
             followups = [followup_of(d) for d in decisions if d.followup]
             found += followups
-            if suggest and not followups and (group := self.emerging.add(item, tracker)) is not None:
+            if suggest and not followups and (group := self.emerging.add(item, doc, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
             store.save_followups(db, found, now)

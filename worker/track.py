@@ -865,6 +865,11 @@ class Tracker:
         self.observe(doc, decisions)
         return decisions
 
+    def features(self, doc: Doc) -> dict[str, float]:
+        """The document's words and word pairs with their term weights (title counted more), as
+        scoring sees them; free right after process(doc), which analysed it."""
+        return self._analyze_cached(doc).weights
+
     def _observe_stats(self, doc: Doc) -> _Analysis:
         self._seen.add(doc.id)
         self._seen_order.append(doc.id)
