@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.corpus import article
 from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
 from worker import evaluate, normalize, pipeline, store, storylines
@@ -139,12 +141,19 @@ def test_items_outside_every_storyline_that_cluster_become_a_suggestion(korea: W
         ("e3", "Villagers near Etna watch lava approach",
          "Residents of villages on the slopes of Etna watched lava advance as the eruption continued; Catania airport stays shut."),
     ]
+    # Word statistics first: a week of unrelated news, so that "etna" is distinctive and "said" is not.
+    rng = random.Random(2)
+    background = [(f"bg{n}", *article(rng, 700)) for n in range(220)]
     other = FeedServer().__enter__()
     try:
-        other.routes["/sicily"] = Reply(body=rss(etna[1:], title="Sicily news", date="Sun, 22 Nov 2026 09:00:00 GMT"))
-        korea.server.routes["/korea"] = Reply(body=rss(etna[:1], date="Sun, 22 Nov 2026 08:00:00 GMT"))
+        calm = ("s0", "Mild week in Sicily", "<p>Sunshine and mild temperatures across Sicily this week.</p>")
+        other.routes["/sicily"] = Reply(body=rss([calm], title="Sicily news", date="Sun, 15 Nov 2026 09:00:00 GMT"))
+        korea.server.routes["/korea"] = Reply(body=rss(background, date="Sun, 15 Nov 2026 09:00:00 GMT"))
         korea.config.write_text(korea.config.read_text() + f'\n[[feeds]]\nurl = "{other.url("/sicily")}"\nname = "Sicily"\n')
         korea.poll()
+        other.routes["/sicily"] = Reply(body=rss([calm, *etna[1:]], title="Sicily news", date="Sun, 22 Nov 2026 09:00:00 GMT"))
+        korea.server.routes["/korea"] = Reply(body=rss(background + etna[:1], date="Sun, 22 Nov 2026 08:00:00 GMT"))
+        korea.poll(force=True)
     finally:
         other.__exit__()
     found = store.suggestions(korea.db)

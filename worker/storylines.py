@@ -139,63 +139,78 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
 # ── emerging stories ─────────────────────────────────────────────────────────────────────────
 
 TERMS_PER_ITEM = 12
-SHARED_TERMS = 3  # an item joins a group when it mentions this many of the group's key terms
+LOOKUP_TERMS = 30  # an item's terms compared with the groups' cores
+SHARED_TERMS = 3  # an item joins a group when this many of its key terms are among the group's
 MIN_ITEMS, MIN_SOURCES = 3, 2
+MIN_WINDOW = 200  # documents seen before word statistics can tell a distinctive term from a common one
+MAX_GROUP = 200  # a group this big is no longer an emerging story: it stops growing
 
 
 @dataclass(eq=False)
 class _Group:
     items: list[Stored]
-    terms: Counter[str] = field(default_factory=Counter)  # its items' key terms
+    terms: Counter[str] = field(default_factory=Counter)  # its items' key terms, counted
     sources: set[str] = field(default_factory=set)
+    core: set[str] = field(default_factory=set)  # its most common key terms: what an item must share
 
 
 class Emerging:
     """Originals that match no storyline, grouped by the key terms they share (single pass: an
-    item joins the recent group whose key terms it mentions most). A group of 3 or more items
-    from 2 or more sources within `days` becomes a suggested storyline.
+    item joins the recent group whose core terms it shares most, at least 3). A group of 3 or
+    more items from 2 or more sources within `days` becomes a suggested storyline.
 
-    An inverted index from key term to groups keeps the cost per item independent of how many
-    groups are open."""
+    Only a group's core (its 12 most common key terms) attracts items, so a group cannot snowball
+    into "everything"; an inverted index from core term to groups keeps the cost per item
+    independent of how many groups are open."""
 
     def __init__(self, days: int) -> None:
         self.span = dt.timedelta(days=days)
         self.by_term: dict[str, list[_Group]] = {}
         self.groups: list[_Group] = []
+        self._swept: dt.datetime | None = None
 
     def add(self, item: Stored, doc: Doc, tracker: Tracker) -> _Group | None:
         """Place the item (`doc`: the item as just processed by `tracker`); the group it completes
         or grows, if that group is now a suggestion."""
-        features = tracker.features(doc)
-        terms = key_terms(features, tracker)
+        if tracker.n_docs < MIN_WINDOW:
+            return None
+        wide = key_terms(tracker.features(doc), tracker, LOOKUP_TERMS)
+        terms = wide[:TERMS_PER_ITEM]
         if len(terms) < SHARED_TERMS:
             return None
         self._forget_before(item.published_at - self.span)
         mentions: Counter[int] = Counter()
         groups: dict[int, _Group] = {}
-        for feature in features:
-            for group in self.by_term.get(feature, ()):
-                mentions[id(group)] += 1
-                groups[id(group)] = group
+        for term in wide:  # a short text's 12 best terms may miss words the group is built on
+            for group in self.by_term.get(term, ()):
+                if term in group.core and len(group.items) < MAX_GROUP:
+                    mentions[id(group)] += 1
+                    groups[id(group)] = group
         best = max(mentions, key=lambda g: (mentions[g], -groups[g].items[0].id), default=None)
         if best is None or mentions[best] < SHARED_TERMS:
-            self._index(_Group([item], Counter(terms), {_source(item)}), terms)
+            group = _Group([item], Counter(terms), {_source(item)})
+            self.groups.append(group)
+            self._recore(group)
             return None
         group = groups[best]
         group.items.append(item)
         group.sources.add(_source(item))
-        self._index(group, [t for t in terms if t not in group.terms])
         group.terms.update(terms)
+        self._recore(group)
         return group if len(group.items) >= MIN_ITEMS and len(group.sources) >= MIN_SOURCES else None
 
-    def _index(self, group: _Group, terms: Iterable[str]) -> None:
-        if len(group.items) == 1:
-            self.groups.append(group)
-        for term in terms:
+    def _recore(self, group: _Group) -> None:
+        core = {t for t, _ in group.terms.most_common(TERMS_PER_ITEM)}
+        for term in core - group.core:
             self.by_term.setdefault(term, []).append(group)
+        group.core = core
 
     def _forget_before(self, start: dt.datetime) -> None:
-        """Groups whose newest item is older than the span stop taking items."""
+        """Groups whose newest item is older than the span stop taking items (swept at most ten
+        times a span: a scan of every open group)."""
+        if self._swept is not None and start - self._swept < self.span / 10:
+            return
+        self._swept = start
         stale = {id(g) for g in self.groups if g.items[-1].published_at < start}
         if not stale:
             return
@@ -212,11 +227,11 @@ def _source(item: Stored) -> str:
     return item.publisher or str(item.feed_id)
 
 
-def key_terms(features: dict[str, float], tracker: Tracker) -> list[str]:
+def key_terms(features: dict[str, float], tracker: Tracker, count: int = TERMS_PER_ITEM) -> list[str]:
     """An item's most distinctive words and word pairs: weighty in the item (the tracker's term
     weights: repeated, in the title), rare in the recent window; numbers are no topic."""
     ranked = sorted((f for f in features if not f.isdigit()), key=lambda f: (-features[f] * tracker.idf(f), f))
-    return ranked[:TERMS_PER_ITEM]
+    return ranked[:count]
 
 
 def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:
