@@ -20,6 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from loguru import logger
 from sqlite_utils import Database
@@ -146,9 +147,17 @@ MIN_WINDOW = 200  # documents seen before word statistics can tell a distinctive
 MAX_GROUP = 200  # a group this big is no longer an emerging story: it stops growing
 
 
+class _Member(NamedTuple):
+    """What a group keeps of an item (not its text: thousands of groups are open at once)."""
+
+    id: int
+    published_at: dt.datetime
+    title: str
+
+
 @dataclass(eq=False)
 class _Group:
-    items: list[Stored]
+    items: list[_Member]
     terms: Counter[str] = field(default_factory=Counter)  # its items' key terms, counted
     sources: set[str] = field(default_factory=set)
     core: set[str] = field(default_factory=set)  # its most common key terms: what an item must share
@@ -188,12 +197,12 @@ class Emerging:
                     groups[id(group)] = group
         best = max(mentions, key=lambda g: (mentions[g], -groups[g].items[0].id), default=None)
         if best is None or mentions[best] < SHARED_TERMS:
-            group = _Group([item], Counter(terms), {_source(item)})
+            group = _Group([_member(item)], Counter(terms), {_source(item)})
             self.groups.append(group)
             self._recore(group)
             return None
         group = groups[best]
-        group.items.append(item)
+        group.items.append(_member(item))
         group.sources.add(_source(item))
         group.terms.update(terms)
         self._recore(group)
@@ -221,6 +230,10 @@ class Emerging:
                 self.by_term[term] = kept
             else:
                 del self.by_term[term]
+
+
+def _member(item: Stored) -> _Member:
+    return _Member(item.id, item.published_at, item.title)
 
 
 def _source(item: Stored) -> str:

@@ -42,6 +42,7 @@ profiles are re-weighted with the current IDF every ``refresh_fraction`` of the 
 from __future__ import annotations
 
 import heapq
+from array import array
 import math
 from bisect import bisect_left, insort
 from collections import Counter, deque
@@ -402,9 +403,11 @@ class Tracker:
         self.config = config or TrackerConfig()
         self._default_aliases = AliasTable.build(self.config.default_aliases)
         self._storylines: dict[str, _Storyline] = {}
-        # Document frequencies over a sliding window of observed documents.
-        self._df: dict[str, int] = {}
-        self._window: deque[tuple[str, ...]] = deque()
+        # Document frequencies over a sliding window of observed documents, keyed by the
+        # feature's hash: the window then keeps 8 bytes a feature instead of its string (a
+        # 20,000-document window of strings took ~300 MB).
+        self._df: dict[int, int] = {}
+        self._window: deque[array[int]] = deque()
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         # Recent documents, to give a new storyline its background at once.
@@ -429,10 +432,10 @@ class Tracker:
     def idf(self, feature: str) -> float:
         """Smoothed IDF over the window; unseen features get the largest value."""
         n = len(self._window) + self.config.df_prior_docs
-        return math.log((n + 1) / (self._df.get(feature, 0) + 1)) + 1.0
+        return math.log((n + 1) / (self._df.get(hash(feature), 0) + 1)) + 1.0
 
     def _count(self, features: Iterable[str]) -> None:
-        fs = tuple(features)  # keys of a dict: already distinct
+        fs = array("q", map(hash, features))  # keys of a dict: already distinct
         df = self._df
         self._window.append(fs)
         for f in fs:
@@ -509,7 +512,7 @@ class Tracker:
         n1 = len(self._window) + self.config.df_prior_docs + 1.0
         get = self._df.get
         log = math.log
-        vec = {f: w * (log(n1 / (get(f, 0) + 1)) + 1.0) for f, w in analysis.weights.items()}
+        vec = {f: w * (log(n1 / (get(hash(f), 0) + 1)) + 1.0) for f, w in analysis.weights.items()}
         if limit is not None:
             vec = _heaviest(vec, limit)
         return _unit(vec)
