@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -183,7 +184,7 @@ class Emerging:
         or grows, if that group is now a suggestion."""
         if tracker.n_docs < MIN_WINDOW:
             return None
-        wide = key_terms(tracker.features(doc), tracker, LOOKUP_TERMS)
+        wide = key_terms(tracker.vector(doc), LOOKUP_TERMS)
         terms = wide[:TERMS_PER_ITEM]
         if len(terms) < SHARED_TERMS:
             return None
@@ -240,11 +241,10 @@ def _source(item: Stored) -> str:
     return item.publisher or str(item.feed_id)
 
 
-def key_terms(features: dict[str, float], tracker: Tracker, count: int = TERMS_PER_ITEM) -> list[str]:
-    """An item's most distinctive words and word pairs: weighty in the item (the tracker's term
-    weights: repeated, in the title), rare in the recent window; numbers are no topic."""
-    ranked = sorted((f for f in features if not f.isdigit()), key=lambda f: (-features[f] * tracker.idf(f), f))
-    return ranked[:count]
+def key_terms(vector: dict[str, float], count: int = TERMS_PER_ITEM) -> list[str]:
+    """An item's most distinctive words and word pairs: the heaviest in its TF-IDF vector
+    (weighty in the item, rare in the recent window); numbers are no topic."""
+    return heapq.nlargest(count, (f for f in vector if not f.isdigit()), key=vector.__getitem__)
 
 
 def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:

@@ -868,10 +868,10 @@ class Tracker:
         self.observe(doc, decisions)
         return decisions
 
-    def features(self, doc: Doc) -> dict[str, float]:
-        """The document's words and word pairs with their term weights (title counted more), as
-        scoring sees them; free right after process(doc), which analysed it."""
-        return self._analyze_cached(doc).weights
+    def vector(self, doc: Doc) -> dict[str, float]:
+        """The document's TF-IDF unit vector (words and word pairs, title counted more) as scoring
+        sees it; free right after process(doc) when storylines are tracked (decide made it)."""
+        return self._vector_cached(doc, self._analyze_cached(doc))
 
     def _observe_stats(self, doc: Doc) -> _Analysis:
         self._seen.add(doc.id)
