@@ -93,7 +93,7 @@ def build(path: Path) -> dict[str, int]:
     for n, item_id in enumerate(tracked[:EDITS]):
         old = stored[item_id]
         new = _item(item_id, old.title + " (updated)", old.text + " An added sentence.", old.published_at, 1, "edit")
-        store.save_revision(db, old, new, ["title", "text"], f"title: … {{+(updated)+}}\ntext: … {{+An added sentence.+}}",
+        store.save_revision(db, old, new, ["title", "text"], "title: … {+(updated)+}\ntext: … {+An added sentence.+}",
                             PERIOD.start + dt.timedelta(minutes=10 + n))
 
     for n in range(5):

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench import Result
-from worker.evaluate import Labelled, evaluate, load_dataset, seed_sets
+from worker.evaluate import Labelled, c_det_norm, evaluate, load_dataset, seed_sets
 from worker.textproc import STOPWORDS
 from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
 
@@ -150,4 +150,4 @@ def _cost(scored: list[tuple[str, float, bool]], threshold: float) -> tuple[floa
     fp = sum(r[3] for r in per.values())
     fn = sum(r[1] for r in per.values())
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return (0.02 * p_miss + 0.098 * p_fa) / 0.02, f1
+    return c_det_norm(p_miss, p_fa), f1

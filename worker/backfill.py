@@ -18,7 +18,6 @@ Each batch of items is one transaction, short enough for the daemon to write in 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import heapq
 import itertools
@@ -36,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
 from sqlite_utils import Database
 
 from worker import dedupe, normalize, opml, parse, pipeline, store, storylines
@@ -221,7 +219,7 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: _
     """A parsed feed's entries as items, filed under the stored feed they belong to if any."""
     if not parsed.entries:
         return Spooled(label, error=f"no entries ({parsed.format} feed)")
-    feed = known or _stored_feed(parsed, ctx.feeds)
+    feed = known or (ctx.feeds.get(parsed.self_url) if parsed.self_url else None)
     scope = None if feed else "backfill:" + hashlib.sha256(_feed_key(parsed, fallback_key).encode()).hexdigest()[:16]
     feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
     policy = normalize.identity_policy(parsed.entries, feed.identity_policy)
@@ -231,13 +229,6 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: _
     spooled = _spool(label, items, ctx)
     spooled.entries = len(parsed.entries)
     return spooled
-
-
-def _stored_feed(parsed: parse.ParsedFeed, feeds: dict[str, Feed]) -> Feed | None:
-    for url in (parsed.self_url,):
-        if url and url in feeds:
-            return feeds[url]
-    return None
 
 
 def _feed_key(parsed: parse.ParsedFeed, fallback: str) -> str:
@@ -401,7 +392,7 @@ def _account(spooled: Spooled, summary: Summary) -> None:
         summary.sources_read += 1
     summary.entries += spooled.entries
     summary.entries_by_source[spooled.label] = spooled.entries
-    summary.outside_period += spooled.entries - spooled.items - len(spooled.line_errors) if spooled.entries else 0
+    summary.outside_period += max(spooled.entries - spooled.items - len(spooled.line_errors), 0)
     summary.warnings += [f"{spooled.label}: {e}" for e in spooled.line_errors]
 
 

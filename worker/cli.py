@@ -21,7 +21,7 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
-from worker.clock import UTC, from_iso, utc_now
+from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration)
 from worker.pipeline import Runtime

@@ -31,7 +31,6 @@ start without re-reading any text. Pure: the store is read and written by the pi
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import difflib
 import functools

@@ -29,7 +29,7 @@ from worker import store
 from worker.clock import from_iso
 from worker.config import DigestSettings
 from worker.dedupe import Clutter, match_text
-from worker.models import FeedHealth, FetchHistory
+from worker.models import FeedHealth, FetchHistory, reason_strings
 
 SPARK = "▁▂▃▄▅▆▇█"
 LEAD_CHARS = 320
@@ -216,7 +216,7 @@ def why(story: Story, quote: Callable[[str], str] = escape) -> str:
     """The stored reasons, in words (`quote` makes untrusted words safe for the output format)."""
     reasons = story.reasons or {}
     parts = []
-    names, terms = _strings(reasons.get("names")), _strings(reasons.get("top_terms"))
+    names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
     if names:
         parts.append("mentions " + ", ".join(f"“{quote(n)}”" for n in names[:5]))
     shared = [t for t in terms if t.lower() not in {n.lower() for n in names}][:4]
@@ -227,13 +227,6 @@ def why(story: Story, quote: Callable[[str], str] = escape) -> str:
     if story.score is not None and story.threshold is not None:
         parts.append(f"score {story.score:.2f}, threshold {story.threshold:.2f}")
     return "; ".join(parts)
-
-
-def _strings(value: object) -> list[str]:
-    """Strings from a stored reasons list: ["a", …] or [["a", weight], …]."""
-    if not isinstance(value, (list, tuple)):
-        return []
-    return [str(v[0] if isinstance(v, (list, tuple)) and v else v) for v in value]
 
 
 def render_markdown(data: DigestData) -> str:

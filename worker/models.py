@@ -220,6 +220,13 @@ class StorylineDef:
     profile_hash: str = ""  # the definition the storyline's look-back was last made for
 
 
+def reason_strings(value: object) -> list[str]:
+    """The words of a stored reasons list: ["a", …] or [["a", weight], …] both give ["a", …]."""
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [str(v[0] if isinstance(v, (list, tuple)) and v else v) for v in value]
+
+
 @dataclass(frozen=True, slots=True)
 class FollowUp:
     """A tracking decision to record: an item continues a storyline, and why."""

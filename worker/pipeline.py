@@ -26,17 +26,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from loguru import logger
 from sqlite_utils import Database
 
 from worker import dedupe, normalize, parse, polling, seeds, store, storylines
-from worker.clock import from_iso, to_iso, utc_now
+from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
-from worker.errors import DeliveryError, FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
+from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Item, Placement
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from loguru import logger
 
 from worker.clock import to_iso
-from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry
+from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, reason_strings
 
 if TYPE_CHECKING:
     from worker.backfill import Summary as BackfillSummary
@@ -237,7 +237,7 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     """A follow-up's stored reasons as one line: names, shared terms, closest item, score."""
     reasons = entry.reasons
     parts = []
-    names, terms = _first_of_each(reasons.get("names")), _first_of_each(reasons.get("top_terms"))
+    names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
     if names:
         parts.append("mentions " + ", ".join(names[:5]))
     if terms:
@@ -247,13 +247,6 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     if entry.score is not None and entry.threshold is not None:
         parts.append(f"score {entry.score:.3f} ≥ threshold {entry.threshold:.3f}")
     return "; ".join(parts)
-
-
-def _first_of_each(value: object) -> list[str]:
-    """["a", …] or [["a", weight], …] as ["a", …]."""
-    if not isinstance(value, list):
-        return []
-    return [str(v[0] if isinstance(v, list) and v else v) for v in value]
 
 
 def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:

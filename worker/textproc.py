@@ -227,28 +227,6 @@ def phrases(tokens: Sequence[Token]) -> list[str]:
     return out
 
 
-def names(tokens: Sequence[Token]) -> list[tuple[str, ...]]:
-    """Runs of capitalised content tokens in one clause; a lone sentence-initial word is not
-    a name ("Officials said ...")."""
-    out: list[tuple[str, ...]] = []
-    run: list[Token] = []
-
-    def flush() -> None:
-        if run and not (len(run) == 1 and run[0].sentence_start):
-            out.append(tuple(t.norm for t in run))
-        run.clear()
-
-    for tok in tokens:
-        if tok.capital and (not run or run[-1].clause == tok.clause):
-            run.append(tok)
-        else:
-            flush()
-            if tok.capital:
-                run.append(tok)
-    flush()
-    return out
-
-
 # A run of capitalised words as written ("Wang Yajun", "Pak Myong-ho", "China-DPRK Friendship
 # Year"); any lower-case word or punctuation ends it.
 _NAME_RUN = re.compile(r"[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")

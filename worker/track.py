@@ -825,7 +825,6 @@ class Tracker:
         and (if enabled) adaptation of storyline profiles to confident follow-ups."""
         if doc.id in self._seen:
             return
-        cfg = self.config
         analysis = self._analyze_cached(doc)
         # The vector under the IDF the decisions used (before this document is counted).
         vector = self._vector_cached(doc, analysis)
