@@ -154,9 +154,10 @@ def test_a_feed_url_with_archives_and_pages_and_an_opml_file(cli: Cli, tmp_path:
 
 
 def test_backfilled_items_are_tracked_but_stay_out_of_the_digest(run: Cli, tmp_path: Path) -> None:
-    closing = ("Friendship Year ends with gala in Pyongyang",
-               "China and North Korea closed the China-DPRK Friendship Year marking 75 years of diplomatic relations "
-               "with a gala in Pyongyang attended by Chinese ambassador Wang Yajun.")
+    closing = ("China and North Korea end Friendship Year with gala in Pyongyang",
+               "A gala in Pyongyang on Saturday closed the China-DPRK Friendship Year, the year of exchanges held for "
+               "the 75th anniversary of diplomatic relations between China and North Korea. Chinese ambassador Wang "
+               "Yajun and senior North Korean officials attended the closing ceremony.")
     rss_file(tmp_path / "wire.xml", "wire", [("c1", *closing, dt.datetime(2024, 12, 28, tzinfo=UTC))])
     run("init")
     summary = json.loads(run("backfill", str(tmp_path / "wire.xml"), "--json").stdout)

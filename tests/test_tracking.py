@@ -233,9 +233,9 @@ def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
                 clutter=rt.window.clutter, publisher="Example")
             with store.transaction(db):
                 stored = pipeline.ingest_items(db, rt.window, None, [item], now)
-                rt.tracking.track(db, stored.new_ids, now)
-            assert len(stored.new_ids) == 1
-            item_of[stored.new_ids[0]] = entry.doc.id
+                rt.tracking.track(db, stored.originals, now)
+            assert len(stored.originals) == 1
+            item_of[stored.originals[0][0]] = entry.doc.id
             if entry.doc.id in last_seed:
                 sid = last_seed[entry.doc.id]
                 urls = tuple(f"https://news.example/{i.doc.id}" for i in seeds[sid])

@@ -432,7 +432,7 @@ def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tra
         result = pipeline.ingest_items(db, window, None, batch, now)
         if tracking is not None:
             # The tracker's window is the history being loaded, not the present.
-            summary.followups.update(tracking.track(db, result.new_ids, now, as_of=batch[-1].published_at,
+            summary.followups.update(tracking.track(db, result.originals, now, as_of=batch[-1].published_at,
                                                       suggest=False))
     summary.items_new += result.new
     summary.exact_copies += result.exact

@@ -7,6 +7,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.track import TextAnalysis
+
 SOURCES = ("feed", "seeds", "backfill")  # where an item came from
 
 
@@ -77,6 +79,8 @@ class Item:
     feed_id: int | None = None
     date_flag: str = ""  # "" (as published), "missing" (dated by first sight) or "future" (clamped)
     fingerprint: Fingerprint | None = None
+    analysis: TextAnalysis | None = None
+    """Its text as storyline tracking reads it, made where it was parsed (not stored)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from worker.errors import StorywatchError
 
 T = TypeVar("T")
-PRELOAD = ["worker.parse", "worker.normalize"]
+PRELOAD = ["worker.parse", "worker.normalize", "worker.track"]
 
 
 def default_processes() -> int:

@@ -339,7 +339,7 @@ class Stored:
     new: int = 0  # originals: stories not stored before
     copies: int = 0  # exact or near copies of stored stories (same cluster)
     revisions: int = 0  # edits of stored items, kept with a diff
-    new_ids: tuple[int, ...] = ()
+    originals: tuple[tuple[int, Item], ...] = ()  # the new stories as stored: (id, item)
     exact: int = 0  # of the copies: identical text
     near: int = 0  # of the copies: near-duplicates (and short items with the same headline)
 
@@ -406,7 +406,7 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
         return _failed(rt, p, p.error, now)
     assert p.fetched is not None
     result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now) if p.items else Stored()
-    followups = rt.tracking.track(rt.db, result.new_ids, now)
+    followups = rt.tracking.track(rt.db, result.originals, now)
     store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
     outcome = "not_modified" if p.fetched.not_modified else "new"
     store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
@@ -448,12 +448,12 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
             index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
     revisions = _apply_edits(db, verdicts, now)
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
-    new_ids = tuple(item_id for v, item_id in stored if v.kind == "new")
+    originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     exact = sum(1 for v, _ in stored if v.kind == "exact")
-    return Stored(len(new_ids), len(stored) - len(new_ids), revisions, new_ids, exact,
-                  len(stored) - len(new_ids) - exact)
+    return Stored(len(originals), len(stored) - len(originals), revisions, originals, exact,
+                  len(stored) - len(originals) - exact)
 
 
 def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:

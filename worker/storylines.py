@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from worker import store
 from worker.config import StorylineConfig, TrackingSettings
-from worker.models import FollowUp, Stored, StorylineDef
+from worker.models import FollowUp, Item, Stored, StorylineDef
 from worker.track import Decision, Doc, StorylineSpec, Tracker, TrackerConfig
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
@@ -51,6 +51,11 @@ def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[S
 
 def doc_of(item: Stored) -> Doc:
     return Doc(str(item.id), item.title, item.text, item.published_at.timestamp())
+
+
+def arriving_doc(item_id: int, item: Item) -> Doc:
+    """A new item as the tracker sees it, with the analysis its parsing process made."""
+    return Doc(str(item_id), item.title, item.text, item.published_at.timestamp(), item.analysis)
 
 
 def definition_hash(storyline: StorylineDef) -> str:
@@ -128,7 +133,8 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
         found += [followup_of(d) for d in decisions if d.followup and d.storyline_id in looking_back]
         if emerging is not None and not any(d.followup for d in decisions):
-            emerging.add(by_id[doc.id], doc, tracker)
+            item = by_id[doc.id]
+            emerging.add(_Member(item.id, item.published_at, item.title), _source(item), doc, tracker)
     with store.transaction(db):
         store.save_followups(db, found, now)
         store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
@@ -179,9 +185,9 @@ class Emerging:
         self.groups: list[_Group] = []
         self._swept: dt.datetime | None = None
 
-    def add(self, item: Stored, doc: Doc, tracker: Tracker) -> _Group | None:
-        """Place the item (`doc`: the item as just processed by `tracker`); the group it completes
-        or grows, if that group is now a suggestion."""
+    def add(self, item: _Member, source: str, doc: Doc, tracker: Tracker) -> _Group | None:
+        """Place the item (`doc`: the item as just processed by `tracker`; `source`: its publisher);
+        the group it completes or grows, if that group is now a suggestion."""
         if tracker.n_docs < MIN_WINDOW:
             return None
         wide = key_terms(tracker.vector(doc), LOOKUP_TERMS)
@@ -198,13 +204,13 @@ class Emerging:
                     groups[id(group)] = group
         best = max(mentions, key=lambda g: (mentions[g], -groups[g].items[0].id), default=None)
         if best is None or mentions[best] < SHARED_TERMS:
-            group = _Group([_member(item)], Counter(terms), {_source(item)})
+            group = _Group([item], Counter(terms), {source})
             self.groups.append(group)
             self._recore(group)
             return None
         group = groups[best]
-        group.items.append(_member(item))
-        group.sources.add(_source(item))
+        group.items.append(item)
+        group.sources.add(source)
         group.terms.update(terms)
         self._recore(group)
         return group if len(group.items) >= MIN_ITEMS and len(group.sources) >= MIN_SOURCES else None
@@ -233,11 +239,7 @@ class Emerging:
                 del self.by_term[term]
 
 
-def _member(item: Stored) -> _Member:
-    return _Member(item.id, item.published_at, item.title)
-
-
-def _source(item: Stored) -> str:
+def _source(item: Stored | Item) -> str:
     return item.publisher or str(item.feed_id)
 
 
@@ -271,23 +273,24 @@ class Tracking:
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
         return self.replayed.tracker
 
-    def track(self, db: Database, item_ids: Sequence[int], now: dt.datetime,
+    def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime,
               as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
-        """Decide the new originals against every storyline; record follow-ups and suggestions.
-        `as_of`: the time whose recent window a (re)built tracker learns from (backfill: the
-        history being loaded, which suggests nothing). Returns the follow-ups per storyline."""
-        if not item_ids:
+        """Decide the new originals (as just stored: id, item) against every storyline; record
+        follow-ups and suggestions. `as_of`: the time whose recent window a (re)built tracker
+        learns from (backfill: the history being loaded, which suggests nothing). Returns the
+        follow-ups per storyline."""
+        if not originals:
             return {}
-        tracker = self.current(db, as_of or now, item_ids)
-        items = sorted(store.items_by_id(db, item_ids).values(), key=lambda i: (i.published_at, i.id))
+        tracker = self.current(db, as_of or now, [item_id for item_id, _ in originals])
         found: list[FollowUp] = []
         grown: dict[int, _Group] = {}
-        for item in items:
-            doc = doc_of(item)
+        for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
+            doc = arriving_doc(item_id, item)
             decisions = tracker.process(doc)
             followups = [followup_of(d) for d in decisions if d.followup]
             found += followups
-            if suggest and not followups and (group := self.emerging.add(item, doc, tracker)) is not None:
+            member = _Member(item_id, item.published_at, item.title)
+            if suggest and not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
             store.save_followups(db, found, now)

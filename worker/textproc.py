@@ -272,31 +272,35 @@ class AliasTable:
     """First tokens of every rule: most tokens start no rule and are passed over at once."""
 
     @staticmethod
-    def build(groups: Iterable[Sequence[str]]) -> AliasTable:
-        rules: dict[tuple[str, ...], tuple[str, ...]] = {}
+    def build(groups: Iterable[Sequence[str]], base: AliasTable | None = None) -> AliasTable:
+        """The rules of ``groups``, on top of ``base``'s. A group that names a variant the base
+        knows joins that base group: all its variants map onto the base's canonical token, so a
+        storyline's ["DPRK", "North Korea", "N Korea"] extends the generic North Korea group
+        instead of competing with it."""
+        rules: dict[tuple[str, ...], tuple[str, ...]] = dict(base.rules) if base else {}
         for group in groups:
             keys = [tuple(t.norm for t in tokenize(v, trust_case=False)) for v in group]
             keys = [k for k in keys if k]
             if len(keys) < 2:
                 continue
-            canon = ("_".join(keys[0]),)
+            known = [base.rules[k] for k in keys if base and k in base.rules]
+            canon = known[0] if known else ("_".join(keys[0]),)
             for k in keys:
                 if k != canon:
                     rules[k] = canon
-        return AliasTable._of(rules)
-
-    @staticmethod
-    def _of(rules: Mapping[tuple[str, ...], tuple[str, ...]]) -> AliasTable:
         return AliasTable(
             rules, max((len(k) for k in rules), default=0), frozenset(k[0] for k in rules)
         )
 
-    def merged(self, other: AliasTable) -> AliasTable:
-        rules = dict(self.rules)
-        rules.update(other.rules)
-        return AliasTable._of(rules)
+    def firsts_beyond(self, base: AliasTable) -> frozenset[str]:
+        """First tokens of the rules this table has and ``base`` has not: a text in which none
+        of them can start a rule reads the same under both tables."""
+        return frozenset(k[0] for k, canon in self.rules.items() if base.rules.get(k) != canon)
 
-    def apply(self, tokens: list[Token]) -> list[Token]:
+    def apply(self, tokens: list[Token], tried: set[str] | None = None) -> list[Token]:
+        """The tokens with every variant rewritten. ``tried`` (if given) receives the first
+        token of each rewritten span: with the tokens returned, these are all the places where
+        any table's rule could have started (see ``firsts_beyond``)."""
         firsts = self.firsts
         if not firsts:
             return tokens
@@ -319,6 +323,8 @@ class AliasTable:
                 canon = self.rules.get(tuple(t.norm for t in window))
                 if canon is not None:
                     first = window[0]
+                    if tried is not None:
+                        tried.add(first.norm)
                     out.extend(Token(c, True, first.clause, first.sentence_start) for c in canon)
                     done = i + span
                     break

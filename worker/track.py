@@ -41,13 +41,15 @@ profiles are re-weighted with the current IDF every ``refresh_fraction`` of the 
 
 from __future__ import annotations
 
+import hashlib
 import heapq
-from array import array
 import math
+from array import array
 from bisect import bisect_left, insort
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from operator import itemgetter
 from typing import Literal
 
@@ -66,6 +68,8 @@ class Doc:
     title: str
     text: str
     published: float
+    prepared: TextAnalysis | None = None
+    """The text already analysed where the item was parsed (``prepare``); None: analysed here."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,110 @@ class _Analysis:
     """Name key ("pak myong ho") -> surface form as written ("Pak Myong-ho")."""
     short: bool = False
     """Headline-only (or nearly): scored against its own background distribution."""
+    capitals: frozenset[str] = frozenset()
+    """Capitalised words as read, before spelling fixes: all that a spelling fix could change."""
+    starts: frozenset[str] = frozenset()
+    """Tokens at which an alias rule could start (see AliasTable.firsts_beyond)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    """An item's analysis under the generic aliases, without spelling fixes, made by ``prepare``
+    where the item is parsed (a parsing process), so the one writer does not tokenize. Packed
+    into a few strings: cheap to send between processes, however many features it has. The
+    tracker uses it unless a spelling fix or a storyline's own aliases read the text otherwise."""
+
+    features: str
+    """Feature names, one per line."""
+    weights: bytes
+    """Their weights, an array of doubles."""
+    names: tuple[tuple[str, str], ...]
+    short: bool
+    capitals: str
+    starts: str
+    recipe: str
+    """The settings it was made with (``recipe``): a tracker configured otherwise ignores it."""
+
+    @staticmethod
+    def pack(analysis: _Analysis, recipe: str) -> TextAnalysis:
+        return TextAnalysis("\n".join(analysis.weights), array("d", analysis.weights.values()).tobytes(),
+                            tuple(analysis.names.items()), analysis.short,
+                            " ".join(analysis.capitals), " ".join(analysis.starts), recipe)
+
+    def unpack(self) -> _Analysis:
+        features = self.features.split("\n") if self.features else []
+        weights = array("d")
+        weights.frombytes(self.weights)
+        return _Analysis(dict(zip(features, weights)), dict(self.names), self.short,
+                         frozenset(self.capitals.split()), frozenset(self.starts.split()))
+
+
+Correct = Callable[[str], "str | None"]
+"""A spelling fixer: the known name word a capitalised word is a variant of, or None."""
+
+
+def _read(text: str, trust_case: bool, table: AliasTable, correct: Correct | None,
+          seen: tuple[set[str], set[str]], limit: int | None = None) -> list[Token]:
+    """Tokens with spelling fixes and aliases applied; ``seen`` collects (capitalised words as
+    read, tokens where an alias rule could start)."""
+    toks = tokenize(text, trust_case, limit)
+    capitals, starts = seen
+    capitals.update([t.norm for t in toks if t.capital])
+    if correct is not None:
+        toks = [t if not t.capital or (fixed := correct(t.norm)) is None else t._replace(norm=fixed)
+                for t in toks]
+    toks = table.apply(toks, starts)
+    starts.update([t.norm for t in toks])
+    return toks
+
+
+def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
+            correct: Correct | None = None) -> _Analysis:
+    """Weighted words and word pairs (the title counted more, only the lead of the text) and the
+    names the text mentions."""
+    seen: tuple[set[str], set[str]] = (set(), set())
+    title_case = is_title_case(title)
+    title_tokens = _read(title, not title_case, table, correct, seen)
+    # Only the lead counts; tokenizing stops there.
+    limit = cfg.body_max_tokens
+    body = _read(text, True, table, correct, seen, limit)[:limit]
+    weights: dict[str, float] = {}
+    log = math.log
+    for part, boost in ((body, 0.0), (title_tokens, cfg.title_weight)):
+        # Counter counts in C: this is the inner loop of the whole tracker.
+        words = Counter([t.norm for t in part])
+        pairs = Counter(phrases(part)) if cfg.phrase_weight > 0 else Counter[str]()
+        for counts, scale in ((words, 1.0), (pairs, cfg.phrase_weight)):
+            for f, c in counts.items():
+                w = ((1.0 + log(c) if c > 1 else 1.0) + boost) * scale
+                weights[f] = weights.get(f, 0.0) + w
+    found: dict[str, str] = {}  # name key (aliases applied) → the name as written
+    for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]):
+        for surface in name_spans(lead):
+            key = _name_key([t.norm for t in _read(surface, True, table, correct, seen)])
+            if key:
+                found.setdefault(key, surface)
+    return _Analysis(weights, found, len(body) < cfg.short_tokens, frozenset(seen[0]), frozenset(seen[1]))
+
+
+@lru_cache(maxsize=4)
+def generic_aliases(groups: tuple[tuple[str, ...], ...]) -> AliasTable:
+    return AliasTable.build(groups)
+
+
+@lru_cache(maxsize=4)
+def recipe(cfg: TrackerConfig) -> str:
+    """The settings an analysis depends on, as text (the same in every process)."""
+    parts = (cfg.body_max_tokens, cfg.title_weight, cfg.phrase_weight, cfg.short_tokens,
+             cfg.default_aliases)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def prepare(title: str, text: str, config: TrackerConfig | None = None) -> TextAnalysis:
+    """The analysis of an item's text that every tracker with ``config``'s analysis settings
+    can reuse (the defaults: the worker's trackers change only thresholds and adaptation)."""
+    cfg = config or TrackerConfig()
+    return TextAnalysis.pack(analyze(title, text, cfg, generic_aliases(cfg.default_aliases)), recipe(cfg))
 
 
 @dataclass(slots=True)
@@ -363,6 +471,9 @@ class _Storyline:
     background_centroid: dict[str, float] = field(default_factory=dict)
     """The profile the background scores were measured against (see adapt_rebuild_drift)."""
     adopted: int = 0
+    own_firsts: frozenset[str] = frozenset()
+    """Where its own aliases start a rule the generic ones do not: an item with none of these
+    tokens reads the same under both, and is scored with its generic analysis."""
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -401,7 +512,8 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
-        self._default_aliases = AliasTable.build(self.config.default_aliases)
+        self._default_aliases = generic_aliases(self.config.default_aliases)
+        self._recipe = recipe(self.config)
         self._storylines: dict[str, _Storyline] = {}
         # Document frequencies over a sliding window of observed documents, keyed by the
         # feature's hash: the window then keeps 8 bytes a feature instead of its string (a
@@ -413,6 +525,7 @@ class Tracker:
         # Recent documents, to give a new storyline its background at once.
         self._recent: deque[_Recent] = deque(maxlen=self.config.bg_init_docs)
         self._spelling = SpellingIndex()
+        self._correct: Correct | None = self._spelling.correct if self.config.spelling_variants else None
         self._since_refresh = 0
         self._last_analysis: tuple[Doc, _Analysis, dict[str, float] | None] | None = None
         # Inverted index of the centroids of the storylines that use the default aliases:
@@ -450,51 +563,28 @@ class Tracker:
 
     # ------------------------------------------------------------------ analysis
 
-    def _tokens(
-        self, text: str, trust_case: bool, aliases: AliasTable, limit: int | None = None
-    ) -> list[Token]:
-        toks = tokenize(text, trust_case, limit)
-        if self.config.spelling_variants:
-            correct = self._spelling.correct
-            toks = [
-                t if not t.capital or (fixed := correct(t.norm)) is None else t._replace(norm=fixed)
-                for t in toks
-            ]
-        return aliases.apply(toks)
+    def _tokens(self, text: str, trust_case: bool, aliases: AliasTable) -> list[Token]:
+        return _read(text, trust_case, aliases, self._correct, (set(), set()))
 
     def _analyze(self, doc: Doc, aliases: AliasTable | None = None) -> _Analysis:
-        cfg = self.config
-        table = aliases or self._default_aliases
-        title = self._tokens(doc.title, not is_title_case(doc.title), table)
-        # Only the lead counts; tokenizing stops there (aliases can merge a few tokens, hence
-        # the cut again after them).
-        limit = cfg.body_max_tokens
-        body = self._tokens(doc.text, True, table, limit)[:limit]
-        weights: dict[str, float] = {}
-        log = math.log
-        for part, boost in ((body, 0.0), (title, cfg.title_weight)):
-            # Counter counts in C: this is the inner loop of the whole tracker.
-            words = Counter([t.norm for t in part])
-            pairs = Counter(phrases(part)) if cfg.phrase_weight > 0 else Counter[str]()
-            for counts, scale in ((words, 1.0), (pairs, cfg.phrase_weight)):
-                for f, c in counts.items():
-                    w = ((1.0 + log(c) if c > 1 else 1.0) + boost) * scale
-                    weights[f] = weights.get(f, 0.0) + w
-        found: dict[str, str] = {}  # name key (aliases applied) → the name as written
-        texts = [doc.text[:NAME_CHARS]] + ([doc.title] if not is_title_case(doc.title) else [])
-        for text in texts:
-            for surface in name_spans(text):
-                key = _name_key([t.norm for t in self._tokens(surface, True, table)])
-                if key:
-                    found.setdefault(key, surface)
-        return _Analysis(weights, found, len(body) < cfg.short_tokens)
+        return analyze(doc.title, doc.text, self.config, aliases or self._default_aliases, self._correct)
+
+    def _prepared(self, doc: Doc) -> _Analysis | None:
+        """The analysis made where the item was parsed, if a spelling fix would not change it."""
+        if doc.prepared is None or doc.prepared.recipe != self._recipe:
+            return None
+        analysis = doc.prepared.unpack()
+        correct = self._correct
+        if correct is not None and any(correct(w) for w in analysis.capitals):
+            return None
+        return analysis
 
     def _analyze_cached(self, doc: Doc) -> _Analysis:
         """decide() and observe() of one document share its analysis (default aliases)."""
         last = self._last_analysis
         if last is not None and last[0] is doc:
             return last[1]
-        analysis = self._analyze(doc)
+        analysis = self._prepared(doc) or self._analyze(doc)
         self._last_analysis = (doc, analysis, None)
         return analysis
 
@@ -523,7 +613,7 @@ class Tracker:
         """Start tracking. Seeds not yet observed are added to the corpus statistics."""
         cfg = self.config
         aliases = (
-            self._default_aliases.merged(AliasTable.build(spec.aliases))
+            AliasTable.build(spec.aliases, base=self._default_aliases)
             if spec.aliases
             else self._default_aliases
         )
@@ -575,6 +665,7 @@ class Tracker:
             seed_ids=frozenset(s.id for s in spec.seeds),
             keyword_keys=tuple(keyword_keys),
             starts=max((s.published for s in spec.seeds), default=0.0),
+            own_firsts=aliases.firsts_beyond(self._default_aliases),
         )
         if spec.id in self._storylines:
             self.remove_storyline(spec.id)
@@ -598,14 +689,10 @@ class Tracker:
         story.backgrounds = (_BackgroundStats(cfg), _BackgroundStats(cfg))
         story.background_centroid = story.centroid
         skip = story.seed_ids | story.followups
-        own_aliases = story.aliases is not self._default_aliases
         for r in self._recent:
             if r.id in skip:
                 continue
-            analysis, vector = r.analysis, r.vector
-            if own_aliases:
-                analysis = self._analyze(r.doc, story.aliases)
-                vector = self._vector(analysis)
+            analysis, vector = self._own_reading(story, r.doc, r.analysis, r.vector)
             central = _dot(vector, story.centroid)
             self._background(story, analysis).add(self._similarity(story, vector, central))
         if len(story.followups) > 2 * cfg.bg_init_docs:
@@ -662,8 +749,6 @@ class Tracker:
     def _reindex(self, story: _Storyline) -> None:
         sid = story.slot
         self._unindex(sid)
-        if story.aliases is not self._default_aliases:
-            return  # its items are analysed with its own aliases: scored one by one
         for f, w in story.centroid.items():
             postings = self._index.get(f)
             if postings is None:
@@ -723,15 +808,20 @@ class Tracker:
             expires = story.spec.expires_after
             if expires is not None and silence > expires:
                 continue
-            if story.aliases is self._default_aliases:
-                analysis, vector = default_analysis, default_vector
-                raw = self._similarity(story, vector, central[story.slot])
-            else:
-                analysis = self._analyze(doc, story.aliases)
-                vector = self._vector(analysis)
-                raw = self._similarity(story, vector, _dot(vector, story.centroid))
+            analysis, vector = self._own_reading(story, doc, default_analysis, default_vector)
+            cosine = central[story.slot] if vector is default_vector else _dot(vector, story.centroid)
+            raw = self._similarity(story, vector, cosine)
             out.append(self._decision(story, doc, analysis, vector, raw, silence))
         return out
+
+    def _own_reading(self, story: _Storyline, doc: Doc, analysis: _Analysis,
+                     vector: dict[str, float]) -> tuple[_Analysis, dict[str, float]]:
+        """The document's analysis and vector as ``story`` reads it: the generic ones unless the
+        storyline's own aliases apply to it."""
+        if story.own_firsts.isdisjoint(analysis.starts):
+            return analysis, vector
+        own = self._analyze(doc, story.aliases)
+        return own, self._vector(own)
 
     def _decision(
         self,
@@ -849,17 +939,13 @@ class Tracker:
         story.followups.add(doc.id)
         if d.score - d.threshold >= cfg.activity_margin:
             story.last_activity = max(story.last_activity, doc.published)
-        vector = None
-        if story.aliases is not self._default_aliases:
-            analysis = self._analyze(doc, story.aliases)
-        else:
-            vector = self._vector_cached(doc, analysis)
+        analysis, vector = self._own_reading(story, doc, analysis, self._vector_cached(doc, analysis))
         if d.reasons is not None:
             story.known_names.update(analysis.names)
         if cfg.adapt and d.score >= d.threshold + cfg.adapt_margin:
             duplicate = d.reasons is not None and d.reasons.closest_similarity >= cfg.adapt_duplicate
             if not duplicate:
-                self._adapt(story, doc, analysis, vector or self._vector(analysis), d)
+                self._adapt(story, doc, analysis, vector, d)
 
     def process(self, doc: Doc) -> list[Decision]:
         """decide() then observe(): the call the product makes per arriving item."""

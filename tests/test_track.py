@@ -1,0 +1,83 @@
+"""The scorer's text analysis: aliases, and analyses made in a parsing process (track.prepare)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from worker import evaluate
+from worker.textproc import AliasTable, tokenize
+from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
+
+DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
+
+
+def norms(table: AliasTable, text: str) -> list[str]:
+    return [t.norm for t in table.apply(tokenize(text))]
+
+
+def test_a_storylines_own_aliases_extend_the_generic_group_they_overlap() -> None:
+    generic = AliasTable.build(DEFAULT_ALIASES)
+    own = AliasTable.build([["DPRK", "North Korea", "N Korea"], ["Russia", "Moscow"]], base=generic)
+    assert norms(own, "DPRK") == norms(own, "North Korea") == norms(own, "Pyongyang") == norms(generic, "DPRK")
+    assert norms(own, "Korea") == norms(generic, "North Korea")  # "N Korea": the storyline's own variant
+    assert norms(own, "Moscow") == ["russia"]
+    assert own.firsts_beyond(generic) == {"korea", "moscow"}
+
+
+def _prepare(texts: tuple[str, str]) -> TextAnalysis:
+    return prepare(*texts)
+
+
+def stream() -> tuple[list[StorylineSpec], list[Doc]]:
+    """The small labelled stream, storylines with aliases and a keyword name, and one item that
+    spells that name differently ("Erciz")."""
+    labelled = evaluate.load_dataset(DATA)
+    specs = [StorylineSpec(sid, sid, tuple(i.doc for i in its), keywords=("Ercis",),
+                           aliases=(("Van province", "Van"), ("Fenland", "Fenland District")))
+             for sid, its in evaluate.seed_sets(labelled, 2).items()]
+    docs = [i.doc for i in labelled]
+    variant = Doc("erciz", "Rescuers reach Erciz villages after Van quake",
+                  "Rescue teams reached villages around Erciz, the town worst hit by the earthquake.",
+                  docs[-1].published + 60)
+    return specs, docs + [variant]
+
+
+def decisions(config: TrackerConfig, specs: list[StorylineSpec], docs: list[Doc]) -> list[tuple[str, str, bool, float]]:
+    tracker = Tracker(config)
+    seeds_end = {spec.seeds[-1].id: spec for spec in specs}
+    out = []
+    for doc in docs:
+        out += [(d.storyline_id, d.doc_id, d.followup, round(d.score, 12)) for d in tracker.process(doc)]
+        if doc.id in seeds_end:
+            tracker.add_storyline(seeds_end[doc.id])
+    return out
+
+
+def test_an_analysis_made_in_another_process_decides_exactly_as_one_made_by_the_tracker() -> None:
+    specs, docs = stream()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # another hash seed
+        prepared = list(pool.map(_prepare, [(d.title, d.text) for d in docs]))
+    shipped = [replace(d, prepared=p) for d, p in zip(docs, prepared)]
+    config = TrackerConfig()
+    assert decisions(config, specs, shipped) == decisions(config, specs, docs)
+
+    # Both ways back to the tracker's own analysis were taken: a spelling fix, own aliases.
+    tracker = Tracker(config)
+    for spec in specs:
+        tracker.add_storyline(spec)
+    variant = shipped[-1]
+    assert tracker._prepared(variant) is None  # "Erciz" is one edit from the keyword "Ercis"
+    assert tracker._prepared(shipped[0]) is not None
+    assert any(not s.own_firsts.isdisjoint(a.starts) for s in tracker._storylines.values()
+               for a in [prepared[0].unpack()])  # "Van" starts a storyline's own alias
+
+
+def test_an_analysis_made_with_other_settings_is_not_used() -> None:
+    specs, docs = stream()
+    other = replace(TrackerConfig(), title_weight=3.0)
+    shipped = [replace(d, prepared=prepare(d.title, d.text)) for d in docs]
+    assert decisions(other, specs, shipped) == decisions(other, specs, docs)
+    assert decisions(other, specs, docs) != decisions(TrackerConfig(), specs, docs)
