@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
+
+import numpy as np
 
 from loguru import logger
 from sqlite_utils import Database
@@ -152,6 +154,7 @@ SHARED_TERMS = 3  # an item joins a group when this many of its key terms are am
 MIN_ITEMS, MIN_SOURCES = 3, 2
 MIN_WINDOW = 200  # documents seen before word statistics can tell a distinctive term from a common one
 MAX_GROUP = 200  # a group this big is no longer an emerging story: it stops growing
+MAX_OPEN = 10_000  # open groups kept (~3 KB each); beyond, the oldest single items are let go
 
 
 class _Member(NamedTuple):
@@ -177,7 +180,9 @@ class Emerging:
 
     Only a group's core (its 12 most common key terms) attracts items, so a group cannot snowball
     into "everything"; an inverted index from core term to groups keeps the cost per item
-    independent of how many groups are open."""
+    independent of how many groups are open. Memory is bounded: at most MAX_OPEN groups stay
+    open; past that, the oldest groups of a single item are dropped (a busy install's items of
+    the last day or so can all still start a story)."""
 
     def __init__(self, days: int) -> None:
         self.span = dt.timedelta(days=days)
@@ -195,20 +200,18 @@ class Emerging:
         if len(terms) < SHARED_TERMS:
             return None
         self._forget_before(item.published_at - self.span)
-        mentions: Counter[int] = Counter()
-        groups: dict[int, _Group] = {}
-        for term in wide:  # a short text's 12 best terms may miss words the group is built on
-            for group in self.by_term.get(term, ()):
-                if term in group.core and len(group.items) < MAX_GROUP:
-                    mentions[id(group)] += 1
-                    groups[id(group)] = group
-        best = max(mentions, key=lambda g: (mentions[g], -groups[g].items[0].id), default=None)
-        if best is None or mentions[best] < SHARED_TERMS:
+        # The groups whose cores share the item's terms (its 30 best: a short text's 12 best may
+        # miss words the group is built on), counted in C: the index lists exactly each core.
+        mentions = Counter(chain.from_iterable([self.by_term.get(term, ()) for term in wide]))
+        eligible = [g for g, n in mentions.items() if n >= SHARED_TERMS]
+        if not eligible:
             group = _Group([item], Counter(terms), {source})
             self.groups.append(group)
             self._recore(group)
+            if len(self.groups) > MAX_OPEN:
+                self._let_go_of_single_items()
             return None
-        group = groups[best]
+        group = max(eligible, key=lambda g: (mentions[g], -g.items[0].id))
         group.items.append(item)
         group.sources.add(source)
         group.terms.update(terms)
@@ -216,7 +219,15 @@ class Emerging:
         return group if len(group.items) >= MIN_ITEMS and len(group.sources) >= MIN_SOURCES else None
 
     def _recore(self, group: _Group) -> None:
-        core = {t for t, _ in group.terms.most_common(TERMS_PER_ITEM)}
+        """The group's core is its most common terms (none once it is full: it stops growing);
+        the index follows."""
+        full = len(group.items) >= MAX_GROUP
+        core = set() if full else {t for t, _ in group.terms.most_common(TERMS_PER_ITEM)}
+        for term in group.core - core:
+            postings = self.by_term[term]
+            postings.remove(group)
+            if not postings:
+                del self.by_term[term]
         for term in core - group.core:
             self.by_term.setdefault(term, []).append(group)
         group.core = core
@@ -227,16 +238,23 @@ class Emerging:
         if self._swept is not None and start - self._swept < self.span / 10:
             return
         self._swept = start
-        stale = {id(g) for g in self.groups if g.items[-1].published_at < start}
-        if not stale:
-            return
-        self.groups = [g for g in self.groups if id(g) not in stale]
-        for term in list(self.by_term):
-            kept = [g for g in self.by_term[term] if id(g) not in stale]
-            if kept:
-                self.by_term[term] = kept
-            else:
-                del self.by_term[term]
+        kept = [g for g in self.groups if g.items[-1].published_at >= start]
+        if len(kept) < len(self.groups):
+            self._keep(kept)
+
+    def _let_go_of_single_items(self) -> None:
+        """Down to three quarters of MAX_OPEN groups: the oldest groups of one item go first
+        (in bulk, so the index is rebuilt once every MAX_OPEN / 4 new groups)."""
+        singles = [g for g in self.groups if len(g.items) == 1]
+        dropping = {id(g) for g in singles[: len(self.groups) - MAX_OPEN * 3 // 4]}
+        self._keep([g for g in self.groups if id(g) not in dropping])
+
+    def _keep(self, groups: list[_Group]) -> None:
+        self.groups = groups
+        self.by_term = {}
+        for group in groups:
+            for term in group.core:
+                self.by_term.setdefault(term, []).append(group)
 
 
 def _source(item: Stored | Item) -> str:
@@ -245,8 +263,17 @@ def _source(item: Stored | Item) -> str:
 
 def key_terms(vector: dict[str, float], count: int = TERMS_PER_ITEM) -> list[str]:
     """An item's most distinctive words and word pairs: the heaviest in its TF-IDF vector
-    (weighty in the item, rare in the recent window); numbers are no topic."""
-    return heapq.nlargest(count, (f for f in vector if not f.isdigit()), key=vector.__getitem__)
+    (weighty in the item, rare in the recent window), ties in the vector's order; numbers are
+    no topic. (A stable sort in numpy: heapq.nlargest took a fifth of the time per item.)"""
+    names = list(vector)
+    weights = np.fromiter(vector.values(), np.float64, len(names))
+    terms: list[str] = []
+    for n in np.argsort(-weights, kind="stable").tolist():
+        if not names[n].isdigit():
+            terms.append(names[n])
+            if len(terms) == count:
+                break
+    return terms
 
 
 def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:

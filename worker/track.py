@@ -53,6 +53,9 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from worker.textproc import AliasTable, SpellingIndex, Token, is_title_case, name_spans, phrases, tokenize
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
@@ -246,6 +249,22 @@ class _Analysis:
     """Capitalised words as read, before spelling fixes: all that a spelling fix could change."""
     starts: frozenset[str] = frozenset()
     """Tokens at which an alias rule could start (see AliasTable.firsts_beyond)."""
+    buckets: npt.NDArray[np.uint32] | None = None
+    """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
+
+
+DF_BUCKETS = 1 << 22
+"""Document frequencies are counted per hash bucket, in one array (16 MB), so that counting an
+item and weighting its features are a few vector operations instead of a dictionary operation
+per feature. A window's distinct words and word pairs (a million or two) mostly get a bucket
+each; one shared with another feature only raises a rare feature's count by one or two."""
+
+
+def _buckets(analysis: _Analysis) -> npt.NDArray[np.uint32]:
+    if analysis.buckets is None:
+        hashes = np.fromiter(map(hash, analysis.weights), np.int64, len(analysis.weights))
+        analysis.buckets = (hashes & (DF_BUCKETS - 1)).astype(np.uint32)
+    return analysis.buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,11 +534,10 @@ class Tracker:
         self._default_aliases = generic_aliases(self.config.default_aliases)
         self._recipe = recipe(self.config)
         self._storylines: dict[str, _Storyline] = {}
-        # Document frequencies over a sliding window of observed documents, keyed by the
-        # feature's hash: the window then keeps 8 bytes a feature instead of its string (a
-        # 20,000-document window of strings took ~300 MB).
-        self._df: dict[int, int] = {}
-        self._window: deque[array[int]] = deque()
+        # Document frequencies over a sliding window of observed documents, by hash bucket: the
+        # window keeps each document's buckets (4 bytes a feature; strings took ~300 MB).
+        self._df = np.zeros(DF_BUCKETS, np.int32)
+        self._window: deque[npt.NDArray[np.uint32]] = deque()
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         # Recent documents, to give a new storyline its background at once.
@@ -545,21 +563,14 @@ class Tracker:
     def idf(self, feature: str) -> float:
         """Smoothed IDF over the window; unseen features get the largest value."""
         n = len(self._window) + self.config.df_prior_docs
-        return math.log((n + 1) / (self._df.get(hash(feature), 0) + 1)) + 1.0
+        return math.log((n + 1) / (int(self._df[hash(feature) & (DF_BUCKETS - 1)]) + 1)) + 1.0
 
-    def _count(self, features: Iterable[str]) -> None:
-        fs = array("q", map(hash, features))  # keys of a dict: already distinct
-        df = self._df
-        self._window.append(fs)
-        for f in fs:
-            df[f] = df.get(f, 0) + 1
+    def _count(self, analysis: _Analysis) -> None:
+        buckets = _buckets(analysis)
+        np.add.at(self._df, buckets, 1)  # add.at: two features may share a bucket
+        self._window.append(buckets)
         if len(self._window) > self.config.df_window:
-            for f in self._window.popleft():
-                left = df[f] - 1
-                if left:
-                    df[f] = left
-                else:
-                    del df[f]
+            np.subtract.at(self._df, self._window.popleft(), 1)
 
     # ------------------------------------------------------------------ analysis
 
@@ -597,15 +608,19 @@ class Tracker:
         self._last_analysis = (doc, analysis, vector)
         return vector
 
-    def _vector(self, analysis: _Analysis, limit: int | None = None) -> dict[str, float]:
-        # idf() inlined: this runs for every item and every profile refresh.
+    def _vector(self, analysis: _Analysis) -> dict[str, float]:
+        """Unit TF-IDF vector: the analysis' weights times the window's IDF (in numpy: this runs
+        for every item and every profile refresh)."""
+        buckets = _buckets(analysis)
+        if not len(buckets):
+            return {}
         n1 = len(self._window) + self.config.df_prior_docs + 1.0
-        get = self._df.get
-        log = math.log
-        vec = {f: w * (log(n1 / (get(hash(f), 0) + 1)) + 1.0) for f, w in analysis.weights.items()}
-        if limit is not None:
-            vec = _heaviest(vec, limit)
-        return _unit(vec)
+        weights = np.fromiter(analysis.weights.values(), np.float64, len(buckets))
+        vec = weights * (np.log(n1 / (self._df[buckets] + 1.0)) + 1.0)
+        norm = math.sqrt(float(vec @ vec))
+        if norm == 0.0:
+            return {}
+        return dict(zip(analysis.weights, (vec / norm).tolist()))
 
     # ------------------------------------------------------------------ storylines
 
@@ -786,11 +801,10 @@ class Tracker:
         """Cosine of the item with the centroid of every indexed storyline, by slot."""
         acc = [0.0] * self._n_slots
         index = self._index
-        for f, w in vector.items():
-            postings = index.get(f)
-            if postings is not None:
-                for slot, cw in postings.items():
-                    acc[slot] += w * cw
+        for f in vector.keys() & index.keys():  # the few shared features, found in C
+            w = vector[f]
+            for slot, cw in index[f].items():
+                acc[slot] += w * cw
         return acc
 
     def decide(self, doc: Doc) -> list[Decision]:
@@ -964,7 +978,7 @@ class Tracker:
         if len(self._seen_order) > self.config.df_window:
             self._seen.discard(self._seen_order.popleft())
         analysis = self._analyze_cached(doc)
-        self._count(analysis.weights)
+        self._count(analysis)
         return analysis
 
     def _adapt(
