@@ -378,16 +378,30 @@ class _Member:
     is_seed: bool = True
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Recent:
-    """An observed document kept for (re)building backgrounds: its analysis under the default
-    aliases and its unit vector under the IDF of the moment it arrived. Keeping the vector makes
-    a background rebuild a loop of dot products instead of re-analysing a thousand documents."""
+    """An observed document kept for (re)building backgrounds: its unit vector under the IDF of
+    the moment it arrived (a rebuild is then a loop of dot products, not a re-analysis of a
+    thousand documents), packed: as dictionaries, a thousand of them took ~80 MB."""
 
-    id: str
     doc: Doc
-    analysis: _Analysis
-    vector: dict[str, float]
+    """Without its prepared analysis: the text, for a storyline with aliases of its own."""
+    short: bool
+    starts: str
+    features: str
+    weights: npt.NDArray[np.float64]
+
+    @staticmethod
+    def of(doc: Doc, analysis: _Analysis, vector: dict[str, float]) -> _Recent:
+        return _Recent(replace(doc, prepared=None), analysis.short, " ".join(analysis.starts),
+                       "\n".join(vector), np.fromiter(vector.values(), np.float64, len(vector)))
+
+    @property
+    def id(self) -> str:
+        return self.doc.id
+
+    def vector(self) -> dict[str, float]:
+        return dict(zip(self.features.split("\n"), self.weights.tolist())) if self.features else {}
 
 
 class _BackgroundStats:
@@ -707,9 +721,12 @@ class Tracker:
         for r in self._recent:
             if r.id in skip:
                 continue
-            analysis, vector = self._own_reading(story, r.doc, r.analysis, r.vector)
+            short, vector = r.short, r.vector()
+            if story.own_firsts and not story.own_firsts.isdisjoint(r.starts.split()):
+                own = self._analyze(r.doc, story.aliases)
+                short, vector = own.short, self._vector(own)
             central = _dot(vector, story.centroid)
-            self._background(story, analysis).add(self._similarity(story, vector, central))
+            self._background(story, short).add(self._similarity(story, vector, central))
         if len(story.followups) > 2 * cfg.bg_init_docs:
             story.followups &= {r.id for r in self._recent}
 
@@ -853,7 +870,7 @@ class Tracker:
         if cfg.recency_penalty > 0.0:
             score -= cfg.recency_penalty * math.log1p(silence / cfg.recency_scale)
         knob = spec.threshold if spec.threshold is not None else cfg.threshold
-        bg = self._background(story, analysis)
+        bg = self._background(story, analysis.short)
         margin = bg.normalize(score)
         followup = margin >= knob
         veto = self._vetoed(story, analysis) if followup and story.exclude else None
@@ -873,8 +890,8 @@ class Tracker:
             spec.id, doc.id, followup, score, bg.threshold(knob), raw, margin, reasons, novelty
         )
 
-    def _background(self, story: _Storyline, analysis: _Analysis) -> _BackgroundStats:
-        return story.backgrounds[analysis.short and self.config.bg_split_short]
+    def _background(self, story: _Storyline, short: bool) -> _BackgroundStats:
+        return story.backgrounds[short and self.config.bg_split_short]
 
     def _similarity(self, story: _Storyline, vector: dict[str, float], central: float) -> float:
         """Score of an item against a storyline, given its cosine with the centroid."""
@@ -933,14 +950,14 @@ class Tracker:
         # The vector under the IDF the decisions used (before this document is counted).
         vector = self._vector_cached(doc, analysis)
         self._observe_stats(doc)
-        self._recent.append(_Recent(doc.id, doc, analysis, vector))
+        self._recent.append(_Recent.of(doc, analysis, vector))
         for d in decisions:
             if d.followup:
                 self._learn_followup(doc, d, analysis)
                 continue
             story = self._storylines.get(d.storyline_id)
             if story is not None:
-                self._background(story, analysis).add(d.raw)
+                self._background(story, analysis.short).add(d.raw)
         self._since_refresh += 1
         if self._refresh_due():
             self._refresh()
