@@ -8,14 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from worker import evaluate
-from worker.textproc import AliasTable, tokenize
+from worker.textproc import AliasTable, words
 from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
 
 
 def norms(table: AliasTable, text: str) -> list[str]:
-    return [t.norm for t in table.apply(tokenize(text))]
+    return table.apply(words(text))
 
 
 def test_a_storylines_own_aliases_extend_the_generic_group_they_overlap() -> None:

@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from itertools import compress
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -45,13 +45,6 @@ STOPWORDS: frozenset[str] = frozenset(
     """.split()
 )
 
-# One pattern for every token kind, tried in this order: dotted acronym, number, word.
-_TOKEN_RE = re.compile(
-    r"(?P<acro>(?:[A-Za-z]\.){2,})"
-    r"|(?P<num>\d+(?:[.,]\d{3})*(?:\.\d+)?)"
-    r"|(?P<word>[A-Za-z]+(?:['’][A-Za-z]+)?)"
-    r"|(?P<brk>[.!?;:\n\"“”()\[\]|–—]|\s-\s)"
-)
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _QUOTES = (("’", "'"), ("‘", "'"), ("“", '"'), ("”", '"'), ("\u00a0", " "))
 """Replaced one by one: str.replace runs in C, str.translate with a dict does not."""
@@ -132,16 +125,8 @@ def stem(word: str) -> str:
     return w
 
 
-class Token(NamedTuple):
-    """One content word: its normalised form, whether it was capitalised, and clause id.
-
-    A NamedTuple rather than a frozen dataclass: tokens are made by the hundred per item and a
-    tuple is built about twice as fast (tokenizing is a large share of the cost per item)."""
-
-    norm: str
-    capital: bool
-    clause: int
-    sentence_start: bool
+BREAK = "|"
+"""Stands between clauses in a token sequence: word pairs and alias rules never span it."""
 
 
 _WORD_SPLIT = re.compile(r"[A-Za-z]+")
@@ -172,59 +157,95 @@ def _word(word: str) -> tuple[str | None, str | None, bool]:
     return (norm if word.isupper() else None), None, True
 
 
-_WORDS: dict[str, tuple[str | None, str | None, bool]] = {}
-"""Memo of ``_word``: a few thousand distinct words make up most of any news stream."""
-_WORDS_MAX = 200_000
+# Every token kind, tried in this order: dotted acronym, number, word, clause break.
+_TOKEN_RE = re.compile(
+    r"(?:[A-Za-z]\.){2,}"
+    r"|\d+(?:[.,]\d{3})*(?:\.\d+)?"
+    r"|[A-Za-z]+(?:['’][A-Za-z]+)?"
+    r"|[.!?;:\n\"“”()\[\]|–—]|\s-\s"
+)
+
+# What each token as written becomes, where case is trusted (T) and where it is not (U): its
+# norm ("" drops it, BREAK ends a clause) and whether it counts as capitalised. Memoised: a few
+# thousand distinct tokens make up most of any news stream, and a token is then four dictionary
+# lookups done in C (``map``) instead of a pass through Python code.
+_NORM_T: dict[str, str] = {}
+_NORM_U: dict[str, str] = {}
+_CAP_T: dict[str, bool] = {}
+_CAP_U: dict[str, bool] = {}
+_MEMO_MAX = 200_000
 
 
-def tokenize(text: str, trust_case: bool = True, max_tokens: int | None = None) -> list[Token]:
-    """Split into content tokens, dropping stop words but remembering clause boundaries.
+def _learn(raw: str) -> None:
+    if raw[0].isalpha() and "." in raw:  # dotted acronym: "U.S." -> "us", a name in any case
+        norm = raw.replace(".", "").lower()
+        entry = (norm, norm, True, True)
+    elif raw[0].isalpha():
+        trusted, untrusted, capital = _word(raw)
+        entry = (trusted or "", untrusted or "", capital, False)
+    elif raw[0].isdigit():  # number: thousands separators joined ("4,999" -> "4999")
+        norm = raw.replace(",", "")
+        entry = (norm, norm, False, False)
+    else:
+        entry = (BREAK, BREAK, False, False)
+    _NORM_T[raw], _NORM_U[raw], _CAP_T[raw], _CAP_U[raw] = entry
+
+
+def read(text: str, trust_case: bool = True, max_tokens: int | None = None) -> tuple[list[str], list[bool]]:
+    """The content tokens of ``text`` in order, with BREAK between clauses, and beside each
+    whether it was capitalised (evidence of a name). Stop words are dropped.
 
     ``trust_case`` is False for Title Case / ALL CAPS headlines: capitals there are not
-    evidence of a name, and an all-caps "IS" is the verb, not an acronym. ``max_tokens`` stops
-    early (the caller keeps only the lead of long texts, so the rest need not be read).
+    evidence of a name, and an all-caps "IS" is the verb, not an acronym. ``max_tokens`` keeps
+    the first N content tokens (the caller reads only the lead; a long text is read in part).
     """
     text = fold(text)
     if text.isupper():
         trust_case = False
-    limit = max_tokens if max_tokens is not None else -1
-    tokens: list[Token] = []
-    append = tokens.append
-    memo = _WORDS
-    clause = 0
-    sentence_start = True
-    for acro, num, word, brk in _TOKEN_RE.findall(text):
-        if word:
-            known = memo.get(word)
-            if known is None:
-                if len(memo) >= _WORDS_MAX:
-                    memo.clear()
-                known = memo[word] = _word(word)
-            norm = known[0] if trust_case else known[1]
-            if norm is not None:
-                append(Token(norm, trust_case and known[2], clause, sentence_start))
-        elif brk:
-            clause += 1
-            if brk in ".!?\n":
-                sentence_start = True
-            continue
-        elif acro:
-            append(Token(acro.replace(".", "").lower(), True, clause, sentence_start))
-        else:  # number: thousands separators joined ("4,999" -> "4999")
-            append(Token(num.replace(",", ""), False, clause, sentence_start))
-        sentence_start = False
-        if len(tokens) == limit:
-            break
-    return tokens
+    if max_tokens is None:
+        return _mapped(_TOKEN_RE.findall(text), trust_case)
+    seq: list[str] = []
+    cut = text.rfind(" ", 0, max_tokens * 24) if len(text) > max_tokens * 24 else -1
+    if cut > 0:  # a long text: its lead first (cut at a space, which no token contains)
+        seq, caps = _mapped(_TOKEN_RE.findall(text, 0, cut), trust_case)
+    if len(seq) - seq.count(BREAK) < max_tokens:
+        seq, caps = _mapped(_TOKEN_RE.findall(text), trust_case)
+    if len(seq) - seq.count(BREAK) > max_tokens:
+        end = _end_of(seq, max_tokens)
+        seq, caps = seq[:end], caps[:end]
+    return seq, caps
 
 
-def phrases(tokens: Sequence[Token]) -> list[str]:
+def _mapped(raw: list[str], trust_case: bool) -> tuple[list[str], list[bool]]:
+    if len(_NORM_T) > _MEMO_MAX:
+        for memo in (_NORM_T, _NORM_U, _CAP_T, _CAP_U):
+            memo.clear()
+    for unknown in set(raw).difference(_NORM_T):
+        _learn(unknown)
+    norms = list(map((_NORM_T if trust_case else _NORM_U).__getitem__, raw))
+    capitals = list(map((_CAP_T if trust_case else _CAP_U).__getitem__, raw))
+    return list(compress(norms, norms)), list(compress(capitals, norms))
+
+
+def _end_of(seq: list[str], count: int) -> int:
+    """The length of the prefix of ``seq`` that holds ``count`` content tokens."""
+    seen = 0
+    for n, token in enumerate(seq):
+        if token != BREAK:
+            seen += 1
+            if seen == count:
+                return n + 1
+    return len(seq)
+
+
+def words(text: str, trust_case: bool = True) -> list[str]:
+    """The content tokens of ``text``, clauses ignored ("N Korea" -> ["korea"])."""
+    return [t for t in read(text, trust_case)[0] if t != BREAK]
+
+
+def pairs(seq: list[str]) -> list[str]:
     """Adjacent content-word pairs within one clause: "friendship year", "north korea"."""
-    out: list[str] = []
-    for a, b in zip(tokens, tokens[1:]):
-        if a.clause == b.clause:
-            out.append(f"{a.norm} {b.norm}")
-    return out
+    return [f"{a} {b}" for a, b in zip(seq, seq[1:]) if a != BREAK and b != BREAK]
 
 
 # A run of capitalised words as written ("Wang Yajun", "Pak Myong-ho", "China-DPRK Friendship
@@ -279,7 +300,7 @@ class AliasTable:
         instead of competing with it."""
         rules: dict[tuple[str, ...], tuple[str, ...]] = dict(base.rules) if base else {}
         for group in groups:
-            keys = [tuple(t.norm for t in tokenize(v, trust_case=False)) for v in group]
+            keys = [tuple(words(v, trust_case=False)) for v in group]
             keys = [k for k in keys if k]
             if len(keys) < 2:
                 continue
@@ -297,40 +318,33 @@ class AliasTable:
         of them can start a rule reads the same under both tables."""
         return frozenset(k[0] for k, canon in self.rules.items() if base.rules.get(k) != canon)
 
-    def apply(self, tokens: list[Token], tried: set[str] | None = None) -> list[Token]:
-        """The tokens with every variant rewritten. ``tried`` (if given) receives the first
-        token of each rewritten span: with the tokens returned, these are all the places where
-        any table's rule could have started (see ``firsts_beyond``)."""
+    def apply(self, seq: list[str], tried: set[str] | None = None) -> list[str]:
+        """The token sequence (see ``read``) with every variant rewritten; a variant never spans
+        a BREAK. ``tried`` (if given) receives the first token of each rewritten span: with the
+        tokens returned, these are all the places where any table's rule could have started
+        (see ``firsts_beyond``)."""
         firsts = self.firsts
-        if not firsts:
-            return tokens
-        starts = [i for i, t in enumerate(tokens) if t.norm in firsts]
-        if not starts:
-            return tokens
-        # Copy the stretches between possible rule starts as slices; try rules only there.
-        out: list[Token] = []
+        if not firsts or firsts.isdisjoint(seq):
+            return seq
+        out: list[str] = []
         done = 0
-        n = len(tokens)
-        for i in starts:
+        n = len(seq)
+        for i in [i for i, token in enumerate(seq) if token in firsts]:
             if i < done:
                 continue  # inside a span already rewritten
-            out.extend(tokens[done:i])
+            out.extend(seq[done:i])  # the stretch before a possible rule start, as a slice
             done = i + 1
             for span in range(min(self.max_len, n - i), 0, -1):
-                window = tokens[i : i + span]
-                if window[-1].clause != window[0].clause:
-                    continue
-                canon = self.rules.get(tuple(t.norm for t in window))
+                canon = self.rules.get(tuple(seq[i : i + span]))
                 if canon is not None:
-                    first = window[0]
                     if tried is not None:
-                        tried.add(first.norm)
-                    out.extend(Token(c, True, first.clause, first.sentence_start) for c in canon)
+                        tried.add(seq[i])
+                    out.extend(canon)
                     done = i + span
                     break
             else:
-                out.append(tokens[i])
-        out.extend(tokens[done:])
+                out.append(seq[i])
+        out.extend(seq[done:])
         return out
 
 

@@ -50,13 +50,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import compress
 from operator import itemgetter
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from worker.textproc import AliasTable, SpellingIndex, Token, is_title_case, name_spans, phrases, tokenize
+from worker.textproc import BREAK, AliasTable, SpellingIndex, is_title_case, name_spans, pairs, read
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
 
@@ -304,18 +305,20 @@ Correct = Callable[[str], "str | None"]
 
 
 def _read(text: str, trust_case: bool, table: AliasTable, correct: Correct | None,
-          seen: tuple[set[str], set[str]], limit: int | None = None) -> list[Token]:
-    """Tokens with spelling fixes and aliases applied; ``seen`` collects (capitalised words as
-    read, tokens where an alias rule could start)."""
-    toks = tokenize(text, trust_case, limit)
+          seen: tuple[set[str], set[str]], limit: int | None = None) -> list[str]:
+    """Tokens (``textproc.read``) with spelling fixes and aliases applied; ``seen`` collects
+    (capitalised words as read, tokens where an alias rule could start)."""
+    seq, caps = read(text, trust_case, limit)
     capitals, starts = seen
-    capitals.update([t.norm for t in toks if t.capital])
-    if correct is not None:
-        toks = [t if not t.capital or (fixed := correct(t.norm)) is None else t._replace(norm=fixed)
-                for t in toks]
-    toks = table.apply(toks, starts)
-    starts.update([t.norm for t in toks])
-    return toks
+    named = set(compress(seq, caps))
+    capitals.update(named)
+    if correct is not None and named:
+        fixes = {word: fixed for word in named if (fixed := correct(word)) is not None}
+        if fixes:
+            seq = [fixes.get(t, t) if capital else t for t, capital in zip(seq, caps)]
+    seq = table.apply(seq, starts)
+    starts.update(seq)
+    return seq
 
 
 def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
@@ -325,26 +328,37 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
     seen: tuple[set[str], set[str]] = (set(), set())
     title_case = is_title_case(title)
     title_tokens = _read(title, not title_case, table, correct, seen)
-    # Only the lead counts; tokenizing stops there.
-    limit = cfg.body_max_tokens
-    body = _read(text, True, table, correct, seen, limit)[:limit]
-    weights: dict[str, float] = {}
-    log = math.log
-    for part, boost in ((body, 0.0), (title_tokens, cfg.title_weight)):
-        # Counter counts in C: this is the inner loop of the whole tracker.
-        words = Counter([t.norm for t in part])
-        pairs = Counter(phrases(part)) if cfg.phrase_weight > 0 else Counter[str]()
-        for counts, scale in ((words, 1.0), (pairs, cfg.phrase_weight)):
-            for f, c in counts.items():
-                w = ((1.0 + log(c) if c > 1 else 1.0) + boost) * scale
-                weights[f] = weights.get(f, 0.0) + w
+    body = _read(text, True, table, correct, seen, cfg.body_max_tokens)  # only the lead counts
+    body_words, body_pairs = _counts(body, cfg)
+    weights = _sublinear(body_words, 1.0, 0.0)
+    weights.update(_sublinear(body_pairs, cfg.phrase_weight, 0.0))  # no overlap: pairs hold a space
+    for counts, scale in zip(_counts(title_tokens, cfg), (1.0, cfg.phrase_weight)):
+        for f, w in _sublinear(counts, scale, cfg.title_weight).items():
+            weights[f] = weights.get(f, 0.0) + w
     found: dict[str, str] = {}  # name key (aliases applied) → the name as written
     for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]):
         for surface in name_spans(lead):
-            key = _name_key([t.norm for t in _read(surface, True, table, correct, seen)])
+            key = _name_key(t for t in _read(surface, True, table, correct, seen) if t != BREAK)
             if key:
                 found.setdefault(key, surface)
-    return _Analysis(weights, found, len(body) < cfg.short_tokens, frozenset(seen[0]), frozenset(seen[1]))
+    seen[1].discard(BREAK)
+    short = len(body) - body.count(BREAK) < cfg.short_tokens
+    return _Analysis(weights, found, short, frozenset(seen[0]), frozenset(seen[1]))
+
+
+def _counts(seq: list[str], cfg: TrackerConfig) -> tuple[Counter[str], Counter[str]]:
+    """Words and word pairs of a token sequence, counted (in C)."""
+    words = Counter(seq)
+    words.pop(BREAK, None)
+    return words, Counter(pairs(seq)) if cfg.phrase_weight > 0 else Counter()
+
+
+def _sublinear(counts: Counter[str], scale: float, boost: float) -> dict[str, float]:
+    """Term weights ``(1 + ln(count) + boost) * scale``; most counts are 1, set in C."""
+    out = dict.fromkeys(counts, (1.0 + boost) * scale)
+    for f in [f for f, c in counts.items() if c > 1]:
+        out[f] = (1.0 + math.log(counts[f]) + boost) * scale
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -588,8 +602,9 @@ class Tracker:
 
     # ------------------------------------------------------------------ analysis
 
-    def _tokens(self, text: str, trust_case: bool, aliases: AliasTable) -> list[Token]:
-        return _read(text, trust_case, aliases, self._correct, (set(), set()))
+    def _tokens(self, text: str, trust_case: bool, aliases: AliasTable) -> list[str]:
+        """The content tokens of a keyword, alias or exclude phrase, clauses ignored."""
+        return [t for t in _read(text, trust_case, aliases, self._correct, (set(), set())) if t != BREAK]
 
     def _analyze(self, doc: Doc, aliases: AliasTable | None = None) -> _Analysis:
         return analyze(doc.title, doc.text, self.config, aliases or self._default_aliases, self._correct)
@@ -660,13 +675,13 @@ class Tracker:
             kw_doc = Doc(f"{spec.id}#keywords", "", ". ".join(spec.keywords), 0.0)
             kw_analysis = self._analyze(kw_doc, aliases)
             for kw in spec.keywords:
-                toks = [t.norm for t in self._tokens(kw, False, aliases)]
+                toks = self._tokens(kw, False, aliases)
                 known.add(_name_key(toks))
                 keyword_keys.append((kw, _name_key(toks)))
                 name_features.update(toks)
                 name_features.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
         for group in spec.aliases:
-            canon = [t.norm for t in self._tokens(group[0], False, aliases)]
+            canon = self._tokens(group[0], False, aliases)
             name_features.update(canon)
             name_features.update(f"{a} {b}" for a, b in zip(canon, canon[1:]))
         for m in members:
@@ -679,7 +694,7 @@ class Tracker:
             if " " not in f:
                 self._spelling.add(f)
         exclude = tuple(
-            tuple(t.norm for t in self._tokens(e, False, aliases)) for e in spec.exclude
+            tuple(self._tokens(e, False, aliases)) for e in spec.exclude
         )
         story = _Storyline(
             spec=spec,
