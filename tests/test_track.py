@@ -1,13 +1,19 @@
-"""The scorer's text analysis: aliases, and analyses made in a parsing process (track.prepare)."""
+"""The scorer's text analysis (aliases; analyses made in a parsing process: track.prepare) and the
+emerging-story groups' bounds."""
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
+import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from worker import evaluate
+import pytest
+
+from bench.corpus import article
+from worker import evaluate, storylines
 from worker.textproc import AliasTable, words
 from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
 
@@ -81,3 +87,33 @@ def test_an_analysis_made_with_other_settings_is_not_used() -> None:
     shipped = [replace(d, prepared=prepare(d.title, d.text)) for d in docs]
     assert decisions(other, specs, shipped) == decisions(other, specs, docs)
     assert decisions(other, specs, docs) != decisions(TrackerConfig(), specs, docs)
+
+
+def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storylines, "MAX_OPEN", 40)
+    rng = random.Random(7)
+    tracker = Tracker(TrackerConfig())
+    for n in range(storylines.MIN_WINDOW):
+        tracker.observe(Doc(f"w{n}", *article(rng, 600), float(n)))
+    emerging = storylines.Emerging(3)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+    def add(n: int, title: str, text: str, source: str) -> storylines._Group | None:
+        doc = Doc(str(n), title, text, 1000.0 + n)
+        tracker.process(doc)
+        return emerging.add(storylines._Member(n, start + dt.timedelta(minutes=n), title), source, doc, tracker)
+
+    story = ("Volcano erupts near Quellon fishing port",
+             "The Quellon volcano erupted overnight, covering the fishing port of Quellon in ash; ferries "
+             "to Chiloe island were halted and thousands of residents were evacuated.")
+    add(0, *story, "a")
+    add(1, *story, "b")  # grows the first group
+    for n in range(2, 200):
+        add(n, *article(rng, 600), "c")
+    assert len(emerging.groups) <= 40
+    grown = [g for g in emerging.groups if len(g.items) > 1]
+    assert [m.id for m in grown[0].items] == [0, 1]
+    indexed = {id(g) for groups in emerging.by_term.values() for g in groups}
+    assert indexed == {id(g) for g in emerging.groups if g.core}  # no posting to a group let go
+    assert all(g in emerging.by_term[t] for g in emerging.groups for t in g.core)
+    assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion

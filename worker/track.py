@@ -16,7 +16,7 @@ preview without learning. The tracker never does I/O and keeps no state outside 
 (textproc memoises pure word functions, bounded); its memory is bounded
 by the config (window sizes), so its speed does not fall as the store grows.
 
-How a decision is made (docs/tracking.md has the measurements behind every step):
+How a decision is made (accuracy: ``storywatch eval tracking``, bench/bench_tracking.py):
 
 1. The item becomes a TF-IDF vector over words and adjacent word pairs ("north korea"), with the
    title counted more. IDF comes from a sliding window over the stream itself (every item
@@ -33,10 +33,14 @@ How a decision is made (docs/tracking.md has the measurements behind every step)
 5. Confident follow-ups join the profile (adaptation), except near-duplicates of a member; the
    background is re-scored when the profile has drifted from the one it was measured against.
 
-Speed (bench_speed.py): each item is analysed and vectorised once; its cosine with every
-storyline centroid comes from one pass over an inverted index of the centroids; reasons are
-computed only for follow-ups (and vetoes); backgrounds are kept sorted for O(1) quantiles;
-profiles are re-weighted with the current IDF every ``refresh_fraction`` of the DF window.
+Speed (bench/bench_tracking.py): an item's text is analysed once, by ``prepare``, where the item
+is parsed (a parsing process), and shipped packed with it; the tracker re-reads the text only
+when a spelling fix or a storyline's own aliases would read it otherwise. Document frequencies
+are counted per hash bucket in one numpy array, so counting an item and weighting its features
+are vector operations. Its cosine with every storyline centroid comes from the features it
+shares with an inverted index of the centroids; reasons are computed only for follow-ups (and
+vetoes); backgrounds are kept sorted for O(1) quantiles; profiles are re-weighted with the
+current IDF every ``refresh_fraction`` of the DF window.
 """
 
 from __future__ import annotations
@@ -153,7 +157,9 @@ class TrackerConfig:
     """Every tunable, with the shipped default. Defaults were chosen on held-out stories."""
 
     threshold: float = 0.03
-    """The global knob (0.03: median of the knobs tuned on story halves, see docs/tracking.md). normalization="none": the cosine threshold itself. "tail": the margin
+    """The global knob (0.03: the median of the knobs tuned on halves of the dev stories, so
+    that it is not fitted to the stories it is measured on). normalization="none": the cosine
+    threshold itself. "tail": the margin
     above the storyline's background quantile. "zscore": standard deviations above the
     background mean. Every storyline thus gets its own effective threshold (Decision.threshold)."""
     normalization: Normalization = "tail"
