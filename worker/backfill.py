@@ -46,7 +46,7 @@ from worker.models import Feed, Item
 from worker.parallel import ProcessPool, default_processes
 
 BATCH = 500  # items per transaction: short enough for the daemon to write in between
-CHUNK = 256  # items per pickled chunk of a spool file
+CHUNK = 16  # items per pickled chunk of a spool file: the merge holds one chunk of every source (~250 KB)
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a source larger than this, decompressed, is refused
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 
