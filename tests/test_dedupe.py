@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from worker import dedupe, pipeline, store
+from worker import dedupe
 from worker.config import DEFAULT_CLUTTER
 from worker.models import Indexed
 from tests.conftest import NOW, SEEDS, Cli, World

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest

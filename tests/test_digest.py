@@ -433,7 +433,7 @@ def test_backfill_items_are_left_out_unless_asked_for(world: Built) -> None:
     big = load_settings(write_config(world.config.parent, other_items=10))
     md = digest.render_markdown(daily.collect(world.db, big, world.period, include_backfill=True))
     assert md.split("\n## Sources")[0].rstrip().endswith(
-        f"- [Archive: the 2019 summit in Pyongyang](https://koreawire.example/backfill) (Korea Wire, 2019-06-20 10:00)")
+        "- [Archive: the 2019 summit in Pyongyang](https://koreawire.example/backfill) (Korea Wire, 2019-06-20 10:00)")
 
 
 def test_a_backfilled_follow_up_is_left_out_of_its_storyline_too(world: Built) -> None:

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import random
 import shutil
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
