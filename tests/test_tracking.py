@@ -226,10 +226,10 @@ def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
     try:
         for entry in labelled:
             r = records[entry.doc.id]
-            item = normalize.record_item(
+            item = pipeline.analysed(normalize.record_item(  # analysed as a parsing process would
                 identity=f"eval:{r['id']}", title=r["title"], text=r["text"], url=f"https://news.example/{r['id']}",
                 published=dt.datetime.fromisoformat(r["published"].replace("Z", "+00:00")), now=now,
-                clutter=rt.window.clutter, publisher="Example")
+                clutter=rt.window.clutter, publisher="Example"))
             with store.transaction(db):
                 stored = pipeline.ingest_items(db, rt.window, None, [item], now)
                 rt.tracking.track(db, stored.originals, now)

@@ -271,11 +271,11 @@ def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutt
     when = dt.datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else ctx.now
     when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
     source = str(record.get("source") or default_source)
-    return normalize.record_item(
+    return pipeline.analysed(normalize.record_item(
         identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
         text=normalize.html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
         published=when.astimezone(dt.timezone.utc), now=ctx.now, clutter=rules, publisher=source,
-        source="backfill")
+        source="backfill"))
 
 
 def _spool(label: str, items: Sequence[Item], ctx: _Context) -> Spooled:

@@ -85,7 +85,12 @@ def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None =
 
 
 def _ago(age: dt.timedelta) -> str:
-    return format_duration(dt.timedelta(seconds=max(0, round(age.total_seconds()))))
+    """An age in its largest whole unit ("4m", not "241s": a reading, not a measurement)."""
+    seconds = max(0, round(age.total_seconds()))
+    for size in (86400, 3600, 60):
+        if seconds >= size:
+            return format_duration(dt.timedelta(seconds=seconds - seconds % size))
+    return format_duration(dt.timedelta(seconds=seconds))
 
 
 # ── metrics ─────────────────────────────────────────────────────────────────────────────────

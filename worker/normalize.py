@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import Item, SeedDoc
-from worker import track
 from worker.parse import Entry
 
 # ── text ─────────────────────────────────────────────────────────────────────────────────────
@@ -219,7 +218,6 @@ def normalize_entry(
         feed_id=feed_id or None,
         date_flag=flag,
         fingerprint=marks,
-        analysis=track.prepare(title, text),
     )
 
 

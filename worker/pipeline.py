@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, parse, polling, seeds, store, storylines
+from worker import dedupe, normalize, parse, polling, seeds, store, storylines, track
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
@@ -302,10 +302,16 @@ def normalize_batch(
     lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
     rules = clutter_rules(clutter)
     return tuple(
-        normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
-                                  clutter=rules, boilerplate=lines, text=text, source=source, scope=scope)
+        analysed(normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
+                                           clutter=rules, boilerplate=lines, text=text, source=source, scope=scope))
         for entry, text in zip(entries, texts)
     )
+
+
+def analysed(item: Item) -> Item:
+    """The item with its text analysed for storyline tracking (done where items are parsed, so
+    that the one writer does not tokenize: see track.prepare)."""
+    return dataclasses.replace(item, analysis=track.prepare(item.title, item.text))
 
 
 @functools.lru_cache(maxsize=8)
