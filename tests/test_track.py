@@ -101,7 +101,7 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     def add(n: int, title: str, text: str, source: str) -> storylines._Group | None:
         doc = Doc(str(n), title, text, 1000.0 + n)
         tracker.process(doc)
-        return emerging.add(storylines._Member(n, start + dt.timedelta(minutes=n), title), source, doc, tracker)
+        return emerging.add(storylines.GroupItem(n, start + dt.timedelta(minutes=n), title), source, doc, tracker)
 
     story = ("Volcano erupts near Quellon fishing port",
              "The Quellon volcano erupted overnight, covering the fishing port of Quellon in ash; ferries "

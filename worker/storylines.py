@@ -19,12 +19,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
-
 from loguru import logger
 from sqlite_utils import Database
 
@@ -136,7 +135,7 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
         found += [followup_of(d) for d in decisions if d.followup and d.storyline_id in looking_back]
         if emerging is not None and not any(d.followup for d in decisions):
             item = by_id[doc.id]
-            emerging.add(_Member(item.id, item.published_at, item.title), _source(item), doc, tracker)
+            emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
     with store.transaction(db):
         store.save_followups(db, found, now)
         store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
@@ -157,7 +156,7 @@ MAX_GROUP = 200  # a group this big is no longer an emerging story: it stops gro
 MAX_OPEN = 10_000  # open groups kept (~3 KB each); beyond, the oldest single items are let go
 
 
-class _Member(NamedTuple):
+class GroupItem(NamedTuple):
     """What a group keeps of an item (not its text: thousands of groups are open at once)."""
 
     id: int
@@ -167,7 +166,7 @@ class _Member(NamedTuple):
 
 @dataclass(eq=False)
 class _Group:
-    items: list[_Member]
+    items: list[GroupItem]
     terms: Counter[str] = field(default_factory=Counter)  # its items' key terms, counted
     sources: set[str] = field(default_factory=set)
     core: set[str] = field(default_factory=set)  # its most common key terms: what an item must share
@@ -190,7 +189,7 @@ class Emerging:
         self.groups: list[_Group] = []
         self._swept: dt.datetime | None = None
 
-    def add(self, item: _Member, source: str, doc: Doc, tracker: Tracker) -> _Group | None:
+    def add(self, item: GroupItem, source: str, doc: Doc, tracker: Tracker) -> _Group | None:
         """Place the item (`doc`: the item as just processed by `tracker`; `source`: its publisher);
         the group it completes or grows, if that group is now a suggestion."""
         if tracker.n_docs < MIN_WINDOW:
@@ -316,7 +315,7 @@ class Tracking:
             decisions = tracker.process(doc)
             followups = [followup_of(d) for d in decisions if d.followup]
             found += followups
-            member = _Member(item_id, item.published_at, item.title)
+            member = GroupItem(item_id, item.published_at, item.title)
             if suggest and not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
