@@ -6,8 +6,10 @@ import datetime as dt
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from worker.track import TextAnalysis
+if TYPE_CHECKING:  # a value carried along, made and read by worker.track
+    from worker.track import TextAnalysis
 
 SOURCES = ("feed", "seeds", "backfill")  # where an item came from
 

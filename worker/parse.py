@@ -113,13 +113,13 @@ def _trust_utf8(body: bytes, content_type: str) -> str:
     UTF-8 and holds non-ASCII bytes is UTF-8 (legacy text is almost never valid UTF-8 by chance).
     """
     match = _CHARSET.search(content_type)
-    if not match or match.group(1).lower().replace("_", "-") in ("utf-8", "utf8") or match.group(1).lower().startswith("utf-"):
+    if not match or match.group(1).lower().startswith("utf") or body.isascii():
         return content_type
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
         return content_type
-    return _CHARSET.sub("", content_type) if not body.isascii() else content_type
+    return _CHARSET.sub("", content_type)
 
 
 def _link(feed: Any, rel: str, base: str) -> str | None:

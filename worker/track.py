@@ -48,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from array import array
 from bisect import bisect_left, insort
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -298,15 +297,24 @@ class TextAnalysis:
 
     @staticmethod
     def pack(analysis: _Analysis, recipe: str) -> TextAnalysis:
-        return TextAnalysis("\n".join(analysis.weights), array("d", analysis.weights.values()).tobytes(),
-                            tuple(analysis.names.items()), analysis.short, analysis.capitals,
-                            analysis.starts, recipe)
+        features, weights = _packed(analysis.weights)
+        return TextAnalysis(features, weights.tobytes(), tuple(analysis.names.items()), analysis.short,
+                            analysis.capitals, analysis.starts, recipe)
 
     def unpack(self) -> _Analysis:
-        features = self.features.split("\n") if self.features else []
         weights = np.frombuffer(self.weights, np.float64)
-        return _Analysis(dict(zip(features, weights.tolist())), dict(self.names), self.short,
+        return _Analysis(_unpacked(self.features, weights), dict(self.names), self.short,
                          self.capitals, self.starts, weight_array=weights)
+
+
+def _packed(vec: dict[str, float]) -> tuple[str, npt.NDArray[np.float64]]:
+    """A feature → weight dictionary as two objects instead of hundreds: the features, a line
+    each, and the weights as an array (cheap to keep by the thousand and to send)."""
+    return "\n".join(vec), np.fromiter(vec.values(), np.float64, len(vec))
+
+
+def _unpacked(features: str, weights: npt.NDArray[np.float64]) -> dict[str, float]:
+    return dict(zip(features.split("\n"), weights.tolist())) if features else {}
 
 
 Correct = Callable[[str], "str | None"]
@@ -416,15 +424,14 @@ class _Recent:
 
     @staticmethod
     def of(doc: Doc, analysis: _Analysis, vector: dict[str, float]) -> _Recent:
-        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts,
-                       "\n".join(vector), np.fromiter(vector.values(), np.float64, len(vector)))
+        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts, *_packed(vector))
 
     @property
     def id(self) -> str:
         return self.doc.id
 
     def vector(self) -> dict[str, float]:
-        return dict(zip(self.features.split("\n"), self.weights.tolist())) if self.features else {}
+        return _unpacked(self.features, self.weights)
 
 
 class _BackgroundStats:
@@ -466,9 +473,6 @@ class _BackgroundStats:
         second = (self.total_sq + k * (ps * ps + pm * pm)) / (n + k)
         std = math.sqrt(max(second - mean * mean, 0.0))
         return mean, max(std, self.cfg.bg_min_std)
-
-    def quantile(self) -> float:
-        return self.level
 
     def _quantile(self) -> float:
         """The background quantile, shrunk towards the prior while the window is small."""
@@ -597,11 +601,6 @@ class Tracker:
     def n_docs(self) -> int:
         return len(self._window)
 
-    def idf(self, feature: str) -> float:
-        """Smoothed IDF over the window; unseen features get the largest value."""
-        n = len(self._window) + self.config.df_prior_docs
-        return math.log((n + 1) / (int(self._df[hash(feature) & (DF_BUCKETS - 1)]) + 1)) + 1.0
-
     def _count(self, analysis: _Analysis) -> None:
         """A bucket's count is the number of documents with a feature in it (two features of
         one document in one bucket count once: fancy indexing, ten times faster than add.at)."""
@@ -657,7 +656,7 @@ class Tracker:
         n1 = len(self._window) + self.config.df_prior_docs + 1.0
         weights = analysis.weight_array
         if weights is None:
-            weights = np.fromiter(analysis.weights.values(), np.float64, len(buckets))
+            weights = _packed(analysis.weights)[1]
         vec = weights * (np.log(n1 / (self._df[buckets] + 1.0)) + 1.0)
         norm = math.sqrt(float(vec @ vec))
         if norm == 0.0:
