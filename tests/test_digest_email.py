@@ -300,3 +300,37 @@ def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Pa
         assert server.received == []
         run("digest", "--send", "--resend", "--date", "2026-11-23")
     assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+
+
+def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_called_interrupted(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            # Another process claimed it a moment ago and is still talking to the server (the CLI
+            # below runs on the real clock).
+            claimed = dt.datetime.now(dt.timezone.utc)
+            with store.transaction(built.db):
+                built.db.execute("UPDATE digests SET status = 'sending', sender_pid = ?, sending_at = ?",
+                                 [other.pid, store.to_iso(claimed)])
+            assert not store.claim_digest(built.db, DAY, claimed + minutes(1), resend=True)
+            daily.scheduled_digest(built.db, built.settings, T0 + minutes(1))
+            assert row(built.db)["status"] == "sending"
+            refused = Cli(built.config)("digest", "--send", "--date", "2026-11-23", ok=False)
+            assert f"the digest of 2026-11-23 is being sent right now (by process {other.pid})" in refused.output
+            # Past the lease, a live pid is taken for a reused one: the sender is gone.
+            assert store.digest_sender(built.db, DAY, claimed + store.SENDING_LEASE + minutes(1)) is None
+        finally:
+            other.kill()
+            other.wait(30)
+        daily.scheduled_digest(built.db, built.settings, T0 + minutes(2))  # the sender has stopped
+        assert row(built.db)["status"] == "unconfirmed" and server.received == []
+
+
+def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path) -> None:
+    built = build(tmp_path, smtp_port=free_port())
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    assert store.claim_digest(built.db, DAY, T0, resend=False)
+    assert not store.claim_digest(built.db, DAY, T0, resend=False)  # "sending": a resend only
+    assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["sender_pid"]) == ("sending", 1, os.getpid())

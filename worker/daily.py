@@ -115,10 +115,12 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     if row is None:
         raise StorywatchError(f"there is no digest of {day} to send",
                               hint="only the daily digests are sent: run `storywatch digest` (no period) first")
-    if row["status"] in ("sent", "unconfirmed", "sending") and not resend:
+    if not store.claim_digest(db, day, now, resend=resend):
+        if (sender := store.digest_sender(db, day, now)) is not None:
+            raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
+        row = store.digest_row(db, day) or row
         done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
-    store.mark_digest(db, day, "sending", now)
     try:
         deliver.send_message(settings.email, digest_message(settings, data, now))
     except DeliveryError as exc:

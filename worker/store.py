@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -293,6 +294,18 @@ def _cycles(db: Database) -> None:
             errors INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX cycles_finished ON cycles(finished_at);
+        """
+    )
+
+
+@MIGRATIONS(name="0009_digest_sender")
+def _digest_sender(db: Database) -> None:
+    # Which process is sending a digest, and since when: a digest another live process is
+    # sending is neither sent again nor taken for one a stopped worker left half sent.
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN sender_pid INTEGER;
+        ALTER TABLE digests ADD COLUMN sending_at TEXT;
         """
     )
 
@@ -1103,13 +1116,55 @@ def record_digest(db: Database, day: dt.date, start: dt.datetime, end: dt.dateti
         )
 
 
+SENT_OR_MAYBE = ("sent", "unconfirmed", "sending")
+"""Digest states that only a resend (--resend) may send again."""
+
+
+def claim_digest(db: Database, day: dt.date, now: dt.datetime, *, resend: bool) -> bool:
+    """Mark the digest of `day` "sending" by this process, in one write transaction, unless it is
+    sent or may have been (without `resend`) or another live process is sending it: then False.
+    Two senders that race for one digest thus never both send it."""
+    with transaction(db):
+        row = digest_row(db, day)
+        if row is None or (row["status"] in SENT_OR_MAYBE and not resend) or _sending_elsewhere(row, now):
+            return False
+        db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = NULL, sender_pid = ?, "
+                   "sending_at = ? WHERE day = ?", [os.getpid(), to_iso(now), day.isoformat()])
+        return True
+
+
+SENDING_LEASE = dt.timedelta(hours=1)
+"""A digest "sending" for longer than this was left by a stopped worker, even if a process of its
+pid is alive (pids are reused); a send takes at most a few SMTP timeouts."""
+
+
+def _sending_elsewhere(row: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether another process that is still running is sending this digest."""
+    pid = row.get("sender_pid")
+    if row["status"] != "sending" or pid is None or pid == os.getpid() or row.get("sending_at") is None:
+        return False
+    if now - from_iso(row["sending_at"]) > SENDING_LEASE:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
+def digest_sender(db: Database, day: dt.date, now: dt.datetime) -> int | None:
+    """The pid of another live process sending the digest of `day`, if one is."""
+    row = digest_row(db, day)
+    return int(row["sender_pid"]) if row is not None and _sending_elsewhere(row, now) else None
+
+
 def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, error: str | None = None,
                 recipients: Sequence[str] = (), retry_at: dt.datetime | None = None) -> None:
-    """Sending state: "sending" (just before SMTP), "sent", or "failed" (with when to retry)."""
+    """Sending outcome: "sent", or "failed" (with when to retry); "sending" is claim_digest's."""
     with transaction(db):
         values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None}
-        if status == "sending":
-            db.execute("UPDATE digests SET attempts = attempts + 1 WHERE day = ?", [day.isoformat()])
         if status == "sent":
             values |= {"sent_at": to_iso(now), "recipients": json.dumps(list(recipients))}
         columns = ", ".join(f"{k} = ?" for k in values)
@@ -1117,11 +1172,15 @@ def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, er
 
 
 def mark_interrupted_digests(db: Database, now: dt.datetime) -> int:
-    """A digest left "sending" (the worker stopped mid-send) may have arrived: mark it unconfirmed."""
+    """A digest left "sending" by a process that stopped mid-send may have arrived: mark it
+    unconfirmed (not one a live process is sending right now)."""
     with transaction(db):
-        return db.execute(
-            "UPDATE digests SET status = 'unconfirmed', error = 'the worker stopped while sending: it may have "
-            "arrived; send again with --resend' WHERE status = 'sending'").rowcount
+        left = [row["day"] for row in db.query("SELECT * FROM digests WHERE status = 'sending'")
+                if not _sending_elsewhere(row, now)]
+        for day in left:
+            db.execute("UPDATE digests SET status = 'unconfirmed', error = 'the worker stopped while sending: it may "
+                       "have arrived; send again with --resend' WHERE day = ?", [day])
+        return len(left)
 
 
 def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
