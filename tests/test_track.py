@@ -33,6 +33,35 @@ def test_a_storylines_own_aliases_extend_the_generic_group_they_overlap() -> Non
     assert own.firsts_beyond(generic) == {"korea", "moscow"}
 
 
+SEED = Path(__file__).parents[1] / "seeds" / "000_258aa0af6080a6dd.txt"  # names Pak Myong-ho
+
+
+def test_a_name_spelled_otherwise_is_read_as_the_storylines_name_and_lone_lookalikes_are_not() -> None:
+    tracker = Tracker(TrackerConfig())
+    text = SEED.read_text()
+    tracker.add_storyline(StorylineSpec("fy", "Friendship Year", (Doc("seed", "", text, 0.0),), keywords=("Ercis",)))
+
+    def read(title: str, text: str) -> Doc:
+        doc = Doc(title, title, text, 1.0)
+        tracker.decide(doc)
+        return doc
+
+    park = read("Park Myung-ho in Beijing", "Vice minister Park Myung-ho arrived on Monday. Park said ties were strong.")
+    weights = tracker._analyze_cached(park).weights
+    assert {"pak", "myong", "pak myong"} <= weights.keys() and "park" not in weights  # "Park said" too
+    assert tracker.vector(park)["pak"] > 0
+
+    half = read("Talks", "Talks were led by Park Myong-ho on Monday.")  # one word spelled otherwise
+    assert {"pak", "pak myong"} <= tracker._analyze_cached(half).weights.keys()
+
+    # Lone words one edit from a name word name nobody: "Park" and "Myung" stay as written.
+    alone = read("Park rangers", "Rangers in the Park met on Monday. Mr Myung, a ranger, spoke.")
+    assert {"park", "myung"} <= tracker._analyze_cached(alone).weights.keys()
+    # A one-word keyword is a name by itself.
+    variant = read("Quake", "Rescuers reached Erciz on Monday.")
+    assert "ercis" in tracker._analyze_cached(variant).weights
+
+
 def _prepare(texts: tuple[str, str]) -> TextAnalysis:
     return prepare(*texts)
 
@@ -74,9 +103,9 @@ def test_an_analysis_made_in_another_process_decides_exactly_as_one_made_by_the_
     tracker = Tracker(config)
     for spec in specs:
         tracker.add_storyline(spec)
-    variant = shipped[-1]
-    assert tracker._prepared(variant) is None  # "Erciz" is one edit from the keyword "Ercis"
-    assert tracker._prepared(shipped[0]) is not None
+    variant = tracker._prepared(shipped[-1])
+    assert variant is not None and tracker._fixes(variant) == {"erciz": "ercis"}  # the keyword "Ercis"
+    assert tracker._fixes(prepared[0].unpack()) == {}
     starts = prepared[0].unpack().starts  # "Van" starts a storyline's own alias
     assert any(tracker._reads_differently(s, starts) for s in tracker._storylines.values())
 

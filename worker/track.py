@@ -50,12 +50,12 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import compress
 from operator import itemgetter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -235,7 +235,8 @@ class TrackerConfig:
     top_terms: int = 6
     default_aliases: tuple[tuple[str, ...], ...] = DEFAULT_ALIASES
     spelling_variants: bool = True
-    """Rewrite capitalised words one edit away from a known storyline name (Park -> Pak)."""
+    """Rewrite spelling variants of a storyline's names (Park Myung-ho -> Pak Myong-ho): see
+    ``Tracker._fixes``."""
 
 
 # --------------------------------------------------------------------------- internals
@@ -317,11 +318,13 @@ def _unpacked(features: str, weights: npt.NDArray[np.float64]) -> dict[str, floa
     return dict(zip(features.split("\n"), weights.tolist())) if features else {}
 
 
-Correct = Callable[[str], "str | None"]
-"""A spelling fixer: the known name word a capitalised word is a variant of, or None."""
+Fixes = Mapping[str, str]
+"""Spelling fixes for one text: capitalised word as read -> the storyline name word it spells."""
+
+NO_FIXES: Fixes = {}
 
 
-def _read(text: str, trust_case: bool, table: AliasTable, correct: Correct | None,
+def _read(text: str, trust_case: bool, table: AliasTable, fixes: Fixes,
           seen: tuple[set[str], set[str]], limit: int | None = None) -> list[str]:
     """Tokens (``textproc.read``) with spelling fixes and aliases applied; ``seen`` collects
     (capitalised words as read, tokens where an alias rule could start)."""
@@ -329,23 +332,23 @@ def _read(text: str, trust_case: bool, table: AliasTable, correct: Correct | Non
     capitals, starts = seen
     named = set(compress(seq, caps))
     capitals.update(named)
-    if correct is not None and named:
-        fixes = {word: fixed for word in named if (fixed := correct(word)) is not None}
-        if fixes:
-            seq = [fixes.get(t, t) if capital else t for t, capital in zip(seq, caps)]
+    if fixes and not trust_case:  # a Title Case headline: any word may be the name
+        seq = [fixes.get(t, t) for t in seq]
+    elif fixes and not named.isdisjoint(fixes):
+        seq = [fixes.get(t, t) if capital else t for t, capital in zip(seq, caps)]
     seq = table.apply(seq, starts)
     starts.update(seq)
     return seq
 
 
 def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
-            correct: Correct | None = None) -> _Analysis:
+            fixes: Fixes = NO_FIXES) -> _Analysis:
     """Weighted words and word pairs (the title counted more, only the lead of the text) and the
     names the text mentions."""
     seen: tuple[set[str], set[str]] = (set(), set())
     title_case = is_title_case(title)
-    title_tokens = _read(title, not title_case, table, correct, seen)
-    body = _read(text, True, table, correct, seen, cfg.body_max_tokens)  # only the lead counts
+    title_tokens = _read(title, not title_case, table, fixes, seen)
+    body = _read(text, True, table, fixes, seen, cfg.body_max_tokens)  # only the lead counts
     body_words, body_pairs = _counts(body, cfg)
     weights = _sublinear(body_words, 1.0, 0.0)
     weights.update(_sublinear(body_pairs, cfg.phrase_weight, 0.0))  # no overlap: pairs hold a space
@@ -355,7 +358,7 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
     found: dict[str, str] = {}  # name key (aliases applied) → the name as written
     for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]):
         for surface in name_spans(lead):
-            key = _name_key(t for t in _read(surface, True, table, correct, seen) if t != BREAK)
+            key = _name_key(t for t in _read(surface, True, table, fixes, seen) if t != BREAK)
             if key:
                 found.setdefault(key, surface)
     seen[1].discard(BREAK)
@@ -534,6 +537,31 @@ class _Storyline:
     own_firsts: tuple[str, ...] = ()
     """Where its own aliases start a rule the generic ones do not: an item with none of these
     tokens reads the same under both, and is scored with its generic analysis."""
+    spellings: _Spellings = field(default_factory=lambda: _Spellings((), (), ()))
+
+
+class _Spellings(NamedTuple):
+    """What a storyline adds to the lexicon of spelling fixes (see Tracker._fixes)."""
+
+    words: tuple[str, ...]
+    """Words of its names (keywords, names in its seeds)."""
+    runs: tuple[str, ...]
+    """Runs of two or more consecutive words of its names, space-joined."""
+    one_word: tuple[str, ...]
+    """Its one-word keywords."""
+
+
+def _spellings(names: Iterable[str], keyword_keys: Sequence[tuple[str, str]]) -> _Spellings:
+    """``names``: name keys (keywords' included); ``keyword_keys``: (keyword, its key)."""
+    words: set[str] = set()
+    runs: set[str] = set()
+    for key in names:
+        parts = key.split(" ")
+        if len(parts) > 1:
+            words.update(parts)
+            runs.update(" ".join(parts[i:j]) for i in range(len(parts) - 1) for j in range(i + 2, len(parts) + 1))
+    one_word = {key for _, key in keyword_keys if key and " " not in key}
+    return _Spellings(tuple(sorted(words | one_word)), tuple(sorted(runs)), tuple(sorted(one_word)))
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -583,8 +611,11 @@ class Tracker:
         self._seen_order: deque[str] = deque()
         # Recent documents, to give a new storyline its background at once.
         self._recent: deque[_Recent] = deque(maxlen=self.config.bg_init_docs)
+        # Storylines' names, for spelling fixes: their words, their runs of two or more words
+        # ("pak myong", "myong ho", "pak myong ho") and the one-word keywords.
         self._spelling = SpellingIndex()
-        self._correct: Correct | None = self._spelling.correct if self.config.spelling_variants else None
+        self._name_runs: Counter[str] = Counter()
+        self._one_word_names: Counter[str] = Counter()
         self._since_refresh = 0
         self._last_analysis: tuple[Doc, _Analysis, dict[str, float] | None] | None = None
         # Inverted index of the centroids of the storylines that use the default aliases:
@@ -614,27 +645,63 @@ class Tracker:
 
     def _tokens(self, text: str, trust_case: bool, aliases: AliasTable) -> list[str]:
         """The content tokens of a keyword, alias or exclude phrase, clauses ignored."""
-        return [t for t in _read(text, trust_case, aliases, self._correct, (set(), set())) if t != BREAK]
+        return [t for t in _read(text, trust_case, aliases, NO_FIXES, (set(), set())) if t != BREAK]
 
-    def _analyze(self, doc: Doc, aliases: AliasTable | None = None) -> _Analysis:
-        return analyze(doc.title, doc.text, self.config, aliases or self._default_aliases, self._correct)
+    def _analyze(self, doc: Doc, aliases: AliasTable | None = None, plain: _Analysis | None = None
+                 ) -> _Analysis:
+        """The document's analysis under an alias table, spelling fixes applied; ``plain``: its
+        analysis without fixes, if already made."""
+        table = aliases or self._default_aliases
+        if plain is None:
+            plain = analyze(doc.title, doc.text, self.config, table)
+        fixes = self._fixes(plain)
+        return analyze(doc.title, doc.text, self.config, table, fixes) if fixes else plain
+
+    def _fixes(self, plain: _Analysis) -> Fixes:
+        """The spelling variants of storyline names in a text (its analysis without fixes).
+
+        A capitalised word one edit from a name word is a variant only where the text names one
+        of the storyline names with it: a run of two or more of the name's words, at least one
+        written alike ("Park Myung-ho" or "Minister Park" for Pak Myong-ho, not a lone "Time" for
+        Tim), or one edit from a one-word keyword ("Erciz" for Ercis). The fix then applies to
+        every capitalised use of the word in the text ("... Park said")."""
+        if not self.config.spelling_variants or not (self._name_runs or self._one_word_names):
+            return NO_FIXES
+        correct = self._spelling.correct
+        variants = {w: c for w in plain.capitals.split() if (c := correct(w)) is not None}
+        if not variants:
+            return NO_FIXES
+        fixes = {w: c for w, c in variants.items() if c in self._one_word_names}
+        for key in plain.names:
+            words = key.split(" ")
+            if len(words) > 1 and not variants.keys().isdisjoint(words):
+                fixes.update(self._name_variants(words, variants))
+        return fixes
+
+    def _name_variants(self, words: list[str], variants: Mapping[str, str]) -> dict[str, str]:
+        """The fixes by which runs of ``words`` (a name in the text) spell a storyline name."""
+        fixed = [variants.get(w, w) for w in words]
+        found: dict[str, str] = {}
+        for i in range(len(words) - 1):
+            for j in range(i + 2, len(words) + 1):
+                changed = [(w, f) for w, f in zip(words[i:j], fixed[i:j]) if w != f]
+                if changed and len(changed) < j - i and " ".join(fixed[i:j]) in self._name_runs:
+                    found.update(changed)
+        return found
 
     def _prepared(self, doc: Doc) -> _Analysis | None:
-        """The analysis made where the item was parsed, if a spelling fix would not change it."""
+        """The analysis made where the item was parsed (without spelling fixes), if it was made
+        with this tracker's analysis settings."""
         if doc.prepared is None or doc.prepared.recipe != self._recipe:
             return None
-        analysis = doc.prepared.unpack()
-        correct = self._correct
-        if correct is not None and any(correct(w) for w in analysis.capitals.split()):
-            return None
-        return analysis
+        return doc.prepared.unpack()
 
     def _analyze_cached(self, doc: Doc) -> _Analysis:
         """decide() and observe() of one document share its analysis (default aliases)."""
         last = self._last_analysis
         if last is not None and last[0] is doc:
             return last[1]
-        analysis = self._prepared(doc) or self._analyze(doc)
+        analysis = self._analyze(doc, plain=self._prepared(doc))
         self._last_analysis = (doc, analysis, None)
         return analysis
 
@@ -702,9 +769,6 @@ class Tracker:
                 parts = key.split(" ")
                 name_features.update(parts)
                 name_features.update(f"{a} {b}" for a, b in zip(parts, parts[1:]))
-        for f in name_features:
-            if " " not in f:
-                self._spelling.add(f)
         exclude = tuple(
             tuple(self._tokens(e, False, aliases)) for e in spec.exclude
         )
@@ -722,7 +786,9 @@ class Tracker:
             keyword_keys=tuple(keyword_keys),
             starts=max((s.published for s in spec.seeds), default=0.0),
             own_firsts=tuple(f" {t} " for t in aliases.firsts_beyond(self._default_aliases)),
+            spellings=_spellings(known, keyword_keys),
         )
+        self._learn_spellings(story.spellings, +1)
         if spec.id in self._storylines:
             self.remove_storyline(spec.id)
         if self._free_slots:
@@ -761,10 +827,17 @@ class Tracker:
         story = self._storylines.pop(storyline_id)
         self._unindex(story.slot)
         self._free_slots.append(story.slot)
-        for f in story.name_features:
-            if " " not in f:
-                self._spelling.remove(f)
+        self._learn_spellings(story.spellings, -1)
 
+    def _learn_spellings(self, spellings: _Spellings, sign: int) -> None:
+        """Count a storyline's names in (or, sign -1, out of) the spelling fixes' lexicon."""
+        change = self._spelling.add if sign > 0 else self._spelling.remove
+        for word in spellings.words:
+            change(word)
+        self._name_runs.update(dict.fromkeys(spellings.runs, sign))
+        self._one_word_names.update(dict.fromkeys(spellings.one_word, sign))
+        self._name_runs = +self._name_runs  # drop what reached zero
+        self._one_word_names = +self._one_word_names
     @property
     def storyline_ids(self) -> list[str]:
         return list(self._storylines)
