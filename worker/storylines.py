@@ -30,7 +30,7 @@ from sqlite_utils import Database
 from worker import store
 from worker.config import StorylineConfig, TrackingSettings
 from worker.models import FollowUp, Item, Stored, StorylineDef
-from worker.track import Decision, Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
 
@@ -40,7 +40,7 @@ def tracker_config(settings: TrackingSettings) -> TrackerConfig:
 
 
 def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[StorylineSpec]]
-           ) -> Iterator[tuple[Doc, list[Decision]]]:
+           ) -> Iterator[tuple[Doc, Decisions]]:
     """Decide each doc (in the order given) against the storylines tracked so far, then learn from
     it; a storyline in `joins[doc.id]` starts right after that doc (its last seed)."""
     for doc in docs:
@@ -132,8 +132,8 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
-        found += [followup_of(d) for d in decisions if d.followup and d.storyline_id in looking_back]
-        if emerging is not None and not any(d.followup for d in decisions):
+        found += [followup_of(d) for d in decisions.followups if d.storyline_id in looking_back]
+        if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
             emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
     with store.transaction(db):
@@ -313,7 +313,7 @@ class Tracking:
         for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
             doc = arriving_doc(item_id, item)
             decisions = tracker.process(doc)
-            followups = [followup_of(d) for d in decisions if d.followup]
+            followups = [followup_of(d) for d in decisions.followups]
             found += followups
             member = GroupItem(item_id, item.published_at, item.title)
             if suggest and not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:

@@ -265,16 +265,24 @@ def name_spans(text: str) -> list[str]:
     out: list[str] = []
     for m in _NAME_RUN.finditer(text):
         words = m.group().split()
+        n = len(words)
         while words and words[0].lower() in STOPWORDS:
             words.pop(0)
         if not words or all(w.lower() in _NOT_NAMES for w in words):
             continue
-        before = text[: m.start()].rstrip()
-        opens_sentence = not before or before[-1] in ".!?:\"“\n"
-        if len(words) == 1 and (opens_sentence or m.group().split()[0] != words[0]):
+        if len(words) == 1 and (len(words) != n or _opens_sentence(text, m.start())):
             continue
         out.append(" ".join(words))
     return out
+
+
+def _opens_sentence(text: str, at: int) -> bool:
+    """Whether the word at ``at`` opens the text or a sentence (looks back over spaces only: a
+    slice of everything before it made long texts quadratic)."""
+    i = at - 1
+    while i >= 0 and text[i].isspace():
+        i -= 1
+    return i < 0 or text[i] in ".!?:\"“"
 
 
 # --------------------------------------------------------------------------- aliases

@@ -38,9 +38,11 @@ is parsed (a parsing process), and shipped packed with it; the tracker re-reads 
 when a spelling fix or a storyline's own aliases would read it otherwise. Document frequencies
 are counted per hash bucket in one numpy array, so counting an item and weighting its features
 are vector operations. Its cosine with every storyline centroid comes from the features it
-shares with an inverted index of the centroids; reasons are computed only for follow-ups (and
-vetoes); backgrounds are kept sorted for O(1) quantiles; profiles are re-weighted with the
-current IDF every ``refresh_fraction`` of the DF window.
+shares with an inverted index of the centroids; everything else per storyline (recency,
+normalisation, threshold, background windows) is held in arrays by storyline slot, so an item is
+decided against all storylines in a few vector operations, and decisions are ``Decisions``
+arrays (a ``Decision`` is made when read); reasons are computed only for follow-ups (and vetoes);
+profiles are re-weighted with the current IDF every ``refresh_fraction`` of the DF window.
 """
 
 from __future__ import annotations
@@ -48,14 +50,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from bisect import bisect_left, insort
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import compress
 from operator import itemgetter
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +64,7 @@ import numpy.typing as npt
 from worker.textproc import BREAK, AliasTable, SpellingIndex, is_title_case, name_spans, pairs, read
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
+_T = TypeVar("_T", bound=np.generic)
 
 # --------------------------------------------------------------------------- public data
 
@@ -135,6 +137,56 @@ class Decision:
     reasons: Reasons | None
     novelty: tuple[str, ...]
     """Names in a follow-up that the storyline has not mentioned before ("new in this story")."""
+
+
+class Decisions(Sequence[Decision]):
+    """One item's decisions, one per storyline that decided on it, held as arrays: a Decision is
+    made when asked for (with 50 storylines, making them all took a tenth of the scoring time,
+    and the worker reads only the follow-ups)."""
+
+    __slots__ = ("doc_id", "storyline_ids", "rows", "followup", "score", "threshold", "raw", "margin",
+                 "explained", "epoch")
+
+    def __init__(self, doc_id: str, storyline_ids: list[str], rows: npt.NDArray[np.intp],
+                 followup: npt.NDArray[np.bool_], score: npt.NDArray[np.float64],
+                 threshold: npt.NDArray[np.float64], raw: npt.NDArray[np.float64],
+                 margin: npt.NDArray[np.float64], epoch: int) -> None:
+        self.doc_id = doc_id
+        self.storyline_ids = storyline_ids
+        self.rows = rows
+        """The background rows (``_Backgrounds``) the scores belong to."""
+        self.followup = followup
+        self.score, self.threshold, self.raw, self.margin = score, threshold, raw, margin
+        self.explained: dict[int, tuple[Reasons, tuple[str, ...]]] = {}
+        """Reasons and novelty, by position: follow-ups and vetoes (or all, explain="all")."""
+        self.epoch = epoch
+        """The tracker's storyline set they were made with (observe checks it)."""
+
+    @staticmethod
+    def none(doc_id: str, epoch: int) -> Decisions:
+        empty = np.zeros(0)
+        return Decisions(doc_id, [], np.zeros(0, np.intp), np.zeros(0, bool), empty, empty, empty, empty, epoch)
+
+    def __len__(self) -> int:
+        return len(self.storyline_ids)
+
+    @overload
+    def __getitem__(self, i: int) -> Decision: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Decision]: ...
+
+    def __getitem__(self, i: int | slice) -> Decision | list[Decision]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        k = range(len(self))[i]
+        reasons, novelty = self.explained.get(k, (None, ()))
+        return Decision(self.storyline_ids[k], self.doc_id, bool(self.followup[k]), float(self.score[k]),
+                        float(self.threshold[k]), float(self.raw[k]), float(self.margin[k]), reasons, novelty)
+
+    @property
+    def followups(self) -> list[Decision]:
+        return [self[k] for k in np.flatnonzero(self.followup).tolist()]
 
 
 DEFAULT_ALIASES: tuple[tuple[str, ...], ...] = (
@@ -260,6 +312,8 @@ class _Analysis:
     space either side: a storyline's few rule starts are looked for by substring search."""
     weight_array: npt.NDArray[np.float64] | None = None
     """``weights``' values as an array, when it came packed (saves rebuilding it)."""
+    hashes: npt.NDArray[np.int64] | None = None
+    """The features' hashes, in ``weights`` order (made on first use)."""
     buckets: npt.NDArray[np.uint32] | None = None
     """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
 
@@ -271,10 +325,19 @@ per feature. A window's distinct words and word pairs (a million or two) mostly 
 each; one shared with another feature only raises a rare feature's count by one or two."""
 
 
+def _hashes(features: Iterable[str], n: int) -> npt.NDArray[np.int64]:
+    return np.fromiter(map(hash, features), np.int64, n)
+
+
+def _feature_hashes(analysis: _Analysis) -> npt.NDArray[np.int64]:
+    if analysis.hashes is None:
+        analysis.hashes = _hashes(analysis.weights, len(analysis.weights))
+    return analysis.hashes
+
+
 def _buckets(analysis: _Analysis) -> npt.NDArray[np.uint32]:
     if analysis.buckets is None:
-        hashes = np.fromiter(map(hash, analysis.weights), np.int64, len(analysis.weights))
-        analysis.buckets = (hashes & (DF_BUCKETS - 1)).astype(np.uint32)
+        analysis.buckets = (_feature_hashes(analysis) & (DF_BUCKETS - 1)).astype(np.uint32)
     return analysis.buckets
 
 
@@ -415,94 +478,147 @@ class _Member:
 @dataclass(frozen=True, slots=True)
 class _Recent:
     """An observed document kept for (re)building backgrounds: its unit vector under the IDF of
-    the moment it arrived (a rebuild is then a loop of dot products, not a re-analysis of a
-    thousand documents), packed: as dictionaries, a thousand of them took ~80 MB."""
+    the moment it arrived (a rebuild is then dot products, not a re-analysis of a thousand
+    documents), as arrays of feature hashes and weights: as dictionaries, a thousand took ~80 MB."""
 
     doc: Doc
     """Without its prepared analysis: the text, for a storyline with aliases of its own."""
     short: bool
     starts: str
-    features: str
+    hashes: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float64]
 
     @staticmethod
     def of(doc: Doc, analysis: _Analysis, vector: dict[str, float]) -> _Recent:
-        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts, *_packed(vector))
+        # The vector's features are the analysis' in the same order, or none (a zero vector).
+        hashes = _feature_hashes(analysis) if vector else np.zeros(0, np.int64)
+        weights = np.fromiter(vector.values(), np.float64, len(vector))
+        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts, hashes, weights)
 
     @property
     def id(self) -> str:
         return self.doc.id
 
-    def vector(self) -> dict[str, float]:
-        return _unpacked(self.features, self.weights)
+
+class _Stacked:
+    """Many recent documents' vectors in one pair of arrays: dot products with a profile are then
+    a few vector operations (a background rebuild scores a thousand documents)."""
+
+    def __init__(self, docs: Sequence[_Recent]) -> None:
+        self.n = len(docs)
+        self.hashes = np.concatenate([r.hashes for r in docs]) if docs else np.zeros(0, np.int64)
+        self.weights = np.concatenate([r.weights for r in docs]) if docs else np.zeros(0)
+        self.doc = np.repeat(np.arange(self.n), [len(r.hashes) for r in docs])
+
+    def dots(self, profile: dict[str, float]) -> npt.NDArray[np.float64]:
+        """Each document's dot product with ``profile`` (features matched by hash)."""
+        if not profile or not len(self.hashes):
+            return np.zeros(self.n)
+        keys = _hashes(profile, len(profile))
+        order = np.argsort(keys)
+        keys, values = keys[order], np.fromiter(profile.values(), np.float64, len(profile))[order]
+        at = np.minimum(np.searchsorted(keys, self.hashes), len(keys) - 1)
+        products = np.where(keys[at] == self.hashes, values[at] * self.weights, 0.0)
+        return np.bincount(self.doc, products, minlength=self.n).astype(np.float64, copy=False)
 
 
-class _BackgroundStats:
-    """Scores that non-follow-up items got against one storyline: a bounded window plus a prior.
+def _grown(a: npt.NDArray[_T], rows: int) -> npt.NDArray[_T]:
+    """``a`` with zero rows appended up to ``rows``."""
+    return np.concatenate([a, np.zeros((rows - len(a), *a.shape[1:]), a.dtype)])
 
-    The window is bounded so that the cost is constant; the prior carries a new storyline
-    until it has seen enough background. The scores are also kept sorted (``bisect``: an
-    insertion and a removal per item, both memmoves in C), so a quantile is a list lookup.
+
+class _Backgrounds:
+    """The scores that non-follow-up items got against every storyline, in arrays with a row per
+    (storyline slot, kind): kind 1 holds headline-only items when ``bg_split_short`` is on.
+
+    A row is a ring of the last ``bg_window`` scores (bounded, so the cost is constant) with their
+    sum, sum of squares and quantile; a prior carries a new storyline until it has seen enough
+    background. One item's scores against all storylines are added in a few vector operations;
+    a row's quantile is recomputed (a partition of the row) only where it can have changed: the
+    window still filling, or a score added or dropped at or above it (for the 99th percentile,
+    about 2 items in 100).
     """
-
-    __slots__ = ("scores", "ordered", "total", "total_sq", "cfg", "level")
 
     def __init__(self, config: TrackerConfig) -> None:
         self.cfg = config
-        self.scores: deque[float] = deque()
-        self.ordered: list[float] = []
-        self.total = 0.0
-        self.total_sq = 0.0
-        self.level = self._quantile()
-        """The quantile, kept current on every add: decisions read it 50 times per item."""
+        self.ring = np.zeros((0, config.bg_window))
+        self.count = np.zeros(0, np.intp)
+        self.head = np.zeros(0, np.intp)
+        self.total = np.zeros(0)
+        self.total_sq = np.zeros(0)
+        self.quantile = np.zeros(0)
+        """The window's ``bg_quantile`` (0 when empty)."""
 
-    def add(self, score: float) -> None:
-        if len(self.scores) >= self.cfg.bg_window:
-            old = self.scores.popleft()
-            del self.ordered[bisect_left(self.ordered, old)]
-            self.total -= old
-            self.total_sq -= old * old
-        self.scores.append(score)
-        insort(self.ordered, score)
-        self.total += score
-        self.total_sq += score * score
-        self.level = self._quantile()
+    def grow(self, rows: int) -> None:
+        if rows > len(self.count):
+            self.ring = _grown(self.ring, rows)
+            self.count, self.head = _grown(self.count, rows), _grown(self.head, rows)
+            self.total, self.total_sq = _grown(self.total, rows), _grown(self.total_sq, rows)
+            self.quantile = _grown(self.quantile, rows)
 
-    def mean_std(self) -> tuple[float, float]:
-        n = len(self.scores)
-        k = self.cfg.bg_prior_n
-        pm, ps = self.cfg.bg_prior_mean, self.cfg.bg_prior_std
-        mean = (self.total + k * pm) / (n + k)
-        second = (self.total_sq + k * (ps * ps + pm * pm)) / (n + k)
-        std = math.sqrt(max(second - mean * mean, 0.0))
-        return mean, max(std, self.cfg.bg_min_std)
+    def reset(self, row: int, scores: npt.NDArray[np.float64]) -> None:
+        kept = scores[len(scores) - self.cfg.bg_window:] if len(scores) > self.cfg.bg_window else scores
+        n = len(kept)
+        self.ring[row, :n] = kept
+        self.count[row] = n
+        self.head[row] = n % self.cfg.bg_window
+        self.total[row] = kept.sum()
+        self.total_sq[row] = kept @ kept
+        self._requantile(row)
 
-    def _quantile(self) -> float:
+    def add(self, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64]) -> None:
+        """One score for each of ``rows`` (distinct)."""
+        window = self.cfg.bg_window
+        head = self.head[rows]
+        full = self.count[rows] >= window
+        dropped = np.where(full, self.ring[rows, head], 0.0)
+        self.ring[rows, head] = scores
+        self.head[rows] = (head + 1) % window
+        self.total[rows] += scores - dropped
+        self.total_sq[rows] += scores * scores - dropped * dropped
+        self.count[rows] += ~full
+        quantile = self.quantile[rows]
+        for row in rows[~full | (scores >= quantile) | (dropped >= quantile)].tolist():
+            self._requantile(row)
+
+    def _requantile(self, row: int) -> None:
+        n = int(self.count[row])
+        k = min(int(self.cfg.bg_quantile * n), n - 1)
+        self.quantile[row] = np.partition(self.ring[row, :n], k)[k] if n else 0.0
+
+    def _level(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """The background quantile, shrunk towards the prior while the window is small."""
-        n = len(self.ordered)
-        q = self.ordered[min(int(self.cfg.bg_quantile * n), n - 1)] if n else 0.0
-        k = self.cfg.bg_prior_n
-        return (n * q + k * self.cfg.bg_prior_quantile) / (n + k)
+        n, k = self.count[rows], self.cfg.bg_prior_n
+        return (n * self.quantile[rows] + k * self.cfg.bg_prior_quantile) / (n + k)
 
-    def normalize(self, score: float) -> float:
-        """The score in units of the global knob (inverse of ``threshold``)."""
+    def _mean_std(self, rows: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        cfg = self.cfg
+        n, k = self.count[rows], cfg.bg_prior_n
+        pm, ps = cfg.bg_prior_mean, cfg.bg_prior_std
+        mean = (self.total[rows] + k * pm) / (n + k)
+        second = (self.total_sq[rows] + k * (ps * ps + pm * pm)) / (n + k)
+        std = np.sqrt(np.maximum(second - mean * mean, 0.0))
+        return mean, np.maximum(std, cfg.bg_min_std)
+
+    def normalize(self, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The scores in units of the global knob (inverse of ``threshold``)."""
         mode = self.cfg.normalization
         if mode == "tail":
-            return score - self.level
+            return scores - self._level(rows)
         if mode == "zscore":
-            mean, std = self.mean_std()
-            return (score - mean) / std
-        return score
+            mean, std = self._mean_std(rows)
+            return (scores - mean) / std
+        return scores
 
-    def threshold(self, knob: float) -> float:
-        """The storyline's effective threshold on the raw score."""
+    def threshold(self, rows: npt.NDArray[np.intp], knobs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The storylines' effective thresholds on the raw score."""
         mode = self.cfg.normalization
         if mode == "tail":
-            return self.level + knob
+            return self._level(rows) + knobs
         if mode == "zscore":
-            mean, std = self.mean_std()
-            return mean + knob * std
-        return knob
+            mean, std = self._mean_std(rows)
+            return mean + knobs * std
+        return knobs
 
 
 @dataclass
@@ -514,14 +630,10 @@ class _Storyline:
     exclude: tuple[tuple[str, ...], ...]
     known_names: set[str]
     name_features: set[str]
-    backgrounds: tuple[_BackgroundStats, _BackgroundStats]
-    """Background scores of (items with text, headline-only items): their scales differ."""
-    last_activity: float
     slot: int = -1
-    """Position of this storyline in the score accumulator of the inverted index."""
+    """Its position in the tracker's per-storyline arrays (the inverted index's scores, the
+    backgrounds' rows 2·slot and 2·slot + 1, its clock)."""
     seed_ids: frozenset[str] = frozenset()
-    starts: float = 0.0
-    """Its last seed's publication time: older items are not decided against it."""
     keyword_keys: tuple[tuple[str, str], ...] = ()
     """(keyword as written, its feature key), to show keyword hits in the reasons."""
     followups: set[str] = field(default_factory=set)
@@ -625,6 +737,21 @@ class Tracker:
         self._indexed: dict[int, dict[str, float]] = {}
         self._free_slots: list[int] = []
         self._n_slots = 0
+        # Per storyline slot, so that one item is decided against all of them in vector
+        # operations: the storyline, when it starts deciding (its last seed's time), its last
+        # activity, how long a silence expires it, its knob; and the background scores.
+        self._by_slot: list[_Storyline | None] = []
+        self._starts = np.zeros(0)
+        self._activity = np.zeros(0)
+        self._expires = np.zeros(0)
+        self._knob = np.zeros(0)
+        self._backgrounds = _Backgrounds(self.config)
+        self._own_aliased: dict[str, _Storyline] = {}
+        """The storylines with aliases of their own (they may read a text otherwise)."""
+        self._seeded: dict[str, list[int]] = {}
+        """Seed id -> slots of the storylines it seeds (they do not decide on it)."""
+        self._epoch = 0
+        """Changes whenever a storyline is added or removed."""
 
     # ------------------------------------------------------------------ corpus statistics
 
@@ -734,7 +861,6 @@ class Tracker:
 
     def add_storyline(self, spec: StorylineSpec) -> None:
         """Start tracking. Seeds not yet observed are added to the corpus statistics."""
-        cfg = self.config
         aliases = (
             AliasTable.build(spec.aliases, base=self._default_aliases)
             if spec.aliases
@@ -780,25 +906,41 @@ class Tracker:
             exclude=tuple(e for e in exclude if e),
             known_names=known,
             name_features=name_features,
-            backgrounds=(_BackgroundStats(cfg), _BackgroundStats(cfg)),
-            last_activity=max((s.published for s in spec.seeds), default=0.0),
             seed_ids=frozenset(s.id for s in spec.seeds),
             keyword_keys=tuple(keyword_keys),
-            starts=max((s.published for s in spec.seeds), default=0.0),
             own_firsts=tuple(f" {t} " for t in aliases.firsts_beyond(self._default_aliases)),
             spellings=_spellings(known, keyword_keys),
         )
         self._learn_spellings(story.spellings, +1)
         if spec.id in self._storylines:
             self.remove_storyline(spec.id)
+        self._place(story)
+        self._refresh_story(story)
+        self._rebuild_background(story)
+
+    def _place(self, story: _Storyline) -> None:
+        """Give the storyline a slot in the per-storyline arrays, and set its values there."""
         if self._free_slots:
             story.slot = self._free_slots.pop()
         else:
             story.slot = self._n_slots
             self._n_slots += 1
+            self._by_slot.append(None)
+            self._starts, self._activity, self._expires, self._knob = (
+                _grown(a, self._n_slots) for a in (self._starts, self._activity, self._expires, self._knob))
+            self._backgrounds.grow(2 * self._n_slots)
+        slot, spec = story.slot, story.spec
+        self._by_slot[slot] = story
         self._storylines[spec.id] = story
-        self._refresh_story(story)
-        self._rebuild_background(story)
+        if story.own_firsts:
+            self._own_aliased[spec.id] = story
+        last_seed = max((s.published for s in spec.seeds), default=0.0)
+        self._starts[slot] = self._activity[slot] = last_seed
+        self._expires[slot] = math.inf if spec.expires_after is None else spec.expires_after
+        self._knob[slot] = self.config.threshold if spec.threshold is None else spec.threshold
+        for seed_id in story.seed_ids:
+            self._seeded.setdefault(seed_id, []).append(slot)
+        self._epoch += 1
 
     def _rebuild_background(self, story: _Storyline) -> None:
         """Score the recent window (minus seeds and follow-ups) against the current profile.
@@ -808,26 +950,41 @@ class Tracker:
         Vectors of recent items are cached, so this is one dot product per item.
         """
         cfg = self.config
-        story.backgrounds = (_BackgroundStats(cfg), _BackgroundStats(cfg))
         story.background_centroid = story.centroid
         skip = story.seed_ids | story.followups
-        for r in self._recent:
-            if r.id in skip:
-                continue
-            short, vector = r.short, r.vector()
+        docs = [r for r in self._recent if r.id not in skip]
+        stacked = _Stacked(docs)
+        scores = stacked.dots(story.centroid)
+        if cfg.score_mode != "centroid":
+            nearest = np.max([stacked.dots(m.vector) for m in story.members], axis=0, initial=0.0)
+            scores = nearest if cfg.score_mode == "nearest" else 0.5 * (scores + nearest)
+        short = np.fromiter((r.short for r in docs), bool, len(docs))
+        for k, r in enumerate(docs if story.own_firsts else ()):
             if self._reads_differently(story, r.starts):
                 own = self._analyze(r.doc, story.aliases)
-                short, vector = own.short, self._vector(own)
-            central = _dot(vector, story.centroid)
-            self._background(story, short).add(self._similarity(story, vector, central))
+                vector = self._vector(own)
+                short[k] = own.short
+                scores[k] = self._similarity(story, vector, _dot(vector, story.centroid))
+        split = short & cfg.bg_split_short
+        self._backgrounds.reset(2 * story.slot, scores[~split])
+        self._backgrounds.reset(2 * story.slot + 1, scores[split])
         if len(story.followups) > 2 * cfg.bg_init_docs:
             story.followups &= {r.id for r in self._recent}
 
     def remove_storyline(self, storyline_id: str) -> None:
         story = self._storylines.pop(storyline_id)
+        self._own_aliased.pop(storyline_id, None)
         self._unindex(story.slot)
         self._free_slots.append(story.slot)
+        self._by_slot[story.slot] = None
+        self._starts[story.slot] = math.inf  # a free slot decides nothing
+        for seed_id in story.seed_ids:
+            slots = self._seeded[seed_id]
+            slots.remove(story.slot)
+            if not slots:
+                del self._seeded[seed_id]
         self._learn_spellings(story.spellings, -1)
+        self._epoch += 1
 
     def _learn_spellings(self, spellings: _Spellings, sign: int) -> None:
         """Count a storyline's names in (or, sign -1, out of) the spelling fixes' lexicon."""
@@ -838,6 +995,7 @@ class Tracker:
         self._one_word_names.update(dict.fromkeys(spellings.one_word, sign))
         self._name_runs = +self._name_runs  # drop what reached zero
         self._one_word_names = +self._one_word_names
+
     @property
     def storyline_ids(self) -> list[str]:
         return list(self._storylines)
@@ -914,36 +1072,57 @@ class Tracker:
 
     # ------------------------------------------------------------------ deciding
 
-    def _central_scores(self, vector: dict[str, float]) -> list[float]:
-        """Cosine of the item with the centroid of every indexed storyline, by slot."""
+    def _central_scores(self, vector: dict[str, float]) -> npt.NDArray[np.float64]:
+        """Cosine of the item with the centroid of every storyline, by slot."""
         acc = [0.0] * self._n_slots
         index = self._index
         for f in vector.keys() & index.keys():  # the few shared features, found in C
             w = vector[f]
             for slot, cw in index[f].items():
                 acc[slot] += w * cw
-        return acc
+        return np.array(acc)
 
-    def decide(self, doc: Doc) -> list[Decision]:
-        """One decision per live storyline (skipping storylines this doc seeds). Pure."""
-        out: list[Decision] = []
+    def decide(self, doc: Doc) -> Decisions:
+        """One decision per live storyline (not those this doc seeds, nor those it predates or
+        that have expired), in slot order. Pure."""
         if not self._storylines:
-            return out
-        default_analysis = self._analyze_cached(doc)
-        default_vector = self._vector_cached(doc, default_analysis)
-        central = self._central_scores(default_vector)
-        for story in self._storylines.values():
-            if doc.id in story.seed_ids or doc.published < story.starts:
-                continue  # a storyline decides on what follows its seeds
-            silence = max(doc.published - story.last_activity, 0.0)
-            expires = story.spec.expires_after
-            if expires is not None and silence > expires:
-                continue
-            analysis, vector = self._own_reading(story, doc, default_analysis, default_vector)
-            cosine = central[story.slot] if vector is default_vector else _dot(vector, story.centroid)
-            raw = self._similarity(story, vector, cosine)
-            out.append(self._decision(story, doc, analysis, vector, raw, silence))
-        return out
+            return Decisions.none(doc.id, self._epoch)
+        cfg = self.config
+        analysis = self._analyze_cached(doc)
+        vector = self._vector_cached(doc, analysis)
+        raw = self._central_scores(vector)
+        silence = np.maximum(doc.published - self._activity, 0.0)
+        live = (doc.published >= self._starts) & (silence <= self._expires)  # free slots: starts inf
+        for slot in self._seeded.get(doc.id, ()):
+            live[slot] = False  # a storyline decides on what follows its seeds
+        short = np.full(self._n_slots, analysis.short and cfg.bg_split_short)
+        readings: dict[int, tuple[_Analysis, dict[str, float]]] = {}
+        apart = self._storylines if cfg.score_mode != "centroid" else self._own_aliased
+        for story in apart.values():  # scored otherwise than by the inverted index
+            if live[story.slot]:
+                own, own_vector = self._own_reading(story, doc, analysis, vector)
+                central = raw[story.slot] if own_vector is vector else _dot(own_vector, story.centroid)
+                raw[story.slot] = self._similarity(story, own_vector, central)
+                short[story.slot] = own.short and cfg.bg_split_short
+                readings[story.slot] = own, own_vector
+        slots = np.flatnonzero(live)
+        raw = raw[slots]
+        score = raw
+        if cfg.recency_penalty > 0.0:
+            score = raw - cfg.recency_penalty * np.log1p(silence[slots] / cfg.recency_scale)
+        rows = 2 * slots + short[slots]
+        knob = self._knob[slots]
+        margin = self._backgrounds.normalize(rows, score)
+        decisions = Decisions(doc.id, [self._by_slot[s].spec.id for s in slots.tolist()],  # type: ignore[union-attr]
+                              rows, margin >= knob, score, self._backgrounds.threshold(rows, knob), raw,
+                              margin, self._epoch)
+        explain = range(len(slots)) if cfg.explain == "all" else np.flatnonzero(decisions.followup).tolist()
+        for k in explain:
+            slot = int(slots[k])
+            owner = self._by_slot[slot]
+            assert owner is not None
+            self._explain_decision(decisions, k, owner, *readings.get(slot, (analysis, vector)))
+        return decisions
 
     @staticmethod
     def _reads_differently(story: _Storyline, starts: str) -> bool:
@@ -959,44 +1138,21 @@ class Tracker:
         own = self._analyze(doc, story.aliases)
         return own, self._vector(own)
 
-    def _decision(
-        self,
-        story: _Storyline,
-        doc: Doc,
-        analysis: _Analysis,
-        vector: dict[str, float],
-        raw: float,
-        silence: float,
-    ) -> Decision:
-        """Recency, normalisation against the storyline's background, veto, reasons."""
-        cfg = self.config
-        spec = story.spec
-        score = raw
-        if cfg.recency_penalty > 0.0:
-            score -= cfg.recency_penalty * math.log1p(silence / cfg.recency_scale)
-        knob = spec.threshold if spec.threshold is not None else cfg.threshold
-        bg = self._background(story, analysis.short)
-        margin = bg.normalize(score)
-        followup = margin >= knob
+    def _explain_decision(self, decisions: Decisions, k: int, story: _Storyline, analysis: _Analysis,
+                          vector: dict[str, float]) -> None:
+        """Veto, reasons and novelty of decision ``k``. Reasons are what a person reads about a
+        follow-up (or about a veto, which decides NO); other decisions need only score and
+        threshold (explaining costs a dot product per profile member)."""
+        followup = bool(decisions.followup[k])
         veto = self._vetoed(story, analysis) if followup and story.exclude else None
         if veto is not None:
-            followup = False
-        reasons = None
-        novelty: tuple[str, ...] = ()
-        # Reasons are what a person reads about a follow-up (or about a veto, which decided
-        # NO); other decisions need only score and threshold, and explaining costs a dot
-        # product per profile member.
-        if followup or veto is not None or cfg.explain == "all":
-            reasons = self._explain(story, analysis, vector, veto)
-        if followup:
-            known = story.known_names
-            novelty = tuple(s for key, s in analysis.names.items() if key not in known)
-        return Decision(
-            spec.id, doc.id, followup, score, bg.threshold(knob), raw, margin, reasons, novelty
-        )
-
-    def _background(self, story: _Storyline, short: bool) -> _BackgroundStats:
-        return story.backgrounds[short and self.config.bg_split_short]
+            followup = decisions.followup[k] = False
+        if not (followup or veto is not None or self.config.explain == "all"):
+            return
+        reasons = self._explain(story, analysis, vector, veto)
+        known = story.known_names
+        novelty = tuple(s for key, s in analysis.names.items() if key not in known) if followup else ()
+        decisions.explained[k] = reasons, novelty
 
     def _similarity(self, story: _Storyline, vector: dict[str, float], central: float) -> float:
         """Score of an item against a storyline, given its cosine with the centroid."""
@@ -1046,9 +1202,10 @@ class Tracker:
 
     # ------------------------------------------------------------------ learning
 
-    def observe(self, doc: Doc, decisions: Sequence[Decision] = ()) -> None:
-        """Learn from a document after deciding on it: corpus statistics, background scores,
-        and (if enabled) adaptation of storyline profiles to confident follow-ups."""
+    def observe(self, doc: Doc, decisions: Decisions | None = None) -> None:
+        """Learn from a document after deciding on it (``decisions``: what ``decide`` said of it):
+        corpus statistics, background scores, and (if enabled) adaptation of storyline profiles
+        to confident follow-ups."""
         if doc.id in self._seen:
             return
         analysis = self._analyze_cached(doc)
@@ -1056,16 +1213,23 @@ class Tracker:
         vector = self._vector_cached(doc, analysis)
         self._observe_stats(doc)
         self._recent.append(_Recent.of(doc, analysis, vector))
-        for d in decisions:
-            if d.followup:
+        if decisions is not None and len(decisions):
+            self._add_background(decisions)
+            for d in decisions.followups:
                 self._learn_followup(doc, d, analysis)
-                continue
-            story = self._storylines.get(d.storyline_id)
-            if story is not None:
-                self._background(story, analysis.short).add(d.raw)
         self._since_refresh += 1
         if self._refresh_due():
             self._refresh()
+
+    def _add_background(self, decisions: Decisions) -> None:
+        """The NO decisions' scores join their storylines' backgrounds."""
+        no = ~decisions.followup
+        rows, raw = decisions.rows[no], decisions.raw[no]
+        if decisions.epoch != self._epoch:  # storylines came or went since: find them by id
+            stories = [self._storylines.get(sid) for sid, keep in zip(decisions.storyline_ids, no.tolist()) if keep]
+            rows = np.array([2 * st.slot + r % 2 for st, r in zip(stories, rows.tolist()) if st is not None], np.intp)
+            raw = raw[[st is not None for st in stories]]
+        self._backgrounds.add(rows, raw)
 
     def _learn_followup(self, doc: Doc, d: Decision, analysis: _Analysis) -> None:
         cfg = self.config
@@ -1074,7 +1238,7 @@ class Tracker:
             return
         story.followups.add(doc.id)
         if d.score - d.threshold >= cfg.activity_margin:
-            story.last_activity = max(story.last_activity, doc.published)
+            self._activity[story.slot] = max(self._activity[story.slot], doc.published)
         analysis, vector = self._own_reading(story, doc, analysis, self._vector_cached(doc, analysis))
         if d.reasons is not None:
             story.known_names.update(analysis.names)
@@ -1083,7 +1247,7 @@ class Tracker:
             if not duplicate:
                 self._adapt(story, doc, analysis, vector, d)
 
-    def process(self, doc: Doc) -> list[Decision]:
+    def process(self, doc: Doc) -> Decisions:
         """decide() then observe(): the call the product makes per arriving item."""
         decisions = self.decide(doc)
         self.observe(doc, decisions)
