@@ -4,16 +4,18 @@ emerging-story groups' bounds."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import multiprocessing
 import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.corpus import article
-from worker import evaluate, storylines
+from worker import evaluate, storylines, track
 from worker.textproc import AliasTable, words
 from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
 
@@ -146,3 +148,67 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     assert indexed == {id(g) for g in emerging.groups if g.core}  # no posting to a group let go
     assert all(g in emerging.by_term[t] for g in emerging.groups for t in g.core)
     assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion
+
+
+def test_background_windows_keep_the_exact_quantile_of_their_last_scores() -> None:
+    """The ring arrays recompute a quantile only where it can have changed: checked against a
+    plain sorted window, with ties, a window filling up, resets and rows left out."""
+    config = replace(TrackerConfig(), bg_window=50, bg_quantile=0.9)
+    backgrounds = track._Backgrounds(config)
+    backgrounds.grow(6)
+    rng = random.Random(3)
+    windows: list[list[float]] = [[] for _ in range(6)]
+    for step in range(3000):
+        if step % 997 == 0:
+            row = rng.randrange(6)
+            windows[row] = [rng.choice((0.1, 0.2, rng.random())) for _ in range(rng.randrange(80))]
+            backgrounds.reset(row, np.array(windows[row]))
+        rows = sorted(rng.sample(range(6), rng.randrange(1, 7)))
+        scores = [rng.choice((0.1, 0.2, rng.random())) for _ in rows]  # ties with the quantile too
+        backgrounds.add(np.array(rows, np.intp), np.array(scores))
+        for row, score in zip(rows, scores):
+            windows[row] = (windows[row] + [score])[-50:]
+        for row, window in enumerate(windows):
+            ordered = sorted(window)
+            expected = ordered[min(int(0.9 * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+            assert backgrounds.quantile[row] == expected
+            assert math.isclose(backgrounds.total[row], sum(window), abs_tol=1e-9)
+
+
+def test_decisions_are_read_one_by_one_or_as_follow_ups() -> None:
+    specs, docs = stream()
+    tracker = Tracker(TrackerConfig())
+    seeds_end = {spec.seeds[-1].id: spec for spec in specs}
+    seen = 0
+    for doc in docs:
+        decisions = tracker.process(doc)
+        listed = list(decisions)
+        assert len(listed) == len(decisions) and decisions[-1:] == listed[-1:]
+        assert decisions.followups == [d for d in listed if d.followup]
+        assert all(d.doc_id == doc.id and (d.reasons is not None) == d.followup for d in listed)
+        seen += len(decisions.followups)
+        if doc.id in seeds_end:
+            tracker.add_storyline(seeds_end[doc.id])
+    assert seen > 0
+
+
+@pytest.mark.parametrize("bits", [20, 2])  # 2: profile features share lookup buckets (binary search)
+def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
+        bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(track._Stacked, "LOOKUP_BITS", bits)
+    rng = random.Random(5)
+    vocabulary = [f"w{n}" for n in range(400)] + [f"w{n} w{n + 1}" for n in range(200)]
+
+    def vector(size: int) -> dict[str, float]:
+        return {f: rng.random() for f in rng.sample(vocabulary, size)}
+
+    vectors = [vector(rng.randrange(0, 60)) for _ in range(300)]
+    recent = [track._Recent.of(Doc(str(n), "", "", 0.0), track._Analysis(dict.fromkeys(v, 1.0), {}), v)
+              for n, v in enumerate(vectors)]
+    lookup = np.zeros(1 << bits, np.int16)
+    stacked = track._Stacked(recent, lookup)
+    for profile in (vector(150), vector(1), {}, {"absent": 1.0}):
+        expected = [sum(w * profile.get(f, 0.0) for f, w in v.items()) for v in vectors]
+        assert np.allclose(stacked.dots(profile), expected, rtol=1e-12, atol=0.0)
+        assert not lookup.any()  # the scratch is left clean
+    assert len(track._Stacked([], lookup).dots(vector(5))) == 0

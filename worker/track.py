@@ -61,7 +61,7 @@ from typing import Literal, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-from worker.textproc import BREAK, AliasTable, SpellingIndex, is_title_case, name_spans, pairs, read
+from worker.textproc import BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
 _T = TypeVar("_T", bound=np.generic)
@@ -419,14 +419,27 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
         for f, w in _sublinear(counts, scale, cfg.title_weight).items():
             weights[f] = weights.get(f, 0.0) + w
     found: dict[str, str] = {}  # name key (aliases applied) → the name as written
-    for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]):
-        for surface in name_spans(lead):
-            key = _name_key(t for t in _read(surface, True, table, fixes, seen) if t != BREAK)
-            if key:
-                found.setdefault(key, surface)
+    surfaces = [s for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]) for s in name_spans(lead)]
+    for surface, key in zip(surfaces, _name_keys(surfaces, table, fixes, seen)):
+        if key:
+            found.setdefault(key, surface)
     seen[1].discard(BREAK)
     short = len(body) - body.count(BREAK) < cfg.short_tokens
     return _Analysis(weights, found, short, " ".join(seen[0]), f" {' '.join(seen[1])} ")
+
+
+def _name_keys(surfaces: list[str], table: AliasTable, fixes: Fixes, seen: tuple[set[str], set[str]]
+               ) -> list[str]:
+    """Each name's key: its tokens, aliases applied. The names are read in two texts, a line
+    each (names in capitals apart: their case is not evidence), not one text a name."""
+    keys = [""] * len(surfaces)
+    for upper in (False, True):
+        at = [i for i, s in enumerate(surfaces) if fold(s).isupper() == upper]
+        if at:
+            seq = _read("\n".join([surfaces[i] for i in at]), True, table, fixes, seen)
+            for i, part in zip(at, " ".join(seq).split(BREAK)):  # a line break reads as a BREAK
+                keys[i] = part.strip()
+    return keys
 
 
 def _counts(seq: list[str], cfg: TrackerConfig) -> tuple[Counter[str], Counter[str]]:
@@ -504,21 +517,37 @@ class _Stacked:
     """Many recent documents' vectors in one pair of arrays: dot products with a profile are then
     a few vector operations (a background rebuild scores a thousand documents)."""
 
-    def __init__(self, docs: Sequence[_Recent]) -> None:
+    LOOKUP_BITS = 20
+
+    def __init__(self, docs: Sequence[_Recent], lookup: npt.NDArray[np.int16]) -> None:
         self.n = len(docs)
         self.hashes = np.concatenate([r.hashes for r in docs]) if docs else np.zeros(0, np.int64)
         self.weights = np.concatenate([r.weights for r in docs]) if docs else np.zeros(0)
         self.doc = np.repeat(np.arange(self.n), [len(r.hashes) for r in docs])
+        self.lookup = lookup
+        """Scratch, all zeros between calls: a profile's features by hash bucket."""
+        self.buckets = (self.hashes & ((1 << self.LOOKUP_BITS) - 1)).astype(np.intp)
 
     def dots(self, profile: dict[str, float]) -> npt.NDArray[np.float64]:
-        """Each document's dot product with ``profile`` (features matched by hash)."""
+        """Each document's dot product with ``profile`` (features matched by hash).
+
+        The profile's features are put in a lookup table by hash bucket (a few MB: a gather
+        from it is several times faster than a binary search per feature); if two of them
+        share a bucket, a binary search it is."""
         if not profile or not len(self.hashes):
             return np.zeros(self.n)
         keys = _hashes(profile, len(profile))
-        order = np.argsort(keys)
-        keys, values = keys[order], np.fromiter(profile.values(), np.float64, len(profile))[order]
-        at = np.minimum(np.searchsorted(keys, self.hashes), len(keys) - 1)
-        products = np.where(keys[at] == self.hashes, values[at] * self.weights, 0.0)
+        values = np.fromiter(profile.values(), np.float64, len(profile))
+        buckets = (keys & ((1 << self.LOOKUP_BITS) - 1)).astype(np.intp)
+        if len(keys) < np.iinfo(np.int16).max and len(np.unique(buckets)) == len(buckets):
+            self.lookup[buckets] = np.arange(1, len(keys) + 1)
+            at = self.lookup[self.buckets].astype(np.intp) - 1  # -1: no feature of the profile
+            self.lookup[buckets] = 0
+        else:
+            order = np.argsort(keys)
+            keys, values = keys[order], values[order]
+            at = np.minimum(np.searchsorted(keys, self.hashes), len(keys) - 1)
+        products = np.where((at >= 0) & (keys[at] == self.hashes), values[at] * self.weights, 0.0)
         return np.bincount(self.doc, products, minlength=self.n).astype(np.float64, copy=False)
 
 
@@ -676,14 +705,6 @@ def _spellings(names: Iterable[str], keyword_keys: Sequence[tuple[str, str]]) ->
     return _Spellings(tuple(sorted(words | one_word)), tuple(sorted(runs)), tuple(sorted(one_word)))
 
 
-def _unit(vector: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(w * w for w in vector.values()))
-    if norm == 0.0:
-        return {}
-    scale = 1.0 / norm
-    return {f: w * scale for f, w in vector.items()}
-
-
 def _dot(a: dict[str, float], b: dict[str, float]) -> float:
     """Sparse dot product. The shared features are found by a set intersection of the key
     views (in C), so Python only loops over the few features the vectors have in common."""
@@ -696,11 +717,17 @@ def _add_into(total: dict[str, float], vector: dict[str, float], weight: float) 
         total[f] = get(f, 0.0) + weight * w
 
 
-def _heaviest(vec: dict[str, float], limit: int) -> dict[str, float]:
-    """The ``limit`` largest entries (all of them when there are no more)."""
-    if len(vec) <= limit:
-        return vec
-    return dict(heapq.nlargest(limit, vec.items(), key=itemgetter(1)))
+def _heaviest_unit(vec: dict[str, float], limit: int) -> dict[str, float]:
+    """The ``limit`` largest entries (the first of equal ones; all when there are no more), scaled
+    to unit length: a stable sort in numpy (a profile sums thousands of features)."""
+    if not vec:
+        return {}
+    features, weights = list(vec), np.fromiter(vec.values(), np.float64, len(vec))
+    if len(vec) > limit:
+        top = np.argsort(-weights, kind="stable")[:limit]
+        features, weights = [features[i] for i in top.tolist()], weights[top]
+    norm = math.sqrt(float(weights @ weights))
+    return dict(zip(features, (weights / norm).tolist())) if norm else {}
 
 
 def _name_key(name: Iterable[str]) -> str:
@@ -723,6 +750,8 @@ class Tracker:
         self._seen_order: deque[str] = deque()
         # Recent documents, to give a new storyline its background at once.
         self._recent: deque[_Recent] = deque(maxlen=self.config.bg_init_docs)
+        self._lookup: npt.NDArray[np.int16] | None = None
+        """Scratch for background rebuilds (_Stacked.dots), made on first use."""
         # Storylines' names, for spelling fixes: their words, their runs of two or more words
         # ("pak myong", "myong ho", "pak myong ho") and the one-word keywords.
         self._spelling = SpellingIndex()
@@ -953,7 +982,9 @@ class Tracker:
         story.background_centroid = story.centroid
         skip = story.seed_ids | story.followups
         docs = [r for r in self._recent if r.id not in skip]
-        stacked = _Stacked(docs)
+        if self._lookup is None:
+            self._lookup = np.zeros(1 << _Stacked.LOOKUP_BITS, np.int16)
+        stacked = _Stacked(docs, self._lookup)
         scores = stacked.dots(story.centroid)
         if cfg.score_mode != "centroid":
             nearest = np.max([stacked.dots(m.vector) for m in story.members], axis=0, initial=0.0)
@@ -1034,7 +1065,7 @@ class Tracker:
         return self._truncate(total)
 
     def _truncate(self, vec: dict[str, float]) -> dict[str, float]:
-        return _unit(_heaviest(vec, self.config.profile_terms))
+        return _heaviest_unit(vec, self.config.profile_terms)
 
     def _reindex(self, story: _Storyline) -> None:
         sid = story.slot
