@@ -212,3 +212,27 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
         assert np.allclose(stacked.dots(profile), expected, rtol=1e-12, atol=0.0)
         assert not lookup.any()  # the scratch is left clean
     assert len(track._Stacked([], lookup).dots(vector(5))) == 0
+
+
+def test_observing_after_storylines_came_and_went_adds_each_score_to_its_own_storyline() -> None:
+    specs, docs = stream()
+    tracker = Tracker(TrackerConfig())
+    first, second = specs[0], specs[1]
+    for doc in docs:
+        tracker.observe(doc)
+    tracker.add_storyline(first)
+    tracker.add_storyline(second)
+    doc = Doc("bakery", "Village bakery wins national bread award",
+              "A family bakery in the village won the national award for its sourdough loaf.", docs[-1].published + 60)
+    decisions = tracker.decide(doc)
+    assert {d.storyline_id for d in decisions} == {first.id, second.id} and not decisions.followups
+    slot = tracker._storylines[second.id].slot
+    before = int(tracker._backgrounds.count[2 * slot])
+    tracker.remove_storyline(first.id)  # its slot is free: the scores must find the second by id
+    tracker.add_storyline(replace(first, id="other"))  # and takes that slot
+    other = 2 * tracker._storylines["other"].slot
+    other_before = (int(tracker._backgrounds.count[other]), tracker._backgrounds.total[other])
+    tracker.observe(doc, decisions)
+    assert tracker._storylines[second.id].slot == slot
+    assert tracker._backgrounds.count[2 * slot] == min(before + 1, TrackerConfig().bg_window)
+    assert (tracker._backgrounds.count[other], tracker._backgrounds.total[other]) == other_before  # not first's score
