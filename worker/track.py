@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -322,7 +323,10 @@ DF_BUCKETS = 1 << 22
 """Document frequencies are counted per hash bucket, in one array (16 MB), so that counting an
 item and weighting its features are a few vector operations instead of a dictionary operation
 per feature. A window's distinct words and word pairs (a million or two) mostly get a bucket
-each; one shared with another feature only raises a rare feature's count by one or two."""
+each; one shared with another feature only raises a rare feature's count by one or two. The
+bucket is a CRC-32 of the feature, the same in every process and every run (Python's ``hash`` of
+a string changes with the process: which features shared a bucket did too, and with it the last
+digits of an evaluation's figures)."""
 
 
 def _hashes(features: Iterable[str], n: int) -> npt.NDArray[np.int64]:
@@ -337,7 +341,8 @@ def _feature_hashes(analysis: _Analysis) -> npt.NDArray[np.int64]:
 
 def _buckets(analysis: _Analysis) -> npt.NDArray[np.uint32]:
     if analysis.buckets is None:
-        analysis.buckets = (_feature_hashes(analysis) & (DF_BUCKETS - 1)).astype(np.uint32)
+        crcs = np.fromiter(map(zlib.crc32, map(str.encode, analysis.weights)), np.uint32, len(analysis.weights))
+        analysis.buckets = crcs & np.uint32(DF_BUCKETS - 1)
     return analysis.buckets
 
 
@@ -352,6 +357,8 @@ class TextAnalysis:
     """Feature names, one per line."""
     weights: bytes
     """Their weights, an array of doubles."""
+    buckets: bytes
+    """Their document-frequency buckets, an array of uint32."""
     names: tuple[tuple[str, str], ...]
     short: bool
     capitals: str
@@ -362,13 +369,13 @@ class TextAnalysis:
     @staticmethod
     def pack(analysis: _Analysis, recipe: str) -> TextAnalysis:
         features, weights = _packed(analysis.weights)
-        return TextAnalysis(features, weights.tobytes(), tuple(analysis.names.items()), analysis.short,
-                            analysis.capitals, analysis.starts, recipe)
+        return TextAnalysis(features, weights.tobytes(), _buckets(analysis).tobytes(),
+                            tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe)
 
     def unpack(self) -> _Analysis:
         weights = np.frombuffer(self.weights, np.float64)
-        return _Analysis(_unpacked(self.features, weights), dict(self.names), self.short,
-                         self.capitals, self.starts, weight_array=weights)
+        return _Analysis(_unpacked(self.features, weights), dict(self.names), self.short, self.capitals,
+                         self.starts, weight_array=weights, buckets=np.frombuffer(self.buckets, np.uint32))
 
 
 def _packed(vec: dict[str, float]) -> tuple[str, npt.NDArray[np.float64]]:
