@@ -238,3 +238,18 @@ def test_observing_after_storylines_came_and_went_adds_each_score_to_its_own_sto
     assert tracker._storylines[second.id].slot == slot
     assert tracker._backgrounds.count[2 * slot] == min(before + 1, TrackerConfig().bg_window)
     assert (tracker._backgrounds.count[other], tracker._backgrounds.total[other]) == other_before  # not first's score
+
+
+def test_names_whose_characters_read_as_clause_breaks_keep_their_own_keys() -> None:
+    config = TrackerConfig()
+    text = "Officials said Room⑴ was sealed, and Pak Myong-ho met Wang Yajun in Beijing on Monday."
+    names = track.analyze("Talks", text, config, track.generic_aliases(config.default_aliases)).names
+    assert names == {"room 1": "Room⑴", "pak myong ho": "Pak Myong-ho", "wang yajun": "Wang Yajun", "beij": "Beijing"}
+
+
+@pytest.mark.parametrize("mode", ["nearest", "mix"])
+def test_a_storyline_of_keywords_alone_starts_in_every_score_mode(mode: str) -> None:
+    tracker = Tracker(replace(TrackerConfig(), score_mode=mode))  # type: ignore[arg-type]
+    tracker.observe(Doc("a", "Quake hits Van", "An earthquake hit Van province on Sunday.", 0.0))
+    tracker.add_storyline(StorylineSpec("quake", "Van quake", (), keywords=("Van earthquake",)))
+    assert [d.storyline_id for d in tracker.process(Doc("b", "Van quake toll rises", "The toll rose.", 60.0))] == ["quake"]

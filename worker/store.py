@@ -1128,8 +1128,8 @@ def claim_digest(db: Database, day: dt.date, now: dt.datetime, *, resend: bool) 
         row = digest_row(db, day)
         if row is None or (row["status"] in SENT_OR_MAYBE and not resend) or _sending_elsewhere(row, now):
             return False
-        db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = NULL, sender_pid = ?, "
-                   "sending_at = ? WHERE day = ?", [os.getpid(), to_iso(now), day.isoformat()])
+        db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = NULL, next_attempt_at = NULL, "
+                   "sender_pid = ?, sending_at = ? WHERE day = ?", [os.getpid(), to_iso(now), day.isoformat()])
         return True
 
 

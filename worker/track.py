@@ -444,7 +444,11 @@ def _name_keys(surfaces: list[str], table: AliasTable, fixes: Fixes, seen: tuple
         at = [i for i, s in enumerate(surfaces) if fold(s).isupper() == upper]
         if at:
             seq = _read("\n".join([surfaces[i] for i in at]), True, table, fixes, seen)
-            for i, part in zip(at, " ".join(seq).split(BREAK)):  # a line break reads as a BREAK
+            parts = " ".join(seq).split(BREAK)  # a line break reads as a BREAK...
+            if len(parts) != len(at):  # ...and so does a name's "⑴" (folded to "(1)"): one by one
+                parts = [_name_key(t for t in _read(surfaces[i], True, table, fixes, seen) if t != BREAK)
+                         for i in at]
+            for i, part in zip(at, parts):
                 keys[i] = part.strip()
     return keys
 
@@ -885,8 +889,8 @@ class Tracker:
             return {}
         n1 = len(self._window) + self.config.df_prior_docs + 1.0
         weights = analysis.weight_array
-        if weights is None:
-            weights = _packed(analysis.weights)[1]
+        if weights is None:  # kept: members' analyses are re-weighted at every refresh
+            weights = analysis.weight_array = _packed(analysis.weights)[1]
         vec = weights * (np.log(n1 / (self._df[buckets] + 1.0)) + 1.0)
         norm = math.sqrt(float(vec @ vec))
         if norm == 0.0:
@@ -994,7 +998,9 @@ class Tracker:
         stacked = _Stacked(docs, self._lookup)
         scores = stacked.dots(story.centroid)
         if cfg.score_mode != "centroid":
-            nearest = np.max([stacked.dots(m.vector) for m in story.members], axis=0, initial=0.0)
+            nearest = np.zeros(len(docs))  # a storyline of keywords alone has no member
+            for m in story.members:
+                nearest = np.maximum(nearest, stacked.dots(m.vector))
             scores = nearest if cfg.score_mode == "nearest" else 0.5 * (scores + nearest)
         short = np.fromiter((r.short for r in docs), bool, len(docs))
         for k, r in enumerate(docs if story.own_firsts else ()):
@@ -1184,7 +1190,8 @@ class Tracker:
         followup = bool(decisions.followup[k])
         veto = self._vetoed(story, analysis) if followup and story.exclude else None
         if veto is not None:
-            followup = decisions.followup[k] = False
+            followup = False
+            decisions.followup[k] = False  # an exclude term decides NO
         if not (followup or veto is not None or self.config.explain == "all"):
             return
         reasons = self._explain(story, analysis, vector, veto)
@@ -1264,9 +1271,13 @@ class Tracker:
         no = ~decisions.followup
         rows, raw = decisions.rows[no], decisions.raw[no]
         if decisions.epoch != self._epoch:  # storylines came or went since: find them by id
-            stories = [self._storylines.get(sid) for sid, keep in zip(decisions.storyline_ids, no.tolist()) if keep]
-            rows = np.array([2 * st.slot + r % 2 for st, r in zip(stories, rows.tolist()) if st is not None], np.intp)
-            raw = raw[[st is not None for st in stories]]
+            found_rows, found_raw = [], []
+            for k in np.flatnonzero(no).tolist():
+                story = self._storylines.get(decisions.storyline_ids[k])
+                if story is not None:  # same kind of row (item with text, headline-only), its slot
+                    found_rows.append(2 * story.slot + int(decisions.rows[k]) % 2)
+                    found_raw.append(float(decisions.raw[k]))
+            rows, raw = np.array(found_rows, np.intp), np.array(found_raw)
         self._backgrounds.add(rows, raw)
 
     def _learn_followup(self, doc: Doc, d: Decision, analysis: _Analysis) -> None:
