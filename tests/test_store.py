@@ -53,6 +53,25 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path: Path) -> None:
     assert len(store.MIGRATIONS.applied(db)) == len(store.MIGRATIONS._migrations)
 
 
+def test_a_migration_that_fails_midway_leaves_none_of_its_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "sw.db"
+    latest = store.MIGRATIONS._migrations[-1]
+    old = Database(sqlite3.connect(path))
+    store.MIGRATIONS.apply(old, stop_before=latest.name)
+    old.conn.close()
+
+    def killed_midway(db: Database) -> None:
+        db.executescript("ALTER TABLE digests ADD COLUMN sender_pid INTEGER;")
+        raise KeyboardInterrupt  # the process stops between the migration's statements
+
+    monkeypatch.setattr(latest, "fn", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        store.open_store(path)
+    monkeypatch.undo()
+    db = store.open_store(path)  # the whole migration again, not "duplicate column name"
+    assert store.schema_version(db) == latest.name and "sender_pid" in db["digests"].columns_dict
+
+
 def test_migrations_upgrade_a_store_made_by_the_previous_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     latest = store.MIGRATIONS._migrations[-1].name
