@@ -537,7 +537,11 @@ class _Stacked:
         self.doc = np.repeat(np.arange(self.n), [len(r.hashes) for r in docs])
         self.lookup = lookup
         """Scratch, all zeros between calls: a profile's features by hash bucket."""
-        self.buckets = (self.hashes & ((1 << self.LOOKUP_BITS) - 1)).astype(np.intp)
+        self.buckets = self._bucket(self.hashes)
+
+    @classmethod
+    def _bucket(cls, hashes: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        return (hashes & ((1 << cls.LOOKUP_BITS) - 1)).astype(np.intp)
 
     def dots(self, profile: dict[str, float]) -> npt.NDArray[np.float64]:
         """Each document's dot product with ``profile`` (features matched by hash).
@@ -549,7 +553,7 @@ class _Stacked:
             return np.zeros(self.n)
         keys = _hashes(profile, len(profile))
         values = np.fromiter(profile.values(), np.float64, len(profile))
-        buckets = (keys & ((1 << self.LOOKUP_BITS) - 1)).astype(np.intp)
+        buckets = self._bucket(keys)
         if len(keys) < np.iinfo(np.int16).max and len(np.unique(buckets)) == len(buckets):
             self.lookup[buckets] = np.arange(1, len(keys) + 1)
             at = self.lookup[self.buckets].astype(np.intp) - 1  # -1: no feature of the profile
@@ -597,7 +601,7 @@ class _Backgrounds:
             self.quantile = _grown(self.quantile, rows)
 
     def reset(self, row: int, scores: npt.NDArray[np.float64]) -> None:
-        kept = scores[len(scores) - self.cfg.bg_window:] if len(scores) > self.cfg.bg_window else scores
+        kept = scores[-self.cfg.bg_window:]
         n = len(kept)
         self.ring[row, :n] = kept
         self.count[row] = n
@@ -987,7 +991,7 @@ class Tracker:
 
         Done when a storyline starts, so it has a background at once, and when adaptation
         has moved its profile, so the background is measured on the same scale as new scores.
-        Vectors of recent items are cached, so this is one dot product per item.
+        Vectors of recent items are kept, so this is dot products over stacked arrays (_Stacked).
         """
         cfg = self.config
         story.background_centroid = story.centroid
