@@ -428,7 +428,7 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
 
 def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None, batch: list[Item],
                  now: dt.datetime, summary: Summary) -> int:
-    with store.transaction(db):
+    with pipeline.writing(db, window, tracking):
         result = pipeline.ingest_items(db, window, None, batch, now)
         if tracking is not None:
             # The tracker's window is the history being loaded, not the present.

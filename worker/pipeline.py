@@ -23,6 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,31 @@ class Window:
     def _load(self, index: dedupe.Index, since: dt.datetime, until: dt.datetime) -> dedupe.Index:
         index.extend(store.index_entries(self.db, since, until))
         return index
+
+    def forget(self) -> None:
+        """Drop everything loaded or added: the next batch reloads the index from the store."""
+        self.index = dedupe.Index(self.span, self.threshold)
+        self.anchor = self._forgotten_at = None
+
+
+@contextmanager
+def writing(db: Database, window: Window, tracking: storylines.Tracking | None) -> Iterator[None]:
+    """A write transaction whose in-memory side effects follow the store.
+
+    The dedupe window and the tracker learn items as they are stored, before the commit. If
+    the transaction (or this savepoint of it) rolls back, what they learnt is dropped and they
+    are rebuilt from the store on next use: otherwise the next feed would be judged against
+    items the store does not have (a rowid reused by another feed's article, stored as a copy
+    of itself; a tracker adapted to a follow-up that was never recorded).
+    """
+    try:
+        with store.transaction(db):
+            yield
+    except BaseException:
+        window.forget()
+        if tracking is not None:
+            tracking.forget()
+        raise
 
 
 @dataclass
@@ -392,7 +418,7 @@ def _request(feed: Feed, no_cache: bool) -> FetchRequest:
 def ingest(rt: Runtime, prepared: Prepared) -> FeedReport:
     """Store one prepared feed and its new state in one transaction (the only writer)."""
     try:
-        with store.transaction(rt.db):
+        with writing(rt.db, rt.window, rt.tracking):
             return _store_prepared(rt, prepared)
     except StorywatchError as exc:
         return _record_failure(rt, prepared, exc)
@@ -669,7 +695,7 @@ def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedRepo
     reports: list[FeedReport] = []
     for group in _groups(prepared):
         try:
-            with store.transaction(rt.db):
+            with writing(rt.db, rt.window, rt.tracking):
                 reports += [ingest(rt, p) for p in group]
         except Exception as exc:  # the commit itself failed (disk full?): nothing of the group is stored
             logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))

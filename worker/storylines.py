@@ -299,6 +299,11 @@ class Tracking:
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
         return self.replayed.tracker
 
+    def forget(self) -> None:
+        """Drop the tracker and the emerging groups: rebuilt from the store on next use."""
+        self.replayed = None
+        self.emerging = Emerging(self.settings.suggest_days)
+
     def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime,
               as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
         """Decide the new originals (as just stored: id, item) against every storyline; record
