@@ -133,7 +133,9 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         server = FeedServer().__enter__()
         servers.append(server)
         feeds = "".join(f'\n[[feeds]]\nurl = "{server.url(p)}"\nname = "feed {p}"\n' for p in paths)
-        config = tmp_path / "storywatch.toml"
+        folder = tmp_path / f"world{len(worlds)}" if worlds else tmp_path  # a second world: its own store
+        folder.mkdir(exist_ok=True)
+        config = folder / "storywatch.toml"
         config.write_text(textwrap.dedent(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n{extra}\n{feeds}'))
         worlds.append(World(server, config))
         return worlds[-1]

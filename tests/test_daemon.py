@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
+from worker import schedule
+from tests.conftest import PROJECT, World
 from tests.feedserver import FeedServer, Reply, rss, trickle
 
 
@@ -172,3 +174,30 @@ def test_a_killed_worker_leaves_no_processes_behind(tmp_path: Path, server: Feed
     proc.kill()
     proc.wait()
     wait_for(lambda: tagged_processes(tag) == [], timeout=10)
+
+
+def test_run_once_and_the_daemons_tick_do_the_same_cycle(tmp_path: Path, world: Callable[..., World]) -> None:
+    """`run --once` writes what a daemon's cycle writes: items, the storylines' Atom feeds, the
+    digest when due and the metrics file (it used to skip the Atom feeds)."""
+    extra = textwrap.dedent("""
+        [digest]
+        atom = true
+        output_dir = "out"
+        [monitoring]
+        metrics_file = "out/metrics.prom"
+        [[storylines]]
+        id = "tower"
+        title = "The friendship tower"
+        keywords = ["friendship tower"]
+    """)
+    outputs = []
+    for entry_point in (schedule.run_once, lambda rt: schedule._poll_job(rt, 60.0)):
+        w = world("/a", extra=extra)
+        w.server.routes["/a"] = Reply(body=rss([("1", "Wreaths at the Friendship Tower", "<p>Wreaths were laid.</p>")]))
+        entry_point(w.rt)
+        folder = w.rt.settings.digest.output_dir
+        outputs.append(({p.name for p in folder.iterdir()}, len(w.items()),
+                        count(w.rt.settings.storage.path, "SELECT count(*) FROM cycles")))
+        shutil.rmtree(folder)
+    assert outputs[0] == outputs[1]
+    assert {"tower.atom", "metrics.prom", "2026-11-23.md"} <= outputs[0][0] and outputs[0][1:] == (1, 1)

@@ -47,11 +47,25 @@ def handle_stop_signals(rt: Runtime) -> None:
 
 
 def run_once(rt: Runtime) -> pipeline.CycleReport:
-    """One whole cycle in the foreground (`storywatch run --once`): poll, then the digest if due."""
-    report = _cycle(rt, interval=None)
-    _digest_job(rt)
-    _write_metrics(rt)
-    return report
+    """One whole cycle in the foreground (`storywatch run --once`): the daemon's cycle, once."""
+    return run_cycle(rt, interval=None)
+
+
+def run_cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
+    """Everything one cycle gives a user, for the daemon's tick and `run --once` alike: poll the
+    due feeds (logged for `storywatch health`), then the storylines' Atom feeds, the digest if
+    due (and email retries), and the metrics file. These run even when polling failed; a poll
+    failure is then raised (the daemon logs it, `run --once` reports it)."""
+    try:
+        with rt.writer:
+            return _poll_and_record(rt, interval=interval)
+    finally:
+        if rt.settings.digest.atom:
+            _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
+        # A digest whose time passed during a long cycle, and email retries, come due between
+        # digest times: the check costs a few queries.
+        _digest_job(rt)
+        _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt))
 
 
 def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] | None = None) -> None:
@@ -83,17 +97,14 @@ def _poll_job(rt: Runtime, tick: float) -> None:
     if rt.stop.is_set():
         return
     notify.watchdog()
-    _guarded(rt, "Polling cycle", lambda: _cycle(rt, interval=tick))
-    if rt.settings.digest.atom:
-        _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
-    # A digest whose time passed during a long cycle, and email retries, come due between digest
-    # times: the check costs a few queries.
-    _digest_job(rt)
-    _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt))
+    try:
+        run_cycle(rt, interval=tick)
+    except Exception as exc:  # the next tick tries again: a failed cycle must not kill the daemon
+        logger.opt(exception=exc).error("Polling cycle failed: {error}", error=str(exc))
     notify.watchdog()
 
 
-def _cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
+def _poll_and_record(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
     """Poll the due feeds, then log the finished cycle (for `storywatch health`)."""
     report = pipeline.poll_feeds(rt)
     health.record_cycle(rt.db, report, rt.clock(), interval=interval)
