@@ -20,6 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
+	@test -e config/storywatch.toml || $(BIN)/storywatch config init
 	$(BIN)/storywatch init
 	$(BIN)/storywatch status
 	$(BIN)/storywatch run

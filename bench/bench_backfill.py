@@ -18,7 +18,7 @@ from bench import Result, TreeRss
 from bench.bench_poll import entry_xml
 from worker.clock import utc_now
 from worker import backfill, pipeline, store
-from worker.config import load_settings
+from worker.config import DEFAULT_TEMPLATE, load_settings
 
 FILES, ENTRIES = 100, 1000
 PROJECT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def run(work: Path, files: int = FILES, entries: int = ENTRIES) -> list[Result]:
     folder.mkdir()
     make_files(folder, files, entries)
     total = files * entries
-    defaults = load_settings(PROJECT / "config" / "storywatch.toml")
+    defaults = load_settings(DEFAULT_TEMPLATE)
     settings = dataclasses.replace(defaults, feeds=(), storage=dataclasses.replace(defaults.storage, path=work / "b.db"))
     db = store.open_store(settings.storage.path)
     pipeline.initialize(db, settings, utc_now())

@@ -16,13 +16,22 @@ from sqlite_utils import Database
 
 from worker import pipeline, store
 from worker.cli import cli
-from worker.config import load_settings
+from worker.config import default_config_text, load_settings
 from worker.pipeline import Runtime
 from tests.feedserver import FeedServer
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT / "seeds"
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the user's config or home: a command run without --config (in-process or
+    as a subprocess, which inherits the environment) finds no config instead of
+    ./config/storywatch.toml, and HOME is an empty folder."""
+    monkeypatch.setenv("STORYWATCH_CONFIG", str(tmp_path / "no-user-config" / "storywatch.toml"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture
@@ -41,7 +50,7 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
 def seeded_config(tmp_path: Path, write_config: Callable[[str], Path]) -> Path:
     """A config like the default one: the project's seeds and its three storylines, no feeds."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    default = (PROJECT / "config" / "storywatch.toml").read_text(encoding="utf-8")
+    default = default_config_text()  # the shipped default: never the user's config/storywatch.toml
     default = default.replace('"../var/storywatch.db"', '"var/storywatch.db"')
     default = default.replace('"../seeds', '"seeds').replace('"../digests"', '"digests"')
     return write_config(default)

@@ -51,4 +51,4 @@ def test_an_error_a_user_can_cause_is_one_sentence_without_traceback(tmp_path: P
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip() == f"Error: config file not found: {tmp_path / 'missing.toml'} (pass --config PATH or set $STORYWATCH_CONFIG)"
+    assert result.stderr.strip() == f"Error: config file not found: {tmp_path / 'missing.toml'} (`storywatch config init` writes the default there; or pass --config PATH or set $STORYWATCH_CONFIG)"

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from worker.config import (
+    DEFAULT_TEMPLATE,
     SETTINGS,
     ConfigError,
     config_path,
     effective_settings,
     load_settings,
 )
-from tests.conftest import PROJECT, Cli
+from tests.conftest import PROJECT, SEEDS, Cli
 
 WriteConfig = Callable[[str], Path]
 
@@ -71,7 +74,7 @@ def test_relative_paths_resolve_against_the_config_folder(write_config: WriteCon
 
 
 def test_the_default_config_is_valid_and_comments_every_setting() -> None:
-    path = PROJECT / "config" / "storywatch.toml"
+    path = DEFAULT_TEMPLATE  # the shipped default, never the user's config/storywatch.toml
     settings = load_settings(path)
     assert len(settings.feeds) >= 6
     assert {s.id for s in settings.storylines} >= {"friendship-year", "high-level-exchanges", "north-korea-russia"}
@@ -240,3 +243,24 @@ def test_cli_reports_config_errors_in_one_line(write_config: WriteConfig, toml: 
     assert needle in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_config_init_writes_the_shipped_default_and_never_replaces_a_users_file(tmp_path: Path) -> None:
+    target = tmp_path / "config" / "storywatch.toml"
+    result = Cli(target)("config", "init")
+    assert f"Wrote {target}" in result.output
+    assert target.read_text(encoding="utf-8") == DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+    target.write_text("# mine\n[storage]\npath = 'mine.db'\n", encoding="utf-8")
+    refused = Cli(target)("config", "init", ok=False)
+    assert refused.exit_code == 1 and "exists already" in refused.output
+    assert target.read_text(encoding="utf-8").startswith("# mine")
+    Cli(target)("config", "init", "--force")
+    assert target.read_text(encoding="utf-8") == DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+    shutil.copytree(SEEDS, tmp_path / "seeds")  # its relative paths hold from a folder beside seeds/
+    Cli(target)("config", "check")
+    Cli(target)("init")
+
+
+def test_a_test_never_sees_the_users_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's guard (conftest.no_user_config): without --config, no config is found."""
+    assert not config_path(None).exists() and "no-user-config" in os.environ["STORYWATCH_CONFIG"]

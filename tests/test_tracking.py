@@ -17,7 +17,7 @@ from bench.corpus import article
 from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
 from worker import evaluate, normalize, pipeline, store, storylines
-from worker.config import StorylineConfig, load_settings
+from worker.config import StorylineConfig, default_config_text, load_settings
 from worker.track import TrackerConfig
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
@@ -55,7 +55,7 @@ def korea(tmp_path: Path) -> Iterator[World]:
     """The default config (seeds, three storylines) plus one feed on a local server."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
     server = FeedServer().__enter__()
-    text = (PROJECT / "config" / "storywatch.toml").read_text(encoding="utf-8")
+    text = default_config_text()
     text = text.replace('"../var/storywatch.db"', '"sw.db"').replace('"../seeds', '"seeds')
     text = without_feeds(text)
     config = tmp_path / "storywatch.toml"

@@ -23,7 +23,7 @@ from sqlite_utils import Database
 from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
-                           load_settings, parse_duration)
+                           load_settings, parse_duration, write_default_config)
 from worker.pipeline import Runtime
 from worker.errors import StorywatchError
 from worker.log import configure_logging
@@ -655,7 +655,22 @@ def export_atom(app: App, storyline_id: str, output: Path | None) -> None:
 
 @cli.group(cls=_Group, name="config")
 def config_group() -> None:
-    """Inspect the configuration."""
+    """Write, inspect and check the configuration."""
+
+
+@config_group.command(name="init")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@pass_app
+def config_init(app: App, force: bool) -> None:
+    """Write the default config (every setting, with a comment) to the config file's path.
+
+    \b
+    Example:
+      storywatch config init                  # ./config/storywatch.toml
+      storywatch --config my.toml config init
+    """
+    write_default_config(app.config_file, force=force)
+    click.echo(f"Wrote {app.config_file}: edit it, then `storywatch config check`")
 
 
 @config_group.command(name="check")

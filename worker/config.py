@@ -8,7 +8,9 @@ line. Relative paths resolve against the config file's folder. Secrets (the SMTP
 from an environment variable or a file the config names, never from the TOML itself.
 
 The config file is chosen by `--config`, else `$STORYWATCH_CONFIG`, else
-`./config/storywatch.toml` (`config_path`).
+`./config/storywatch.toml` (`config_path`). The shipped default (`worker/default.toml`, every
+setting with its comment) is written there by `storywatch config init`: that copy is the user's,
+and nothing else (tests included) reads or writes it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,22 @@ TRACKER_DEFAULTS = TrackerConfig()
 
 CONFIG_ENV = "STORYWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config/storywatch.toml")
+
+
+DEFAULT_TEMPLATE = Path(__file__).with_name("default.toml")
+"""The shipped default; its relative paths hold from any folder beside `seeds/`, as config/ is."""
+
+
+def default_config_text() -> str:
+    return DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+
+
+def write_default_config(path: Path, *, force: bool = False) -> None:
+    """`storywatch config init`: the default config written where the user will edit it."""
+    if path.exists() and not force:
+        raise ConfigError(f"config file exists already: {path}", hint="edit it, or add --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(default_config_text(), encoding="utf-8")
 
 Check = Callable[[Any], str | None]  # returns what was expected when the value is bad
 
@@ -610,7 +628,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path}",
-            hint=f"pass --config PATH or set ${CONFIG_ENV}",
+            hint=f"`storywatch config init` writes the default there; or pass --config PATH or set ${CONFIG_ENV}",
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"config path is a folder, not a file: {path}") from None

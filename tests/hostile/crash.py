@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.config import default_config_text
 from tests.feedserver import FeedServer, Reply, Seen
 from tests.smtpserver import SMTPServer
 
@@ -46,10 +47,12 @@ TOPICS = ("China and North Korea marked the Friendship Year with a delegation to
 
 @dataclass
 class GrowingFeed:
-    """A feed that gains entries as `round` grows; entry 0 is edited from round 3 on."""
+    """A feed that gains entries as `round` grows; entry 0 is edited from round 3 on, entry 1
+    once `corrected` is set (after the kills: an edit every run stores whatever the kills did)."""
 
     number: int
     round: int = 0
+    corrected: bool = False
     served: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,6 +64,8 @@ class GrowingFeed:
             title = f"Site {self.number} report {n}: {topic.split(' with ')[0]}"
             if n == 0 and self.round >= 3:
                 title += " (updated)"
+            if n == 1 and self.corrected:
+                title += " (corrected)"
             text = (f"{topic}. Report {n} of site {self.number} gives the details, the names of the officials "
                     f"and what was agreed, in {40 + n} words of plain text that differ for every report "
                     f"number {self.number * 1000 + n}.")
@@ -76,7 +81,7 @@ class GrowingFeed:
                 f"<link>https://site{self.number}.example/</link>{items}</channel></rss>").encode()
 
     def etag(self) -> str:
-        return f'"{self.number}-{self.round}"'
+        return f'"{self.number}-{self.round}{"c" if self.corrected else ""}"'
 
     def reply(self, seen: Seen) -> Reply:
         with self.lock:
@@ -116,9 +121,10 @@ def _history(folder: Path, files: int, per_file: int) -> int:
 
 
 def write_config(folder: Path, server: FeedServer, feeds: int, smtp_port: int) -> Path:
-    """The default config (seeds, storylines) with local feeds, a digest due all day, and email."""
+    """The shipped default (seeds, storylines; never the user's config/storywatch.toml) with
+    local feeds, a digest due all day, and email to the loopback SMTP server."""
     shutil.copytree(PROJECT / "seeds", folder / "seeds", dirs_exist_ok=True)
-    text = (PROJECT / "config" / "storywatch.toml").read_text(encoding="utf-8")
+    text = default_config_text()
     text = text.replace('"../var/storywatch.db"', '"sw.db"').replace('"../seeds', '"seeds')
     text = text.replace('"../digests"', '"digests"').replace('time = "07:00"', 'time = "00:00"')
     text = text.replace('timezone = ""', 'timezone = "UTC"', 1)
@@ -127,6 +133,7 @@ def write_config(folder: Path, server: FeedServer, feeds: int, smtp_port: int) -
     email = email.replace("smtp_port = 587", f"smtp_port = {smtp_port}").replace('security = "starttls"', 'security = "none"')
     email = email.replace('to = []', 'to = ["reader@example.org"]').replace('from = ""', 'from = "digest@storywatch.example"')
     text = text[:email_at] + email
+    assert f"smtp_port = {smtp_port}" in text and 'to = ["reader@example.org"]' in text, "the template changed"
     head, tail = text[: text.index("\n[[feeds]]\n")], text[text.index("\n[[storylines]]\n"):]
     feed_tables = "".join(f'\n[[feeds]]\nurl = "{server.url(f"/site{n}")}"\n' for n in range(feeds))
     path = folder / "storywatch.toml"
@@ -141,11 +148,19 @@ def storywatch(config: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def finish(config: Path, *args: str) -> str:
+    """Run a command to its end. `digest --send` may rightly refuse: the digest was sent, or a
+    kill landed inside its sending so it is unconfirmed (at most once: never sent again unasked)."""
     proc = storywatch(config, *args)
     _, err = proc.communicate(timeout=600)
-    if proc.returncode != 0 and not (args[0] == "digest" and b"was already sent" in err):
+    if proc.returncode != 0 and not (args[0] == "digest" and _digest_settled(config.parent / "sw.db")):
         raise AssertionError(f"storywatch {' '.join(args)} failed: {err.decode()[-2000:]}")
     return err.decode()
+
+
+def _digest_settled(path: Path) -> bool:
+    """Every digest recorded is sent or unconfirmed (a send cut short by a kill)."""
+    with sqlite3.connect(path) as db:
+        return {s for (s,) in db.execute("SELECT status FROM digests")} <= {"sent", "unconfirmed"}
 
 
 def crash_run(folder: Path, *, kills: int, seed: int = 9, feeds: int = 8, history: tuple[int, int] = (6, 120)) -> CrashReport:
@@ -170,6 +185,9 @@ def crash_run(folder: Path, *, kills: int, seed: int = 9, feeds: int = 8, histor
             errors.append(err.decode())
         logs = [finish(config, "backfill", str(archive)), finish(config, "run", "--once"),
                 finish(config, "poll", "--force"), finish(config, "digest", "--send")]
+        for site in sites:
+            site.corrected = True
+        logs.append(finish(config, "poll", "--force"))
         violations = check(folder / "sw.db", sites, backfill_total, smtp, errors + logs)
         subjects = Counter(str(r.message["Subject"]) for r in smtp.received)
     db = sqlite3.connect(folder / "sw.db")
@@ -223,6 +241,10 @@ def check(path: Path, sites: list[GrowingFeed], backfill_total: int, smtp: SMTPS
             bad.append(f"duplicated revisions: {dup}")
         if many := q("SELECT item_id, count(*) FROM item_revisions GROUP BY 1 HAVING count(*) > 1"):
             bad.append(f"an item edited once has several revisions: {many}")
+        corrected = q("SELECT count(*) FROM item_revisions JOIN items ON items.id = item_id "
+                      "WHERE items.guid LIKE '%-1' AND items.title LIKE '%(corrected)'")[0][0]
+        if corrected != len(sites):
+            bad.append(f"{corrected} revisions of the corrected entries, not {len(sites)}")
         subjects = Counter(str(r.message["Subject"]) for r in smtp.received)
         if twice := [s for s, n in subjects.items() if n > 1]:
             bad.append(f"digests sent twice: {twice}")
