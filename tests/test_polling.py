@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from worker import store
+from worker.store import find_items
 from tests.conftest import NOW, Cli, World
 from tests.feedserver import FeedServer, Reply, Seen, rss
 
@@ -103,6 +105,32 @@ def test_feeds_queued_behind_their_host_do_not_time_out(tmp_path: Path) -> None:
             assert report.new_items == 20 and len(server.requests) == 20
         finally:
             w.rt.close()
+
+
+# Item bodies that once leaked hidden content into the stored text; each hides one marker word.
+LEAKY = {
+    "script": "<p>Kept script.</p><script>var leakedscript = '<p>x</p>';",
+    "style": "<p>Kept style.</p><style>.leakedstyle { color: red }",
+    "comment": "<p>Kept comment.</p><!-- leakedcomment <p>hidden</p>",
+    "cdata": "<p>Kept cdata.</p><![CDATA[ leakedcdata ]]><script>//<![CDATA[\nleakedinner();\n//]]></script>",
+    "hidden": "<p>Kept hidden.</p><noscript>leakednoscript</noscript><template>leakedtemplate</template><iframe>leakediframe",
+}
+
+
+def test_hidden_markup_never_reaches_the_store_or_search(world: Callable[..., World]) -> None:
+    """Each body is escaped into the RSS (no CDATA wrapper: the bodies hold "]]>"), parsed by
+    feedparser, normalized and stored; text, summary and the full-text index hold none of it."""
+    w = world("/leaky")
+    items = "".join(f'<item><guid isPermaLink="false">{name}</guid><title>Leaky {name}</title>'
+                    f"<description>{html.escape(body)}</description></item>" for name, body in LEAKY.items())
+    w.server.routes["/leaky"] = Reply(body=f'<rss version="2.0"><channel><title>Leaky</title>{items}</channel></rss>'.encode())
+    assert w.poll().new_items == len(LEAKY)
+    stored = {str(r["guid"]): (r["text"], r["summary"]) for r in w.items()}
+    assert stored == {name: (f"Kept {name}.", "") for name in LEAKY}
+    markers = ["leakedscript", "leakedstyle", "leakedcomment", "leakedcdata", "leakedinner", "leakednoscript",
+               "leakedtemplate", "leakediframe"]
+    assert [m for m in markers if find_items(w.db, search=m)] == []
+    assert len(find_items(w.db, search="Kept")) == len(LEAKY)  # the index holds the items themselves
 
 
 def test_one_bad_feed_never_stops_the_others(world: Callable[..., World]) -> None:
