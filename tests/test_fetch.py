@@ -406,6 +406,39 @@ def test_abort_stops_a_fetch_in_flight(server: FeedServer) -> None:
     assert time.monotonic() - started < 2.0
 
 
+def test_abort_stops_a_fetch_waiting_for_its_host_slot(server: FeedServer) -> None:
+    """One fetch holds the host's only slot on a server that does not answer; a second waits for
+    the slot. Shutting down stops both (the deadline, 60 s, would not)."""
+    release = threading.Event()
+    server.routes["/hold"] = lambda seen: (release.wait(60), Reply(body=FEED))[1]
+    errors: list[str] = []
+
+    def fetch(fetcher: Fetcher) -> None:
+        try:
+            fetcher.fetch(FetchRequest(server.url("/hold")))
+        except FetchError as exc:
+            errors.append(str(exc))
+
+    try:
+        with Fetcher(FetchPolicy(timeout=60, max_per_host=1)) as fetcher:
+            holder = threading.Thread(target=fetch, args=(fetcher,))
+            holder.start()
+            for _ in range(400):  # until the holder's request reached the server (at most 20 s)
+                if server.requests:
+                    break
+                time.sleep(0.05)
+            waiter = threading.Thread(target=fetch, args=(fetcher,))
+            waiter.start()
+            fetcher.abort.set()
+            holder.join(30)
+            waiter.join(30)
+            assert not holder.is_alive() and not waiter.is_alive()
+    finally:
+        release.set()
+    assert len(errors) == 2 and all("shutting down" in e for e in errors)
+    assert len(server.requests) == 1  # the waiter never sent its request
+
+
 def test_an_untrusted_certificate_is_a_tls_error(tmp_path: Path) -> None:
     import shutil
     import ssl

@@ -44,10 +44,63 @@ def entry(guid: str | None = "g", link: str | None = "https://a.example/1", **kw
         ("ﬁve ＦＵＬＬ", "five FULL"),  # NFKC
         ("bell\x07and\x00nul", "bellandnul"),
         ("<p>a</p>\n\n\n\n<p>b</p>", "a\n\nb"),
+        ("line</br>next", "line\nnext"),  # browsers read </br> as <br>
+        ("a < b and c > d &lt;i&gt;", "a < b and c > d <i>"),  # a "<" that opens no tag is text
+        ('<p>Quote: <a title=\'x\'\'>name</a> said</p><p>more</p>', "Quote: name said\n\nmore"),
     ],
 )
 def test_html_to_text(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
+
+
+# ── hostile markup: what a browser would not show never reaches the stored text ──────────────
+
+
+def test_an_unclosed_script_is_dropped_to_the_end() -> None:
+    assert html_to_text("<p>Kept</p><script>alert('x'); var leak = '<p>shown?</p>';") == "Kept"
+    assert html_to_text("<p>Kept</p><script src=x.js>") == "Kept"
+
+
+def test_an_unclosed_style_is_dropped_to_the_end() -> None:
+    assert html_to_text("<p>Kept</p><style>p { color: red } .leak::after { content: '<b>x</b>' }") == "Kept"
+
+
+def test_an_unclosed_comment_is_dropped_to_the_end() -> None:
+    assert html_to_text("<p>Kept</p><!-- leak <p>hidden</p> and more") == "Kept"
+    assert html_to_text("<p>Kept</p><!-- leak -- > still a comment") == "Kept"
+
+
+def test_a_script_ends_only_at_its_own_end_tag() -> None:
+    markup = "<script>var s = \"</div><p>leak</p>\"; if (a </b) { w('<\\/script>leak'); }</script><p>Kept</p>"
+    assert html_to_text(markup) == "Kept"
+
+
+def test_nested_and_uppercase_tags() -> None:
+    markup = "<DIV>One<SCRIPT>leak()</SCRIPT></DIV><P>Two<Style>.leak{}</STYLE></P><div><script><script>leak</script>Three</div>"
+    assert html_to_text(markup) == "One\n\nTwo\n\nThree"
+    assert html_to_text("<UL><LI>a<LI>b</UL><ScRiPt>leak()") == "a\nb"
+
+
+def test_cdata_sections_are_comments_as_in_browsers() -> None:
+    assert html_to_text("<![CDATA[leak]]>Kept") == "Kept"
+    assert html_to_text("<p>Kept</p><![CDATA[ leak, never closed") == "Kept"
+    assert html_to_text("<script>//<![CDATA[\nif (a > b) leak();\n//]]></script>Kept") == "Kept"
+    # In HTML a CDATA section ends at its first ">", so an article a feed wrapped in one twice
+    # keeps its text (with the "]]>" a browser shows too).
+    assert html_to_text("<![CDATA[<p>Article</p>]]>") == "Article\n\n]]>"
+
+
+def test_hidden_elements_are_dropped_with_their_content() -> None:
+    markup = ("<template><p>leak</p></template><noscript><img src=x>leak</noscript>"
+              "<iframe src=x><p>leak</p></iframe><object><p>leak</p></object><svg><text>leak</text></svg>Kept")
+    assert html_to_text(markup) == "Kept"
+    assert html_to_text("<p>Kept</p><iframe><p>leak, never closed</p>") == "Kept"
+    page = "<html><head><title>leak</title><style>.leak{}</style></head><body><p>Kept</p></body></html>"
+    assert html_to_text(page) == "Kept"
+
+
+def test_entities_are_decoded_once() -> None:
+    assert html_to_text("&amp;lt;b&amp;gt; &lt;i&gt; &#60;u&#62; &copy;&nbsp;KCNA") == "&lt;b&gt; <i> <u> © KCNA"
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from worker import store
+from worker.store import find_items
 from tests.conftest import NOW, Cli, World
-from tests.feedserver import Reply, rss
+from tests.feedserver import FeedServer, Reply, Seen, rss
 
 ONE = rss([("g1", "First story", "<p>One</p>"), ("g2", "Second story", "<p>Two</p>")])
 TWO = rss([("h1", "Other one", "<p>Uno</p>")], title="Other")
@@ -73,6 +76,61 @@ def test_errors_back_off_exponentially_and_success_resets(world: Callable[..., W
     w.poll(force=True)
     feed = w.feed("/flaky")
     assert feed["error_count"] == 0 and feed["last_error"] is None and feed["last_status"] == 200
+
+
+def test_feeds_queued_behind_their_host_do_not_time_out(tmp_path: Path) -> None:
+    """Twenty feeds on one host that answers every request in 0.25 s, two at a time (max_per_host),
+    with a 1.5 s deadline: the last pair waits at least 9 × 0.25 = 2.25 s for a slot, which used to
+    count against its deadline ("timed out reading the response"). Each answer takes 0.25 s of
+    the 1.5 s allowed once the slot is taken, a wide margin on a busy machine."""
+
+    def slow(seen: Seen) -> Reply:
+        time.sleep(0.25)
+        name = seen.path.strip("/")
+        return Reply(body=rss([(name, f"Story {name}", f"<p>Body of {name}</p>")], title=name))
+
+    with FeedServer() as server:
+        paths = [f"/f{n}" for n in range(20)]
+        for path in paths:
+            server.routes[path] = slow
+        feeds = "".join(f'[[feeds]]\nurl = "{server.url(p)}"\n' for p in paths)
+        config = tmp_path / "storywatch.toml"
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 1.5\nmax_per_host = 2\n'
+                          f"max_connections = 32\nparse_processes = 1\n{feeds}", encoding="utf-8")
+        w = World(server, config)
+        try:
+            report = w.poll()
+            errors = [r["last_error"] for r in w.db.query("SELECT last_error FROM feeds WHERE last_error IS NOT NULL")]
+            assert errors == [] and report.count("error") == 0
+            assert report.new_items == 20 and len(server.requests) == 20
+        finally:
+            w.rt.close()
+
+
+# Item bodies that once leaked hidden content into the stored text; each hides one marker word.
+LEAKY = {
+    "script": "<p>Kept script.</p><script>var leakedscript = '<p>x</p>';",
+    "style": "<p>Kept style.</p><style>.leakedstyle { color: red }",
+    "comment": "<p>Kept comment.</p><!-- leakedcomment <p>hidden</p>",
+    "cdata": "<p>Kept cdata.</p><![CDATA[ leakedcdata ]]><script>//<![CDATA[\nleakedinner();\n//]]></script>",
+    "hidden": "<p>Kept hidden.</p><noscript>leakednoscript</noscript><template>leakedtemplate</template><iframe>leakediframe",
+}
+
+
+def test_hidden_markup_never_reaches_the_store_or_search(world: Callable[..., World]) -> None:
+    """Each body is escaped into the RSS (no CDATA wrapper: the bodies hold "]]>"), parsed by
+    feedparser, normalized and stored; text, summary and the full-text index hold none of it."""
+    w = world("/leaky")
+    items = "".join(f'<item><guid isPermaLink="false">{name}</guid><title>Leaky {name}</title>'
+                    f"<description>{html.escape(body)}</description></item>" for name, body in LEAKY.items())
+    w.server.routes["/leaky"] = Reply(body=f'<rss version="2.0"><channel><title>Leaky</title>{items}</channel></rss>'.encode())
+    assert w.poll().new_items == len(LEAKY)
+    stored = {str(r["guid"]): (r["text"], r["summary"]) for r in w.items()}
+    assert stored == {name: (f"Kept {name}.", "") for name in LEAKY}
+    markers = ["leakedscript", "leakedstyle", "leakedcomment", "leakedcdata", "leakedinner", "leakednoscript",
+               "leakedtemplate", "leakediframe"]
+    assert [m for m in markers if find_items(w.db, search=m)] == []
+    assert len(find_items(w.db, search="Kept")) == len(LEAKY)  # the index holds the items themselves
 
 
 def test_one_bad_feed_never_stops_the_others(world: Callable[..., World]) -> None:

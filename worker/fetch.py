@@ -314,7 +314,7 @@ class _Deflate:
 
 
 class Fetcher:
-    """Fetches feeds, at most `max_per_host` at once from one host; safe to use from threads."""
+    """Fetches feeds, at most `max_per_host` at once per configured host; safe to use from threads."""
 
     def __init__(self, policy: FetchPolicy, network: Network | None = None) -> None:
         self.policy = policy
@@ -340,31 +340,44 @@ class Fetcher:
         self.close()
 
     def fetch(self, request: FetchRequest) -> Fetched:
-        """One conditional GET, redirects followed; raises FetchError (or a subclass)."""
+        """One conditional GET, redirects followed; raises FetchError (or a subclass).
+
+        The deadline and `elapsed_ms` start once the host's slot is ours: the time spent queueing
+        behind other feeds of the same host says nothing about this server's speed, and counting
+        it made feeds that share a busy host time out though each answered quickly.
+        """
         _require_web_url(request.url, request.url)
-        started = time.monotonic()
-        ctx = _Context(
-            url=request.url,
-            deadline=started + self.policy.timeout,
-            abort=self.abort,
-            network=self.network,
-            allow_private=self.policy.allow_private_redirects,
-            was_public=request.was_public,
-        )
-        with self._host_slot(request.url), _fetch_context(ctx):
-            try:
-                fetched = self._follow(request, ctx)
-            finally:
-                self.last_attempts = ctx.attempts
-        elapsed = int((time.monotonic() - started) * 1000)
+        with self._host_slot(request.url):
+            started = time.monotonic()
+            ctx = _Context(
+                url=request.url,
+                deadline=started + self.policy.timeout,
+                abort=self.abort,
+                network=self.network,
+                allow_private=self.policy.allow_private_redirects,
+                was_public=request.was_public,
+            )
+            with _fetch_context(ctx):
+                try:
+                    fetched = self._follow(request, ctx)
+                finally:
+                    self.last_attempts = ctx.attempts
+            elapsed = int((time.monotonic() - started) * 1000)
         return dataclasses.replace(fetched, elapsed_ms=elapsed, origin_public=ctx.origin_public)
 
     @contextmanager
     def _host_slot(self, url: str) -> Iterator[None]:
+        """One of the `max_per_host` slots of the feed's configured host, held for the whole fetch.
+
+        The slot covers the configured host only: redirect hops to other hosts run inside it and
+        take no slot of their own, since holding one host's slot while waiting for another's
+        could deadlock two feeds that redirect to each other's host. Waiting stops within
+        _SLICE seconds of an abort (shutdown).
+        """
         host = urlsplit(url).hostname or ""
         with self._slots_lock:
             slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.policy.max_per_host))
-        while not slot.acquire(timeout=_SLICE):
+        while self.abort.is_set() or not slot.acquire(timeout=_SLICE):
             if self.abort.is_set():
                 raise FetchError("stopped: the worker is shutting down", url=url, kind="timeout")
         try:

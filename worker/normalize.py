@@ -1,7 +1,8 @@
 """Normalize: turn what a source says about an article into an Item ready to store.
 
-- text: HTML → plain text (scripts and styles dropped, entities decoded, block tags become
-  line breaks, inline tags never glue or split words), Unicode NFKC, whitespace collapsed;
+- text: HTML → plain text through a real HTML parser (what a browser would not show, such as
+  scripts, styles and comments, dropped even when left unclosed; entities decoded; block tags
+  become line breaks, inline tags never glue or split words), Unicode NFKC, whitespace collapsed;
 - links: a canonical URL (lowercase scheme and host, default port and fragment dropped,
   tracking parameters removed, query parameters sorted);
 - dates: UTC; a missing date is taken from first sight, a date more than a day in the future
@@ -22,6 +23,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
+import nh3
+
 from worker.dedupe import Clutter, fingerprint, match_text
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -33,16 +36,34 @@ from worker.parse import Entry
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_DROPPED = re.compile(r"<(script|style|noscript|template|iframe|object|svg|head)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_ATTRS = r"\b(?:\"[^\"]*\"|'[^']*'|[^'\">])*>"
-_PARAGRAPH = re.compile(  # separated by a blank line
-    r"</?(?:p|div|ul|ol|h[1-6]|table|blockquote|pre|section|article|header|footer|aside|nav|hr|"
-    r"figure|figcaption|dl|main|address|details|summary)" + _ATTRS,
-    re.I,
+
+# What each structural tag becomes in plain text; every other tag vanishes, keeping its text.
+_PARAGRAPH_TAGS = (  # separated by a blank line
+    "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
+    "article", "header", "footer", "aside", "nav", "hr", "figure", "figcaption", "dl", "main", "address",
+    "details", "summary",
 )
-_LINE = re.compile(r"<(?:br|li|tr|dt|dd)" + _ATTRS, re.I)  # start a new line
-_CELL = re.compile(r"</?(?:td|th)" + _ATTRS, re.I)
-_TAG = re.compile(r"<(?:\"[^\"]*\"|'[^']*'|[^'\">])*>")
+_LINE_TAGS = ("br", "li", "tr", "dt", "dd")  # start a new line
+_CELL_TAGS = ("td", "th")  # a space between cells
+# Elements whose content a reader never sees, dropped with everything inside them, closed or not.
+_HIDDEN_TAGS = (
+    "script", "style", "noscript", "template", "iframe", "object", "svg", "head", "title", "noembed", "noframes",
+)
+# The parsing is html5ever's (through nh3), as a browser parses: an unclosed <script>, <style> or
+# comment runs to the end, "</" inside a script is script, entities are decoded once. Its output
+# keeps only the structural tags, bare (no attributes), and escapes every "<" of the text, so the
+# patterns below read the parser's output, never the feed's markup.
+_STRUCTURE = nh3.Cleaner(
+    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS),
+    clean_content_tags=set(_HIDDEN_TAGS),
+    attributes={"*": set()},
+    strip_comments=True,
+    link_rel=None,
+)
+_PARAGRAPH = re.compile(f"</?(?:{'|'.join(_PARAGRAPH_TAGS)})>")
+_LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
+_CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
+_TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS
 
 
 def clean_text(text: str) -> str:
@@ -62,10 +83,15 @@ def clean_text(text: str) -> str:
 
 
 def html_to_text(markup: str) -> str:
-    """Plain text of an HTML fragment; block elements become line breaks, inline ones vanish."""
+    """Plain text of an HTML fragment, as a browser shows it: block elements become line breaks,
+    inline ones vanish; scripts, styles, comments and other hidden content never appear.
+
+    A CDATA section in HTML is a comment up to its first ">" (as in browsers), so one holding
+    no ">" vanishes whole and one wrapping an article keeps the article's text.
+    """
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
-    text = _DROPPED.sub(" ", markup)
+    text = _STRUCTURE.clean(markup)
     text = _PARAGRAPH.sub("\n\n", text)
     text = _LINE.sub("\n", text)
     text = _CELL.sub(" ", text)
