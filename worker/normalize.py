@@ -7,7 +7,7 @@
 - dates: UTC; a missing date is taken from first sight, a date more than a day in the future
   is clamped to now; either is flagged (`date_flag`);
 - identity: decided in `entry_identity` (its precedence is written there) and enforced by
-  the store's unique index;
+  the store's unique index; a GUID is keyed by the feed's id, never its address;
 - fingerprint: hashes and MinHash of the item's match text (dedupe.match_text: clutter and the
   feed's own header and footer lines left out); what is stored is the text as published.
 """
@@ -166,18 +166,27 @@ def _distinct(values: Sequence[str | None]) -> bool:
 def entry_identity(scope: str, entry: Entry, policy: str, title: str, text: str) -> str:
     """The key that makes an entry unique in the store, by the feed's identity policy:
 
-    1. "guid":    the feed's own GUID for the entry (GUIDs are unique only within their feed,
-                  so the feed is part of the key: `scope` is "feed:ID", or "backfill:KEY" for a
-                  history file that belongs to no stored feed);
+    1. "guid":    the feed's own GUID for the entry, as the feed writes it (`guid_identity`);
     2. "url":     the canonical link, when the feed's GUIDs are missing or repeat;
     3. "content": a hash of the normalized title and text, when links do not tell entries apart.
+
+    GUIDs are unique only within their feed, so the feed is part of the key: `scope` is
+    "feed:ID", the store's id of the feed (it survives a change of address: a 301), or
+    "backfill:KEY" for a history file that belongs to no stored feed. The feed's address is never
+    part of it: a bare GUID ("item-17", not a URL) stays bare (parse never resolves it against
+    the address it was read from), so a feed that moves keeps its entries' identities.
     """
     if policy == "guid" and entry.guid:
-        return f"{scope}:guid:{entry.guid.strip()}"
+        return guid_identity(scope, entry.guid)
     url = canonical_url(entry.link)
     if policy in ("guid", "url") and url:
         return f"{scope}:url:{url}"
     return f"{scope}:content:{content_hash(title, text)}"
+
+
+def guid_identity(scope: str, guid: str) -> str:
+    """The key of an entry told apart by its GUID, within its feed's scope ("feed:ID")."""
+    return f"{scope}:guid:{guid.strip()}"
 
 
 def normalize_entry(
