@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from worker.dedupe import Clutter, fingerprint, match_text
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import Item, SeedDoc
@@ -187,6 +187,60 @@ def entry_identity(scope: str, entry: Entry, policy: str, title: str, text: str)
 def guid_identity(scope: str, guid: str) -> str:
     """The key of an entry told apart by its GUID, within its feed's scope ("feed:ID")."""
     return f"{scope}:guid:{guid.strip()}"
+
+
+_GUID_KEY = re.compile(r"((?:feed|backfill):[0-9a-f]+):guid:(.*)", re.S)
+
+
+def split_guid_identity(identity: str) -> tuple[str, str] | None:
+    """(scope, GUID) of a key made by `guid_identity`; None for any other key."""
+    found = _GUID_KEY.fullmatch(identity)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def unresolved_guid(guid: str, addresses: Sequence[str], link: str | None) -> str | None:
+    """The bare GUID that versions before migration 0010 stored as `guid`, a URL made by
+    resolving it against the address the feed was read from; None when `guid` is not one.
+
+    Such a URL is the GUID's own text, a single path segment, in the folder of one of the
+    feed's `addresses`: where it is read now, where it was read before a move ("item-17" read at
+    https://a.example/feeds/rss was https://a.example/feeds/item-17).
+    A GUID the feed wrote as a URL into that same folder looks alike. The ones feeds do write
+    keep their keys: the item's own page (its `link`, query and fragment aside: a permalink),
+    and a page with a query (https://news.ycombinator.com/item?id=1 for a feed at …/rss).
+    A `file:` GUID was resolved against a history file that backfill read (no feed writes file:
+    GUIDs): its last segment.
+    """
+    if guid.startswith("file:"):
+        return _last_segment(guid)
+    for address in addresses:
+        folder = urljoin(address, ".")
+        rest = guid[len(folder):] if guid.startswith(folder) else ""
+        if rest and "/" not in rest and "?" not in rest and rest[0] != "#" and urljoin(address, rest) == guid:
+            return None if _same_page(guid, link) else rest
+    return None
+
+
+def _same_page(guid: str, link: str | None) -> bool:
+    """Whether a URL GUID names the item's own link (its query and fragment aside)."""
+    try:
+        return bool(link) and urlsplit(canonical_url(guid) or "")[:3] == urlsplit(link or "")[:3]
+    except ValueError:  # an unreadable link names no page
+        return False
+
+
+def guid_folder(guid: str) -> str | None:
+    """The folder a web address lies in ("https://a.example/feeds/" for …/feeds/item-17); None
+    for a GUID that is not one."""
+    return urljoin(guid, ".") if guid.startswith(("http://", "https://")) else None
+
+
+def _last_segment(url: str) -> str | None:
+    """What follows the last slash of a URL's path, with its query and fragment."""
+    parts = urlsplit(url)
+    segment = parts.path.rsplit("/", 1)[-1]
+    rest = segment + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return rest or None
 
 
 def normalize_entry(
