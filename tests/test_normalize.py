@@ -14,6 +14,8 @@ from worker.normalize import (
     identity_policy,
     normalize_entry,
     publication_time,
+    split_guid_identity,
+    unresolved_guid,
 )
 from worker.config import DEFAULT_CLUTTER
 from worker.dedupe import Clutter
@@ -151,6 +153,41 @@ def test_entry_identity_by_policy() -> None:
     assert entry_identity("feed:7", e, "url", "T", "B") == "feed:7:url:https://x.example/1"
     assert entry_identity("feed:7", e, "content", "T", "B") == f"feed:7:content:{content_hash('T', 'B')}"
     assert entry_identity("feed:8", e, "guid", "T", "B") != entry_identity("feed:7", e, "guid", "T", "B")  # GUIDs are per feed
+
+
+FEED = ("https://a.example/v2/news.rss", "https://a.example/feeds/news.xml")  # now, and before a move
+
+
+@pytest.mark.parametrize(
+    ("guid", "link", "bare"),
+    [
+        ("https://a.example/feeds/item-17", "https://news.example/17", "item-17"),  # resolved at the old address
+        ("https://a.example/v2/item-17", "https://news.example/17", "item-17"),  # ... and at the new one
+        ("https://a.example/v2/17:b c#d", None, "17:b c#d"),
+        ("HTTPS://A.EXAMPLE/v2/item-17", "https://news.example/17", None),  # not what resolving made
+        ("https://a.example/feeds/item-17", "https://a.example/feeds/item-17", None),  # the item's permalink
+        ("https://a.example/feeds/item-17#top", "https://a.example/feeds/item-17?ref=rss", None),  # ... still
+        ("https://a.example/feeds/item?id=17", "https://news.example/17", None),  # a page the feed links to
+        ("https://a.example/feeds/2024/item-17", None, None),  # a path below: a URL the feed wrote
+        ("https://a.example/item-17", None, None),  # another folder
+        ("https://a.example/feeds/?p=17", None, None),
+        ("https://b.example/feeds/item-17", None, None),
+        ("item-17", None, None),  # bare already
+        ("tag:a.example,2024:17", None, None),  # never resolved
+        ("file:///home/u/history/item-17", "file:///home/u/history/item-17", "item-17"),  # a backfilled file
+    ],
+)
+def test_unresolved_guid_recovers_only_guids_resolved_against_the_feeds_address(
+    guid: str, link: str | None, bare: str | None
+) -> None:
+    assert unresolved_guid(guid, FEED, link) == bare
+
+
+def test_guid_identities_split_into_scope_and_guid() -> None:
+    assert split_guid_identity("feed:7:guid:https://a.example/x:guid:y") == ("feed:7", "https://a.example/x:guid:y")
+    assert split_guid_identity("backfill:0123456789abcdef:guid:g") == ("backfill:0123456789abcdef", "g")
+    assert split_guid_identity("feed:7:url:https://a.example/x") is None
+    assert split_guid_identity("seed:000.txt") is None and split_guid_identity("jsonl:a:guid:b") is None
 
 
 def test_normalize_entry() -> None:

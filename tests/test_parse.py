@@ -77,3 +77,20 @@ def test_the_response_content_type_charset_is_used() -> None:
     body = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Ça va</title></item></channel></rss>"
     feed = parse_feed(body.encode("cp1252"), content_type="application/rss+xml; charset=windows-1252")
     assert feed.entries[0].title == "Ça va"
+
+
+def test_guids_are_kept_as_written_and_links_made_absolute() -> None:
+    """feedparser resolves an RSS <guid> (unless isPermaLink="false") and an Atom <id> against the
+    document's address; a bare GUID must stay bare, or a feed that moves changes every identity."""
+    rss = (b'<rss version="2.0"><channel><title>t</title><link>/home</link>'
+           b"<item><guid>item-17</guid><title>a</title><link>../a/17</link></item>"
+           b"<item><guid>17</guid><title>b</title></item>"  # no link: the GUID is taken for one
+           b"<item><guid>https://b.example/x</guid><title>c</title></item></channel></rss>")
+    feed = parse_feed(rss, url="https://a.example/feeds/rss.xml")
+    assert [e.guid for e in feed.entries] == ["item-17", "17", "https://b.example/x"]
+    assert [e.link for e in feed.entries] == ["https://a.example/a/17", "https://a.example/feeds/17", "https://b.example/x"]
+    assert feed.site_url == "https://a.example/home"
+    atom = (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>f</id>'
+            b'<entry><id>item-18</id><title>a</title><link href="18.html"/></entry></feed>')
+    entry = parse_feed(atom, url="https://a.example/feeds/atom.xml").entries[0]
+    assert (entry.guid, entry.link) == ("item-18", "https://a.example/feeds/18.html")

@@ -8,7 +8,7 @@
 - dates: UTC; a missing date is taken from first sight, a date more than a day in the future
   is clamped to now; either is flagged (`date_flag`);
 - identity: decided in `entry_identity` (its precedence is written there) and enforced by
-  the store's unique index;
+  the store's unique index; a GUID is keyed by the feed's id, never its address;
 - fingerprint: hashes and MinHash of the item's match text (dedupe.match_text: clutter and the
   feed's own header and footer lines left out); what is stored is the text as published.
 """
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import nh3
 
 from worker.dedupe import Clutter, fingerprint, match_text
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import Item, SeedDoc
@@ -192,18 +192,81 @@ def _distinct(values: Sequence[str | None]) -> bool:
 def entry_identity(scope: str, entry: Entry, policy: str, title: str, text: str) -> str:
     """The key that makes an entry unique in the store, by the feed's identity policy:
 
-    1. "guid":    the feed's own GUID for the entry (GUIDs are unique only within their feed,
-                  so the feed is part of the key: `scope` is "feed:ID", or "backfill:KEY" for a
-                  history file that belongs to no stored feed);
+    1. "guid":    the feed's own GUID for the entry, as the feed writes it (`guid_identity`);
     2. "url":     the canonical link, when the feed's GUIDs are missing or repeat;
     3. "content": a hash of the normalized title and text, when links do not tell entries apart.
+
+    GUIDs are unique only within their feed, so the feed is part of the key: `scope` is
+    "feed:ID", the store's id of the feed (it survives a change of address: a 301), or
+    "backfill:KEY" for a history file that belongs to no stored feed. The feed's address is never
+    part of it: a bare GUID ("item-17", not a URL) stays bare (parse never resolves it against
+    the address it was read from), so a feed that moves keeps its entries' identities.
     """
     if policy == "guid" and entry.guid:
-        return f"{scope}:guid:{entry.guid.strip()}"
+        return guid_identity(scope, entry.guid)
     url = canonical_url(entry.link)
     if policy in ("guid", "url") and url:
         return f"{scope}:url:{url}"
     return f"{scope}:content:{content_hash(title, text)}"
+
+
+def guid_identity(scope: str, guid: str) -> str:
+    """The key of an entry told apart by its GUID, within its feed's scope ("feed:ID")."""
+    return f"{scope}:guid:{guid.strip()}"
+
+
+_GUID_KEY = re.compile(r"((?:feed|backfill):[0-9a-f]+):guid:(.*)", re.S)
+
+
+def split_guid_identity(identity: str) -> tuple[str, str] | None:
+    """(scope, GUID) of a key made by `guid_identity`; None for any other key."""
+    found = _GUID_KEY.fullmatch(identity)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def unresolved_guid(guid: str, addresses: Sequence[str], link: str | None) -> str | None:
+    """The bare GUID that versions before migration 0010 stored as `guid`, a URL made by
+    resolving it against the address the feed was read from; None when `guid` is not one.
+
+    Such a URL is the GUID's own text, a single path segment, in the folder of one of the
+    feed's `addresses`: where it is read now, where it was read before a move ("item-17" read at
+    https://a.example/feeds/rss was https://a.example/feeds/item-17).
+    A GUID the feed wrote as a URL into that same folder looks alike. The ones feeds do write
+    keep their keys: the item's own page (its `link`, query and fragment aside: a permalink),
+    and a page with a query (https://news.ycombinator.com/item?id=1 for a feed at …/rss).
+    A `file:` GUID was resolved against a history file that backfill read (no feed writes file:
+    GUIDs): its last segment.
+    """
+    if guid.startswith("file:"):
+        return _last_segment(guid)
+    for address in addresses:
+        folder = urljoin(address, ".")
+        rest = guid[len(folder):] if guid.startswith(folder) else ""
+        if rest and "/" not in rest and "?" not in rest and rest[0] != "#" and urljoin(address, rest) == guid:
+            return None if _same_page(guid, link) else rest
+    return None
+
+
+def _same_page(guid: str, link: str | None) -> bool:
+    """Whether a URL GUID names the item's own link (its query and fragment aside)."""
+    try:
+        return bool(link) and urlsplit(canonical_url(guid) or "")[:3] == urlsplit(link or "")[:3]
+    except ValueError:  # an unreadable link names no page
+        return False
+
+
+def guid_folder(guid: str) -> str | None:
+    """The folder a web address lies in ("https://a.example/feeds/" for …/feeds/item-17); None
+    for a GUID that is not one."""
+    return urljoin(guid, ".") if guid.startswith(("http://", "https://")) else None
+
+
+def _last_segment(url: str) -> str | None:
+    """What follows the last slash of a URL's path, with its query and fragment."""
+    parts = urlsplit(url)
+    segment = parts.path.rsplit("/", 1)[-1]
+    rest = segment + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return rest or None
 
 
 def normalize_entry(

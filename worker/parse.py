@@ -1,8 +1,12 @@
 """Parse: bytes and headers → entries. feedparser for RSS/Atom/RDF, our own reader for JSON Feed.
 
 feedparser is only ever given bytes (never a URL: it has no timeout of its own), with the
-response's content type and final URL as `response_headers` so encodings and relative links
-resolve. HTML is not sanitized here (`sanitize_html=False`): the digest sanitizes at output.
+response's content type as `response_headers` so encodings resolve. It is not given the feed's
+address: it would resolve entry GUIDs against it ("item-17" read at https://a.example/feeds/rss
+became https://a.example/feeds/item-17), so a feed that moved would give every entry a new
+identity. Entry GUIDs are kept as the feed writes them; relative links are made absolute here,
+against the address the body came from. HTML is not sanitized here (`sanitize_html=False`): the
+digest sanitizes at output.
 
 A feed that is malformed but still yields entries is accepted, with feedparser's complaint
 kept as a warning. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
@@ -33,8 +37,8 @@ _JSON_TYPES = ("application/feed+json", "application/json")
 class Entry:
     """One entry as the feed gives it: HTML left as HTML, dates as aware UTC datetimes."""
 
-    guid: str | None
-    link: str | None
+    guid: str | None  # as the feed writes it: a bare GUID ("item-17") is never made a URL
+    link: str | None  # absolute
     title: str
     content_html: str
     summary_html: str
@@ -76,7 +80,7 @@ def _looks_like_json(body: bytes, content_type: str) -> bool:
 
 
 def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
-    headers = {"content-location": url} if url else {}
+    headers: dict[str, str] = {}  # no content-location (see above); a document's own xml:base still applies
     content_type = _trust_utf8(body, content_type)
     if content_type:
         headers["content-type"] = content_type
@@ -91,8 +95,8 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
     return ParsedFeed(
         format=parsed.get("version") or "unknown",
         title=_text(feed.get("title")),
-        site_url=feed.get("link") or None,
-        entries=tuple(_entry(e) for e in parsed.entries),
+        site_url=_absolute(url, feed.get("link")),
+        entries=tuple(_entry(e, url) for e in parsed.entries),
         ttl=_ttl(feed.get("ttl")),
         warning=problem,
         language=_text(feed.get("language")),
@@ -144,13 +148,23 @@ def _bozo_reason(parsed: Any) -> str:
     return f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
 
 
-def _entry(e: Any) -> Entry:
+def _absolute(base: str, link: Any) -> str | None:
+    """A link made absolute against the address the document came from (None: no link)."""
+    if not link or not isinstance(link, str):
+        return None
+    try:
+        return urljoin(base, link) if base else link
+    except ValueError:  # an unreadable address ("http://[::1"): as feedparser did, no link
+        return None
+
+
+def _entry(e: Any, base: str) -> Entry:
     content = e.get("content") or []
     content_html = max((c.get("value", "") for c in content), key=len, default="")
     summary_html = e.get("summary", "") or ""
     return Entry(
         guid=e.get("id") or None,
-        link=e.get("link") or None,
+        link=_absolute(base, e.get("link")),
         title=_text(e.get("title")),
         content_html=content_html or summary_html,
         summary_html=summary_html if content_html else "",

@@ -23,6 +23,7 @@ from loguru import logger
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from worker import normalize
 from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
@@ -308,6 +309,89 @@ def _digest_sender(db: Database) -> None:
         ALTER TABLE digests ADD COLUMN sending_at TEXT;
         """
     )
+
+
+@MIGRATIONS(name="0010_bare_guids_by_feed")
+def _bare_guids_by_feed(db: Database) -> None:
+    # A bare GUID ("item-17") used to be keyed as the URL feedparser made of it against the
+    # address the feed was read from, so after a move (301) every entry of the feed was stored
+    # again. Such keys become the GUID as the feed writes it, under the same feed id
+    # (normalize.unresolved_guid says which keys were made that way, whichever of the feed's
+    # addresses they carry); tombstones of pruned items get the new key too.
+    addresses = _feed_addresses(db)
+    for scope, folders in _earlier_folders(db, addresses).items():
+        addresses[scope] = addresses.get(scope, ()) + tuple(sorted(folders))
+    _rekey_items(db, addresses)
+    _rekey_tombstones(db, addresses)
+
+
+def _feed_addresses(db: Database) -> dict[str, tuple[str, ...]]:
+    """Each feed's identity scope and the addresses it was read from: now, and before a move
+    (the config's address stays in config_url)."""
+    return {f"feed:{row['id']}": tuple(u for u in (row["url"], row["config_url"]) if u)
+            for row in db.query("SELECT id, url, config_url FROM feeds")}
+
+
+def _earlier_folders(db: Database, addresses: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    """Folders a feed was read from before a move that the store no longer names (a feed added
+    by hand or from OPML keeps no config_url). The old version stored each entry again after the
+    move, as an exact copy in the entry's cluster: a GUID URL whose bare GUID and cluster are
+    those of a row keyed against a known address shows that its folder was the feed's too."""
+    known: set[tuple[str, int, str]] = set()
+    maybe: list[tuple[str, int, str, str]] = []
+    for row in db.query("SELECT identity, url, cluster_id FROM items WHERE identity GLOB 'feed:*:guid:*'"):
+        scope, guid = normalize.split_guid_identity(row["identity"]) or ("", "")
+        if bare := normalize.unresolved_guid(guid, addresses.get(scope, ()), row["url"]):
+            known.add((scope, row["cluster_id"], bare))
+        elif (folder := normalize.guid_folder(guid)) and (bare := normalize.unresolved_guid(guid, (folder,), row["url"])):
+            maybe.append((scope, row["cluster_id"], bare, folder))
+    found: dict[str, set[str]] = {}
+    for scope, cluster, bare, folder in maybe:
+        if (scope, cluster, bare) in known:
+            found.setdefault(scope, set()).add(folder)
+    return found
+
+
+def _rekeyed(identity: str, link: str | None, addresses: dict[str, tuple[str, ...]]) -> tuple[str, str] | None:
+    """(new identity, bare GUID) for a key made from a resolved bare GUID; None for any other key."""
+    found = normalize.split_guid_identity(identity)
+    if found is None:
+        return None
+    scope, guid = found
+    bare = normalize.unresolved_guid(guid, addresses.get(scope, ()), link)
+    return (normalize.guid_identity(scope, bare), bare) if bare else None
+
+
+def _rekey_items(db: Database, addresses: dict[str, tuple[str, ...]]) -> None:
+    """Items keyed by a resolved bare GUID take the bare key, in place (same row, same id).
+
+    Collisions: the old version stored an entry once for each address it read the feed at, so
+    several rows may map to one new key. The key goes to a row that holds it already (the row
+    polling matches from now on), else to the row stored first (lowest id: the original that
+    the later rows copy). The other rows keep their old keys, which no entry is given any more:
+    they stay what they were, copies in the original's cluster. No row is deleted, merged or
+    added, so nothing is lost and nothing is stored twice; running this again changes nothing.
+    """
+    claims: dict[str, list[tuple[int, str]]] = {}
+    for row in db.query("SELECT id, identity, url FROM items WHERE identity GLOB '*:guid:*' ORDER BY id"):
+        if rekeyed := _rekeyed(row["identity"], row["url"], addresses):
+            claims.setdefault(rekeyed[0], []).append((row["id"], rekeyed[1]))
+    held = known_identities(db, list(claims))
+    for identity, rows in claims.items():
+        if identity not in held:
+            item_id, guid = rows[0]
+            db.execute("UPDATE items SET identity = ?, guid = ? WHERE id = ?", [identity, guid, item_id])
+
+
+def _rekey_tombstones(db: Database, addresses: dict[str, tuple[str, ...]]) -> None:
+    """A pruned item's tombstone gets its bare key beside the old one: tombstones only refuse,
+    so keeping both refuses the item however it is keyed (the row's link is gone: every key in
+    the feed's folder counts, which refuses only what the old key refused)."""
+    rows = list(db.query("SELECT key, pruned_at FROM tombstones WHERE kind = 'identity' AND key GLOB '*:guid:*'"))
+    for row in rows:
+        if rekeyed := _rekeyed(row["key"], None, addresses):
+            db.execute("INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) VALUES (?, 'identity', ?)",
+                       [rekeyed[0], row["pruned_at"]])
 
 
 # ── opening ───────────────────────────────────────────────────────────────────────────────

@@ -50,7 +50,7 @@ def concurrency_run(folder: Path, *, feeds: int, seconds: float, archives: int =
         text = config.read_text().replace('interval = "30m"', 'interval = "1m"', 1)
         text = text.replace('min_interval = "5m"', 'min_interval = "1m"', 1)
         config.write_text(text.replace("busy_timeout = 30.0", "busy_timeout = 60.0"))
-        backfill_total = sum(_history(folder / f"archive{k}", 2, 100) for k in range(archives))
+        backfill_total = sum(_history(folder / f"archive{k}", 2, 100, first=2 * k) for k in range(archives))
         daemon = storywatch(config, "run")
         deadline = time.monotonic() + seconds
         stop = threading.Event()

@@ -104,10 +104,12 @@ class CrashReport:
     seconds: float
 
 
-def _history(folder: Path, files: int, per_file: int) -> int:
+def _history(folder: Path, files: int, per_file: int, first: int = 0) -> int:
+    """`files` archive files of `per_file` items, numbered from `first` (archives of other numbers
+    hold other entries: the same file in two folders is the same history)."""
     folder.mkdir(parents=True, exist_ok=True)
     start = dt.datetime(2025, 3, 1, tzinfo=UTC)
-    for f in range(files):
+    for f in range(first, first + files):
         items = "".join(
             f"<item><guid>h{f}-{n}</guid><title>Archive {f}-{n}: {TOPICS[n % 5][:60]}</title>"
             f"<link>https://archive{f}.example/{n}</link><description>{TOPICS[(n + f) % 5]}, archived report "
