@@ -3,7 +3,8 @@
 Failures (connection refused, a server that never answers, a rejected login) leave the digest
 'failed' with its error and a retry time that backs off; a later retry sends it once. A send cut
 short by a killed process leaves it 'sending', which becomes 'unconfirmed' and is never sent again
-by itself. No traffic leaves 127.0.0.1.
+by itself. Every send of a day's digest carries one Message-ID, the same on a resend, another for
+every other day and every other store. No traffic leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
 from tests.feedserver import free_port
-from tests.smtpserver import SMTPServer
+from tests.smtpserver import MSG_ID, SMTPServer
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
 PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
@@ -334,3 +335,47 @@ def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path)
     assert store.claim_digest(built.db, DAY, T0, resend=False)
     assert not store.claim_digest(built.db, DAY, T0, resend=False)  # "sending": a resend only
     assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["sender_pid"]) == ("sending", 1, os.getpid())
+
+
+# ── one Message-ID a digest ───────────────────────────────────────────────────────────────
+
+
+def test_a_digest_and_its_resend_carry_one_well_formed_message_id(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+        run = Cli(built.config)
+        run("digest", "--send", "--resend", "--date", "2026-11-23")
+        printed = message_from_string(run("digest", "--date", "2026-11-23", "--format", "email").stdout,
+                                      policy=policy.default)
+    first, again = (r.message for r in server.received)
+    assert len(first.get_all("Message-ID")) == 1
+    message_id = first["Message-ID"]
+    assert MSG_ID.fullmatch(message_id), message_id
+    assert message_id.startswith("<digest.2026-11-23.") and message_id.endswith("@storywatch.example>")  # the sender's domain
+    assert again["Message-ID"] == message_id == printed["Message-ID"]
+    assert again["Subject"] == first["Subject"]
+
+
+def test_message_ids_differ_between_days_and_between_stores(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "theirs").mkdir()
+    with SMTPServer() as server:
+        mine = build(tmp_path / "mine", smtp_port=server.port)
+        theirs = build(tmp_path / "theirs", smtp_port=server.port)  # the same world, another store
+        daily.scheduled_digest(mine.db, mine.settings, T0)
+        daily.scheduled_digest(mine.db, mine.settings, T0 + dt.timedelta(days=1))
+        daily.scheduled_digest(theirs.db, theirs.settings, T0)
+    ids = [r.message["Message-ID"] for r in server.received]
+    assert [r.message["Subject"][:23] for r in server.received] == [
+        "[storywatch] 2026-11-23", "[storywatch] 2026-11-24", "[storywatch] 2026-11-23"]
+    assert all(MSG_ID.fullmatch(i) for i in ids), ids
+    assert len(set(ids)) == 3
+    # Each is the one its store gives that day (not a random one), and a day names its digest:
+    # the same day in two stores differs only by what each store derives.
+    tomorrow = DAY + dt.timedelta(days=1)
+    assert ids == [daily.digest_message_id(mine.db, mine.settings, DAY),
+                   daily.digest_message_id(mine.db, mine.settings, tomorrow),
+                   daily.digest_message_id(theirs.db, theirs.settings, DAY)]
+    assert ids[0].startswith("<digest.2026-11-23.") and ids[2].startswith("<digest.2026-11-23.")
+    assert ids[1].startswith("<digest.2026-11-24.")

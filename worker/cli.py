@@ -432,7 +432,8 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Folder to write to instead of [digest] output_dir.")
 @click.option("--stdout", is_flag=True, help="Print the digest instead of writing a file.")
 @click.option("--send", is_flag=True, help="Email it ([email] settings): today's digest, or a --date one.")
-@click.option("--resend", is_flag=True, help="With --send: send it even if it was sent already.")
+@click.option("--resend", is_flag=True,
+              help="With --send: send it even if it was (or may have been) sent already, with the same Message-ID.")
 @click.option("--include-backfill", is_flag=True, help="Include items loaded by backfill.")
 @pass_app
 def digest_command(
@@ -464,8 +465,7 @@ def digest_command(
     period, initial, keep = _digest_period(app, day, since, until, now)
     if stdout or fmt in ("text", "email"):
         data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
-        rendered = {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}
-        click.echo(daily.digest_message(settings, data, now).as_string() if fmt == "email" else rendered[fmt](data), nl=False)
+        click.echo(_printed(app, data, fmt, now, any_period=bool(since or until)), nl=False)
     else:
         outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
                                      output_dir=output, html=fmt == "html" or None)
@@ -479,6 +479,15 @@ def digest_command(
             raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
         daily.send_digest(app.db, settings, data, now, resend=resend)
         click.echo(f"Sent to {', '.join(settings.email.to)}")
+
+
+def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, any_period: bool) -> str:
+    """The digest as printed: Markdown, HTML, text, or the whole email (a day's digest with the
+    Message-ID it is sent with, the digest of any other period with a new one)."""
+    if fmt != "email":
+        return {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}[fmt](data)
+    message_id = None if any_period else daily.digest_message_id(app.db, app.settings, data.period.day)
+    return daily.digest_message(app.settings, data, now, message_id=message_id).as_string()
 
 
 def _digest_period(

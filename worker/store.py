@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -310,6 +311,16 @@ def _digest_sender(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0011_store_identity")
+def _store_identity(db: Database) -> None:
+    # A random secret made once per store: the Message-ID of each digest email is derived from
+    # it and the day, so a resend repeats it and no other store (another user's, a test store)
+    # makes the same one. It needs no other migration's tables.
+    db.execute("CREATE TABLE store_identity (key TEXT NOT NULL, created_at TEXT NOT NULL)")
+    db.execute("INSERT INTO store_identity (key, created_at) VALUES (?, ?)",
+               [secrets.token_hex(16), to_iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))])
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -349,6 +360,24 @@ def _migrate(db: Database, path: Path) -> None:
         return
     with transaction(db):  # one process migrates; another waits, then finds nothing pending
         MIGRATIONS.apply(db)
+
+
+def identity_key(db: Database) -> str:
+    """The store's own random secret (migration 0011_store_identity), kept for the store's life;
+    only copies of its file share it."""
+    row = _one(db, "SELECT key FROM store_identity ORDER BY rowid LIMIT 1")
+    return str(row["key"]) if row else _new_identity(db)
+
+
+def _new_identity(db: Database) -> str:
+    """A new secret, should the migration's row have been deleted."""
+    with transaction(db):
+        if row := _one(db, "SELECT key FROM store_identity ORDER BY rowid LIMIT 1"):
+            return str(row["key"])  # another process made it first
+        key = secrets.token_hex(16)
+        db.execute("INSERT INTO store_identity (key, created_at) VALUES (?, ?)",
+                   [key, to_iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))])
+        return key
 
 
 def schema_version(db: Database) -> str:
