@@ -36,6 +36,7 @@ class App:
     """What every command needs, made on first use: the settings and the open store."""
 
     def __init__(self, config: Path | None, log_json: bool, verbose: bool) -> None:
+        self.config_option = config  # as given with --config: named in the commands we print
         self.config_file = config_path(config)
         self.log_json = log_json
         self.verbose = verbose
@@ -121,14 +122,17 @@ def init(app: App) -> None:
 @cli.command()
 @pass_app
 def status(app: App) -> None:
-    """Show the store: items, feeds and their health, storylines, last poll and digest.
+    """Show the store: items, feeds and their health, storylines, last poll and digest, and a
+    line for each unconfirmed digest (its sending was cut short: it may or may not have arrived)
+    with the command that sends it again.
 
     \b
     Example:
       storywatch status
     """
-    path = app.settings.storage.path
-    click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db), utc_now()))
+    path, now = app.settings.storage.path, utc_now()
+    shown = store.status(app.db, path, now)
+    click.echo(report.render_status(shown, store.schema_version(app.db), now, config=app.config_option))
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
@@ -145,9 +149,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Unhealthy when the last cycle finished longer ago than this (default: 3 intervals).")
 @pass_app
 def health(app: App, max_age: dt.timedelta | None) -> None:
-    """Exit 0 when the store is readable and the last polling cycle finished within 3 intervals
-    (of the worker's 1-minute tick, or of the last cycle's duration if longer); else exit 1.
-    Prints one line saying why, for monitors and systemd checks.
+    """Exit 0 when the store is readable, the last polling cycle finished within 3 intervals
+    (of the worker's 1-minute tick, or of the last cycle's duration if longer) and no digest is
+    unconfirmed; else exit 1. Prints one line saying why, for monitors and systemd checks; each
+    problem on a line starting "unhealthy: ".
+
+    An unconfirmed digest (the worker was stopped while sending it: it may or may not have
+    arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
+    a person must decide, and the line says what to run. A resend carries the same Message-ID,
+    so mail systems that have the first one can drop the copy.
 
     \b
     Example:
@@ -155,7 +165,8 @@ def health(app: App, max_age: dt.timedelta | None) -> None:
       storywatch health --max-age 90m     # for `storywatch run --once` from cron every 30 minutes
     """
     storage = app.settings.storage
-    result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout)
+    result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout,
+                                       config=app.config_option)
     click.echo(str(result))
     if not result.ok:
         sys.exit(1)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, deliver, digest, store
+from worker import atom, deliver, digest, report, store
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.dedupe import Clutter
@@ -155,7 +155,10 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> Dige
     A digest left "sending" by a worker that died while sending is never sent again on its own:
     it may have arrived, and a digest must not be sent twice. Unsent ones are retried.
     """
-    store.mark_interrupted_digests(db, now)
+    for day in store.mark_interrupted_digests(db, now):
+        logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
+                       "arrived; it is not sent again by itself. To send it again: {command}",
+                       day=str(day), command=report.resend_command(day))
     due, outcome = due_digest(db, settings, now), None
     if not (due.recorded or due.preview):
         outcome = write_digest(db, settings, due.period, initial=due.initial)
