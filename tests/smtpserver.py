@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -14,6 +15,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.feedserver import free_port
+
+
+# RFC 5322 section 3.6.4: msg-id = "<" id-left "@" id-right ">", id-left = dot-atom-text,
+# id-right = dot-atom-text / no-fold-literal (no comments, no folding whitespace).
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+DOT_ATOM_TEXT = rf"{ATEXT}+(?:\.{ATEXT}+)*"
+MSG_ID = re.compile(rf"<{DOT_ATOM_TEXT}@(?:{DOT_ATOM_TEXT}|\[[\x21-\x5a\x5e-\x7e]*\])>")
 
 
 @dataclass

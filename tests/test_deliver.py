@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from worker.config import EmailSettings
-from worker.deliver import build_message, send_message, write_atomically
+from worker.deliver import FALLBACK_DOMAIN, build_message, message_domain, send_message, stable_message_id, write_atomically
 from worker.errors import DeliveryError
 from tests.conftest import NOW
 from tests.feedserver import free_port
-from tests.smtpserver import SMTPServer, self_signed
+from tests.smtpserver import MSG_ID, SMTPServer, self_signed
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,31 @@ def test_a_multipart_digest_reaches_the_server_intact() -> None:
     assert msg.get_content_type() == "multipart/alternative"
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
     assert plain.get_content().strip() == "Plain digest" and "<b>digest</b>" in html.get_content()
+
+
+@pytest.mark.parametrize(("sender", "domain"), [
+    ("Storywatch <digest@Storywatch.Example>", "storywatch.example"),
+    ("digest@mail.storywatch.example", "mail.storywatch.example"),
+    ("digest@bücher.example", "xn--bcher-kva.example"),
+    ("", FALLBACK_DOMAIN),  # no sender configured (email off: `digest --format email`)
+    ("digest@[192.0.2.1]", FALLBACK_DOMAIN),  # an address literal
+    ("digest@-bad-.example", FALLBACK_DOMAIN),
+    ("not an address", FALLBACK_DOMAIN),
+])
+def test_the_message_id_domain_is_the_senders_else_a_reserved_one(sender: str, domain: str) -> None:
+    assert message_domain(sender) == domain
+    message_id = stable_message_id("0" * 32, "digest.2026-11-23", sender)
+    assert MSG_ID.fullmatch(message_id) and message_id.endswith(f"@{domain}>")
+    settings = email(free_port(), from_addr=sender or "x")
+    assert MSG_ID.fullmatch(build_message(settings, subject="s", text="t", html="h", date=NOW)["Message-ID"])
+
+
+def test_a_stable_message_id_depends_on_the_key_and_the_name_only() -> None:
+    one = stable_message_id("a" * 32, "digest.2026-11-23", "digest@storywatch.example")
+    assert one == stable_message_id("a" * 32, "digest.2026-11-23", "Another Name <digest@storywatch.example>")
+    assert one != stable_message_id("b" * 32, "digest.2026-11-23", "digest@storywatch.example")
+    assert one != stable_message_id("a" * 32, "digest.2026-11-24", "digest@storywatch.example")
+    assert "a" * 8 not in one  # the key itself is not shown
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

@@ -3,7 +3,9 @@
 Failures (connection refused, a server that never answers, a rejected login) leave the digest
 'failed' with its error and a retry time that backs off; a later retry sends it once. A send cut
 short by a killed process leaves it 'sending', which becomes 'unconfirmed' and is never sent again
-by itself. No traffic leaves 127.0.0.1.
+by itself; `status`, `health` and the metrics say so, with the command that sends it again. Every
+send of a day's digest carries one Message-ID, the same on a resend, another for every other day
+and every other store. No traffic leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,13 +24,16 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from worker import daily, digest, report, store
+from worker.cli import cli
+from worker.clock import utc_now
 from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
 from tests.feedserver import free_port
-from tests.smtpserver import SMTPServer
+from tests.smtpserver import MSG_ID, SMTPServer
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
 PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
@@ -78,6 +84,20 @@ def silent() -> Iterator[SilentServer]:
     server = SilentServer()
     yield server
     server.close()
+
+
+def killed_while_sending(built: Built, silent: SilentServer) -> None:
+    """What a worker killed mid-send leaves in the store: a real process sends the digest of DAY,
+    the server takes the connection and stays silent, and the process is killed."""
+    sender = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
+                               "--date", "2026-11-23"], cwd=PROJECT, env={**os.environ},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert silent.connected.wait(60), "the sending process never connected"
+    finally:
+        sender.kill()
+        sender.wait(30)
+    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
 
 
 # ── one message, exactly once ─────────────────────────────────────────────────────────────
@@ -183,7 +203,7 @@ def test_connection_refused_is_retried_with_backoff_then_sent_once(tmp_path: Pat
     assert failed["error"] == f"cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused"
     assert failed["next_attempt_at"] == "2026-11-23T06:06:00Z"  # 5 minutes
     assert built.settings.digest.output_dir.joinpath("2026-11-23.md").exists()  # a failed send loses no file
-    shown = report.render_status(store.status(built.db, Path("sw.db")), "x", T0)
+    shown = report.render_status(store.status(built.db, Path("sw.db"), T0), "x", T0)
     assert (f"(failed: cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused; "
             "next attempt 2026-11-23 06:06 UTC)") in shown
 
@@ -273,16 +293,7 @@ def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Pa
     built = build(tmp_path, smtp_port=silent.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
     assert row(built.db)["status"] == "pending"
-    # A real process sends it; the server takes the connection and stays silent; the process is killed.
-    sender = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
-                               "--date", "2026-11-23"], cwd=PROJECT, env={**os.environ},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert silent.connected.wait(60), "the sending process never connected"
-    finally:
-        sender.kill()
-        sender.wait(30)
-    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
+    killed_while_sending(built, silent)
 
     with SMTPServer() as server:
         settings = reload(built, smtp_port=server.port)
@@ -319,6 +330,8 @@ def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_call
             assert row(built.db)["status"] == "sending"
             refused = Cli(built.config)("digest", "--send", "--date", "2026-11-23", ok=False)
             assert f"the digest of 2026-11-23 is being sent right now (by process {other.pid})" in refused.output
+            assert "Unconfirmed" not in Cli(built.config)("status").output  # it is being sent: no false alarm
+            assert 'storywatch_digests{status="unconfirmed"} 0\n' in Cli(built.config)("metrics").output
             # Past the lease, a live pid is taken for a reused one: the sender is gone.
             assert store.digest_sender(built.db, DAY, claimed + store.SENDING_LEASE + minutes(1)) is None
         finally:
@@ -334,3 +347,89 @@ def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path)
     assert store.claim_digest(built.db, DAY, T0, resend=False)
     assert not store.claim_digest(built.db, DAY, T0, resend=False)  # "sending": a resend only
     assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["sender_pid"]) == ("sending", 1, os.getpid())
+
+
+def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_until_it_is_resent(
+    tmp_path: Path, silent: SilentServer
+) -> None:
+    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    killed_while_sending(built, silent)  # not yet marked by a worker: still 'sending', its sender gone
+    finished = utc_now()  # the worker polls on: only the digest is wrong
+    store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
+    run = Cli(built.config)
+    command = f"storywatch --config {shlex.quote(str(built.config))} digest --date 2026-11-23 --send --resend"
+    why = f"the worker stopped while sending it, so it may or may not have arrived; to send it again, run: {command}"
+
+    def shows_it_unconfirmed() -> None:
+        status = run("status").output
+        assert f"\nUnconfirmed  digest of 2026-11-23: {why}\n" in status
+        assert "(unconfirmed: the worker stopped while sending: it may have arrived; send again with --resend)" in status
+        health = run("health", "--max-age", "7d", ok=False)
+        assert health.exit_code == 1
+        first, second = health.output.splitlines()
+        assert first == f"unhealthy: the digest of 2026-11-23 is unconfirmed: {why}"
+        assert second.startswith("the last polling cycle finished ") and second.endswith(": 5 feeds, 2 new items, 0 failed")
+        metrics = run("metrics").output
+        assert 'storywatch_digests{status="unconfirmed"} 1\n' in metrics
+        assert 'storywatch_digests{status="sending"} 0\n' in metrics
+
+    shows_it_unconfirmed()
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)
+        daily.scheduled_digest(built.db, settings, T0 + minutes(10))  # the worker marks it: never sent by itself
+        assert row(built.db)["status"] == "unconfirmed" and server.received == []
+        shows_it_unconfirmed()
+        resent = CliRunner().invoke(cli, shlex.split(command)[1:], catch_exceptions=False)  # the command as printed
+        assert resent.exit_code == 0, resent.output
+    (got,) = server.received
+    assert got.message["Message-ID"] == daily.digest_message_id(built.db, settings, DAY)
+    assert row(built.db)["status"] == "sent"
+    assert "Unconfirmed" not in run("status").output
+    assert run("health", "--max-age", "7d").output.startswith("healthy: the last polling cycle finished ")
+    metrics = run("metrics").output
+    assert 'storywatch_digests{status="unconfirmed"} 0\n' in metrics and 'storywatch_digests{status="sent"} 1\n' in metrics
+
+
+# ── one Message-ID a digest ───────────────────────────────────────────────────────────────
+
+
+def test_a_digest_and_its_resend_carry_one_well_formed_message_id(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+        run = Cli(built.config)
+        run("digest", "--send", "--resend", "--date", "2026-11-23")
+        printed = message_from_string(run("digest", "--date", "2026-11-23", "--format", "email").stdout,
+                                      policy=policy.default)
+    first, again = (r.message for r in server.received)
+    assert len(first.get_all("Message-ID")) == 1
+    message_id = first["Message-ID"]
+    assert MSG_ID.fullmatch(message_id), message_id
+    assert message_id.startswith("<digest.2026-11-23.") and message_id.endswith("@storywatch.example>")  # the sender's domain
+    assert again["Message-ID"] == message_id == printed["Message-ID"]
+    assert again["Subject"] == first["Subject"]
+
+
+def test_message_ids_differ_between_days_and_between_stores(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "theirs").mkdir()
+    with SMTPServer() as server:
+        mine = build(tmp_path / "mine", smtp_port=server.port)
+        theirs = build(tmp_path / "theirs", smtp_port=server.port)  # the same world, another store
+        daily.scheduled_digest(mine.db, mine.settings, T0)
+        daily.scheduled_digest(mine.db, mine.settings, T0 + dt.timedelta(days=1))
+        daily.scheduled_digest(theirs.db, theirs.settings, T0)
+    ids = [r.message["Message-ID"] for r in server.received]
+    assert [r.message["Subject"][:23] for r in server.received] == [
+        "[storywatch] 2026-11-23", "[storywatch] 2026-11-24", "[storywatch] 2026-11-23"]
+    assert all(MSG_ID.fullmatch(i) for i in ids), ids
+    assert len(set(ids)) == 3
+    # Each is the one its store gives that day (not a random one), and a day names its digest:
+    # the same day in two stores differs only by what each store derives.
+    tomorrow = DAY + dt.timedelta(days=1)
+    assert ids == [daily.digest_message_id(mine.db, mine.settings, DAY),
+                   daily.digest_message_id(mine.db, mine.settings, tomorrow),
+                   daily.digest_message_id(theirs.db, theirs.settings, DAY)]
+    assert ids[0].startswith("<digest.2026-11-23.") and ids[2].startswith("<digest.2026-11-23.")
+    assert ids[1].startswith("<digest.2026-11-24.")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker import store
-from worker.health import Family, render_metrics
+from worker.health import Family, Health, render_metrics
 from worker.clock import utc_now
 from tests.conftest import Cli
 from tests.feedserver import FeedServer, Reply, rss
@@ -76,6 +76,18 @@ def test_unhealthy_when_the_store_is_unreadable(cli: Cli, tmp_path: Path) -> Non
     result = cli("health", ok=False)
     assert result.exit_code == 1
     assert result.output.startswith("unhealthy: the store is not readable: ") and result.output.count("\n") == 1
+
+
+def test_each_problem_is_a_line_of_its_own_starting_unhealthy() -> None:
+    """The first line is always the verdict; an unconfirmed digest is a problem even while the
+    worker polls on (the end-to-end case, with a killed sender: tests/test_digest_email.py)."""
+    note = "2026-11-23 is unconfirmed: the worker stopped while sending it (…)"
+    assert str(Health(True, "the last polling cycle finished 5s ago")) == "healthy: the last polling cycle finished 5s ago"
+    assert str(Health(True, "the last polling cycle finished 5s ago", (note,))) == (
+        f"unhealthy: the digest of {note}\nthe last polling cycle finished 5s ago")
+    assert str(Health(False, "no polling cycle recorded yet", (note,))) == (
+        f"unhealthy: the digest of {note}\nunhealthy: no polling cycle recorded yet")
+    assert not Health(True, "fine", (note,)).ok and Health(True, "fine").ok
 
 
 def test_the_cycle_log_is_pruned_but_keeps_the_last_cycle(tmp_path: Path) -> None:

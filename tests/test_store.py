@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path: Path) -> None:
 
 def test_a_migration_that_fails_midway_leaves_none_of_its_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "sw.db"
-    sender = next(m for m in store.MIGRATIONS._migrations if m.name == "0009_digest_sender")  # two statements
+    (sender,) = [m for m in store.MIGRATIONS._migrations if m.name == "0009_digest_sender"]  # two statements
     old = Database(sqlite3.connect(path))
     store.MIGRATIONS.apply(old, stop_before=sender.name)
     old.conn.close()
@@ -68,7 +69,7 @@ def test_a_migration_that_fails_midway_leaves_none_of_its_changes(tmp_path: Path
     with pytest.raises(KeyboardInterrupt):
         store.open_store(path)
     monkeypatch.undo()
-    db = store.open_store(path)  # the whole migration again, not "duplicate column name"
+    db = store.open_store(path)  # the whole migration again, not "duplicate column name", and the later ones
     assert store.schema_version(db) == store.MIGRATIONS._migrations[-1].name
     assert "sender_pid" in db["digests"].columns_dict
 
@@ -100,6 +101,22 @@ def test_migrations_upgrade_a_store_made_by_the_previous_schema_version(tmp_path
     assert [i.identity for i in store.find_items(db, search="closing ceremony")] == ["old:1"]
     store.save_items(db, [make_item(2)])
     assert db["items"].count == 2
+
+
+def test_each_store_has_its_own_identity_made_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    store.MIGRATIONS.apply(old, stop_before="0011_store_identity")  # a store from before identities
+    old.conn.close()
+    key = store.identity_key(store.open_store(path))
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    db = store.open_store(path)  # reopened: the same identity
+    assert store.identity_key(db) == key
+    assert store.identity_key(store.open_store(tmp_path / "other.db")) != key
+    with store.transaction(db):
+        db.execute("DELETE FROM store_identity")  # lost: a new one is made, then kept
+    new = store.identity_key(db)
+    assert new != key and store.identity_key(store.open_store(path)) == new
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class App:
     """What every command needs, made on first use: the settings and the open store."""
 
     def __init__(self, config: Path | None, log_json: bool, verbose: bool) -> None:
+        self.config_option = config  # as given with --config: named in the commands we print
         self.config_file = config_path(config)
         self.log_json = log_json
         self.verbose = verbose
@@ -121,14 +122,17 @@ def init(app: App) -> None:
 @cli.command()
 @pass_app
 def status(app: App) -> None:
-    """Show the store: items, feeds and their health, storylines, last poll and digest.
+    """Show the store: items, feeds and their health, storylines, last poll and digest, and a
+    line for each unconfirmed digest (its sending was cut short: it may or may not have arrived)
+    with the command that sends it again.
 
     \b
     Example:
       storywatch status
     """
-    path = app.settings.storage.path
-    click.echo(report.render_status(store.status(app.db, path), store.schema_version(app.db), utc_now()))
+    path, now = app.settings.storage.path, utc_now()
+    shown = store.status(app.db, path, now)
+    click.echo(report.render_status(shown, store.schema_version(app.db), now, config=app.config_option))
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
@@ -145,9 +149,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Unhealthy when the last cycle finished longer ago than this (default: 3 intervals).")
 @pass_app
 def health(app: App, max_age: dt.timedelta | None) -> None:
-    """Exit 0 when the store is readable and the last polling cycle finished within 3 intervals
-    (of the worker's 1-minute tick, or of the last cycle's duration if longer); else exit 1.
-    Prints one line saying why, for monitors and systemd checks.
+    """Exit 0 when the store is readable, the last polling cycle finished within 3 intervals
+    (of the worker's 1-minute tick, or of the last cycle's duration if longer) and no digest is
+    unconfirmed; else exit 1. Prints one line saying why, for monitors and systemd checks; each
+    problem on a line starting "unhealthy: ".
+
+    An unconfirmed digest (the worker was stopped while sending it: it may or may not have
+    arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
+    a person must decide, and the line says what to run. A resend carries the same Message-ID,
+    so mail systems that have the first one can drop the copy.
 
     \b
     Example:
@@ -155,7 +165,8 @@ def health(app: App, max_age: dt.timedelta | None) -> None:
       storywatch health --max-age 90m     # for `storywatch run --once` from cron every 30 minutes
     """
     storage = app.settings.storage
-    result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout)
+    result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout,
+                                       config=app.config_option)
     click.echo(str(result))
     if not result.ok:
         sys.exit(1)
@@ -432,7 +443,8 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Folder to write to instead of [digest] output_dir.")
 @click.option("--stdout", is_flag=True, help="Print the digest instead of writing a file.")
 @click.option("--send", is_flag=True, help="Email it ([email] settings): today's digest, or a --date one.")
-@click.option("--resend", is_flag=True, help="With --send: send it even if it was sent already.")
+@click.option("--resend", is_flag=True,
+              help="With --send: send it even if it was (or may have been) sent already, with the same Message-ID.")
 @click.option("--include-backfill", is_flag=True, help="Include items loaded by backfill.")
 @pass_app
 def digest_command(
@@ -464,8 +476,7 @@ def digest_command(
     period, initial, keep = _digest_period(app, day, since, until, now)
     if stdout or fmt in ("text", "email"):
         data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
-        rendered = {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}
-        click.echo(daily.digest_message(settings, data, now).as_string() if fmt == "email" else rendered[fmt](data), nl=False)
+        click.echo(_printed(app, data, fmt, now, any_period=bool(since or until)), nl=False)
     else:
         outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
                                      output_dir=output, html=fmt == "html" or None)
@@ -479,6 +490,15 @@ def digest_command(
             raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
         daily.send_digest(app.db, settings, data, now, resend=resend)
         click.echo(f"Sent to {', '.join(settings.email.to)}")
+
+
+def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, any_period: bool) -> str:
+    """The digest as printed: Markdown, HTML, text, or the whole email (a day's digest with the
+    Message-ID it is sent with, the digest of any other period with a new one)."""
+    if fmt != "email":
+        return {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}[fmt](data)
+    message_id = None if any_period else daily.digest_message_id(app.db, app.settings, data.period.day)
+    return daily.digest_message(app.settings, data, now, message_id=message_id).as_string()
 
 
 def _digest_period(

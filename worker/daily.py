@@ -4,13 +4,16 @@ Each local day has at most one digest (a row in `digests`, a file `digests/YYYY-
 covers from the end of the previous one (the beginning of the store, for the first) to the
 moment it was written, so no item is left out or shown twice however long the worker was
 stopped. A digest to email is "pending" until sent; a failure is retried with backoff; one left
-"sending" by a killed worker becomes "unconfirmed" and is only sent again on request.
+"sending" by a killed worker becomes "unconfirmed" and is only sent again on request. Every send
+of a day's digest carries the same Message-ID (`digest_message_id`), so a resend of a digest
+that did arrive is recognised as a copy by mail systems.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +21,7 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, deliver, digest, store
+from worker import atom, deliver, digest, report, store
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.dedupe import Clutter
@@ -102,10 +105,19 @@ def day_digest_period(db: Database, settings: Settings, day: dt.date) -> tuple[d
     return digest.day_period(day, settings.digest.time, zone), False
 
 
-def digest_message(settings: Settings, data: digest.DigestData, now: dt.datetime) -> Any:
+def digest_message_id(db: Database, settings: Settings, day: dt.date) -> str:
+    """The Message-ID of the digest of `day`: the same on every send of it, whoever it goes to
+    (one day, one message), and different for every other day and every other store."""
+    return deliver.stable_message_id(store.identity_key(db), f"digest.{day:%Y-%m-%d}", settings.email.from_addr)
+
+
+def digest_message(
+    settings: Settings, data: digest.DigestData, now: dt.datetime, *, message_id: str | None = None
+) -> EmailMessage:
+    """The digest as one email; `message_id`: the day's (`digest_message_id`), else a new random one."""
     email = settings.email
-    return deliver.build_message(email, subject=digest.subject(data, email.subject_prefix),
-                                 text=digest.render_text(data), html=digest.render_html(data), date=now)
+    return deliver.build_message(email, subject=digest.subject(data, email.subject_prefix), text=digest.render_text(data),
+                                 html=digest.render_html(data), date=now, message_id=message_id)
 
 
 def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False) -> None:
@@ -115,6 +127,8 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     if row is None:
         raise StorywatchError(f"there is no digest of {day} to send",
                               hint="only the daily digests are sent: run `storywatch digest` (no period) first")
+    # Built before the claim: a failure to build it leaves nothing "sending".
+    message = digest_message(settings, data, now, message_id=digest_message_id(db, settings, day))
     if not store.claim_digest(db, day, now, resend=resend):
         if (sender := store.digest_sender(db, day, now)) is not None:
             raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
@@ -122,7 +136,7 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
     try:
-        deliver.send_message(settings.email, digest_message(settings, data, now))
+        deliver.send_message(settings.email, message)
     except DeliveryError as exc:
         attempts = row["attempts"] + 1
         retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
@@ -141,7 +155,10 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> Dige
     A digest left "sending" by a worker that died while sending is never sent again on its own:
     it may have arrived, and a digest must not be sent twice. Unsent ones are retried.
     """
-    store.mark_interrupted_digests(db, now)
+    for day in store.mark_interrupted_digests(db, now):
+        logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
+                       "arrived; it is not sent again by itself. To send it again: {command}",
+                       day=str(day), command=report.resend_command(day))
     due, outcome = due_digest(db, settings, now), None
     if not (due.recorded or due.preview):
         outcome = write_digest(db, settings, due.period, initial=due.initial)

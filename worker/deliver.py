@@ -5,18 +5,25 @@ flushed to disk, then renamed over the target, so a reader (or a crash) never se
 digest. An email is one multipart/alternative message (plain text + HTML) sent with STARTTLS,
 implicit TLS or neither, logging in when a username is set; every failure becomes one
 DeliveryError whose `kind` says what went wrong (connect, timeout, tls, auth, refused).
+
+A digest's Message-ID is stable (`stable_message_id`): every send of one digest, a resend
+included, carries the same one, so mail systems that have the message already can tell the
+copy for what it is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import os
+import re
 import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
 from worker.config import EmailSettings
@@ -56,16 +63,42 @@ def _sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+FALLBACK_DOMAIN = "storywatch.invalid"  # reserved (RFC 2606): no real host's Message-IDs end in it
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+
+
+def message_domain(sender: str) -> str:
+    """The domain of a Message-ID: the sender's ("Name <a@Example.org>" → example.org, in
+    ASCII), else FALLBACK_DOMAIN (no sender, an address literal, a name IDNA refuses)."""
+    _, at, domain = parseaddr(sender)[1].rpartition("@")
+    try:
+        domain = domain.lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        return FALLBACK_DOMAIN
+    return domain if at and _HOST.fullmatch(domain) else FALLBACK_DOMAIN
+
+
+def stable_message_id(key: str, name: str, sender: str) -> str:
+    """`<NAME.TOKEN@DOMAIN>` (RFC 5322 msg-id; NAME a dot-atom such as "digest.2024-01-28"):
+    TOKEN is the HMAC-SHA256 of NAME under `key` (the store's secret), cut to 96 bits. One key
+    and name always give the same id; another key gives another, and without the key nobody can
+    foretell the next one (and slip in a message with it that would make the real one look like
+    a copy)."""
+    token = hmac.new(key.encode(), name.encode(), hashlib.sha256).hexdigest()[:24]
+    return f"<{name}.{token}@{message_domain(sender)}>"
+
+
 def build_message(
     email: EmailSettings, *, subject: str, text: str, html: str, date: dt.datetime, message_id: str | None = None
 ) -> EmailMessage:
-    """A multipart/alternative digest: the plain text first, the HTML as the richer part."""
+    """A multipart/alternative digest: the plain text first, the HTML as the richer part.
+    Without `message_id`, a new random one."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = email.from_addr
     message["To"] = ", ".join(email.to)
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id or make_msgid(domain=email.from_addr.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id or make_msgid(domain=message_domain(email.from_addr))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message.set_content(text)
     message.add_alternative(html, subtype="html")

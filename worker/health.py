@@ -1,10 +1,12 @@
 """Health and metrics: what a monitor reads about the worker, from the store alone.
 
 Each polling cycle of the worker leaves a row in the store's cycle log (`record_cycle`).
-`check_health` is healthy when the store is readable and the last cycle finished within three
+`check_health` is healthy when the store is readable, the last cycle finished within three
 intervals (an interval: the time between the worker's ticks, or the last cycle's duration when
-that was longer). `render_metrics` writes the Prometheus text exposition format (version 0.0.4):
-`# HELP` and `# TYPE` before each family, then one `name{label="value"} number` line a sample.
+that was longer), and no digest is unconfirmed (its sender stopped mid-send: only a person can
+decide to send it again, so a monitor must see it). `render_metrics` writes the Prometheus text
+exposition format (version 0.0.4): `# HELP` and `# TYPE` before each family, then one
+`name{label="value"} number` line a sample.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -22,6 +25,7 @@ from worker import __version__, deliver, store
 from worker.config import format_duration
 from worker.errors import StorywatchError
 from worker.models import FeedHealth
+from worker.report import unconfirmed_reason
 from worker.pipeline import CycleReport
 
 CYCLE_LOG_DAYS = 30  # like the fetch log
@@ -53,35 +57,51 @@ def record_cycle(db: Database, report: CycleReport, finished_at: dt.datetime, *,
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    ok: bool
-    reason: str  # one line
+    polling: bool  # the store is readable and the last cycle recent
+    reason: str  # one line about that
+    unconfirmed: tuple[str, ...] = ()  # one line an unconfirmed digest: what happened, what to run
+
+    @property
+    def ok(self) -> bool:
+        return self.polling and not self.unconfirmed
 
     def __str__(self) -> str:
-        return ("healthy: " if self.ok else "unhealthy: ") + self.reason
+        """Each problem on a line of its own starting "unhealthy: "; else one "healthy: " line."""
+        problems = [f"unhealthy: the digest of {note}" for note in self.unconfirmed]
+        if not self.polling:
+            return "\n".join([*problems, f"unhealthy: {self.reason}"])
+        return "\n".join([*problems, self.reason]) if problems else f"healthy: {self.reason}"
 
 
 def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None = None,
-                 busy_timeout: float = 30.0) -> Health:
-    """Is the store at `path` readable, and did the last cycle finish recently enough?"""
+                 busy_timeout: float = 30.0, config: Path | None = None) -> Health:
+    """Is the store at `path` readable, did the last cycle finish recently enough, and is every
+    digest's sending settled? (`config`: the --config to name in the command to run.)"""
     if not path.exists():
         return Health(False, f"no store at {path} (has the worker ever run?)")
     try:
         db = store.open_store(path, busy_timeout=busy_timeout)
         try:
-            cycle = store.last_cycle(db)
+            cycle, unconfirmed = store.last_cycle(db), store.unconfirmed_digests(db, now)
         finally:
             db.close()
     except (StorywatchError, sqlite3.Error) as exc:
         return Health(False, f"the store is not readable: {exc}")
+    notes = tuple(f"{day:%Y-%m-%d} is unconfirmed: {unconfirmed_reason(day, config)}" for day in unconfirmed)
+    return _cycle_health(cycle, now, max_age, notes)
+
+
+def _cycle_health(cycle: dict[str, Any] | None, now: dt.datetime, max_age: dt.timedelta | None,
+                  unconfirmed: tuple[str, ...]) -> Health:
     if cycle is None:
-        return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)")
+        return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)", unconfirmed)
     age = now - cycle["finished_at"]
     limit = max_age or dt.timedelta(seconds=INTERVALS * max(cycle["interval_s"] or TICK, cycle["seconds"]))
     if age > limit:
         return Health(False, f"the last polling cycle finished {_ago(age)} ago, more than {_ago(limit)} "
-                             f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC)")
+                             f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC)", unconfirmed)
     return Health(True, f"the last polling cycle finished {_ago(age)} ago in {cycle['seconds']:.1f} s: "
-                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed")
+                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed", unconfirmed)
 
 
 def _ago(age: dt.timedelta) -> str:
@@ -125,8 +145,8 @@ def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
         Family("storywatch_fetch_errors", "gauge", "Failed polls in the last 24 hours, by kind of error.",
                _by("kind", errors, ERROR_KINDS)),
         Family("storywatch_fetches", "gauge", "Polls in the last 24 hours.", [({}, sum(fetches.values()))]),
-        Family("storywatch_digests", "gauge", "Digests recorded, by sending state (sent, failed, …).",
-               _by("status", store.digest_counts(db), DIGEST_STATES)),
+        Family("storywatch_digests", "gauge", "Digests recorded, by sending state (sent, failed, unconfirmed, …).",
+               _by("status", store.digest_counts(db, now), DIGEST_STATES)),
     ]
     if cycle is not None:
         families += [

@@ -276,6 +276,7 @@ class StoreStatus:
     last_digest_status: str | None
     last_digest_error: str | None = None
     last_digest_retry_at: dt.datetime | None = None
+    unconfirmed_digests: tuple[dt.date, ...] = ()  # days whose digest may or may not have been sent
 
     @property
     def items(self) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -107,7 +109,19 @@ def render_cycle(cycle: CycleReport) -> str:
     return head + cycle.summary()
 
 
-def render_status(status: StoreStatus, schema: str, now: dt.datetime) -> str:
+def resend_command(day: dt.date, config: Path | None = None) -> str:
+    """The command that sends the digest of `day` again (naming `config`, the --config given)."""
+    option = f" --config {shlex.quote(str(config))}" if config else ""
+    return f"storywatch{option} digest --date {day:%Y-%m-%d} --send --resend"
+
+
+def unconfirmed_reason(day: dt.date, config: Path | None = None) -> str:
+    """What an unconfirmed digest means and what to run, for `status` and `health`."""
+    return ("the worker stopped while sending it, so it may or may not have arrived; "
+            f"to send it again, run: {resend_command(day, config)}")
+
+
+def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config: Path | None = None) -> str:
     sources = ", ".join(f"{n} {source}" for source, n in sorted(status.items_by_source.items()))
     digest = when(status.last_digest_at)
     if status.last_digest_status:
@@ -122,6 +136,7 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime) -> str:
         f"Items        {status.items}" + (f" ({sources})" if sources else ""),
         f"Last poll    {when(status.last_poll_at)}",
         f"Last digest  {digest}",
+        *(f"Unconfirmed  digest of {day:%Y-%m-%d}: {unconfirmed_reason(day, config)}" for day in status.unconfirmed_digests),
         "",
         f"Feeds ({len(status.feeds)})",
     ]

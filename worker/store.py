@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -394,6 +395,16 @@ def _rekey_tombstones(db: Database, addresses: dict[str, tuple[str, ...]]) -> No
                        [rekeyed[0], row["pruned_at"]])
 
 
+@MIGRATIONS(name="0011_store_identity")
+def _store_identity(db: Database) -> None:
+    # A random secret made once per store: the Message-ID of each digest email is derived from
+    # it and the day, so a resend repeats it and no other store (another user's, a test store)
+    # makes the same one. It needs no other migration's tables.
+    db.execute("CREATE TABLE store_identity (key TEXT NOT NULL, created_at TEXT NOT NULL)")
+    db.execute("INSERT INTO store_identity (key, created_at) VALUES (?, ?)",
+               [secrets.token_hex(16), to_iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))])
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -433,6 +444,24 @@ def _migrate(db: Database, path: Path) -> None:
         return
     with transaction(db):  # one process migrates; another waits, then finds nothing pending
         MIGRATIONS.apply(db)
+
+
+def identity_key(db: Database) -> str:
+    """The store's own random secret (migration 0011_store_identity), kept for the store's life;
+    only copies of its file share it."""
+    row = _one(db, "SELECT key FROM store_identity ORDER BY rowid LIMIT 1")
+    return str(row["key"]) if row else _new_identity(db)
+
+
+def _new_identity(db: Database) -> str:
+    """A new secret, should the migration's row have been deleted."""
+    with transaction(db):
+        if row := _one(db, "SELECT key FROM store_identity ORDER BY rowid LIMIT 1"):
+            return str(row["key"])  # another process made it first
+        key = secrets.token_hex(16)
+        db.execute("INSERT INTO store_identity (key, created_at) VALUES (?, ?)",
+                   [key, to_iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))])
+        return key
 
 
 def schema_version(db: Database) -> str:
@@ -1108,12 +1137,14 @@ def set_storyline_seeds(
 # ── status ────────────────────────────────────────────────────────────────────────────────
 
 
-def status(db: Database, path: Path) -> StoreStatus:
-    """Everything `storywatch status` shows, read in one go."""
+def status(db: Database, path: Path, now: dt.datetime) -> StoreStatus:
+    """Everything `storywatch status` shows, read in one go (a digest left "sending" by a stopped
+    sender is shown as the "unconfirmed" it is)."""
     by_source = {r["source"]: r["n"] for r in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}
     last_poll = _one(db, "SELECT max(started_at) AS at FROM fetches")
-    last_digest = _one(db, "SELECT created_at, status, error, next_attempt_at FROM digests "
-                           "ORDER BY created_at DESC LIMIT 1")
+    last_digest = _one(db, "SELECT * FROM digests ORDER BY created_at DESC LIMIT 1")
+    if last_digest and _left_sending(last_digest, now):
+        last_digest |= {"status": "unconfirmed", "error": INTERRUPTED}
     return StoreStatus(
         path=path,
         items_by_source=by_source,
@@ -1124,6 +1155,7 @@ def status(db: Database, path: Path) -> StoreStatus:
         last_digest_status=last_digest["status"] if last_digest else None,
         last_digest_error=last_digest["error"] if last_digest else None,
         last_digest_retry_at=_maybe_time(last_digest["next_attempt_at"] if last_digest else None),
+        unconfirmed_digests=tuple(unconfirmed_digests(db, now)),
     )
 
 
@@ -1255,16 +1287,30 @@ def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, er
         db.execute(f"UPDATE digests SET {columns} WHERE day = ?", [*values.values(), day.isoformat()])
 
 
-def mark_interrupted_digests(db: Database, now: dt.datetime) -> int:
+INTERRUPTED = "the worker stopped while sending: it may have arrived; send again with --resend"
+
+
+def _left_sending(row: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether a digest is "sending" with nobody sending it: its sender stopped mid-send."""
+    return row["status"] == "sending" and not _sending_elsewhere(row, now)
+
+
+def mark_interrupted_digests(db: Database, now: dt.datetime) -> list[dt.date]:
     """A digest left "sending" by a process that stopped mid-send may have arrived: mark it
-    unconfirmed (not one a live process is sending right now)."""
+    unconfirmed (not one a live process is sending right now). Returns their days."""
     with transaction(db):
         left = [row["day"] for row in db.query("SELECT * FROM digests WHERE status = 'sending'")
-                if not _sending_elsewhere(row, now)]
+                if _left_sending(row, now)]
         for day in left:
-            db.execute("UPDATE digests SET status = 'unconfirmed', error = 'the worker stopped while sending: it may "
-                       "have arrived; send again with --resend' WHERE day = ?", [day])
-        return len(left)
+            db.execute("UPDATE digests SET status = 'unconfirmed', error = ? WHERE day = ?", [INTERRUPTED, day])
+        return [dt.date.fromisoformat(day) for day in left]
+
+
+def unconfirmed_digests(db: Database, now: dt.datetime) -> list[dt.date]:
+    """The days whose digest may or may not have been sent: "unconfirmed", or left "sending" by a
+    stopped sender that no worker has marked yet. Only a resend settles them."""
+    rows = db.query("SELECT * FROM digests WHERE status IN ('unconfirmed', 'sending') ORDER BY day")
+    return [dt.date.fromisoformat(row["day"]) for row in rows if row["status"] == "unconfirmed" or _left_sending(row, now)]
 
 
 def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
@@ -1438,9 +1484,14 @@ def fetch_kinds(db: Database, since: dt.datetime) -> dict[str, int]:
     return {kind: n for kind, n in rows.fetchall()}
 
 
-def digest_counts(db: Database) -> dict[str, int]:
-    """Recorded digests by sending status ("written", "pending", "sent", "failed", …)."""
-    return {status: n for status, n in db.execute("SELECT status, count(*) FROM digests GROUP BY status").fetchall()}
+def digest_counts(db: Database, now: dt.datetime) -> dict[str, int]:
+    """Recorded digests by sending status ("written", "pending", "sent", "failed", …); one left
+    "sending" by a stopped sender counts as "unconfirmed", as the worker will mark it."""
+    counts: dict[str, int] = {}
+    for row in db.query("SELECT status, sender_pid, sending_at FROM digests"):
+        status = "unconfirmed" if _left_sending(row, now) else row["status"]
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def items_by_source(db: Database) -> dict[str, int]:
