@@ -6,6 +6,8 @@ The real CLI in a subprocess, a real feed server on 127.0.0.1, a real SQLite sto
   what the polled feeds stored, leaves the stopped feeds as they were (polled next time, no
   error counted), and `health` does not call the interrupted cycle a finished one;
 - SIGTERM during `run --once` exits 143, likewise;
+- SIGINT during `backfill` lets the batch in flight finish, prints what was stored and what was
+  not, exits 130, and running it again stores the rest exactly once;
 - `poll --feed URL` of a failing feed exits 3; a feed that answers 304 is a success.
 
 Every wait is for a condition seen from outside (requests the server received, rows in the
@@ -15,7 +17,9 @@ store), bounded by a generous timeout; no assertion is on wall time.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -213,3 +217,92 @@ def test_poll_exits_3_when_a_feed_asked_for_failed_and_0_when_it_was_not_modifie
     assert everything.returncode == 3 and "1 not modified, 1 failed" in everything.stdout, everything
     unknown = storywatch(config, "poll", "--feed", server.url("/nowhere"))
     assert unknown.returncode == 1 and "no feed with the address" in unknown.stderr
+
+
+# ── backfill ──────────────────────────────────────────────────────────────────────────────────
+
+WORDS = ("harbour crane tram bakery strike river ferry bridge council budget school election festival "
+         "museum railway airport hospital market weather drought harvest factory union court").split()
+
+
+def history(folder: Path, files: int, per_file: int) -> int:
+    """JSON Lines files of distinct items spread over a year; returns how many."""
+    rng = random.Random(16)
+    folder.mkdir(parents=True)
+    start = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    for f in range(files):
+        lines = []
+        for n in range(per_file):
+            text = " ".join(rng.choice(WORDS) for _ in range(40)) + f" Item {f}-{n}."
+            when = start + dt.timedelta(minutes=rng.randrange(525_600))
+            lines.append(json.dumps({"id": f"{f}-{n}", "title": f"Report {f}-{n} on the {rng.choice(WORDS)}",
+                                     "text": text, "published": when.isoformat(), "source": f"site{f}"}))
+        (folder / f"site{f}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return files * per_file
+
+
+def backfill_config(tmp_path: Path) -> Path:
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[fetch]\ntimeout = 300.0\n', encoding="utf-8")
+    return config
+
+
+def test_sigint_while_backfill_stores_finishes_the_batch_reports_and_a_rerun_stores_the_rest(tmp_path: Path) -> None:
+    total = history(tmp_path / "history", files=4, per_file=1000)  # 8 batches of 500
+    config = backfill_config(tmp_path)
+    db = tmp_path / "sw.db"
+    proc = start(config, "backfill", str(tmp_path / "history"), "--json")
+    try:
+        wait_for(lambda: proc.poll() is not None or count(db, "SELECT count(*) FROM items") > 0, every=0.01)
+        # Freeze it where it is (a batch may be half written), queue the SIGINT, and let it go on:
+        # the signal is handled before it runs any further.
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "the backfill should still be storing"
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    summary = json.loads(out)
+    stored = count(db, "SELECT count(*) FROM items")
+    assert summary["interrupted"] is True and summary["sources_not_read"] == []
+    assert summary["items_new"] + summary["exact_copies"] + summary["near_duplicates"] == stored
+    assert 0 < stored < total and stored % 500 == 0, stored  # whole batches: the one in flight finished
+    assert summary["items_not_stored"] == total - stored
+    assert "Traceback" not in err and "Aborted" not in err
+
+    rest = storywatch(config, "backfill", str(tmp_path / "history"), "--json")
+    assert rest.returncode == 0, rest
+    again = json.loads(rest.stdout)
+    assert again["interrupted"] is False and again["items_not_stored"] == 0
+    assert again["already_stored"] == stored and again["items_new"] + again["exact_copies"] + again["near_duplicates"] == total - stored
+    assert query(db, "SELECT count(*), count(DISTINCT identity) FROM items") == [(total, total)]
+
+
+def test_sigint_while_backfill_reads_stores_nothing_and_names_what_was_not_read(
+    tmp_path: Path, server: FeedServer, release: threading.Event
+) -> None:
+    total = history(tmp_path / "history", files=1, per_file=10)
+    server.routes["/archive"] = held(release, feed_reply(7))
+    config = backfill_config(tmp_path)
+    db = tmp_path / "sw.db"
+    proc = start(config, "backfill", str(tmp_path / "history"), server.url("/archive"))
+    try:
+        wait_for(lambda: proc.poll() is not None or "/archive" in server.paths())
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert f"Interrupted: {total} items not stored, 1 source not read (run the same command again" in out, out
+    assert f"Not read (1):\n  {server.url('/archive')}" in out, out
+    assert "Failed" not in out and "Traceback" not in err and "Aborted" not in out + err
+    assert count(db, "SELECT count(*) FROM items") == 0
+
+    rest = storywatch(config, "backfill", str(tmp_path / "history"), server.url("/archive"), "--json")
+    assert rest.returncode == 0, rest
+    assert json.loads(rest.stdout)["items_new"] == total + ITEMS
+    assert query(db, "SELECT count(*), count(DISTINCT identity) FROM items") == [(total + ITEMS, total + ITEMS)]

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import sys
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -428,8 +429,9 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
 
     A SOURCE is a feed URL (its archive and next pages followed), a feed file (RSS, Atom, RDF,
     JSON Feed; gzip too), a folder of them, an OPML file (its feeds) or a JSON Lines file of
-    items (id, title, text, url, published, source). Exits 1 if a source failed; every good
-    source is still loaded.
+    items (id, title, text, url, published, source). Exits 3 if a source failed; every good
+    source is still loaded. Ctrl-C (SIGTERM) stops it after the batch in flight, prints what was
+    stored and what was not, and exits 130 (143): run it again to store the rest.
 
     \b
     Example:
@@ -443,13 +445,16 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds)
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
+    stop = threading.Event()
+    signals = schedule.StopSignals(stop)
     with report.Progress(sys.stderr) as progress:
-        summary = backfill.backfill(app.db, app.settings, found, options, progress.update)
+        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop)
     summary.sources_failed = {**failed, **summary.sources_failed}
     click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json
                else report.render_backfill(summary, dry_run))
-    if summary.sources_failed:
-        sys.exit(1)
+    if signals.signum is not None:
+        _exit(ExitStatus.stopped_by(signals.signum))
+    _exit(ExitStatus.FAILED if summary.sources_failed else ExitStatus.OK)
 
 
 @cli.command(name="digest")
