@@ -7,6 +7,7 @@ import re
 import pytest
 
 from worker.config import SETTINGS
+from worker.errors import ExitStatus
 from tests.conftest import PROJECT
 from tests.test_cli import all_commands
 
@@ -31,3 +32,8 @@ def test_every_setting_is_in_the_readme(key: str) -> None:
 def test_the_readme_names_exactly_two_setup_commands() -> None:
     quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert re.findall(r"^make \w+", quick_start, re.M) == ["make run", "make test"]
+
+
+@pytest.mark.parametrize("status", list(ExitStatus), ids=lambda s: s.name)
+def test_every_exit_status_is_in_the_readme(status: ExitStatus) -> None:
+    assert re.search(rf"^\| {int(status)} \| \S", README, re.M), f"exit status {int(status)} is not in README.md's table"

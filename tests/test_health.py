@@ -71,6 +71,33 @@ def test_unhealthy_when_the_last_cycle_is_older_than_three_intervals(cli: Cli, t
     assert cli("health").output.startswith("healthy: ")
 
 
+def test_an_interrupted_cycle_is_never_taken_for_a_finished_one(cli: Cli, tmp_path: Path) -> None:
+    db = store.open_store(tmp_path / "sw.db")
+    now = utc_now()
+    store.record_cycle(db, now - dt.timedelta(minutes=5), now - dt.timedelta(minutes=5), 1.0, interval=60.0, feeds=34,
+                       new_items=0, followups=0, errors=0, stopped=30)
+    result = cli("health", ok=False)
+    assert result.exit_code == 1
+    assert result.output == ("unhealthy: no polling cycle has finished whole yet: the last one was interrupted 5m ago "
+                             "(4 of 34 feeds polled, 30 stopped)\n")
+    # A whole cycle, then an interrupted one (a restart mid-cycle): judged on the whole one.
+    store.record_cycle(db, now - dt.timedelta(minutes=2), now - dt.timedelta(minutes=2), 3.0, interval=60.0, feeds=34,
+                       new_items=5, followups=0, errors=1)
+    store.record_cycle(db, now - dt.timedelta(seconds=20), now - dt.timedelta(seconds=10), 10.0, interval=60.0,
+                       feeds=34, new_items=2, followups=0, errors=0, stopped=20)
+    assert re.fullmatch(r"healthy: the last whole polling cycle finished 2m ago in 3.0 s: 34 feeds, 5 new items, 1 failed; "
+                        r"the one after it was interrupted \d+s ago \(14 of 34 feeds polled, 20 stopped\)\n",
+                        cli("health").output)
+    result = cli("health", "--max-age", "1m", ok=False)
+    assert result.exit_code == 1 and result.output.startswith("unhealthy: the last whole polling cycle finished 2m ago")
+    metrics = parse_exposition(cli("metrics").output)
+    assert metrics["storywatch_last_cycle_stopped"][""] == 20
+    assert abs(metrics["storywatch_last_whole_cycle_timestamp_seconds"][""] - (now - dt.timedelta(minutes=2)).timestamp()) < 1
+    # Pruning keeps the last cycle and the last whole one, however old.
+    assert store.prune_cycles(db, now) == 1
+    assert store.last_cycle(db, whole=True)["new_items"] == 5  # type: ignore[index]
+
+
 def test_unhealthy_when_the_store_is_unreadable(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "sw.db").write_bytes(b"this is not an SQLite database, " * 64)
     result = cli("health", ok=False)

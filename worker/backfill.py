@@ -13,6 +13,11 @@ items wait on disk (pickled, in sorted chunks), never in memory, and the writer 
 lazily. Re-running is idempotent: an item is identified as in polling (feed GUID, URL or content)
 and a stored one is skipped, so an interrupted backfill run again finishes where it would have.
 Each batch of items is one transaction, short enough for the daemon to write in between.
+
+A stop (the `stop` event: Ctrl-C or SIGTERM in the CLI) starts no new work: reading stops at the
+documents in flight (fetches in flight are cut short; nothing is stored then), storing after the
+batch in flight. The summary says what was stored and what was not; run again, the backfill
+stores the rest.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class Spooled:
     error: str | None = None
     line_errors: list[str] = field(default_factory=list)
     next_urls: tuple[str, ...] = ()  # URL sources: archive and next pages to read too
+    stopped: bool = False  # not read: the backfill was stopped first
 
 
 @dataclass
@@ -96,6 +102,9 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     entries_by_source: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # a stop came before the end
+    items_not_stored: int = 0  # items read but not stored because of the stop
+    sources_not_read: list[str] = field(default_factory=list)  # documents the stop left unread
 
     def as_json(self) -> dict[str, Any]:
         return {"sources_read": self.sources_read, "entries": self.entries, "items_new": self.items_new,
@@ -103,7 +112,9 @@ class Summary:
                 "already_stored": self.already_stored, "outside_period": self.outside_period,
                 "revisions": self.revisions, "followups": dict(sorted(self.followups.items())),
                 "sources_failed": self.sources_failed, "warnings": self.warnings,
-                "seconds": round(self.seconds, 2), "entries_by_source": self.entries_by_source}
+                "seconds": round(self.seconds, 2), "entries_by_source": self.entries_by_source,
+                "interrupted": self.interrupted, "items_not_stored": self.items_not_stored,
+                "sources_not_read": self.sources_not_read}
 
 
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
@@ -312,32 +323,41 @@ Progress = Callable[[str, int, int], None]  # phase, done, total
 
 
 def backfill(db: Database, settings: Settings, sources: Sequence[Source], options: Options,
-             progress: Progress | None = None) -> Summary:
-    """Read every source (in parallel), then store their items in time order, in batches."""
+             progress: Progress | None = None, *, stop: threading.Event | None = None) -> Summary:
+    """Read every source (in parallel), then store their items in time order, in batches, until
+    `stop` is set."""
     started = time.monotonic()
     summary = Summary()
     report = progress or (lambda phase, done, total: None)
     workers = options.workers or default_processes()
+    stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
         ctx = _Context(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
                        store.feeds_by_url(db))
-        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report)
+        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report, stop)
         if not options.dry_run:
-            _store_all(db, settings, spools, options, summary, report)
+            _store_all(db, settings, spools, options, summary, report, stop)
+    summary.interrupted = stop.is_set()
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
-              summary: Summary, report: Progress) -> list[Spooled]:
+              summary: Summary, report: Progress, stop: threading.Event) -> list[Spooled]:
     pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
     fetcher = Fetcher(pipeline.fetch_policy(settings.fetch)) if any(s.kind == "url" for s in sources) else None
+    if fetcher:
+        fetcher.abort = stop  # a stop cuts the fetches in flight short
     done: list[Spooled] = []
     lock = threading.Lock()
 
     def read(source: Source) -> None:
-        spooled = (_read_url(source, pool, fetcher, ctx, max_pages) if source.kind == "url"
-                   else [_run(pool, read_file, source.location, source.kind, ctx)])
+        if stop.is_set():
+            spooled = [Spooled(source.location, stopped=True)]
+        elif source.kind == "url":
+            spooled = _read_url(source, pool, fetcher, ctx, max_pages, stop)
+        else:
+            spooled = [_run(pool, read_file, source.location, source.kind, ctx)]
         with lock:
             done.extend(spooled)
             report("read", len(done), len(sources))
@@ -361,7 +381,8 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
         return Spooled(str(args[0]), error=exc.message)
 
 
-def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int) -> list[Spooled]:
+def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
+              stop: threading.Event) -> list[Spooled]:
     """A feed URL and the archive or next pages it links to, up to `max_pages` documents."""
     assert fetcher is not None
     pages: list[Spooled] = []
@@ -371,10 +392,13 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
         if url in seen:
             continue
         seen.add(url)
+        if stop.is_set():  # the pages after this one are not known yet
+            pages.append(Spooled(url, stopped=True))
+            break
         try:
             fetched = fetcher.fetch(FetchRequest(url, was_public=source.feed.public_origin if source.feed else None))
-        except StorywatchError as exc:
-            pages.append(Spooled(url, error=exc.message))
+        except StorywatchError as exc:  # a fetch cut short by the stop was not read, not failed
+            pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
             continue
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
         page.label = url
@@ -386,6 +410,9 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
 
 
 def _account(spooled: Spooled, summary: Summary) -> None:
+    if spooled.stopped:
+        summary.sources_not_read.append(spooled.label)
+        return
     if spooled.error:
         summary.sources_failed[spooled.label] = spooled.error
     else:
@@ -397,33 +424,33 @@ def _account(spooled: Spooled, summary: Summary) -> None:
 
 
 def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,
-               report: Progress) -> None:
-    """Merge the spools in time order and store them batch by batch, tracked as in polling."""
+               report: Progress, stop: threading.Event) -> None:
+    """Merge the spools in time order and store them batch by batch, tracked as in polling,
+    until `stop` is set (the batch in flight is stored whole)."""
     total = sum(s.items for s in spools)
     merged = heapq.merge(*(_read_spool(s.path, rank) for rank, s in enumerate(spools) if s.path),
                          key=lambda t: (t[0], t[1], t[2]))
     now = utc_now()
     window = pipeline.Window(db, settings, now)
-    tracking = storylines.Tracking(settings.tracking) if options.track else None
-    batch: list[Item] = []
+    tracking: storylines.Tracking | None = None
     stored = 0
-    first = next(merged, None)
-    if first is None:
-        return
-    if tracking is not None:  # built from the history before the first item, outside any write transaction
-        tracking.current(db, first[0])
-    for _, _, _, item in itertools.chain([first], merged):
-        batch.append(item)
-        if len(batch) >= BATCH:
-            stored += _store_batch(db, window, tracking, batch, now, summary)
-            report("store", stored, total)
-            batch = []
-            if stored % (BATCH * 20) == 0:
-                store.index_pending(db)  # searchable as it goes, in short transactions
-    if batch:
+    for batch in _batches((item for _, _, _, item in merged), BATCH):
+        if stop.is_set():
+            break
+        if options.track and tracking is None:  # built from the history before the first item, outside any write transaction
+            tracking = storylines.Tracking(settings.tracking)
+            tracking.current(db, batch[0].published_at)
         stored += _store_batch(db, window, tracking, batch, now, summary)
         report("store", stored, total)
+        if stored % (BATCH * 20) == 0:
+            store.index_pending(db)  # searchable as it goes, in short transactions
     store.index_pending(db)
+    summary.items_not_stored = total - stored
+
+
+def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
 
 
 def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None, batch: list[Item],

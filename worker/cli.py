@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import sys
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
 from worker.pipeline import Runtime
-from worker.errors import StorywatchError
+from worker.errors import ExitStatus, StorywatchError
 from worker.log import configure_logging
 from worker import health as health_check
 
@@ -63,13 +64,31 @@ class App:
 
 
 class _Group(click.Group):
-    """Turns the project's own errors into one clear sentence and exit status 1."""
+    """Turns the project's own errors into one clear sentence and exit status 1, and Ctrl-C in a
+    command that does not handle it (its transaction rolled back) into status 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except StorywatchError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            sys.exit(int(ExitStatus.INTERRUPTED))
+
+
+def _exit(status: ExitStatus) -> None:
+    """End the command with `status` (returning is 0)."""
+    if status != ExitStatus.OK:
+        sys.exit(int(status))
+
+
+def _cycle_status(cycle: pipeline.CycleReport, signals: schedule.StopSignals, *, failures: bool) -> ExitStatus:
+    """A polling command's status: stopped by a signal, else feeds failed (when `failures`
+    count), else done."""
+    if signals.signum is not None:
+        return ExitStatus.stopped_by(signals.signum)
+    return ExitStatus.FAILED if failures and cycle.failed else ExitStatus.OK
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -256,7 +275,8 @@ def run(app: App, once: bool) -> None:
 
     The config's feeds and storylines are synced into the store first. A tick every minute polls
     the feeds whose next poll time has passed; SIGTERM or SIGINT stops it after the writes in
-    flight (exit status 0).
+    flight (exit status 0). With --once: exit status 0 when the cycle finished (feeds that failed
+    are retried later, as in the worker), 130 (143) when Ctrl-C (SIGTERM) stopped it.
 
     \b
     Example:
@@ -264,14 +284,16 @@ def run(app: App, once: bool) -> None:
       storywatch run --once
     """
     rt = app.runtime
-    schedule.handle_stop_signals(rt)
+    signals = schedule.handle_stop_signals(rt)
     try:
-        if once:
-            click.echo(schedule.run_once(rt).summary())
-        else:
+        if not once:
             schedule.run_daemon(rt)
+            return
+        cycle = schedule.run_once(rt)
     finally:
         rt.close()
+    click.echo(cycle.summary())
+    _exit(_cycle_status(cycle, signals, failures=False))
 
 
 @cli.command()
@@ -282,20 +304,28 @@ def run(app: App, once: bool) -> None:
 def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
     """Poll the due feeds now and show what each one returned.
 
+    Exit status 0 when every feed asked for was polled (304 Not Modified included), 3 when one
+    failed (an error, a rate limit, a gone feed), 130 (143) when Ctrl-C (SIGTERM) stopped it: the
+    feeds it stopped are polled next time. A poll of the due feeds is logged as a cycle for
+    `storywatch health`; one --feed is not.
+
     \b
     Example:
       storywatch poll
       storywatch poll --feed https://www.38north.org/feed/ --no-cache
     """
-    if feed_url and not store.feeds_to_poll(app.db, utc_now(), url=feed_url):
-        raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
     rt = app.runtime
-    schedule.handle_stop_signals(rt)
     try:
-        result = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+        if feed_url and not store.feeds_to_poll(app.db, utc_now(), url=feed_url):
+            raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
+        signals = schedule.handle_stop_signals(rt)
+        cycle = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+        if not feed_url:
+            health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
     finally:
         rt.close()
-    click.echo(report.render_cycle(result))
+    click.echo(report.render_cycle(cycle))
+    _exit(_cycle_status(cycle, signals, failures=True))
 
 
 @cli.group(cls=_Group)
@@ -410,8 +440,9 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
 
     A SOURCE is a feed URL (its archive and next pages followed), a feed file (RSS, Atom, RDF,
     JSON Feed; gzip too), a folder of them, an OPML file (its feeds) or a JSON Lines file of
-    items (id, title, text, url, published, source). Exits 1 if a source failed; every good
-    source is still loaded.
+    items (id, title, text, url, published, source). Exits 3 if a source failed; every good
+    source is still loaded. Ctrl-C (SIGTERM) stops it after the batch in flight, prints what was
+    stored and what was not, and exits 130 (143): run it again to store the rest.
 
     \b
     Example:
@@ -425,13 +456,16 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds)
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
+    stop = threading.Event()
+    signals = schedule.StopSignals(stop)
     with report.Progress(sys.stderr) as progress:
-        summary = backfill.backfill(app.db, app.settings, found, options, progress.update)
+        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop)
     summary.sources_failed = {**failed, **summary.sources_failed}
     click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json
                else report.render_backfill(summary, dry_run))
-    if summary.sources_failed:
-        sys.exit(1)
+    if signals.signum is not None:
+        _exit(ExitStatus.stopped_by(signals.signum))
+    _exit(ExitStatus.FAILED if summary.sources_failed else ExitStatus.OK)
 
 
 @cli.command(name="digest")

@@ -14,12 +14,31 @@
     └── DeliveryError          a digest could not be written or mailed; `kind` says why
 
 The CLI turns any StorywatchError into one sentence on stderr and a non-zero exit;
-tracebacks never reach users for errors they can cause.
+tracebacks never reach users for errors they can cause. Every exit status of every command is
+an `ExitStatus` (the README's table lists them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import signal
+
+
+class ExitStatus(enum.IntEnum):
+    """What a command's exit status says: 0 only when everything asked for was done."""
+
+    OK = 0  # everything asked for was done (a feed that answered 304 is done)
+    ERROR = 1  # an error you can fix (config, store, unknown feed); `health`: unhealthy
+    USAGE = 2  # a bad option or argument (click's own status)
+    FAILED = 3  # feeds or sources asked for failed; the others were done and stored
+    INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C stopped it; what was done is kept
+    TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM stopped it; what was done is kept
+
+    @classmethod
+    def stopped_by(cls, signum: int | None) -> ExitStatus:
+        """The status of a command stopped by a signal (SIGINT when not known)."""
+        return cls.TERMINATED if signum == signal.SIGTERM else cls.INTERRUPTED
 
 
 class StorywatchError(Exception):

@@ -1,12 +1,12 @@
 """Health and metrics: what a monitor reads about the worker, from the store alone.
 
 Each polling cycle of the worker leaves a row in the store's cycle log (`record_cycle`).
-`check_health` is healthy when the store is readable, the last cycle finished within three
-intervals (an interval: the time between the worker's ticks, or the last cycle's duration when
-that was longer), and no digest is unconfirmed (its sender stopped mid-send: only a person can
-decide to send it again, so a monitor must see it). `render_metrics` writes the Prometheus text
-exposition format (version 0.0.4): `# HELP` and `# TYPE` before each family, then one
-`name{label="value"} number` line a sample.
+`check_health` is healthy when the store is readable, the last whole cycle (one not
+interrupted by a stop) finished within three intervals (an interval: the time between the
+worker's ticks, or that cycle's duration when that was longer), and no digest is unconfirmed
+(its sender stopped mid-send: only a person can decide to send it again, so a monitor must see
+it). `render_metrics` writes the Prometheus text exposition format (version 0.0.4): `# HELP` and
+`# TYPE` before each family, then one `name{label="value"} number` line a sample.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ DIGEST_STATES = ("written", "pending", "sending", "sent", "failed", "unconfirmed
 
 
 def record_cycle(db: Database, report: CycleReport, finished_at: dt.datetime, *, interval: float | None) -> None:
-    """Log a finished cycle (`interval`: seconds between ticks; None for a one-off run)."""
+    """Log a cycle, whole or interrupted (`interval`: seconds between ticks; None for a one-off run)."""
     store.record_cycle(db, report.started_at, finished_at, report.seconds, interval=interval,
                        feeds=len(report.reports), new_items=report.new_items, followups=report.followups,
-                       errors=report.count("error"))
+                       errors=report.count("error"), stopped=report.stopped)
     store.prune_cycles(db, finished_at - dt.timedelta(days=CYCLE_LOG_DAYS))
 
 
@@ -75,33 +75,49 @@ class Health:
 
 def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None = None,
                  busy_timeout: float = 30.0, config: Path | None = None) -> Health:
-    """Is the store at `path` readable, did the last cycle finish recently enough, and is every
-    digest's sending settled? (`config`: the --config to name in the command to run.)"""
+    """Is the store at `path` readable, did the last whole cycle finish recently enough, and is
+    every digest's sending settled? (`config`: the --config to name in the command to run.)
+
+    An interrupted cycle (stopped before every feed was polled) is never taken for a finished
+    one: health is judged on the last whole cycle, and a later interrupted one is named."""
     if not path.exists():
         return Health(False, f"no store at {path} (has the worker ever run?)")
     try:
         db = store.open_store(path, busy_timeout=busy_timeout)
         try:
-            cycle, unconfirmed = store.last_cycle(db), store.unconfirmed_digests(db, now)
+            last, whole = store.last_cycle(db), store.last_cycle(db, whole=True)
+            unconfirmed = store.unconfirmed_digests(db, now)
         finally:
             db.close()
     except (StorywatchError, sqlite3.Error) as exc:
         return Health(False, f"the store is not readable: {exc}")
     notes = tuple(f"{day:%Y-%m-%d} is unconfirmed: {unconfirmed_reason(day, config)}" for day in unconfirmed)
-    return _cycle_health(cycle, now, max_age, notes)
+    if last is None:
+        return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)", notes)
+    if whole is None:
+        return Health(False, f"no polling cycle has finished whole yet: the last one {_interrupted(last, now)}", notes)
+    return _judge(whole, last if last["stopped"] else None, now, max_age, notes)
 
 
-def _cycle_health(cycle: dict[str, Any] | None, now: dt.datetime, max_age: dt.timedelta | None,
-                  unconfirmed: tuple[str, ...]) -> Health:
-    if cycle is None:
-        return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)", unconfirmed)
+def _judge(cycle: dict[str, Any], interrupted: dict[str, Any] | None, now: dt.datetime,
+           max_age: dt.timedelta | None, unconfirmed: tuple[str, ...]) -> Health:
+    """Healthy when the whole `cycle` finished within the limit; a later `interrupted` one is named."""
     age = now - cycle["finished_at"]
     limit = max_age or dt.timedelta(seconds=INTERVALS * max(cycle["interval_s"] or TICK, cycle["seconds"]))
+    which = "the last whole polling cycle" if interrupted else "the last polling cycle"
+    after = f"; the one after it {_interrupted(interrupted, now)}" if interrupted else ""
     if age > limit:
-        return Health(False, f"the last polling cycle finished {_ago(age)} ago, more than {_ago(limit)} "
-                             f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC)", unconfirmed)
-    return Health(True, f"the last polling cycle finished {_ago(age)} ago in {cycle['seconds']:.1f} s: "
-                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed", unconfirmed)
+        return Health(False, f"{which} finished {_ago(age)} ago, more than {_ago(limit)} "
+                             f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC){after}", unconfirmed)
+    return Health(True, f"{which} finished {_ago(age)} ago in {cycle['seconds']:.1f} s: "
+                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed{after}",
+                  unconfirmed)
+
+
+def _interrupted(cycle: dict[str, Any], now: dt.datetime) -> str:
+    polled = cycle["feeds"] - cycle["stopped"]
+    return (f"was interrupted {_ago(now - cycle['finished_at'])} ago ({polled} of {cycle['feeds']} feeds polled, "
+            f"{cycle['stopped']} stopped)")
 
 
 def _ago(age: dt.timedelta) -> str:
@@ -132,7 +148,7 @@ def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
     """Every metric, read from the store now."""
     feeds = [_feed_state(f, now) for f in store.feed_health(db)]
     items = store.items_by_source(db)
-    cycle = store.last_cycle(db)
+    cycle, whole = store.last_cycle(db), store.last_cycle(db, whole=True)
     fetches = store.fetch_kinds(db, now - FETCH_WINDOW)
     errors = {kind: n for kind, n in fetches.items() if kind not in OK_FETCHES}
     families = [
@@ -155,12 +171,19 @@ def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
             Family("storywatch_last_cycle_timestamp_seconds", "gauge",
                    "When the last polling cycle finished, in seconds since the epoch.",
                    [({}, round(cycle["finished_at"].timestamp(), 3))]),
-            Family("storywatch_last_cycle_feeds", "gauge", "Feeds polled by the last cycle.", [({}, cycle["feeds"])]),
+            Family("storywatch_last_cycle_feeds", "gauge", "Feeds the last cycle was to poll.", [({}, cycle["feeds"])]),
             Family("storywatch_last_cycle_new_items", "gauge", "New items stored by the last cycle.",
                    [({}, cycle["new_items"])]),
             Family("storywatch_last_cycle_errors", "gauge", "Feeds that failed in the last cycle.",
                    [({}, cycle["errors"])]),
+            Family("storywatch_last_cycle_stopped", "gauge",
+                   "Feeds the last cycle left undone because the worker was stopped (0: it finished whole).",
+                   [({}, cycle["stopped"])]),
         ]
+    if whole is not None:
+        families.append(Family("storywatch_last_whole_cycle_timestamp_seconds", "gauge",
+                               "When the last polling cycle that was not interrupted finished, in seconds since "
+                               "the epoch.", [({}, round(whole["finished_at"].timestamp(), 3))]))
     return families
 
 

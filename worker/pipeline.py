@@ -379,12 +379,15 @@ class Stored:
 @dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: Feed
-    outcome: str  # "new", "not_modified", "error", "rate_limited", "gone", "stopped"
+    outcome: str  # "new", "not_modified" (done); "error", "rate_limited", "gone" (failed); "stopped"
     new_items: int = 0
     error: str | None = None
     copies: int = 0
     revisions: int = 0
     followups: int = 0
+
+
+STOPPING = "stopped: the worker is shutting down"
 
 
 def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
@@ -393,6 +396,8 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
     Never raises: a failure is kept as `error` for the writer to record on the feed.
     """
     started = rt.clock()
+    if rt.stop.is_set():  # queued before the stop: not started at all
+        return Prepared(feed, started, error=FetchError(STOPPING, url=feed.url, kind="timeout"))
     try:
         fetched = rt.fetcher.fetch(_request(feed, no_cache))
         if fetched.not_modified:
@@ -617,8 +622,14 @@ def _record_failure(rt: Runtime, prepared: Prepared, error: StorywatchError) -> 
 # ── a polling cycle ──────────────────────────────────────────────────────────────────────────
 
 
+DONE = ("new", "not_modified")  # outcomes of a feed polled as asked; "stopped" is neither done nor failed
+
+
 @dataclass(frozen=True, slots=True)
 class CycleReport:
+    """Every feed asked for, with its outcome. Feeds the stop left undone (not started, or cut
+    short) are "stopped": nothing of theirs was written, so they are simply polled next time."""
+
     started_at: dt.datetime
     seconds: float
     reports: tuple[FeedReport, ...]
@@ -634,10 +645,31 @@ class CycleReport:
     def followups(self) -> int:
         return sum(r.followups for r in self.reports)
 
+    @property
+    def stopped(self) -> int:
+        return self.count("stopped")
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before every feed asked for was polled."""
+        return self.stopped > 0
+
+    @property
+    def failed(self) -> int:
+        """Feeds asked for that were polled without success: errors, rate limits, gone feeds."""
+        return sum(1 for r in self.reports if r.outcome not in DONE and r.outcome != "stopped")
+
     def summary(self) -> str:
+        return ("Interrupted: " if self.interrupted else "") + self.counts()
+
+    def counts(self) -> str:
+        polled = len(self.reports) - self.stopped
+        head = f"{polled} feeds polled in {self.seconds:.1f} s"
+        if self.interrupted:
+            head = (f"{polled} of {len(self.reports)} feeds polled in {self.seconds:.1f} s, "
+                    f"{self.stopped} stopped (polled next time)")
         return (
-            f"{len(self.reports)} feeds polled in {self.seconds:.1f} s: {self.new_items} new items, "
-            f"{self.followups} follow-ups, "
+            f"{head}: {self.new_items} new items, {self.followups} follow-ups, "
             f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
             f"{self.count('rate_limited')} rate limited, {self.count('gone')} gone"
         )
@@ -653,17 +685,20 @@ def poll_feeds(
         rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
     reports = list(_poll(rt, feeds, no_cache))
     store.index_pending(rt.db)
-    store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
-    prune_items(rt, started_at)
+    if not rt.stop.is_set():  # housekeeping waits for the next cycle after a stop
+        store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
+        prune_items(rt, started_at)
     report = CycleReport(started_at, time.monotonic() - clock_start, tuple(reports))
     if feeds:
-        logger.info("Cycle finished: {summary}", summary=report.summary(), feeds=len(feeds),
-                    new_items=report.new_items, failed=report.count("error"))
+        logger.info("Cycle {how}: {summary}", how="interrupted" if report.interrupted else "finished",
+                    summary=report.counts(), feeds=len(feeds), new_items=report.new_items,
+                    failed=report.count("error"), stopped=report.stopped)
     return report
 
 
 def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedReport]:
-    """Worker threads prepare feeds; this thread stores them as they complete."""
+    """Worker threads prepare feeds; this thread stores them as they complete. After a stop, no
+    feed starts; the ones left are reported "stopped"."""
     if not feeds:
         return
     queue = iter(feeds)
@@ -683,6 +718,7 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedRe
             running -= done
             yield from _ingest_together(rt, [future.result() for future in done])
             top_up()
+    yield from (FeedReport(feed, "stopped") for feed in queue)  # left in the queue by a stop
 
 
 def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:

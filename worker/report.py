@@ -363,6 +363,8 @@ def render_backfill(summary: BackfillSummary, dry_run: bool) -> str:
         lines.append(f"  outside the period  {summary.outside_period:,}")
     if summary.followups:
         lines.append("Follow-ups: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.followups.items())))
+    if summary.interrupted:
+        lines += _interrupted_backfill(summary, dry_run)
     if summary.sources_failed:
         lines.append(f"Failed ({len(summary.sources_failed)}):")
         lines += [f"  {source}: {why}" for source, why in sorted(summary.sources_failed.items())]
@@ -372,3 +374,16 @@ def render_backfill(summary: BackfillSummary, dry_run: bool) -> str:
         if len(summary.warnings) > 20:
             lines.append(f"  … and {len(summary.warnings) - 20} more (--json lists all)")
     return "\n".join(lines)
+
+
+def _interrupted_backfill(summary: BackfillSummary, dry_run: bool) -> list[str]:
+    """What a stopped backfill left undone, and how to finish it."""
+    unread = len(summary.sources_not_read)
+    left = [f"{unread} source{'' if unread == 1 else 's'} not read"]
+    if not dry_run:
+        left.insert(0, f"{summary.items_not_stored:,} items not stored")
+    lines = [f"Interrupted: {', '.join(left)} (run the same command again to load the rest)"]
+    if unread:
+        lines.append(f"Not read ({unread}):")
+        lines += [f"  {source}" for source in sorted(summary.sources_not_read)]
+    return lines

@@ -9,14 +9,15 @@ coalesce, one instance at a time, and a misfire grace long enough that a late ru
 Under systemd (`Type=notify`, worker/notify.py) the daemon says READY=1 once the scheduler runs,
 the polling job says WATCHDOG=1 before and after each cycle (a hung cycle stops the pings, and
 systemd restarts the worker; with WatchdogSec= set, the tick is at most half of it), and the main
-thread says STOPPING=1 on shutdown. Every finished cycle is logged in the store for `storywatch
-health`, and `[monitoring] metrics_file` is rewritten after it.
+thread says STOPPING=1 on shutdown. Every cycle is logged in the store for `storywatch health`
+(one cut short by the stop as interrupted), and `[monitoring] metrics_file` is rewritten after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
+import threading
 import zoneinfo
 from collections.abc import Callable
 from types import FrameType
@@ -34,16 +35,27 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 POLL_JOB, DIGEST_JOB = "poll", "digest"
 
 
-def handle_stop_signals(rt: Runtime) -> None:
-    """SIGTERM/SIGINT: stop starting work and cut in-flight fetches short (main thread only)."""
+class StopSignals:
+    """SIGTERM and SIGINT set every event given (main thread only); `signum` is the first one
+    received, None while none has come."""
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+        self.signum: int | None = None
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
         logger.info("Stopping on {signal}: finishing the writes in flight", signal=signal.Signals(signum).name)
-        rt.stop.set()
-        rt.fetcher.abort.set()
+        for event in self.events:
+            event.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+
+def handle_stop_signals(rt: Runtime) -> StopSignals:
+    """SIGTERM/SIGINT: stop starting work and cut in-flight fetches short (main thread only)."""
+    return StopSignals(rt.stop, rt.fetcher.abort)
 
 
 def run_once(rt: Runtime) -> pipeline.CycleReport:
@@ -54,17 +66,19 @@ def run_once(rt: Runtime) -> pipeline.CycleReport:
 def run_cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
     """Everything one cycle gives a user, for the daemon's tick and `run --once` alike: poll the
     due feeds (logged for `storywatch health`), then the storylines' Atom feeds, the digest if
-    due (and email retries), and the metrics file. These run even when polling failed; a poll
-    failure is then raised (the daemon logs it, `run --once` reports it)."""
+    due (and email retries), and the metrics file. These run even when polling failed (a poll
+    failure is then raised: the daemon logs it, `run --once` reports it), but not after a stop
+    (nothing new starts; the metrics file still says what the cycle did)."""
     try:
         with rt.writer:
             return _poll_and_record(rt, interval=interval)
     finally:
-        if rt.settings.digest.atom:
+        if rt.settings.digest.atom and not rt.stop.is_set():
             _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
         # A digest whose time passed during a long cycle, and email retries, come due between
         # digest times: the check costs a few queries.
-        _digest_job(rt)
+        if not rt.stop.is_set():
+            _digest_job(rt)
         _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt))
 
 
@@ -105,7 +119,7 @@ def _poll_job(rt: Runtime, tick: float) -> None:
 
 
 def _poll_and_record(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
-    """Poll the due feeds, then log the finished cycle (for `storywatch health`)."""
+    """Poll the due feeds, then log the cycle, whole or interrupted (for `storywatch health`)."""
     report = pipeline.poll_feeds(rt)
     health.record_cycle(rt.db, report, rt.clock(), interval=interval)
     notify.status(f"last cycle: {report.summary()}")

@@ -405,6 +405,13 @@ def _store_identity(db: Database) -> None:
                [secrets.token_hex(16), to_iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))])
 
 
+@MIGRATIONS(name="0012_interrupted_cycles")
+def _interrupted_cycles(db: Database) -> None:
+    # Feeds a stop left undone in a cycle: more than 0 means the cycle was interrupted, and
+    # `storywatch health` does not count it as one that finished.
+    db.executescript("ALTER TABLE cycles ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;")
+
+
 # ── opening ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -1453,26 +1460,31 @@ def fetch_history(db: Database, until: dt.datetime) -> dict[str, FetchHistory]:
 
 
 def record_cycle(db: Database, started_at: dt.datetime, finished_at: dt.datetime, seconds: float, *,
-                 interval: float | None, feeds: int, new_items: int, followups: int, errors: int) -> None:
-    """A polling cycle of the worker has finished (`interval`: seconds between its ticks)."""
+                 interval: float | None, feeds: int, new_items: int, followups: int, errors: int,
+                 stopped: int = 0) -> None:
+    """A polling cycle of the worker has ended (`interval`: seconds between its ticks; `stopped`:
+    feeds a stop left undone, 0 for a cycle that finished whole)."""
     with transaction(db):
         db.execute(
-            "INSERT INTO cycles (started_at, finished_at, seconds, interval_s, feeds, new_items, followups, errors) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [to_iso(started_at), to_iso(finished_at), seconds, interval, feeds, new_items, followups, errors],
+            "INSERT INTO cycles (started_at, finished_at, seconds, interval_s, feeds, new_items, followups, errors, "
+            "stopped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [to_iso(started_at), to_iso(finished_at), seconds, interval, feeds, new_items, followups, errors, stopped],
         )
 
 
 def prune_cycles(db: Database, before: dt.datetime) -> int:
-    """Drop cycle log rows older than `before`, always keeping the last one; returns how many."""
+    """Drop cycle log rows older than `before`, always keeping the last one and the last whole
+    one; returns how many."""
     with transaction(db):
         return db.execute(
-            "DELETE FROM cycles WHERE finished_at < ? AND id < (SELECT max(id) FROM cycles)", [to_iso(before)]
+            "DELETE FROM cycles WHERE finished_at < ? AND id < (SELECT max(id) FROM cycles) "
+            "AND id IS NOT (SELECT max(id) FROM cycles WHERE stopped = 0)", [to_iso(before)]
         ).rowcount
 
 
-def last_cycle(db: Database) -> dict[str, Any] | None:
-    row = _one(db, "SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+def last_cycle(db: Database, *, whole: bool = False) -> dict[str, Any] | None:
+    """The last cycle logged (`whole`: the last one that was not interrupted), or None."""
+    row = _one(db, f"SELECT * FROM cycles {'WHERE stopped = 0 ' if whole else ''}ORDER BY id DESC LIMIT 1")
     if row:
         row["started_at"], row["finished_at"] = from_iso(row["started_at"]), from_iso(row["finished_at"])
     return row
