@@ -3,7 +3,8 @@
 Each local day has at most one digest (a row in `digests`, a file `digests/YYYY-MM-DD.md`). It
 covers from the end of the previous one (the beginning of the store, for the first) to the
 moment it was written, so no item is left out or shown twice however long the worker was
-stopped. A digest to email is "pending" until sent; a failure is retried with backoff; one left
+stopped; a follow-up decided after its item's digest is listed once, under "Found later", in the
+digest whose period holds the decision (see `digest`). A digest to email is "pending" until sent; a failure is retried with backoff; one left
 "sending" by a killed worker becomes "unconfirmed" and is only sent again on request.
 """
 
@@ -54,8 +55,8 @@ def write_digest(
     if settings.digest.html if html is None else html:
         files.append(folder / f"{period.day:%Y-%m-%d}.html")
         deliver.write_atomically(files[1], digest.render_html(data))
-    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups",
-                path=str(files[0]), new=data.new_items, followups=data.followups)
+    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups, {late} found later",
+                path=str(files[0]), new=data.new_items, followups=data.followups, late=data.late_followups)
     return DigestOutcome(data, tuple(files))
 
 
