@@ -10,6 +10,9 @@ section of the digest has something to show:
   sources, and older follow-ups for its 30-day activity), "russia-turn" (one follow-up) and
   "high-level" (its last follow-up 13 days ago: quiet);
 - an older follow-up of friendship-year edited in the period ("Updated");
+- a follow-up found later: an October item, first seen then, that high-level took in the period
+  (a look-back after its definition changed), published outside the 30-day activity line and
+  before its last follow-up (so the storyline stays quiet);
 - an open suggestion;
 - five new items outside the storylines (other_items = 3 in the config: two are left over), one
   of them with an exact copy from the other wire;
@@ -192,6 +195,13 @@ def build(folder: Path, **config: object) -> Built:
                                   published="2026-11-10 03:00", feed=times, publisher="Pyongyang Times"))
     followup(db, "high-level", ids["hl-old"], score=0.33, names=["Sun Weidong"], terms=["vice minister"],
              decided="2026-11-10 03:00")
+
+    # Found later: an item of October that high-level's look-back took during the period.
+    ids["hl-late"] = save(db, item("hl-late", "Chinese and North Korean trade officials meet in Dandong",
+                                   "Trade officials of China and North Korea met in Dandong to discuss the border "
+                                   "markets." + LONG, published="2026-10-20 09:00", feed=times, publisher="Pyongyang Times"))
+    followup(db, "high-level", ids["hl-late"], score=0.29, names=["Dandong"], terms=["trade officials"],
+             decided="2026-11-22 21:00")
 
     # The edit: an older follow-up whose title and text changed in the period.
     edited = store.items_by_id(db, [ids["fy-old-3"]])[ids["fy-old-3"]]

@@ -63,12 +63,14 @@ def test_the_golden_digest_counts_what_the_store_holds(world: Built) -> None:
     assert [s.item_id for s in data.storylines[0].stories] == [world.ids["closing"], world.ids["delegation"]]
     assert data.storylines[0].stories[0].also == ("Pyongyang Times",)
     assert [u.item_id for u in data.updated] == [world.ids["fy-old-3"]]
-    assert [(q.id, q.days) for q in data.quiet] == [("high-level", 13)]
+    assert [(q.id, q.days) for q in data.quiet] == [("high-level", 13)]  # hl-late, found later, was published before
+    assert [(g.id, [s.item_id for s in g.stories]) for g in data.found_later] == [("high-level", [world.ids["hl-late"]])]
+    assert data.late_followups == 1
     assert [s.item_id for s in data.other] == [world.ids[f"other-{n}"] for n in (4, 3, 2)] and data.other_total == 5
     assert [(s.name, s.state.split(":")[0]) for s in data.sources] == [
         ("Border Monitor", "failing (3 in a row)"), ("Daily NK Brief", "silent"), ("Old Bulletin", "disabled")]
     assert digest.subject(data, "[storywatch]") == (
-        "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items")
+        "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items")
 
 
 def test_a_follow_up_decided_in_the_second_the_digest_is_written_is_in_it(world: Built) -> None:
@@ -81,12 +83,38 @@ def test_a_follow_up_decided_in_the_second_the_digest_is_written_is_in_it(world:
     assert data.quiet == () and edge not in {s.item_id for s in data.other}
 
 
+def test_a_follow_up_decided_after_its_items_digest_is_found_later_in_the_next_one(world: Built) -> None:
+    """Tracking that decides after the digest of the item's day was written (here other-4, first
+    seen in the period): the next digest lists it under Found later, the day's does not change."""
+    before = digest.render_markdown(daily.collect(world.db, world.settings, world.period))
+    followup(world.db, "russia-turn", world.ids["other-4"], score=0.3, names=["Kim Jong Un"], terms=["harvest"],
+             decided="2026-11-23 06:01")
+    assert digest.render_markdown(daily.collect(world.db, world.settings, world.period)) == before
+    next_day = daily.collect(world.db, world.settings,
+                             digest.day_period(DAY + dt.timedelta(days=1), world.settings.digest.time, BERLIN))
+    assert [(g.id, [s.item_id for s in g.stories]) for g in next_day.found_later] == [("russia-turn", [world.ids["other-4"]])]
+    assert next_day.storylines == () and not next_day.empty
+    assert digest.subject(next_day, "[sw]") == "[sw] 2026-11-24: 0 follow-ups in 0 storylines, 1 found later, 0 new items"
+
+
+def test_a_late_follow_up_belongs_to_the_digest_whose_period_ends_at_or_after_its_decision(world: Built) -> None:
+    """Periods chain: a decision made exactly at a digest's end is in that digest, not the next."""
+    followup(world.db, "russia-turn", world.ids["hl-old"], score=0.3, names=["x"], terms=["y"], decided="2026-11-22 06:00")
+    followup(world.db, "russia-turn", world.ids["fy-old-0"], score=0.3, names=["x"], terms=["y"], decided="2026-11-23 06:00")
+    day = daily.collect(world.db, world.settings, world.period)
+    next_day = daily.collect(world.db, world.settings,
+                             digest.day_period(DAY + dt.timedelta(days=1), world.settings.digest.time, BERLIN))
+    late = {g.id: [s.item_id for s in g.stories] for g in day.found_later}
+    assert late == {"high-level": [world.ids["hl-late"]], "russia-turn": [world.ids["fy-old-0"]]}
+    assert next_day.found_later == ()
+
+
 def test_the_first_digest_shows_the_story_so_far(world: Built) -> None:
     period = digest.Period(digest.EPOCH, END, DAY, "Europe/Berlin")
     md = digest.render_markdown(daily.collect(world.db, world.settings, period, initial=True))
     assert md.splitlines()[2].startswith("Everything stored up to 2026-11-23 07:00 (Europe/Berlin): **")
     section = md.split("## China–North Korea high-level exchanges\n", 1)[1].split("\n## ", 1)[0]
-    assert section.startswith("\nThe story so far: 2 articles this storyline starts from.\n")
+    assert section.startswith("\nThe story so far: 3 articles this storyline starts from.\n")  # hl-old, hl-late, seed
     assert "### [Zhao Leji visits Pyongyang](https://xinhua.example/seed-2)\n\nXinhua, 2024-04-12 02:00 · seed\n" in section
 
 
@@ -128,7 +156,7 @@ def test_a_recorded_digest_is_regenerated_as_it_was_by_the_cli(world: Built) -> 
         "2026-11-22T06:00:00Z", "2026-11-23T06:02:00Z", "written")
     outcome.files[0].unlink()
     result = Cli(world.config)("digest", "--date", "2026-11-23")
-    assert f"Wrote {outcome.files[0]}, {outcome.files[1]}: 2026-11-23: 3 follow-ups in 2 storylines, 8 new items\n" \
+    assert f"Wrote {outcome.files[0]}, {outcome.files[1]}: 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items\n" \
         in result.output
     assert outcome.files[0].read_bytes() == recorded
     printed = Cli(world.config)("digest", "--date", "2026-11-23", "--stdout").output
@@ -373,8 +401,8 @@ def test_hostile_html_has_no_active_content(hostile: tuple[str, str, str]) -> No
         assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
         assert "url(" not in (attrs.get("style") or "") and "expression" not in (attrs.get("style") or "")
     hrefs = [attrs["href"] or "" for tag, attrs in parser.tags if tag == "a"]
-    # 3 follow-ups (the hostile one's javascript: URL makes no link), 1 edit, 5 other items + 2 hostile ones
-    assert all(h.startswith(("http://", "https://")) for h in hrefs) and len(hrefs) == 3 + 1 + 5 + 2
+    # 3 follow-ups (the hostile one's javascript: URL makes no link), 1 found later, 1 edit, 5 other items + 2 hostile ones
+    assert all(h.startswith(("http://", "https://")) for h in hrefs) and len(hrefs) == 3 + 1 + 1 + 5 + 2
     assert "https://ok.example/story?id=1&amp;ref=feed" in html
     assert all(attrs.get("rel") == "noopener noreferrer nofollow" for tag, attrs in parser.tags if tag == "a")
     lowered = html.lower()
@@ -436,13 +464,17 @@ def test_backfill_items_are_left_out_unless_asked_for(world: Built) -> None:
         "- [Archive: the 2019 summit in Pyongyang](https://koreawire.example/backfill) (Korea Wire, 2019-06-20 10:00)")
 
 
-def test_a_backfilled_follow_up_is_left_out_of_its_storyline_too(world: Built) -> None:
+def test_a_backfilled_follow_up_is_found_later_unless_backfill_is_included(world: Built) -> None:
     followup(world.db, "friendship-year", world.ids["backfill"], score=0.5, names=["Friendship Year"], terms=["summit"])
     plain = daily.collect(world.db, world.settings, world.period)
     assert world.ids["backfill"] not in {s.item_id for section in plain.storylines for s in section.stories}
+    assert [(g.id, [s.item_id for s in g.stories]) for g in plain.found_later] == [
+        ("friendship-year", [world.ids["backfill"]]), ("high-level", [world.ids["hl-late"]])]
+    assert "- [Archive: the 2019 summit in Pyongyang](https://koreawire.example/backfill) (Korea Wire), " \
+        "published 2019-06-20 10:00" in digest.render_markdown(plain)
     included = daily.collect(world.db, world.settings, world.period, include_backfill=True)
     assert [s.item_id for s in included.storylines[0].stories][-1] == world.ids["backfill"]
-    assert included.followups == 4
+    assert included.followups == 4 and [g.id for g in included.found_later] == ["high-level"]
 
 
 # ── Atom export ───────────────────────────────────────────────────────────────────────────

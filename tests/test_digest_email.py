@@ -112,7 +112,7 @@ def test_the_scheduled_digest_is_emailed_once_as_text_and_html(tmp_path: Path) -
         assert got.sender == "digest@storywatch.example"
         assert got.recipients == ["reader@example.org", "editor@example.org"]
         msg = got.message
-        assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items"
+        assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items"
         assert msg["From"] == "Storywatch <digest@storywatch.example>"
         assert msg["To"] == "reader@example.org, editor@example.org"
         assert msg["Date"] == "Mon, 23 Nov 2026 06:01:00 +0000" == format_datetime(T0)
@@ -149,7 +149,7 @@ def test_the_scheduled_digest_is_emailed_once_as_text_and_html(tmp_path: Path) -
         assert tomorrow is not None and tomorrow.data.period.start == T0
         assert daily.scheduled_digest(db, settings, T0 + dt.timedelta(days=1, minutes=1)) is None
         assert [r.message["Subject"] for r in server.received] == [
-            "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items",
+            "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items",
             "[storywatch] 2026-11-24: nothing new",
         ]
 
@@ -186,7 +186,7 @@ def test_format_email_prints_the_whole_message(tmp_path: Path) -> None:
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
     printed = Cli(built.config)("digest", "--date", "2026-11-23", "--format", "email").stdout
     msg = message_from_string(printed, policy=policy.default)
-    assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 8 new items"
+    assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert row(built.db)["status"] == "pending"  # printing is not sending
 

@@ -3,10 +3,12 @@
 Each local day has at most one digest (a row in `digests`, a file `digests/YYYY-MM-DD.md`). It
 covers from the end of the previous one (the beginning of the store, for the first) to the
 moment it was written, so no item is left out or shown twice however long the worker was
-stopped. A digest to email is "pending" until sent; a failure is retried with backoff; one left
-"sending" by a killed worker becomes "unconfirmed" and is only sent again on request. Every send
-of a day's digest carries the same Message-ID (`digest_message_id`), so a resend of a digest
-that did arrive is recognised as a copy by mail systems.
+stopped; a follow-up decided after its item's digest is listed once, under "Found later", in the
+digest whose period holds the decision (see `digest`). A digest to email is "pending" until sent;
+a failure is retried with backoff; one left "sending" by a killed worker becomes "unconfirmed" and
+is only sent again on request. Every send of a day's digest carries the same Message-ID
+(`digest_message_id`), so a resend of a digest that did arrive is recognised as a copy by mail
+systems.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def write_digest(
     if settings.digest.html if html is None else html:
         files.append(folder / f"{period.day:%Y-%m-%d}.html")
         deliver.write_atomically(files[1], digest.render_html(data))
-    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups",
-                path=str(files[0]), new=data.new_items, followups=data.followups)
+    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups, {late} found later",
+                path=str(files[0]), new=data.new_items, followups=data.followups, late=data.late_followups)
     return DigestOutcome(data, tuple(files))
 
 

@@ -3,6 +3,22 @@
 `render_markdown(data)` is the digest; the text and HTML forms are made from the same content.
 Pure and deterministic: the same DigestData gives the same bytes (no clock, stable order).
 
+What a digest of the period [start, end) lists (decisions count up to and including `end`, the
+moment it is written; consecutive digests chain, each starting where the last one ended):
+
+- new items: originals first seen in [start, end), with their storylines' follow-up decisions
+  made by `end`; items loaded by backfill only with `include_backfill`;
+- "Found later": follow-ups decided in (start, end] for items this digest does not list as new,
+  that is items first seen before `start` (an earlier digest's; the first digest, which starts
+  at the beginning of the store, has none of those) and, unless `include_backfill`, items loaded by backfill whenever they were stored. They come
+  from a new or changed storyline looking back over the recent window, a backfill, or tracking
+  that decided after the item's digest was written. Each follow-up (item, storyline) is listed
+  once across chained digests: in its item's digest if decided by that digest's end, otherwise
+  in the digest whose period holds its decision time. Grouped by storyline, newest publication
+  first, each with its publication time; a digest with none has no such section. The headline
+  and the email subject count them apart from the period's follow-ups (and only when there
+  are some).
+
 Untrusted text (titles, leads, publishers, feed errors) never reaches the output raw: in
 Markdown every character with a meaning is escaped (no injected headings, lists, links or
 images; HTML tags shown as text), links are only made for http(s) URLs, and the HTML is
@@ -75,6 +91,15 @@ class StorylineMoves:
 
 
 @dataclass(frozen=True, slots=True)
+class FoundLater:
+    """A storyline's follow-ups found after the digest of their item's day (the module's docstring)."""
+
+    id: str
+    title: str
+    stories: tuple[Story, ...]  # newest publication first
+
+
+@dataclass(frozen=True, slots=True)
 class Updated:
     item_id: int
     title: str
@@ -119,6 +144,7 @@ class DigestData:
     other: tuple[Story, ...]  # capped
     other_total: int  # before the cap
     sources: tuple[SourceProblem, ...]
+    found_later: tuple[FoundLater, ...] = ()  # follow-ups decided in the period for earlier items
 
     @property
     def followups(self) -> int:
@@ -129,15 +155,23 @@ class DigestData:
         return sum(1 for s in self.storylines if any(story.decision == "followup" for story in s.stories))
 
     @property
+    def late_followups(self) -> int:
+        """Follow-ups listed under "Found later" (not counted in `followups`)."""
+        return sum(len(group.stories) for group in self.found_later)
+
+    @property
     def empty(self) -> bool:
         """Nothing new in the period (open suggestions, quiet storylines and sources may still show)."""
-        return not (self.new_items or self.storylines or self.updated)
+        return not (self.new_items or self.storylines or self.updated or self.found_later)
 
 
 def subject(data: DigestData, prefix: str) -> str:
     """The email subject: the day and the counts a reader decides on."""
     counts = f"{data.followups} follow-up{'s' if data.followups != 1 else ''} in {data.moved} "
-    counts += f"storyline{'s' if data.moved != 1 else ''}, {data.new_items} new item{'s' if data.new_items != 1 else ''}"
+    counts += f"storyline{'s' if data.moved != 1 else ''}, "
+    if data.late_followups:
+        counts += f"{data.late_followups} found later, "
+    counts += f"{data.new_items} new item{'s' if data.new_items != 1 else ''}"
     if data.empty:
         counts = "nothing new"
     return f"{prefix} {data.period.day:%Y-%m-%d}: {counts}".strip()
@@ -234,15 +268,13 @@ def render_markdown(data: DigestData) -> str:
     lines = [f"# Digest for {p.day:%A %d %B %Y}", ""]
     span = f"Everything stored up to {local(p.end, p.zone)}" if p.start == EPOCH else \
         f"{local(p.start, p.zone)} to {local(p.end, p.zone)}"
-    lines.append(
-        f"{span} ({escape(p.zone)}): **{data.new_items} new "
-        f"item{'s' if data.new_items != 1 else ''}**, **{data.followups} follow-up{'s' if data.followups != 1 else ''}**, "
-        f"**{data.moved} storyline{'s' if data.moved != 1 else ''} moved**."
-    )
+    lines.append(f"{span} ({escape(p.zone)}): {_counts(data)}.")
     if data.empty:
         lines += ["", "Nothing new in this period: no new items, no follow-ups, no edits."]
     for section in data.storylines:
         lines += _storyline_section(section, p.zone)
+    if data.found_later:
+        lines += _found_later_section(data.found_later, p.zone)
     if data.updated:
         lines += ["", "## Updated", ""]
         for u in data.updated:
@@ -270,6 +302,28 @@ def render_markdown(data: DigestData) -> str:
         lines += ["", "## Sources", ""]
         lines += [f"- {escape(s.name)} ({escape(s.url)}): {escape(s.state)}" for s in data.sources]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _counts(data: DigestData) -> str:
+    """The headline's counts: new items, follow-ups (and those found later, if any), storylines moved."""
+    counts = [plural(data.new_items, "new item"), plural(data.followups, "follow-up")]
+    if data.late_followups:
+        counts.append(plural(data.late_followups, "follow-up") + " found later")
+    counts.append(plural(data.moved, "storyline") + " moved")
+    return ", ".join(f"**{c}**" for c in counts)
+
+
+def _found_later_section(groups: Sequence[FoundLater], zone: str) -> list[str]:
+    """Follow-ups found after their day's digest, by storyline, each with its publication time."""
+    total = sum(len(g.stories) for g in groups)
+    lines = ["", "## Found later", "",
+             f"{plural(total, 'follow-up')} of earlier or backfilled items, found in this period: by a new or "
+             "changed storyline looking back, by a backfill, or by a late decision."]
+    for group in groups:
+        lines += ["", f"### {escape(group.title)}", ""]
+        lines += [f"- {link(s.title, s.url)} ({escape(s.publisher or 'unknown source')}), "
+                  f"published {local(s.published_at, zone)}" for s in group.stories]
+    return lines
 
 
 def _storyline_section(section: StorylineMoves, zone: str) -> list[str]:
@@ -393,7 +447,8 @@ def next_period(last_end: dt.datetime | None, now: dt.datetime, zone: ZoneInfo) 
 
 def collect(db: Database, period: Period, settings: DigestSettings, *, initial: bool, include_backfill: bool,
             clutter: Clutter | None = None) -> DigestData:
-    """Everything the digest of `period` shows, read from the store."""
+    """Everything the digest of `period` shows, read from the store (which follow-ups are new and
+    which found later: the module's docstring)."""
     rows = store.digest_stories(db, period.start, period.end, include_backfill=include_backfill)
     decisions: dict[int, list[dict[str, Any]]] = {}
     for decision in store.storyline_decisions(db, [r["id"] for r in rows], period.end):
@@ -414,6 +469,7 @@ def collect(db: Database, period: Period, settings: DigestSettings, *, initial: 
         other=tuple(other[: settings.other_items]),
         other_total=len(other),
         sources=tuple(_source_problems(db, period.end, settings.silent_days)),
+        found_later=tuple(_found_later(db, period, include_backfill)),
     )
 
 
@@ -466,6 +522,17 @@ def _storyline_moves(
             activity = _activity(store.followup_times(db, storyline.id, period.end - ACTIVITY, period.end), period.end)
             sections.append(StorylineMoves(storyline.id, storyline.title, tuple(stories), activity, initial))
     return sections
+
+
+def _found_later(db: Database, period: Period, include_backfill: bool) -> list[FoundLater]:
+    """The period's late follow-ups, grouped by storyline in the storylines' order, newest first."""
+    rows = store.late_followups(db, period.start, period.end, include_backfill=include_backfill)
+    groups = []
+    for storyline in store.active_storylines(db):
+        stories = tuple(_story(row, {"decision": "followup"}) for row in rows if row["storyline_id"] == storyline.id)
+        if stories:
+            groups.append(FoundLater(storyline.id, storyline.title, stories))
+    return groups
 
 
 ACTIVITY = dt.timedelta(days=30)

@@ -1351,6 +1351,21 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
     return [row for row in rows if row["decided_at"] <= to_iso(until)]
 
 
+def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
+    """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
+    lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill.
+    Newest publication first, with the item's title, link, publisher and publication time."""
+    backfill = "" if include_backfill else "OR i.source = 'backfill'"
+    return list(db.query(f"""
+        SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
+               '[]' AS also
+        FROM storyline_items si JOIN items i ON i.id = si.item_id
+        JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
+        WHERE si.decision = 'followup' AND si.decided_at > :start AND si.decided_at <= :end
+          AND (i.first_seen_at < :start {backfill})
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
+
+
 def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, Any]]:
     return list(db.query("""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source, '[]' AS also
