@@ -11,8 +11,9 @@ from dataclasses import replace
 import pytest
 
 from bench.corpus import article
+from worker.config import DEFAULT_TEMPLATE, load_settings
 from worker.textproc import AliasTable, fold, pairs, read, strip_particles, words
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig, prepare
+from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, prepare
 
 
 @pytest.mark.parametrize("written", ["북한은", "북한이", "북한의", "북한과", "북한에", "북한에서", "북한으로",
@@ -56,6 +57,24 @@ def test_han_characters_pair_into_bigrams_within_a_clause() -> None:
     assert pairs(read("朝鲜。中国")[0]) == ["朝 鲜", "中 国"]
     lead, _ = read("中国和朝鲜。" * 3000, max_tokens=400)  # no spaces: the lead is cut at a 。
     assert len(lead) - lead.count("|") == 400 and lead[:6] == ["中", "国", "和", "朝", "鲜", "|"]
+
+
+def test_the_shipped_storylines_read_korean_and_chinese_names_as_their_english_ones() -> None:
+    generic = generic_aliases(DEFAULT_ALIASES)
+    settings = load_settings(DEFAULT_TEMPLATE)  # the shipped default, never the user's config
+    same = {"North Korea": ("북한은", "조선의", "朝鲜", "北韩"), "China": ("중국과", "中国"),
+            "Russia": ("러시아와", "俄罗斯"), "Kim Jong Un": ("김정은이", "金正恩"),
+            "Xi Jinping": ("시진핑은", "习近平"), "Putin": ("푸틴과", "普京")}
+    checked = 0
+    for storyline in settings.storylines:
+        table = AliasTable.build(storyline.aliases, base=generic)
+        known = {v for group in storyline.aliases for v in group}
+        for english, variants in same.items():
+            if english in known:
+                checked += 1
+                for variant in variants:
+                    assert table.apply(words(variant)) == table.apply(words(english)), (storyline.id, variant)
+    assert checked == 11  # every group the storylines carry
 
 
 SEED = Doc("seed", "North Korea and Russia sign military cooperation pact",
