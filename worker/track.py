@@ -62,6 +62,7 @@ from typing import Literal, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
+from worker.evidence import LEAD_TOKENS, Evidence, Mentions, Zones, declared_units, unit_keys
 from worker.textproc import BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
@@ -80,6 +81,8 @@ class Doc:
     published: float
     prepared: TextAnalysis | None = None
     """The text already analysed where the item was parsed (``prepare``); None: analysed here."""
+    source: str = ""
+    """The feed it came from: which names a feed implies is counted per feed (evidence.py)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class StorylineSpec:
     exclude: tuple[str, ...] = ()
     threshold: float | None = None
     expires_after: float | None = None
+    starts: float | None = None
+    """The earliest publication time (POSIX) of an item it decides on; None: its first seed's.
+    (The worker passes the first *dated* seed's time: an undated file seed does not move it.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,9 @@ class Reasons:
     closest_similarity: float
     vetoed_by: str | None = None
     """An exclude term found in the item, if that is what decided NO."""
+    evidence: tuple[str, ...] = ()
+    """The storyline's names the item puts where they count ("Russia (title)"; evidence.py)."""
+    evidence_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +143,12 @@ class Decision:
     raw: float
     """Cosine between the item and the storyline profile, before the recency factor."""
     margin: float
-    """``score`` in units of the global knob: followup == (margin >= config.threshold)."""
+    """``score`` in units of the global knob: a follow-up when margin >= config.threshold..."""
     reasons: Reasons | None
     novelty: tuple[str, ...]
     """Names in a follow-up that the storyline has not mentioned before ("new in this story")."""
+    evidence: float = 0.0
+    """...or when evidence >= config.evidence_threshold (evidence.py), unless vetoed."""
 
 
 class Decisions(Sequence[Decision]):
@@ -146,7 +157,7 @@ class Decisions(Sequence[Decision]):
     and the worker reads only the follow-ups)."""
 
     __slots__ = ("doc_id", "storyline_ids", "rows", "followup", "score", "threshold", "raw", "margin",
-                 "explained", "epoch")
+                 "explained", "epoch", "evidence")
 
     def __init__(self, doc_id: str, storyline_ids: list[str], rows: npt.NDArray[np.intp],
                  followup: npt.NDArray[np.bool_], score: npt.NDArray[np.float64],
@@ -162,6 +173,8 @@ class Decisions(Sequence[Decision]):
         """Reasons and novelty, by position: follow-ups and vetoes (or all, explain="all")."""
         self.epoch = epoch
         """The tracker's storyline set they were made with (observe checks it)."""
+        self.evidence = np.zeros(len(storyline_ids))
+        """Evidence scores (evidence.py), by position."""
 
     @staticmethod
     def none(doc_id: str, epoch: int) -> Decisions:
@@ -183,7 +196,8 @@ class Decisions(Sequence[Decision]):
         k = range(len(self))[i]
         reasons, novelty = self.explained.get(k, (None, ()))
         return Decision(self.storyline_ids[k], self.doc_id, bool(self.followup[k]), float(self.score[k]),
-                        float(self.threshold[k]), float(self.raw[k]), float(self.margin[k]), reasons, novelty)
+                        float(self.threshold[k]), float(self.raw[k]), float(self.margin[k]), reasons, novelty,
+                        float(self.evidence[k]))
 
     @property
     def followups(self) -> list[Decision]:
@@ -290,6 +304,11 @@ class TrackerConfig:
     spelling_variants: bool = True
     """Rewrite spelling variants of a storyline's names (Park Myung-ho -> Pak Myong-ho): see
     ``Tracker._fixes``."""
+    evidence_threshold: float = 1.0
+    """An item is also a follow-up when the storyline's own names stand this prominently in it,
+    on a feed that is on the storyline's beat (evidence.py: one name in the title is 1.0)."""
+    evidence_window: int = 500
+    """Recent items per feed from which the share of items naming each unit is counted."""
 
 
 # --------------------------------------------------------------------------- internals
@@ -317,6 +336,10 @@ class _Analysis:
     """The features' hashes, in ``weights`` order (made on first use)."""
     buckets: npt.NDArray[np.uint32] | None = None
     """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
+    title_terms: frozenset[str] = frozenset()
+    """The title's words and word pairs (where a name stands: evidence.py)."""
+    lead_terms: frozenset[str] = frozenset()
+    """The words and word pairs of the text's lead (its first LEAD_TOKENS words)."""
 
 
 DF_BUCKETS = 1 << 22
@@ -365,17 +388,26 @@ class TextAnalysis:
     starts: str
     recipe: str
     """The settings it was made with (``recipe``): a tracker configured otherwise ignores it."""
+    title_terms: str = ""
+    lead_terms: str = ""
+    """The title's and the lead's features, one per line."""
 
     @staticmethod
     def pack(analysis: _Analysis, recipe: str) -> TextAnalysis:
         features, weights = _packed(analysis.weights)
         return TextAnalysis(features, weights.tobytes(), _buckets(analysis).tobytes(),
-                            tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe)
+                            tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe,
+                            "\n".join(analysis.title_terms), "\n".join(analysis.lead_terms))
 
     def unpack(self) -> _Analysis:
         weights = np.frombuffer(self.weights, np.float64)
         return _Analysis(_unpacked(self.features, weights), dict(self.names), self.short, self.capitals,
-                         self.starts, weight_array=weights, buckets=np.frombuffer(self.buckets, np.uint32))
+                         self.starts, weight_array=weights, buckets=np.frombuffer(self.buckets, np.uint32),
+                         title_terms=_lines(self.title_terms), lead_terms=_lines(self.lead_terms))
+
+
+def _lines(text: str) -> frozenset[str]:
+    return frozenset(text.split("\n")) if text else frozenset()
 
 
 def _packed(vec: dict[str, float]) -> tuple[str, npt.NDArray[np.float64]]:
@@ -432,7 +464,22 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
             found.setdefault(key, surface)
     seen[1].discard(BREAK)
     short = len(body) - body.count(BREAK) < cfg.short_tokens
-    return _Analysis(weights, found, short, " ".join(seen[0]), f" {' '.join(seen[1])} ")
+    return _Analysis(weights, found, short, " ".join(seen[0]), f" {' '.join(seen[1])} ",
+                     title_terms=_terms(title_tokens), lead_terms=_terms(_lead(body)))
+
+
+def _lead(body: list[str]) -> list[str]:
+    """The first LEAD_TOKENS content words of a text (with the clause breaks between them)."""
+    words = 0
+    for n, token in enumerate(body):
+        words += token != BREAK
+        if words > LEAD_TOKENS:
+            return body[:n]
+    return body
+
+
+def _terms(tokens: list[str]) -> frozenset[str]:
+    return frozenset(t for t in tokens if t != BREAK) | frozenset(pairs(tokens))
 
 
 def _name_keys(surfaces: list[str], table: AliasTable, fixes: Fixes, seen: tuple[set[str], set[str]]
@@ -477,7 +524,7 @@ def generic_aliases(groups: tuple[tuple[str, ...], ...]) -> AliasTable:
 def recipe(cfg: TrackerConfig) -> str:
     """The settings an analysis depends on, as text (the same in every process)."""
     parts = (cfg.body_max_tokens, cfg.title_weight, cfg.phrase_weight, cfg.short_tokens,
-             cfg.default_aliases)
+             cfg.default_aliases, LEAD_TOKENS)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
@@ -796,6 +843,8 @@ class Tracker:
         """Seed id -> slots of the storylines it seeds (they do not decide on it)."""
         self._epoch = 0
         """Changes whenever a storyline is added or removed."""
+        self._evidence = Evidence(self.config.evidence_window)
+        self._last_mentions: tuple[Doc, Mentions | None] | None = None
 
     # ------------------------------------------------------------------ corpus statistics
 
@@ -959,6 +1008,10 @@ class Tracker:
         if spec.id in self._storylines:
             self.remove_storyline(spec.id)
         self._place(story)
+        self._last_mentions = None  # made before this storyline's units were known
+        tokens = lambda text: self._tokens(text, False, self._default_aliases)  # noqa: E731 (items' reading)
+        self._evidence.add(story.slot, [(label, unit_keys(spellings, tokens))
+                                        for label, spellings in declared_units(spec.title, spec.keywords, spec.aliases)])
         self._refresh_story(story)
         self._rebuild_background(story)
 
@@ -979,7 +1032,9 @@ class Tracker:
         if story.own_firsts:
             self._own_aliased[spec.id] = story
         last_seed = max((s.published for s in spec.seeds), default=0.0)
-        self._starts[slot] = self._activity[slot] = last_seed
+        first_seed = min((s.published for s in spec.seeds), default=0.0)
+        self._starts[slot] = first_seed if spec.starts is None else spec.starts
+        self._activity[slot] = last_seed
         self._expires[slot] = math.inf if spec.expires_after is None else spec.expires_after
         self._knob[slot] = self.config.threshold if spec.threshold is None else spec.threshold
         for seed_id in story.seed_ids:
@@ -1026,6 +1081,7 @@ class Tracker:
         self._free_slots.append(story.slot)
         self._by_slot[story.slot] = None
         self._starts[story.slot] = math.inf  # a free slot decides nothing
+        self._evidence.remove(story.slot)
         for seed_id in story.seed_ids:
             slots = self._seeded[seed_id]
             slots.remove(story.slot)
@@ -1164,12 +1220,14 @@ class Tracker:
         decisions = Decisions(doc.id, [self._by_slot[s].spec.id for s in slots.tolist()],  # type: ignore[union-attr]
                               rows, margin >= knob, score, self._backgrounds.threshold(rows, knob), raw,
                               margin, self._epoch)
+        decisions.evidence = self._evidence.scores(self._mentions(doc, analysis), doc.source, slots)
+        decisions.followup |= decisions.evidence >= cfg.evidence_threshold
         explain = range(len(slots)) if cfg.explain == "all" else np.flatnonzero(decisions.followup).tolist()
         for k in explain:
             slot = int(slots[k])
             owner = self._by_slot[slot]
             assert owner is not None
-            self._explain_decision(decisions, k, owner, *readings.get(slot, (analysis, vector)))
+            self._explain_decision(decisions, k, owner, doc, *readings.get(slot, (analysis, vector)))
         return decisions
 
     @staticmethod
@@ -1186,7 +1244,7 @@ class Tracker:
         own = self._analyze(doc, story.aliases)
         return own, self._vector(own)
 
-    def _explain_decision(self, decisions: Decisions, k: int, story: _Storyline, analysis: _Analysis,
+    def _explain_decision(self, decisions: Decisions, k: int, story: _Storyline, doc: Doc, analysis: _Analysis,
                           vector: dict[str, float]) -> None:
         """Veto, reasons and novelty of decision ``k``. Reasons are what a person reads about a
         follow-up (or about a veto, which decides NO); other decisions need only score and
@@ -1199,6 +1257,8 @@ class Tracker:
         if not (followup or veto is not None or self.config.explain == "all"):
             return
         reasons = self._explain(story, analysis, vector, veto)
+        reasons = replace(reasons, evidence_score=round(float(decisions.evidence[k]), 4),
+                          evidence=self._evidence.explain(self._mentions(doc, analysis), doc.source, story.slot))
         known = story.known_names
         novelty = tuple(s for key, s in analysis.names.items() if key not in known) if followup else ()
         decisions.explained[k] = reasons, novelty
@@ -1318,7 +1378,19 @@ class Tracker:
             self._seen.discard(self._seen_order.popleft())
         analysis = self._analyze_cached(doc)
         self._count(analysis)
+        self._evidence.observe(self._mentions(doc, analysis), doc.source)
         return analysis
+
+    def _mentions(self, doc: Doc, analysis: _Analysis) -> Mentions | None:
+        """Where the document names the storylines' units (decide and observe share it)."""
+        last = self._last_mentions
+        if last is not None and last[0] is doc:
+            return last[1]
+        cfg = self.config
+        found = self._evidence.mentions(Zones(analysis.title_terms, analysis.lead_terms, analysis.weights,
+                                              cfg.phrase_weight, cfg.title_weight))
+        self._last_mentions = (doc, found)
+        return found
 
     def _adapt(
         self,

@@ -1,0 +1,62 @@
+"""Storyline evidence on a beat feed (worker/evidence.py): where a storyline's own names stand."""
+
+from __future__ import annotations
+
+from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+
+DAY = 86400.0
+RUSSIA = StorylineSpec(
+    "nk-russia", "North Korea's turn towards Russia",
+    seeds=(Doc("seed", "North Korea and Russia sign a pact", "Pyongyang and Moscow signed a treaty.", 0.0),),
+    keywords=("Russia", "Putin", "military cooperation"),
+    aliases=(("North Korea", "DPRK", "Pyongyang"), ("Russia", "Moscow", "Kremlin")),
+)
+BEAT = ["Farmers Bring In Rice Harvest", "Factory Overfulfils Plan", "Art Troupe Performs",
+        "Schoolchildren Visit Museum", "New Housing Completed", "Sports Games Held"]
+
+
+def beat_item(n: int, title: str, text: str = "", source: str = "kcna") -> Doc:
+    body = text or f"Pyongyang, May {n % 28 + 1} (KCNA) -- The DPRK marked event number {n} with workers and officials."
+    return Doc(f"{source}-{n}", title, body, DAY * (10 + n / 10), source=source)
+
+
+def warmed(source: str = "kcna", on_beat: bool = True) -> Tracker:
+    tracker = Tracker(TrackerConfig())
+    tracker.add_storyline(RUSSIA)
+    for n in range(40):  # every item of this feed names the DPRK (or, off the beat, nothing)
+        text = "" if on_beat else f"The city council met on item {n} about parks and roads."
+        tracker.process(beat_item(n, BEAT[n % len(BEAT)], text, source))
+    return tracker
+
+
+def test_on_a_beat_feed_a_name_in_the_title_makes_a_follow_up_and_says_why() -> None:
+    tracker = warmed()
+    decisions = tracker.process(beat_item(100, "Kim Jong Un Receives Delegation of Russian Federation"))
+    [followup] = decisions.followups
+    assert followup.storyline_id == "nk-russia" and followup.evidence >= 1.0
+    assert followup.reasons is not None and followup.reasons.evidence[0] == "Russia (title)"
+    assert "North Korea (implied by this feed)" in followup.reasons.evidence
+
+
+def test_a_name_said_once_in_passing_is_not_a_follow_up() -> None:
+    tracker = warmed()
+    text = ("Pyongyang, May 3 (KCNA) -- " + "Workers of the DPRK rallied for the harvest. " * 30
+            + "Guests from Russia also attended.")
+    assert not tracker.process(beat_item(101, "Harvest Rally Held", text)).followups
+
+
+def test_off_the_beat_evidence_adds_nothing() -> None:
+    tracker = warmed(source="city-news", on_beat=False)
+    doc = Doc("x", "Russian Ballet Tours City", "The ballet from Russia performed at the city theatre.", DAY * 20,
+              source="city-news")
+    decisions = tracker.decide(doc)
+    assert list(decisions.evidence) == [0.0]  # no unit of the storyline is implied by this feed
+
+
+def test_a_storyline_decides_from_its_first_seed_on() -> None:
+    tracker = Tracker(TrackerConfig())
+    spec = StorylineSpec("s", "Storyline", seeds=(Doc("a", "First seed", "One.", 10 * DAY),
+                                                  Doc("b", "Last seed", "Two.", 20 * DAY)))
+    tracker.add_storyline(spec)
+    assert len(tracker.decide(Doc("between", "Between the seeds", "Text.", 15 * DAY))) == 1
+    assert len(tracker.decide(Doc("before", "Before the seeds", "Text.", 5 * DAY))) == 0

@@ -1,0 +1,300 @@
+"""Storyline evidence: the names a storyline declares, and where an item puts them.
+
+Why: on a beat feed every item is about the beat (every KCNA article names the DPRK, Kim Jong Un,
+the Party), so a TF-IDF profile scores the storyline's items no higher than the rest and a
+background-normalised score finds nothing. What tells a reader that an item continues "North
+Korea's turn towards Russia" is where its names stand: "Russia" in the headline, in the lead, or
+said again and again; a commentary that names Russia once in passing does not.
+
+The evidence comes from what the config says, nothing written for one storyline:
+
+- Units. A storyline's units are its keywords and those of its alias groups that its title or
+  keywords name ("China–DPRK Friendship Year" names the China and the DPRK groups). A unit
+  matches any of its spellings, and a place name's adjective and plural ("Russia": Russian,
+  Russians; "China": Chinese). A unit written with a capital is a *name*; one in lower case
+  ("delegation", "military cooperation") is a *topic* word, which counts only beside a name.
+- Implied units. Per source (feed), the share of recent items that mention each unit: a unit in
+  at least half of a feed's items is *implied* there (every KCNA item is about the DPRK). A
+  storyline has evidence on a feed only where one of its units is implied: the feed is on its
+  beat, and the storyline is told from the rest of the beat by its other units. On any other
+  feed (a general news site, the Emergent stories) this adds nothing: the similarity score
+  decides alone there, as before.
+- Salience. A unit in the title counts 1, first in the lead (the first LEAD_TOKENS words) 0.6,
+  further down 0.3, plus 0.1 for each further mention (at most 0.4). A unit's weight fades from
+  1 to 0 as its share of the feed's items grows from DISTINCT_SHARE to IMPLIED_SHARE: a name
+  half the feed mentions says little.
+- Score. The sum over the storyline's present, non-implied units of weight × salience (topic
+  words at half, and only when a name stands in the title or lead). One name in the title, or
+  a name in the lead said five times, reaches 1.0, the default ``evidence_threshold``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+NONE, BODY, LEAD, TITLE = 0, 1, 2, 3
+ZONE_NAMES = ("", "text", "lead", "title")
+SALIENCE = np.array([0.0, 0.3, 0.6, 1.0])
+MENTION_BONUS, MAX_BONUS = 0.1, 0.4
+TOPIC_WEIGHT = 0.5
+DISTINCT_SHARE, IMPLIED_SHARE = 0.25, 0.5
+MIN_SOURCE_DOCS = 20  # a feed's shares mean something from this many items on (90 % of 20 is clear)
+LEAD_TOKENS = 50  # content words of the text that make its lead (about the first 400 characters)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One thing a storyline names, in every spelling the tracker reads."""
+
+    label: str
+    """As the config writes it (an alias group's first spelling, a keyword)."""
+    variants: tuple[tuple[str, ...], ...]
+    """Per spelling, the feature keys (words, word pairs) that must all be in one zone."""
+    name: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Where an item mentions each known unit: zone (NONE, BODY, LEAD, TITLE) and count."""
+
+    zone: npt.NDArray[np.int8]
+    count: npt.NDArray[np.int32]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.zone.any())
+
+
+@dataclass(frozen=True, slots=True)
+class Zones:
+    """The feature keys of an item's title and lead, and its weighted features (title and the
+    text's first words) with the scale of a word pair's weight, to count mentions."""
+
+    title: frozenset[str]
+    lead: frozenset[str]
+    weights: dict[str, float]
+    phrase_weight: float
+    title_weight: float
+
+
+def place_forms(word: str) -> list[str]:
+    """A place name's adjective and plural, for names ending in -a (Russia: Russian, Russians;
+    China: Chinese; Korea: Korean): how English news writes a country in its headlines."""
+    if len(word) < 4 or not word.endswith("a") or not word[:1].isupper() or " " in word:
+        return []
+    return [word + "n", word + "ns", word[:-1] + "ese"]
+
+
+def declared_units(title: str, keywords: Sequence[str], aliases: Sequence[Sequence[str]]
+                   ) -> list[tuple[str, tuple[str, ...]]]:
+    """A storyline's units as (label, spellings): its keywords, each merged into the alias group
+    it belongs to, and the alias groups that its title or keywords name."""
+    named = " | ".join([title, *keywords]).casefold()
+    units: list[tuple[str, tuple[str, ...]]] = []
+    taken: set[int] = set()
+    for n, group in enumerate(aliases):
+        if any(_names(named, spelling) for spelling in group):
+            units.append((group[0], tuple(group)))
+            taken.add(n)
+    for keyword in keywords:
+        if not any(keyword.casefold() in (s.casefold() for s in aliases[n]) for n in taken):
+            units.append((keyword, (keyword,)))
+    return units
+
+
+def _names(text: str, spelling: str) -> bool:
+    """Whether folded ``text`` names ``spelling`` (or its place forms) as a whole word."""
+    for form in [spelling, *place_forms(spelling)]:
+        at = text.find(form.casefold())
+        while at >= 0:
+            end = at + len(form)
+            if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+                return True
+            at = text.find(form.casefold(), at + 1)
+    return False
+
+
+class _Source:
+    """One feed's recent mentions: which units each of its last items named."""
+
+    __slots__ = ("window", "counts")
+
+    def __init__(self, units: int) -> None:
+        self.window: deque[npt.NDArray[np.intp]] = deque()
+        self.counts = np.zeros(units, np.int32)
+
+    def shares(self, units: int) -> npt.NDArray[np.float64]:
+        if len(self.window) < MIN_SOURCE_DOCS:
+            return np.zeros(units)
+        return self._grown(units) / len(self.window)
+
+    def add(self, present: npt.NDArray[np.intp], units: int, limit: int) -> None:
+        counts = self._grown(units)
+        counts[present] += 1
+        self.window.append(present)
+        if len(self.window) > limit:
+            counts[self.window.popleft()] -= 1
+
+    def _grown(self, units: int) -> npt.NDArray[np.int32]:
+        if len(self.counts) < units:
+            self.counts = np.concatenate([self.counts, np.zeros(units - len(self.counts), np.int32)])
+        return self.counts
+
+
+class Evidence:
+    """The units of every storyline, their feeds' statistics, and scores by storyline slot."""
+
+    def __init__(self, window: int = 500) -> None:
+        self.window = window
+        self.units: list[Unit] = []
+        self._index: dict[tuple[str, tuple[tuple[str, ...], ...]], int] = {}
+        self._keys: dict[str, list[int]] = {}  # a feature key -> units with a spelling using it
+        self._member = np.zeros((0, 0), bool)  # slot x unit
+        self._names = np.zeros(0, bool)
+        self._sources: dict[str, _Source] = {}
+
+    # ------------------------------------------------------------------ storylines
+
+    def add(self, slot: int, units: Iterable[tuple[str, tuple[tuple[str, ...], ...]]]) -> None:
+        """Give ``slot`` its units (label, keys per spelling); units are shared by label and keys."""
+        ids = [self._unit(label, variants) for label, variants in units if variants]
+        self._fit(slot + 1, len(self.units))
+        self._member[slot] = False
+        self._member[slot, ids] = True
+
+    def remove(self, slot: int) -> None:
+        if slot < len(self._member):
+            self._member[slot] = False
+
+    def slot_units(self, slot: int) -> list[int]:
+        return np.flatnonzero(self._member[slot]).tolist() if slot < len(self._member) else []
+
+    def _unit(self, label: str, variants: tuple[tuple[str, ...], ...]) -> int:
+        key = (label, variants)
+        if key not in self._index:
+            self._index[key] = len(self.units)
+            self.units.append(Unit(label, variants, any(c.isupper() for c in label)))
+            for spelling in variants:
+                for feature in spelling:
+                    self._keys.setdefault(feature, []).append(self._index[key])
+            self._names = np.append(self._names, self.units[-1].name)
+        return self._index[key]
+
+    def _fit(self, slots: int, units: int) -> None:
+        rows, cols = self._member.shape
+        if rows < slots or cols < units:
+            grown = np.zeros((max(rows, slots), max(cols, units)), bool)
+            grown[:rows, :cols] = self._member
+            self._member = grown
+
+    # ------------------------------------------------------------------ items
+
+    def mentions(self, zones: Zones) -> Mentions | None:
+        """Where the item names each unit; None when it names none (most items)."""
+        found = {u for key in self._keys.keys() & zones.weights.keys() for u in self._keys[key]}
+        if not found:
+            return None
+        n = len(self.units)
+        zone, count = np.zeros(n, np.int8), np.zeros(n, np.int32)
+        for u in found:
+            zone[u], count[u] = _where(self.units[u], zones)
+        return Mentions(zone, count) if zone.any() else None
+
+    def observe(self, mentions: Mentions | None, source: str) -> None:
+        """Count the item in its feed's shares."""
+        feed = self._sources.get(source)
+        if feed is None:
+            feed = self._sources[source] = _Source(len(self.units))
+        present = np.flatnonzero(mentions.zone) if mentions is not None else _EMPTY
+        feed.add(present, len(self.units), self.window)
+
+    def scores(self, mentions: Mentions | None, source: str, slots: npt.NDArray[np.intp]
+               ) -> npt.NDArray[np.float64]:
+        """The evidence score of the item for each slot (0 off the storyline's beat)."""
+        if mentions is None or not len(slots):
+            return np.zeros(len(slots))
+        weight, implied = self._weights(source)
+        salience = _salience(mentions)
+        member = self._member[slots][:, : len(self.units)]
+        on_beat = (member & implied).any(axis=1)
+        shown = (mentions.zone >= LEAD) & self._names & ~implied & (weight > 0)
+        anchored = (member & shown).any(axis=1)
+        value = weight * salience
+        names = member @ (value * self._names)
+        topics = member @ (value * ~self._names) * TOPIC_WEIGHT
+        return np.where(on_beat, names + np.where(anchored, topics, 0.0), 0.0)
+
+    def explain(self, mentions: Mentions | None, source: str, slot: int) -> tuple[str, ...]:
+        """The units that counted for ``slot``, as "Russia (title)", strongest first; and an
+        implied unit as "DPRK (implied by this feed)"."""
+        if mentions is None:
+            return ()
+        weight, implied = self._weights(source)
+        salience = _salience(mentions)
+        shown = []
+        for u in self.slot_units(slot):
+            if implied[u]:
+                shown.append((0.0, f"{self.units[u].label} (implied by this feed)"))
+            elif mentions.zone[u] and weight[u] > 0:
+                zone = ZONE_NAMES[mentions.zone[u]]
+                times = f", {mentions.count[u]}×" if mentions.count[u] > 1 else ""
+                shown.append((weight[u] * salience[u], f"{self.units[u].label} ({zone}{times})"))
+        return tuple(text for _, text in sorted(shown, key=lambda s: -s[0]))
+
+    def _weights(self, source: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        feed = self._sources.get(source)
+        shares = feed.shares(len(self.units)) if feed is not None else np.zeros(len(self.units))
+        weight = np.clip((IMPLIED_SHARE - shares) / (IMPLIED_SHARE - DISTINCT_SHARE), 0.0, 1.0)
+        return weight, shares >= IMPLIED_SHARE
+
+
+_EMPTY = np.zeros(0, np.intp)
+
+
+def _salience(mentions: Mentions) -> npt.NDArray[np.float64]:
+    bonus = np.minimum(np.maximum(mentions.count - 1, 0) * MENTION_BONUS, MAX_BONUS)
+    bonus = np.where((mentions.zone == TITLE) | (mentions.zone == NONE), 0.0, bonus)
+    salience: npt.NDArray[np.float64] = SALIENCE[mentions.zone] + bonus
+    return salience
+
+
+def _where(unit: Unit, zones: Zones) -> tuple[int, int]:
+    """The most salient zone any spelling of ``unit`` stands in, and how often it is said."""
+    best, count = NONE, 0
+    for keys in unit.variants:
+        if all(k in zones.title for k in keys):
+            best = TITLE
+        elif best < LEAD and all(k in zones.lead for k in keys):
+            best = LEAD
+        elif best < BODY and all(k in zones.weights for k in keys):
+            best = BODY
+        if all(k in zones.weights for k in keys):
+            count += _mentions(keys[0], zones)  # "Russia" and "Russian" are two mentions
+    return best, count
+
+
+def _mentions(key: str, zones: Zones) -> int:
+    """How often the text says ``key``: its weight is (1 + ln count + title boost) × scale."""
+    scale = zones.phrase_weight if " " in key else 1.0
+    boost = zones.title_weight if key in zones.title else 0.0
+    return max(1, round(math.exp(zones.weights[key] / scale - 1.0 - boost)))
+
+
+def unit_keys(spellings: Iterable[str], tokens: Callable[[str], list[str]]) -> tuple[tuple[str, ...], ...]:
+    """Each spelling (and place form) as the feature keys the tracker reads it as: one word,
+    one word pair, or the pairs of a longer name."""
+    keys: list[tuple[str, ...]] = []
+    for spelling in spellings:
+        for form in [spelling, *place_forms(spelling)]:
+            words = tokens(form)
+            if len(words) == 1:
+                keys.append((words[0],))
+            elif words:
+                keys.append(tuple(f"{a} {b}" for a, b in zip(words, words[1:])))
+    return tuple(dict.fromkeys(keys))
