@@ -51,12 +51,18 @@ def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[S
 
 
 def doc_of(item: Stored) -> Doc:
-    return Doc(str(item.id), item.title, item.text, item.published_at.timestamp())
+    return Doc(str(item.id), item.title, item.text, item.published_at.timestamp(), source=_feed(item.feed_id))
 
 
 def arriving_doc(item_id: int, item: Item) -> Doc:
     """A new item as the tracker sees it, with the analysis its parsing process made."""
-    return Doc(str(item_id), item.title, item.text, item.published_at.timestamp(), item.analysis)
+    return Doc(str(item_id), item.title, item.text, item.published_at.timestamp(), item.analysis,
+               source=_feed(item.feed_id))
+
+
+def _feed(feed_id: int | None) -> str:
+    """The source a doc's names are counted under (evidence.py): its feed; seeds and backfill apart."""
+    return f"feed:{feed_id}" if feed_id is not None else ""
 
 
 def definition_hash(storyline: StorylineDef) -> str:
