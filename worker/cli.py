@@ -680,6 +680,30 @@ def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, as_
     click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False) if as_json else evaluate.format_table(result))
 
 
+@eval_group.command(name="beat")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def eval_beat(app: App, dataset: Path, as_json: bool) -> None:
+    """Storyline tracking on a labelled beat feed: the config's storylines with their seeds, the
+    items (JSON Lines: id, published, title, text, feed, labels {storyline: yes|related|no}) fed
+    in time order; per storyline and pooled recall, precision and false alarms ("related" is not
+    scored). The store is not touched.
+
+    \b
+    Example:
+      storywatch eval beat ../shared/eval/beat-dev.jsonl
+      storywatch eval beat labelled.jsonl --json
+    """
+    config = storylines.tracker_config(app.settings.tracking)
+    results = evaluate.evaluate_beat(evaluate.load_beat(dataset), storylines.config_specs(app.settings), config)
+    if as_json:
+        click.echo(json.dumps({"pooled": evaluate.pooled_beat(results), "storylines": [r.as_dict() for r in results]},
+                              indent=2, ensure_ascii=False))
+    else:
+        click.echo(evaluate.format_beat(results))
+
+
 @cli.group(cls=_Group)
 def export() -> None:
     """Export what the store knows in standard formats."""

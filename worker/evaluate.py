@@ -12,6 +12,7 @@ min(0.02, 0.098) = 0.02; and precision, recall and F1 pooled over all decisions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -179,3 +180,99 @@ def format_table(evaluation: Evaluation) -> str:
               f"normalized C_det {o['c_det_norm']:.4f}  (P_miss {o['p_miss']:.4f}, P_fa {o['p_fa']:.5f})",
               f"precision {o['precision']:.4f}  recall {o['recall']:.4f}  F1 {o['f1']:.4f}"]
     return "\n".join(lines)
+
+
+# ── eval beat: the config's storylines on a labelled beat feed ──────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class BeatItem:
+    doc: Doc
+    labels: dict[str, str]  # storyline id -> "yes", "related" or "no"
+
+
+@dataclass
+class BeatResult:
+    storyline_id: str
+    yes: int = 0
+    found: int = 0  # yes items decided follow-ups
+    false_alarms: int = 0  # "no" items decided follow-ups
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.yes if self.yes else 1.0
+
+    @property
+    def precision(self) -> float:
+        decided = self.found + self.false_alarms
+        return self.found / decided if decided else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"storyline": self.storyline_id, "yes": self.yes, "found": self.found,
+                "false_alarms": self.false_alarms, "recall": round(self.recall, 4),
+                "precision": round(self.precision, 4)}
+
+
+def load_beat(path: Path) -> list[BeatItem]:
+    """Labelled beat items (JSON Lines: id, published, title, text, feed, labels), in time order."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorywatchError(f"cannot read {path}: {exc}") from None
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        labelled = _labelled(path, number, _with_story(line))
+        record = json.loads(line)
+        if not isinstance(record.get("labels"), dict):
+            raise StorywatchError(f"{path}:{number}: missing labels")
+        doc = dataclasses.replace(labelled.doc, source=str(record.get("feed") or "beat"))
+        items.append(BeatItem(doc, {str(k): str(v) for k, v in record["labels"].items()}))
+    items.sort(key=lambda it: (it.doc.published, it.doc.id))
+    return items
+
+
+def _with_story(line: str) -> str:
+    """A beat line has labels instead of a story id: give it one, for the common reader."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    return json.dumps({**record, "story_id": "beat"}) if isinstance(record, dict) else line
+
+
+def evaluate_beat(items: Sequence[BeatItem], specs: Sequence[StorylineSpec], config: TrackerConfig
+                  ) -> list[BeatResult]:
+    """Every storyline from the start, the items streamed in time order through the tracker (the
+    worker's loop); per storyline, "yes" items found and "no" items taken ("related": not scored)."""
+    tracker = Tracker(config)
+    for spec in specs:
+        tracker.add_storyline(spec)
+    results = {spec.id: BeatResult(spec.id) for spec in specs}
+    labels_of = {it.doc.id: it.labels for it in items}
+    for doc, decisions in stream(tracker, (it.doc for it in items), {}):
+        taken = {d.storyline_id for d in decisions.followups}
+        labels = labels_of[doc.id]
+        for sid, result in results.items():
+            label = labels.get(sid, "no")
+            result.yes += label == "yes"
+            result.found += label == "yes" and sid in taken
+            result.false_alarms += label == "no" and sid in taken
+    return list(results.values())
+
+
+def format_beat(results: Sequence[BeatResult]) -> str:
+    lines = [f"{'storyline':24} {'yes':>4} {'found':>5} {'false':>5} {'recall':>7} {'precision':>9}"]
+    for r in results:
+        lines.append(f"{r.storyline_id[:24]:24} {r.yes:4d} {r.found:5d} {r.false_alarms:5d} {r.recall:7.3f} "
+                     f"{r.precision:9.3f}")
+    pooled = pooled_beat(results)
+    lines.append(f"\npooled: recall {pooled['recall']:.3f}  precision {pooled['precision']:.3f}")
+    return "\n".join(lines)
+
+
+def pooled_beat(results: Sequence[BeatResult]) -> dict[str, Any]:
+    total = BeatResult("pooled", sum(r.yes for r in results), sum(r.found for r in results),
+                       sum(r.false_alarms for r in results))
+    return total.as_dict()

@@ -21,14 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import store
-from worker.config import StorylineConfig, TrackingSettings
+from worker import seeds, store
+from worker.config import Settings, StorylineConfig, TrackingSettings, is_web_url
 from worker.models import FollowUp, Item, Stored, StorylineDef
 from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
@@ -341,3 +342,21 @@ def add_storyline(db: Database, storyline: StorylineConfig, seed_ids: Sequence[i
     with store.transaction(db):
         store.save_storyline(db, storyline, now, origin="cli")
         store.set_storyline_seeds(db, storyline.id, seed_ids, now)
+
+
+def config_specs(settings: Settings) -> list[StorylineSpec]:
+    """The config's storylines as the tracker takes them, seeds read from their files (for an
+    evaluation that does not touch the store; seeds given as URLs are left out)."""
+    described = {d.path.resolve(): d for d in seeds.read_seed_folder(settings.seeds.path)} if settings.seeds.path else {}
+    specs = []
+    for s in settings.storylines:
+        docs = []
+        for seed in s.seeds:
+            if is_web_url(seed):
+                continue
+            doc = described.get(Path(seed).resolve()) or seeds.read_seed_file(Path(seed))
+            when = dt.datetime.combine(doc.published, dt.time(), dt.timezone.utc).timestamp() if doc.published else 0.0
+            docs.append(Doc(f"seed:{doc.path.name}", doc.title, doc.text, when, source="seeds"))
+        specs.append(StorylineSpec(s.id, s.title, tuple(docs), s.description, s.keywords, s.aliases, s.exclude,
+                                   s.threshold, s.expires_after.total_seconds() if s.expires_after else None))
+    return specs
