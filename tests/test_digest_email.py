@@ -433,3 +433,25 @@ def test_message_ids_differ_between_days_and_between_stores(tmp_path: Path) -> N
                    daily.digest_message_id(theirs.db, theirs.settings, DAY)]
     assert ids[0].startswith("<digest.2026-11-23.") and ids[2].startswith("<digest.2026-11-23.")
     assert ids[1].startswith("<digest.2026-11-24.")
+
+
+def test_a_message_the_server_took_but_never_confirmed_is_unconfirmed_not_retried(tmp_path: Path) -> None:
+    """The server receives the whole message, then does not answer before the timeout: it may
+    have arrived, so the digest is "unconfirmed" and no later cycle sends it again (at most once)."""
+    with SMTPServer() as server:
+        real = server.handler.handle_DATA
+
+        async def slow_data(*args: object) -> str:
+            import asyncio
+            await asyncio.sleep(4)  # longer than the 2 s timeout of the test config
+            return await real(*args)  # type: ignore[arg-type]
+
+        server.handler.handle_DATA = slow_data  # type: ignore[method-assign]
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+        assert row(built.db)["status"] == "unconfirmed"
+        server.handler.handle_DATA = real  # type: ignore[method-assign]
+        for hours in (1, 6, 12):  # later cycles: no retry of a message that may have arrived
+            daily.scheduled_digest(built.db, built.settings, T0 + dt.timedelta(hours=hours))
+        assert row(built.db)["status"] == "unconfirmed"
+    assert len(server.received) <= 1

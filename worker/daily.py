@@ -140,6 +140,11 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     try:
         deliver.send_message(settings.email, message)
     except DeliveryError as exc:
+        if exc.kind == "unconfirmed":
+            store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
+            logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
+                           day=str(day), error=str(exc), command=f"storywatch digest --date {day} --send --resend")
+            raise
         attempts = row["attempts"] + 1
         retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
         store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)

@@ -21,6 +21,7 @@ import re
 import smtplib
 import socket
 import ssl
+from typing import Any
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -108,15 +109,29 @@ def build_message(
 def send_message(email: EmailSettings, message: EmailMessage, recipients: Sequence[str] | None = None) -> None:
     """Send one message to the SMTP server of `email`; raises DeliveryError."""
     context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
+    handed_over = False
     try:
         with _connect(email, context) as smtp:
             if email.username:
                 smtp.login(email.username, email.password or "")
+            data = smtp.data
+
+            def tracked_data(msg: Any) -> tuple[int, bytes]:
+                nonlocal handed_over
+                handed_over = True  # from here on the server may have the message
+                return data(msg)
+
+            smtp.data = tracked_data  # type: ignore[method-assign]
             refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(f"the SMTP server rejected the login for {email.username}: {_reply(exc)}", kind="auth") from None
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
         raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
+    except (TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected, ConnectionError) if handed_over else ():
+        # The server had the message and did not say whether it took it: it may have arrived.
+        # A digest is sent at most once, so this is "unconfirmed", never retried by itself.
+        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not confirm the message: "
+                            "it may have arrived", kind="unconfirmed") from None
     except (TimeoutError, socket.timeout):
         raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not answer in time", kind="timeout") from None
     except smtplib.SMTPServerDisconnected as exc:
