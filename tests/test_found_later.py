@@ -29,15 +29,9 @@ from tests.test_tracking import without_feeds
 from worker import backfill, daily, digest, pipeline
 from worker.config import StorylineConfig, default_config_text, load_settings
 
+from tests.test_tracking import CLOSING  # the shipped storylines' closing-ceremony fixture
+
 UTC = dt.timezone.utc
-CLOSING = (
-    "fy-closing",
-    "China and North Korea close Friendship Year with ceremony in Pyongyang",
-    "<p>China and North Korea held a closing ceremony for the China-DPRK Friendship Year in Pyongyang on "
-    "Saturday, ending a year of events for the 75th anniversary of diplomatic relations. Chinese ambassador "
-    "Wang Yajun and North Korean officials attended. The year opened in April when Zhao Leji visited "
-    "Pyongyang; observers said ties had cooled since as Pyongyang moved closer to Moscow.</p>",
-)
 FINAL = (
     "kbo-final",
     "Kia Tigers win Korean Series title",
