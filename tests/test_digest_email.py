@@ -411,6 +411,35 @@ def test_a_digest_and_its_resend_carry_one_well_formed_message_id(tmp_path: Path
     assert again["Subject"] == first["Subject"]
 
 
+def test_a_preview_printed_as_email_never_carries_the_real_digests_message_id(tmp_path: Path) -> None:
+    """A preview mailed on by hand (`| sendmail -t`) must not make mail systems that de-duplicate
+    by Message-ID drop the real digest of that day, sent later with other content."""
+    built = build(tmp_path, smtp_port=free_port())
+    real = daily.digest_message_id(built.db, built.settings, DAY)
+    print_it = Cli(built.config)
+    previews = [message_from_string(print_it("digest", "--date", "2026-11-23", "--format", "email").stdout,
+                                    policy=policy.default)["Message-ID"] for _ in range(2)]
+    assert real not in previews and previews[0] != previews[1] and all(MSG_ID.fullmatch(i) for i in previews)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    recorded = message_from_string(print_it("digest", "--date", "2026-11-23", "--format", "email").stdout,
+                                   policy=policy.default)
+    assert recorded["Message-ID"] == real
+
+
+def test_the_workers_unconfirmed_log_names_its_config_file(
+    tmp_path: Path, silent: SilentServer, log_records: list[dict[str, object]]
+) -> None:
+    """The service runs in another folder, maybe with another config than the reader's default:
+    the command it logs must send this digest, from anywhere."""
+    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    killed_while_sending(built, silent)
+    daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
+    (logged,) = [r for r in log_records if r["message"].startswith("Digest of 2026-11-23 unconfirmed")]
+    config = shlex.quote(str(built.config.resolve()))
+    assert logged["command"] == f"storywatch --config {config} digest --date 2026-11-23 --send --resend"
+
+
 def test_message_ids_differ_between_days_and_between_stores(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "theirs").mkdir()

@@ -527,11 +527,13 @@ def digest_command(
 
 
 def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, any_period: bool) -> str:
-    """The digest as printed: Markdown, HTML, text, or the whole email (a day's digest with the
-    Message-ID it is sent with, the digest of any other period with a new one)."""
+    """The digest as printed: Markdown, HTML, text, or the whole email (a recorded day's digest
+    with the Message-ID it is sent with; anything else, a preview included, with a new one, so a
+    preview passed on to a mail system can never stand in for the real digest)."""
     if fmt != "email":
         return {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}[fmt](data)
-    message_id = None if any_period else daily.digest_message_id(app.db, app.settings, data.period.day)
+    recorded = not any_period and store.digest_row(app.db, data.period.day) is not None
+    message_id = daily.digest_message_id(app.db, app.settings, data.period.day) if recorded else None
     return daily.digest_message(app.settings, data, now, message_id=message_id).as_string()
 
 

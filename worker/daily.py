@@ -143,7 +143,7 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         if exc.kind == "unconfirmed":
             store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
             logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
-                           day=str(day), error=str(exc), command=f"storywatch digest --date {day} --send --resend")
+                           day=str(day), error=str(exc), command=_resend(settings, day))
             raise
         attempts = row["attempts"] + 1
         retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
@@ -153,6 +153,12 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         raise
     store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
     logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
+
+
+def _resend(settings: Settings, day: dt.date) -> str:
+    """The resend command for a log line: with the config file the worker read (absolute, as a
+    service's working folder is not the reader's)."""
+    return report.resend_command(day, settings.source.resolve() if settings.source else None)
 
 
 def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> DigestOutcome | None:
@@ -165,7 +171,7 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> Dige
     for day in store.mark_interrupted_digests(db, now):
         logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
                        "arrived; it is not sent again by itself. To send it again: {command}",
-                       day=str(day), command=report.resend_command(day))
+                       day=str(day), command=_resend(settings, day))
     due, outcome = due_digest(db, settings, now), None
     if not (due.recorded or due.preview):
         outcome = write_digest(db, settings, due.period, initial=due.initial)
