@@ -85,7 +85,7 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
     if content_type:
         headers["content-type"] = content_type
     parsed = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        _repair_char_refs(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     problem = _bozo_reason(parsed) if _is_parse_failure(parsed) else None
     readable = parsed.get("version") and problem is None
@@ -104,6 +104,27 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
         next_url=_link(feed, "next", url),
         prev_archive_url=_link(feed, "prev-archive", url),
     )
+
+
+_CHAR_REF = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
+_REPLACEMENT_REF = b"&#xFFFD;"
+
+
+def _repair_char_refs(body: bytes) -> bytes:
+    """Character references to no character (a lone surrogate, past U+10FFFF) as U+FFFD.
+
+    feedparser's fallback parser turns `&#xD800;` into a string it then fails to encode, and
+    `&#x110000;` into a ValueError: one such reference in one entry would fail the whole feed.
+    """
+    if b"&#" not in body:
+        return body
+    return _CHAR_REF.sub(_repaired_ref, body)
+
+
+def _repaired_ref(match: re.Match[bytes]) -> bytes:
+    digits = match.group(1)
+    code = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+    return _REPLACEMENT_REF if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else match.group(0)
 
 
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)\"?", re.I)
@@ -278,14 +299,19 @@ def _json_entry(item: dict[str, Any], base: str) -> Entry:
         author=_json_author(item),
         published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
         updated=_json_date(item.get("date_modified")),
-        tags=tuple(t for t in item.get("tags", []) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
+        tags=tuple(_str(t) for t in item.get("tags", []) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
     )
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _str(value: Any) -> str:
+    """A JSON string as text. JSON may escape lone surrogates ("\\ud800"), which no store or
+    output can encode: each becomes U+FFFD, so one such entry never fails its whole feed."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # JSON Feed ids are strings, but some feeds write numbers
-    return value.strip() if isinstance(value, str) else ""
+    return _LONE_SURROGATE.sub("\ufffd", value.strip()) if isinstance(value, str) else ""
 
 
 def _escape_text(text: str) -> str:

@@ -130,6 +130,19 @@ def _check_unsafe(db: sqlite3.Connection, feed_id: int) -> None:
     assert len(titles(db, feed_id)) == 2  # stored as published; the digest must not carry the danger
 
 
+def _check_no_character(db: sqlite3.Connection, feed_id: int) -> None:
+    """Every entry kept: a reference or escape to no character reads as U+FFFD, the rest intact."""
+    assert sorted(titles(db, feed_id)) == ["Fine story", *(f"Story \ufffd {n}" for n in range(4))]
+
+
+# JSON allows escaping lone surrogates; they are written here byte for byte, as a feed would
+_JSON_SURROGATES = (
+    b'{"version": "https://jsonfeed.org/version/1.1", "title": "J \\ud800", "items": ['
+    + b",".join(b'{"id": "j%d", "title": "Story \\udc00 %d", "content_html": "<p>x \\ud800</p>", '
+                b'"authors": [{"name": "A \\udfff"}], "tags": ["t\\ud800"]}' % (n, n) for n in range(4))
+    + b', {"id": "j-fine", "title": "Fine story", "content_text": "fine"}]}'
+)
+
 # the digest lists the newest first: dated an hour ago, these are among its first 30 items
 _EARLY = email.utils.format_datetime(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), usegmt=True)
 UNSAFE = _xml(
@@ -180,6 +193,12 @@ CASES: tuple[Case, ...] = (
          error="not a feed: the address returned an HTML page; it advertises: http://127.0.0.1:"),
     Case("json-garbage", _bytes(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": 1,,]',
                                 "application/feed+json"), error="not a feed: invalid JSON"),
+    Case("char-refs-to-no-character",
+         _bytes(_xml("".join(_item(f"ref-{n}", f"Story {ref} {n}") for n, ref in
+                             enumerate(["&#xD800;", "&#57343;", "&#x110000;", "&#99999999999;"]))
+                     + _item("ref-fine", "Fine story")).encode()),
+         check=_check_no_character),
+    Case("json-lone-surrogates", _bytes(_JSON_SURROGATES, "application/feed+json"), check=_check_no_character),
     Case("10000-entries", _bytes(_xml("".join(_item(f"many-{n}", f"Entry number {n}", f"<p>Body {n}</p>")
                                               for n in range(10_000))).encode()), check=_check_count(10_000)),
     Case("1mib-title", _bytes(_xml(_item("long-1", "A" * MIB)).encode()), check=_check_long_title),
