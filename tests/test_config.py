@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from worker.config import (
     SETTINGS,
     ConfigError,
     config_path,
+    default_config_for,
     effective_settings,
     load_settings,
 )
@@ -249,16 +249,32 @@ def test_config_init_writes_the_shipped_default_and_never_replaces_a_users_file(
     target = tmp_path / "config" / "storywatch.toml"
     result = Cli(target)("config", "init")
     assert f"Wrote {target}" in result.output
-    assert target.read_text(encoding="utf-8") == DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+    written = target.read_text(encoding="utf-8")
+    assert written == default_config_for(target.parent)
     target.write_text("# mine\n[storage]\npath = 'mine.db'\n", encoding="utf-8")
     refused = Cli(target)("config", "init", ok=False)
     assert refused.exit_code == 1 and "exists already" in refused.output
     assert target.read_text(encoding="utf-8").startswith("# mine")
     Cli(target)("config", "init", "--force")
-    assert target.read_text(encoding="utf-8") == DEFAULT_TEMPLATE.read_text(encoding="utf-8")
-    shutil.copytree(SEEDS, tmp_path / "seeds")  # its relative paths hold from a folder beside seeds/
+    assert target.read_text(encoding="utf-8") == written
+
+
+def test_config_init_in_the_projects_config_folder_is_the_shipped_file_verbatim() -> None:
+    assert default_config_for(PROJECT / "config") == DEFAULT_TEMPLATE.read_text(encoding="utf-8")
+
+
+def test_a_config_written_anywhere_reads_the_shipped_seeds_and_keeps_its_data_beside_it(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "deeper" / "my.toml"
+    Cli(target)("config", "init")
+    settings = load_settings(target)
+    assert settings.storage.path == target.parent / "var" / "storywatch.db"
+    assert settings.digest.output_dir == target.parent / "digests"
+    assert settings.seeds.path == SEEDS
+    seeds = [Path(seed) for storyline in settings.storylines for seed in storyline.seeds]
+    assert seeds and all(seed.is_file() and seed.parent == SEEDS for seed in seeds)
     Cli(target)("config", "check")
     Cli(target)("init")
+    assert (target.parent / "var" / "storywatch.db").is_file()
 
 
 def test_a_test_never_sees_the_users_config(monkeypatch: pytest.MonkeyPatch) -> None:
