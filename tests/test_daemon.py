@@ -113,7 +113,7 @@ def test_run_once_does_one_cycle_and_exits(tmp_path: Path, server: FeedServer) -
     proc = start(write_config(tmp_path, server, ["/a", "/b"]), "run", "--once")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "2 feeds polled" in out and "1 new items" in out and "1 failed" in out
+    assert "2 feeds polled" in out and "1 new item," in out and "1 failed" in out
 
 
 FEEDS = 40

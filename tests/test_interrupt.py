@@ -86,6 +86,23 @@ def storywatch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def signalled_when(ready: Callable[[], bool], config: Path, *args: str, signum: int = signal.SIGINT,
+                   release: threading.Event | None = None) -> tuple[int, str, str]:
+    """Start `storywatch ARGS`, send it `signum` once `ready()` holds (it must still be running),
+    and wait for its end: (exit status, stdout, stderr). `release` lets held feeds answer after."""
+    proc = start(config, *args)
+    try:
+        wait_for(lambda: proc.poll() is not None or ready())
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if release is not None:
+            release.set()
+        proc.kill()
+    return proc.returncode, out, err
+
+
 def query(db: Path, sql: str) -> list[tuple[object, ...]]:
     if not db.exists():
         return []
@@ -125,21 +142,18 @@ def test_sigint_during_poll_reports_what_was_done_and_stopped_and_exits_130(
     db = tmp_path / "sw.db"
     held_sql = f"SELECT url, next_poll_at, last_polled_at, error_count, last_error FROM feeds WHERE id > {FAST} ORDER BY id"
 
-    proc = start(config, "poll")
-    try:
-        # The fast feeds are stored, and every fetching thread waits on a held feed.
-        wait_for(lambda: proc.poll() is not None or (
-            count(db, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL") == FAST
-            and len(set(server.paths()) - set(paths[:FAST])) == CONNECTIONS))
-        assert proc.poll() is None, proc.communicate()
-        before = query(db, held_sql)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        release.set()
-        proc.kill()
+    before: list[tuple[object, ...]] = []
 
-    assert proc.returncode == 130, (out, err)
+    def all_fetchers_wait() -> bool:
+        """The fast feeds are stored, and every fetching thread waits on a held feed."""
+        if (count(db, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL") == FAST
+                and len(set(server.paths()) - set(paths[:FAST])) == CONNECTIONS):
+            before[:] = query(db, held_sql)
+            return True
+        return False
+
+    status, out, err = signalled_when(all_fetchers_wait, config, "poll", release=release)
+    assert status == 130, (out, err)
     assert f"Interrupted: {FAST} of {FAST + HELD} feeds polled" in out, out
     assert f"{HELD} stopped" in out and f"{FAST * ITEMS} new items" in out and "0 failed" in out, out
     assert out.count("stopped ") >= HELD  # each stopped feed has its row
@@ -172,17 +186,10 @@ def test_sigterm_during_run_once_exits_143_and_the_cycle_is_not_a_finished_one(
     server.routes["/held"] = held(release, feed_reply(1))
     config = write_config(tmp_path, server, ["/a", "/held"], "max_per_host = 2\n")
     db = tmp_path / "sw.db"
-    proc = start(config, "run", "--once")
-    try:
-        wait_for(lambda: proc.poll() is not None or (
-            count(db, "SELECT count(*) FROM items") == ITEMS and "/held" in server.paths()))
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        release.set()
-        proc.kill()
-    assert proc.returncode == 143, (out, err)
+    status, out, err = signalled_when(
+        lambda: count(db, "SELECT count(*) FROM items") == ITEMS and "/held" in server.paths(),
+        config, "run", "--once", signum=signal.SIGTERM, release=release)
+    assert status == 143, (out, err)
     assert "Interrupted: 1 of 2 feeds polled" in out and "1 stopped" in out, out
     assert query(db, "SELECT stopped, feeds FROM cycles") == [(1, 2)]
     assert count(db, "SELECT count(*) FROM digests") == 0  # nothing new starts after the stop
@@ -287,19 +294,13 @@ def test_sigint_while_backfill_reads_stores_nothing_and_names_what_was_not_read(
     server.routes["/archive"] = held(release, feed_reply(7))
     config = backfill_config(tmp_path)
     db = tmp_path / "sw.db"
-    proc = start(config, "backfill", str(tmp_path / "history"), server.url("/archive"))
-    try:
-        wait_for(lambda: proc.poll() is not None or "/archive" in server.paths())
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        release.set()
-        proc.kill()
-    assert proc.returncode == 130, (out, err)
+    status, out, err = signalled_when(lambda: "/archive" in server.paths(), config, "backfill",
+                                      str(tmp_path / "history"), server.url("/archive"), release=release)
+    assert status == 130, (out, err)
     assert f"Interrupted: {total} items not stored, 1 source not read (run the same command again" in out, out
     assert f"Not read (1):\n  {server.url('/archive')}" in out, out
     assert "Failed" not in out and "Traceback" not in err and "Aborted" not in out + err
+    assert "2/2 sources read" not in err, err  # the progress counts what was read, not what was passed over
     assert count(db, "SELECT count(*) FROM items") == 0
 
     rest = storywatch(config, "backfill", str(tmp_path / "history"), server.url("/archive"), "--json")

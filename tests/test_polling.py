@@ -276,7 +276,7 @@ def test_feeds_list_json_and_cli_commands(world: Callable[..., World], tmp_path:
     w.server.routes["/one"] = Reply(body=ONE)
     cli = Cli(w.config)
     out = cli("poll").output
-    assert "new      2    feed /one" in out and "1 feeds polled" in out
+    assert "new      2    feed /one" in out and "1 feed polled" in out
     listed = json.loads(cli("feeds", "list", "--json").output)
     assert listed[0]["url"] == w.server.url("/one") and listed[0]["items"] == 2
     assert {"url", "name", "items", "last_status", "last_error", "error_count", "next_poll_at", "disabled_reason"} <= set(listed[0])
@@ -293,7 +293,7 @@ def test_feeds_list_json_and_cli_commands(world: Callable[..., World], tmp_path:
         '<outline text="Yonhap" xmlUrl="https://en.yna.co.kr/RSS/nk.xml"/>'
         '<outline text="Dup" xmlUrl="https://extra.example/rss"/></outline></body></opml>'
     )
-    assert "1 feeds added, 1 already known" in cli("feeds", "import", str(opml_file)).output
+    assert "1 feed added, 1 already known" in cli("feeds", "import", str(opml_file)).output
     yonhap = [f for f in json.loads(cli("feeds", "list", "--json").output) if "yna" in f["url"]][0]
     assert yonhap["tags"] == ["Korea"] and yonhap["origin"] == "opml"
     assert cli("poll", "--feed", "https://nowhere.example/", ok=False).exit_code == 1

@@ -176,7 +176,7 @@ def test_storylines_add_list_and_show(korea: World, tmp_path: Path) -> None:
                        "liaison office in Kaesong on Tuesday, days after threatening to cut ties with Seoul.\n")
     cli = Cli(korea.config)
     out = cli("storylines", "add", "kaesong", "--title", "Kaesong", "--seed", str(article), "--keyword", "Kaesong").output
-    assert "Added storyline kaesong with 1 seeds" in out
+    assert "Added storyline kaesong with 1 seed;" in out
     again = cli("storylines", "add", "kaesong", "--title", "Kaesong", "--seed", str(article), ok=False)
     assert again.exit_code == 1 and "exists already" in again.output
     missing = cli("storylines", "add", "x", "--title", "X", "--seed", "https://nowhere.example/a", ok=False)

@@ -349,9 +349,11 @@ def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, work
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
     done: list[Spooled] = []
+    sources_read = 0  # a source passed over after a stop is done, not read: the progress says so
     lock = threading.Lock()
 
     def read(source: Source) -> None:
+        nonlocal sources_read
         if stop.is_set():
             spooled = [Spooled(source.location, stopped=True)]
         elif source.kind == "url":
@@ -360,7 +362,9 @@ def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, work
             spooled = [_run(pool, read_file, source.location, source.kind, ctx)]
         with lock:
             done.extend(spooled)
-            report("read", len(done), len(sources))
+            if not all(s.stopped for s in spooled):
+                sources_read += 1
+                report("read", sources_read, len(sources))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:

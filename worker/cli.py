@@ -28,6 +28,7 @@ from worker.config import (Settings, StorylineConfig, config_path, effective_set
 from worker.pipeline import Runtime
 from worker.errors import ExitStatus, StorywatchError
 from worker.log import configure_logging
+from worker.models import plural
 from worker import health as health_check
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -394,7 +395,7 @@ def feeds_import(app: App, path: Path) -> None:
             added += 1
         else:
             known += 1
-    click.echo(f"Imported {path}: {added} feeds added, {known} already known")
+    click.echo(f"Imported {path}: {plural(added, 'feed')} added, {known} already known")
 
 
 @feeds.command(name="export")
@@ -415,7 +416,7 @@ def feeds_export(app: App, output: Path | None) -> None:
     text = opml.write_opml(outlines, utc_now())
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"Wrote {len(outlines)} feeds to {output}")
+        click.echo(f"Wrote {plural(len(outlines), 'feed')} to {output}")
     else:
         click.echo(text, nl=False)
 
@@ -636,7 +637,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
         seeds=tuple(seed if is_web_url(seed) else str(Path(seed).resolve()) for seed in seeds),
         aliases=tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases))
     n_seeds, found = pipeline.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
-    click.echo(f"Added storyline {storyline_id} with {n_seeds} seeds; {found} follow-ups found in the "
+    click.echo(f"Added storyline {storyline_id} with {plural(n_seeds, 'seed')}; {plural(found, 'follow-up')} found in the "
                f"last {app.settings.tracking.window.days} days.")
 
 

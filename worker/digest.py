@@ -45,7 +45,7 @@ from worker import store
 from worker.clock import from_iso
 from worker.config import DigestSettings
 from worker.dedupe import Clutter, match_text
-from worker.models import FeedHealth, FetchHistory, reason_strings
+from worker.models import FeedHealth, FetchHistory, plural, reason_strings
 
 SPARK = "▁▂▃▄▅▆▇█"
 LEAD_CHARS = 320
@@ -228,10 +228,6 @@ def lead(text: str, limit: int = LEAD_CHARS) -> str:
     if len(sentences) > 1 and len(out) + len(sentences[1]) < limit:
         out += " " + sentences[1]
     return out if len(out) <= limit else out[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def sparkline(counts: Sequence[int]) -> str:

@@ -24,7 +24,7 @@ from sqlite_utils import Database
 from worker import __version__, deliver, store
 from worker.config import format_duration
 from worker.errors import StorywatchError
-from worker.models import FeedHealth
+from worker.models import FeedHealth, plural
 from worker.report import unconfirmed_reason
 from worker.pipeline import CycleReport
 
@@ -110,13 +110,13 @@ def _judge(cycle: dict[str, Any], interrupted: dict[str, Any] | None, now: dt.da
         return Health(False, f"{which} finished {_ago(age)} ago, more than {_ago(limit)} "
                              f"({cycle['finished_at']:%Y-%m-%d %H:%M:%S} UTC){after}", unconfirmed)
     return Health(True, f"{which} finished {_ago(age)} ago in {cycle['seconds']:.1f} s: "
-                        f"{cycle['feeds']} feeds, {cycle['new_items']} new items, {cycle['errors']} failed{after}",
+                        f"{plural(cycle['feeds'], 'feed')}, {plural(cycle['new_items'], 'new item')}, {cycle['errors']} failed{after}",
                   unconfirmed)
 
 
 def _interrupted(cycle: dict[str, Any], now: dt.datetime) -> str:
     polled = cycle["feeds"] - cycle["stopped"]
-    return (f"was interrupted {_ago(now - cycle['finished_at'])} ago ({polled} of {cycle['feeds']} feeds polled, "
+    return (f"was interrupted {_ago(now - cycle['finished_at'])} ago ({polled} of {plural(cycle['feeds'], 'feed')} polled, "
             f"{cycle['stopped']} stopped)")
 
 

@@ -291,3 +291,8 @@ class FetchHistory:
     failures: int
     last_error: str | None
     last_kind: str | None
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """"1 feed", "2 feeds" ("1 entry", "2 entries" with `words`): a count as a reader says it."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"

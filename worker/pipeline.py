@@ -38,7 +38,7 @@ from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
-from worker.models import Feed, Item, Placement
+from worker.models import Feed, Item, Placement, plural
 
 FETCH_LOG_DAYS = 30
 
@@ -664,12 +664,12 @@ class CycleReport:
 
     def counts(self) -> str:
         polled = len(self.reports) - self.stopped
-        head = f"{polled} feeds polled in {self.seconds:.1f} s"
+        head = f"{plural(polled, 'feed')} polled in {self.seconds:.1f} s"
         if self.interrupted:
-            head = (f"{polled} of {len(self.reports)} feeds polled in {self.seconds:.1f} s, "
+            head = (f"{polled} of {plural(len(self.reports), 'feed')} polled in {self.seconds:.1f} s, "
                     f"{self.stopped} stopped (polled next time)")
         return (
-            f"{head}: {self.new_items} new items, {self.followups} follow-ups, "
+            f"{head}: {plural(self.new_items, 'new item')}, {plural(self.followups, 'follow-up')}, "
             f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
             f"{self.count('rate_limited')} rate limited, {self.count('gone')} gone"
         )

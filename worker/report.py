@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from loguru import logger
 
 from worker.clock import to_iso
-from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, reason_strings
+from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, plural, reason_strings
 
 if TYPE_CHECKING:
     from worker.backfill import Summary as BackfillSummary
@@ -265,7 +265,7 @@ def reasons_in_words(entry: TimelineEntry) -> str:
 
 
 def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:
-    lines = [f"{summary.id}: {summary.title}", f"{summary.seeds} seeds, {summary.followups} follow-ups", ""]
+    lines = [f"{summary.id}: {summary.title}", plural(summary.seeds, "seed") + ", " + plural(summary.followups, "follow-up"), ""]
     for e in entries:
         kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else e.decision
         lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {_short(e.publisher, 24) or '-'}  {e.title}")
@@ -351,7 +351,7 @@ def progress_line(phase: str, done: int, total: int, seconds: float) -> str:
 
 
 def render_backfill(summary: BackfillSummary, dry_run: bool) -> str:
-    lines = [f"{'Dry run: ' if dry_run else ''}{summary.sources_read} sources read, {summary.entries:,} entries "
+    lines = [f"{'Dry run: ' if dry_run else ''}{plural(summary.sources_read, 'source')} read, {plural(summary.entries, 'entry', 'entries')} "
              f"in {summary.seconds:.1f} s"]
     if not dry_run:
         lines += [f"  new items        {summary.items_new:,}",
