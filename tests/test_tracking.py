@@ -4,8 +4,11 @@ same decisions as the pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import email.utils
 import json
+import math
 import random
 import shutil
 from collections.abc import Iterator
@@ -16,7 +19,8 @@ import pytest
 from bench.corpus import article
 from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
-from worker import evaluate, normalize, pipeline, store, storylines
+from worker import evaluate, normalize, pipeline, seeds, store, storylines
+from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
 from worker.track import TrackerConfig
 
@@ -271,3 +275,54 @@ def test_eval_tracking_names_a_bad_line(run: Cli, tmp_path: Path) -> None:
     data.write_text(json.dumps({"id": "x", "title": "t", "published": "2026-01-01"}) + "\n")
     result = run("eval", "tracking", str(data), ok=False)
     assert "bad.jsonl:1: missing story_id" in result.output
+
+
+# ── when a storyline starts: its first dated seed ──────────────────────────────────────────────
+
+
+def _stored_seed(item_id: int, published: dt.datetime, date_flag: str = "") -> Stored:
+    return Stored(item_id, f"seed:{item_id}", None, item_id, f"Seed {item_id}", "Text.", None, published, None, 1,
+                  source="seeds", date_flag=date_flag)
+
+
+def test_a_storyline_starts_at_its_first_dated_seed_and_an_undated_one_does_not_move_it() -> None:
+    dated = dt.datetime(2024, 1, 10, tzinfo=dt.timezone.utc)
+    undated = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)  # a notes file: dated when it was added
+    seeds = {1: _stored_seed(1, dated), 2: _stored_seed(2, undated, "missing")}
+    definition = StorylineDef("s", "S", "", (), (), (), None, None, (1, 2), undated)
+    assert storylines.spec_of(definition, seeds).starts == dated.timestamp()
+    only_undated = dataclasses.replace(definition, seed_ids=(2,))
+    assert storylines.spec_of(only_undated, seeds).starts == -math.inf  # the look-back window bounds it
+
+
+def test_a_storyline_added_from_an_undated_notes_file_looks_back_over_the_window(korea: World, tmp_path: Path) -> None:
+    """`storylines add --seed notes.txt`: the notes carry no date, so they do not make the
+    storyline start today; it looks back over the recent window and finds what it missed."""
+    real_now = dt.datetime.now(dt.timezone.utc)  # the command below runs on the real clock
+    korea.clock.now = real_now
+    published = email.utils.format_datetime(real_now - dt.timedelta(days=2), usegmt=True)
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date=published))
+    korea.poll()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Friendship Year closing\n\nWatch for the closing ceremony of the China-DPRK Friendship Year "
+                     "in Pyongyang, the end of the 75th anniversary of diplomatic relations.\n", encoding="utf-8")
+    out = Cli(korea.config)("storylines", "add", "fy-closing", "--title", "Friendship Year closing",
+                            "--seed", str(notes), "--keyword", "closing ceremony", "--keyword", "Friendship Year").output
+    assert "1 follow-up found" in out, out
+    assert list(followups_of(korea, "fy-closing")) == [CLOSING[1]]
+
+
+@pytest.mark.parametrize(("head", "date"), [
+    ("Published: 2024-04-11\n", dt.date(2024, 4, 11)),
+    ("By Ann Lee | April 11, 2024\n", dt.date(2024, 4, 11)),
+    ("11 Apr. 2024, Pyongyang\n", dt.date(2024, 4, 11)),
+    ("Updated Sept. 3, 2023 at 10:00\n", dt.date(2023, 9, 3)),
+    ("2024-02-30, then 2024-03-01\n", dt.date(2024, 3, 1)),  # not a day, then one
+    ("The 2024 Friendship Year\n", None),  # a year is not a date
+    ("Due 2099-01-01\n", None),  # not yet: no article is dated in the future
+    ("\n".join(["line"] * 8) + "\n2024-01-01\n", None),  # far below the head: the body's, not the article's
+])
+def test_a_seed_file_takes_the_date_written_in_its_head(tmp_path: Path, head: str, date: dt.date | None) -> None:
+    path = tmp_path / "seed.txt"
+    path.write_text(f"A headline\n{head}\nThe text of the article.\n", encoding="utf-8")
+    assert seeds.read_seed_file(path).published == date

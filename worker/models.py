@@ -112,6 +112,7 @@ class Stored:
     revision: int
     publisher: str = ""
     source: str = ""
+    date_flag: str = ""  # "missing": dated by first sight (an undated seed file); "future": clamped
 
 
 @dataclass(frozen=True, slots=True)

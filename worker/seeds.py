@@ -9,6 +9,7 @@ the same way (`read_seed_file`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,48 @@ def read_seed_folder(folder: Path) -> list[SeedDoc]:
 
 
 def read_seed_file(path: Path, described: SeedDoc | None = None) -> SeedDoc:
-    """A seed file with no description: its first non-empty line is its title."""
+    """A seed file with no description: its first non-empty line is its title, and the first
+    date written in its head (`written_date`) its publication date; else it is undated."""
     text = _read_text(path)
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if not first_line:
         raise SeedError(f"seed file is empty: {path}")
-    return SeedDoc(path=path, title=first_line, text=text, publisher="", published=None, language="")
+    return SeedDoc(path=path, title=first_line, text=text, publisher="", published=written_date(text), language="")
+
+
+HEAD_LINES = 6  # a saved article's head: headline, byline, date line, the first paragraphs
+_MONTHS = {m: n for n, names in enumerate(
+    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
+     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"),
+     ("nov", "november"), ("dec", "december")], 1) for m in names}
+_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DATES = (
+    (re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b"), ("year", "month", "day")),
+    (re.compile(rf"\b{_MONTH}\s+(\d{{1,2}}),?\s+((?:19|20)\d\d)\b", re.I), ("month", "day", "year")),
+    (re.compile(rf"\b(\d{{1,2}})\s+{_MONTH}\s+((?:19|20)\d\d)\b", re.I), ("day", "month", "year")),
+)
+
+
+def written_date(text: str, today: dt.date | None = None) -> dt.date | None:
+    """The first full date (2024-04-11, April 11, 2024, 11 April 2024) in the head of a text, as
+    a saved article carries its date line; None if there is none, or it is not a real past day
+    (a file seed with no date must not claim one: it would move its storyline's start)."""
+    latest = (today or dt.date.today()) + dt.timedelta(days=1)
+    for line in [line for line in text.splitlines() if line.strip()][:HEAD_LINES]:
+        found = sorted((m.start(), m, order) for pattern, order in _DATES for m in pattern.finditer(line))
+        for _, match, order in found:
+            date = _date_of(dict(zip(order, match.groups())))
+            if date is not None and date <= latest:
+                return date
+    return None
+
+
+def _date_of(parts: dict[str, str]) -> dt.date | None:
+    month = parts["month"]
+    try:
+        return dt.date(int(parts["year"]), int(month) if month.isdigit() else _MONTHS[month.lower()], int(parts["day"]))
+    except ValueError:  # 2024-02-30
+        return None
 
 
 def _read_description(path: Path) -> list[dict[str, Any]]:

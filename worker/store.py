@@ -801,6 +801,7 @@ def _stored(row: dict[str, Any]) -> Stored:
         revision=row["revision"],
         publisher=row.get("publisher") or "",
         source=row.get("source") or "",
+        date_flag=row.get("date_flag") or "",
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -74,10 +75,12 @@ def definition_hash(storyline: StorylineDef) -> str:
 
 
 def spec_of(storyline: StorylineDef, seeds: Mapping[int, Stored]) -> StorylineSpec:
+    stored = [seeds[i] for i in storyline.seed_ids if i in seeds]
     return StorylineSpec(
         id=storyline.id,
         title=storyline.title,
-        seeds=tuple(doc_of(seeds[i]) for i in storyline.seed_ids if i in seeds),
+        seeds=tuple(doc_of(seed) for seed in stored),
+        starts=first_dated([seed.published_at.timestamp() for seed in stored if seed.date_flag != "missing"]),
         description=storyline.description,
         keywords=storyline.keywords,
         aliases=storyline.aliases,
@@ -85,6 +88,13 @@ def spec_of(storyline: StorylineDef, seeds: Mapping[int, Stored]) -> StorylineSp
         threshold=storyline.threshold,
         expires_after=storyline.expires_after.total_seconds() if storyline.expires_after else None,
     )
+
+
+def first_dated(times: Sequence[float]) -> float:
+    """When a storyline starts deciding: its first dated seed. A seed with no date of its own
+    (a notes file, dated by when it was added) does not move it; with no dated seed at all,
+    anything the tracker sees can follow up (the look-back window bounds what it sees)."""
+    return min(times, default=-math.inf)
 
 
 def followup_of(decision: Decision) -> FollowUp:
@@ -127,15 +137,18 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     position = {item.id: n for n, item in enumerate(recent)}
     tracker = Tracker(tracker_config(settings))
     joins: dict[str, list[StorylineSpec]] = {}
+    hashes = {s.id: definition_hash(s) for s in storylines}
+    looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}
+    window_start = (now - settings.window).timestamp()
     for storyline in storylines:
         spec = spec_of(storyline, seeds)
+        if storyline.id in looking_back:  # a storyline added (or changed) now looks back over the window
+            spec = replace(spec, starts=min(spec.starts if spec.starts is not None else math.inf, window_start))
         in_window = [i for i in storyline.seed_ids if i in position]
         if in_window:  # it starts where its last seed is, as in the live stream
             joins.setdefault(str(max(in_window, key=position.__getitem__)), []).append(spec)
         else:
             tracker.add_storyline(spec)
-    hashes = {s.id: definition_hash(s) for s in storylines}
-    looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
@@ -350,13 +363,15 @@ def config_specs(settings: Settings) -> list[StorylineSpec]:
     described = {d.path.resolve(): d for d in seeds.read_seed_folder(settings.seeds.path)} if settings.seeds.path else {}
     specs = []
     for s in settings.storylines:
-        docs = []
+        docs, dated = [], []
         for seed in s.seeds:
             if is_web_url(seed):
                 continue
             doc = described.get(Path(seed).resolve()) or seeds.read_seed_file(Path(seed))
             when = dt.datetime.combine(doc.published, dt.time(), dt.timezone.utc).timestamp() if doc.published else 0.0
             docs.append(Doc(f"seed:{doc.path.name}", doc.title, doc.text, when, source="seeds"))
+            dated += [when] if doc.published else []
         specs.append(StorylineSpec(s.id, s.title, tuple(docs), s.description, s.keywords, s.aliases, s.exclude,
-                                   s.threshold, s.expires_after.total_seconds() if s.expires_after else None))
+                                   s.threshold, s.expires_after.total_seconds() if s.expires_after else None,
+                                   starts=first_dated(dated)))
     return specs
