@@ -1,10 +1,11 @@
 """A feed that moves keeps its items (issue 16, item 7).
 
 A bare GUID ("item-17": not a URL) is keyed by the feed's id, never by the address the feed was
-read from, so a permanent redirect (301) stores nothing again. Migration 0010 re-keys a store
-that an older version wrote, where such GUIDs were keyed as URLs made against the feed's address
-(tests/data/moved-feed-0009.sql: a store copied from a feed that moved). Real HTTP server on
-127.0.0.1, real SQLite files.
+read from, so a permanent redirect (301) stores nothing again. A store that an older version
+wrote, where such GUIDs were keyed as URLs made against the feed's address, is re-keyed by
+polling as each entry is seen again (tests/data/moved-feed-0009.sql: a store copied from a feed
+that moved; every form of GUID in tests/test_legacy_guids.py). Real HTTP server on 127.0.0.1,
+real SQLite files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.feedserver import Reply
 NEWS = "/feeds/news.xml"  # the feed's first address
 MOVED = "/v2/news.rss"  # where it moves: another folder, so a GUID resolved against it differs
 FIXTURE = Path(__file__).parent / "data" / "moved-feed-0009.sql"
-MIGRATION = "0010_bare_guids_by_feed"
+MIGRATION = "0010_bare_guids_by_feed"  # the first migration after the fixture's schema
 
 # guid → (title, publication date). "{server}" stands for the feed server's address: that GUID is
 # a URL (the item's permalink, in the feed's own folder), the others are bare or tag: URIs.
@@ -123,7 +124,7 @@ def test_backfilling_a_moved_feed_and_its_archive_stores_nothing_again(world: Ca
     assert len(w.items()) == 3
 
 
-# ── migration 0010 ────────────────────────────────────────────────────────────────────────────
+# ── a store the older version wrote ────────────────────────────────────────────────────────────────────────────
 
 
 def store_before_0010(path: Path, server: str, *, by_hand: bool = False) -> None:
@@ -140,7 +141,8 @@ def store_before_0010(path: Path, server: str, *, by_hand: bool = False) -> None
 
 
 @pytest.mark.parametrize("by_hand", [False, True], ids=["config-feed", "feed-added-by-hand"])
-def test_migration_rekeys_a_store_copied_from_a_feed_that_moved(world: Callable[..., World], by_hand: bool) -> None:
+def test_a_store_copied_from_a_feed_that_moved_is_rekeyed_as_its_entries_are_seen(
+        world: Callable[..., World], by_hand: bool) -> None:
     w = world() if by_hand else world(NEWS)
     server = w.server.url("")
     store_before_0010(load_settings(w.config).storage.path, server, by_hand=by_hand)
@@ -149,60 +151,56 @@ def test_migration_rekeys_a_store_copied_from_a_feed_that_moved(world: Callable[
 
     # The store as the old version left it (see the fixture): items 1 and 2 under keys made
     # against /feeds/ (ids 2, 3) and their copies under keys made against /v2/ (ids 6, 7).
-    db = w.db  # opening it applies 0010
+    # Opening it (migrations 0010 to the latest) changes no key: a key alone does not say whether
+    # it was a bare GUID made into a URL or a URL the feed wrote.
+    db = w.db
     items = {r["id"]: r for r in db.query("SELECT * FROM items ORDER BY id")}
     assert {i: r["identity"] for i, r in items.items()} == {
-        2: "feed:1:guid:item-1",  # the first row of a key takes it ...
-        3: "feed:1:guid:item-2",
-        4: f"feed:1:guid:{server}/feeds/permalink-3",  # a GUID that is the item's link keeps its key
+        2: f"feed:1:guid:{server}/feeds/item-1",
+        3: f"feed:1:guid:{server}/feeds/item-2",
+        4: f"feed:1:guid:{server}/feeds/permalink-3",
         5: "feed:1:guid:tag:news.example,2026:4",
-        6: f"feed:1:guid:{server}/v2/item-1",  # ... its copies keep theirs (no entry is keyed so now)
+        6: f"feed:1:guid:{server}/v2/item-1",
         7: f"feed:1:guid:{server}/v2/item-2",
-        8: "feed:1:guid:item-5",  # keyed against the new address only
+        8: f"feed:1:guid:{server}/v2/item-5",
     }
-    assert [items[i]["guid"] for i in (2, 8)] == ["item-1", "item-5"]
     assert (items[6]["dup_of"], items[7]["dup_of"]) == (2, 3)
-    tombstones = {r["key"] for r in db.query("SELECT key FROM tombstones")}
-    assert {"feed:1:guid:item-0", f"feed:1:guid:{server}/feeds/item-0"} <= tombstones
+    assert {r["key"] for r in db.query("SELECT key FROM tombstones WHERE kind = 'identity'")} == {
+        f"feed:1:guid:{server}/feeds/item-0"}
+    # The addresses the old version read the feed at: its url and config_url, or for a feed
+    # added by hand the folder its copies show (items 1 and 2 stored again under /v2/).
+    bases = {r["base"] for r in db.query("SELECT base FROM legacy_guid_bases WHERE scope = 'feed:1'")}
+    assert bases == ({f"{server}/v2/news.rss", f"{server}/feeds/"} if by_hand
+                     else {f"{server}/v2/news.rss", f"{server}/feeds/news.xml"})
 
     # Then the feed at its new address, item-0 back with a new sentence (its content hash is not
-    # tombstoned: only its identity refuses it): nothing is stored, revised or lost.
-    report = w.poll(force=True)
-    assert report.count("new") == 1 and w.server.paths() == [MOVED]
+    # tombstoned: only its identity refuses it): nothing is stored, revised or lost; each entry's
+    # row takes its key as written, the original before its copy (which keeps its old key).
+    for _ in range(2):
+        report = w.poll(force=True, no_cache=True)
+        assert report.count("new") == 1 and report.new_items == 0 and report.reports[0].copies == 0
+    assert w.server.paths() == [MOVED, MOVED]
     after = {r["id"]: r for r in db.query("SELECT * FROM items ORDER BY id")}
-    assert {i: (r["identity"], r["revision"]) for i, r in after.items()} == {
-        i: (r["identity"], r["revision"]) for i, r in items.items()}
+    assert {i: (r["identity"], r["guid"], r["revision"]) for i, r in after.items()} == {
+        2: ("feed:1:guid:item-1", "item-1", 1),
+        3: ("feed:1:guid:item-2", "item-2", 1),
+        4: (f"feed:1:guid:{server}/feeds/permalink-3", f"{server}/feeds/permalink-3", 1),
+        5: ("feed:1:guid:tag:news.example,2026:4", "tag:news.example,2026:4", 1),
+        6: (f"feed:1:guid:{server}/v2/item-1", f"{server}/v2/item-1", 1),
+        7: (f"feed:1:guid:{server}/v2/item-2", f"{server}/v2/item-2", 1),
+        8: ("feed:1:guid:item-5", "item-5", 1),
+    }
     assert db["item_revisions"].count == 0
+    assert db["tombstones"].count_where("key = 'feed:1:guid:item-0' AND kind = 'identity'") == 1
     assert db["feeds"].count == 1 and w.feed(MOVED)["url"] == w.server.url(MOVED)
 
 
-def test_migration_run_again_changes_nothing(world: Callable[..., World]) -> None:
-    w = world(NEWS)
-    store_before_0010(load_settings(w.config).storage.path, w.server.url(""))
-    once = snapshot(w.db)  # migrated once on opening
-    rerun(w.db)
-    assert snapshot(w.db) == once
-
-
-def test_migration_on_a_store_without_bare_guid_keys_changes_nothing(world: Callable[..., World]) -> None:
-    # A store the current version wrote: GUIDs as the feed writes them, a URL GUID, a tag: URI,
-    # and the seed documents (items of another source).
+def test_a_store_this_version_wrote_never_looks_for_older_keys(world: Callable[..., World]) -> None:
+    # GUIDs as the feed writes them, a URL GUID, a tag: URI, and the seed documents (items of
+    # another source): no key an older version made, so polling never looks for one.
     w = world(NEWS, extra=f'[seeds]\npath = "{SEEDS}"')
     w.server.routes[NEWS] = Reply(body=news(w.server.url(""), list(STORIES)))
     w.poll()
-    before = snapshot(w.db)
-    assert {r["source"] for r in w.items()} == {"feed", "seeds"} and len(before[0]) == 5 + 6
-    rerun(w.db)
-    assert snapshot(w.db) == before
-
-
-def snapshot(db: Database) -> list[list[tuple[object, ...]]]:
-    return [[tuple(r) for r in db.execute(sql).fetchall()]
-            for sql in ("SELECT * FROM items ORDER BY id", "SELECT * FROM tombstones ORDER BY key")]
-
-
-def rerun(db: Database) -> None:
-    """Migration 0010 once more, as if it had not been recorded as applied."""
-    migration = next(m for m in store.MIGRATIONS._migrations if m.name == MIGRATION)
-    with store.transaction(db):
-        migration.fn(db)
+    assert {r["source"] for r in w.items()} == {"feed", "seeds"} and len(w.items()) == 5 + 6
+    assert w.db.execute("SELECT value FROM meta WHERE key = 'legacy_guid_keys'").fetchone()[0] == 0
+    assert w.db["legacy_guid_bases"].count == 0

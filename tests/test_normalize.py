@@ -12,6 +12,7 @@ from worker.normalize import (
     entry_identity,
     html_to_text,
     identity_policy,
+    legacy_guid_keys,
     normalize_entry,
     publication_time,
     split_guid_identity,
@@ -188,6 +189,24 @@ def test_guid_identities_split_into_scope_and_guid() -> None:
     assert split_guid_identity("backfill:0123456789abcdef:guid:g") == ("backfill:0123456789abcdef", "g")
     assert split_guid_identity("feed:7:url:https://a.example/x") is None
     assert split_guid_identity("seed:000.txt") is None and split_guid_identity("jsonl:a:guid:b") is None
+
+
+def test_legacy_guid_keys_are_the_guid_as_older_versions_keyed_it_against_each_address() -> None:
+    bases = ["https://a.example/feeds/rss", "https://a.example/v2/rss", "https://a.example/feeds/"]
+    assert legacy_guid_keys("feed:1:guid:posts/17", "posts/17", bases) == [
+        "feed:1:guid:https://a.example/feeds/posts/17", "feed:1:guid:https://a.example/v2/posts/17"]
+    assert legacy_guid_keys("feed:1:guid:#20", "#20", bases[:1]) == ["feed:1:guid:https://a.example/feeds/rss#20"]
+    assert legacy_guid_keys("backfill:00ff:guid:../21", "../21", ["file:///h/u/feeds/f.xml"]) == [
+        "backfill:00ff:guid:file:///h/u/21"]
+    # A URL or a URN as written is its own key: nothing else to look for ...
+    assert legacy_guid_keys("feed:1:guid:https://a.example/feeds/12345", "https://a.example/feeds/12345", bases) == []
+    assert legacy_guid_keys("feed:1:guid:urn:uuid:1", "urn:uuid:1", bases) == []
+    # ... but in a store 0010 as first released re-keyed: what it made of the key
+    assert legacy_guid_keys("feed:1:guid:https://a.example/feeds/12345", "https://a.example/feeds/12345", bases,
+                            first_0010=True) == ["feed:1:guid:12345"]
+    assert legacy_guid_keys("feed:1:guid:#20", "#20", bases[:1], first_0010=True) == [
+        "feed:1:guid:https://a.example/feeds/rss#20", "feed:1:guid:rss#20"]
+    assert legacy_guid_keys("feed:1:url:https://a.example/1", "posts/17", bases) == []  # not keyed by its GUID
 
 
 def test_normalize_entry() -> None:

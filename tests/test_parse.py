@@ -12,10 +12,12 @@ import json
 import re
 from pathlib import Path
 
+import feedparser
 import pytest
 
 from worker import errors
-from worker.parse import advertised_feeds, parse_feed
+from worker.parse import advertised_feeds, legacy_guid, parse_feed
+from tests.legacy_guids import feed as legacy_feed
 
 FIXTURES = Path(__file__).parent / "feeds"
 
@@ -94,3 +96,24 @@ def test_guids_are_kept_as_written_and_links_made_absolute() -> None:
             b'<entry><id>item-18</id><title>a</title><link href="18.html"/></entry></feed>')
     entry = parse_feed(atom, url="https://a.example/feeds/atom.xml").entries[0]
     assert (entry.guid, entry.link) == ("item-18", "https://a.example/feeds/18.html")
+
+
+def test_legacy_guid_is_the_guid_as_feedparser_read_it_given_the_address() -> None:
+    """What versions before migration 0010 keyed (feedparser given the document's address as
+    content-location) is legacy_guid of the GUID as written, for every form of GUID; a GUID the
+    feed says is no permalink was kept as written, which the store looks up first (its key)."""
+    url = "http://127.0.0.1:8999/feeds/news.xml"
+    atom = (b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/"><title>t</title><id>f</id>'
+            b"<entry><id>../2</id><title>b</title></entry><entry><id>#3</id><title>c</title></entry>"
+            b"<entry><id>  spaced  </id><title>d</title></entry><entry><id>http:///x/y</id><title>e</title></entry>"
+            b"</feed>")
+    for body in (legacy_feed("http://127.0.0.1:8999"), atom):
+        then = feedparser.parse(body, response_headers={"content-location": url}, sanitize_html=False,
+                                resolve_relative_uris=False)
+        now = parse_feed(body, url=url).entries
+        assert len(then.entries) == len(now) > 3
+        for old, entry in zip(then.entries, now):
+            assert entry.guid and entry.guid_base == url
+            assert old.id == (entry.guid if "posts/22" == entry.guid else legacy_guid(entry.guid, url))
+    assert parse_feed(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "17"}]}',
+                      url=url).entries[0].guid_base is None  # JSON Feed ids were never resolved

@@ -83,6 +83,9 @@ class Item:
     fingerprint: Fingerprint | None = None
     analysis: TextAnalysis | None = None
     """Its text as storyline tracking reads it, made where it was parsed (not stored)."""
+    guid_base: str | None = None
+    """Keyed by an XML feed's GUID: the address its document was read from, against which
+    versions before migration 0010 resolved that GUID (not stored; see store.adopt_legacy_keys)."""
 
 
 @dataclass(frozen=True, slots=True)

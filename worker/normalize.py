@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import Item, SeedDoc
+from worker import parse
 from worker.parse import Entry
 
 # ── text ─────────────────────────────────────────────────────────────────────────────────────
@@ -200,7 +201,8 @@ def entry_identity(scope: str, entry: Entry, policy: str, title: str, text: str)
     "feed:ID", the store's id of the feed (it survives a change of address: a 301), or
     "backfill:KEY" for a history file that belongs to no stored feed. The feed's address is never
     part of it: a bare GUID ("item-17", not a URL) stays bare (parse never resolves it against
-    the address it was read from), so a feed that moves keeps its entries' identities.
+    the address it was read from), so a feed that moves keeps its entries' identities. Versions
+    before migration 0010 did resolve it: the store finds such a row under `legacy_guid_keys`.
     """
     if policy == "guid" and entry.guid:
         return guid_identity(scope, entry.guid)
@@ -224,18 +226,55 @@ def split_guid_identity(identity: str) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
+def legacy_guid_keys(identity: str, guid: str, bases: Sequence[str], *, first_0010: bool = False) -> list[str]:
+    """The keys versions before migration 0010 may have stored an entry under, whose key is now
+    `identity` (`guid_identity`: its GUID `guid` as written): the GUID as they read it from a
+    document at each of `bases` (`parse.legacy_guid`: "posts/17" became a URL), in the same scope.
+    `first_0010`: also what migration 0010 as first released made of each of those keys, which it
+    took for resolved bare GUIDs (`first_0010_guid`). The key itself is never among them.
+
+    Each is only a place to look: the store gives a row found under one the entry's key
+    (store.adopt_legacy_keys), since the older version would have matched the entry to it.
+    """
+    found = split_guid_identity(identity)
+    if found is None:
+        return []
+    scope = found[0]
+    keys: list[str] = []
+    for base in bases:
+        old = parse.legacy_guid(guid.strip(), base)
+        for made in (old, first_0010_guid(old) if first_0010 and old else None):
+            key = guid_identity(scope, made) if made else None
+            if key and key != identity and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def first_0010_guid(guid: str) -> str | None:
+    """What migration 0010 as first released (commits 9820840 to 2f5423d) made of a key's GUID:
+    a URL whose last segment (no slash, no query, not a fragment alone) lies in its folder became
+    that segment, unless it was the item's own link ("https://a.example/feeds/12345" → "12345"),
+    and a file: URL its last segment; None when it left the key alone. It guessed from the key
+    alone, and took URLs feeds write for bare GUIDs an older version had resolved."""
+    if guid.startswith("file:"):
+        return _last_segment(guid)
+    folder = guid_folder(guid)
+    return unresolved_guid(guid, (folder,), None) if folder else None
+
+
 def unresolved_guid(guid: str, addresses: Sequence[str], link: str | None) -> str | None:
-    """The bare GUID that versions before migration 0010 stored as `guid`, a URL made by
+    """The bare GUID that versions before migration 0010 may have stored as `guid`, a URL made by
     resolving it against the address the feed was read from; None when `guid` is not one.
 
     Such a URL is the GUID's own text, a single path segment, in the folder of one of the
     feed's `addresses`: where it is read now, where it was read before a move ("item-17" read at
     https://a.example/feeds/rss was https://a.example/feeds/item-17).
-    A GUID the feed wrote as a URL into that same folder looks alike. The ones feeds do write
-    keep their keys: the item's own page (its `link`, query and fragment aside: a permalink),
-    and a page with a query (https://news.ycombinator.com/item?id=1 for a feed at …/rss).
-    A `file:` GUID was resolved against a history file that backfill read (no feed writes file:
-    GUIDs): its last segment.
+    A GUID the feed wrote as a URL into that same folder looks alike, so this is only ever a
+    guess (migration 0013 finds the folders of a feed's earlier addresses with it). The URLs
+    feeds write most are left out: the item's own page (its `link`, query and fragment aside: a
+    permalink), and a page with a query (https://news.ycombinator.com/item?id=1 for a feed at
+    …/rss). A `file:` GUID was resolved against a history file that backfill read (no feed writes
+    file: GUIDs): its last segment.
     """
     if guid.startswith("file:"):
         return _last_segment(guid)
@@ -307,6 +346,7 @@ def normalize_entry(
         feed_id=feed_id or None,
         date_flag=flag,
         fingerprint=marks,
+        guid_base=entry.guid_base if policy == "guid" and entry.guid else None,
     )
 
 

@@ -5,8 +5,9 @@ response's content type as `response_headers` so encodings resolve. It is not gi
 address: it would resolve entry GUIDs against it ("item-17" read at https://a.example/feeds/rss
 became https://a.example/feeds/item-17), so a feed that moved would give every entry a new
 identity. Entry GUIDs are kept as the feed writes them; relative links are made absolute here,
-against the address the body came from. HTML is not sanitized here (`sanitize_html=False`): the
-digest sanitizes at output.
+against the address the body came from. Each XML entry keeps that address (`guid_base`), so the
+writer can find a row an older version stored under the GUID made into a URL (`legacy_guid`).
+HTML is not sanitized here (`sanitize_html=False`): the digest sanitizes at output.
 
 A feed that is malformed but still yields entries is accepted, with feedparser's complaint
 kept as a warning. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
@@ -46,6 +47,7 @@ class Entry:
     published: dt.datetime | None = None
     updated: dt.datetime | None = None
     tags: tuple[str, ...] = ()
+    guid_base: str | None = None  # XML feeds: the address the older versions resolved the GUID against (legacy_guid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,26 @@ def _absolute(base: str, link: Any) -> str | None:
         return None
 
 
+_SCHEME_SLASHES = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
+
+
+def legacy_guid(guid: str, base: str) -> str | None:
+    """The GUID of an XML feed's entry as versions before migration 0010 read it from a document
+    at `base`: feedparser, given that address, resolved an RSS <guid> and an Atom <id> against it
+    ("posts/17" read at https://a.example/feeds/rss became https://a.example/feeds/posts/17, "#20"
+    https://a.example/feeds/rss#20); a URL stays as it is. Its own join, copied here (feedparser's
+    urls._urljoin): the slashes after a scheme are collapsed, an unreadable URL is none (None).
+
+    An RSS <guid isPermaLink="false"> was left as written: the same text, whether it was is not
+    known from the entry, so a caller looks it up both ways, as written first.
+    """
+    guid = _SCHEME_SLASHES.sub(r"\1\3", guid)
+    try:
+        return urljoin(base, guid) or None
+    except ValueError:
+        return None
+
+
 def _entry(e: Any, base: str) -> Entry:
     content = e.get("content") or []
     content_html = max((c.get("value", "") for c in content), key=len, default="")
@@ -193,6 +215,7 @@ def _entry(e: Any, base: str) -> Entry:
         published=_from_struct(_raw(e, "published_parsed") or _raw(e, "updated_parsed") or _raw(e, "created_parsed")),
         updated=_from_struct(_raw(e, "updated_parsed")),
         tags=tuple(t.get("term", "") for t in e.get("tags", []) if t.get("term")),
+        guid_base=base or None,
     )
 
 

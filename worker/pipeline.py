@@ -472,6 +472,9 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
     index = window.index_for(items)
     model = dedupe.Boilerplate.from_json(feed.boilerplate if feed else None)
     known = dedupe.Known(*store.known_for(db, items))
+    unknown = [i for i in items if i.identity not in known.versions and i.identity not in known.tombstoned]
+    if unknown and store.adopt_legacy_keys(db, unknown, {i.identity for i in items}):
+        known = dedupe.Known(*store.known_for(db, items))  # rows an older version keyed otherwise: theirs now
     verdicts = dedupe.classify(items, known, index, window.clutter, model.lines, window.stored_text)
     added = [n for n, v in enumerate(verdicts) if v.kind in ("new", "exact", "near", "short")]
     position = {n: k for k, n in enumerate(added)}  # a verdict's place among the added items

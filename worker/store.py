@@ -314,16 +314,16 @@ def _digest_sender(db: Database) -> None:
 
 @MIGRATIONS(name="0010_bare_guids_by_feed")
 def _bare_guids_by_feed(db: Database) -> None:
-    # A bare GUID ("item-17") used to be keyed as the URL feedparser made of it against the
-    # address the feed was read from, so after a move (301) every entry of the feed was stored
-    # again. Such keys become the GUID as the feed writes it, under the same feed id
-    # (normalize.unresolved_guid says which keys were made that way, whichever of the feed's
-    # addresses they carry); tombstones of pruned items get the new key too.
-    addresses = _feed_addresses(db)
-    for scope, folders in _earlier_folders(db, addresses).items():
-        addresses[scope] = addresses.get(scope, ()) + tuple(sorted(folders))
-    _rekey_items(db, addresses)
-    _rekey_tombstones(db, addresses)
+    # As first released (commits 9820840 to 2f5423d) this re-keyed, in place, the keys it took
+    # for bare GUIDs an older version had made into URLs against the feed's address. From a key
+    # alone that cannot be told: it re-keyed URLs feeds write into their own folder and missed
+    # relative GUIDs ("posts/17", "#20"), and either way the next poll stored entries again. It
+    # now changes no key (polling re-keys an entry when it sees it: 0013_legacy_guid_keys) and
+    # leaves this mark, so that 0013 knows a store the first release re-keyed by its absence.
+    db.execute("INSERT INTO meta (key, value) VALUES (?, 0)", [_UNGUESSED_0010])
+
+
+_UNGUESSED_0010 = "0010_rekeyed_nothing"
 
 
 def _feed_addresses(db: Database) -> dict[str, tuple[str, ...]]:
@@ -353,48 +353,6 @@ def _earlier_folders(db: Database, addresses: dict[str, tuple[str, ...]]) -> dic
     return found
 
 
-def _rekeyed(identity: str, link: str | None, addresses: dict[str, tuple[str, ...]]) -> tuple[str, str] | None:
-    """(new identity, bare GUID) for a key made from a resolved bare GUID; None for any other key."""
-    found = normalize.split_guid_identity(identity)
-    if found is None:
-        return None
-    scope, guid = found
-    bare = normalize.unresolved_guid(guid, addresses.get(scope, ()), link)
-    return (normalize.guid_identity(scope, bare), bare) if bare else None
-
-
-def _rekey_items(db: Database, addresses: dict[str, tuple[str, ...]]) -> None:
-    """Items keyed by a resolved bare GUID take the bare key, in place (same row, same id).
-
-    Collisions: the old version stored an entry once for each address it read the feed at, so
-    several rows may map to one new key. The key goes to a row that holds it already (the row
-    polling matches from now on), else to the row stored first (lowest id: the original that
-    the later rows copy). The other rows keep their old keys, which no entry is given any more:
-    they stay what they were, copies in the original's cluster. No row is deleted, merged or
-    added, so nothing is lost and nothing is stored twice; running this again changes nothing.
-    """
-    claims: dict[str, list[tuple[int, str]]] = {}
-    for row in db.query("SELECT id, identity, url FROM items WHERE identity GLOB '*:guid:*' ORDER BY id"):
-        if rekeyed := _rekeyed(row["identity"], row["url"], addresses):
-            claims.setdefault(rekeyed[0], []).append((row["id"], rekeyed[1]))
-    held = known_identities(db, list(claims))
-    for identity, rows in claims.items():
-        if identity not in held:
-            item_id, guid = rows[0]
-            db.execute("UPDATE items SET identity = ?, guid = ? WHERE id = ?", [identity, guid, item_id])
-
-
-def _rekey_tombstones(db: Database, addresses: dict[str, tuple[str, ...]]) -> None:
-    """A pruned item's tombstone gets its bare key beside the old one: tombstones only refuse,
-    so keeping both refuses the item however it is keyed (the row's link is gone: every key in
-    the feed's folder counts, which refuses only what the old key refused)."""
-    rows = list(db.query("SELECT key, pruned_at FROM tombstones WHERE kind = 'identity' AND key GLOB '*:guid:*'"))
-    for row in rows:
-        if rekeyed := _rekeyed(row["key"], None, addresses):
-            db.execute("INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) VALUES (?, 'identity', ?)",
-                       [rekeyed[0], row["pruned_at"]])
-
-
 @MIGRATIONS(name="0011_store_identity")
 def _store_identity(db: Database) -> None:
     # A random secret made once per store: the Message-ID of each digest email is derived from
@@ -410,6 +368,52 @@ def _interrupted_cycles(db: Database) -> None:
     # Feeds a stop left undone in a cycle: more than 0 means the cycle was interrupted, and
     # `storywatch health` does not count it as one that finished.
     db.executescript("ALTER TABLE cycles ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;")
+
+
+LEGACY_NONE, LEGACY_KEYS, LEGACY_FIRST_0010 = 0, 1, 2  # meta 'legacy_guid_keys'
+
+
+@MIGRATIONS(name="0013_legacy_guid_keys")
+def _legacy_guid_keys(db: Database) -> None:
+    # Versions before 0010 keyed a GUID without a scheme ("posts/17") as the URL feedparser made
+    # of it against the address the feed was read from; the keys alone do not say which were
+    # made so. Polling finds them from the GUIDs as written (adopt_legacy_keys), against the
+    # document's own address and the addresses the older version read each feed at, kept here:
+    # its url, its config_url (before a move) and the folders its copies show (_earlier_folders).
+    # meta 'legacy_guid_keys': LEGACY_NONE when no scope holds a key an older version could have
+    # made (a new store: nothing is ever looked up), LEGACY_KEYS, or LEGACY_FIRST_0010 when 0010
+    # as first released re-keyed the store (no mark of the later 0010).
+    db.execute("CREATE TABLE legacy_guid_bases (scope TEXT NOT NULL, base TEXT NOT NULL, "
+               "PRIMARY KEY (scope, base)) WITHOUT ROWID")
+    first_0010 = _one(db, "SELECT value FROM meta WHERE key = ?", [_UNGUESSED_0010]) is None
+    db.execute("DELETE FROM meta WHERE key = ?", [_UNGUESSED_0010])
+    scopes = _legacy_scopes(db, any_guid=first_0010)
+    addresses = _feed_addresses(db)
+    for scope, folders in _earlier_folders(db, addresses).items():
+        addresses[scope] = addresses.get(scope, ()) + tuple(sorted(folders))
+    for scope in sorted(scopes):
+        for base in addresses.get(scope, ()):
+            db.execute("INSERT OR IGNORE INTO legacy_guid_bases (scope, base) VALUES (?, ?)", [scope, base])
+    mode = LEGACY_NONE if not scopes else LEGACY_FIRST_0010 if first_0010 else LEGACY_KEYS
+    db.execute("INSERT INTO meta (key, value) VALUES ('legacy_guid_keys', ?)", [mode])
+
+
+def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
+    """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
+    tombstone, that an older version could have made by resolving a GUID: a web or file: URL
+    (`any_guid`: any GUID key, when 0010 as first released may have made some bare)."""
+    urls = "" if any_guid else "AND (g GLOB 'http://*' OR g GLOB 'https://*' OR g GLOB 'file:*')"
+    found: set[str] = set()
+    for table, column in (("items", "identity"), ("tombstones", "key")):
+        sql = f"""
+            SELECT DISTINCT scope FROM (
+                SELECT substr({column}, 1, instr({column}, ':guid:') - 1) AS scope,
+                       substr({column}, instr({column}, ':guid:') + 6) AS g
+                FROM {table} WHERE {column} GLOB 'feed:*:guid:*' OR {column} GLOB 'backfill:*:guid:*')
+            WHERE 1 {urls}"""
+        found |= {row["scope"] for row in db.query(sql)
+                  if normalize.split_guid_identity(f"{row['scope']}:guid:x")}  # a scope as guid_identity makes it
+    return found
 
 
 # ── opening ───────────────────────────────────────────────────────────────────────────────
@@ -890,6 +894,58 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
                    f"({old}))", [to_iso(before)])
         db.execute(f"UPDATE items SET dup_of = NULL WHERE cluster_id IN ({old})", [to_iso(before)])
         return db.execute(f"DELETE FROM items WHERE cluster_id IN ({old})", [to_iso(before)]).rowcount
+
+
+def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> int:
+    """Rows an older version stored for these items under keys it made otherwise take the
+    items' keys, in place (same row, same id; `guid` as written): `items` are a batch's items
+    no row or tombstone holds the key of, `batch` the keys of the whole batch. Returns how many
+    rows were re-keyed or tombstones added.
+
+    Versions before migration 0010 made a GUID without a scheme into a URL against the address
+    the document was read from (normalize.legacy_guid_keys): for an item keyed by an XML feed's
+    GUID, its key is looked for as that version made it, against the item's document and each
+    address it read the feed at (legacy_guid_bases), and in a store that 0010 as first released
+    re-keyed, as that made it too. A row found is the one the older version would have matched
+    the entry to, so it is this entry's (the lowest id when several: the original its copies
+    point to); a tombstone found refuses the item under its key too. A key that an item of the
+    batch has as its own is not taken: that row is that item's. In a store no older version
+    wrote, nothing is looked up.
+    """
+    mode = _one(db, "SELECT value FROM meta WHERE key = 'legacy_guid_keys'")
+    if not mode or not mode["value"]:
+        return 0
+    bases: dict[str, list[str]] = {}
+    wanted: dict[str, tuple[Item, list[str]]] = {}
+    for item in items:
+        scope = normalize.split_guid_identity(item.identity)
+        if not item.guid or not item.guid_base or scope is None or item.identity in wanted:
+            continue
+        if scope[0] not in bases:
+            bases[scope[0]] = [row["base"] for row in db.query(
+                "SELECT base FROM legacy_guid_bases WHERE scope = ? ORDER BY base", [scope[0]])]
+        keys = normalize.legacy_guid_keys(item.identity, item.guid, [item.guid_base, *bases[scope[0]]],
+                                          first_0010=mode["value"] == LEGACY_FIRST_0010)
+        if keys := [k for k in keys if k not in batch]:
+            wanted[item.identity] = (item, keys)
+    if not wanted:
+        return 0
+    every = sorted({k for _, keys in wanted.values() for k in keys})
+    rows = {row["identity"]: int(row["id"]) for row in _in_chunks(db, "SELECT id, identity FROM items WHERE identity IN ({})", every)}
+    stones = {row["key"]: row["pruned_at"] for row in _in_chunks(
+        db, "SELECT key, pruned_at FROM tombstones WHERE kind = 'identity' AND key IN ({})", every)}
+    taken: set[int] = set()
+    changed = 0
+    for identity, (item, keys) in wanted.items():
+        if found := sorted(rows[k] for k in keys if k in rows and rows[k] not in taken):
+            db.execute("UPDATE items SET identity = ?, guid = ? WHERE id = ?", [identity, item.guid, found[0]])
+            taken.add(found[0])
+            changed += 1
+        elif pruned := next((stones[k] for k in keys if k in stones), None):
+            db.execute("INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) VALUES (?, 'identity', ?)",
+                       [identity, pruned])
+            changed += 1
+    return changed
 
 
 def known_identities(db: Database, identities: Sequence[str]) -> set[str]:
