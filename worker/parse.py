@@ -188,8 +188,8 @@ def legacy_guid(guid: str, base: str) -> str | None:
     """The GUID of an XML feed's entry as versions before migration 0010 read it from a document
     at `base`: feedparser, given that address, resolved an RSS <guid> and an Atom <id> against it
     ("posts/17" read at https://a.example/feeds/rss became https://a.example/feeds/posts/17, "#20"
-    https://a.example/feeds/rss#20); a URL stays as it is. Its own join, copied here (feedparser's
-    urls._urljoin): the slashes after a scheme are collapsed, an unreadable URL is none (None).
+    https://a.example/feeds/rss#20); a URL stays as it is. The join behaves as feedparser's did:
+    the slashes after a scheme are collapsed, an unreadable URL is none (None).
 
     An RSS <guid isPermaLink="false"> was left as written: the same text, whether it was is not
     known from the entry, so a caller looks it up both ways, as written first.
