@@ -112,7 +112,8 @@ def writing(db: Database, window: Window, tracking: storylines.Tracking | None) 
     the transaction (or this savepoint of it) rolls back, what they learnt is dropped and they
     are rebuilt from the store on next use: otherwise the next feed would be judged against
     items the store does not have (a rowid reused by another feed's article, stored as a copy
-    of itself; a tracker adapted to a follow-up that was never recorded).
+    of itself; a tracker adapted to a follow-up that was never recorded). A COMMIT that fails
+    is a rollback too.
     """
     try:
         with store.transaction(db):
@@ -728,15 +729,24 @@ def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedRepo
     the same hot pages (indexes, full-text segments) once a feed. A crash loses at most this
     batch, feed state included, so those feeds are simply fetched again.
     """
-    reports: list[FeedReport] = []
-    for group in _groups(prepared):
-        try:
-            with writing(rt.db, rt.window, rt.tracking):
-                reports += [ingest(rt, p) for p in group]
-        except Exception as exc:  # the commit itself failed (disk full?): nothing of the group is stored
-            logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
-            reports += [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
-    return reports
+    return [report for group in _groups(prepared) for report in _ingest_group(rt, group)]
+
+
+def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
+    """One transaction for the group. If it cannot commit (a full disk), or SQLite rolled it
+    back after an error, nothing of the group is stored: each feed is reported failed once,
+    its state untouched (not the feed's fault), so it is polled again next cycle. Retrying
+    each feed alone would mostly meet the same store error again."""
+    try:
+        with writing(rt.db, rt.window, rt.tracking):
+            reports = []
+            for p in group:
+                reports.append(report := ingest(rt, p))
+                store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
+        return reports
+    except Exception as exc:
+        logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
+        return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
 
 
 GROUP_ITEMS = 1000  # entries per grouped transaction: other processes get the write lock often

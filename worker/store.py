@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -476,20 +477,41 @@ def schema_version(db: Database) -> str:
     return applied[-1].name if applied else "(empty)"
 
 
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()  # stores inside an outermost transaction()
+
+
 @contextmanager
 def transaction(db: Database) -> Iterator[Database]:
-    """One atomic unit of writes. Nested calls become savepoints of the outer one."""
-    if db.conn.in_transaction:
+    """One atomic unit of writes. Nested calls become savepoints of the outer one.
+
+    All or nothing when SQLite fails too: a failed COMMIT is rolled back (a full disk may leave
+    the transaction open), and once SQLite has rolled the transaction back itself (an I/O
+    error may), a nested call raises instead of writing in a transaction of its own.
+    """
+    if db in _OPEN or db.conn.in_transaction:
+        check_open(db)
         with db.atomic():
             yield db
         return
     _begin(db)
+    _OPEN.add(db)
     try:
         yield db
+        check_open(db)
+        db.conn.execute("COMMIT")
     except BaseException:
         db.rollback()  # a no-op if the error already ended the transaction
         raise
-    db.conn.execute("COMMIT")
+    finally:
+        _OPEN.discard(db)
+
+
+def check_open(db: Database, cause: str | None = None) -> None:
+    """Raise if SQLite rolled back the transaction the caller is in (after an error it caught:
+    `cause`, when known)."""
+    if db in _OPEN and not db.conn.in_transaction:
+        after = f" ({cause})" if cause else ""
+        raise StoreError(f"the store rolled the transaction back after an error{after}: none of it was written")
 
 
 LOCK_RETRIES = 3  # busy timeouts waited for the write lock before giving up
