@@ -8,11 +8,14 @@ against items the store does not have: a real feed's article stored as a copy of
 from __future__ import annotations
 
 import datetime as dt
+import random
+import sqlite3
 from collections.abc import Callable
 
 import pytest
+from sqlite_utils import Database
 
-from worker import store, storylines
+from worker import pipeline, store, storylines
 from worker.track import Doc
 from tests.conftest import World
 from tests.feedserver import Reply, rss
@@ -95,3 +98,86 @@ def test_a_rolled_back_feed_leaves_no_phantom_in_the_tracker(
     probe = Doc("probe", "Ceremony at the tower", ARTICLE[3:200], w.clock().timestamp())
     assert live.n_docs == rebuilt.n_docs == 1
     assert list(live.decide(probe).raw) == list(rebuilt.decide(probe).raw)
+
+
+# ── a group of feeds stored in one transaction that cannot commit ───────────────────────────
+
+
+def _group(w: World) -> list[pipeline.Prepared]:
+    """Feeds A, B and C fetched and parsed, to be stored together in one transaction."""
+    for n, path in enumerate(("a", "b", "c")):
+        story = " ".join(f"w{k}" for k in random.Random(n).choices(range(2000), k=200))  # three different stories
+        w.server.routes[f"/{path}"] = Reply(body=rss([(f"{path}-1", f"Story {path}", f"<p>{story}</p>")]))
+    return [pipeline.prepare(w.rt, store.feeds_to_poll(w.db, w.clock(), force=True, url=w.server.url(f"/{p}"))[0])
+            for p in ("a", "b", "c")]
+
+
+class CommitFailsOnce:
+    """The store's connection, but its first COMMIT fails as on a full disk: SQLite either
+    rolled the transaction back or left it open (it may do either)."""
+
+    def __init__(self, conn: sqlite3.Connection, rolled_back: bool) -> None:
+        self.conn, self.rolled_back, self.failed = conn, rolled_back, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT" and not self.failed:
+            self.failed = True
+            if self.rolled_back:
+                self.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+
+def _nothing_stored_and_then_everything_once(w: World, reports: list[pipeline.FeedReport], error: str) -> None:
+    """One report per feed, each failed with the error; nothing of the group in the store or in
+    memory; the next poll stores each item exactly once."""
+    assert [(r.feed.url.rsplit("/", 1)[1], r.outcome, r.new_items) for r in reports] == [
+        ("a", "error", 0), ("b", "error", 0), ("c", "error", 0)]
+    assert all(r.error and r.error.startswith("not stored: ") and error in r.error for r in reports)
+    assert not w.db.conn.in_transaction
+    assert w.items() == []
+    assert [(r["last_success_at"], r["last_error"]) for r in w.db.query("SELECT * FROM feeds")] == [(None, None)] * 3
+    assert len(w.rt.window.index) == 0 and w.rt.tracking.replayed is None  # rebuilt from the store
+    again = w.poll()  # still due: a store failure is not the feeds' fault
+    assert sorted((r.feed.url.rsplit("/", 1)[1], r.outcome, r.new_items) for r in again.reports) == [
+        ("a", "new", 1), ("b", "new", 1), ("c", "new", 1)]
+    assert sorted(r["guid"] for r in w.items()) == ["a-1", "b-1", "c-1"]
+    assert all(r["dup_of"] is None for r in w.items())
+
+
+@pytest.mark.parametrize("rolled_back", [False, True], ids=["left-open", "rolled-back"])
+def test_a_group_that_cannot_commit_is_reported_once_and_stored_once_later(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, rolled_back: bool
+) -> None:
+    w = world("/a", "/b", "/c")
+    prepared = _group(w)
+    failing = CommitFailsOnce(w.db.conn, rolled_back)
+    monkeypatch.setattr(w.db, "conn", failing)
+    reports = pipeline._ingest_together(w.rt, prepared)
+    monkeypatch.setattr(w.db, "conn", failing.conn)
+    assert failing.failed
+    _nothing_stored_and_then_everything_once(w, reports, "database or disk is full")
+
+
+def test_when_sqlite_rolls_the_group_back_midway_no_feed_writes_outside_it(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error while feed B is stored makes SQLite roll back the whole transaction: feed C
+    must not then be stored in a transaction of its own, nor B's failure (reported, not kept)."""
+    w = world("/a", "/b", "/c")
+    prepared = _group(w)
+    real, feed_b = store.update_feed, prepared[1].feed.id
+
+    def update_feed(db: Database, fid: int, **state: object) -> None:
+        if fid == feed_b and "last_success_at" in state:
+            db.conn.execute("ROLLBACK")  # what SQLite does on some I/O errors
+            raise sqlite3.OperationalError("disk I/O error")
+        real(db, fid, **state)
+
+    monkeypatch.setattr(store, "update_feed", update_feed)
+    reports = pipeline._ingest_together(w.rt, prepared)
+    monkeypatch.setattr(store, "update_feed", real)
+    _nothing_stored_and_then_everything_once(w, reports, "disk I/O error")

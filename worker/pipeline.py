@@ -38,9 +38,18 @@ from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
-from worker.models import Feed, Item, Placement, plural
+from worker.models import Feed, Indexed, Item, Placement, plural
 
 FETCH_LOG_DAYS = 30
+
+
+@dataclass
+class _Seen:
+    """How far a window has taken in the store."""
+
+    version: int  # the store's data_version: it changes when another connection commits
+    top: int  # the highest item id taken in
+    reprints: int  # the store's count of fingerprint recomputations
 
 
 class Window:
@@ -50,6 +59,9 @@ class Window:
     forward, newer items are loaded from the store and older ones forgotten, so memory stays
     bounded. Items published long before the anchor (an old entry in a live feed) are
     compared with an index built for their own time, loaded from the store.
+
+    Other processes write to the store too (a backfill, `storywatch poll` beside the daemon):
+    `catch_up`, first thing in each write transaction, takes in what they stored since.
     """
 
     def __init__(self, db: Database, settings: Settings, now: dt.datetime) -> None:
@@ -60,6 +72,7 @@ class Window:
         self.index = dedupe.Index(self.span, self.threshold)
         self.anchor: dt.datetime | None = None
         self._forgotten_at: dt.datetime | None = None  # the anchor at the last clean-up
+        self._seen: _Seen | None = None  # None: nothing taken in yet
 
     def index_for(self, items: Sequence[Item]) -> dedupe.Index:
         """The index to judge this batch with (every item of a feed's batch uses the same one)."""
@@ -74,6 +87,8 @@ class Window:
         return self._load(dedupe.Index(self.span, self.threshold), oldest - self.span, newest + self.span)
 
     def _advance(self, anchor: dt.datetime) -> None:
+        if self._seen is None:  # before loading: what is stored after the mark is taken in later
+            self._seen = self._mark()
         start = anchor - self.span
         loaded_until = self.anchor + self.span if self.anchor else None
         if loaded_until is None or loaded_until < start:
@@ -101,7 +116,45 @@ class Window:
     def forget(self) -> None:
         """Drop everything loaded or added: the next batch reloads the index from the store."""
         self.index = dedupe.Index(self.span, self.threshold)
-        self.anchor = self._forgotten_at = None
+        self.anchor = self._forgotten_at = self._seen = None
+
+    def catch_up(self) -> list[Indexed]:
+        """Take in the items other connections stored since the last look, whatever their time
+        (those published in the loaded range join the index; fingerprints recomputed elsewhere
+        make it reload) and return them. One PRAGMA when no other connection committed.
+
+        Call it outside any transaction or first in a write transaction: then every item stored
+        since the last look is another's, and this process's own are counted by `took`.
+        """
+        seen = self._seen
+        if seen is None:
+            self._seen = self._mark()
+            return []
+        version = store.data_version(self.db)
+        if version == seen.version:
+            return []
+        top, reprints = store.write_marks(self.db)
+        outside = list(store.entries_after(self.db, seen.top))
+        self._seen = _Seen(version, max([top, *(e.item_id for e in outside)]), reprints)
+        if reprints != seen.reprints:
+            self.forget()
+        elif self.anchor is not None:
+            self.index.extend(e for e in outside if abs(e.published - self.anchor) <= self.span)
+        return outside
+
+    def took(self, item_ids: Sequence[int]) -> None:
+        """This process stored these items (in a write transaction that caught up first)."""
+        if self._seen is not None:
+            self._seen.top = max([self._seen.top, *item_ids])
+
+    def reprinted(self) -> None:
+        """This process recomputed stored fingerprints: other processes' windows must reload."""
+        count = store.count_reprint(self.db)
+        if self._seen is not None:
+            self._seen.reprints = count
+
+    def _mark(self) -> _Seen:
+        return _Seen(store.data_version(self.db), *store.write_marks(self.db))
 
 
 @contextmanager
@@ -112,16 +165,30 @@ def writing(db: Database, window: Window, tracking: storylines.Tracking | None) 
     the transaction (or this savepoint of it) rolls back, what they learnt is dropped and they
     are rebuilt from the store on next use: otherwise the next feed would be judged against
     items the store does not have (a rowid reused by another feed's article, stored as a copy
-    of itself; a tracker adapted to a follow-up that was never recorded).
+    of itself; a tracker adapted to a follow-up that was never recorded). A COMMIT that fails
+    is a rollback too.
+
+    First, holding the write lock, they catch up with what other processes stored.
     """
+    outermost = not db.conn.in_transaction
     try:
         with store.transaction(db):
+            if outermost:
+                catch_up(window, tracking)
             yield
     except BaseException:
         window.forget()
         if tracking is not None:
             tracking.forget()
         raise
+
+
+def catch_up(window: Window, tracking: storylines.Tracking | None) -> None:
+    """Items other processes stored join the window; the tracker is rebuilt at the next cycle
+    if they include originals it learns from (not mid-cycle: a rebuild takes seconds)."""
+    outside = window.catch_up()
+    if tracking is not None:
+        tracking.saw(outside)
 
 
 @dataclass
@@ -250,10 +317,14 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
 
 def _fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
     """Items stored by a version without fingerprints get them (once; a no-op afterwards)."""
+    filled = False
     while rows := store.unprinted_items(db):
         for row in rows:
             marks = dedupe.fingerprint(row["title"], row["text"], dedupe.match_text(row["text"], clutter))
             store.set_fingerprint(db, row["id"], marks.content_sha256, marks)
+        filled = True
+    if filled:
+        store.count_reprint(db)  # a running worker's window never had these: it reloads
 
 
 def _seed_item_ids(
@@ -486,6 +557,7 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
         clusters.append(placements[k].cluster_id or (clusters[copy_of] if copy_of is not None else item_id))
         if item_id:
             index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
+    window.took(ids)
     revisions = _apply_edits(db, verdicts, now)
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
     originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
@@ -514,6 +586,8 @@ def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.B
             store.set_fingerprint(db, entry.item_id, marks.content_sha256, marks)
             window.index.replace(dataclasses.replace(entry, signature=marks.signature, title_key=marks.title_key,
                                                      words=marks.words))
+        if entries:
+            window.reprinted()
 
 
 def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:
@@ -685,6 +759,8 @@ def poll_feeds(
     started_at, clock_start = rt.clock(), time.monotonic()
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
     if feeds:
+        catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
+        rt.tracking.refresh()
         rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
     reports = list(_poll(rt, feeds, no_cache))
     store.index_pending(rt.db)
@@ -731,15 +807,24 @@ def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedRepo
     the same hot pages (indexes, full-text segments) once a feed. A crash loses at most this
     batch, feed state included, so those feeds are simply fetched again.
     """
-    reports: list[FeedReport] = []
-    for group in _groups(prepared):
-        try:
-            with writing(rt.db, rt.window, rt.tracking):
-                reports += [ingest(rt, p) for p in group]
-        except Exception as exc:  # the commit itself failed (disk full?): nothing of the group is stored
-            logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
-            reports += [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
-    return reports
+    return [report for group in _groups(prepared) for report in _ingest_group(rt, group)]
+
+
+def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
+    """One transaction for the group. If it cannot commit (a full disk), or SQLite rolled it
+    back after an error, nothing of the group is stored: each feed is reported failed once,
+    its state untouched (not the feed's fault), so it is polled again next cycle. Retrying
+    each feed alone would mostly meet the same store error again."""
+    try:
+        with writing(rt.db, rt.window, rt.tracking):
+            reports = []
+            for p in group:
+                reports.append(report := ingest(rt, p))
+                store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
+        return reports
+    except Exception as exc:
+        logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
+        return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
 
 
 GROUP_ITEMS = 1000  # entries per grouped transaction: other processes get the write lock often

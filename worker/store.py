@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -480,20 +481,41 @@ def schema_version(db: Database) -> str:
     return applied[-1].name if applied else "(empty)"
 
 
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()  # stores inside an outermost transaction()
+
+
 @contextmanager
 def transaction(db: Database) -> Iterator[Database]:
-    """One atomic unit of writes. Nested calls become savepoints of the outer one."""
-    if db.conn.in_transaction:
+    """One atomic unit of writes. Nested calls become savepoints of the outer one.
+
+    All or nothing when SQLite fails too: a failed COMMIT is rolled back (a full disk may leave
+    the transaction open), and once SQLite has rolled the transaction back itself (an I/O
+    error may), a nested call raises instead of writing in a transaction of its own.
+    """
+    if db in _OPEN or db.conn.in_transaction:
+        check_open(db)
         with db.atomic():
             yield db
         return
     _begin(db)
+    _OPEN.add(db)
     try:
         yield db
+        check_open(db)
+        db.conn.execute("COMMIT")
     except BaseException:
         db.rollback()  # a no-op if the error already ended the transaction
         raise
-    db.conn.execute("COMMIT")
+    finally:
+        _OPEN.discard(db)
+
+
+def check_open(db: Database, cause: str | None = None) -> None:
+    """Raise if SQLite rolled back the transaction the caller is in (after an error it caught:
+    `cause`, when known)."""
+    if db in _OPEN and not db.conn.in_transaction:
+        after = f" ({cause})" if cause else ""
+        raise StoreError(f"the store rolled the transaction back after an error{after}: none of it was written")
 
 
 LOCK_RETRIES = 3  # busy timeouts waited for the write lock before giving up
@@ -847,21 +869,49 @@ def item_text(db: Database, item_id: int) -> tuple[str, str, str] | None:
     return None if row is None else (row[0], row[1], row[2] or "{}")
 
 
+_ENTRY = "SELECT id, feed_id, cluster_id, published_at, signature, title_key, words, identity FROM items"
+
+
 def index_entries(
     db: Database, since: dt.datetime, until: dt.datetime, feed_id: int | None = None
 ) -> Iterator[Indexed]:
     """Fingerprints of the items published in [since, until] (of one feed, when given), oldest
     first, to rebuild the index."""
-    sql = (
-        "SELECT id, feed_id, cluster_id, published_at, signature, title_key, words, identity FROM items "
-        "WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL"
-    )
+    sql = f"{_ENTRY} WHERE published_at >= ? AND published_at <= ? AND signature IS NOT NULL"
     params: list[Any] = [to_iso(since), to_iso(until)]
     if feed_id is not None:
         sql += " AND feed_id = ?"
         params.append(feed_id)
-    for row in db.execute(sql + " ORDER BY published_at, id", params):
-        yield Indexed(row[0], index_source(row[1], row[7]), row[2], from_iso(row[3]), row[4], row[5], row[6])
+    yield from map(_entry, db.execute(sql + " ORDER BY published_at, id", params))
+
+
+def entries_after(db: Database, item_id: int) -> Iterator[Indexed]:
+    """Fingerprints of the items stored after `item_id` (ids only grow), whatever their time."""
+    yield from map(_entry, db.execute(f"{_ENTRY} WHERE id > ? AND signature IS NOT NULL ORDER BY id", [item_id]))
+
+
+def _entry(row: Sequence[Any]) -> Indexed:
+    return Indexed(row[0], index_source(row[1], row[7]), row[2], from_iso(row[3]), row[4], row[5], row[6])
+
+
+def data_version(db: Database) -> int:
+    """A number that changes when another connection commits to the store (never for this
+    connection's own commits); reading it costs no page read."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def write_marks(db: Database) -> tuple[int, int]:
+    """(the highest item id, how often stored fingerprints were recomputed): with
+    `entries_after`, what an in-memory index needs to catch up with other processes' writes."""
+    row = db.execute("SELECT coalesce((SELECT max(id) FROM items), 0), "
+                     "coalesce((SELECT value FROM meta WHERE key = 'reprints'), 0)").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def count_reprint(db: Database) -> int:
+    """Stored fingerprints were recomputed (other processes' indexes must reload): the new count."""
+    db.execute("INSERT INTO meta (key, value) VALUES ('reprints', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
+    return write_marks(db)[1]
 
 
 def unprinted_items(db: Database, limit: int = 1000) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from sqlite_utils import Database
 
 from worker import seeds, store
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_web_url
-from worker.models import FollowUp, Item, Stored, StorylineDef
+from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
 from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
@@ -123,6 +123,7 @@ class Replayed:
     tracker: Tracker
     version: str
     looked_back: dict[str, int]  # storyline id → follow-ups found in the window by its look-back
+    since: dt.datetime  # the start of the window replayed
 
 
 def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
@@ -133,7 +134,8 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     storylines = store.active_storylines(db)
     seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
     skip = set(pending)
-    recent = [i for i in store.recent_originals(db, now - settings.window, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
+    since = now - settings.window
+    recent = [i for i in store.recent_originals(db, since, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
     position = {item.id: n for n, item in enumerate(recent)}
     tracker = Tracker(tracker_config(settings))
     joins: dict[str, list[StorylineSpec]] = {}
@@ -162,7 +164,7 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
     looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
     logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
                  storylines=len(storylines), items=len(recent), found=looked_back)
-    return Replayed(tracker, version, looked_back)
+    return Replayed(tracker, version, looked_back, since)
 
 
 # ── emerging stories ─────────────────────────────────────────────────────────────────────────
@@ -312,6 +314,7 @@ class Tracking:
         self.settings = settings
         self.replayed: Replayed | None = None
         self.emerging = Emerging(settings.suggest_days)
+        self.stale = False  # another process stored originals it learns from: `refresh` rebuilds it
 
     def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
         if self.replayed is None or self.replayed.version != store.storylines_version(db):
@@ -323,6 +326,20 @@ class Tracking:
         """Drop the tracker and the emerging groups: rebuilt from the store on next use."""
         self.replayed = None
         self.emerging = Emerging(self.settings.suggest_days)
+        self.stale = False
+
+    def saw(self, outside: Sequence[Indexed]) -> None:
+        """Items another process stored: the tracker is stale if they include originals (an
+        item is its own cluster) in the window it replayed, which a rebuild would learn."""
+        if self.replayed is not None and any(
+            e.cluster_id == e.item_id and e.published >= self.replayed.since for e in outside
+        ):
+            self.stale = True
+
+    def refresh(self) -> None:
+        """Drop a stale tracker (call it outside any write transaction: the rebuild takes seconds)."""
+        if self.stale:
+            self.forget()
 
     def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime,
               as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
