@@ -27,7 +27,7 @@ The evidence comes from what the config says, nothing written for one storyline:
   ambassador.") or one whose lead is formula ("Kim Jong Un, general secretary of..."), while a
   name said in most of its sentences is what it is about. A name said five times in one
   sentence (a list of guests) is one sentence. Sentences are read only for the few items where
-  a storyline's name stands below the title on a feed on its beat. A unit's weight fades from
+  a storyline's name is said twice or more below the title, on a feed on its beat. A unit's weight fades from
   1 to 0 as its share of the feed's items grows from DISTINCT_SHARE to IMPLIED_SHARE: a name
   half the feed mentions says little.
 - Score. The sum over the storyline's present, non-implied units of weight × salience (topic
@@ -286,7 +286,9 @@ class Evidence:
         title, by the share of the item's sentences that name them, if that is more (a short
         item about Russia names it in most of its sentences, wherever its lead stands)."""
         salience = _salience(mentions)
-        for u in np.flatnonzero(wanted & (mentions.zone > NONE) & (mentions.zone < TITLE)).tolist():
+        # Sentences are read only where they could add: a unit said twice or more, not yet at 1.
+        could = wanted & (mentions.zone > NONE) & (mentions.count >= MIN_SPREAD) & (salience < 1.0)
+        for u in np.flatnonzero(could).tolist():
             salience[u] = max(salience[u], _spread_salience(mentions.spread(self.units[u]), len(mentions.sentences)))
         return salience
 
