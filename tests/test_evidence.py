@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, sentences
 
 DAY = 86400.0
 RUSSIA = StorylineSpec(
@@ -60,3 +60,43 @@ def test_a_storyline_decides_from_its_first_seed_on() -> None:
     tracker.add_storyline(spec)
     assert len(tracker.decide(Doc("between", "Between the seeds", "Text.", 15 * DAY))) == 1
     assert len(tracker.decide(Doc("before", "Before the seeds", "Text.", 5 * DAY))) == 0
+
+
+def test_a_short_item_naming_the_name_in_most_of_its_sentences_is_a_follow_up() -> None:
+    tracker = warmed()
+    text = ("Pyongyang, May 4 (KCNA) -- The foreign minister of the DPRK returned home after a forum held "
+            "in Russia. She was greeted at the airport by the Russian ambassador. -0-")  # "-0-": no sentence
+    [followup] = tracker.process(beat_item(102, "Foreign Minister Back Home", text)).followups
+    assert followup.reasons is not None and followup.reasons.evidence[0] == "Russia (lead, 2×, in 2 of 2 sentences)"
+
+
+def test_a_name_below_the_lead_in_half_the_sentences_is_a_follow_up() -> None:
+    tracker = warmed()
+    opening = ("Pyongyang, May 5 (KCNA) -- The general secretary of the Workers' Party visited the tower on "
+               "the anniversary of liberation, accompanied by senior officials of the Central Committee, the "
+               "foreign minister and commanding officers of the armed forces organs, and a guard of honour of "
+               "the army lined up in front of the tower while a band played music in the square, and veterans, "
+               "students, workers and farmers from the capital city gathered around the monument with flowers, "
+               "as national radio and television broadcast the ceremony live across the whole country. ")
+    text = opening + ("A wreath was laid. The anthem of Russia was played. He praised the people of Russia. "
+                      "He said the ties with Russia would grow. The guard marched past.")
+    decisions = tracker.process(beat_item(103, "Leader Visits Liberation Tower", text))
+    [followup] = decisions.followups
+    assert followup.reasons is not None and followup.reasons.evidence[0] == "Russia (text, 3×, in 3 of 6 sentences)"
+
+
+def test_a_name_in_a_few_sentences_of_a_list_is_not_a_follow_up() -> None:
+    tracker = warmed()
+    text = ("Pyongyang, May 6 (KCNA) -- A player of the DPRK won the final of the Asian championships. "
+            "Players came from the DPRK, Russia, Thailand and India. She beat her rival from Russia. "
+            "She then beat a player from Japan. Her teammates won two silver medals. The team returned home.")
+    decisions = tracker.process(beat_item(104, "DPRK Wins at Asian Championships", text))
+    assert not decisions.followups and 0.0 < decisions.evidence[0] < 1.0  # in 2 of 6 sentences
+
+
+def test_sentences_end_at_full_stops_not_inside_acronyms_and_skip_one_word_lines() -> None:
+    table = generic_aliases(TrackerConfig().default_aliases)
+    text = "Envoys of the U.S. and Japan met in Seoul. Talks went on!\nThey agreed on a plan. -0-"
+    read = sentences(text, table, 400)
+    assert len(read) == 3  # "-0-" is no sentence
+    assert {"unit_state", "japan", "south_korea"} <= read[0] and "talk" in read[1] and "plan" in read[2]

@@ -311,6 +311,23 @@ def strip_particles(word: str) -> str:
     return word
 
 
+_SENTENCE_ENDS = frozenset({".", "!", "?", "。", "\n"})
+
+
+def read_sentences(text: str, max_tokens: int) -> list[list[str]]:
+    """The tokens of each sentence of ``text`` as ``read`` gives them (case trusted, BREAK
+    between clauses), from the first ``max_tokens`` * 24 characters: about as much text as
+    ``read`` keeps. A sentence ends at . ! ? 。 or a line break ("U.S." is one token, no end)."""
+    raw = _TOKEN_RE.findall(fold(text[: max_tokens * 24]))
+    found, start = [], 0
+    for end in [i for i, token in enumerate(raw) if token in _SENTENCE_ENDS] + [len(raw)]:
+        seq, _ = _mapped(raw[start:end], True)
+        if seq:
+            found.append(seq)
+        start = end + 1
+    return found
+
+
 def words(text: str, trust_case: bool = True) -> list[str]:
     """The content tokens of ``text``, clauses ignored ("N Korea" -> ["korea"])."""
     return [t for t in read(text, trust_case)[0] if t != BREAK]

@@ -63,7 +63,8 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.evidence import LEAD_TOKENS, Evidence, Mentions, Zones, declared_units, unit_keys
-from worker.textproc import BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read
+from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read,
+                             read_sentences)
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
 _T = TypeVar("_T", bound=np.generic)
@@ -476,6 +477,24 @@ def _lead(body: list[str]) -> list[str]:
         if words > LEAD_TOKENS:
             return body[:n]
     return body
+
+
+def sentences(text: str, table: AliasTable, limit: int) -> list[frozenset[str]]:
+    """The words and word pairs of each sentence of the part of a text that is read (about its
+    first ``limit`` content words), aliases applied as the analysis applies them; sentences of
+    fewer than two content words (a sign-off, "-0-") left out. Evidence asks for them only where
+    a storyline's name stands below the title."""
+    found: list[frozenset[str]] = []
+    words = 0
+    for tokens in read_sentences(text, limit):
+        tokens = table.apply(tokens)
+        content = len(tokens) - tokens.count(BREAK)
+        if content >= 2:
+            found.append(_terms(tokens))
+            words += content
+            if words >= limit:
+                break
+    return found
 
 
 def _terms(tokens: list[str]) -> frozenset[str]:
@@ -1387,8 +1406,9 @@ class Tracker:
         if last is not None and last[0] is doc:
             return last[1]
         cfg = self.config
+        read = lambda: sentences(doc.text, self._default_aliases, cfg.body_max_tokens)  # noqa: E731 (lazy)
         found = self._evidence.mentions(Zones(analysis.title_terms, analysis.lead_terms, analysis.weights,
-                                              cfg.phrase_weight, cfg.title_weight))
+                                              cfg.phrase_weight, cfg.title_weight, read))
         self._last_mentions = (doc, found)
         return found
 
