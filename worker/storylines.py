@@ -113,17 +113,34 @@ class Replayed:
     tracker: Tracker
     version: str
     looked_back: dict[str, int]  # storyline id → follow-ups found in the window by its look-back
+    found: list[FollowUp] = field(default_factory=list)  # those follow-ups
+    hashes: dict[str, str] = field(default_factory=dict)  # the definitions they were looked for with
+    storylines: list[StorylineDef] = field(default_factory=list)
+    replayed: int = 0  # items replayed
 
 
 def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
                   emerging: Emerging | None = None, pending: Sequence[int] = ()) -> Replayed:
     """A tracker warmed on the store's recent window; new or changed storylines look back over it.
     `pending`: stored items about to be tracked live, left out of the replay."""
+    skip = set(pending)
+    recent = [i for i in store.recent_originals(db, now - settings.window, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
+    replayed = replay(db, settings, recent, emerging)
+    with store.transaction(db):
+        store.save_followups(db, replayed.found, now)
+        store.set_profile_hashes(db, replayed.hashes)
+    logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
+                 storylines=len(replayed.storylines), items=len(recent), found=replayed.looked_back)
+    return replayed
+
+
+def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored],
+           emerging: Emerging | None = None) -> Replayed:
+    """The store's active storylines on a tracker that has processed `recent` (oldest first), as
+    the worker builds it; the look-back follow-ups are found, not saved: this writes nothing."""
     version = store.storylines_version(db)
     storylines = store.active_storylines(db)
     seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
-    skip = set(pending)
-    recent = [i for i in store.recent_originals(db, now - settings.window, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
     position = {item.id: n for n, item in enumerate(recent)}
     tracker = Tracker(tracker_config(settings))
     joins: dict[str, list[StorylineSpec]] = {}
@@ -143,13 +160,8 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
         if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
             emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
-    with store.transaction(db):
-        store.save_followups(db, found, now)
-        store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
     looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
-    logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
-                 storylines=len(storylines), items=len(recent), found=looked_back)
-    return Replayed(tracker, version, looked_back)
+    return Replayed(tracker, version, looked_back, found, {i: hashes[i] for i in looking_back}, storylines, len(recent))
 
 
 # ── emerging stories ─────────────────────────────────────────────────────────────────────────
