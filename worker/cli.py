@@ -21,7 +21,7 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines
+from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines, why
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
@@ -254,18 +254,23 @@ def items(
 
 @items.command(name="show")
 @click.argument("item_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, the decisions under `tracking`.")
 @pass_app
-def items_show(app: App, item_id: int) -> None:
-    """Show one item in full: its text, its earlier versions with diffs, and its cluster.
+def items_show(app: App, item_id: int, as_json: bool) -> None:
+    """Show one item in full: its text, its earlier versions with diffs, its cluster, and why each
+    storyline took it or not (score, threshold, the names and terms that counted, the closest
+    seed or follow-up), decided again as the tracker sees the store now.
 
     \b
     Example:
       storywatch items show 42
+      storywatch items show 42 --json
     """
     detail = store.item_detail(app.db, item_id)
     if detail is None:
         raise click.ClickException(f"no item with id {item_id} (see storywatch items)")
-    click.echo(report.render_item(detail))
+    found = why.explain_item(app.db, app.settings.tracking, item_id, copy_of=detail.item.dup_of)
+    click.echo(report.item_json(detail, found) if as_json else report.render_item(detail) + "\n\n" + report.render_why(found))
 
 
 @cli.command()

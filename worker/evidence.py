@@ -100,6 +100,30 @@ class Mentions:
 
 
 @dataclass(frozen=True, slots=True)
+class Counted:
+    """One of a storyline's units in an item: where it stands and what it added to the score."""
+
+    label: str
+    name: bool
+    """A name (counts alone) or a topic word (counts at half, beside a name in the title or lead)."""
+    zone: str
+    """"title", "lead", "text", or "" (not named: the feed implies it)."""
+    count: int
+    share: float
+    """The share of the feed's recent items that name it."""
+    weight: float
+    """1 while the share is under DISTINCT_SHARE, fading to 0 at IMPLIED_SHARE."""
+    salience: float
+    points: float
+    """What it added to the evidence score: weight × salience (topic words: × TOPIC_WEIGHT, and
+    only beside a name in the title or lead); 0 off the storyline's beat."""
+    implied: bool
+    """In IMPLIED_SHARE of the feed's items: it puts the feed on the beat and adds nothing itself."""
+    spread: str = ""
+    """", in 6 of 13 sentences" where the share of sentences that name it counted, else ""."""
+
+
+@dataclass(frozen=True, slots=True)
 class Zones:
     """The feature keys of an item's title and lead, and its weighted features (title and the
     text's first words) with the scale of a word pair's weight, to count mentions; and how to
@@ -260,26 +284,40 @@ class Evidence:
         topics = member @ (value * ~self._names) * TOPIC_WEIGHT
         return np.where(on_beat, names + np.where(anchored, topics, 0.0), 0.0)
 
-    def explain(self, mentions: Mentions | None, source: str, slot: int) -> tuple[str, ...]:
-        """The units that counted for ``slot``, as "Russia (title)", strongest first; and an
-        implied unit as "DPRK (implied by this feed)"."""
-        if mentions is None:
-            return ()
+    def counted(self, mentions: Mentions | None, source: str, slot: int) -> tuple[Counted, ...]:
+        """What each of ``slot``'s units named or implied by the item's feed added to its score,
+        in the storyline's order (the parts ``scores`` sums, for a person to read)."""
         weight, implied = self._weights(source)
+        shares = self._shares(source)
         units = self.slot_units(slot)
+        if mentions is None:
+            mentions = Mentions(np.zeros(len(self.units), np.int8), np.zeros(len(self.units), np.int32))
+        zone, count = mentions.zone, mentions.count
         wanted = np.zeros(len(self.units), bool)
         wanted[units] = ~implied[units] & (weight[units] > 0)
         salience = self._salience(mentions, wanted)
-        shown = []
+        on_beat = any(implied[u] for u in units)
+        anchored = any(zone[u] >= LEAD and self._names[u] and not implied[u] and weight[u] > 0 for u in units)
+        found = []
         for u in units:
-            if implied[u]:
-                shown.append((0.0, f"{self.units[u].label} (implied by this feed)"))
-            elif mentions.zone[u] and weight[u] > 0:
-                zone = ZONE_NAMES[mentions.zone[u]]
-                times = f", {mentions.count[u]}×" if mentions.count[u] > 1 else ""
-                spread = self._spread_said(mentions, u)
-                shown.append((weight[u] * salience[u], f"{self.units[u].label} ({zone}{times}{spread})"))
-        return tuple(text for _, text in sorted(shown, key=lambda s: -s[0]))
+            if not (zone[u] or implied[u]):
+                continue
+            unit = self.units[u]
+            value = float(weight[u] * salience[u]) * (1.0 if unit.name else TOPIC_WEIGHT * anchored)
+            spread = self._spread_said(mentions, u) if wanted[u] and zone[u] else ""
+            found.append(Counted(unit.label, unit.name, ZONE_NAMES[zone[u]], int(count[u]), float(shares[u]),
+                                 float(weight[u]), float(salience[u]), value if on_beat else 0.0, bool(implied[u]),
+                                 spread))
+        return tuple(found)
+
+    def feed_items(self, source: str) -> int:
+        """The feed's recent items its shares are counted over (none implied under MIN_SOURCE_DOCS)."""
+        feed = self._sources.get(source)
+        return len(feed.window) if feed is not None else 0
+
+    def _shares(self, source: str) -> npt.NDArray[np.float64]:
+        feed = self._sources.get(source)
+        return feed.shares(len(self.units)) if feed is not None else np.zeros(len(self.units))
 
     def _salience(self, mentions: Mentions, wanted: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
         """Each unit's salience: by zone and count, or for the ``wanted`` units named below the
@@ -300,13 +338,24 @@ class Evidence:
         return f", in {named} of {len(mentions.sentences)} sentences" if named >= MIN_SPREAD else ""
 
     def _weights(self, source: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        feed = self._sources.get(source)
-        shares = feed.shares(len(self.units)) if feed is not None else np.zeros(len(self.units))
+        shares = self._shares(source)
         weight = np.clip((IMPLIED_SHARE - shares) / (IMPLIED_SHARE - DISTINCT_SHARE), 0.0, 1.0)
         return weight, shares >= IMPLIED_SHARE
 
 
 _EMPTY = np.zeros(0, np.intp)
+
+
+def describe(counted: Iterable[Counted]) -> tuple[str, ...]:
+    """Counted units in a few words ("Russia (title)", "DPRK (implied by this feed)"), strongest first."""
+    shown = []
+    for c in counted:
+        if c.implied:
+            shown.append((0.0, f"{c.label} (implied by this feed)"))
+        else:
+            times = f", {c.count}×" if c.count > 1 else ""
+            shown.append((c.weight * c.salience, f"{c.label} ({c.zone}{times}{c.spread})"))
+    return tuple(text for _, text in sorted(shown, key=lambda s: -s[0]))
 
 
 def _salience(mentions: Mentions) -> npt.NDArray[np.float64]:

@@ -1175,6 +1175,15 @@ def items_by_id(db: Database, item_ids: Sequence[int]) -> dict[int, Stored]:
     return {row["id"]: _stored(row) for row in _in_chunks(db, "SELECT * FROM items WHERE id IN ({})", list(item_ids))}
 
 
+def item_links(db: Database, item_id: int) -> list[dict[str, Any]]:
+    """The item's recorded storyline links (seed, follow-up), with the storyline's title and
+    whether it is active, by storyline id."""
+    return list(db.query("""
+        SELECT si.storyline_id, si.decision, si.score, si.threshold, si.decided_at, s.title, s.active
+        FROM storyline_items si JOIN storylines s ON s.id = si.storyline_id
+        WHERE si.item_id = ? ORDER BY si.storyline_id""", [item_id]))
+
+
 def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit: int) -> list[Stored]:
     """The newest `limit` originals (not copies, not seed files) published in [since, until],
     oldest first: what tracking replays."""

@@ -124,27 +124,46 @@ class Replayed:
     version: str
     looked_back: dict[str, int]  # storyline id → follow-ups found in the window by its look-back
     since: dt.datetime  # the start of the window replayed
+    found: list[FollowUp] = field(default_factory=list)  # those follow-ups
+    hashes: dict[str, str] = field(default_factory=dict)  # the definitions they were looked for with
+    storylines: list[StorylineDef] = field(default_factory=list)
+    replayed: int = 0  # items replayed
 
 
 def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
                   emerging: Emerging | None = None, pending: Sequence[int] = ()) -> Replayed:
     """A tracker warmed on the store's recent window; new or changed storylines look back over it.
     `pending`: stored items about to be tracked live, left out of the replay."""
-    version = store.storylines_version(db)
-    storylines = store.active_storylines(db)
-    seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
     skip = set(pending)
     since = now - settings.window
     recent = [i for i in store.recent_originals(db, since, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
+    replayed = replay(db, settings, recent, since, emerging)
+    with store.transaction(db):
+        store.save_followups(db, replayed.found, now)
+        store.set_profile_hashes(db, replayed.hashes)
+    logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
+                 storylines=len(replayed.storylines), items=len(recent), found=replayed.looked_back)
+    return replayed
+
+
+def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], since: dt.datetime,
+           emerging: Emerging | None = None, *, look_back: bool = True) -> Replayed:
+    """The store's active storylines on a tracker that has processed `recent` (oldest first, the
+    window from `since`), as the worker builds it; the look-back follow-ups are found, not saved:
+    this writes nothing. Without `look_back`, a new or changed storyline starts at its first
+    dated seed, as the live stream decides (an item's explanation), not over the whole window."""
+    version = store.storylines_version(db)
+    storylines = store.active_storylines(db)
+    seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
     position = {item.id: n for n, item in enumerate(recent)}
     tracker = Tracker(tracker_config(settings))
     joins: dict[str, list[StorylineSpec]] = {}
     hashes = {s.id: definition_hash(s) for s in storylines}
     looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}
-    window_start = (now - settings.window).timestamp()
+    window_start = since.timestamp()
     for storyline in storylines:
         spec = spec_of(storyline, seeds)
-        if storyline.id in looking_back:  # a storyline added (or changed) now looks back over the window
+        if look_back and storyline.id in looking_back:  # a storyline added (or changed) now looks back over the window
             spec = replace(spec, starts=min(spec.starts if spec.starts is not None else math.inf, window_start))
         in_window = [i for i in storyline.seed_ids if i in position]
         if in_window:  # it starts where its last seed is, as in the live stream
@@ -158,13 +177,9 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
         if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
             emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
-    with store.transaction(db):
-        store.save_followups(db, found, now)
-        store.set_profile_hashes(db, {i: hashes[i] for i in looking_back})
     looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
-    logger.debug("Tracker built: {storylines} storylines, {items} items replayed, look-back {found}",
-                 storylines=len(storylines), items=len(recent), found=looked_back)
-    return Replayed(tracker, version, looked_back, since)
+    return Replayed(tracker, version, looked_back, since, found, {i: hashes[i] for i in looking_back}, storylines,
+                    len(recent))
 
 
 # ── emerging stories ─────────────────────────────────────────────────────────────────────────

@@ -62,7 +62,7 @@ from typing import Literal, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-from worker.evidence import LEAD_TOKENS, Evidence, Mentions, Zones, declared_units, unit_keys
+from worker.evidence import LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, unit_keys
 from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read,
                              read_sentences)
 
@@ -130,6 +130,19 @@ class Reasons:
     evidence: tuple[str, ...] = ()
     """The storyline's names the item puts where they count ("Russia (title)"; evidence.py)."""
     evidence_score: float = 0.0
+    counted: tuple[Counted, ...] = ()
+    """The same evidence in detail: each unit named or implied, where, how often, its points."""
+    feed_items: int = 0
+    """Recent items of the item's feed that the evidence counted which names the feed implies over."""
+
+
+class Idle(NamedTuple):
+    """Why a storyline makes no decision on an item, and from or until when."""
+
+    reason: Literal["seed", "early", "expired"]
+    """The item seeds it; it was published before the storyline starts; the storyline expired."""
+    at: float
+    """early: when the storyline starts; expired: when it stopped (POSIX); seed: 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +229,7 @@ DEFAULT_ALIASES: tuple[tuple[str, ...], ...] = (
 """Generic equivalences on by default (config.default_aliases); storylines add their own."""
 
 Normalization = Literal["none", "zscore", "tail"]
+Explain = Literal["all", "followups"]
 ScoreMode = Literal["centroid", "nearest", "mix"]
 
 
@@ -297,7 +311,7 @@ class TrackerConfig:
     refresh_fraction: float = 0.1
     """...or after this fraction of the DF window, when that is more (IDF of a large window
     moves slowly; the cost of a refresh per item stays bounded)."""
-    explain: Literal["all", "followups"] = "followups"
+    explain: Explain = "followups"
     """Compute reasons for every decision, or only for follow-ups and vetoes (the product
     stores reasons only for those; several times faster with many storylines)."""
     top_terms: int = 6
@@ -1205,9 +1219,10 @@ class Tracker:
                 acc[slot] += w * cw
         return np.array(acc)
 
-    def decide(self, doc: Doc) -> Decisions:
+    def decide(self, doc: Doc, explain: Explain | None = None) -> Decisions:
         """One decision per live storyline (not those this doc seeds, nor those it predates or
-        that have expired), in slot order. Pure."""
+        that have expired), in slot order. Pure. ``explain`` overrides ``config.explain`` (a
+        one-off question "why" wants every decision's reasons)."""
         if not self._storylines:
             return Decisions.none(doc.id, self._epoch)
         cfg = self.config
@@ -1215,9 +1230,7 @@ class Tracker:
         vector = self._vector_cached(doc, analysis)
         raw = self._central_scores(vector)
         silence = np.maximum(doc.published - self._activity, 0.0)
-        live = (doc.published >= self._starts) & (silence <= self._expires)  # free slots: starts inf
-        for slot in self._seeded.get(doc.id, ()):
-            live[slot] = False  # a storyline decides on what follows its seeds
+        live = self._live(doc, silence)
         short = np.full(self._n_slots, analysis.short and cfg.bg_split_short)
         readings: dict[int, tuple[_Analysis, dict[str, float]]] = {}
         apart = self._storylines if cfg.score_mode != "centroid" else self._own_aliased
@@ -1241,13 +1254,36 @@ class Tracker:
                               margin, self._epoch)
         decisions.evidence = self._evidence.scores(self._mentions(doc, analysis), doc.source, slots)
         decisions.followup |= decisions.evidence >= cfg.evidence_threshold
-        explain = range(len(slots)) if cfg.explain == "all" else np.flatnonzero(decisions.followup).tolist()
-        for k in explain:
+        every = (explain or cfg.explain) == "all"
+        for k in range(len(slots)) if every else np.flatnonzero(decisions.followup).tolist():
             slot = int(slots[k])
             owner = self._by_slot[slot]
             assert owner is not None
-            self._explain_decision(decisions, k, owner, doc, *readings.get(slot, (analysis, vector)))
+            self._explain_decision(decisions, k, owner, doc, *readings.get(slot, (analysis, vector)), every)
         return decisions
+
+    def _live(self, doc: Doc, silence: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """By slot: whether the storyline decides on ``doc`` (free slots: starts inf)."""
+        live: npt.NDArray[np.bool_] = (doc.published >= self._starts) & (silence <= self._expires)
+        for slot in self._seeded.get(doc.id, ()):
+            live[slot] = False  # a storyline decides on what follows its seeds
+        return live
+
+    def not_deciding(self, doc: Doc) -> dict[str, Idle]:
+        """The storylines that make no decision on ``doc`` (``decide`` leaves them out), and why."""
+        silence = np.maximum(doc.published - self._activity, 0.0)
+        idle = {}
+        for slot in np.flatnonzero(~self._live(doc, silence)).tolist():
+            story = self._by_slot[slot]
+            if story is None:
+                continue
+            if slot in self._seeded.get(doc.id, ()):
+                idle[story.spec.id] = Idle("seed", 0.0)
+            elif doc.published < self._starts[slot]:
+                idle[story.spec.id] = Idle("early", float(self._starts[slot]))
+            else:
+                idle[story.spec.id] = Idle("expired", float(self._activity[slot] + self._expires[slot]))
+        return idle
 
     @staticmethod
     def _reads_differently(story: _Storyline, starts: str) -> bool:
@@ -1264,7 +1300,7 @@ class Tracker:
         return own, self._vector(own)
 
     def _explain_decision(self, decisions: Decisions, k: int, story: _Storyline, doc: Doc, analysis: _Analysis,
-                          vector: dict[str, float]) -> None:
+                          vector: dict[str, float], every: bool) -> None:
         """Veto, reasons and novelty of decision ``k``. Reasons are what a person reads about a
         follow-up (or about a veto, which decides NO); other decisions need only score and
         threshold (explaining costs a dot product per profile member)."""
@@ -1273,11 +1309,14 @@ class Tracker:
         if veto is not None:
             followup = False
             decisions.followup[k] = False  # an exclude term decides NO
-        if not (followup or veto is not None or self.config.explain == "all"):
+        if not (followup or veto is not None or every):
             return
         reasons = self._explain(story, analysis, vector, veto)
-        reasons = replace(reasons, evidence_score=round(float(decisions.evidence[k]), 4),
-                          evidence=self._evidence.explain(self._mentions(doc, analysis), doc.source, story.slot))
+        mentions = self._mentions(doc, analysis)
+        counted = self._evidence.counted(mentions, doc.source, story.slot)
+        reasons = replace(reasons, evidence_score=round(float(decisions.evidence[k]), 4), counted=counted,
+                          evidence=describe(counted) if mentions is not None else (),
+                          feed_items=self._evidence.feed_items(doc.source))
         known = story.known_names
         novelty = tuple(s for key, s in analysis.names.items() if key not in known) if followup else ()
         decisions.explained[k] = reasons, novelty

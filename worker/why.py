@@ -1,0 +1,171 @@
+"""Why an item did or did not join each storyline (`storywatch items show`).
+
+The decisions are made again, with every reason, on a tracker rebuilt from the store as the
+worker builds it (`storylines.replay`: its storylines and seeds, then the originals published in
+the `[tracking] window` before the item, in time order), and the item is decided, not observed:
+nothing is written and nothing is learnt. The recorded links are read as they are: a decision
+made again can differ from the one recorded (items stored since, a storyline changed, a live
+tracker that had seen more than one window), and the output says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlite_utils import Database
+
+from worker import store, storylines
+from worker.clock import UTC, from_iso
+from worker.config import TrackingSettings
+from worker.models import Stored, StorylineDef
+from worker.track import Decision, Idle
+
+UNDECIDED = ("inactive", "copy")  # recorded links only: the storyline is not tracked, the item is a copy
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A link the store holds: the item is a seed or a follow-up of the storyline."""
+
+    decision: str  # "seed" | "followup"
+    score: float | None
+    threshold: float | None
+    decided_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Closest:
+    """The seed or follow-up in the storyline's profile most similar to the item."""
+
+    item_id: int | None
+    kind: str  # "seed" | "follow-up"
+    title: str
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class StorylineWhy:
+    """One storyline's decision on the item, made again now, beside the one recorded."""
+
+    storyline_id: str
+    title: str
+    recorded: Recorded | None
+    decision: Decision | None = None
+    """None when the storyline makes no decision on the item (see ``idle``)."""
+    idle: str = ""
+    """Why no decision: "seed", "early" (before its start), "expired", "inactive", "copy"."""
+    idle_at: dt.datetime | None = None
+    """early: when the storyline starts; expired: when it stopped."""
+    closest: Closest | None = None
+    knob: float = 0.0
+    """The threshold setting: the margin above the background the score must reach."""
+    evidence_threshold: float = 1.0
+
+    @property
+    def followup(self) -> bool:
+        return self.decision is not None and self.decision.followup
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        """What made the follow-up: "score" (similarity) and/or "evidence"."""
+        d = self.decision
+        if d is None or not d.followup:
+            return ()
+        return tuple(name for name, met in (("score", d.score >= d.threshold),
+                                            ("evidence", d.evidence >= self.evidence_threshold)) if met)
+
+    @property
+    def differs(self) -> bool:
+        """Whether the decision made now is not the one recorded."""
+        if self.idle in UNDECIDED:
+            return False
+        recorded = self.recorded.decision if self.recorded else None
+        now = "seed" if self.idle == "seed" else "followup" if self.followup else None
+        return recorded != now
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWhy:
+    item_id: int
+    copy_of: int | None
+    window: dt.timedelta
+    replayed: int
+    """Items replayed into the tracker before deciding this one."""
+    storylines: tuple[StorylineWhy, ...]
+
+    @property
+    def differs(self) -> list[str]:
+        return [s.storyline_id for s in self.storylines if s.differs]
+
+
+def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of: int | None = None) -> ItemWhy:
+    """Every storyline's decision on the stored item `item_id`, made again with its reasons; a copy
+    (`copy_of`: its original) is never tracked: only its recorded links are listed."""
+    links = {row["storyline_id"]: row for row in store.item_links(db, item_id)}
+    if copy_of is not None:
+        return ItemWhy(item_id, copy_of, settings.window, 0, tuple(_untracked(links, set())))
+    item = store.items_by_id(db, [item_id])[item_id]
+    replayed = storylines.replay(db, settings, _before(db, settings, item), item.published_at - settings.window,
+                                 look_back=False)
+    tracker = replayed.tracker
+    doc = storylines.doc_of(item)
+    decisions = {d.storyline_id: d for d in tracker.decide(doc, explain="all")}
+    idle = tracker.not_deciding(doc)
+    members = _member_titles(db, decisions.values())
+    found = []
+    for s in replayed.storylines:
+        base = StorylineWhy(s.id, s.title, _recorded(links.get(s.id)),
+                            knob=settings.threshold if s.threshold is None else s.threshold,
+                            evidence_threshold=tracker.config.evidence_threshold)
+        found.append(_with_decision(base, decisions.get(s.id), idle.get(s.id), s, members))
+    found += _untracked(links, {s.id for s in replayed.storylines})
+    return ItemWhy(item_id, None, settings.window, replayed.replayed, tuple(found))
+
+
+def _before(db: Database, settings: TrackingSettings, item: Stored) -> list[Stored]:
+    """The originals the worker would have replayed and tracked before this item: published in
+    the window before it, in (time, id) order, up to the item itself."""
+    start = item.published_at - settings.window
+    recent = store.recent_originals(db, start, item.published_at, storylines.REPLAY_MAX)
+    return [i for i in recent if (i.published_at, i.id) < (item.published_at, item.id)]
+
+
+def _with_decision(why: StorylineWhy, decision: Decision | None, idle: Idle | None, storyline: StorylineDef,
+                   members: dict[int, str]) -> StorylineWhy:
+    if decision is None:
+        assert idle is not None  # a tracked storyline either decides or says why not
+        at = dt.datetime.fromtimestamp(idle.at, UTC) if idle.reason != "seed" else None
+        return replace(why, idle=idle.reason, idle_at=at)
+    member = _closest_id(decision)
+    closest = None
+    if member is not None and decision.reasons is not None:
+        kind = "seed" if member in storyline.seed_ids else "follow-up"
+        closest = Closest(member, kind, members.get(member, ""), decision.reasons.closest_similarity)
+    return replace(why, decision=decision, closest=closest)
+
+
+def _closest_id(decision: Decision) -> int | None:
+    """The stored item the decision's item is closest to (profile members are stored items)."""
+    closest = decision.reasons.closest_id if decision.reasons is not None else None
+    return int(closest) if closest is not None and closest.isdigit() else None
+
+
+def _member_titles(db: Database, decisions: Iterable[Decision]) -> dict[int, str]:
+    """The titles of the seeds and follow-ups the item is closest to."""
+    ids = {i for d in decisions if (i := _closest_id(d)) is not None}
+    return {i: item.title for i, item in store.items_by_id(db, sorted(ids)).items()}
+
+
+def _recorded(row: dict[str, Any] | None) -> Recorded | None:
+    if row is None:
+        return None
+    return Recorded(row["decision"], row["score"], row["threshold"], from_iso(row["decided_at"]))
+
+
+def _untracked(links: dict[str, dict[str, Any]], tracked: set[str]) -> list[StorylineWhy]:
+    """Recorded links to storylines that are not decided now (inactive, or the item is a copy)."""
+    return [StorylineWhy(sid, row["title"], _recorded(row), idle="inactive" if not row["active"] else "copy")
+            for sid, row in links.items() if sid not in tracked]
