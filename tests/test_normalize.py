@@ -42,6 +42,7 @@ def entry(guid: str | None = "g", link: str | None = "https://a.example/1", **kw
         ("<ul><li>a</li><li>b</li></ul>", "a\nb"),
         ("<table><tr><td>1</td><td>2</td></tr></table>", "1 2"),
         ('<a href="x" title="a > b">link</a> text', "link text"),
+        ("<p lang='en' title='t' class='c'>a</p><div dir=ltr>b</div>", "a\n\nb"),
         ("<!-- hidden -->shown", "shown"),
         ("plain text, no markup", "plain text, no markup"),
         ("ﬁve ＦＵＬＬ", "five FULL"),  # NFKC
@@ -95,7 +96,7 @@ def test_cdata_sections_are_comments_as_in_browsers() -> None:
 
 def test_hidden_elements_are_dropped_with_their_content() -> None:
     markup = ("<template><p>leak</p></template><noscript><img src=x>leak</noscript>"
-              "<iframe src=x><p>leak</p></iframe><object><p>leak</p></object><svg><text>leak</text></svg>Kept")
+              "<iframe src=x><p>leak</p></iframe><svg><text>leak</text></svg>Kept")
     assert html_to_text(markup) == "Kept"
     assert html_to_text("<p>Kept</p><iframe><p>leak, never closed</p>") == "Kept"
     page = "<html><head><title>leak</title><style>.leak{}</style></head><body><p>Kept</p></body></html>"
@@ -104,6 +105,59 @@ def test_hidden_elements_are_dropped_with_their_content() -> None:
 
 def test_entities_are_decoded_once() -> None:
     assert html_to_text("&amp;lt;b&amp;gt; &lt;i&gt; &#60;u&#62; &copy;&nbsp;KCNA") == "&lt;b&gt; <i> <u> © KCNA"
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<center>a</center><center>b</center>", "a\n\nb"),
+        ("foo<form>bar</form>baz", "foo\n\nbar\n\nbaz"),
+        ("<fieldset><legend>Legend</legend>Body</fieldset>", "Legend\n\nBody"),
+        ("<hgroup><h1>Head</h1>Sub</hgroup>Body", "Head\n\nSub\n\nBody"),
+        ("<listing>code</listing>after", "code\n\nafter"),
+        ("<xmp><b>bold</b> &amp;</xmp>after", "<b>bold</b> &amp;\n\nafter"),  # shown as written
+        ("a<option>b</option>c", "a\n\nb\n\nc"),
+        ("<select><option>One<option>Two</select>", "One\n\nTwo"),
+        ("<menu><li>a</menu><dir><li>b</dir>c", "a\n\nb\n\nc"),
+    ],
+)
+def test_block_elements_never_glue_words(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("The formula <math><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></math> is famous.",
+         "The formula E=mc2 is famous."),
+        ("<math><semantics><mi>x</mi><annotation encoding='application/x-tex'>x^2</annotation></semantics></math>",
+         "x"),  # the annotation (the formula's TeX) is not shown
+        ("<object data='clip.swf'><p>Watch the clip</p></object>Kept", "Watch the clip\n\nKept"),
+        ("<p>Kept</p><object data='clip.swf'>fallback, never closed", "Kept\n\nfallback, never closed"),
+    ],
+)
+def test_fallback_text_a_browser_shows_is_kept(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>Kept</p><video src='clip.mp4'>Your browser does not support video.</video>", "Kept"),
+        ("<audio src='clip.mp3'><p>leak</p></audio>Kept", "Kept"),
+        ("<canvas>leak</canvas>Kept", "Kept"),
+        ("<datalist><option>leak</option></datalist>Kept", "Kept"),
+        ("<div hidden>leak</div><p>Kept</p>", "Kept"),
+        ("<p hidden='hidden'>leak <b>leak</b></p>Kept", "Kept"),
+        ("<span Hidden>leak</span>Kept <span hidden><span hidden>leak</span>leak</span>too", "Kept too"),
+        ("<div hidden><div>leak</div>leak, never closed", ""),
+        ("<dialog>leak</dialog>Kept", "Kept"),
+        ("<dialog open>Shown</dialog>", "Shown"),
+        ("<details><summary>More</summary><div hidden=until-found>Found</div></details>", "More\n\nFound"),
+    ],
+)
+def test_what_a_browser_does_not_show_is_dropped(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
 
 
 @pytest.mark.parametrize(

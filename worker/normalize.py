@@ -42,30 +42,66 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PARAGRAPH_TAGS = (  # separated by a blank line
     "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
     "article", "header", "footer", "aside", "nav", "hr", "figure", "figcaption", "dl", "main", "address",
-    "details", "summary",
+    "details", "summary", "center", "form", "fieldset", "legend", "hgroup", "listing", "xmp", "menu", "dir",
+    "dialog", "search", "option",
 )
 _LINE_TAGS = ("br", "li", "tr", "dt", "dd")  # start a new line
 _CELL_TAGS = ("td", "th")  # a space between cells
-# Elements whose content a reader never sees, dropped with everything inside them, closed or not.
-_HIDDEN_TAGS = (
-    "script", "style", "noscript", "template", "iframe", "object", "svg", "head", "title", "noembed", "noframes",
+# Inline tags the parser keeps only when the item may hide some content with the `hidden`
+# attribute, so that it is seen on them; they vanish like the rest.
+_INLINE_TAGS = (
+    "a", "abbr", "b", "bdi", "bdo", "big", "button", "caption", "cite", "code", "data", "del", "dfn", "em",
+    "font", "i", "ins", "kbd", "label", "mark", "meter", "nobr", "optgroup", "output", "progress",
+    "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "select", "small", "span", "strike", "strong", "sub",
+    "sup", "tbody", "textarea", "tfoot", "thead", "time", "tt", "u", "var",
 )
+# Elements whose content a reader never sees, dropped with everything inside them, closed or not;
+# among them what a browser shows only when it cannot play or draw the element (the fallback of
+# <video>, <audio>, <canvas>), a <datalist>'s suggestions and MathML's annotations (a formula's TeX).
+# <object>'s fallback stays: browsers show it for the plugins they no longer run.
+_HIDDEN_TAGS = (
+    "script", "style", "noscript", "template", "iframe", "svg", "head", "title", "noembed", "noframes",
+    "video", "audio", "canvas", "datalist", "annotation", "annotation-xml",
+)
+
+
+def _mark_hidden(element: str, attribute: str, value: str) -> str | None:
+    """The attributes the parser keeps (`hidden`, a <dialog>'s `open`) as bare marks for
+    `_drop_hidden`; hidden="until-found" is content a reader can reveal, so it is kept as text."""
+    return None if attribute == "hidden" and value.lower() == "until-found" else ""
+
+
 # The parsing is html5ever's (through nh3), as a browser parses: an unclosed <script>, <style> or
 # comment runs to the end, "</" inside a script is script, entities are decoded once. Its output
-# keeps only the structural tags, bare (no attributes), and escapes every "<" of the text, so the
-# patterns below read the parser's output, never the feed's markup.
+# keeps only the tags above, bare, and escapes every "<" of the text (but inside <xmp>, see _XMP), so
+# the patterns below read the parser's output, never the feed's markup. <math> is kept so that its
+# text is (MathML's own tags vanish inside it: "E=mc2"); without it the parser drops MathML whole.
 _STRUCTURE = nh3.Cleaner(
-    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS),
+    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",)),
     clean_content_tags=set(_HIDDEN_TAGS),
-    attributes={"*": set()},
+    attributes={"*": set()},  # none: by default ammonia keeps "lang" and "title" on every tag
     strip_comments=True,
     link_rel=None,
 )
+# The same, keeping more tags and marks of what they hide (` hidden=""`, ` open=""`) for
+# `_drop_hidden`: for an item that may use them, as the rest need not pay for its longer output.
+_MARKED = nh3.Cleaner(
+    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",) + _INLINE_TAGS),
+    clean_content_tags=set(_HIDDEN_TAGS),
+    attributes={"*": {"hidden"}, "dialog": {"open"}},
+    attribute_filter=_mark_hidden,
+    strip_comments=True,
+    link_rel=None,
+)
+# Whether an item may use them: a quick look, two scans at the speed of str.find (a case-insensitive
+# search costs as much as the parse). Both are HTML5's, written in lower case; "HIDDEN" goes unseen.
+_MAY_HIDE = ("idden", "ialog")
 _PARAGRAPH = re.compile(f"</?(?:{'|'.join(_PARAGRAPH_TAGS)})>")
 _LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
 _CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
-_TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS
-
+_TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS, <math>, inline tags
+_XMP = re.compile(r"<xmp>(.*?)</xmp>", re.S)  # its text comes out as the feed wrote it, unescaped
+_OUTPUT_TAG = re.compile(r"<(/?)([a-z0-9-]+)([^>]*)>")
 
 def clean_text(text: str) -> str:
     """NFKC, control characters removed, spaces collapsed within lines, at most one blank line.
@@ -92,12 +128,42 @@ def html_to_text(markup: str) -> str:
     """
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
-    text = _STRUCTURE.clean(markup)
+    marked = _MAY_HIDE[0] in markup or _MAY_HIDE[1] in markup
+    text = (_MARKED if marked else _STRUCTURE).clean(markup)
+    if "<xmp>" in text:
+        text = _XMP.sub(lambda m: f"<xmp>{html.escape(m.group(1), quote=False)}</xmp>", text)
+    if marked:
+        text = _drop_hidden(text)
     text = _PARAGRAPH.sub("\n\n", text)
     text = _LINE.sub("\n", text)
     text = _CELL.sub(" ", text)
     text = _TAG.sub("", text)
     return clean_text(html.unescape(text))
+
+
+def _drop_hidden(text: str) -> str:
+    """_MARKED's output without the elements marked hidden and the closed <dialog>s, each with all it
+    holds, and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of
+    the depth finds where each ends."""
+    if 'hidden=""' not in text and "<dialog" not in text:
+        return text
+    pieces: list[str] = []
+    depth, hidden_at, done = 0, -1, 0
+    for found in _OUTPUT_TAG.finditer(text):
+        closing, name, marks = found.groups()
+        if name in ("br", "hr"):
+            continue
+        if closing:
+            depth -= 1
+            if depth == hidden_at:
+                hidden_at, done = -1, found.end()
+        else:
+            if hidden_at < 0 and ("hidden" in marks or (name == "dialog" and "open" not in marks)):
+                pieces.append(text[done:found.start()])
+                hidden_at = depth
+            depth += 1
+    pieces.append(text[done:] if hidden_at < 0 else "")
+    return "".join(pieces).replace(' open=""', "")
 
 
 MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, cut with "…"
