@@ -10,6 +10,7 @@ SQLite file, as separate processes do.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -173,3 +174,25 @@ def test_with_no_outside_writes_catching_up_is_one_pragma_per_write_transaction(
     pragmas = statements.count("PRAGMA data_version")
     assert 1 < pragmas <= statements.count("BEGIN IMMEDIATE") + 1
     assert not [s for s in statements if "WHERE id > ?" in s or "'reprints'" in s]
+
+
+def test_an_item_another_process_pruned_leaves_the_window(world: Callable[..., World]) -> None:
+    """Another process's cycle prunes an item the running worker's window holds: a near copy of
+    it polled afterwards is an original (nothing left to copy), not a copy of a deleted row."""
+    w = world("/x", "/b", "/z")
+    w.config.write_text(w.config.read_text().replace('path = "sw.db"', 'path = "sw.db"\nretention_days = 7', 1))
+    at = lambda ago: email.utils.format_datetime(w.clock() - ago, usegmt=True)  # noqa: E731
+    w.server.routes["/x"] = Reply(body=rss([("x-1", "Friendship tower ceremony", ORIGINAL)], date=at(dt.timedelta(days=5))))
+    w.poll(feed_url=w.server.url("/x"))
+    w.clock.now += dt.timedelta(days=3)
+    w.server.routes["/z"] = Reply(body=rss([("z-1", "Weather", UNRELATED)], date=at(dt.timedelta(hours=2))))
+    settings = load_settings(w.config)
+    other = pipeline.open_runtime(store.open_store(settings.storage.path), settings, clock=w.clock)
+    pipeline.poll_feeds(other, feed_url=w.server.url("/z"))  # its cycle prunes x-1: 8 days old
+    other.close()
+    assert w.db.execute("SELECT count(*) FROM items WHERE guid = 'x-1'").fetchone()[0] == 0
+    w.server.routes["/b"] = Reply(body=rss([("b-1", "Ceremony at the friendship tower", NEAR_COPY)], date=at(dt.timedelta(hours=1))))
+    (report,) = w.poll(feed_url=w.server.url("/b")).reports
+    assert (report.outcome, report.error) == ("new", None)
+    (row,) = w.db.query("SELECT id, dup_of, cluster_id FROM items WHERE guid = 'b-1'")
+    assert row["dup_of"] is None and row["cluster_id"] == row["id"]

@@ -303,7 +303,7 @@ def parse_json_feed(body: bytes, url: str = "") -> ParsedFeed:
         entries=tuple(_json_entry(item, base) for item in items if isinstance(item, dict)),
         language=_str(doc.get("language")),
         self_url=_str(doc.get("feed_url")) or None,
-        next_url=urljoin(base, _str(doc.get("next_url"))) if doc.get("next_url") else None,
+        next_url=_absolute(base, _str(doc.get("next_url"))),
     )
 
 
@@ -315,7 +315,7 @@ def _json_entry(item: dict[str, Any], base: str) -> Entry:
     content = html or _escape_text(text) or _escape_text(summary)
     return Entry(
         guid=_str(item.get("id")) or None,
-        link=urljoin(base, link) if link else None,
+        link=_absolute(base, link),
         title=_str(item.get("title")),
         content_html=content,
         summary_html=_escape_text(summary) if (html or text) else "",

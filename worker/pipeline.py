@@ -559,6 +559,9 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
             index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
     window.took(ids)
     revisions = _apply_edits(db, verdicts, now)
+    for verdict in verdicts:  # an edited item is matched by its new text from now on, as the store has it
+        if verdict.kind in ("revision", "edit") and verdict.stored and verdict.item.fingerprint:
+            index.replace(dedupe.indexed(verdict.item, verdict.stored.id, verdict.stored.cluster_id))
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
     originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
     if feed is not None and stored:

@@ -943,7 +943,10 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
         db.execute("DELETE FROM storyline_items WHERE item_id IN (SELECT id FROM items WHERE cluster_id IN "
                    f"({old}))", [to_iso(before)])
         db.execute(f"UPDATE items SET dup_of = NULL WHERE cluster_id IN ({old})", [to_iso(before)])
-        return db.execute(f"DELETE FROM items WHERE cluster_id IN ({old})", [to_iso(before)]).rowcount
+        pruned: int = db.execute(f"DELETE FROM items WHERE cluster_id IN ({old})", [to_iso(before)]).rowcount
+        if pruned:
+            count_reprint(db)  # another worker's dedupe window still holds them: it reloads from the store
+        return pruned
 
 
 def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> int:

@@ -140,7 +140,7 @@ _JSON_SURROGATES = (
     b'{"version": "https://jsonfeed.org/version/1.1", "title": "J \\ud800", "items": ['
     + b",".join(b'{"id": "j%d", "title": "Story \\udc00 %d", "content_html": "<p>x \\ud800</p>", '
                 b'"authors": [{"name": "A \\udfff"}], "tags": ["t\\ud800"]}' % (n, n) for n in range(4))
-    + b', {"id": "j-fine", "title": "Fine story", "content_text": "fine"}]}'
+    + b', {"id": "j-fine", "title": "Fine story", "content_text": "fine", "url": "http://[oops/x"}]}'
 )
 
 # the digest lists the newest first: dated an hour ago, these are among its first 30 items
