@@ -5,7 +5,8 @@ Bodies: every entry's content of the feeds in ../shared/feeds-dev that the worke
 The same bodies go through the regex converter that html_to_text replaced (kept below as the
 baseline, not used by the worker), in alternating rounds in this one process; the figure is
 the median round. Then hostile inputs: hidden content that must not reach the text, and
-pathological markup whose cost must stay bounded.
+pathological markup whose cost must stay bounded: deep nesting in ms per item, beside a normal
+article's (the feeds-dev bodies of 2.0-2.6 KB), as a ratio per item and per KB.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ PATHOLOGICAL = {
 }
 
 
+# Nesting whose parse grew with the square of its depth (81 s and 16 s before bound_markup).
+DEEP = {
+    "80,000 nested <ul><li> (640 KB)": "<ul><li>" * 80_000 + "x",
+    "80,000 nested <div> (400 KB)": "<div>" * 80_000 + "x",
+}
+DEEP_ROUNDS = 3
+
+
 def item_bodies() -> list[str]:
     bodies = []
     for path in sorted(FEEDS.iterdir()):
@@ -112,6 +121,36 @@ def seconds(convert: Callable[[str], str], markup: str) -> float:
     return time.perf_counter() - started
 
 
+def ms_per_item(bodies: list[str], rounds: int) -> float:
+    """Median over rounds of ms per body, after a first call (warm-up)."""
+    for body in bodies:
+        html_to_text(body)
+    figures = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for body in bodies:
+            html_to_text(body)
+        figures.append((time.perf_counter() - started) / len(bodies) * 1e3)
+    return statistics.median(figures)
+
+
+def deep_nesting(bodies: list[str]) -> list[Result]:
+    articles = [b for b in bodies if 2000 <= len(b) <= 2600]
+    size = statistics.mean(len(b) for b in articles)
+    article = ms_per_item(articles, ROUNDS * 3)
+    results = [Result("HTML → text: ms/item, normal article", article, "ms", "",
+                      f"{len(articles)} feeds-dev bodies of 2.0-2.6 KB, {size:,.0f} characters mean")]
+    for name, markup in DEEP.items():
+        ms = ms_per_item([markup], DEEP_ROUNDS)
+        per_kb = (ms / len(markup)) / (article / size)
+        results += [
+            Result(f"HTML → text: ms/item, {name}", ms, "ms", "<= 1500"),
+            Result(f"HTML → text: {name} ÷ normal article, per item", ms / article, "ratio", "",
+                   f"per KB: {per_kb:,.0f}× a normal article's cost"),
+        ]
+    return results
+
+
 def run(work: Path) -> list[Result]:
     bodies = item_bodies()
     median, mean = statistics.median(len(b) for b in bodies), statistics.mean(len(b) for b in bodies)
@@ -128,7 +167,7 @@ def run(work: Path) -> list[Result]:
         Result(f"HTML → text: hostile inputs leaking hidden text (of {len(HOSTILE)}), regex", leaks(regex_v1),
                "inputs", ""),
     ]
-    return results + [
+    return results + deep_nesting(bodies) + [
         Result(f"HTML → text: {name}, parser", seconds(html_to_text, markup), "s", "<= 5")
         for name, markup in PATHOLOGICAL.items()
     ]

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
+import nh3
 import pytest
 
+from worker import normalize
 from worker.normalize import (
+    MAX_DEPTH,
+    MAX_MARKUP,
+    MAX_TAGS,
+    bound_markup,
     canonical_url,
     content_hash,
     entry_identity,
@@ -158,6 +165,122 @@ def test_fallback_text_a_browser_shows_is_kept(markup: str, text: str) -> None:
 )
 def test_what_a_browser_does_not_show_is_dropped(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
+
+
+# ── hostile markup: its cost grows with its size only ────────────────────────────────────────
+
+
+def parser_depth(markup: str) -> int:
+    """How deep the parser nests the elements of `markup` (counted on a parse keeping them all)."""
+    tags = set(re.findall(r"<([a-z]+)", markup))
+    out = nh3.clean(markup, tags=tags, clean_content_tags=set(), attributes={}, link_rel=None)
+    depth = deepest = 0
+    for closing in re.findall(r"<(/?)[a-z]+>", out):
+        depth += -1 if closing else 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class Spy:
+    """A cleaner that records the markup it is given."""
+
+    def __init__(self, cleaner: nh3.Cleaner) -> None:
+        self.cleaner = cleaner
+        self.seen: list[str] = []
+
+    def clean(self, markup: str) -> str:
+        self.seen.append(markup)
+        return self.cleaner.clean(markup)
+
+
+DEEP = 4000
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<div>" * DEEP + "x",
+        "<ul><li>" * DEEP + "x",
+        "<blockquote><p>" * DEEP + "x",
+        "<span>" * DEEP + "</x>" * DEEP,
+        "<b><i>" * DEEP + "x",
+        "<object>" + "<div>" * DEEP + "</object>",
+        "<dl><dd>" * DEEP + "x",
+        "<table><tr><td>" * DEEP + "x",
+        "<div hidden>" * DEEP + "x",
+    ],
+)
+def test_the_parser_is_shown_a_bounded_depth(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """html5ever's time grows with the square of the depth (80,000 nested <ul><li> took 81 s):
+    however deep an item nests, the parser sees at most MAX_DEPTH elements open at once."""
+    spies = [Spy(normalize._STRUCTURE), Spy(normalize._MARKED)]
+    monkeypatch.setattr(normalize, "_STRUCTURE", spies[0])
+    monkeypatch.setattr(normalize, "_MARKED", spies[1])
+    html_to_text(markup)
+    (shown,) = spies[0].seen + spies[1].seen
+    assert parser_depth(shown) <= MAX_DEPTH + 2  # and the <tbody> the parser adds to a table
+
+
+def test_the_parser_is_shown_a_bounded_number_of_tags() -> None:
+    """Whatever bound_markup misjudges as closed (in a body the parser ignores <td> and </td>, so
+    each <div> below stays open), the parser is shown at most MAX_TAGS start tags."""
+    markup = "<td><div>x</td>" * MAX_TAGS
+    shown = bound_markup(markup)
+    assert len(re.findall("<[a-z]", shown)) == MAX_TAGS
+    assert html_to_text(shown) == html_to_text(markup) == "\n\n".join("x" * MAX_TAGS)
+
+
+def test_deeply_nested_text_is_complete_and_in_order() -> None:
+    deep = "".join(f"<div><p>Para {i}</p><ul><li>Item {i}" for i in range(2 * MAX_DEPTH))
+    flat = "".join(f"<div><p>Para {i}</p><ul><li>Item {i}</li></ul></div>" for i in range(2 * MAX_DEPTH))
+    text = "\n\n".join(f"Para {i}\n\nItem {i}" for i in range(2 * MAX_DEPTH))
+    assert html_to_text(deep) == html_to_text(flat) == text
+
+
+def test_hidden_content_stays_hidden_beyond_the_depth_limit() -> None:
+    deep = "<div>" * (2 * MAX_DEPTH) + "<p>Kept</p>"
+    hidden = ("<template><p>leak</p></template><div hidden>leak</div><video>leak</video><dialog>leak</dialog>"
+              "<svg><g><text>leak</text></g></svg><script>leak</script><!-- leak -->")
+    assert html_to_text(deep + hidden + "<p>Also kept</p>" + "<style>leak") == "Kept\n\nAlso kept"
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>One</p><div>Two<ul><li>a</li><li>b<li>c</ul></div>Ex<b>am</b>ple<br>next<table><tr><td>1<td>2</table>",
+        "<p>Kept</p><script>var s = '</div><p>leak</p>'; a <!-- <script> </script> leak --></script><p>Kept</p>",
+        "<p>Kept</p><style>.leak{}</style><noscript><p>leak</p></noscript><title>leak</title><!-- leak <p>x</p> -->",
+        "<p>a &lt; b</p><xmp><b>shown</b> &amp;</xmp><textarea>\n<b>shown</b> &amp;</textarea>c",
+        "<![CDATA[<p>Article</p>]]><p>Kept</p><![CDATA[ leak",
+        "<p>Kept</p><plaintext><p>shown &amp; as written",
+        "<math><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></math>",
+        "<div hidden>leak</div><dialog open>Shown</dialog><dialog>leak</dialog><b hidden>leak</b>Kept",
+        "<a title='a > b' class=x>link</a> <b class=x>bold</b> text <p>Kept</p><script>leak",
+        "x<<b>div>y &am<i>p; <!-<b>- not a comment",
+    ],
+)
+def test_bounding_changes_no_text(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bound_markup flattens markup into the breaks and spaces it stands for: with no element
+    shown to the parser at all, every item keeps its text."""
+    text = html_to_text(markup)
+    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
+    monkeypatch.setattr(normalize, "MAX_DEPTH", 0)
+    assert html_to_text(markup) == text
+
+
+def test_text_split_for_the_parser_keeps_every_reference() -> None:
+    """Long text reaches the parser in pieces (its cost grows with the square of the "&" in one
+    text), cut between character references, never inside one."""
+    markup = "".join(f"{'x' * (i % 40)}&amp;{'y' * (i % 3)}&CounterClockwiseContourIntegral;" for i in range(3000))
+    text = "".join(f"{'x' * (i % 40)}&{'y' * (i % 3)}∳" for i in range(3000))
+    assert len(markup) > normalize._SMALL
+    assert html_to_text(markup) == text
+
+
+def test_an_item_longer_than_max_markup_is_cut() -> None:
+    markup = "<p>" + "word " * (MAX_MARKUP // 5) + "</p><p>tail</p>"
+    text = html_to_text(markup)
+    assert text.startswith("word word") and "tail" not in text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 - text: HTML → plain text through a real HTML parser (what a browser would not show, such as
   scripts, styles and comments, dropped even when left unclosed; entities decoded; block tags
   become line breaks, inline tags never glue or split words), Unicode NFKC, whitespace collapsed;
+  its cost grows with the item's size only: HTML past MAX_MARKUP is cut, and nesting past
+  MAX_DEPTH flattened into the line breaks it stands for (see bound_markup);
 - links: a canonical URL (lowercase scheme and host, default port and fragment dropped,
   tracking parameters removed, query parameters sorted);
 - dates: UTC; a missing date is taken from first sight, a date more than a day in the future
@@ -20,8 +22,8 @@ import hashlib
 import html
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 
 import nh3
 
@@ -103,6 +105,24 @@ _TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS, <ma
 _XMP = re.compile(r"<xmp>(.*?)</xmp>", re.S)  # its text comes out as the feed wrote it, unescaped
 _OUTPUT_TAG = re.compile(r"<(/?)([a-z0-9-]+)([^>]*)>")
 
+# Limits on what one item's HTML costs to convert. html5ever's time grows with the square of the
+# nesting depth (80,000 nested <ul><li> took 81 s, 400 KB of nested <div> 16 s), and of a few other
+# counts (formatting tags it reopens, attributes of one tag, "&" in one text), and a parse in the fetch
+# thread has no time limit. So an item's HTML beyond MAX_MARKUP characters is cut, and an item with
+# many tags or much text goes through `bound_markup` first: it shows the parser at most MAX_DEPTH open
+# elements and MAX_TAGS start tags, beyond which tags are flattened into the line breaks and spaces
+# they stand for, so the text stays whole. Articles nest a few dozen deep, run to a few hundred tags
+# and tens of KB, so no limit touches a real one; the worst item takes about a second to convert.
+MAX_MARKUP = 1_000_000  # characters
+MAX_DEPTH = 128  # elements open at once, as bound_markup counts them
+MAX_TAGS = 10_000  # start tags the parser is shown, however bound_markup counts what is open
+# An item with at most this many "<" and characters is parsed as written: whatever its markup it
+# costs 40 ms at worst, and bound_markup's ~3 µs a tag would double the cost of a long article.
+_FEW_TAGS, _SMALL = 1000, 50_000
+_TEXT_RUN = 4096  # characters of text in one node: html5ever's cost grows with the square of its "&"s
+_LONG_TAG = 2048  # characters: a longer tag keeps only its name (html5ever's check of its attributes is quadratic)
+
+
 def clean_text(text: str) -> str:
     """NFKC, control characters removed, spaces collapsed within lines, at most one blank line.
 
@@ -128,6 +148,9 @@ def html_to_text(markup: str) -> str:
     """
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
+    markup = markup[:MAX_MARKUP]  # cut mid-tag or mid-comment, the rest is dropped as unfinished
+    if len(markup) > _FEW_TAGS and (len(markup) > _SMALL or markup.count("<") > _FEW_TAGS):
+        markup = bound_markup(markup)
     marked = _MAY_HIDE[0] in markup or _MAY_HIDE[1] in markup
     text = (_MARKED if marked else _STRUCTURE).clean(markup)
     if "<xmp>" in text:
@@ -164,6 +187,299 @@ def _drop_hidden(text: str) -> str:
             depth += 1
     pieces.append(text[done:] if hidden_at < 0 else "")
     return "".join(pieces).replace(' open=""', "")
+
+
+# ── bounding what the parser is shown ───────────────────────────────────────────────────────
+#
+# bound_markup reads the markup with the HTML tokenizer's rules (tags and their quoted attributes,
+# comments, the text of <script> and its kin), one pass, and counts which elements are open with a
+# few of the tree builder's rules. It changes nothing in an item within the limits but the spelling
+# of what cannot alter the text, and makes the parse's cost linear beyond them.
+
+_WS = "\t\n\f\r "
+_ATTRS = (  # from a tag's name to its ">", as the tokenizer reads attributes
+    rf"""(?:[{_WS}/]+|[^{_WS}/>][^{_WS}/>=]*(?:[{_WS}]*=[{_WS}]*(?:"[^"]*"?|'[^']*'?|[^{_WS}>]*))?)*"""
+)
+# A tag (closing?, name, attributes, ">" or "" when unfinished), a comment, or a bogus comment.
+_MARKUP = re.compile(rf"<(?:(/?)([A-Za-z][^{_WS}/>]*)({_ATTRS})(>?)|(!--)|[!?/])")
+_END_TAG_REST = re.compile(f"{_ATTRS}>?")
+_ATTR = re.compile(rf"""([^{_WS}/>][^{_WS}/>=]*)(?:[{_WS}]*=[{_WS}]*("[^"]*"?|'[^']*'?|[^{_WS}>]*))?""")
+_COMMENT_END = re.compile(r"--!?>")
+_SCRIPT_MARK = re.compile(rf"<!--|-->|<(/?)script[{_WS}/>]", re.I)
+
+_VOID = frozenset("area base basefont bgsound br col embed frame hr image img input keygen link meta param "
+                  "source track wbr html head body frameset".split())  # and those ignored inside a body
+_RAW_HIDDEN = frozenset({"script", "style", "noscript", "iframe", "noembed", "noframes", "title"})
+_RAW_SHOWN = frozenset({"xmp", "textarea", "plaintext"})
+_RAW_END = {name: re.compile(rf"</{name}[{_WS}/>]", re.I) for name in (_RAW_HIDDEN | _RAW_SHOWN) - {"script"}}
+_DROPPED = frozenset(_HIDDEN_TAGS) - _RAW_HIDDEN
+# Formatting elements the parser reopens after they are closed by another; it keeps at most three
+# alike (same attributes) for that, so theirs are dropped: else a list of them grows without bound.
+_FORMATTING = frozenset("b big code em font i s small strike strong tt u".split())
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})  # one closes another: counted as "h1"
+
+# Which open element an end tag closes: the nearest of its name unless an element of its kind
+# (below) is open above that one, in which case the parser leaves both open. Block end tags stop at
+# the scope's boundaries, table ones at tables, any other at every "special" element.
+_SCOPE, _TABLE, _SPECIAL = " scope", " table", " special"
+_BOUNDARIES = {
+    _SCOPE: "applet caption table td th marquee object template mi mo mn ms mtext annotation-xml "
+            "foreignobject desc ol ul button",
+    _TABLE: "table template",
+    _SPECIAL: "address applet article aside blockquote button caption center colgroup dd details dir div dl dt "
+              "fieldset figcaption figure footer form h1 header hgroup li listing main marquee menu nav object ol "
+              "p pre search section select summary table tbody td template tfoot th thead tr ul mi mo mn ms mtext "
+              "annotation-xml foreignobject desc",
+}
+_KINDS: dict[str, tuple[str, ...]] = {}  # a name and its kinds, for the names that have any
+for _kind, _names in _BOUNDARIES.items():
+    for _name in _names.split():
+        _KINDS[_name] = (*_KINDS.get(_name, (_name,)), _kind)
+_CLOSED_BY: dict[str, str] = {
+    **{name: _SCOPE for name in "address applet article aside blockquote button center details dialog dir div dl "
+       "fieldset figcaption figure footer header hgroup listing main marquee menu nav object ol pre search section "
+       "summary ul li dd dt p h1".split()},
+    **{name: _TABLE for name in "table tbody thead tfoot tr td th caption".split()},
+}
+# A table's parts, shown whenever their parent is (at most three levels beyond the limits): text in
+# a table but in none of its cells is moved before it by the parser, out of its place in the text.
+_TABLE_PARTS = {
+    **{part: {"table"} for part in ("caption", "tbody", "thead", "tfoot")},
+    "tr": {"table", "tbody", "thead", "tfoot"}, "td": {"tr"}, "th": {"tr"},
+}
+# The open element a start tag surely closes when it is the innermost one: (a start tag, what it closes).
+_CLOSES_P = ({"p"},)
+_CLOSES: dict[str, tuple[set[str], ...]] = {
+    **{name: _CLOSES_P for name in "address article aside blockquote center details dialog dir div dl fieldset "
+       "figcaption figure footer form header hgroup listing main menu nav ol p pre search section summary table "
+       "ul".split()},
+    "li": ({"p"}, {"li"}), "dd": ({"p"}, {"dd", "dt"}), "dt": ({"p"}, {"dd", "dt"}), "h1": ({"p"}, {"h1"}),
+    "option": ({"option"},), "optgroup": ({"option"}, {"optgroup"}), "button": ({"button"},),
+    "tr": ({"td", "th"}, {"tr"}), "td": ({"td", "th"},), "th": ({"td", "th"},),
+}
+
+
+def bound_markup(markup: str) -> str:
+    """The markup as the parser should see it: at most MAX_DEPTH elements open at once and
+    MAX_TAGS start tags, with the same text.
+
+    Every tag beyond the limits is replaced by what it becomes in the text (a paragraph's or line's
+    break, a cell's space, nothing), and a hidden element beyond them by nothing, with all it holds.
+    Whatever the tree builder decides by context is settled here first, so that this reading and the
+    parser's agree on what is a tag: the text of <script>, <style> and the rest of what is never shown
+    is dropped, that of <xmp>, <textarea> and <plaintext> escaped as text, a CDATA section (a bogus
+    comment in HTML, text in SVG and MathML) left out. Long text is split into several text nodes,
+    long tags lose their attributes, formatting tags their attributes (see _FORMATTING).
+    """
+    pieces: list[str] = []
+    # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
+    stack: list[tuple[str, ...]] = []
+    where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
+    shown = tags = 0
+    hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
+    done = last = 0  # markup[:done] is in pieces (or left out); markup[:last] has been read
+
+    def replace(start: int, end: int, piece: str) -> None:
+        nonlocal done
+        if hidden_at < 0:
+            pieces.extend((markup[done:start], piece))
+        done = end
+
+    def pop_to(index: int) -> None:
+        nonlocal shown, hidden_at
+        while len(stack) > index:
+            for key in stack.pop():
+                where[key].pop()
+        shown = min(shown, index)
+        if hidden_at >= index:
+            hidden_at = -1
+
+    while found := _MARKUP.search(markup, last):
+        start, end = found.span()
+        if hidden_at >= 0:
+            done = start  # what a hidden element holds is left out
+        elif start - last > _TEXT_RUN:
+            replace(last, start, _split_text(markup[last:start]))
+        closing, name, attrs, finished, comment = found.groups()
+        if name is None:
+            if comment:  # the same in every context
+                end = _comment_end(markup, end)
+            elif markup.startswith("</>", start):
+                end = start + 3
+            elif end == len(markup):  # "</" or "<!" at the end: text
+                last = end
+                break
+            else:  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
+                close = markup.find(">", end)
+                end = close + 1 if close >= 0 else len(markup)
+                if markup.startswith("<![CDATA[", start):
+                    replace(start, end, _NOTHING)
+        elif not finished:
+            last = len(markup)
+            break  # an unfinished tag: the parser drops it and what follows
+        else:
+            tag = name.lower()
+            key = "h1" if tag in _HEADINGS else tag
+            long_tag = end - start > _LONG_TAG
+            if closing:
+                positions = where[key]
+                target = positions[-1] if positions else -1
+                kind = where[_CLOSED_BY.get(key, _SPECIAL)]
+                if target < 0 or (kind and target < kind[-1]):  # closes nothing
+                    if long_tag:
+                        replace(start, end, f"</{tag}>")
+                elif target >= shown:  # a flattened element's end
+                    gap = _NOTHING if target == hidden_at else _flat(key, closing=True)
+                    pop_to(target)
+                    replace(start, end, gap)
+                else:
+                    pop_to(target)
+                    if long_tag:
+                        replace(start, end, f"</{tag}>")
+            elif tag in _VOID:
+                if long_tag:
+                    replace(start, end, f"<{tag}>")
+            elif tag in _RAW_HIDDEN or tag in _RAW_SHOWN:
+                end = _raw_text(markup, tag, start, end, replace)
+            else:
+                for closes in _CLOSES.get(key, ()):
+                    if stack and stack[-1][0] in closes:
+                        pop_to(len(stack) - 1)
+                keys = _KINDS.get(key) or (key,)
+                for k in keys:
+                    where[k].append(len(stack))
+                parent = stack[-1][0] if stack and shown == len(stack) else ""
+                stack.append(keys)
+                if (len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
+                    tags += 1
+                    shown = len(stack)
+                    if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
+                        replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
+                else:
+                    marks = _marks(tag, attrs)
+                    if hidden_at < 0 and (tag in _DROPPED or marks == " hidden" or (tag == "dialog" and not marks)):
+                        replace(start, end, _NOTHING)
+                        hidden_at = len(stack) - 1
+                    else:
+                        replace(start, end, _flat(key, closing=False))
+        last = end
+        if hidden_at >= 0:
+            done = end
+    if hidden_at >= 0:
+        done = len(markup)
+    elif len(markup) - last > _TEXT_RUN:
+        replace(last, len(markup), _split_text(markup[last:]))
+    if done == 0:
+        return markup
+    pieces.append(markup[done:])
+    return "".join(pieces)
+
+
+# What stands for a tag that becomes nothing in the text: an empty comment, which ends the text
+# before it in every context, so that what surrounds it never joins into a tag or a reference
+# ("&am<b>p;" is not "&amp;"), and opens, closes or hides nothing.
+_NOTHING = "<!---->"
+
+
+def _flat(name: str, closing: bool) -> str:
+    """What a tag becomes in the text, for one the parser is not shown."""
+    if name in _PARAGRAPH_TAGS:
+        return "\n\n"
+    if name == "br" or (name in _LINE_TAGS and not closing):
+        return "\n"
+    return " " if name in _CELL_TAGS else _NOTHING
+
+
+def _marks(tag: str, attrs: str) -> str:
+    """The attributes of a start tag that the text depends on, as bound_markup writes them:
+    " hidden", " open" (a <dialog>'s, which shows it), or ""."""
+    if tag != "dialog" and "hidden" not in attrs.lower():
+        return ""
+    values: dict[str, str] = {}
+    for name, value in _ATTR.findall(attrs):
+        if value[:1] in ("'", '"'):
+            value = value[1:].removesuffix(value[0])
+        values.setdefault(name.lower(), value)
+    if values.get("hidden", "until-found").lower() != "until-found":
+        return " hidden"
+    if tag == "dialog":
+        return " open" if "open" in values else ""
+    return ""
+
+
+def _raw_text(markup: str, tag: str, start: int, end: int, replace: Callable[[int, int, str], None]) -> int:
+    """Settle an element whose content the tokenizer reads as text (in HTML, not in SVG or MathML,
+    which only the tree builder knows): a hidden one is dropped up to its end tag, a shown one
+    becomes its text, escaped. Returns where reading resumes."""
+    if tag == "script":
+        stop = _script_end(markup, end)
+    elif tag == "plaintext":
+        stop = len(markup)
+    else:
+        found = _RAW_END[tag].search(markup, end)
+        stop = found.start() if found else len(markup)
+    if tag in _RAW_HIDDEN:
+        replace(start, stop, "")  # its end tag (or the end) follows, left in place: it closes nothing
+        return stop
+    content = markup[end:stop]
+    rest = _END_TAG_REST.match(markup, stop + 2 + len(tag))  # past the end tag, if any
+    close = rest.end() if rest and stop < len(markup) else len(markup)
+    if tag == "textarea":  # text with character references, less its first line break as the parser reads it
+        content = content[2:] if content.startswith("\r\n") else content[1:] if content[:1] in ("\n", "\r") else content
+        text = _split_text(content.replace("<", "&lt;"))
+    else:
+        text = _split_text(content.replace("&", "&amp;").replace("<", "&lt;"))
+    replace(start, close, f"\n\n{text}\n\n" if tag == "xmp" else f"{_NOTHING}{text}{_NOTHING}")
+    return close
+
+
+def _script_end(markup: str, pos: int) -> int:
+    """Where a script's text ends (its end tag's "<", or the end): as the tokenizer reads a
+    script, "<!--" then "<script" hide a "</script>" until "-->" or another "</script>"."""
+    state = 0  # 0: script data, 1: escaped (after "<!--"), 2: double escaped (then "<script")
+    while found := _SCRIPT_MARK.search(markup, pos):
+        token = found.group()
+        pos = found.end() - 1
+        if token == "<!--":
+            state = state or 1
+            pos = found.start() + 2  # its own dashes can end it: "<!-->"
+        elif token == "-->":
+            state = 0
+            pos = found.end()
+        elif found.group(1):  # </script
+            if state < 2:
+                return found.start()
+            state = 1
+        elif state == 1:  # <script
+            state = 2
+    return len(markup)
+
+
+def _comment_end(markup: str, pos: int) -> int:
+    """Past the end of a comment whose "<!--" ends at pos."""
+    if markup.startswith(">", pos):
+        return pos + 1
+    if markup.startswith("->", pos):
+        return pos + 2
+    found = _COMMENT_END.search(markup, pos)
+    return found.end() if found else len(markup)
+
+
+def _split_text(text: str) -> str:
+    """Text in several text nodes of at most _TEXT_RUN characters (an empty comment between two),
+    never cut inside a character reference."""
+    if len(text) <= _TEXT_RUN:
+        return text
+    parts, start = [], 0
+    while len(text) - start > _TEXT_RUN:
+        cut = start + _TEXT_RUN
+        amp = text.rfind("&", cut - 40, cut)  # a reference runs from "&" to its ";", at most ~40 long
+        if amp > start:
+            cut = amp
+        parts.append(text[start:cut])
+        start = cut
+    parts.append(text[start:])
+    return _NOTHING.join(parts)
 
 
 MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, cut with "…"
