@@ -102,6 +102,14 @@ def test_every_kind_of_file_source_and_every_bad_one(cli: Cli, tmp_path: Path) -
     assert {r["publisher"] for r in stored} == {"alpha", "beta", "Gamma"}
 
 
+def test_an_empty_feed_file_is_read_with_a_warning_as_when_polled(cli: Cli, tmp_path: Path) -> None:
+    empty = rss_file(tmp_path / "empty.xml", "quiet", [])
+    result = cli("backfill", str(empty), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["sources_read"] == 1 and summary["sources_failed"] == {} and summary["items_new"] == 0
+    assert summary["warnings"] == [f"{empty}: no entries (rss20 feed)"]
+
+
 def test_a_second_run_adds_nothing_and_the_period_filters(cli: Cli, tmp_path: Path) -> None:
     total = synthetic(3, 40, tmp_path / "h")
     dry = json.loads(cli("backfill", str(tmp_path / "h"), "--dry-run", "--json").stdout)

@@ -163,6 +163,22 @@ def test_a_recorded_digest_is_regenerated_as_it_was_by_the_cli(world: Built) -> 
     assert printed.encode() == recorded
 
 
+def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> None:
+    hours = 12 - dt.datetime.now(UTC).hour  # a zone where it is about noon: no midnight between the runs
+    zone = f"Etc/GMT{-hours:+d}" if hours else "Etc/GMT"
+    config = tmp_path / "storywatch.toml"
+    config.write_text(f'[storage]\npath = "sw.db"\n[digest]\ntime = "23:59"\ntimezone = "{zone}"\n'
+                      'output_dir = "digests"\n', encoding="utf-8")
+    first = Cli(config)("digest").output
+    assert "preview" not in first  # the first digest is due at once, and recorded
+    again = Cli(config)("digest").output
+    assert again.endswith("(today's digest, regenerated as it was written)\n") and "preview" not in again
+    db = store.open_store(tmp_path / "sw.db")
+    db.execute("UPDATE digests SET day = '2000-01-01'")  # an older digest only: today's is not due before 23:59
+    db.conn.commit()
+    assert "(a preview: today's digest is due at 23:59)" in Cli(config)("digest").output
+
+
 def test_an_empty_period_gives_a_short_digest_that_says_so(tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path))
     db = store.open_store(settings.storage.path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -484,3 +485,12 @@ def test_a_message_the_server_took_but_never_confirmed_is_unconfirmed_not_retrie
             daily.scheduled_digest(built.db, built.settings, T0 + dt.timedelta(hours=hours))
         assert row(built.db)["status"] == "unconfirmed"
     assert len(server.received) <= 1
+
+
+def test_a_digest_printed_as_email_without_email_settings_has_no_empty_headers(tmp_path: Path) -> None:
+    built = build(tmp_path)  # email off: no sender, no recipients
+    printed = Cli(built.config)("digest", "--date", "2026-11-23", "--format", "email").stdout
+    headers = printed.split("\n\n", 1)[0]
+    assert not re.search(r"^(From|To):", headers, re.M), headers
+    message = message_from_string(printed, policy=policy.default)
+    assert message["Subject"] and MSG_ID.fullmatch(message["Message-ID"])

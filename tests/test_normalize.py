@@ -158,6 +158,7 @@ def test_fallback_text_a_browser_shows_is_kept(markup: str, text: str) -> None:
         ("<p hidden='hidden'>leak <b>leak</b></p>Kept", "Kept"),
         ("<span Hidden>leak</span>Kept <span hidden><span hidden>leak</span>leak</span>too", "Kept too"),
         ("<div hidden><div>leak</div>leak, never closed", ""),
+        ("<DIV HIDDEN>leak</DIV><P>Kept</P><DIALOG>leak</DIALOG>", "Kept"),
         ("<dialog>leak</dialog>Kept", "Kept"),
         ("<dialog open>Shown</dialog>", "Shown"),
         ("<details><summary>More</summary><div hidden=until-found>Found</div></details>", "More\n\nFound"),

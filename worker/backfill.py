@@ -82,7 +82,7 @@ class Spooled:
     items: int = 0
     path: str | None = None
     error: str | None = None
-    line_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # bad lines, an empty feed
     next_urls: tuple[str, ...] = ()  # URL sources: archive and next pages to read too
     stopped: bool = False  # not read: the backfill was stopped first
 
@@ -228,8 +228,8 @@ def _gunzip(data: bytes) -> bytes:
 
 def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: _Context, fallback_key: str) -> Spooled:
     """A parsed feed's entries as items, filed under the stored feed they belong to if any."""
-    if not parsed.entries:
-        return Spooled(label, error=f"no entries ({parsed.format} feed)")
+    if not parsed.entries:  # as in polling, a feed may be empty: read, with nothing to load
+        return Spooled(label, warnings=[f"no entries ({parsed.format} feed)"])
     feed = known or (ctx.feeds.get(parsed.self_url) if parsed.self_url else None)
     scope = None if feed else "backfill:" + hashlib.sha256(_feed_key(parsed, fallback_key).encode()).hexdigest()[:16]
     feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
@@ -267,7 +267,7 @@ def _spool_jsonl(path: str, body: bytes, ctx: _Context) -> Spooled:
             errors.append(f"line {number}: {exc}")
     spooled = _spool(path, items, ctx)
     spooled.entries = sum(1 for line in lines if line.strip())
-    spooled.line_errors = errors
+    spooled.warnings = errors
     if not items and errors:
         spooled.error = f"no valid line ({errors[0]})"
     return spooled
@@ -406,8 +406,8 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
             continue
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
         page.label = url
-        if page.error and len(pages) > 0 and page.error.startswith("no entries"):
-            page.error = None  # an empty archive page after others is not a failure
+        if pages and not page.entries:
+            page.warnings = []  # an empty archive page after others is no news
         pages.append(page)
         todo += [u for u in page.next_urls if u not in seen]
     return pages
@@ -423,8 +423,8 @@ def _account(spooled: Spooled, summary: Summary) -> None:
         summary.sources_read += 1
     summary.entries += spooled.entries
     summary.entries_by_source[spooled.label] = spooled.entries
-    summary.outside_period += max(spooled.entries - spooled.items - len(spooled.line_errors), 0)
-    summary.warnings += [f"{spooled.label}: {e}" for e in spooled.line_errors]
+    summary.outside_period += max(spooled.entries - spooled.items - len(spooled.warnings), 0)
+    summary.warnings += [f"{spooled.label}: {e}" for e in spooled.warnings]
 
 
 def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,

@@ -513,7 +513,8 @@ def digest_command(
         raise click.UsageError("give --date, or --since/--until, not both")
     if send and (since or until):
         raise click.UsageError("--send sends a day's digest: give --date or no period")
-    period, initial, keep = _digest_period(app, day, since, until, now)
+    period, initial, state = _digest_period(app, day, since, until, now)
+    keep = state == "due"
     if stdout or fmt in ("text", "email"):
         data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
         click.echo(_printed(app, data, fmt, now, any_period=bool(since or until)), nl=False)
@@ -523,7 +524,8 @@ def digest_command(
         data = outcome.data
         if keep:
             daily.record_digest(app.db, settings, outcome, now)
-        note = "" if keep or day or since or until else f" (a preview: today's digest is due at {settings.digest.time:%H:%M})"
+        note = {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
+                "recorded": " (today's digest, regenerated as it was written)"}.get(state, "")
         click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
     if send:
         if not settings.email.enabled:
@@ -545,8 +547,9 @@ def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, a
 
 def _digest_period(
     app: App, day: str | None, since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime
-) -> tuple[digest.Period, bool, bool]:
-    """(period, whether it is the first digest, whether writing it makes it the day's digest)."""
+) -> tuple[digest.Period, bool, str]:
+    """(period, whether it is the first digest, what writing it is: "due" makes it today's digest;
+    "recorded" regenerates today's; "preview" is today's before its time; "asked" any other period)."""
     zone = digest.zone_of(app.settings.digest.timezone)
     if day:
         try:
@@ -554,14 +557,14 @@ def _digest_period(
         except ValueError:
             raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--date") from None
         period, initial = daily.day_digest_period(app.db, app.settings, date)
-        return period, initial, False
+        return period, initial, "asked"
     if since or until:
         end = until or now
         if since and since >= end:
             raise click.BadParameter("the period is empty: --since must come before --until", param_hint="--since")
-        return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, False
+        return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, "asked"
     due = daily.due_digest(app.db, app.settings, now)
-    return due.period, due.initial, not (due.recorded or due.preview)
+    return due.period, due.initial, "recorded" if due.recorded else "preview" if due.preview else "due"
 
 
 @cli.group(cls=_Group, name="storylines")

@@ -96,8 +96,10 @@ def build_message(
     Without `message_id`, a new random one."""
     message = EmailMessage()
     message["Subject"] = subject
-    message["From"] = email.from_addr
-    message["To"] = ", ".join(email.to)
+    if email.from_addr:  # unset when email is off and the digest is only printed as an email
+        message["From"] = email.from_addr
+    if email.to:
+        message["To"] = ", ".join(email.to)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id or make_msgid(domain=message_domain(email.from_addr))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies

@@ -96,8 +96,8 @@ _MARKED = nh3.Cleaner(
     link_rel=None,
 )
 # Whether an item may use them: a quick look, two scans at the speed of str.find (a case-insensitive
-# search costs as much as the parse). Both are HTML5's, written in lower case; "HIDDEN" goes unseen.
-_MAY_HIDE = ("idden", "ialog")
+# search costs as much as the parse), in lower case and capitals; "hIdDeN" goes unseen.
+_MAY_HIDE = ("idden", "ialog", "IDDEN", "IALOG")
 _PARAGRAPH = re.compile(f"</?(?:{'|'.join(_PARAGRAPH_TAGS)})>")
 _LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
 _CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
@@ -151,7 +151,7 @@ def html_to_text(markup: str) -> str:
     markup = markup[:MAX_MARKUP]  # cut mid-tag or mid-comment, the rest is dropped as unfinished
     if len(markup) > _FEW_TAGS and (len(markup) > _SMALL or markup.count("<") > _FEW_TAGS):
         markup = bound_markup(markup)
-    marked = _MAY_HIDE[0] in markup or _MAY_HIDE[1] in markup
+    marked = any(word in markup for word in _MAY_HIDE)
     text = (_MARKED if marked else _STRUCTURE).clean(markup)
     if "<xmp>" in text:
         text = _XMP.sub(lambda m: f"<xmp>{html.escape(m.group(1), quote=False)}</xmp>", text)

@@ -118,9 +118,26 @@ def _repair_char_refs(body: bytes) -> bytes:
     feedparser's fallback parser turns `&#xD800;` into a string it then fails to encode, and
     `&#x110000;` into a ValueError: one such reference in one entry would fail the whole feed.
     """
+    wide = _wide_encoding(body)
+    if wide:  # the byte pattern cannot see references spelt in two or four bytes a character
+        try:
+            narrow = body.decode(wide).encode("utf-8")
+        except UnicodeError:
+            return body  # feedparser reports the broken encoding
+        return _CHAR_REF.sub(_repaired_ref, narrow).decode("utf-8").encode(wide)
     if b"&#" not in body:
         return body
     return _CHAR_REF.sub(_repaired_ref, body)
+
+
+# how an XML document in UTF-16 or UTF-32 begins: a byte-order mark, or "<" spelt in that encoding
+_WIDE_STARTS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+                (b"\xfe\xff", "utf-16"), (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+                (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"))
+
+
+def _wide_encoding(body: bytes) -> str | None:
+    return next((encoding for start, encoding in _WIDE_STARTS if body.startswith(start)), None)
 
 
 def _repaired_ref(match: re.Match[bytes]) -> bytes:
@@ -289,6 +306,8 @@ def parse_json_feed(body: bytes, url: str = "") -> ParsedFeed:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"not a feed: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise ParseError("not a feed: invalid JSON (nested deeper than the reader allows)") from None
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(JSON_FEED_VERSIONS[0]):
         raise ParseError("not a feed: JSON without a JSON Feed version (https://jsonfeed.org/version/1…)")
     items = doc.get("items")

@@ -198,7 +198,16 @@ CASES: tuple[Case, ...] = (
                              enumerate(["&#xD800;", "&#57343;", "&#x110000;", "&#99999999999;"]))
                      + _item("ref-fine", "Fine story")).encode()),
          check=_check_no_character),
+    Case("char-refs-to-no-character-utf16",
+         _bytes(b"\xff\xfe" + _xml("".join(_item(f"ref-{n}", f"Story {ref} {n}") for n, ref in
+                                           enumerate(["&#xD800;", "&#57343;", "&#x110000;", "&#99999999999;"]))
+                                   + _item("ref-fine", "Fine story"),
+                                   decl='<?xml version="1.0" encoding="utf-16"?>').encode("utf-16-le")),
+         check=_check_no_character),
     Case("json-lone-surrogates", _bytes(_JSON_SURROGATES, "application/feed+json"), check=_check_no_character),
+    Case("json-nested-deep", _bytes(b'{"version": "https://jsonfeed.org/version/1.1", "items": '
+                                    + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/feed+json"),
+         error="not a feed: invalid JSON (nested deeper than"),
     Case("10000-entries", _bytes(_xml("".join(_item(f"many-{n}", f"Entry number {n}", f"<p>Body {n}</p>")
                                               for n in range(10_000))).encode()), check=_check_count(10_000)),
     Case("1mib-title", _bytes(_xml(_item("long-1", "A" * MIB)).encode()), check=_check_long_title),
