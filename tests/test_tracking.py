@@ -22,7 +22,7 @@ from tests.feedserver import FeedServer, Reply, rss
 from worker import evaluate, normalize, pipeline, seeds, store, storylines
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
-from worker.track import TrackerConfig
+from worker.track import Doc, Tracker, TrackerConfig
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
 
@@ -119,6 +119,40 @@ def test_a_restart_neither_repeats_nor_changes_decisions(korea: World) -> None:
     rebuilt = storylines.build_tracker(korea.db, settings.tracking, korea.clock())
     assert rebuilt.looked_back == {}  # every storyline's look-back was made for its current definition
     assert list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id")) == before
+
+
+def test_a_rebuilt_tracker_knows_a_slow_feeds_beat_as_the_running_worker_did(korea: World) -> None:
+    """Every item of the feed names the DPRK, so the feed is on north-korea-russia's beat and a
+    title naming Russia is evidence. Its items are older than the window a rebuild replays."""
+    farm = [(f"farm-{n}", f"DPRK farmers mark harvest day {n}",
+             f"<p>Farmers of the DPRK marked harvest day {n} in South Hwanghae Province. The DPRK praised them.</p>")
+            for n in range(30)]
+    korea.server.routes["/korea"] = Reply(body=rss(farm, date="Mon, 02 Dec 2024 08:00:00 GMT"))
+    korea.clock.now = dt.datetime(2024, 12, 2, 12, tzinfo=dt.timezone.utc)
+    korea.poll()
+    feed = f"feed:{korea.feed('/korea')['id']}"
+    visit = Doc("visit", "DPRK delegation leaves for Russia",
+                "A delegation of the DPRK left Pyongyang for Moscow on Monday.",
+                dt.datetime(2024, 12, 28, tzinfo=dt.timezone.utc).timestamp(), source=feed)
+
+    def evidence(tracker: Tracker) -> float:
+        decisions = tracker.decide(visit)
+        return float(decisions.evidence[decisions.storyline_ids.index("north-korea-russia")])
+
+    running = evidence(korea.rt.tracking.current(korea.db, korea.clock()))
+    assert running >= 1.0
+    korea.clock.now = dt.datetime(2024, 12, 28, 12, tzinfo=dt.timezone.utc)  # the farm items left the window
+    settings = load_settings(korea.config)
+    assert evidence(storylines.build_tracker(korea.db, settings.tracking, korea.clock()).tracker) == running
+
+
+def test_names_are_counted_per_feed_per_backfilled_file_and_apart_for_the_seeds() -> None:
+    """A beat is a source's: seeds and the files of a backfill never share one with a feed or each other."""
+    assert storylines.names_source(7, "guid:feed:7:x", "feed") == "feed:7"
+    assert storylines.names_source(7, "backfill:ab12:x", "backfill") == "feed:7"  # a backfilled archive of feed 7
+    assert storylines.names_source(None, "backfill:ab12:x", "backfill") == "backfill:ab12"
+    assert storylines.names_source(None, "backfill:cd34:x", "backfill") == "backfill:cd34"
+    assert storylines.names_source(None, "seed:001-x.md", "seeds") == "seeds"
 
 
 def test_a_changed_storyline_looks_back_over_the_window(korea: World) -> None:

@@ -1195,6 +1195,20 @@ def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit
     return [_stored(row) for row in reversed(list(db.query(sql, [to_iso(since), to_iso(until), limit])))]
 
 
+def originals_before(db: Database, feed_id: int, before: dt.datetime, limit: int) -> list[Stored]:
+    """The feed's newest `limit` originals published before `before`, oldest first."""
+    sql = ("SELECT * FROM items WHERE feed_id = ? AND dup_of IS NULL AND published_at < ? "
+           "ORDER BY published_at DESC, id DESC LIMIT ?")
+    return [_stored(row) for row in reversed(list(db.query(sql, [feed_id, to_iso(before), limit])))]
+
+
+def feeds_by_last_item(db: Database, before: dt.datetime) -> list[int]:
+    """The feeds with originals published before `before`, the one with the newest such first."""
+    sql = ("SELECT feed_id FROM items WHERE feed_id IS NOT NULL AND dup_of IS NULL AND published_at < ? "
+           "GROUP BY feed_id ORDER BY max(published_at) DESC, feed_id")
+    return [row["feed_id"] for row in db.query(sql, [to_iso(before)])]
+
+
 def storylines_version(db: Database) -> str:
     """Changes whenever a storyline is added, changed, (de)activated or re-seeded."""
     row = _one(db, """SELECT (SELECT count(*) || '/' || ifnull(max(updated_at), '') || '/' || sum(active)

@@ -35,6 +35,8 @@ from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
 from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
+NAMES_COUNTED = 30  # a feed's items its names are counted over on a rebuild, at least (evidence.py)
+NAMES_BUDGET = 2000  # earlier items read for that on one rebuild, at most (about 2 s)
 
 
 def tracker_config(settings: TrackingSettings) -> TrackerConfig:
@@ -53,18 +55,24 @@ def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[S
 
 
 def doc_of(item: Stored) -> Doc:
-    return Doc(str(item.id), item.title, item.text, item.published_at.timestamp(), source=_feed(item.feed_id))
+    return Doc(str(item.id), item.title, item.text, item.published_at.timestamp(),
+               source=names_source(item.feed_id, item.identity, item.source))
 
 
 def arriving_doc(item_id: int, item: Item) -> Doc:
     """A new item as the tracker sees it, with the analysis its parsing process made."""
     return Doc(str(item_id), item.title, item.text, item.published_at.timestamp(), item.analysis,
-               source=_feed(item.feed_id))
+               source=names_source(item.feed_id, item.identity, item.source))
 
 
-def _feed(feed_id: int | None) -> str:
-    """The source a doc's names are counted under (evidence.py): its feed; seeds and backfill apart."""
-    return f"feed:{feed_id}" if feed_id is not None else ""
+def names_source(feed_id: int | None, identity: str, source: str) -> str:
+    """The source a doc's names are counted under (evidence.py): its feed; a backfilled file or
+    archive that is no stored feed on its own ("backfill:KEY", from its identity); the seeds apart."""
+    if feed_id is not None:
+        return f"feed:{feed_id}"
+    if identity.startswith("backfill:"):
+        return "backfill:" + identity.split(":", 2)[1]
+    return source
 
 
 def definition_hash(storyline: StorylineDef) -> str:
@@ -170,6 +178,7 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
             joins.setdefault(str(max(in_window, key=position.__getitem__)), []).append(spec)
         else:
             tracker.add_storyline(spec)
+    _count_earlier_names(db, tracker, recent, since)
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
@@ -180,6 +189,23 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
     return Replayed(tracker, version, looked_back, since, found, {i: hashes[i] for i in looking_back}, storylines,
                     len(recent))
+
+
+def _count_earlier_names(db: Database, tracker: Tracker, recent: Sequence[Stored], since: dt.datetime) -> None:
+    """Each feed's names counted over its last NAMES_COUNTED items at least, those before the
+    window included: a running worker counts them over every item it has seen (evidence.py), so
+    a rebuilt tracker would otherwise not know that a feed of a few items a day is on a beat.
+    Reading an item costs about 1 ms: at most NAMES_BUDGET are read, for the feeds heard from
+    last first."""
+    in_window = Counter(item.feed_id for item in recent)
+    budget = NAMES_BUDGET
+    for feed_id in store.feeds_by_last_item(db, since):
+        wanted = min(NAMES_COUNTED - in_window[feed_id], budget)
+        if wanted > 0:
+            earlier = store.originals_before(db, feed_id, since, wanted)
+            budget -= len(earlier)
+            for item in earlier:
+                tracker.count_names(doc_of(item))
 
 
 # ── emerging stories ─────────────────────────────────────────────────────────────────────────

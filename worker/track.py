@@ -1429,6 +1429,11 @@ class Tracker:
         sees it; free right after process(doc) when storylines are tracked (decide made it)."""
         return self._vector_cached(doc, self._analyze_cached(doc))
 
+    def count_names(self, doc: Doc) -> None:
+        """Count an earlier item in its feed's name shares only (evidence.py), not in the word
+        statistics: a rebuilt tracker reads a slow feed's earlier items so."""
+        self._evidence.observe(self._mentions(doc, self._analyze_cached(doc)), doc.source)
+
     def _observe_stats(self, doc: Doc) -> _Analysis:
         self._seen.add(doc.id)
         self._seen_order.append(doc.id)
