@@ -146,6 +146,23 @@ def test_a_rebuilt_tracker_knows_a_slow_feeds_beat_as_the_running_worker_did(kor
     assert evidence(storylines.build_tracker(korea.db, settings.tracking, korea.clock()).tracker) == running
 
 
+def test_a_follow_up_by_evidence_keeps_its_evidence_in_its_reasons(korea: World) -> None:
+    farm = [(f"farm-{n}", f"DPRK farmers mark harvest day {n}",
+             f"<p>Farmers of the DPRK marked harvest day {n} in South Hwanghae Province. The DPRK praised them.</p>")
+            for n in range(30)]
+    visit = ("visit", "DPRK delegation leaves for Russia", "<p>A delegation of the DPRK left Pyongyang on Monday.</p>")
+    korea.clock.now = dt.datetime(2024, 12, 2, 12, tzinfo=dt.timezone.utc)
+    korea.server.routes["/korea"] = Reply(body=rss(farm, date="Mon, 02 Dec 2024 08:00:00 GMT"))
+    korea.poll()
+    korea.server.routes["/korea"] = Reply(body=rss([*farm, visit], date="Mon, 02 Dec 2024 08:00:00 GMT"))
+    korea.poll(force=True)
+    stored = followups_of(korea, "north-korea-russia")[visit[1]]
+    reasons = json.loads(str(stored["reasons"]))
+    assert reasons["evidence"][0] == "Russia (title)" and reasons["evidence_score"] >= 1.0
+    shown = Cli(korea.config)("storylines", "show", "north-korea-russia").output
+    assert "names where they count: Russia (title)" in shown
+
+
 def test_names_are_counted_per_feed_per_backfilled_file_and_apart_for_the_seeds() -> None:
     """A beat is a source's: seeds and the files of a backfill never share one with a feed or each other."""
     assert storylines.names_source(7, "guid:feed:7:x", "feed") == "feed:7"

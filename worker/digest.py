@@ -247,6 +247,8 @@ def why(story: Story, quote: Callable[[str], str] = escape) -> str:
     reasons = story.reasons or {}
     parts = []
     names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
+    if evidence := reason_strings(reasons.get("evidence")):
+        parts.append("names where they count: " + ", ".join(quote(e) for e in evidence[:4]))
     if names:
         parts.append("mentions " + ", ".join(f"“{quote(n)}”" for n in names[:5]))
     shared = [t for t in terms if t.lower() not in {n.lower() for n in names}][:4]

@@ -282,6 +282,8 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     reasons = entry.reasons
     parts = []
     names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
+    if evidence := reason_strings(reasons.get("evidence")):
+        parts.append("names where they count: " + ", ".join(evidence[:4]))
     if names:
         parts.append("mentions " + ", ".join(names[:5]))
     if terms:

@@ -120,6 +120,8 @@ def followup_of(decision: Decision) -> FollowUp:
             "names": list(reasons.names) if reasons else [],
             "closest_similarity": reasons.closest_similarity if reasons else None,
             "margin": round(decision.margin, 4),
+            "evidence": list(reasons.evidence) if reasons else [],
+            "evidence_score": round(reasons.evidence_score, 4) if reasons else 0.0,
         },
         novelty=decision.novelty,
         closest_item_id=int(closest) if closest and closest.isdigit() else None,
