@@ -100,3 +100,38 @@ def test_sentences_end_at_full_stops_not_inside_acronyms_and_skip_one_word_lines
     read = sentences(text, table, 400)
     assert len(read) == 3  # "-0-" is no sentence
     assert {"unit_state", "japan", "south_korea"} <= read[0] and "talk" in read[1] and "plan" in read[2]
+
+
+EXCHANGES = StorylineSpec(
+    "exchanges", "China–North Korea high-level exchanges",
+    seeds=(Doc("zhao", "China to intensify high-level exchanges with North Korea, Zhao Leji says",
+               "Beijing is willing to intensify high-level exchanges with North Korea, deepen cooperation and "
+               "strengthen strategic coordination, Zhao Leji told officials in Pyongyang during a three-day visit "
+               "marking 75 years of ties between China and the DPRK.", 0.0),),
+    keywords=("high-level exchanges",),
+    aliases=(("North Korea", "DPRK", "Pyongyang"), ("China", "Beijing"),
+             ("China-DPRK Friendship Year", "Friendship Year")),
+)
+GENERAL = ["Council Approves Budget For Parks", "Storm Closes Coastal Roads", "Local Team Wins Cup",
+           "Museum Opens New Wing", "Rail Strike Ends After Talks", "Bakery Prices Rise Again"]
+
+
+def test_an_item_that_names_only_one_of_the_parties_in_the_title_is_no_follow_up() -> None:
+    """The title names China and North Korea: the same visit to Vietnam is no news of their
+    relations, however alike its words; the storyline's own name is no party an item must repeat."""
+    tracker = Tracker(TrackerConfig())
+    tracker.add_storyline(EXCHANGES)
+    for n in range(60):
+        tracker.process(Doc(f"g{n}", GENERAL[n % len(GENERAL)], f"Item {n}: the city council met about parks, "
+                            "roads and schools, officials said.", DAY * (1 + n / 10), source="city"))
+    to_vietnam = Doc("vn", "China to intensify high-level exchanges with Vietnam, Zhao Leji says",
+                     "Beijing is willing to intensify high-level exchanges with Vietnam, deepen cooperation and "
+                     "strengthen strategic coordination, Zhao Leji told officials in Hanoi during a three-day visit "
+                     "marking 75 years of ties between China and Vietnam.", DAY * 10, source="city")
+    to_korea = Doc("nk", "China to intensify high-level exchanges with North Korea, Zhao Leji tells Kim",
+                   "Beijing will intensify high-level exchanges with North Korea and deepen cooperation, Zhao Leji "
+                   "told Kim Jong Un in Pyongyang on the last day of a three-day visit.", DAY * 10, source="city")
+    vietnam = tracker.decide(to_vietnam, explain="all")
+    assert vietnam.score[0] >= vietnam.threshold[0]  # its words alone would make it one
+    assert not vietnam.followups and vietnam.missing == [["North Korea"]]
+    assert [d.storyline_id for d in tracker.decide(to_korea).followups] == ["exchanges"]

@@ -161,6 +161,9 @@ def test_a_follow_up_by_evidence_keeps_its_evidence_in_its_reasons(korea: World)
     assert reasons["evidence"][0] == "Russia (title)" and reasons["evidence_score"] >= 1.0
     shown = Cli(korea.config)("storylines", "show", "north-korea-russia").output
     assert "names where they count: Russia (title)" in shown
+    assert float(stored["score"]) < float(stored["threshold"])  # type: ignore[arg-type]  # taken by evidence alone
+    assert f"by evidence {reasons['evidence_score']:.2f} (score {float(stored['score']):.3f} below" in shown  # type: ignore[arg-type]
+    assert "≥ threshold" not in shown
 
 
 def test_names_are_counted_per_feed_per_backfilled_file_and_apart_for_the_seeds() -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
-from tests.test_tracking import BASEBALL, CLOSING, korea  # noqa: F401 (korea: the fixture)
+from tests.test_tracking import BASEBALL, CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
 from worker import store, storylines
 from worker.config import load_settings
 
@@ -158,7 +158,7 @@ def test_items_show_json_gives_each_storylines_decision_as_data(korea: World) ->
     why = tracking["storylines"][0]
     assert set(why) == {"id", "title", "recorded", "decided", "not_decided", "not_decided_at", "followup", "by",
                         "differs", "score", "threshold", "background", "threshold_setting", "cosine", "recency",
-                        "vetoed_by", "evidence", "names", "terms", "closest"}
+                        "vetoed_by", "missing", "evidence", "names", "terms", "closest"}
     assert set(why["evidence"]) == {"score", "threshold", "on_beat", "feed_items", "units"}
     assert why["evidence"]["feed_items"] == 26
     assert set(why["evidence"]["units"][0]) == {"label", "name", "zone", "count", "share", "weight", "salience",
@@ -198,3 +198,43 @@ def test_items_show_of_a_copy_points_to_its_original(korea: World) -> None:
     assert f"A copy of item {original}: copies are not tracked" in text and "not a follow-up" not in text
     data = json.loads(Cli(korea.config)("items", "show", str(again), "--json").output)
     assert data["tracking"]["copy_of"] == original and not data["tracking"]["as_tracked_now"]
+
+
+VIETNAM = ("vn-exchanges", "China to intensify high-level exchanges with Vietnam, No 3 official Zhao Leji says",
+           "<p>Beijing was willing to take the anniversary as an opportunity to intensify high-level exchanges, "
+           "deepen mutually beneficial cooperation, promote cultural exchanges and strengthen strategic coordination "
+           "with Vietnam, a Chinese foreign ministry statement quoted Zhao Leji as saying. The meeting came shortly "
+           "after Zhao and his delegation arrived in Hanoi for a three-day visit. Zhao is the third-ranked official "
+           "in the ruling Communist Party's Politburo Standing Committee, headed by President Xi Jinping.</p>")
+
+
+def test_items_show_says_an_item_naming_one_party_alone_was_vetoed(korea: World) -> None:
+    """high-level-exchanges' title names China and North Korea: a Chinese official's visit to
+    Vietnam, in the words of its seed, is not one of its follow-ups, and `items show` says why."""
+    polled(korea, rss([VIETNAM, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"), dt.datetime(2024, 12, 28, 12, tzinfo=UTC))
+    assert followups_of(korea, "high-level-exchanges") == {}
+    text, data = shown(korea, item_id(korea, VIETNAM[1]))
+    why = data["high-level-exchanges"]
+    assert why["score"] >= why["threshold"] and not why["followup"] and why["missing"] == ["DPRK"]
+    part = section(text, "high-level-exchanges")
+    assert "high-level-exchanges: not a follow-up (vetoed)" in part
+    assert "vetoed    its title names DPRK, which the item does not name and its feed does not imply" in part
+
+
+def test_items_show_replays_what_the_worker_saw_before_the_item_whatever_its_date(korea: World) -> None:
+    """A first poll of an archive-like feed: forty items published years apart arrive before the
+    closing ceremony. The worker's tracker learnt from all of them before deciding on it, so the
+    replay is of what arrived before it, not of what was published in the fortnight before it."""
+    old = "".join(
+        f'<item><guid isPermaLink="false">old-{n}</guid><title>{BEAT_TITLES[n % 6]} in the year {1980 + n}</title>'
+        f"<link>https://news.example/old-{n}</link><description>The town held event {n} with {n + 2} "
+        f"teams in {['spring', 'summer', 'autumn'][n % 3]}, {1980 + n}.</description>"
+        f"<pubDate>Mon, 02 Jun {1980 + n} 08:00:00 GMT</pubDate></item>" for n in range(40))
+    body = rss([CLOSING], date="Sat, 28 Dec 2024 10:00:00 GMT").replace(b"<item>", old.encode() + b"<item>", 1)
+    polled(korea, body, dt.datetime(2024, 12, 28, 12, tzinfo=UTC))
+    [recorded] = korea.db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")
+    assert recorded["item_id"] == item_id(korea, CLOSING[1])
+    _, data = shown(korea, recorded["item_id"])
+    why = data[recorded["storyline_id"]]
+    assert (why["score"], why["threshold"]) == (recorded["score"], recorded["threshold"]) and why["followup"]
+    assert why["differs"] is False

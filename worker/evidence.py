@@ -162,6 +162,17 @@ def declared_units(title: str, keywords: Sequence[str], aliases: Sequence[Sequen
     return units
 
 
+def title_actors(title: str, aliases: Sequence[Sequence[str]]) -> list[str]:
+    """The labels of the alias groups a storyline's title names: the parties to its story. A
+    group with a spelling that names another of them ("China-DPRK Friendship Year") is the
+    story's own name, which its items need not repeat, not a party."""
+    folded = title.casefold()
+    named = [group for group in aliases if group and any(_names(folded, spelling) for spelling in group)]
+    return [group[0] for group in named
+            if not any(other is not group and any(_names(spelling.casefold(), o) for o in other for spelling in group)
+                       for other in named)]
+
+
 def _names(text: str, spelling: str) -> bool:
     """Whether folded ``text`` names ``spelling`` (or its place forms) as a whole word."""
     for form in [spelling, *place_forms(spelling)]:
@@ -210,21 +221,27 @@ class Evidence:
         self._index: dict[tuple[str, tuple[tuple[str, ...], ...]], int] = {}
         self._keys: dict[str, list[int]] = {}  # a feature key -> units with a spelling using it
         self._member = np.zeros((0, 0), bool)  # slot x unit
+        self._actor = np.zeros((0, 0), bool)  # slot x unit: the alias groups its title names
         self._names = np.zeros(0, bool)
         self._sources: dict[str, _Source] = {}
 
     # ------------------------------------------------------------------ storylines
 
-    def add(self, slot: int, units: Iterable[tuple[str, tuple[tuple[str, ...], ...]]]) -> None:
-        """Give ``slot`` its units (label, keys per spelling); units are shared by label and keys."""
-        ids = [self._unit(label, variants) for label, variants in units if variants]
+    def add(self, slot: int, units: Iterable[tuple[str, tuple[tuple[str, ...], ...]]],
+            actors: Iterable[str] = ()) -> None:
+        """Give ``slot`` its units (label, keys per spelling); units are shared by label and keys.
+        ``actors``: the labels of those its title names (see ``missing_actors``)."""
+        wanted = set(actors)
+        found = [(self._unit(label, variants), label in wanted) for label, variants in units if variants]
         self._fit(slot + 1, len(self.units))
-        self._member[slot] = False
-        self._member[slot, ids] = True
+        self._member[slot] = self._actor[slot] = False
+        for u, actor in found:
+            self._member[slot, u] = True
+            self._actor[slot, u] = actor
 
     def remove(self, slot: int) -> None:
         if slot < len(self._member):
-            self._member[slot] = False
+            self._member[slot] = self._actor[slot] = False
 
     def slot_units(self, slot: int) -> list[int]:
         return np.flatnonzero(self._member[slot]).tolist() if slot < len(self._member) else []
@@ -243,9 +260,8 @@ class Evidence:
     def _fit(self, slots: int, units: int) -> None:
         rows, cols = self._member.shape
         if rows < slots or cols < units:
-            grown = np.zeros((max(rows, slots), max(cols, units)), bool)
-            grown[:rows, :cols] = self._member
-            self._member = grown
+            shape = (max(rows, slots), max(cols, units))
+            self._member, self._actor = _grown(self._member, shape), _grown(self._actor, shape)
 
     # ------------------------------------------------------------------ items
 
@@ -283,6 +299,24 @@ class Evidence:
         names = member @ (value * self._names)
         topics = member @ (value * ~self._names) * TOPIC_WEIGHT
         return np.where(on_beat, names + np.where(anchored, topics, 0.0), 0.0)
+
+    def missing_actors(self, mentions: Mentions | None, source: str, slots: npt.NDArray[np.intp],
+                       asked: npt.NDArray[np.bool_]) -> list[list[str]]:
+        """For each slot (where ``asked``), the parties its title names (China and the DPRK, for
+        "China–DPRK Friendship Year") that the item names nowhere and its feed does not imply: an
+        item about Chinese rockets, or Russia alone, is no news of their relations, however alike
+        its words."""
+        found: list[list[str]] = [[] for _ in slots]
+        actor = self._actor[slots][:, : len(self.units)] & asked[:, None]
+        if not actor.any():
+            return found
+        present = self._weights(source)[1]
+        if mentions is not None:
+            present = present | (mentions.zone > NONE)
+        absent = actor & ~present
+        for k in np.flatnonzero(absent.any(axis=1)).tolist():
+            found[k] = [self.units[u].label for u in np.flatnonzero(absent[k]).tolist()]
+        return found
 
     def counted(self, mentions: Mentions | None, source: str, slot: int) -> tuple[Counted, ...]:
         """What each of ``slot``'s units named or implied by the item's feed added to its score,
@@ -344,6 +378,12 @@ class Evidence:
 
 
 _EMPTY = np.zeros(0, np.intp)
+
+
+def _grown(matrix: npt.NDArray[np.bool_], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    grown = np.zeros(shape, bool)
+    grown[: matrix.shape[0], : matrix.shape[1]] = matrix
+    return grown
 
 
 def describe(counted: Iterable[Counted]) -> tuple[str, ...]:

@@ -291,7 +291,11 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     if entry.closest_item_id is not None:
         parts.append(f"closest to #{entry.closest_item_id} ({reasons.get('closest_similarity')})")
     if entry.score is not None and entry.threshold is not None:
-        parts.append(f"score {entry.score:.3f} ≥ threshold {entry.threshold:.3f}")
+        if entry.score >= entry.threshold:
+            parts.append(f"score {entry.score:.3f} ≥ threshold {entry.threshold:.3f}")
+        else:  # taken by evidence: where the storyline's names stand, not by similarity
+            by = f" {reasons['evidence_score']:.2f}" if isinstance(reasons.get("evidence_score"), float) else ""
+            parts.append(f"by evidence{by} (score {entry.score:.3f} below threshold {entry.threshold:.3f})")
     return "; ".join(parts)
 
 
@@ -460,6 +464,9 @@ def _storyline_why(s: StorylineWhy) -> list[str]:
     if reasons is not None:
         if reasons.vetoed_by:
             lines.append(_field("vetoed", f"the exclude term '{reasons.vetoed_by}' is in the item"))
+        if reasons.missing:
+            lines.append(_field("vetoed", f"its title names {' and '.join(reasons.missing)}, which the item "
+                                          "does not name and its feed does not imply"))
         lines.append(_field("names", ", ".join(reasons.names) or "none of its keywords or known names"))
         terms = ", ".join(f"{term} {weight:.3f}" for term, weight in reasons.top_terms)
         lines.append(_field("terms", terms or "no term shared with its profile"))
@@ -481,7 +488,8 @@ def _verdict(s: StorylineWhy) -> str:
         return {"seed": "a seed", "inactive": "not tracked", "copy": "not decided (a copy)"}.get(s.idle, "not decided")
     if s.followup:
         return "follow-up (by " + " and ".join(s.by) + ")"
-    vetoed = s.decision is not None and s.decision.reasons is not None and s.decision.reasons.vetoed_by
+    reasons = s.decision.reasons if s.decision is not None else None
+    vetoed = reasons is not None and (reasons.vetoed_by or reasons.missing)
     return "not a follow-up" + (" (vetoed)" if vetoed else "")
 
 
@@ -584,6 +592,7 @@ def _storyline_dict(s: StorylineWhy) -> dict[str, Any]:
         "score": round(d.score, 4), "threshold": round(d.threshold, 4), "background": round(d.score - d.margin, 4),
         "threshold_setting": s.knob, "cosine": round(d.raw, 4), "recency": round(d.raw - d.score, 4),
         "vetoed_by": reasons.vetoed_by if reasons else None,
+        "missing": list(reasons.missing) if reasons else [],
         "evidence": {
             "score": round(d.evidence, 4), "threshold": s.evidence_threshold,
             "on_beat": any(c.implied for c in reasons.counted) if reasons else False,

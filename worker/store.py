@@ -1209,6 +1209,21 @@ def feeds_by_last_item(db: Database, before: dt.datetime) -> list[int]:
     return [row["feed_id"] for row in db.query(sql, [to_iso(before)])]
 
 
+def arrived_before(db: Database, item_id: int, since: dt.datetime, limit: int) -> list[Stored]:
+    """The last `limit` originals of feeds first seen since `since` and stored before `item_id`,
+    in the order they were stored: what a running worker tracked before that item."""
+    sql = ("SELECT * FROM items WHERE id < ? AND dup_of IS NULL AND source = 'feed' AND first_seen_at >= ? "
+           "ORDER BY id DESC LIMIT ?")
+    return [_stored(row) for row in reversed(list(db.query(sql, [item_id, to_iso(since), limit])))]
+
+
+def first_seen(db: Database, item_id: int) -> dt.datetime:
+    row = _one(db, "SELECT first_seen_at FROM items WHERE id = ?", [item_id])
+    if row is None:
+        raise KeyError(item_id)
+    return from_iso(row["first_seen_at"])
+
+
 def storylines_version(db: Database) -> str:
     """Changes whenever a storyline is added, changed, (de)activated or re-seeded."""
     row = _one(db, """SELECT (SELECT count(*) || '/' || ifnull(max(updated_at), '') || '/' || sum(active)

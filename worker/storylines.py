@@ -200,11 +200,12 @@ def _count_earlier_names(db: Database, tracker: Tracker, recent: Sequence[Stored
     Reading an item costs about 1 ms: at most NAMES_BUDGET are read, for the feeds heard from
     last first."""
     in_window = Counter(item.feed_id for item in recent)
+    replayed = {item.id for item in recent}  # a replay in arrival order may hold older items
     budget = NAMES_BUDGET
     for feed_id in store.feeds_by_last_item(db, since):
         wanted = min(NAMES_COUNTED - in_window[feed_id], budget)
         if wanted > 0:
-            earlier = store.originals_before(db, feed_id, since, wanted)
+            earlier = [i for i in store.originals_before(db, feed_id, since, wanted) if i.id not in replayed]
             budget -= len(earlier)
             for item in earlier:
                 tracker.count_names(doc_of(item))

@@ -62,7 +62,9 @@ from typing import Literal, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-from worker.evidence import LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, unit_keys
+from worker.evidence import (
+    LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, title_actors, unit_keys,
+)
 from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read,
                              read_sentences)
 
@@ -130,6 +132,8 @@ class Reasons:
     evidence: tuple[str, ...] = ()
     """The storyline's names the item puts where they count ("Russia (title)"; evidence.py)."""
     evidence_score: float = 0.0
+    missing: tuple[str, ...] = ()
+    """The parties its title names that the item does not (evidence.py), if that is what decided NO."""
     counted: tuple[Counted, ...] = ()
     """The same evidence in detail: each unit named or implied, where, how often, its points."""
     feed_items: int = 0
@@ -171,7 +175,7 @@ class Decisions(Sequence[Decision]):
     and the worker reads only the follow-ups)."""
 
     __slots__ = ("doc_id", "storyline_ids", "rows", "followup", "score", "threshold", "raw", "margin",
-                 "explained", "epoch", "evidence")
+                 "explained", "epoch", "evidence", "missing")
 
     def __init__(self, doc_id: str, storyline_ids: list[str], rows: npt.NDArray[np.intp],
                  followup: npt.NDArray[np.bool_], score: npt.NDArray[np.float64],
@@ -189,6 +193,9 @@ class Decisions(Sequence[Decision]):
         """The tracker's storyline set they were made with (observe checks it)."""
         self.evidence = np.zeros(len(storyline_ids))
         """Evidence scores (evidence.py), by position."""
+        self.missing: list[list[str]] = [[] for _ in storyline_ids]
+        """By position, where they alone made it a NO: the parties the storyline's title names that
+        the item does not (evidence.py)."""
 
     @staticmethod
     def none(doc_id: str, epoch: int) -> Decisions:
@@ -1044,7 +1051,8 @@ class Tracker:
         self._last_mentions = None  # made before this storyline's units were known
         tokens = lambda text: self._tokens(text, False, self._default_aliases)  # noqa: E731 (items' reading)
         self._evidence.add(story.slot, [(label, unit_keys(spellings, tokens))
-                                        for label, spellings in declared_units(spec.title, spec.keywords, spec.aliases)])
+                                        for label, spellings in declared_units(spec.title, spec.keywords, spec.aliases)],
+                           actors=title_actors(spec.title, spec.aliases))
         self._refresh_story(story)
         self._rebuild_background(story)
 
@@ -1252,8 +1260,12 @@ class Tracker:
         decisions = Decisions(doc.id, [self._by_slot[s].spec.id for s in slots.tolist()],  # type: ignore[union-attr]
                               rows, margin >= knob, score, self._backgrounds.threshold(rows, knob), raw,
                               margin, self._epoch)
-        decisions.evidence = self._evidence.scores(self._mentions(doc, analysis), doc.source, slots)
+        mentions = self._mentions(doc, analysis)
+        decisions.evidence = self._evidence.scores(mentions, doc.source, slots)
         decisions.followup |= decisions.evidence >= cfg.evidence_threshold
+        if decisions.followup.any():
+            decisions.missing = self._evidence.missing_actors(mentions, doc.source, slots, decisions.followup)
+            decisions.followup &= np.array([not m for m in decisions.missing], bool)
         every = (explain or cfg.explain) == "all"
         for k in range(len(slots)) if every else np.flatnonzero(decisions.followup).tolist():
             slot = int(slots[k])
@@ -1315,6 +1327,7 @@ class Tracker:
         mentions = self._mentions(doc, analysis)
         counted = self._evidence.counted(mentions, doc.source, story.slot)
         reasons = replace(reasons, evidence_score=round(float(decisions.evidence[k]), 4), counted=counted,
+                          missing=tuple(decisions.missing[k]),
                           evidence=describe(counted) if mentions is not None else (),
                           feed_items=self._evidence.feed_items(doc.source))
         known = story.known_names

@@ -1,8 +1,10 @@
 """Why an item did or did not join each storyline (`storywatch items show`).
 
 The decisions are made again, with every reason, on a tracker rebuilt from the store as the
-worker builds it (`storylines.replay`: its storylines and seeds, then the originals published in
-the `[tracking] window` before the item, in time order), and the item is decided, not observed:
+worker builds it (`storylines.replay`: its storylines and seeds, then the originals the worker
+tracked before the item: those that arrived in the `[tracking] window` before it, in the order
+they arrived; for a backfilled item, those published in the window before it, in time order, as
+backfill tracks), and the item is decided, not observed:
 nothing is written and nothing is learnt. The recorded links are read as they are: a decision
 made again can differ from the one recorded (items stored since, a storyline changed, a live
 tracker that had seen more than one window), and the output says so.
@@ -108,8 +110,8 @@ def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of
     if copy_of is not None:
         return ItemWhy(item_id, copy_of, settings.window, 0, tuple(_untracked(links, set())))
     item = store.items_by_id(db, [item_id])[item_id]
-    replayed = storylines.replay(db, settings, _before(db, settings, item), item.published_at - settings.window,
-                                 look_back=False)
+    before, since = _before(db, settings, item)
+    replayed = storylines.replay(db, settings, before, since, look_back=False)
     tracker = replayed.tracker
     doc = storylines.doc_of(item)
     decisions = {d.storyline_id: d for d in tracker.decide(doc, explain="all")}
@@ -125,12 +127,14 @@ def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of
     return ItemWhy(item_id, None, settings.window, replayed.replayed, tuple(found))
 
 
-def _before(db: Database, settings: TrackingSettings, item: Stored) -> list[Stored]:
-    """The originals the worker would have replayed and tracked before this item: published in
-    the window before it, in (time, id) order, up to the item itself."""
-    start = item.published_at - settings.window
-    recent = store.recent_originals(db, start, item.published_at, storylines.REPLAY_MAX)
-    return [i for i in recent if (i.published_at, i.id) < (item.published_at, item.id)]
+def _before(db: Database, settings: TrackingSettings, item: Stored) -> tuple[list[Stored], dt.datetime]:
+    """The originals the worker tracked before this item, in its order, and where that window starts."""
+    if item.source == "backfill":  # backfill tracks in time order
+        start = item.published_at - settings.window
+        recent = store.recent_originals(db, start, item.published_at, storylines.REPLAY_MAX)
+        return [i for i in recent if (i.published_at, i.id) < (item.published_at, item.id)], start
+    start = store.first_seen(db, item.id) - settings.window
+    return store.arrived_before(db, item.id, start, storylines.REPLAY_MAX), start
 
 
 def _with_decision(why: StorylineWhy, decision: Decision | None, idle: Idle | None, storyline: StorylineDef,
