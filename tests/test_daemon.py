@@ -201,3 +201,20 @@ def test_run_once_and_the_daemons_tick_do_the_same_cycle(tmp_path: Path, world: 
         shutil.rmtree(folder)
     assert outputs[0] == outputs[1]
     assert {"tower.atom", "metrics.prom", "2026-11-23.md"} <= outputs[0][0] and outputs[0][1:] == (1, 1)
+
+
+def test_the_daemons_first_digest_comes_after_its_first_poll(tmp_path: Path, server: FeedServer) -> None:
+    """A worker started on a fresh store writes its first digest (due at once) from what its first
+    cycle polled, not from the seeds alone just before it (it used to lock in a 'nothing new' day)."""
+    server.routes["/a"] = Reply(body=rss([("1", "Wreaths at the Friendship Tower", "<p>Wreaths were laid.</p>")]))
+    config = write_config(tmp_path, server, ["/a"])
+    with config.open("a") as f:
+        f.write('[digest]\noutput_dir = "out"\n')
+    proc = start(config, "run")
+    try:
+        wait_for(lambda: count(tmp_path / "sw.db", "SELECT count(*) FROM digests") > 0, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    [digest] = list((tmp_path / "out").glob("*.md"))
+    assert "Wreaths at the Friendship Tower" in digest.read_text(encoding="utf-8")

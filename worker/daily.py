@@ -73,6 +73,11 @@ class DueDigest:
     recorded: bool  # already written once: regenerate it as it was
     preview: bool  # not due yet (before the digest time): written, not recorded
 
+    @property
+    def to_write(self) -> bool:
+        """Due and not written yet: the daily job writes and records it now."""
+        return not (self.recorded or self.preview)
+
 
 def due_digest(db: Database, settings: Settings, now: dt.datetime) -> DueDigest:
     """Today's digest: the recorded one, the one due now (since the last digest), or, before the
@@ -173,7 +178,7 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> Dige
                        "arrived; it is not sent again by itself. To send it again: {command}",
                        day=str(day), command=_resend(settings, day))
     due, outcome = due_digest(db, settings, now), None
-    if not (due.recorded or due.preview):
+    if due.to_write:
         outcome = write_digest(db, settings, due.period, initial=due.initial)
         record_digest(db, settings, outcome, now)
     if settings.email.enabled:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import threading
+import time
 import zoneinfo
 from collections.abc import Callable
 from types import FrameType
@@ -28,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
-from worker import daily, health, notify, pipeline
+from worker import daily, health, notify, pipeline, store
 from worker.pipeline import Runtime
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
@@ -95,7 +96,6 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
     scheduler.add_job(_poll_job, "interval", seconds=tick, id=POLL_JOB, args=[rt, tick], next_run_time=first_tick)
     digest_at = rt.settings.digest.time
     scheduler.add_job(_digest_job, CronTrigger(hour=digest_at.hour, minute=digest_at.minute), id=DIGEST_JOB, args=[rt])
-    _digest_job(rt)  # catch up: the first digest, or today's if its time has passed while stopped
     scheduler.start()
     logger.info("Worker started: polling every {tick:g} s, digest at {at:%H:%M}", tick=tick, at=digest_at)
     notify.ready(f"polling every {tick:g} s")
@@ -134,7 +134,18 @@ def _write_metrics(rt: Runtime) -> None:
 
 def _digest_job(rt: Runtime) -> None:
     """Write (and send) the digest due now, and retry unsent ones whose time has come."""
-    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, rt.clock()))
+    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt)))
+
+
+def _settled_now(rt: Runtime) -> dt.datetime:
+    """Now, once the current second holds no stored item: stored times have whole seconds and a
+    digest covers [start, end), so a digest written in the second of a poll (the first digest,
+    right after the first cycle) would leave that poll's items to the next day's digest."""
+    now = rt.clock()
+    if daily.due_digest(rt.db, rt.settings, now).to_write and store.stored_since(rt.db, now):
+        time.sleep(1 - time.time() % 1)  # at most a second, once a day
+        now = rt.clock()
+    return now
 
 
 def _guarded(rt: Runtime, what: str, job: Callable[[], object]) -> None:

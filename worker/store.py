@@ -1367,6 +1367,11 @@ def _maybe_time(value: str | None) -> dt.datetime | None:
 # ── digests ───────────────────────────────────────────────────────────────────────────────
 
 
+def stored_since(db: Database, moment: dt.datetime) -> bool:
+    """Whether an item was first seen at `moment`'s whole second or later."""
+    return _one(db, "SELECT 1 AS hit FROM items WHERE first_seen_at >= ? LIMIT 1", [to_iso(moment)]) is not None
+
+
 def last_digest(db: Database) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM digests ORDER BY period_end DESC, id DESC LIMIT 1")
 
