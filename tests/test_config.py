@@ -280,3 +280,18 @@ def test_a_config_written_anywhere_reads_the_shipped_seeds_and_keeps_its_data_be
 def test_a_test_never_sees_the_users_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """The suite's guard (conftest.no_user_config): without --config, no config is found."""
     assert not config_path(None).exists() and "no-user-config" in os.environ["STORYWATCH_CONFIG"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[seeds]\npath = "no-such-folder"\n', "seed folder not found"),
+        ('[[storylines]]\nid = "a"\ntitle = "A"\nseeds = ["missing.txt"]\n', "storyline a: seed file not found"),
+    ],
+)
+def test_config_check_fails_on_seeds_that_init_could_not_read(write_config: WriteConfig, toml: str, needle: str) -> None:
+    """`config check` said OK to a missing seed folder; `init` then failed on it."""
+    config = write_config(toml)
+    checked = Cli(config)("config", "check", ok=False)
+    assert checked.exit_code == 1 and needle in checked.output and ": OK" not in checked.output
+    assert needle in Cli(config)("init", ok=False).output

@@ -82,6 +82,18 @@ def test_gzip_and_deflate_bodies_are_decoded(server: FeedServer, fetcher: Fetche
         assert fetcher.fetch(FetchRequest(server.url(path))).body == FEED, path
 
 
+def test_a_gzip_file_served_without_content_encoding_is_decoded(server: FeedServer, fetcher: Fetcher) -> None:
+    """feed.xml.gz served as a file (no Content-Encoding) is read as backfill reads it, a byte at
+    a time too; a one-byte body is kept as it is."""
+    server.routes["/feed.xml.gz"] = Reply(body=gzipped(FEED), headers={"Content-Type": "application/gzip"})
+    packed = gzipped(FEED)
+    server.routes["/slow.gz"] = Reply(body=trickle(packed, every=0), content_length=len(packed))
+    server.routes["/one"] = Reply(body=b"x")
+    assert fetcher.fetch(FetchRequest(server.url("/feed.xml.gz"))).body == FEED
+    assert fetcher.fetch(FetchRequest(server.url("/slow.gz"))).body == FEED
+    assert fetcher.fetch(FetchRequest(server.url("/one"))).body == b"x"
+
+
 def test_permanent_redirect_reports_the_new_address(server: FeedServer, fetcher: Fetcher) -> None:
     server.routes["/old"] = Reply(301, headers={"Location": "/new"})
     server.routes["/new"] = Reply(body=FEED)

@@ -70,6 +70,18 @@ def test_html_served_as_xml_is_still_recognised() -> None:
     assert err.value.advertised == ("https://a.example/dir/feed.xml",)
 
 
+@pytest.mark.parametrize("page", [
+    b"<HEAD><TITLE>Document Moved</TITLE></HEAD><BODY><H1>Object Moved</H1>This document may be found "
+    b'<a HREF="https://a.example/new.xml">here</a></BODY>',
+    b'\xef\xbb\xbf<?xml version="1.0"?>\n<!-- served by x -->\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN">'
+    b'<html xmlns="http://www.w3.org/1999/xhtml"><body>Moved</body></html>',
+    b"  <title>Moved</title>",
+])
+def test_an_html_page_served_as_xml_is_called_an_html_page(page: bytes) -> None:
+    with pytest.raises(errors.NotAFeed, match="HTML page"):
+        parse_feed(page, content_type="text/xml", url="https://a.example/")
+
+
 def test_advertised_feeds_ignore_other_links() -> None:
     page = b'<link rel="alternate" hreflang="fr" href="/fr/"><link rel="ALTERNATE" type="application/atom+xml" href="a.xml">'
     assert advertised_feeds(page, "https://b.example/") == ("https://b.example/a.xml",)

@@ -765,7 +765,8 @@ def config_init(app: App, force: bool) -> None:
 @config_group.command(name="check")
 @pass_app
 def config_check(app: App) -> None:
-    """Validate the config file and print every effective setting (secrets masked).
+    """Validate the config file and print every effective setting (secrets masked); the seed
+    folder and the storylines' seed files are read as `init` reads them.
 
     \b
     Example:
@@ -775,6 +776,7 @@ def config_check(app: App) -> None:
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)} = {value}")
+    storylines.config_specs(app.settings)  # reads every seed file, as `init` will: a missing one fails here
     click.echo(f"# {app.config_file}: OK", err=True)
 
 

@@ -270,6 +270,9 @@ class _GuardedTransport(httpx.HTTPTransport):
 # ── bounded decoding ─────────────────────────────────────────────────────────────────────────
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 class _Decoder:
     """Content-Encoding decoders whose output never exceeds the cap, whatever the input."""
 
@@ -277,6 +280,9 @@ class _Decoder:
         self._url = url
         names = [e.strip().lower() for e in encodings.split(",") if e.strip() and e.strip().lower() != "identity"]
         self._stages = [self._stage(name) for name in reversed(names)]
+        # A gzip file served as it is (feed.xml.gz, no Content-Encoding) is read as backfill
+        # reads it: its first two bytes say so.
+        self._sniffing, self._head = not self._stages, b""
 
     def _stage(self, name: str) -> typing.Any:
         if name in ("gzip", "x-gzip"):
@@ -289,12 +295,24 @@ class _Decoder:
 
     def decode(self, data: bytes, budget: int) -> bytes:
         """Decode a chunk, producing at most budget + 1 bytes (one more means: over the cap)."""
+        if self._sniffing:
+            data, self._head = self._head + data, b""
+            if len(data) < len(GZIP_MAGIC):
+                self._head = data
+                return b""
+            self._sniffing = False
+            if data.startswith(GZIP_MAGIC):
+                self._stages = [self._stage("gzip")]
         for stage in self._stages:
             try:
                 data = stage.decompress(data, budget + 1)
             except zlib.error as exc:
                 raise FetchError(f"corrupt compressed body: {exc}", url=self._url, kind="encoding") from None
         return data
+
+    def held(self) -> bytes:
+        """What a body too short to sniff left behind (one byte)."""
+        return self._head
 
 
 class _Deflate:
@@ -460,7 +478,7 @@ class Fetcher:
                     url=url, kind="too_large", status=response.status_code,
                 )
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks) + decoder.held()
 
 
 def _require_web_url(url: str, feed_url: str, redirect: bool = False) -> None:

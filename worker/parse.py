@@ -263,9 +263,15 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+# A page's first element, after an XML declaration, comments and a doctype: servers send bare
+# "<HEAD><TITLE>Document Moved</TITLE>" pages as text/xml.
+_HTML_START = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*|<!doctype[^>]*>\s*)*<(?:!doctype\s+html|html|head|body|title|meta)\b",
+    re.I | re.S)
+
+
 def _raise_not_a_feed(body: bytes, content_type: str, url: str, problem: str | None) -> None:
-    head = body[:4096].lstrip().lower()
-    if "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html")):
+    if "html" in content_type.lower() or _HTML_START.match(body[:4096]):
         links = advertised_feeds(body, url)
         listed = ("; it advertises: " + ", ".join(links)) if links else "; it advertises no feed"
         raise NotAFeed(f"not a feed: the address returned an HTML page{listed}", advertised=links)

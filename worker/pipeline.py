@@ -36,7 +36,7 @@ from worker import dedupe, normalize, parse, polling, seeds, store, storylines, 
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
-from worker.errors import FeedGone, FetchError, ParseError, RateLimited, SeedError, StorywatchError
+from worker.errors import FeedGone, FetchError, ParseError, RateLimited, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Indexed, Item, Placement, plural
 
@@ -346,10 +346,7 @@ def _seed_item_ids(
 
 
 def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str, now: dt.datetime) -> int:
-    try:
-        doc = seeds.read_seed_file(path)
-    except SeedError as exc:
-        raise SeedError(f"storyline {storyline_id}: {exc.message}", hint=exc.hint) from None
+    doc = seeds.read_storyline_seed(storyline_id, path)
     item: Item = normalize.seed_item(doc, now, window.clutter)
     known = store.item_id_by_identity(db, item.identity)
     if known is None:

@@ -43,6 +43,14 @@ def read_seed_file(path: Path, described: SeedDoc | None = None) -> SeedDoc:
     return SeedDoc(path=path, title=first_line, text=text, publisher="", published=written_date(text), language="")
 
 
+def read_storyline_seed(storyline_id: str, path: Path) -> SeedDoc:
+    """A seed file a storyline names; an error says which storyline."""
+    try:
+        return read_seed_file(path)
+    except SeedError as exc:
+        raise SeedError(f"storyline {storyline_id}: {exc.message}", hint=exc.hint) from None
+
+
 HEAD_LINES = 6  # a saved article's head: headline, byline, date line, the first paragraphs
 _MONTHS = {m: n for n, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),

@@ -428,7 +428,7 @@ def config_specs(settings: Settings) -> list[StorylineSpec]:
         for seed in s.seeds:
             if is_web_url(seed):
                 continue
-            doc = described.get(Path(seed).resolve()) or seeds.read_seed_file(Path(seed))
+            doc = described.get(Path(seed).resolve()) or seeds.read_storyline_seed(s.id, Path(seed))
             when = dt.datetime.combine(doc.published, dt.time(), dt.timezone.utc).timestamp() if doc.published else 0.0
             docs.append(Doc(f"seed:{doc.path.name}", doc.title, doc.text, when, source="seeds"))
             dated += [when] if doc.published else []
