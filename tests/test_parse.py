@@ -129,3 +129,26 @@ def test_legacy_guid_is_the_guid_as_feedparser_read_it_given_the_address() -> No
             assert old.id == (entry.guid if "posts/22" == entry.guid else legacy_guid(entry.guid, url))
     assert parse_feed(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "17"}]}',
                       url=url).entries[0].guid_base is None  # JSON Feed ids were never resolved
+
+
+@pytest.mark.parametrize(("written", "utc"), [
+    ("Sáb, 05 Dez 2026 10:00:00 -0300", "2026-12-05T13:00:00+00:00"),  # Portuguese
+    ("sáb., 05 dic. 2026 10:00:00 +0100", "2026-12-05T09:00:00+00:00"),  # Spanish
+    ("jeu., 03 févr. 2022 08:30:00 +0100", "2022-02-03T07:30:00+00:00"),  # French
+    ("Mo, 14 Mär 2022 23:15:00 +0200", "2022-03-14T21:15:00+00:00"),  # German
+    ("5 de março de 2024 às 09h30", "2024-03-05T09:30:00+00:00"),  # Portuguese prose, no zone: UTC
+    ("lun, 07 ott 2024 12:00:00 GMT", "2024-10-07T12:00:00+00:00"),  # Italian
+])
+def test_dates_written_in_other_languages_are_read(written: str, utc: str) -> None:
+    body = (f"<rss version='2.0'><channel><title>t</title><item><guid>1</guid><title>x</title>"
+            f"<pubDate>{written}</pubDate></item></channel></rss>").encode()
+    [entry] = parse_feed(body, content_type="application/rss+xml").entries
+    assert entry.published is not None and entry.published.isoformat() == utc
+
+
+@pytest.mark.parametrize("written", ["31 Fev 2024 10:00", "05 Foo 2024 10:00", "no date", "05 Dez 2026 10:00 +9999"])
+def test_a_foreign_date_that_is_no_date_leaves_the_item_undated(written: str) -> None:
+    body = (f"<rss version='2.0'><channel><title>t</title><item><guid>1</guid><title>x</title>"
+            f"<pubDate>{written}</pubDate></item></channel></rss>").encode()
+    [entry] = parse_feed(body, content_type="application/rss+xml").entries
+    assert entry.published is None

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from worker.errors import NotAFeed, ParseError
+from worker.localdates import parse_localized_date
 
 JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 _JSON_TYPES = ("application/feed+json", "application/json")
@@ -229,8 +230,9 @@ def _entry(e: Any, base: str) -> Entry:
         content_html=content_html or summary_html,
         summary_html=summary_html if content_html else "",
         author=_text(e.get("author")),
-        published=_from_struct(_raw(e, "published_parsed") or _raw(e, "updated_parsed") or _raw(e, "created_parsed")),
-        updated=_from_struct(_raw(e, "updated_parsed")),
+        published=_from_struct(_raw(e, "published_parsed") or _raw(e, "updated_parsed") or _raw(e, "created_parsed"))
+        or _localized(e, "published") or _localized(e, "updated"),
+        updated=_from_struct(_raw(e, "updated_parsed")) or _localized(e, "updated"),
         tags=tuple(t.get("term", "") for t in e.get("tags", []) if t.get("term")),
         guid_base=base or None,
     )
@@ -239,6 +241,12 @@ def _entry(e: Any, base: str) -> Entry:
 def _raw(entry: Any, key: str) -> Any:
     """A field as feedparser stored it, bypassing its deprecated key aliases (and their warnings)."""
     return dict.get(entry, key)
+
+
+def _localized(entry: Any, key: str) -> dt.datetime | None:
+    """A date feedparser could not read, written in another language (see localdates)."""
+    value = _raw(entry, key)
+    return parse_localized_date(value) if isinstance(value, str) and not _raw(entry, f"{key}_parsed") else None
 
 
 def _from_struct(value: time.struct_time | None) -> dt.datetime | None:
