@@ -79,14 +79,14 @@ def test_an_interrupted_cycle_is_never_taken_for_a_finished_one(cli: Cli, tmp_pa
     result = cli("health", ok=False)
     assert result.exit_code == 1
     assert result.output == ("unhealthy: no polling cycle has finished whole yet: the last one was interrupted 5m ago "
-                             "(4 of 34 feeds polled, 30 stopped)\n")
+                             "(4 of 34 feeds polled, 30 stopped or deferred)\n")
     # A whole cycle, then an interrupted one (a restart mid-cycle): judged on the whole one.
     store.record_cycle(db, now - dt.timedelta(minutes=2), now - dt.timedelta(minutes=2), 3.0, interval=60.0, feeds=34,
                        new_items=5, followups=0, errors=1)
     store.record_cycle(db, now - dt.timedelta(seconds=20), now - dt.timedelta(seconds=10), 10.0, interval=60.0,
                        feeds=34, new_items=2, followups=0, errors=0, stopped=20)
     assert re.fullmatch(r"healthy: the last whole polling cycle finished 2m ago in 3.0 s: 34 feeds, 5 new items, 1 failed; "
-                        r"the one after it was interrupted \d+s ago \(14 of 34 feeds polled, 20 stopped\)\n",
+                        r"the one after it was interrupted \d+s ago \(14 of 34 feeds polled, 20 stopped or deferred\)\n",
                         cli("health").output)
     result = cli("health", "--max-age", "1m", ok=False)
     assert result.exit_code == 1 and result.output.startswith("unhealthy: the last whole polling cycle finished 2m ago")

@@ -117,6 +117,29 @@ LEAKY = {
 }
 
 
+def test_a_cycle_past_its_limit_defers_the_feeds_left_to_the_next(world: Callable[..., World]) -> None:
+    """[fetch] cycle_limit: no feed starts after it; the feeds left are "deferred" (not failed,
+    nothing written, still due) and the next cycle polls them."""
+    import dataclasses
+
+    paths = [f"/f{i}" for i in range(5)]
+    w = world(*paths)
+
+    def after_two_seconds(body: bytes) -> Callable[[], list[bytes]]:
+        return lambda: (time.sleep(2), [body])[1]
+
+    for i, path in enumerate(paths):
+        w.server.routes[path] = Reply(body=after_two_seconds(rss([(str(i), f"Story {i}", "<p>x</p>")])))
+    w.rt.settings = dataclasses.replace(w.rt.settings, fetch=dataclasses.replace(w.rt.settings.fetch, max_connections=1))
+    first = w.poll(limit=dt.timedelta(seconds=1))  # two feeds start at once (a queue of two), then none
+    assert (first.count("new"), first.count("deferred"), first.failed, first.stopped) == (2, 3, 0, 0)
+    assert "3 deferred (the cycle reached [fetch] cycle_limit" in first.summary()
+    deferred = {r.feed.url for r in first.reports if r.outcome == "deferred"}
+    second = w.poll()  # the same moment: only the deferred feeds are still due
+    assert {r.feed.url for r in second.reports} == deferred and second.count("new") == 3
+    assert len(w.items()) == 5
+
+
 def test_hidden_markup_never_reaches_the_store_or_search(world: Callable[..., World]) -> None:
     """Each body is escaped into the RSS (no CDATA wrapper: the bodies hold "]]>"), parsed by
     feedparser, normalized and stored; text, summary and the full-text index hold none of it."""

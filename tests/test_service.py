@@ -136,3 +136,67 @@ def test_notify_reaches_an_abstract_socket_and_is_a_no_op_without_one(monkeypatc
         assert notify.watchdog_interval() is None
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert not notify.stopping()
+
+
+def test_the_watchdog_is_pinged_through_a_cycle_longer_than_watchdogsec(tmp_path: Path) -> None:
+    """A cycle longer than WatchdogSec is not killed while feeds keep finishing (it was pinged
+    only before and after a cycle)."""
+    from tests.feedserver import FeedServer, Reply, rss
+
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, FeedServer() as server:
+        sock.bind(str(address))
+        paths = [f"/f{i}" for i in range(8)]
+        for i, path in enumerate(paths):
+            body = rss([(str(i), f"Story {i}", "x")])
+            server.routes[path] = Reply(body=lambda body=body: (time.sleep(1.5), [body])[1])  # type: ignore[misc]
+        feeds = "".join(f'[[feeds]]\nurl = "{server.url(p)}"\n' for p in paths)
+        config = tmp_path / "storywatch.toml"
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\nmax_connections = 1\n{feeds}')
+        env = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2000000", "PYTHONUNBUFFERED": "1"}
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "run"], cwd=PROJECT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            receive(sock, "READY=1")
+            # Eight feeds, two at a time, 1.5 s each: a first cycle of 6 s or more, longer than
+            # WatchdogSec=2s. Its STATUS line comes at its end; pings must come before it.
+            lines: list[str] = []
+            while not any(line.startswith("STATUS=last cycle") for line in lines):
+                lines += receive(sock, "WATCHDOG=1")
+            pings_in_cycle = lines[: next(i for i, l in enumerate(lines) if l.startswith("STATUS=last cycle"))]
+            assert pings_in_cycle.count("WATCHDOG=1") >= 3, lines
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+
+
+def test_a_worker_making_no_progress_stops_pinging_the_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The liveness loop pings only when the worker's beats moved (a tick, a finished feed): a
+    hung cycle or a dead scheduler is left to systemd's watchdog to restart."""
+    import threading
+    from types import SimpleNamespace
+
+    from worker.schedule import keep_alive
+
+    address = tmp_path / "stuck.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(address))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+        monkeypatch.setenv("WATCHDOG_USEC", "100000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        rt = SimpleNamespace(beats=0, stop=threading.Event())
+        loop = threading.Thread(target=keep_alive, args=(rt, 0.05))
+        try:
+            loop.start()
+            assert receive(sock, "WATCHDOG=1") == ["WATCHDOG=1"]  # the first check: no beat seen before
+            time.sleep(0.5)  # ten periods without progress
+            sock.settimeout(0.01)
+            with pytest.raises(TimeoutError):
+                sock.recv(4096)
+            rt.beats += 1
+            assert receive(sock, "WATCHDOG=1") == ["WATCHDOG=1"]
+        finally:
+            rt.stop.set()
+            loop.join()

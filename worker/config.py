@@ -213,6 +213,13 @@ class FetchSettings:
     max_body_mib: float = setting(
         15.0, "Largest feed body accepted, in MiB, counted after decompression.", check=at_least(0.01)
     )
+    cycle_limit: dt.timedelta = setting(
+        dt.timedelta(minutes=20),
+        "A polling cycle of the worker (`run`, `run --once`) starts no feed after this long; the "
+        "feeds left stay due and are polled first in the next cycle. Keep it well under the "
+        "service's WatchdogSec; 0: no limit.",
+        check=duration_between(dt.timedelta(0), dt.timedelta(days=1)),
+    )
     max_connections: int = setting(16, "Feeds fetched at once, in all.", check=between(1, 256))
     max_per_host: int = setting(2, "Feeds fetched at once from one host.", check=between(1, 64))
     max_redirects: int = setting(5, "Redirect hops followed before giving up.", check=between(0, 20))

@@ -48,7 +48,7 @@ def record_cycle(db: Database, report: CycleReport, finished_at: dt.datetime, *,
     """Log a cycle, whole or interrupted (`interval`: seconds between ticks; None for a one-off run)."""
     store.record_cycle(db, report.started_at, finished_at, report.seconds, interval=interval,
                        feeds=len(report.reports), new_items=report.new_items, followups=report.followups,
-                       errors=report.count("error"), stopped=report.stopped)
+                       errors=report.count("error"), stopped=report.left)
     store.prune_cycles(db, finished_at - dt.timedelta(days=CYCLE_LOG_DAYS))
 
 
@@ -117,7 +117,7 @@ def _judge(cycle: dict[str, Any], interrupted: dict[str, Any] | None, now: dt.da
 def _interrupted(cycle: dict[str, Any], now: dt.datetime) -> str:
     polled = cycle["feeds"] - cycle["stopped"]
     return (f"was interrupted {_ago(now - cycle['finished_at'])} ago ({polled} of {plural(cycle['feeds'], 'feed')} polled, "
-            f"{cycle['stopped']} stopped)")
+            f"{cycle['stopped']} stopped or deferred)")
 
 
 def _ago(age: dt.timedelta) -> str:
@@ -177,7 +177,7 @@ def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
             Family("storywatch_last_cycle_errors", "gauge", "Feeds that failed in the last cycle.",
                    [({}, cycle["errors"])]),
             Family("storywatch_last_cycle_stopped", "gauge",
-                   "Feeds the last cycle left undone because the worker was stopped (0: it finished whole).",
+                   "Feeds the last cycle left undone: the worker was stopped, or the cycle limit reached (0: it finished whole).",
                    [({}, cycle["stopped"])]),
         ]
     if whole is not None:

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import json
 import functools
+import math
 import threading
 import time
 from collections import defaultdict
@@ -203,6 +204,7 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
     writer: threading.Lock = field(default_factory=threading.Lock)  # one job at a time on `db`
+    beats: int = 0  # progress made (a tick began or ended, a feed finished): what the watchdog pings on
     _window: Window | None = None
     _tracking: storylines.Tracking | None = None
 
@@ -447,7 +449,7 @@ class Stored:
 @dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: Feed
-    outcome: str  # "new", "not_modified" (done); "error", "rate_limited", "gone" (failed); "stopped"
+    outcome: str  # "new", "not_modified" (done); "error", "rate_limited", "gone" (failed); "stopped", "deferred"
     new_items: int = 0
     error: str | None = None
     copies: int = 0
@@ -699,13 +701,15 @@ def _record_failure(rt: Runtime, prepared: Prepared, error: StorywatchError) -> 
 # ── a polling cycle ──────────────────────────────────────────────────────────────────────────
 
 
-DONE = ("new", "not_modified")  # outcomes of a feed polled as asked; "stopped" is neither done nor failed
+DONE = ("new", "not_modified")  # outcomes of a feed polled as asked
+LEFT = ("stopped", "deferred")  # not polled (nothing of theirs written): neither done nor failed
 
 
 @dataclass(frozen=True, slots=True)
 class CycleReport:
-    """Every feed asked for, with its outcome. Feeds the stop left undone (not started, or cut
-    short) are "stopped": nothing of theirs was written, so they are simply polled next time."""
+    """Every feed asked for, with its outcome. Feeds a stop left undone (not started, or cut
+    short) are "stopped", those the cycle limit left unstarted "deferred": nothing of theirs was
+    written, so they are simply polled next time (first, as they are overdue)."""
 
     started_at: dt.datetime
     seconds: float
@@ -727,24 +731,32 @@ class CycleReport:
         return self.count("stopped")
 
     @property
+    def left(self) -> int:
+        """Feeds asked for and not polled: stopped or deferred."""
+        return self.stopped + self.count("deferred")
+
+    @property
     def interrupted(self) -> bool:
-        """Stopped before every feed asked for was polled."""
-        return self.stopped > 0
+        """Stopped, or cut by the cycle limit, before every feed asked for was polled."""
+        return self.left > 0
 
     @property
     def failed(self) -> int:
         """Feeds asked for that were polled without success: errors, rate limits, gone feeds."""
-        return sum(1 for r in self.reports if r.outcome not in DONE and r.outcome != "stopped")
+        return sum(1 for r in self.reports if r.outcome not in DONE + LEFT)
 
     def summary(self) -> str:
-        return ("Interrupted: " if self.interrupted else "") + self.counts()
+        return ("Interrupted: " if self.stopped else "Cut short: " if self.interrupted else "") + self.counts()
 
     def counts(self) -> str:
-        polled = len(self.reports) - self.stopped
+        polled = len(self.reports) - self.left
         head = f"{plural(polled, 'feed')} polled in {self.seconds:.1f} s"
         if self.interrupted:
-            head = (f"{polled} of {plural(len(self.reports), 'feed')} polled in {self.seconds:.1f} s, "
-                    f"{self.stopped} stopped (polled next time)")
+            head = f"{polled} of {plural(len(self.reports), 'feed')} polled in {self.seconds:.1f} s"
+        if self.stopped:
+            head += f", {self.stopped} stopped (polled next time)"
+        if deferred := self.count("deferred"):
+            head += f", {deferred} deferred (the cycle reached [fetch] cycle_limit; polled first next time)"
         return (
             f"{head}: {plural(self.new_items, 'new item')}, {plural(self.followups, 'follow-up')}, "
             f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
@@ -753,16 +765,19 @@ class CycleReport:
 
 
 def poll_feeds(
-    rt: Runtime, *, force: bool = False, feed_url: str | None = None, no_cache: bool = False
+    rt: Runtime, *, force: bool = False, feed_url: str | None = None, no_cache: bool = False,
+    limit: dt.timedelta | None = None,
 ) -> CycleReport:
-    """Poll the due feeds (all with `force`, one with `feed_url`): fetch in parallel, store in order."""
+    """Poll the due feeds (all with `force`, one with `feed_url`): fetch in parallel, store in
+    order. After `limit`, no feed starts: the ones left are "deferred" (still due, so the next
+    cycle polls them first)."""
     started_at, clock_start = rt.clock(), time.monotonic()
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
     if feeds:
         catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
         rt.tracking.refresh()
         rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
-    reports = list(_poll(rt, feeds, no_cache))
+    reports = list(_poll(rt, feeds, no_cache, clock_start + limit.total_seconds() if limit else math.inf))
     store.index_pending(rt.db)
     if not rt.stop.is_set():  # housekeeping waits for the next cycle after a stop
         store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
@@ -775,9 +790,10 @@ def poll_feeds(
     return report
 
 
-def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedReport]:
+def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -> Iterator[FeedReport]:
     """Worker threads prepare feeds; this thread stores them as they complete. After a stop, no
-    feed starts; the ones left are reported "stopped"."""
+    feed starts; the ones left are reported "stopped". After the `deadline` (monotonic), the
+    ones left are "deferred"."""
     if not feeds:
         return
     queue = iter(feeds)
@@ -785,7 +801,8 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedRe
         running: set[Future[Prepared]] = set()
 
         def top_up() -> None:
-            while not rt.stop.is_set() and len(running) < rt.settings.fetch.max_connections * 2:
+            while (not rt.stop.is_set() and time.monotonic() < deadline
+                   and len(running) < rt.settings.fetch.max_connections * 2):
                 feed = next(queue, None)
                 if feed is None:
                     return
@@ -795,9 +812,12 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool) -> Iterator[FeedRe
         while running:
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             running -= done
+            if done:
+                rt.beats += 1
             yield from _ingest_together(rt, [future.result() for future in done])
             top_up()
-    yield from (FeedReport(feed, "stopped") for feed in queue)  # left in the queue by a stop
+    left = "stopped" if rt.stop.is_set() else "deferred"
+    yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
 
 
 def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:

@@ -72,7 +72,7 @@ def run_cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
     (nothing new starts; the metrics file still says what the cycle did)."""
     try:
         with rt.writer:
-            return _poll_and_record(rt, interval=interval)
+            return _poll_and_record(rt, interval=interval, limit=rt.settings.fetch.cycle_limit or None)
     finally:
         if rt.settings.digest.atom and not rt.stop.is_set():
             _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
@@ -99,6 +99,9 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
     scheduler.start()
     logger.info("Worker started: polling every {tick:g} s, digest at {at:%H:%M}", tick=tick, at=digest_at)
     notify.ready(f"polling every {tick:g} s")
+    if watchdog := notify.watchdog_interval():
+        notify.watchdog()
+        threading.Thread(target=keep_alive, args=(rt, watchdog), name="watchdog", daemon=True).start()
     if on_ready:
         on_ready()
     rt.stop.wait()
@@ -110,17 +113,28 @@ def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] 
 def _poll_job(rt: Runtime, tick: float) -> None:
     if rt.stop.is_set():
         return
-    notify.watchdog()
+    rt.beats += 1
     try:
         run_cycle(rt, interval=tick)
     except Exception as exc:  # the next tick tries again: a failed cycle must not kill the daemon
         logger.opt(exception=exc).error("Polling cycle failed: {error}", error=str(exc))
-    notify.watchdog()
+    rt.beats += 1
 
 
-def _poll_and_record(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
+def keep_alive(rt: Runtime, every: float) -> None:
+    """Ping systemd's watchdog every `every` seconds while the worker makes progress: a tick
+    began or ended, or a feed of a long cycle finished. A worker stuck for a whole period (a
+    hung cycle, a dead scheduler) stops pinging, and systemd restarts it. Runs until stopped."""
+    seen = -1
+    while not rt.stop.wait(every):
+        if rt.beats != seen:
+            notify.watchdog()
+        seen = rt.beats
+
+
+def _poll_and_record(rt: Runtime, *, interval: float | None, limit: dt.timedelta | None) -> pipeline.CycleReport:
     """Poll the due feeds, then log the cycle, whole or interrupted (for `storywatch health`)."""
-    report = pipeline.poll_feeds(rt)
+    report = pipeline.poll_feeds(rt, limit=limit)
     health.record_cycle(rt.db, report, rt.clock(), interval=interval)
     notify.status(f"last cycle: {report.summary()}")
     return report
