@@ -235,6 +235,15 @@ def test_config_check_prints_settings_with_secrets_masked(
         ("[storage]\npaht = 1\n", "storage.paht: unknown key"),
         ("[fetch\n", "invalid TOML"),
         ("[fetch]\ntimeout = 'x'\n", "fetch.timeout: expected a number"),
+        # Values past what the worker can compute with were tracebacks at start or mid-cycle.
+        ('[fetch]\nmax_interval = "99999999999d"\n', "fetch.max_interval: expected a duration"),
+        ("[fetch]\ninterval = 99999999999999999\n", "fetch.interval: expected a duration"),
+        ("[fetch]\nmax_body_mib = inf\n", "fetch.max_body_mib: expected a number, got inf"),
+        ("[fetch]\ntimeout = nan\n", "fetch.timeout: expected a number, got nan"),
+        ("[storage]\nretention_days = 9223372036854775807\n", "storage.retention_days: expected a value from 0 to"),
+        ("[storage]\nbusy_timeout = 1e300\n", "storage.busy_timeout: expected a value from 1 to"),
+        ('[[feeds]]\nurl = "http://[::1/feed"\n', "feeds[0].url: expected an http:// or https:// URL"),
+        ('[[feeds]]\nurl = "http://a.example:99999/feed"\n', "feeds[0].url: expected an http:// or https:// URL"),
     ],
 )
 def test_cli_reports_config_errors_in_one_line(write_config: WriteConfig, toml: str, needle: str) -> None:

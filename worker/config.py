@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
+import math
 import os
 import re
 import stat
@@ -94,8 +95,7 @@ def setting(
     return field(default=default, metadata=meta, repr=not secret)  # a secret never shows in a repr
 
 
-def at_least(low: float) -> Check:
-    return lambda v: None if v >= low else f"a value of at least {low}"
+LONGEST = dt.timedelta(days=100 * 365)  # a longer duration is a typo, and past what datetimes add
 
 
 def between(low: float, high: float) -> Check:
@@ -116,6 +116,10 @@ def duration_between(low: dt.timedelta, high: dt.timedelta) -> Check:
 
 
 def _web_url(v: str) -> str | None:
+    try:
+        urlsplit(v).port  # raises on "http://[::1/feed", a port past 65535
+    except ValueError:
+        return "an http:// or https:// URL"
     return None if re.match(r"(?i)^https?://[^/\s]+", v) else "an http:// or https:// URL"
 
 
@@ -172,13 +176,13 @@ class StorageSettings:
     busy_timeout: float = setting(
         30.0,
         "Seconds a process waits for another process's write to finish before failing.",
-        check=at_least(1),
+        check=between(1, 86400),
     )
     retention_days: int = setting(
         0,
         "Items older than this many days are pruned (their identity and hash are kept so they "
         "never come back); 0 keeps everything.",
-        check=at_least(0),
+        check=between(0, LONGEST.days),
     )
 
 
@@ -211,7 +215,7 @@ class FetchSettings:
         check=between(1, 600),
     )
     max_body_mib: float = setting(
-        15.0, "Largest feed body accepted, in MiB, counted after decompression.", check=at_least(0.01)
+        15.0, "Largest feed body accepted, in MiB, counted after decompression.", check=between(0.01, 4096)
     )
     cycle_limit: dt.timedelta = setting(
         dt.timedelta(minutes=20),
@@ -470,14 +474,17 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: object) -> dt.timedelta | None:
-    """"90s", "30m", "2h", "7d", or a whole number of seconds; None when unreadable."""
+    """"90s", "30m", "2h", "7d", or a whole number of seconds, up to a century; None when unreadable."""
     if isinstance(value, bool):
         return None
+    seconds: float | None = None
     if isinstance(value, int) and value >= 0:
-        return dt.timedelta(seconds=value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    return None
+        seconds = value
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None or seconds > LONGEST.total_seconds():
+        return None
+    return dt.timedelta(seconds=seconds)
 
 
 def format_duration(value: dt.timedelta) -> str:
@@ -558,8 +565,8 @@ class _Reader:
         return value
 
     def _float(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(key, "a number", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, "a number", value)  # TOML has inf and nan
         return float(value)
 
     def _bool(self, value: Any, key: str) -> bool:
@@ -576,7 +583,7 @@ class _Reader:
     def _duration(self, value: Any, key: str) -> dt.timedelta:
         parsed = parse_duration(value)
         if parsed is None:
-            raise self.fail(key, 'a duration such as "90s", "30m", "2h" or "7d"', value)
+            raise self.fail(key, 'a duration such as "90s", "30m", "2h" or "7d" (at most a century)', value)
         return parsed
 
     def _time(self, value: Any, key: str) -> dt.time:
