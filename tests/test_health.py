@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,36 @@ def test_metrics_escape_label_values_and_start_empty(cli: Cli, tmp_path: Path) -
     metrics = parse_exposition(cli("metrics").output)  # no cycle yet
     assert "storywatch_last_cycle_timestamp_seconds" not in metrics
     assert metrics["storywatch_feeds"]['state="not_polled"'] == 2
+
+
+# ── a damaged store ──────────────────────────────────────────────────────────────────────
+
+
+def test_a_damaged_store_is_met_with_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    """Garbage written over the middle of the store: `health` (a bounded quick check of every
+    page) says unhealthy, and the commands that read the damaged pages say it in one line with
+    what to do, instead of a DatabaseError traceback (status) or "healthy" (health)."""
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n')
+    words = "reunification summit delegation harvest railway ".split()
+    entries = [(str(i), f"Story {i}", "<p>" + " ".join(words[(i + j) % 5] + str(j) for j in range(300)) + "</p>")
+               for i in range(400)]
+    archive = tmp_path / "archive.xml"
+    archive.write_bytes(rss(entries))
+    cli = Cli(config)
+    cli("backfill", str(archive))
+    cli("run", "--once")
+    assert cli("health").output.startswith("healthy: ")
+    db_file = tmp_path / "sw.db"
+    with sqlite3.connect(db_file) as conn:  # everything in the main file, none in the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db_file.stat().st_size
+    assert size > 1 << 20
+    with db_file.open("r+b") as f:  # the middle half of the file, the header and schema left whole
+        f.seek(size // 4)
+        f.write(bytes([0xA5]) * (size // 2))
+    for args in (["health"], ["status"], ["run", "--once"], ["digest"]):
+        result = cli(*args, ok=False)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "sw.db is damaged" in lines[0] and ".recover" in lines[0], (args, result.output)

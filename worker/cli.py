@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import sqlite3
 import sys
 import threading
 from functools import cached_property
@@ -73,6 +74,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except StorywatchError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.DatabaseError as exc:  # met after the store opened: a damaged page, a full disk
+            app = ctx.find_object(App)
+            if app is None or "settings" not in app.__dict__:
+                raise
+            raise click.ClickException(str(store.store_failure(app.settings.storage.path, exc))) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             sys.exit(int(ExitStatus.INTERRUPTED))

@@ -31,6 +31,7 @@ from worker.pipeline import CycleReport
 CYCLE_LOG_DAYS = 30  # like the fetch log
 TICK = 60.0  # seconds between the worker's polling ticks
 INTERVALS = 3  # healthy while the last cycle finished within this many intervals
+INTEGRITY_SECONDS = 10.0  # health's quick check of the store's pages stops here (a store of GBs)
 FETCH_WINDOW = dt.timedelta(hours=24)  # fetch errors are counted over this window
 
 FEED_STATES = ("ok", "failing", "rate_limited", "disabled", "not_polled")
@@ -85,6 +86,8 @@ def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None =
     try:
         db = store.open_store(path, busy_timeout=busy_timeout)
         try:
+            if problem := store.integrity_problem(db, INTEGRITY_SECONDS):
+                raise store.store_failure(path, sqlite3.DatabaseError(f"database disk image is malformed: {problem}"))
             last, whole = store.last_cycle(db), store.last_cycle(db, whole=True)
             unconfirmed = store.unconfirmed_digests(db, now)
         finally:

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -438,10 +439,53 @@ def open_store(path: Path, *, busy_timeout: float = 30.0, shared: bool = False) 
         db.execute("PRAGMA foreign_keys=ON")
         _migrate(db, path)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot use the store at {path}: {exc}") from None
+        raise store_failure(path, exc) from None
     except OSError as exc:
         raise StoreError(f"cannot create the store at {path}: {exc.strerror}") from None
     return db
+
+
+_DAMAGED = ("malformed", "corrupt")
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite found the file damaged (not busy, not read-only, not full)."""
+    return any(word in str(exc).lower() for word in _DAMAGED)
+
+
+def integrity_problem(db: Database, seconds: float) -> str | None:
+    """SQLite's quick check of every page, given `seconds` at most (a large store is then left
+    unchecked: None, as for a sound one); the first problem found, if any."""
+    deadline = time.monotonic() + seconds
+    db.conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        first = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            return None
+        raise
+    finally:
+        db.conn.set_progress_handler(None, 0)
+    return None if first == "ok" else " ".join(str(first).split())
+
+
+def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """What a user reads when SQLite fails on the store: for a damaged file, what to do."""
+    if is_damage(exc):
+        return StoreError(
+            f"the store at {path} is damaged ({exc})",
+            hint=f"stop the worker, then restore the store from a backup, or keep what is readable: "
+                 f"sqlite3 {path} .recover | sqlite3 {path}.recovered, then move {path}.recovered to {path}")
+    if "not a database" in str(exc).lower():
+        return StoreError(f"cannot use the store at {path}: {exc}",
+                          hint="check [storage] path; if this file was the store, restore it from a backup")
+    if "full" in str(exc).lower():
+        return StoreError(f"cannot write the store at {path}: {exc}",
+                          hint="free space on its disk: what was stored before is kept, and the write is retried")
+    if "readonly" in str(exc).lower():
+        return StoreError(f"cannot write the store at {path}: {exc}",
+                          hint=f"the file and its folder must be writable by user id {os.geteuid()}")
+    return StoreError(f"cannot use the store at {path}: {exc}")
 
 
 def _migrate(db: Database, path: Path) -> None:
