@@ -181,3 +181,32 @@ def test_when_sqlite_rolls_the_group_back_midway_no_feed_writes_outside_it(
     reports = pipeline._ingest_together(w.rt, prepared)
     monkeypatch.setattr(store, "update_feed", real)
     _nothing_stored_and_then_everything_once(w, reports, "disk I/O error")
+
+
+def test_a_full_disk_is_one_line_per_failure_and_loses_nothing(world: Callable[..., World]) -> None:
+    """A store that cannot grow (SQLite's page limit: a full disk as SQLite sees it): the
+    daemon's cycle logs each failure in one line, no traceback (a failure of the machine, not of
+    the code: tracebacks buried the log, 89 in 15 s), and stores everything once room is made."""
+    from loguru import logger
+
+    from worker import schedule
+
+    w = world("/a", "/b")
+    for path in ("a", "b"):
+        story = " ".join(f"w{k}" for k in random.Random(path).choices(range(5000), k=40000))
+        w.server.routes[f"/{path}"] = Reply(body=rss([(f"{path}-1", f"Story {path}", f"<p>{story}</p>")]))
+    pages = w.db.execute("PRAGMA page_count").fetchone()[0]
+    w.db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    errors: list[tuple[str, object]] = []
+    sink = logger.add(lambda m: errors.append((m.record["message"], m.record["exception"])), level="ERROR")
+    try:
+        schedule._poll_job(w.rt, 60.0)
+    finally:
+        logger.remove(sink)
+    assert any("database or disk is full" in message for message, _ in errors), errors
+    assert all(exception is None for _, exception in errors), errors
+    assert w.items() == []
+    w.db.execute("PRAGMA max_page_count = 1073741823")
+    again = w.poll()
+    assert sorted((r.feed.url.rsplit("/", 1)[1], r.outcome, r.new_items) for r in again.reports) == [
+        ("a", "new", 1), ("b", "new", 1)]

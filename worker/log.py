@@ -11,12 +11,16 @@ loguru so there is one stream.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import sys
 from typing import Any, TextIO
 
 from loguru import logger
+
+from worker.errors import StorywatchError
 
 _TERMINAL_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
@@ -93,3 +97,19 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: TextIO
     # httpx logs every request at INFO; the worker logs its own summary per feed instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.INFO if level == "DEBUG" else logging.WARNING)
+
+
+_ENVIRONMENT = ("full", "readonly", "read-only", "locked", "disk i/o", "malformed", "no space")
+
+
+def traceback_for(exc: BaseException) -> BaseException | None:
+    """The exception to log with its traceback, or None for a failure of the machine rather than
+    the code (a full disk, a read-only or damaged store, a lock held too long): one line says it,
+    and a traceback on every feed of every cycle would bury it."""
+    if isinstance(exc, StorywatchError):
+        return None
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.DatabaseError, OSError)):
+        text = str(exc).lower()
+        if any(word in text for word in _ENVIRONMENT) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            return None
+    return exc

@@ -34,6 +34,7 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import dedupe, normalize, parse, polling, seeds, store, storylines, track
+from worker.log import traceback_for
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
@@ -480,7 +481,7 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
     except StorywatchError as exc:
         return Prepared(feed, started, error=exc)
     except Exception as exc:  # a bug must not stop the other feeds; it is logged with its traceback
-        logger.opt(exception=exc).error("Unexpected error preparing {url}", url=feed.url)
+        logger.opt(exception=traceback_for(exc)).error("Unexpected error preparing {url}", url=feed.url)
         return Prepared(feed, started, error=StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
 
 
@@ -498,8 +499,10 @@ def ingest(rt: Runtime, prepared: Prepared) -> FeedReport:
     except StorywatchError as exc:
         return _record_failure(rt, prepared, exc)
     except Exception as exc:  # the feed's writes were rolled back; the error goes on the feed
-        logger.opt(exception=exc).error("Unexpected error storing {url}", url=prepared.feed.url)
-        return _record_failure(rt, prepared, StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
+        bug = traceback_for(exc)
+        logger.opt(exception=bug).error("{what} {url}: {error}", what="Unexpected error storing" if bug else "Cannot store",
+                                        url=prepared.feed.url, error=str(exc))
+        return _record_failure(rt, prepared, StorywatchError(f"{'internal' if bug else 'store'} error: {type(exc).__name__}: {exc}"))
 
 
 def refresh_feed(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> FeedReport:
@@ -843,7 +846,7 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
                 store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
         return reports
     except Exception as exc:
-        logger.opt(exception=exc).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
+        logger.opt(exception=traceback_for(exc)).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
         return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
 
 

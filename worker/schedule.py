@@ -30,6 +30,7 @@ from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
 from worker import daily, health, notify, pipeline, store
+from worker.log import traceback_for
 from worker.pipeline import Runtime
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
@@ -117,7 +118,7 @@ def _poll_job(rt: Runtime, tick: float) -> None:
     try:
         run_cycle(rt, interval=tick)
     except Exception as exc:  # the next tick tries again: a failed cycle must not kill the daemon
-        logger.opt(exception=exc).error("Polling cycle failed: {error}", error=str(exc))
+        logger.opt(exception=traceback_for(exc)).error("Polling cycle failed: {error}", error=str(exc))
     rt.beats += 1
 
 
@@ -169,7 +170,7 @@ def _guarded(rt: Runtime, what: str, job: Callable[[], object]) -> None:
         with rt.writer:
             job()
     except Exception as exc:
-        logger.opt(exception=exc).error("{what} failed: {error}", what=what, error=str(exc))
+        logger.opt(exception=traceback_for(exc)).error("{what} failed: {error}", what=what, error=str(exc))
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
