@@ -244,6 +244,10 @@ def test_config_check_prints_settings_with_secrets_masked(
         ("[storage]\nbusy_timeout = 1e300\n", "storage.busy_timeout: expected a value from 1 to"),
         ('[[feeds]]\nurl = "http://[::1/feed"\n', "feeds[0].url: expected an http:// or https:// URL"),
         ('[[feeds]]\nurl = "http://a.example:99999/feed"\n', "feeds[0].url: expected an http:// or https:// URL"),
+        # A line break in a header value made every send fail after the claim: "unconfirmed" for ever.
+        ('[email]\nsubject_prefix = "[sw]\\r\\nBcc: x@evil.example"\n', "email.subject_prefix: expected one line of text"),
+        ('[email]\nto = ["a@b.example", "c@d.example\\nBcc: x@evil.example"]\n', "email.to: expected one line of text"),
+        ('[email]\nfrom = "sw@b.example\\u2028"\n', "email.from: expected one line of text"),
     ],
 )
 def test_cli_reports_config_errors_in_one_line(write_config: WriteConfig, toml: str, needle: str) -> None:

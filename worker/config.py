@@ -123,6 +123,18 @@ def _web_url(v: str) -> str | None:
     return None if re.match(r"(?i)^https?://[^/\s]+", v) else "an http:// or https:// URL"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _one_line(v: str) -> str | None:
+    """Header values: a line break would end the header (and start another one) in every mail sent."""
+    return "one line of text, without line breaks or control characters" if _CONTROL.search(v) else None
+
+
+def _one_line_each(v: tuple[str, ...]) -> str | None:
+    return next((problem for item in v if (problem := _one_line(item))), None)
+
+
 def _slug(v: str) -> str | None:
     return None if re.fullmatch(r"[a-z0-9][a-z0-9-]*", v) else "lowercase letters, digits and '-'"
 
@@ -357,23 +369,23 @@ class DigestSettings:
 @dataclass(frozen=True, slots=True)
 class EmailSettings:
     enabled: bool = setting(False, "Send each digest by email.")
-    smtp_host: str = setting("", "SMTP server name.")
+    smtp_host: str = setting("", "SMTP server name.", check=_one_line)
     smtp_port: int = setting(587, "SMTP server port.", check=between(1, 65535))
     security: str = setting(
         "starttls",
         "\"starttls\" (upgrade a plain connection), \"tls\" (implicit TLS) or \"none\".",
         check=one_of("starttls", "tls", "none"),
     )
-    username: str = setting("", "SMTP login name; empty: no login.")
+    username: str = setting("", "SMTP login name; empty: no login.", check=_one_line)
     password_env: str = setting(
         "STORYWATCH_SMTP_PASSWORD", "Environment variable holding the SMTP password."
     )
     password_file: Path | None = setting(
         None, "File holding the SMTP password (used when the variable is unset)."
     )
-    from_addr: str = setting("", "Sender address.", key="from")
-    to: tuple[str, ...] = setting((), "Recipient addresses.")
-    subject_prefix: str = setting("[storywatch]", "Prefix of every digest's subject.")
+    from_addr: str = setting("", "Sender address.", key="from", check=_one_line)
+    to: tuple[str, ...] = setting((), "Recipient addresses.", check=_one_line_each)
+    subject_prefix: str = setting("[storywatch]", "Prefix of every digest's subject.", check=_one_line)
     timeout: float = setting(30.0, "Seconds allowed for each exchange with the SMTP server.", check=between(1, 600))
     ca_file: Path | None = setting(
         None, "CA certificates to trust for the SMTP server (a private CA); unset: the system's."
