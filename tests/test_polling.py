@@ -320,3 +320,27 @@ def test_feeds_list_json_and_cli_commands(world: Callable[..., World], tmp_path:
     yonhap = [f for f in json.loads(cli("feeds", "list", "--json").output) if "yna" in f["url"]][0]
     assert yonhap["tags"] == ["Korea"] and yonhap["origin"] == "opml"
     assert cli("poll", "--feed", "https://nowhere.example/", ok=False).exit_code == 1
+
+
+def test_terminal_escapes_and_bidi_controls_from_a_feed_reach_no_output(world: Callable[..., World]) -> None:
+    """A channel title with ESC sequences (set the terminal's title, clear its screen) and
+    U+202E, an author and an item title with them, and a server's error message quoting them:
+    status, feeds list, items and the digest show them as plain spaces."""
+    import re as regex
+
+    w = world("/evil", "/moved")
+    channel = "Pub&#x1b;]0;PWNED&#x7;&#x1b;[2J&#x202e;lanruoJ"
+    w.server.routes["/evil"] = Reply(body=rss(
+        [("1", "Headline &#x1b;[31mred&#x1b;[0m &#x202e;desrever", "<p>Body</p>")], title=channel,
+        extra="<managingEditor>Ed&#x1b;[2J</managingEditor>"))
+    w.server.routes["/moved"] = Reply(302, headers={"Location": "gopher\x1b]0;PWNED\x07://x.example/"})
+    w.poll()
+    cli = Cli(w.config)
+    outputs = [cli(*args, ok=False).output for args in (["status"], ["feeds", "list"], ["feeds", "list", "--json"],
+                                                        ["items"], ["digest", "--stdout"])]
+    outputs.append(json.dumps([dict(r) for r in w.db.query("SELECT title, last_error FROM feeds")]))
+    unsafe = regex.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\\\\u001b|\\\\u202e")
+    for output in outputs:
+        assert not unsafe.search(output), output
+    assert "Pub ]0;PWNED [2J lanruoJ" in outputs[-1]  # the stored title, as feeds without a name show it
+    assert any("Headline [31mred [0m desrever" in output for output in outputs)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import nh3
 
+from worker.safetext import one_line
 from worker.dedupe import Clutter, fingerprint, match_text
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -486,8 +487,8 @@ MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, c
 
 
 def clean_title(markup: str) -> str:
-    """A headline as plain text, at most MAX_TITLE characters."""
-    title = html_to_text(markup)
+    """A headline as one safe line of plain text (see safetext), at most MAX_TITLE characters."""
+    title = one_line(html_to_text(markup))
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1].rstrip() + "…"
 
 

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from worker.errors import StorywatchError
+from worker.safetext import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ def read_opml(path: Path) -> list[OutlineFeed]:
 def _walk(node: ET.Element, folders: tuple[str, ...], out: list[OutlineFeed]) -> None:
     for outline in node.findall("outline"):
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-        title = (outline.get("title") or outline.get("text") or "").strip()
+        title = one_line(outline.get("title") or outline.get("text") or "")
         if url:
             categories = tuple(c.strip().lstrip("/") for c in (outline.get("category") or "").split(",") if c.strip())
             out.append(OutlineFeed(url, title, folders + categories))

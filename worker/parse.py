@@ -30,6 +30,7 @@ import feedparser
 
 from worker.errors import NotAFeed, ParseError
 from worker.localdates import parse_localized_date
+from worker.safetext import one_line
 
 JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 _JSON_TYPES = ("application/feed+json", "application/json")
@@ -233,7 +234,7 @@ def _entry(e: Any, base: str) -> Entry:
         published=_from_struct(_raw(e, "published_parsed") or _raw(e, "updated_parsed") or _raw(e, "created_parsed"))
         or _localized(e, "published") or _localized(e, "updated"),
         updated=_from_struct(_raw(e, "updated_parsed")) or _localized(e, "updated"),
-        tags=tuple(t.get("term", "") for t in e.get("tags", []) if t.get("term")),
+        tags=tuple(one_line(t["term"]) for t in e.get("tags", []) if isinstance(t.get("term"), str) and t["term"].strip()),
         guid_base=base or None,
     )
 
@@ -268,7 +269,8 @@ def _ttl(value: Any) -> dt.timedelta | None:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    """A feed's or an entry's label (title, author) as one safe line (see safetext)."""
+    return one_line(value) if isinstance(value, str) else ""
 
 
 # A page's first element, after an XML declaration, comments and a doctype: servers send bare
@@ -331,7 +333,7 @@ def parse_json_feed(body: bytes, url: str = "") -> ParsedFeed:
     version = "json1.1" if doc["version"].endswith("1.1") else "json1"
     return ParsedFeed(
         format=version,
-        title=_str(doc.get("title")),
+        title=one_line(_str(doc.get("title"))),
         site_url=_str(doc.get("home_page_url")) or None,
         entries=tuple(_json_entry(item, base) for item in items if isinstance(item, dict)),
         language=_str(doc.get("language")),
@@ -349,13 +351,13 @@ def _json_entry(item: dict[str, Any], base: str) -> Entry:
     return Entry(
         guid=_str(item.get("id")) or None,
         link=_absolute(base, link),
-        title=_str(item.get("title")),
+        title=one_line(_str(item.get("title"))),
         content_html=content,
         summary_html=_escape_text(summary) if (html or text) else "",
         author=_json_author(item),
         published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
         updated=_json_date(item.get("date_modified")),
-        tags=tuple(_str(t) for t in item.get("tags", []) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
+        tags=tuple(one_line(_str(t)) for t in item.get("tags", []) if isinstance(t, str)) if isinstance(item.get("tags"), list) else (),
     )
 
 
@@ -378,7 +380,7 @@ def _json_author(item: dict[str, Any]) -> str:
     authors = item.get("authors")
     if not isinstance(authors, list):
         authors = [item.get("author")]
-    names = [_str(a.get("name")) for a in authors if isinstance(a, dict)]
+    names = [one_line(_str(a.get("name"))) for a in authors if isinstance(a, dict)]
     return ", ".join(n for n in names if n)
 
 

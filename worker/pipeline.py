@@ -35,6 +35,7 @@ from sqlite_utils import Database
 
 from worker import dedupe, normalize, parse, polling, seeds, store, storylines, track
 from worker.log import traceback_for
+from worker.safetext import one_line
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
@@ -670,25 +671,25 @@ def _failed(rt: Runtime, p: Prepared, error: StorywatchError, now: dt.datetime) 
     if kind == "timeout" and rt.stop.is_set():  # cut short by shutdown: not the feed's fault
         return FeedReport(feed, "stopped")
     state: dict[str, object] = {"last_polled_at": now, "last_status": status}
+    said, message = one_line(error.message), one_line(str(error))  # a server's words, shown on terminals
     if isinstance(error, RateLimited):
         outcome = "rate_limited"
         state |= {"retry_after": error.retry_after,
                   "next_poll_at": polling.after_rate_limit(now, _cadence(rt, feed, now), error.retry_after)}
-        logger.info("Feed rate limited: {url}: {error}", url=feed.url, error=error.message)
+        logger.info("Feed rate limited: {url}: {error}", url=feed.url, error=said)
     elif isinstance(error, FeedGone):
         outcome = "gone"
-        state |= {"disabled_reason": f"gone: {error.message} ({now:%Y-%m-%d})", "next_poll_at": None,
-                  "last_error": error.message}
+        state |= {"disabled_reason": f"gone: {said} ({now:%Y-%m-%d})", "next_poll_at": None, "last_error": said}
         logger.warning("Feed disabled, the publisher removed it: {url}", url=feed.url)
     else:
         outcome = "error"
         errors = feed.error_count + 1
-        state |= {"error_count": errors, "last_error": str(error),
+        state |= {"error_count": errors, "last_error": message,
                   "next_poll_at": polling.after_error(now, _cadence(rt, feed, now), errors)}
-        logger.warning("Feed failed ({n} in a row): {url}: {error}", n=errors, url=feed.url, error=str(error))
+        logger.warning("Feed failed ({n} in a row): {url}: {error}", n=errors, url=feed.url, error=message)
     store.update_feed(rt.db, feed.id, **state)
-    store.record_fetch(rt.db, feed.id, p.started_at, kind=kind, status=status, error=str(error))
-    return FeedReport(feed, outcome, error=str(error))
+    store.record_fetch(rt.db, feed.id, p.started_at, kind=kind, status=status, error=message)
+    return FeedReport(feed, outcome, error=message)
 
 
 def _record_failure(rt: Runtime, prepared: Prepared, error: StorywatchError) -> FeedReport:

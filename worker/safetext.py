@@ -1,0 +1,20 @@
+"""Text from outside (feed titles, authors, OPML names, servers' error messages) made safe to show
+on a terminal, in a digest or an email header: one line, no control characters, no bidi controls.
+
+An ESC in a feed's title ("Pub&#x1b;]0;PWNED&#x7;&#x1b;[2J") would set a terminal's title and clear
+its screen when `status` prints it; U+202E would show a name backwards. Cleaned once, where the
+text enters (parse, OPML, the stored error), so every output shows the same clean text.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls (tabs and line breaks too: a label is one line), and the bidirectional
+# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with its unsafe characters turned into spaces, and its spaces collapsed."""
+    return " ".join(_UNSAFE.sub(" ", text).split())
