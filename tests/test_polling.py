@@ -344,3 +344,26 @@ def test_terminal_escapes_and_bidi_controls_from_a_feed_reach_no_output(world: C
         assert not unsafe.search(output), output
     assert "Pub ]0;PWNED [2J lanruoJ" in outputs[-1]  # the stored title, as feeds without a name show it
     assert any("Headline [31mred [0m desrever" in output for output in outputs)
+
+
+def test_a_password_in_a_feed_url_is_used_and_never_shown(tmp_path: Path, log_records: list[dict[str, object]]) -> None:
+    """url = "http://reader:PASSWORD@host/feed": the request logs in (Authorization header), and
+    logs, status, feeds list (and --json), config check and the digest's Sources show reader:****."""
+    import base64
+
+    with FeedServer() as server:
+        server.routes["/feed"] = Reply(body=rss([("1", "One", "<p>x</p>")]))
+        server.routes["/broken"] = Reply(500)
+        config = tmp_path / "storywatch.toml"
+        good, bad = (server.url(p).replace("http://", "http://reader:S3cretPW@") for p in ("/feed", "/broken"))
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n'
+                          f'[[feeds]]\nurl = "{good}"\n[[feeds]]\nurl = "{bad}"\n')
+        cli = Cli(config)
+        outputs = [cli("poll", ok=False).output]
+        sent = [seen.headers.get("authorization", "") for seen in server.requests]
+    assert f"Basic {base64.b64encode(b'reader:S3cretPW').decode()}" in sent
+    outputs += [cli(*args, ok=False).output for args in (["status"], ["feeds", "list"], ["feeds", "list", "--json"],
+                                                         ["config", "check"], ["digest", "--stdout"], ["health"])]
+    outputs += [json.dumps(record, default=str) for record in log_records]
+    assert all("S3cretPW" not in output for output in outputs), [o for o in outputs if "S3cretPW" in o]
+    assert any("reader:****@127.0.0.1" in output for output in outputs[1:4])

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.safetext import without_password
 from worker.errors import ConfigError
 from worker.track import TrackerConfig
 
@@ -798,7 +799,7 @@ def _section_rows(prefix: str, section: Any) -> list[tuple[str, str]]:
         if f.metadata.get("secret"):
             shown = MASK if value else "(not set)"
         else:
-            shown = format_value(value)
+            shown = without_password(format_value(value))  # a feed URL with a login
         rows.append((f"{prefix}.{_toml_key(f)}", shown))
     return rows
 

@@ -573,7 +573,7 @@ def _source_problems(db: Database, end: dt.datetime, silent_days: int) -> list[S
     for feed in store.feed_health(db):
         state = _source_state(feed, history.get(feed.url), items.get(feed.url), end, silent_days)
         if state:
-            problems.append(SourceProblem(feed.name or feed.url, feed.url, state))
+            problems.append(SourceProblem(feed.display_name, feed.shown_url, state))
     return problems
 
 

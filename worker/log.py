@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from loguru import logger
 
 from worker.errors import StorywatchError
+from worker.safetext import without_password
 
 _TERMINAL_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}"
@@ -67,6 +68,14 @@ class _InterceptHandler(logging.Handler):
 _sink_ids: list[int] = []
 
 
+def _mask_passwords(record: Any) -> None:
+    """A feed URL's password never reaches a log line, in the message or in its fields."""
+    record["message"] = without_password(record["message"])
+    for key, value in record["extra"].items():
+        if isinstance(value, str):
+            record["extra"][key] = without_password(value)
+
+
 def _remove_default_sink() -> None:
     """loguru starts with a stderr sink (id 0); ours replaces it. Other sinks (tests') stay."""
     try:
@@ -78,6 +87,7 @@ def _remove_default_sink() -> None:
 def configure_logging(level: str = "INFO", *, json: bool = False, stream: TextIO | None = None) -> None:
     """Send every log line to `stream` (stderr), replacing the sink a previous call added."""
     out = stream or sys.stderr
+    logger.configure(patcher=_mask_passwords)
     _remove_default_sink()
     while _sink_ids:
         logger.remove(_sink_ids.pop())

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from worker.safetext import without_password
+
 if TYPE_CHECKING:  # a value carried along, made and read by worker.track
     from worker.track import TextAnalysis
 
@@ -118,8 +120,26 @@ class Stored:
     date_flag: str = ""  # "missing": dated by first sight (an undated seed file); "future": clamped
 
 
+class _Shown:
+    """How a feed is named in outputs."""
+
+    __slots__ = ()
+    url: str
+    name: str
+    title: str | None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.title or self.shown_url
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as outputs show it: a password in it masked (the store keeps it for requests)."""
+        return without_password(self.url)
+
+
 @dataclass(frozen=True, slots=True)
-class Feed:
+class Feed(_Shown):
     """A feed as the store knows it: where it is, what it sent last, when to poll it again."""
 
     id: int
@@ -137,10 +157,6 @@ class Feed:
     disabled_reason: str | None = None
     next_poll_at: dt.datetime | None = None
     boilerplate: str = "{}"  # the feed's learned header and footer lines (dedupe.Boilerplate, JSON)
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.title or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +202,7 @@ class ItemDetail:
 
 
 @dataclass(frozen=True, slots=True)
-class FeedHealth:
+class FeedHealth(_Shown):
     url: str
     name: str
     items: int

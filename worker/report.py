@@ -55,7 +55,7 @@ def feed_state(feed: FeedHealth, now: dt.datetime) -> str:
 def feed_rows(feeds: Sequence[FeedHealth], now: dt.datetime) -> list[list[str]]:
     """NAME, ITEMS, LAST POLL, NEXT POLL, URL, STATE (the state can be long, so it comes last)."""
     return [
-        [f.name or "-", str(f.items), when(f.last_polled_at), _next_poll(f, now), f.url, feed_state(f, now)]
+        [f.name or "-", str(f.items), when(f.last_polled_at), _next_poll(f, now), f.shown_url, feed_state(f, now)]
         for f in feeds
     ]
 
@@ -86,7 +86,7 @@ def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
         return to_iso(value) if value else None
 
     return {
-        "url": feed.url,
+        "url": feed.shown_url,
         "name": feed.name,
         "title": feed.title,
         "origin": feed.origin,

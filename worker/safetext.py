@@ -18,3 +18,15 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 def one_line(text: str) -> str:
     """`text` with its unsafe characters turned into spaces, and its spaces collapsed."""
     return " ".join(_UNSAFE.sub(" ", text).split())
+
+
+# "scheme://user:password@" anywhere in a text: the password is what must not be shown.
+_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^/\s@]*@")
+MASKED = "****"
+
+
+def without_password(text: str) -> str:
+    """`text` with the password of every URL in it masked ("https://reader:****@host/feed");
+    the user name stays, so a reader knows which login is used. Feed URLs may carry a login
+    (https://reader:PASSWORD@host/feed): the store keeps it for the requests, outputs never show it."""
+    return _PASSWORD.sub(rf"\1:{MASKED}@", text) if "@" in text else text
