@@ -46,7 +46,7 @@ from worker import dedupe, normalize, opml, parse, pipeline, store, storylines
 from worker.clock import utc_now
 from worker.config import Settings
 from worker.errors import StorywatchError
-from worker.fetch import Fetcher, FetchRequest
+from worker.fetch import Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
 from worker.parallel import ProcessPool, default_processes
 
@@ -323,9 +323,10 @@ Progress = Callable[[str, int, int], None]  # phase, done, total
 
 
 def backfill(db: Database, settings: Settings, sources: Sequence[Source], options: Options,
-             progress: Progress | None = None, *, stop: threading.Event | None = None) -> Summary:
+             progress: Progress | None = None, *, stop: threading.Event | None = None,
+             network: Network | None = None) -> Summary:
     """Read every source (in parallel), then store their items in time order, in batches, until
-    `stop` is set."""
+    `stop` is set (`network`: how names resolve and connections are made; tests replace it)."""
     started = time.monotonic()
     summary = Summary()
     report = progress or (lambda phase, done, total: None)
@@ -334,7 +335,7 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
         ctx = _Context(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
                        store.feeds_by_url(db))
-        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report, stop)
+        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report, stop, network)
         if not options.dry_run:
             _store_all(db, settings, spools, options, summary, report, stop)
     summary.interrupted = stop.is_set()
@@ -343,9 +344,9 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
 
 
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
-              summary: Summary, report: Progress, stop: threading.Event) -> list[Spooled]:
+              summary: Summary, report: Progress, stop: threading.Event, network: Network | None) -> list[Spooled]:
     pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
-    fetcher = Fetcher(pipeline.fetch_policy(settings.fetch)) if any(s.kind == "url" for s in sources) else None
+    fetcher = Fetcher(pipeline.fetch_policy(settings.fetch), network) if any(s.kind == "url" for s in sources) else None
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
     done: list[Spooled] = []
@@ -387,10 +388,16 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
 
 def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
               stop: threading.Event) -> list[Spooled]:
-    """A feed URL and the archive or next pages it links to, up to `max_pages` documents."""
+    """A feed URL and the archive or next pages it links to, up to `max_pages` documents.
+
+    The pages a feed links to are fetched under the feed's guard: once the feed is known to be
+    on a public address (from its last poll, or from this first fetch), no page it names may be
+    on a loopback, private or link-local one (its links are the publisher's words, as redirects are).
+    """
     assert fetcher is not None
     pages: list[Spooled] = []
     todo, seen = [source.location], set()
+    was_public = source.feed.public_origin if source.feed else None
     while todo and len(pages) < max_pages:
         url = todo.pop(0)
         if url in seen:
@@ -400,10 +407,11 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
             pages.append(Spooled(url, stopped=True))
             break
         try:
-            fetched = fetcher.fetch(FetchRequest(url, was_public=source.feed.public_origin if source.feed else None))
+            fetched = fetcher.fetch(FetchRequest(url, was_public=was_public))
         except StorywatchError as exc:  # a fetch cut short by the stop was not read, not failed
             pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
             continue
+        was_public = was_public or fetched.origin_public
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
         page.label = url
         if pages and not page.entries:

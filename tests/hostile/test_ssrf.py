@@ -117,3 +117,43 @@ def test_no_public_feed_reaches_a_private_address(tmp_path: Path, connects: list
         assert first.count("error") == len(REDIRECTS) and second.count("error") == len(REDIRECTS) + 1
     assert connects, "the audit hook should have seen the connections to the feed server"
     assert {address[0] for address in connects} == {"127.0.0.1"}, connects
+
+
+def test_a_backfilled_feeds_archive_links_never_reach_a_private_address(tmp_path: Path, connects: list[Any]) -> None:
+    """`backfill URL` of a feed on a public name, never polled: the archive and next pages it
+    links to (loopback, cloud metadata, a private name) are refused as its redirects would be;
+    its own items and a public archive page are stored. Same through `backfill --all`."""
+    from worker import backfill
+
+    with FeedServer() as server:
+        port = server.port
+        links = (f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="prev-archive" href="http://127.0.0.1:{port}/secret"/>'
+                 f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="next" href="http://169.254.169.254/latest/meta-data/"/>')
+        server.routes["/feed"] = Reply(body=rss([("p1", "Public story", "<p>Public text.</p>")], extra=links))
+        server.routes["/other"] = Reply(body=rss([("o1", "Other story", "<p>x</p>")], extra=(
+            f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="prev-archive" href="http://intranet.example:{port}/secret"/>'
+            f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="next" href="http://news.example:{port}/page2"/>')))
+        server.routes["/page2"] = Reply(body=rss([("o2", "Archived public story", "<p>y</p>")]))
+        server.routes["/secret"] = Reply(body=rss([("s1", "Internal secret", "<p>private</p>")]))
+        config = tmp_path / "storywatch.toml"
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n'
+                          f'[[feeds]]\nurl = "http://news.example:{port}/other"\n')
+        settings = load_settings(config)
+        db = store.open_store(settings.storage.path)
+        pipeline.initialize(db, settings, Clock()())
+        names = PublicNames(port)
+        network = Network(names.resolve, names.on_connect)
+        sources, _ = backfill.expand([f"http://news.example:{port}/feed"], db)
+        one = backfill.backfill(db, settings, sources, backfill.Options(workers=1), network=network)
+        everything, _ = backfill.expand([], db, all_feeds=True)
+        every = backfill.backfill(db, settings, everything, backfill.Options(workers=1), network=network)
+
+        titles = sorted(r["title"] for r in db.query("SELECT title FROM items WHERE source = 'backfill'"))
+        assert titles == ["Archived public story", "Other story", "Public story"]
+        assert "/secret" not in server.paths() and "/latest/meta-data/" not in server.paths()
+        assert all(is_public_address(ip) for ip, _ in names.dialled), names.dialled
+        failed = {**one.sources_failed, **every.sources_failed}
+        assert set(failed) == {f"http://127.0.0.1:{port}/secret", "http://169.254.169.254/latest/meta-data/",
+                               f"http://intranet.example:{port}/secret"}, failed
+        assert all("a public feed may not be moved onto" in error for error in failed.values()), failed
+    assert {address[0] for address in connects} == {"127.0.0.1"}, connects
