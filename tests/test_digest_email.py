@@ -15,10 +15,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_string, policy
 from email.utils import format_datetime
@@ -34,7 +37,7 @@ from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
 from tests.feedserver import free_port
-from tests.smtpserver import MSG_ID, SMTPServer
+from tests.smtpserver import MSG_ID, HangingServer, SMTPServer
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
 PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
@@ -85,6 +88,28 @@ def silent() -> Iterator[SilentServer]:
     server = SilentServer()
     yield server
     server.close()
+
+
+def sending(built: Built, *args: str) -> subprocess.Popen[str]:
+    """`storywatch digest --send --date 2026-11-23` (and `args`) as a real process."""
+    return subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
+                             "--date", "2026-11-23", *args], cwd=PROJECT, env={**os.environ},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stopped(process: subprocess.Popen[str], server: HangingServer, signum: int) -> tuple[float, str]:
+    """Once `server` went silent, send `signum` to `process`: how long it took to end, and what
+    it wrote to stderr."""
+    try:
+        assert server.stalled.wait(60), "the sending process never reached the stage"
+        started = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        return time.monotonic() - started, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
 
 
 def killed_while_sending(built: Built, silent: SilentServer) -> None:
@@ -312,6 +337,73 @@ def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Pa
         assert server.received == []
         run("digest", "--send", "--resend", "--date", "2026-11-23")
     assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+
+
+STOPPED = ("sending through 127.0.0.1:{port} was stopped before the message was handed over: it was not sent")
+
+
+@pytest.mark.parametrize(("signum", "stage"), [
+    (signal.SIGTERM, "greeting"), (signal.SIGINT, "EHLO"), (signal.SIGTERM, "DATA"), (signal.SIGINT, "RCPT"),
+])
+def test_a_signal_stops_a_hanging_send_at_once_and_the_digest_is_sent_later(
+    tmp_path: Path, signum: int, stage: str
+) -> None:
+    """The server stalls before the message went out (the SMTP timeout is a minute): SIGTERM or
+    Ctrl-C ends `digest --send` within a couple of seconds, and the digest, certainly not sent,
+    waits to be sent at the next cycle, as usual."""
+    with HangingServer(stage) as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        process = sending(built)
+        took, stderr = stopped(process, hanging, signum)
+    assert took < 3, f"stopped after {took:.1f} s"
+    assert process.returncode == (143 if signum == signal.SIGTERM else 130), stderr
+    assert hanging.message == b""
+    why = STOPPED.format(port=hanging.port)
+    assert f"Stopped: {why}\n" in stderr
+    left = row(built.db)
+    assert (left["status"], left["attempts"], left["error"], left["next_attempt_at"]) == ("pending", 1, why, None)
+    assert f"(pending: {why})" in Cli(built.config)("status").output
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(10))
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(20))
+    assert len(server.received) == 1
+    assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_signal_after_the_message_was_handed_over_stops_the_send_at_once_as_unconfirmed(tmp_path: Path) -> None:
+    """The server took the whole message and never confirms it: SIGTERM ends the send at once,
+    and the digest, which may have arrived, is unconfirmed: never sent again by itself."""
+    with HangingServer("message") as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        process = sending(built)
+        took, stderr = stopped(process, hanging, signal.SIGTERM)
+    assert took < 3 and process.returncode == 143, (took, process.returncode)
+    assert b"Subject: [storywatch] 2026-11-23: " in hanging.message
+    why = (f"sending through 127.0.0.1:{hanging.port} was stopped after the message was handed over, before the server "
+           "confirmed it: it may have arrived")
+    assert f"Stopped: {why}\n" in stderr
+    assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", why)
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(10))
+    assert server.received == [] and row(built.db)["status"] == "unconfirmed"
+
+
+def test_sigterm_stops_the_worker_at_once_while_its_digest_send_hangs(tmp_path: Path) -> None:
+    """`storywatch run` sends its first digest to a server that stalls at DATA: SIGTERM stops the
+    worker within a couple of seconds (not after the minute of its SMTP timeout), exit status 0,
+    and the digest waits to be sent."""
+    with HangingServer("DATA") as hanging:
+        config = write_config(tmp_path, smtp_port=hanging.port, timeout=60)
+        worker = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "run"], cwd=PROJECT,
+                                  env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        took, stderr = stopped(worker, hanging, signal.SIGTERM)
+    assert took < 3, f"stopped after {took:.1f} s"
+    assert worker.returncode == 0, stderr
+    with sqlite3.connect(tmp_path / "sw.db") as conn:
+        (status, error), = conn.execute("SELECT status, error FROM digests").fetchall()
+    assert (status, error) == ("pending", STOPPED.format(port=hanging.port))
 
 
 def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_called_interrupted(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
 from worker.pipeline import Runtime
-from worker.errors import ExitStatus, StorywatchError
+from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
 from worker.models import plural
 from worker import health as health_check
@@ -530,7 +530,15 @@ def digest_command(
     if send:
         if not settings.email.enabled:
             raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
-        daily.send_digest(app.db, settings, data, now, resend=resend)
+        stop = threading.Event()
+        signals = schedule.StopSignals(stop)  # SIGTERM, Ctrl-C: cut the send short, record what it did
+        try:
+            daily.send_digest(app.db, settings, data, now, resend=resend, stop=stop)
+        except DeliveryError as exc:
+            if signals.signum is None:
+                raise
+            click.echo(f"Stopped: {exc}", err=True)
+            _exit(ExitStatus.stopped_by(signals.signum))
         click.echo(f"Sent to {', '.join(settings.email.to)}")
 
 

@@ -14,6 +14,7 @@ systems.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -127,8 +128,10 @@ def digest_message(
                                  html=digest.render_html(data), date=now, message_id=message_id)
 
 
-def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False) -> None:
-    """Send the recorded digest of `data.period.day` once: a sent (or maybe sent) one needs `resend`."""
+def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False,
+                stop: threading.Event | None = None) -> None:
+    """Send the recorded digest of `data.period.day` once: a sent (or maybe sent) one needs `resend`.
+    `stop` set cuts the send short at once (see deliver.send_message)."""
     day = data.period.day
     row = store.digest_row(db, day)
     if row is None:
@@ -143,18 +146,21 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
     try:
-        deliver.send_message(settings.email, message)
+        deliver.send_message(settings.email, message, stop=stop)
     except DeliveryError as exc:
         if exc.kind == "unconfirmed":
             store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
             logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
                            day=str(day), error=str(exc), command=_resend(settings, day))
-            raise
-        attempts = row["attempts"] + 1
-        retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
-        store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
-        logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
-                       day=str(day), attempts=attempts, retry=retry, error=str(exc))
+        elif exc.kind == "stopped":  # it was not sent: the next cycle sends it, no backoff
+            store.mark_digest(db, day, "pending", now, error=str(exc))
+            logger.info("Digest of {day} not sent: {error}", day=str(day), error=str(exc))
+        else:
+            attempts = row["attempts"] + 1
+            retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+            store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
+            logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
+                           day=str(day), attempts=attempts, retry=retry, error=str(exc))
         raise
     store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
     logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
@@ -166,12 +172,14 @@ def _resend(settings: Settings, day: dt.date) -> str:
     return report.resend_command(day, settings.source.resolve() if settings.source else None)
 
 
-def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> DigestOutcome | None:
+def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,
+                     stop: threading.Event | None = None) -> DigestOutcome | None:
     """The daily job, and the check every cycle: write today's digest once it is due, then email
     the digests waiting to be sent whose (re)try time has come.
 
     A digest left "sending" by a worker that died while sending is never sent again on its own:
-    it may have arrived, and a digest must not be sent twice. Unsent ones are retried.
+    it may have arrived, and a digest must not be sent twice. Unsent ones are retried. `stop` set
+    cuts a send short and sends no more.
     """
     for day in store.mark_interrupted_digests(db, now):
         logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
@@ -182,16 +190,18 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> Dige
         outcome = write_digest(db, settings, due.period, initial=due.initial)
         record_digest(db, settings, outcome, now)
     if settings.email.enabled:
-        _send_pending(db, settings, now)
+        _send_pending(db, settings, now, stop)
     return outcome
 
 
-def _send_pending(db: Database, settings: Settings, now: dt.datetime) -> None:
+def _send_pending(db: Database, settings: Settings, now: dt.datetime, stop: threading.Event | None) -> None:
     zone = digest.zone_of(settings.digest.timezone)
     for row in store.digests_to_retry(db, now):
+        if stop is not None and stop.is_set():
+            return
         data = collect(db, settings, _recorded_period(row, zone), initial=row["period_start"] == to_iso(digest.EPOCH))
         try:
-            send_digest(db, settings, data, now)
+            send_digest(db, settings, data, now, stop=stop)
         except StorywatchError:
             pass  # recorded on the digest row and logged; retried later
 

@@ -131,7 +131,7 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
     digest = when(status.last_digest_at)
     if status.last_digest_status:
         digest += f" ({status.last_digest_status}"
-        if status.last_digest_status in ("failed", "unconfirmed") and status.last_digest_error:
+        if status.last_digest_error:  # why it failed, is unconfirmed or waits (a send stopped)
             digest += f": {status.last_digest_error}"
         if status.last_digest_status == "failed" and status.last_digest_retry_at:
             digest += f"; next attempt {when(status.last_digest_retry_at)}"

@@ -134,7 +134,7 @@ def _write_metrics(rt: Runtime) -> None:
 
 def _digest_job(rt: Runtime) -> None:
     """Write (and send) the digest due now, and retry unsent ones whose time has come."""
-    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt)))
+    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt), stop=rt.stop))
 
 
 def _settled_now(rt: Runtime) -> dt.datetime:
