@@ -112,18 +112,24 @@ def stopped(process: subprocess.Popen[str], server: HangingServer, signum: int) 
             process.wait(30)
 
 
-def killed_while_sending(built: Built, silent: SilentServer) -> None:
-    """What a worker killed mid-send leaves in the store: a real process sends the digest of DAY,
-    the server takes the connection and stays silent, and the process is killed."""
-    sender = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
-                               "--date", "2026-11-23"], cwd=PROJECT, env={**os.environ},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def killed_while_sending(built: Built, server: HangingServer) -> None:
+    """What a sender killed mid-send leaves in the store: a real process sends the digest of DAY,
+    the server goes silent at its stage, and the process is killed (SIGKILL)."""
+    sender = sending(built)
     try:
-        assert silent.connected.wait(60), "the sending process never connected"
+        assert server.stalled.wait(60), "the sending process never reached the stage"
     finally:
         sender.kill()
-        sender.wait(30)
+        sender.communicate(timeout=30)
     assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
+
+
+@pytest.fixture
+def handed_over() -> Iterator[HangingServer]:
+    """A server that takes the whole message and never confirms it: a sender killed then leaves a
+    digest that may have arrived."""
+    with HangingServer("message") as server:
+        yield server
 
 
 # ── one message, exactly once ─────────────────────────────────────────────────────────────
@@ -315,11 +321,11 @@ def test_a_failed_digest_can_be_sent_by_hand_before_its_retry_time(tmp_path: Pat
 # ── a send cut short ──────────────────────────────────────────────────────────────────────
 
 
-def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, silent: SilentServer) -> None:
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, handed_over: HangingServer) -> None:
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
     assert row(built.db)["status"] == "pending"
-    killed_while_sending(built, silent)
+    killed_while_sending(built, handed_over)
 
     with SMTPServer() as server:
         settings = reload(built, smtp_port=server.port)
@@ -406,6 +412,57 @@ def test_sigterm_stops_the_worker_at_once_while_its_digest_send_hangs(tmp_path: 
     assert (status, error) == ("pending", STOPPED.format(port=hanging.port))
 
 
+@pytest.mark.parametrize("stage", ["greeting", "EHLO", "MAIL", "DATA", "message"])
+def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after_it_unconfirmed(
+    tmp_path: Path, stage: str
+) -> None:
+    """SIGKILL leaves no time to record anything: the send's phase, written to the store before
+    the message goes out ("data"), tells a digest that was certainly not sent (sent again at the
+    next cycle) from one that may have arrived (unconfirmed, never sent again by itself)."""
+    with HangingServer(stage) as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        killed_while_sending(built, hanging)
+    handed = stage == "message"
+    assert row(built.db)["send_phase"] == ("data" if handed else "connecting")
+    assert bool(hanging.message) == handed
+    # Not marked by a worker yet: status and the metrics already say what it is.
+    run = Cli(built.config)
+    status, metrics = run("status").output, run("metrics").output
+    if handed:
+        assert "(unconfirmed: the worker stopped while sending: it may have arrived; send again with --resend)" in status
+        assert "Unconfirmed  digest of 2026-11-23" in status
+    else:
+        assert ("(pending: the worker stopped before the message was handed over to the SMTP server: it was not sent)"
+                in status) and "Unconfirmed" not in status
+    assert f'storywatch_digests{{status="unconfirmed"}} {int(handed)}\n' in metrics
+    assert f'storywatch_digests{{status="pending"}} {int(not handed)}\n' in metrics
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)
+        for later in (10, 20, 600):
+            daily.scheduled_digest(built.db, settings, T0 + minutes(later))
+    if handed:
+        assert server.received == []
+        assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", store.INTERRUPTED)
+    else:
+        assert len(server.received) == 1
+        assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path: Path) -> None:
+    """A digest left "sending" before the store recorded send phases may have been handed over."""
+    built = build(tmp_path, smtp_port=free_port())
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)
+    with store.transaction(built.db):
+        built.db.execute("UPDATE digests SET status = 'sending', sender_pid = ?, sending_at = ?, send_phase = NULL "
+                         "WHERE day = ?", [gone.pid, store.to_iso(T0), DAY.isoformat()])
+    assert store.unconfirmed_digests(built.db, T0 + minutes(1)) == [DAY]
+    assert store.mark_interrupted_digests(built.db, T0 + minutes(1)) == {DAY: "unconfirmed"}
+    assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", store.INTERRUPTED)
+
+
 def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_called_interrupted(tmp_path: Path) -> None:
     with SMTPServer() as server:
         built = build(tmp_path, smtp_port=server.port)
@@ -443,11 +500,11 @@ def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path)
 
 
 def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_until_it_is_resent(
-    tmp_path: Path, silent: SilentServer
+    tmp_path: Path, handed_over: HangingServer
 ) -> None:
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
-    killed_while_sending(built, silent)  # not yet marked by a worker: still 'sending', its sender gone
+    killed_while_sending(built, handed_over)  # not yet marked by a worker: still 'sending', its sender gone
     finished = utc_now()  # the worker polls on: only the digest is wrong
     store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
     run = Cli(built.config)
@@ -520,13 +577,13 @@ def test_a_preview_printed_as_email_never_carries_the_real_digests_message_id(tm
 
 
 def test_the_workers_unconfirmed_log_names_its_config_file(
-    tmp_path: Path, silent: SilentServer, log_records: list[dict[str, object]]
+    tmp_path: Path, handed_over: HangingServer, log_records: list[dict[str, object]]
 ) -> None:
     """The service runs in another folder, maybe with another config than the reader's default:
     the command it logs must send this digest, from anywhere."""
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
-    killed_while_sending(built, silent)
+    killed_while_sending(built, handed_over)
     daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
     (logged,) = [r for r in log_records if r["message"].startswith("Digest of 2026-11-23 unconfirmed")]
     config = shlex.quote(str(built.config.resolve()))

@@ -6,7 +6,8 @@ moment it was written, so no item is left out or shown twice however long the wo
 stopped; a follow-up decided after its item's digest is listed once, under "Found later", in the
 digest whose period holds the decision (see `digest`). A digest to email is "pending" until sent;
 a failure is retried with backoff; one left "sending" by a killed worker becomes "unconfirmed" and
-is only sent again on request. Every send of a day's digest carries the same Message-ID
+is only sent again on request, unless it was killed before handing the message over (the send's
+phase, recorded in the store, says so): then it was not sent, and is sent again. Every send of a day's digest carries the same Message-ID
 (`digest_message_id`), so a resend of a digest that did arrive is recognised as a copy by mail
 systems.
 """
@@ -146,7 +147,8 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
     try:
-        deliver.send_message(settings.email, message, stop=stop)
+        deliver.send_message(settings.email, message, stop=stop,
+                             handing_over=lambda: store.mark_send_phase(db, day, "data"))
     except DeliveryError as exc:
         if exc.kind == "unconfirmed":
             store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
@@ -177,14 +179,19 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,
     """The daily job, and the check every cycle: write today's digest once it is due, then email
     the digests waiting to be sent whose (re)try time has come.
 
-    A digest left "sending" by a worker that died while sending is never sent again on its own:
-    it may have arrived, and a digest must not be sent twice. Unsent ones are retried. `stop` set
+    A digest left "sending" by a worker that died once the message may have been handed over is
+    never sent again on its own: it may have arrived, and a digest must not be sent twice. Unsent
+    ones (one whose sender died before handing it over included) are retried. `stop` set
     cuts a send short and sends no more.
     """
-    for day in store.mark_interrupted_digests(db, now):
-        logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
-                       "arrived; it is not sent again by itself. To send it again: {command}",
-                       day=str(day), command=_resend(settings, day))
+    for day, status in store.mark_interrupted_digests(db, now).items():
+        if status == "unconfirmed":
+            logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
+                           "arrived; it is not sent again by itself. To send it again: {command}",
+                           day=str(day), command=_resend(settings, day))
+        else:
+            logger.info("Digest of {day} not sent: the worker stopped before handing it over; it is sent again",
+                        day=str(day))
     due, outcome = due_digest(db, settings, now), None
     if due.to_write:
         outcome = write_digest(db, settings, due.period, initial=due.initial)

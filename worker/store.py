@@ -399,6 +399,15 @@ def _legacy_guid_keys(db: Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('legacy_guid_keys', ?)", [mode])
 
 
+@MIGRATIONS(name="0014_digest_send_phase")
+def _digest_send_phase(db: Database) -> None:
+    # How far a send got: "connecting" from the claim, "data" from just before the message is
+    # handed over. A digest a killed sender left "connecting" was not sent (it is sent again);
+    # one left at "data" may have arrived (unconfirmed). NULL: a send begun before this column,
+    # taken for "data".
+    db.executescript("ALTER TABLE digests ADD COLUMN send_phase TEXT;")
+
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL
@@ -1294,12 +1303,12 @@ def set_storyline_seeds(
 
 def status(db: Database, path: Path, now: dt.datetime) -> StoreStatus:
     """Everything `storywatch status` shows, read in one go (a digest left "sending" by a stopped
-    sender is shown as the "unconfirmed" it is)."""
+    sender is shown as what it is: "unconfirmed", or "pending" when it was not handed over)."""
     by_source = {r["source"]: r["n"] for r in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}
     last_poll = _one(db, "SELECT max(started_at) AS at FROM fetches")
     last_digest = _one(db, "SELECT * FROM digests ORDER BY created_at DESC LIMIT 1")
-    if last_digest and _left_sending(last_digest, now):
-        last_digest |= {"status": "unconfirmed", "error": INTERRUPTED}
+    if last_digest:  # one left "sending" by a stopped sender shown as it will be marked
+        last_digest["status"], last_digest["error"] = _settled(last_digest, now)
     return StoreStatus(
         path=path,
         items_by_source=by_source,
@@ -1405,8 +1414,17 @@ def claim_digest(db: Database, day: dt.date, now: dt.datetime, *, resend: bool) 
         if row is None or (row["status"] in SENT_OR_MAYBE and not resend) or _sending_elsewhere(row, now):
             return False
         db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = NULL, next_attempt_at = NULL, "
-                   "sender_pid = ?, sending_at = ? WHERE day = ?", [os.getpid(), to_iso(now), day.isoformat()])
+                   "sender_pid = ?, sending_at = ?, send_phase = 'connecting' WHERE day = ?",
+                   [os.getpid(), to_iso(now), day.isoformat()])
         return True
+
+
+def mark_send_phase(db: Database, day: dt.date, phase: str) -> None:
+    """The send of `day`'s digest reached `phase` ("data": the message is about to be handed
+    over). Its own committed write, so that it outlives a killed sender: call it outside any
+    transaction."""
+    with transaction(db):
+        db.execute("UPDATE digests SET send_phase = ? WHERE day = ? AND status = 'sending'", [phase, day.isoformat()])
 
 
 SENDING_LEASE = dt.timedelta(hours=1)
@@ -1440,7 +1458,8 @@ def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, er
                 recipients: Sequence[str] = (), retry_at: dt.datetime | None = None) -> None:
     """Sending outcome: "sent", or "failed" (with when to retry); "sending" is claim_digest's."""
     with transaction(db):
-        values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None}
+        values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None,
+                                  "send_phase": None}
         if status == "sent":
             values |= {"sent_at": to_iso(now), "recipients": json.dumps(list(recipients))}
         columns = ", ".join(f"{k} = ?" for k in values)
@@ -1448,6 +1467,7 @@ def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, er
 
 
 INTERRUPTED = "the worker stopped while sending: it may have arrived; send again with --resend"
+NOT_HANDED_OVER = "the worker stopped before the message was handed over to the SMTP server: it was not sent"
 
 
 def _left_sending(row: dict[str, Any], now: dt.datetime) -> bool:
@@ -1455,22 +1475,37 @@ def _left_sending(row: dict[str, Any], now: dt.datetime) -> bool:
     return row["status"] == "sending" and not _sending_elsewhere(row, now)
 
 
-def mark_interrupted_digests(db: Database, now: dt.datetime) -> list[dt.date]:
-    """A digest left "sending" by a process that stopped mid-send may have arrived: mark it
-    unconfirmed (not one a live process is sending right now). Returns their days."""
+def _settled(row: dict[str, Any], now: dt.datetime) -> tuple[str, str | None]:
+    """A digest's status and error, one left "sending" by a stopped sender as it is marked (see
+    mark_interrupted_digests)."""
+    if not _left_sending(row, now):
+        return row["status"], row["error"]
+    if row.get("send_phase") == "connecting":
+        return "pending", NOT_HANDED_OVER
+    return "unconfirmed", INTERRUPTED
+
+
+def mark_interrupted_digests(db: Database, now: dt.datetime) -> dict[dt.date, str]:
+    """A digest left "sending" by a process that stopped mid-send (not one a live process is
+    sending right now): "unconfirmed" if the message may have been handed over (it may have
+    arrived), else "pending" (it was not sent: it is sent again). Returns their new status by day."""
     with transaction(db):
-        left = [row["day"] for row in db.query("SELECT * FROM digests WHERE status = 'sending'")
-                if _left_sending(row, now)]
-        for day in left:
-            db.execute("UPDATE digests SET status = 'unconfirmed', error = ? WHERE day = ?", [INTERRUPTED, day])
-        return [dt.date.fromisoformat(day) for day in left]
+        marked = {}
+        for row in db.query("SELECT * FROM digests WHERE status = 'sending'"):
+            if _left_sending(row, now):
+                status, error = _settled(row, now)
+                db.execute("UPDATE digests SET status = ?, error = ?, send_phase = NULL WHERE day = ?",
+                           [status, error, row["day"]])
+                marked[dt.date.fromisoformat(row["day"])] = status
+        return marked
 
 
 def unconfirmed_digests(db: Database, now: dt.datetime) -> list[dt.date]:
     """The days whose digest may or may not have been sent: "unconfirmed", or left "sending" by a
-    stopped sender that no worker has marked yet. Only a resend settles them."""
+    stopped sender after it may have handed the message over, that no worker has marked yet. Only
+    a resend settles them."""
     rows = db.query("SELECT * FROM digests WHERE status IN ('unconfirmed', 'sending') ORDER BY day")
-    return [dt.date.fromisoformat(row["day"]) for row in rows if row["status"] == "unconfirmed" or _left_sending(row, now)]
+    return [dt.date.fromisoformat(row["day"]) for row in rows if _settled(row, now)[0] == "unconfirmed"]
 
 
 def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
@@ -1666,10 +1701,11 @@ def fetch_kinds(db: Database, since: dt.datetime) -> dict[str, int]:
 
 def digest_counts(db: Database, now: dt.datetime) -> dict[str, int]:
     """Recorded digests by sending status ("written", "pending", "sent", "failed", …); one left
-    "sending" by a stopped sender counts as "unconfirmed", as the worker will mark it."""
+    "sending" by a stopped sender counts as the worker will mark it ("unconfirmed", or "pending"
+    when it was not handed over)."""
     counts: dict[str, int] = {}
-    for row in db.query("SELECT status, sender_pid, sending_at FROM digests"):
-        status = "unconfirmed" if _left_sending(row, now) else row["status"]
+    for row in db.query("SELECT status, error, sender_pid, sending_at, send_phase FROM digests"):
+        status = _settled(row, now)[0]
         counts[status] = counts.get(status, 0) + 1
     return counts
 
