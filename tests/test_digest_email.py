@@ -112,16 +112,22 @@ def stopped(process: subprocess.Popen[str], server: HangingServer, signum: int) 
             process.wait(30)
 
 
-def killed_while_sending(built: Built, server: HangingServer) -> None:
+def killed_while_sending(built: Built, server: HangingServer, *args: str) -> None:
     """What a sender killed mid-send leaves in the store: a real process sends the digest of DAY,
     the server goes silent at its stage, and the process is killed (SIGKILL)."""
-    sender = sending(built)
+    sender = sending(built, *args)
     try:
         assert server.stalled.wait(60), "the sending process never reached the stage"
     finally:
         sender.kill()
         sender.communicate(timeout=30)
-    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
+    assert row(built.db)["status"] == "sending"
+
+
+def record_cycle(built: Built) -> None:
+    """A polling cycle that just finished: `health` then judges the digests alone."""
+    finished = utc_now()
+    store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
 
 
 @pytest.fixture
@@ -539,6 +545,82 @@ def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_u
     assert run("health", "--max-age", "7d").output.startswith("healthy: the last polling cycle finished ")
     metrics = run("metrics").output
     assert 'storywatch_digests{status="unconfirmed"} 0\n' in metrics and 'storywatch_digests{status="sent"} 1\n' in metrics
+
+
+# ── a resend that fails ───────────────────────────────────────────────────────────────────
+
+
+def test_a_failed_resend_of_a_sent_digest_keeps_it_sent_with_the_resends_error(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+    assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+    record_cycle(built)
+    run = Cli(built.config)
+    failed = run("digest", "--send", "--resend", "--date", "2026-11-23", ok=False)  # the server is gone
+    why = f"cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused"
+    assert failed.exit_code == 1
+    assert f"Error: {why} (the digest of 2026-11-23 stays sent)\n" in failed.output
+    kept = row(built.db)
+    assert (kept["status"], kept["sent_at"], kept["error"], kept["next_attempt_at"], kept["resend_error"]) == (
+        "sent", "2026-11-23T06:01:00Z", None, None, why)
+    assert json.loads(str(kept["recipients"])) == ["reader@example.org", "editor@example.org"]
+    assert f"(sent; the last resend failed: {why})" in run("status").output
+    assert run("health", "--max-age", "7d").output.startswith("healthy: ")
+    metrics = run("metrics").output
+    assert 'storywatch_digests{status="sent"} 1\n' in metrics and 'storywatch_digests{status="failed"} 0\n' in metrics
+    with SMTPServer() as again:
+        settings = reload(built, smtp_port=again.port)
+        for hours in (1, 6, 12):  # the worker does not send it again by itself: it was sent
+            daily.scheduled_digest(built.db, settings, T0 + dt.timedelta(hours=hours))
+        assert again.received == []
+        run("digest", "--send", "--resend", "--date", "2026-11-23")
+    assert len(again.received) == 1
+    assert (row(built.db)["status"], row(built.db)["resend_error"]) == ("sent", None)
+
+
+def test_a_failed_resend_of_an_unconfirmed_digest_keeps_it_unconfirmed_with_the_resends_error(
+    tmp_path: Path, handed_over: HangingServer
+) -> None:
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    killed_while_sending(built, handed_over)
+    record_cycle(built)
+    port = free_port()
+    reload(built, smtp_port=port)  # nothing listens there
+    run = Cli(built.config)
+    failed = run("digest", "--send", "--resend", "--date", "2026-11-23", ok=False)
+    why = f"cannot send through 127.0.0.1:{port}: [Errno 111] Connection refused"
+    assert f"Error: {why} (the digest of 2026-11-23 stays unconfirmed)\n" in failed.output
+    kept = row(built.db)
+    assert (kept["status"], kept["error"], kept["resend_error"]) == ("unconfirmed", store.INTERRUPTED, why)
+    status = run("status").output
+    assert f"(unconfirmed: {store.INTERRUPTED}; the last resend failed: {why})" in status
+    assert "Unconfirmed  digest of 2026-11-23: " in status
+    health = run("health", "--max-age", "7d", ok=False)
+    assert health.exit_code == 1 and health.output.startswith("unhealthy: the digest of 2026-11-23 is unconfirmed: ")
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(30))
+    assert server.received == [] and row(built.db)["status"] == "unconfirmed"
+
+
+@pytest.mark.parametrize(("stage", "copy"), [
+    ("EHLO", store.RESEND_NOT_HANDED_OVER), ("message", store.RESEND_INTERRUPTED),
+])
+def test_a_resend_killed_midway_leaves_the_digest_sent(tmp_path: Path, stage: str, copy: str) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port, timeout=60)
+        daily.scheduled_digest(built.db, built.settings, T0)
+    with HangingServer(stage) as hanging:
+        reload(built, smtp_port=hanging.port, timeout=60)
+        killed_while_sending(built, hanging, "--resend")
+    assert f"(sent; the last resend failed: {copy})" in Cli(built.config)("status").output
+    assert store.unconfirmed_digests(built.db, T0 + minutes(10)) == []
+    daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
+    kept = row(built.db)
+    assert (kept["status"], kept["sent_at"], kept["resend_error"], kept["resend_of"]) == (
+        "sent", "2026-11-23T06:01:00Z", copy, None)
+    assert len(server.received) == 1
 
 
 # ── one Message-ID a digest ───────────────────────────────────────────────────────────────

@@ -143,13 +143,19 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     if not store.claim_digest(db, day, now, resend=resend):
         if (sender := store.digest_sender(db, day, now)) is not None:
             raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
-        row = store.digest_row(db, day) or row
+        row = store.digest_state(db, day, now) or row
         done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
+    resend_of = (store.digest_row(db, day) or row)["resend_of"]  # a resend of a sent or unconfirmed digest
     try:
         deliver.send_message(settings.email, message, stop=stop,
                              handing_over=lambda: store.mark_send_phase(db, day, "data"))
     except DeliveryError as exc:
+        if resend_of:  # the digest keeps its record: sent (or unconfirmed) before, plus this error
+            status = store.end_resend(db, day, str(exc))
+            logger.warning("Digest of {day} not sent again: {error}; it stays {status}", day=str(day), error=str(exc),
+                           status=status)
+            raise DeliveryError(exc.message, kind=exc.kind, hint=f"the digest of {day} stays {status}") from None
         if exc.kind == "unconfirmed":
             store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
             logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",

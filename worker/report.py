@@ -135,6 +135,8 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
             digest += f": {status.last_digest_error}"
         if status.last_digest_status == "failed" and status.last_digest_retry_at:
             digest += f"; next attempt {when(status.last_digest_retry_at)}"
+        if status.last_digest_resend_error:
+            digest += f"; the last resend failed: {status.last_digest_resend_error}"
         digest += ")"
     parts = [
         f"Store        {status.path} (schema {schema})",
