@@ -37,6 +37,11 @@ class Received:
 class Handler:
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    offer_login: bool = True  # False: EHLO lists no AUTH, as a server that takes no login
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return responses if self.offer_login else [r for r in responses if not r.startswith("250-AUTH")]
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if address in self.refuse:
@@ -59,14 +64,16 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 class SMTPServer:
-    """An SMTP server on 127.0.0.1: plain, STARTTLS or implicit TLS, with or without a login."""
+    """An SMTP server on 127.0.0.1: plain, STARTTLS or implicit TLS, with or without a login
+    (`login_over_tls_only`: offered only once the connection is encrypted)."""
 
-    def __init__(self, *, login: tuple[str, str] | None = None, tls: str = "none", cert: tuple[Path, Path] | None = None):
+    def __init__(self, *, login: tuple[str, str] | None = None, tls: str = "none", cert: tuple[Path, Path] | None = None,
+                 login_over_tls_only: bool = False):
         self.handler = Handler()
         self.port = free_port()
         kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port}
         if login:
-            kwargs |= {"authenticator": _authenticator(*login), "auth_require_tls": False}
+            kwargs |= {"authenticator": _authenticator(*login), "auth_require_tls": login_over_tls_only}
         if tls != "none":
             assert cert is not None
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -37,7 +37,7 @@ from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
 from tests.feedserver import free_port
-from tests.smtpserver import MSG_ID, HangingServer, SMTPServer
+from tests.smtpserver import MSG_ID, HangingServer, SMTPServer, self_signed
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
 PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
@@ -302,7 +302,7 @@ def test_a_rejected_login_is_retried_and_sent_once_the_password_is_fixed(
         daily.scheduled_digest(built.db, built.settings, T0)
         failed = row(built.db)
         assert (failed["status"], failed["attempts"], failed["next_attempt_at"]) == ("failed", 1, "2026-11-23T06:06:00Z")
-        assert str(failed["error"]).startswith("the SMTP server rejected the login for digest: 535 ")
+        assert str(failed["error"]).startswith(f"the SMTP server 127.0.0.1:{server.port} rejected the login for digest: 535 ")
         assert "wrong" not in str(failed["error"])  # the password is never recorded
         monkeypatch.setenv(PASSWORD_ENV, "s3cret")
         settings = reload(built, smtp_port=server.port, email=login)
@@ -621,6 +621,73 @@ def test_a_resend_killed_midway_leaves_the_digest_sent(tmp_path: Path, stage: st
     assert (kept["status"], kept["sent_at"], kept["resend_error"], kept["resend_of"]) == (
         "sent", "2026-11-23T06:01:00Z", copy, None)
     assert len(server.received) == 1
+
+
+# ── what a user reads when the server does not offer what [email] asks for ────────────────
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("certs"))
+
+
+def send_error(built: Built) -> str:
+    """The error line `storywatch digest --send` prints (and the digest records)."""
+    result = Cli(built.config)("digest", "--send", "--date", "2026-11-23", ok=False)
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert line == f"Error: {row(built.db)['error']}" and row(built.db)["status"] == "failed"
+    return line
+
+
+def test_a_server_without_starttls_gets_one_clear_sentence(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port, security="starttls")
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} does not offer STARTTLS: in [email], set security = \"tls\" "
+            "if it expects TLS from the start (usually port 465), or security = \"none\" to send unencrypted (only to a "
+            "server on this machine or a network you trust)")
+    assert server.received == []
+
+
+def test_a_server_without_a_login_gets_one_clear_sentence_when_a_username_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    login = f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n'
+    with SMTPServer(login=("digest", "s3cret"), login_over_tls_only=True) as server:
+        (tmp_path / "plain").mkdir()
+        built = build(tmp_path / "plain", smtp_port=server.port, email=login)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
+            "[email], set security = \"starttls\" or \"tls\" (most servers offer a login over TLS only), or remove "
+            "username if the server needs no login")
+    with SMTPServer(tls="starttls", cert=cert) as server:
+        server.handler.offer_login = False  # it takes no login at all
+        (tmp_path / "tls").mkdir()
+        built = build(tmp_path / "tls", smtp_port=server.port, security="starttls",
+                      email=login + f'ca_file = "{cert[0]}"\n')
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
+            "[email], remove username if the server needs no login, or set smtp_port to its submission port (usually "
+            "587, or 465 with security = \"tls\")")
+    assert server.received == []
+
+
+def test_a_rejected_login_names_the_user_the_servers_reply_and_where_the_password_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    with SMTPServer(login=("digest", "s3cret")) as server:
+        built = build(tmp_path, smtp_port=server.port, email=f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n')
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} rejected the login for digest: 535 5.7.8 Authentication "
+            f"credentials invalid (check [email] username, and the password in environment variable {PASSWORD_ENV})")
+    assert server.received == []
 
 
 # ── one Message-ID a digest ───────────────────────────────────────────────────────────────

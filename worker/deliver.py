@@ -145,7 +145,8 @@ def send_message(
             _open(smtp, email, context)
             refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
     except smtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(f"the SMTP server rejected the login for {email.username}: {_reply(exc)}", kind="auth") from None
+        raise DeliveryError(f"the SMTP server {where} rejected the login for {email.username}: {_reply(exc)}", kind="auth",
+                            hint=f"check [email] username, and the password in {_password_source(email)}") from None
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
         raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
     except OSError if watch.cut else ():  # smtplib's errors are OSErrors too
@@ -167,8 +168,6 @@ def send_message(
         raise DeliveryError(f"the SMTP server {where} closed the connection", kind="connect") from None
     except ssl.SSLError as exc:
         raise DeliveryError(f"TLS with {where} failed: {exc}", kind="tls") from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise DeliveryError(f"the SMTP server does not support {exc}", kind="tls") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"cannot send through {where}: {exc}", kind="connect") from None
     finally:
@@ -187,14 +186,37 @@ def _client(email: EmailSettings, context: ssl.SSLContext) -> smtplib.SMTP:
 
 
 def _open(smtp: smtplib.SMTP, email: EmailSettings, context: ssl.SSLContext) -> None:
-    """Connect, upgrade to TLS (STARTTLS) and log in as `email` says."""
+    """Connect, upgrade to TLS (STARTTLS) and log in as `email` says; a server that does not offer
+    what [email] asks for gets one sentence saying what to change (smtplib's own text, glued to
+    ours, read "does not support STARTTLS extension not supported by server")."""
+    where = f"{email.smtp_host}:{email.smtp_port}"
     code, reply = smtp.connect(email.smtp_host, email.smtp_port)
     if code != 220:
         raise smtplib.SMTPConnectError(code, reply)
     if email.security == "starttls":
+        smtp.ehlo()
+        if not smtp.has_extn("starttls"):
+            raise DeliveryError(f'the SMTP server {where} does not offer STARTTLS: in [email], set security = "tls" if it '
+                                'expects TLS from the start (usually port 465), or security = "none" to send unencrypted '
+                                "(only to a server on this machine or a network you trust)", kind="tls")
         smtp.starttls(context=context)
     if email.username:
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("auth"):
+            change = ('set security = "starttls" or "tls" (most servers offer a login over TLS only), or remove username '
+                      "if the server needs no login" if email.security == "none" else
+                      "remove username if the server needs no login, or set smtp_port to its submission port (usually "
+                      '587, or 465 with security = "tls")')
+            raise DeliveryError(f"the SMTP server {where} offers no login (AUTH) but [email] username is set: in [email], "
+                                f"{change}", kind="auth")
         smtp.login(email.username, email.password or "")
+
+
+def _password_source(email: EmailSettings) -> str:
+    """Where the password was read from (the variable first, as the config does): never the password."""
+    if email.password_env and email.password_env in os.environ:
+        return f"environment variable {email.password_env}"
+    return f"file {email.password_file}" if email.password_file else "[email] password_env or password_file"
 
 
 def _dot_stuffed(msg: bytes) -> bytes:
