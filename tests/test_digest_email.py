@@ -338,14 +338,15 @@ def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Pa
         daily.scheduled_digest(built.db, settings, T0 + minutes(10))
         interrupted = row(built.db)
         assert interrupted["status"] == "unconfirmed"
-        assert interrupted["error"] == "the worker stopped while sending: it may have arrived; send again with --resend"
+        assert interrupted["error"] == ("the worker stopped after handing the message over, before the server confirmed "
+                                        "it: it may have arrived; send again with --resend")
         for later in (minutes(20), minutes(600), dt.timedelta(days=1, minutes=-30)):
             daily.scheduled_digest(built.db, settings, T0 + later)
         assert server.received == [] and row(built.db)["status"] == "unconfirmed"
         run = Cli(built.config)
         refused = run("digest", "--send", "--date", "2026-11-23", ok=False)
-        assert refused.exit_code == 1 and ("the digest of 2026-11-23 may have been sent (a worker stopped while "
-                                           "sending) (add --resend to send it again)") in refused.output
+        assert refused.exit_code == 1 and ("the digest of 2026-11-23 may have been sent (its sending was cut "
+                                           "short before the server confirmed it) (add --resend to send it again)") in refused.output
         assert server.received == []
         run("digest", "--send", "--resend", "--date", "2026-11-23")
     assert len(server.received) == 1 and row(built.db)["status"] == "sent"
@@ -436,7 +437,7 @@ def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after
     run = Cli(built.config)
     status, metrics = run("status").output, run("metrics").output
     if handed:
-        assert "(unconfirmed: the worker stopped while sending: it may have arrived; send again with --resend)" in status
+        assert f"(unconfirmed: {store.INTERRUPTED})" in status
         assert "Unconfirmed  digest of 2026-11-23" in status
     else:
         assert ("(pending: the worker stopped before the message was handed over to the SMTP server: it was not sent)"
@@ -453,6 +454,18 @@ def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after
     else:
         assert len(server.received) == 1
         assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_digest_whose_sender_was_killed_before_handing_it_over_is_sent_by_hand_without_resend(tmp_path: Path) -> None:
+    with HangingServer("DATA") as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        killed_while_sending(built, hanging)
+    with SMTPServer() as server:
+        reload(built, smtp_port=server.port)
+        sent = Cli(built.config)("digest", "--send", "--date", "2026-11-23")  # no worker marked it yet
+    assert sent.stdout.endswith("Sent to reader@example.org, editor@example.org\n") and len(server.received) == 1
+    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sent", 2)
 
 
 def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path: Path) -> None:
@@ -515,12 +528,13 @@ def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_u
     store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
     run = Cli(built.config)
     command = f"storywatch --config {shlex.quote(str(built.config))} digest --date 2026-11-23 --send --resend"
-    why = f"the worker stopped while sending it, so it may or may not have arrived; to send it again, run: {command}"
+    why = ("its sending was cut short after the message was handed over, before the server confirmed it, so it may or "
+           f"may not have arrived; to send it again, run: {command}")
 
     def shows_it_unconfirmed() -> None:
         status = run("status").output
         assert f"\nUnconfirmed  digest of 2026-11-23: {why}\n" in status
-        assert "(unconfirmed: the worker stopped while sending: it may have arrived; send again with --resend)" in status
+        assert f"(unconfirmed: {store.INTERRUPTED})" in status
         health = run("health", "--max-age", "7d", ok=False)
         assert health.exit_code == 1
         first, second = health.output.splitlines()

@@ -174,8 +174,8 @@ def health(app: App, max_age: dt.timedelta | None) -> None:
     unconfirmed; else exit 1. Prints one line saying why, for monitors and systemd checks; each
     problem on a line starting "unhealthy: ".
 
-    An unconfirmed digest (the worker was stopped while sending it: it may or may not have
-    arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
+    An unconfirmed digest (its sending was cut short after the message was handed over: it may
+    or may not have arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
     a person must decide, and the line says what to run. A resend carries the same Message-ID,
     so mail systems that have the first one can drop the copy.
 
@@ -498,6 +498,8 @@ def digest_command(
     Once written it is today's digest (the worker's next one starts where it ends) and it is
     regenerated as it was; before its time ([digest] time) it is a preview, written but not
     kept. Writing a digest never sends it: --send does, once (--resend to send it again).
+    SIGTERM or Ctrl-C stops a send at once (exit status 143 or 130): a digest not yet handed over
+    to the server was not sent and stays to be sent; one handed over is unconfirmed.
 
     \b
     Example:

@@ -144,7 +144,7 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         if (sender := store.digest_sender(db, day, now)) is not None:
             raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
         row = store.digest_state(db, day, now) or row
-        done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
+        done = "was already sent" if row["status"] == "sent" else "may have been sent (its sending was cut short before the server confirmed it)"
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
     resend_of = (store.digest_row(db, day) or row)["resend_of"]  # a resend of a sent or unconfirmed digest
     try:
@@ -192,8 +192,9 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,
     """
     for day, status in store.mark_interrupted_digests(db, now).items():
         if status == "unconfirmed":
-            logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
-                           "arrived; it is not sent again by itself. To send it again: {command}",
+            logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, after handing the message "
+                           "over, so it may or may not have arrived; it is not sent again by itself. To send it again: "
+                           "{command}",
                            day=str(day), command=_resend(settings, day))
         else:
             logger.info("Digest of {day} not sent: the worker stopped before handing it over; it is sent again",

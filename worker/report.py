@@ -122,7 +122,8 @@ def resend_command(day: dt.date, config: Path | None = None) -> str:
 
 def unconfirmed_reason(day: dt.date, config: Path | None = None) -> str:
     """What an unconfirmed digest means and what to run, for `status` and `health`."""
-    return ("the worker stopped while sending it, so it may or may not have arrived; "
+    return ("its sending was cut short after the message was handed over, before the server confirmed it, so it may "
+            "or may not have arrived; "
             f"to send it again, run: {resend_command(day, config)}")
 
 

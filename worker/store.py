@@ -1503,7 +1503,8 @@ def end_resend(db: Database, day: dt.date, error: str) -> str:
         return str(row["resend_of"])
 
 
-INTERRUPTED = "the worker stopped while sending: it may have arrived; send again with --resend"
+INTERRUPTED = ("the worker stopped after handing the message over, before the server confirmed it: it may have arrived; "
+               "send again with --resend")
 NOT_HANDED_OVER = "the worker stopped before the message was handed over to the SMTP server: it was not sent"
 RESEND_INTERRUPTED = "the worker stopped while resending it: the copy may have arrived"
 RESEND_NOT_HANDED_OVER = "the worker stopped while resending it, before the message was handed over: no copy was sent"
