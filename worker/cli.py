@@ -541,6 +541,8 @@ def digest_command(
                 raise
             click.echo(f"Stopped: {exc}", err=True)
             _exit(ExitStatus.stopped_by(signals.signum))
+        finally:
+            signals.restore()
         click.echo(f"Sent to {', '.join(settings.email.to)}")
 
 

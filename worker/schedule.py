@@ -43,8 +43,12 @@ class StopSignals:
     def __init__(self, *events: threading.Event) -> None:
         self.events = events
         self.signum: int | None = None
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        self._before = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self) -> None:
+        """The handlers from before, for a command that handles the signals for a while only."""
+        for signum, handler in self._before.items():
+            signal.signal(signum, handler)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
