@@ -7,9 +7,9 @@ stopped; a follow-up decided after its item's digest is listed once, under "Foun
 digest whose period holds the decision (see `digest`). A digest to email is "pending" until sent;
 a failure is retried with backoff; one left "sending" by a killed worker becomes "unconfirmed" and
 is only sent again on request, unless it was killed before handing the message over (the send's
-phase, recorded in the store, says so): then it was not sent, and is sent again. Every send of a day's digest carries the same Message-ID
-(`digest_message_id`), so a resend of a digest that did arrive is recognised as a copy by mail
-systems.
+phase, recorded in the store, says so): then it was not sent, and is sent again. Every send of a
+day's digest carries the same Message-ID (`digest_message_id`), so a resend of a digest that did
+arrive is recognised as a copy by mail systems.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         if (sender := store.digest_sender(db, day, now)) is not None:
             raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
         row = store.digest_state(db, day, now) or row
-        done = "was already sent" if row["status"] == "sent" else "may have been sent (its sending was cut short before the server confirmed it)"
+        done = ("was already sent" if row["status"] == "sent"
+                else "may have been sent (its sending was cut short before the server confirmed it)")
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
     resend_of = (store.digest_row(db, day) or row)["resend_of"]  # a resend of a sent or unconfirmed digest
     try:
