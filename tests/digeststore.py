@@ -49,7 +49,8 @@ DAILY = "https://daily.example/atom.xml"
 OLD = "https://old.example/rss"
 
 
-def config_text(*, smtp_port: int = 0, email: str = "", other_items: int = 3, timeout: float = 2) -> str:
+def config_text(*, smtp_port: int = 0, email: str = "", other_items: int = 3, timeout: float = 2,
+                security: str = "none") -> str:
     """The TOML config of the fixed world (email on when `smtp_port` is given)."""
     text = f"""\
         [storage]
@@ -72,7 +73,7 @@ def config_text(*, smtp_port: int = 0, email: str = "", other_items: int = 3, ti
             enabled = true
             smtp_host = "127.0.0.1"
             smtp_port = {smtp_port}
-            security = "none"
+            security = "{security}"
             from = "Storywatch <digest@storywatch.example>"
             to = ["reader@example.org", "editor@example.org"]
             subject_prefix = "[storywatch]"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -35,6 +37,11 @@ class Received:
 class Handler:
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    offer_login: bool = True  # False: EHLO lists no AUTH, as a server that takes no login
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return responses if self.offer_login else [r for r in responses if not r.startswith("250-AUTH")]
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if address in self.refuse:
@@ -57,14 +64,16 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 class SMTPServer:
-    """An SMTP server on 127.0.0.1: plain, STARTTLS or implicit TLS, with or without a login."""
+    """An SMTP server on 127.0.0.1: plain, STARTTLS or implicit TLS, with or without a login
+    (`login_over_tls_only`: offered only once the connection is encrypted)."""
 
-    def __init__(self, *, login: tuple[str, str] | None = None, tls: str = "none", cert: tuple[Path, Path] | None = None):
+    def __init__(self, *, login: tuple[str, str] | None = None, tls: str = "none", cert: tuple[Path, Path] | None = None,
+                 login_over_tls_only: bool = False):
         self.handler = Handler()
         self.port = free_port()
         kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port}
         if login:
-            kwargs |= {"authenticator": _authenticator(*login), "auth_require_tls": False}
+            kwargs |= {"authenticator": _authenticator(*login), "auth_require_tls": login_over_tls_only}
         if tls != "none":
             assert cert is not None
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -82,6 +91,78 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+class HangingServer:
+    """An SMTP server on 127.0.0.1 that talks until `stage`, then goes silent, the connection kept
+    open (as a stuck server or a dead network path does): "greeting" (it never says hello), a
+    command it never answers ("EHLO", "MAIL", "RCPT", "DATA": before its go-ahead, so no message
+    was sent), or "message" (it takes the whole message, final dot included, and never confirms
+    it: the message may have arrived). Plain SMTP, no STARTTLS, no login. `stalled` is set once
+    it went silent; `message` holds what it took."""
+
+    STAGES = ("greeting", "EHLO", "MAIL", "RCPT", "DATA", "message")
+
+    def __init__(self, stage: str) -> None:
+        assert stage in self.STAGES, stage
+        self.stage = stage
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.stalled = threading.Event()
+        self.message = b""
+        self._closed = threading.Event()
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self._connections.append(conn)
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        lines = conn.makefile("rb")
+        try:
+            if self.stage == "greeting":
+                return self._stall()
+            conn.sendall(b"220 hang.example ESMTP\r\n")
+            for line in lines:
+                command = line.split(b" ", 1)[0].strip().upper().decode(errors="replace")
+                if command == self.stage:
+                    return self._stall()
+                if command == "EHLO":
+                    conn.sendall(b"250-hang.example\r\n250 8BITMIME\r\n")
+                elif command == "DATA":
+                    conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    while (chunk := lines.readline()) not in (b".\r\n", b""):
+                        self.message += chunk
+                    if self.stage == "message":
+                        return self._stall()
+                    conn.sendall(b"250 OK\r\n")
+                elif command == "QUIT":
+                    conn.sendall(b"221 Bye\r\n")
+                    return None
+                else:
+                    conn.sendall(b"250 OK\r\n")
+        except OSError:
+            pass  # the client went away
+        return None
+
+    def _stall(self) -> None:
+        self.stalled.set()
+        self._closed.wait()
+
+    def __enter__(self) -> HangingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self.listener.close()
+        for conn in self._connections:
+            conn.close()
 
 
 def _authenticator(user: str, password: str) -> Any:

@@ -15,10 +15,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_string, policy
 from email.utils import format_datetime
@@ -34,7 +37,7 @@ from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
 from tests.feedserver import free_port
-from tests.smtpserver import MSG_ID, SMTPServer
+from tests.smtpserver import MSG_ID, HangingServer, SMTPServer, self_signed
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
 PASSWORD_ENV = "STORYWATCH_TEST_DIGEST_PASSWORD"
@@ -87,18 +90,52 @@ def silent() -> Iterator[SilentServer]:
     server.close()
 
 
-def killed_while_sending(built: Built, silent: SilentServer) -> None:
-    """What a worker killed mid-send leaves in the store: a real process sends the digest of DAY,
-    the server takes the connection and stays silent, and the process is killed."""
-    sender = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
-                               "--date", "2026-11-23"], cwd=PROJECT, env={**os.environ},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def sending(built: Built, *args: str) -> subprocess.Popen[str]:
+    """`storywatch digest --send --date 2026-11-23` (and `args`) as a real process."""
+    return subprocess.Popen([sys.executable, "-m", "worker", "--config", str(built.config), "digest", "--send",
+                             "--date", "2026-11-23", *args], cwd=PROJECT, env={**os.environ},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stopped(process: subprocess.Popen[str], server: HangingServer, signum: int) -> tuple[float, str]:
+    """Once `server` went silent, send `signum` to `process`: how long it took to end, and what
+    it wrote to stderr."""
     try:
-        assert silent.connected.wait(60), "the sending process never connected"
+        assert server.stalled.wait(60), "the sending process never reached the stage"
+        started = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        return time.monotonic() - started, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def killed_while_sending(built: Built, server: HangingServer, *args: str) -> None:
+    """What a sender killed mid-send leaves in the store: a real process sends the digest of DAY,
+    the server goes silent at its stage, and the process is killed (SIGKILL)."""
+    sender = sending(built, *args)
+    try:
+        assert server.stalled.wait(60), "the sending process never reached the stage"
     finally:
         sender.kill()
-        sender.wait(30)
-    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sending", 1)
+        sender.communicate(timeout=30)
+    assert row(built.db)["status"] == "sending"
+
+
+def record_cycle(built: Built) -> None:
+    """A polling cycle that just finished: `health` then judges the digests alone."""
+    finished = utc_now()
+    store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
+
+
+@pytest.fixture
+def handed_over() -> Iterator[HangingServer]:
+    """A server that takes the whole message and never confirms it: a sender killed then leaves a
+    digest that may have arrived."""
+    with HangingServer("message") as server:
+        yield server
 
 
 # ── one message, exactly once ─────────────────────────────────────────────────────────────
@@ -265,7 +302,7 @@ def test_a_rejected_login_is_retried_and_sent_once_the_password_is_fixed(
         daily.scheduled_digest(built.db, built.settings, T0)
         failed = row(built.db)
         assert (failed["status"], failed["attempts"], failed["next_attempt_at"]) == ("failed", 1, "2026-11-23T06:06:00Z")
-        assert str(failed["error"]).startswith("the SMTP server rejected the login for digest: 535 ")
+        assert str(failed["error"]).startswith(f"the SMTP server 127.0.0.1:{server.port} rejected the login for digest: 535 ")
         assert "wrong" not in str(failed["error"])  # the password is never recorded
         monkeypatch.setenv(PASSWORD_ENV, "s3cret")
         settings = reload(built, smtp_port=server.port, email=login)
@@ -290,28 +327,159 @@ def test_a_failed_digest_can_be_sent_by_hand_before_its_retry_time(tmp_path: Pat
 # ── a send cut short ──────────────────────────────────────────────────────────────────────
 
 
-def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, silent: SilentServer) -> None:
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, handed_over: HangingServer) -> None:
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
     assert row(built.db)["status"] == "pending"
-    killed_while_sending(built, silent)
+    killed_while_sending(built, handed_over)
 
     with SMTPServer() as server:
         settings = reload(built, smtp_port=server.port)
         daily.scheduled_digest(built.db, settings, T0 + minutes(10))
         interrupted = row(built.db)
         assert interrupted["status"] == "unconfirmed"
-        assert interrupted["error"] == "the worker stopped while sending: it may have arrived; send again with --resend"
+        assert interrupted["error"] == ("the worker stopped after handing the message over, before the server confirmed "
+                                        "it: it may have arrived; send again with --resend")
         for later in (minutes(20), minutes(600), dt.timedelta(days=1, minutes=-30)):
             daily.scheduled_digest(built.db, settings, T0 + later)
         assert server.received == [] and row(built.db)["status"] == "unconfirmed"
         run = Cli(built.config)
         refused = run("digest", "--send", "--date", "2026-11-23", ok=False)
-        assert refused.exit_code == 1 and ("the digest of 2026-11-23 may have been sent (a worker stopped while "
-                                           "sending) (add --resend to send it again)") in refused.output
+        assert refused.exit_code == 1 and ("the digest of 2026-11-23 may have been sent (its sending was cut "
+                                           "short before the server confirmed it) (add --resend to send it again)") in refused.output
         assert server.received == []
         run("digest", "--send", "--resend", "--date", "2026-11-23")
     assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+
+
+STOPPED = ("sending through 127.0.0.1:{port} was stopped before the message was handed over: it was not sent")
+
+
+@pytest.mark.parametrize(("signum", "stage"), [
+    (signal.SIGTERM, "greeting"), (signal.SIGINT, "EHLO"), (signal.SIGTERM, "DATA"), (signal.SIGINT, "RCPT"),
+])
+def test_a_signal_stops_a_hanging_send_at_once_and_the_digest_is_sent_later(
+    tmp_path: Path, signum: int, stage: str
+) -> None:
+    """The server stalls before the message went out (the SMTP timeout is a minute): SIGTERM or
+    Ctrl-C ends `digest --send` within a couple of seconds, and the digest, certainly not sent,
+    waits to be sent at the next cycle, as usual."""
+    with HangingServer(stage) as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        process = sending(built)
+        took, stderr = stopped(process, hanging, signum)
+    assert took < 3, f"stopped after {took:.1f} s"
+    assert process.returncode == (143 if signum == signal.SIGTERM else 130), stderr
+    assert hanging.message == b""
+    why = STOPPED.format(port=hanging.port)
+    assert f"Stopped: {why}\n" in stderr
+    left = row(built.db)
+    assert (left["status"], left["attempts"], left["error"], left["next_attempt_at"]) == ("pending", 1, why, None)
+    assert f"(pending: {why})" in Cli(built.config)("status").output
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(10))
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(20))
+    assert len(server.received) == 1
+    assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_signal_after_the_message_was_handed_over_stops_the_send_at_once_as_unconfirmed(tmp_path: Path) -> None:
+    """The server took the whole message and never confirms it: SIGTERM ends the send at once,
+    and the digest, which may have arrived, is unconfirmed: never sent again by itself."""
+    with HangingServer("message") as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        process = sending(built)
+        took, stderr = stopped(process, hanging, signal.SIGTERM)
+    assert took < 3 and process.returncode == 143, (took, process.returncode)
+    assert b"Subject: [storywatch] 2026-11-23: " in hanging.message
+    why = (f"sending through 127.0.0.1:{hanging.port} was stopped after the message was handed over, before the server "
+           "confirmed it: it may have arrived")
+    assert f"Stopped: {why}\n" in stderr
+    assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", why)
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(10))
+    assert server.received == [] and row(built.db)["status"] == "unconfirmed"
+
+
+def test_sigterm_stops_the_worker_at_once_while_its_digest_send_hangs(tmp_path: Path) -> None:
+    """`storywatch run` sends its first digest to a server that stalls at DATA: SIGTERM stops the
+    worker within a couple of seconds (not after the minute of its SMTP timeout), exit status 0,
+    and the digest waits to be sent."""
+    with HangingServer("DATA") as hanging:
+        config = write_config(tmp_path, smtp_port=hanging.port, timeout=60)
+        worker = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "run"], cwd=PROJECT,
+                                  env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        took, stderr = stopped(worker, hanging, signal.SIGTERM)
+    assert took < 3, f"stopped after {took:.1f} s"
+    assert worker.returncode == 0, stderr
+    with sqlite3.connect(tmp_path / "sw.db") as conn:
+        (status, error), = conn.execute("SELECT status, error FROM digests").fetchall()
+    assert (status, error) == ("pending", STOPPED.format(port=hanging.port))
+
+
+@pytest.mark.parametrize("stage", ["greeting", "EHLO", "MAIL", "DATA", "message"])
+def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after_it_unconfirmed(
+    tmp_path: Path, stage: str
+) -> None:
+    """SIGKILL leaves no time to record anything: the send's phase, written to the store before
+    the message goes out ("data"), tells a digest that was certainly not sent (sent again at the
+    next cycle) from one that may have arrived (unconfirmed, never sent again by itself)."""
+    with HangingServer(stage) as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        killed_while_sending(built, hanging)
+    handed = stage == "message"
+    assert row(built.db)["send_phase"] == ("data" if handed else "connecting")
+    assert bool(hanging.message) == handed
+    # Not marked by a worker yet: status and the metrics already say what it is.
+    run = Cli(built.config)
+    status, metrics = run("status").output, run("metrics").output
+    if handed:
+        assert f"(unconfirmed: {store.INTERRUPTED})" in status
+        assert "Unconfirmed  digest of 2026-11-23" in status
+    else:
+        assert ("(pending: the worker stopped before the message was handed over to the SMTP server: it was not sent)"
+                in status) and "Unconfirmed" not in status
+    assert f'storywatch_digests{{status="unconfirmed"}} {int(handed)}\n' in metrics
+    assert f'storywatch_digests{{status="pending"}} {int(not handed)}\n' in metrics
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)
+        for later in (10, 20, 600):
+            daily.scheduled_digest(built.db, settings, T0 + minutes(later))
+    if handed:
+        assert server.received == []
+        assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", store.INTERRUPTED)
+    else:
+        assert len(server.received) == 1
+        assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_digest_whose_sender_was_killed_before_handing_it_over_is_sent_by_hand_without_resend(tmp_path: Path) -> None:
+    with HangingServer("DATA") as hanging:
+        built = build(tmp_path, smtp_port=hanging.port, timeout=60)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        killed_while_sending(built, hanging)
+    with SMTPServer() as server:
+        reload(built, smtp_port=server.port)
+        sent = Cli(built.config)("digest", "--send", "--date", "2026-11-23")  # no worker marked it yet
+    assert sent.stdout.endswith("Sent to reader@example.org, editor@example.org\n") and len(server.received) == 1
+    assert (row(built.db)["status"], row(built.db)["attempts"]) == ("sent", 2)
+
+
+def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path: Path) -> None:
+    """A digest left "sending" before the store recorded send phases may have been handed over."""
+    built = build(tmp_path, smtp_port=free_port())
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)
+    with store.transaction(built.db):
+        built.db.execute("UPDATE digests SET status = 'sending', sender_pid = ?, sending_at = ?, send_phase = NULL "
+                         "WHERE day = ?", [gone.pid, store.to_iso(T0), DAY.isoformat()])
+    assert store.unconfirmed_digests(built.db, T0 + minutes(1)) == [DAY]
+    assert store.mark_interrupted_digests(built.db, T0 + minutes(1)) == {DAY: "unconfirmed"}
+    assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", store.INTERRUPTED)
 
 
 def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_called_interrupted(tmp_path: Path) -> None:
@@ -351,21 +519,22 @@ def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path)
 
 
 def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_until_it_is_resent(
-    tmp_path: Path, silent: SilentServer
+    tmp_path: Path, handed_over: HangingServer
 ) -> None:
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
-    killed_while_sending(built, silent)  # not yet marked by a worker: still 'sending', its sender gone
+    killed_while_sending(built, handed_over)  # not yet marked by a worker: still 'sending', its sender gone
     finished = utc_now()  # the worker polls on: only the digest is wrong
     store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
     run = Cli(built.config)
     command = f"storywatch --config {shlex.quote(str(built.config))} digest --date 2026-11-23 --send --resend"
-    why = f"the worker stopped while sending it, so it may or may not have arrived; to send it again, run: {command}"
+    why = ("its sending was cut short after the message was handed over, before the server confirmed it, so it may or "
+           f"may not have arrived; to send it again, run: {command}")
 
     def shows_it_unconfirmed() -> None:
         status = run("status").output
         assert f"\nUnconfirmed  digest of 2026-11-23: {why}\n" in status
-        assert "(unconfirmed: the worker stopped while sending: it may have arrived; send again with --resend)" in status
+        assert f"(unconfirmed: {store.INTERRUPTED})" in status
         health = run("health", "--max-age", "7d", ok=False)
         assert health.exit_code == 1
         first, second = health.output.splitlines()
@@ -390,6 +559,149 @@ def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_u
     assert run("health", "--max-age", "7d").output.startswith("healthy: the last polling cycle finished ")
     metrics = run("metrics").output
     assert 'storywatch_digests{status="unconfirmed"} 0\n' in metrics and 'storywatch_digests{status="sent"} 1\n' in metrics
+
+
+# ── a resend that fails ───────────────────────────────────────────────────────────────────
+
+
+def test_a_failed_resend_of_a_sent_digest_keeps_it_sent_with_the_resends_error(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port)
+        daily.scheduled_digest(built.db, built.settings, T0)
+    assert len(server.received) == 1 and row(built.db)["status"] == "sent"
+    record_cycle(built)
+    run = Cli(built.config)
+    failed = run("digest", "--send", "--resend", "--date", "2026-11-23", ok=False)  # the server is gone
+    why = f"cannot send through 127.0.0.1:{server.port}: [Errno 111] Connection refused"
+    assert failed.exit_code == 1
+    assert f"Error: {why} (the digest of 2026-11-23 stays sent)\n" in failed.output
+    kept = row(built.db)
+    assert (kept["status"], kept["sent_at"], kept["error"], kept["next_attempt_at"], kept["resend_error"]) == (
+        "sent", "2026-11-23T06:01:00Z", None, None, why)
+    assert json.loads(str(kept["recipients"])) == ["reader@example.org", "editor@example.org"]
+    assert f"(sent; the last resend failed: {why})" in run("status").output
+    assert run("health", "--max-age", "7d").output.startswith("healthy: ")
+    metrics = run("metrics").output
+    assert 'storywatch_digests{status="sent"} 1\n' in metrics and 'storywatch_digests{status="failed"} 0\n' in metrics
+    with SMTPServer() as again:
+        settings = reload(built, smtp_port=again.port)
+        for hours in (1, 6, 12):  # the worker does not send it again by itself: it was sent
+            daily.scheduled_digest(built.db, settings, T0 + dt.timedelta(hours=hours))
+        assert again.received == []
+        run("digest", "--send", "--resend", "--date", "2026-11-23")
+    assert len(again.received) == 1
+    assert (row(built.db)["status"], row(built.db)["resend_error"]) == ("sent", None)
+
+
+def test_a_failed_resend_of_an_unconfirmed_digest_keeps_it_unconfirmed_with_the_resends_error(
+    tmp_path: Path, handed_over: HangingServer
+) -> None:
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    killed_while_sending(built, handed_over)
+    record_cycle(built)
+    port = free_port()
+    reload(built, smtp_port=port)  # nothing listens there
+    run = Cli(built.config)
+    failed = run("digest", "--send", "--resend", "--date", "2026-11-23", ok=False)
+    why = f"cannot send through 127.0.0.1:{port}: [Errno 111] Connection refused"
+    assert f"Error: {why} (the digest of 2026-11-23 stays unconfirmed)\n" in failed.output
+    kept = row(built.db)
+    assert (kept["status"], kept["error"], kept["resend_error"]) == ("unconfirmed", store.INTERRUPTED, why)
+    status = run("status").output
+    assert f"(unconfirmed: {store.INTERRUPTED}; the last resend failed: {why})" in status
+    assert "Unconfirmed  digest of 2026-11-23: " in status
+    health = run("health", "--max-age", "7d", ok=False)
+    assert health.exit_code == 1 and health.output.startswith("unhealthy: the digest of 2026-11-23 is unconfirmed: ")
+    with SMTPServer() as server:
+        daily.scheduled_digest(built.db, reload(built, smtp_port=server.port), T0 + minutes(30))
+    assert server.received == [] and row(built.db)["status"] == "unconfirmed"
+
+
+@pytest.mark.parametrize(("stage", "copy"), [
+    ("EHLO", store.RESEND_NOT_HANDED_OVER), ("message", store.RESEND_INTERRUPTED),
+])
+def test_a_resend_killed_midway_leaves_the_digest_sent(tmp_path: Path, stage: str, copy: str) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port, timeout=60)
+        daily.scheduled_digest(built.db, built.settings, T0)
+    with HangingServer(stage) as hanging:
+        reload(built, smtp_port=hanging.port, timeout=60)
+        killed_while_sending(built, hanging, "--resend")
+    assert f"(sent; the last resend failed: {copy})" in Cli(built.config)("status").output
+    assert store.unconfirmed_digests(built.db, T0 + minutes(10)) == []
+    daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
+    kept = row(built.db)
+    assert (kept["status"], kept["sent_at"], kept["resend_error"], kept["resend_of"]) == (
+        "sent", "2026-11-23T06:01:00Z", copy, None)
+    assert len(server.received) == 1
+
+
+# ── what a user reads when the server does not offer what [email] asks for ────────────────
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("certs"))
+
+
+def send_error(built: Built) -> str:
+    """The error line `storywatch digest --send` prints (and the digest records)."""
+    result = Cli(built.config)("digest", "--send", "--date", "2026-11-23", ok=False)
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert line == f"Error: {row(built.db)['error']}" and row(built.db)["status"] == "failed"
+    return line
+
+
+def test_a_server_without_starttls_gets_one_clear_sentence(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port, security="starttls")
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} does not offer STARTTLS: in [email], set security = \"tls\" "
+            "if it expects TLS from the start (usually port 465), or security = \"none\" to send unencrypted (only to a "
+            "server on this machine or a network you trust)")
+    assert server.received == []
+
+
+def test_a_server_without_a_login_gets_one_clear_sentence_when_a_username_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cert: tuple[Path, Path]
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    login = f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n'
+    with SMTPServer(login=("digest", "s3cret"), login_over_tls_only=True) as server:
+        (tmp_path / "plain").mkdir()
+        built = build(tmp_path / "plain", smtp_port=server.port, email=login)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
+            "[email], set security = \"starttls\" or \"tls\" (most servers offer a login over TLS only), or remove "
+            "username if the server needs no login")
+    with SMTPServer(tls="starttls", cert=cert) as server:
+        server.handler.offer_login = False  # it takes no login at all
+        (tmp_path / "tls").mkdir()
+        built = build(tmp_path / "tls", smtp_port=server.port, security="starttls",
+                      email=login + f'ca_file = "{cert[0]}"\n')
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
+            "[email], remove username if the server needs no login, or set smtp_port to its submission port (usually "
+            "587, or 465 with security = \"tls\")")
+    assert server.received == []
+
+
+def test_a_rejected_login_names_the_user_the_servers_reply_and_where_the_password_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    with SMTPServer(login=("digest", "s3cret")) as server:
+        built = build(tmp_path, smtp_port=server.port, email=f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n')
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        assert send_error(built) == (
+            f"Error: the SMTP server 127.0.0.1:{server.port} rejected the login for digest: 535 5.7.8 Authentication "
+            f"credentials invalid (check [email] username, and the password in environment variable {PASSWORD_ENV})")
+    assert server.received == []
 
 
 # ── one Message-ID a digest ───────────────────────────────────────────────────────────────
@@ -428,13 +740,13 @@ def test_a_preview_printed_as_email_never_carries_the_real_digests_message_id(tm
 
 
 def test_the_workers_unconfirmed_log_names_its_config_file(
-    tmp_path: Path, silent: SilentServer, log_records: list[dict[str, object]]
+    tmp_path: Path, handed_over: HangingServer, log_records: list[dict[str, object]]
 ) -> None:
     """The service runs in another folder, maybe with another config than the reader's default:
     the command it logs must send this digest, from anywhere."""
-    built = build(tmp_path, smtp_port=silent.port, timeout=60)
+    built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
     daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
-    killed_while_sending(built, silent)
+    killed_while_sending(built, handed_over)
     daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
     (logged,) = [r for r in log_records if r["message"].startswith("Digest of 2026-11-23 unconfirmed")]
     config = shlex.quote(str(built.config.resolve()))

@@ -27,7 +27,7 @@ from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
 from worker.pipeline import Runtime
-from worker.errors import ExitStatus, StorywatchError
+from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
 from worker.models import plural
 from worker import health as health_check
@@ -180,8 +180,8 @@ def health(app: App, max_age: dt.timedelta | None) -> None:
     unconfirmed; else exit 1. Prints one line saying why, for monitors and systemd checks; each
     problem on a line starting "unhealthy: ".
 
-    An unconfirmed digest (the worker was stopped while sending it: it may or may not have
-    arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
+    An unconfirmed digest (its sending was cut short after the message was handed over: it may
+    or may not have arrived) makes it exit 1 too, though the worker runs on: it is never sent again by itself, so
     a person must decide, and the line says what to run. A resend carries the same Message-ID,
     so mail systems that have the first one can drop the copy.
 
@@ -504,6 +504,8 @@ def digest_command(
     Once written it is today's digest (the worker's next one starts where it ends) and it is
     regenerated as it was; before its time ([digest] time) it is a preview, written but not
     kept. Writing a digest never sends it: --send does, once (--resend to send it again).
+    SIGTERM or Ctrl-C stops a send at once (exit status 143 or 130): a digest not yet handed over
+    to the server was not sent and stays to be sent; one handed over is unconfirmed.
 
     \b
     Example:
@@ -536,7 +538,17 @@ def digest_command(
     if send:
         if not settings.email.enabled:
             raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
-        daily.send_digest(app.db, settings, data, now, resend=resend)
+        stop = threading.Event()
+        signals = schedule.StopSignals(stop)  # SIGTERM, Ctrl-C: cut the send short, record what it did
+        try:
+            daily.send_digest(app.db, settings, data, now, resend=resend, stop=stop)
+        except DeliveryError as exc:
+            if signals.signum is None:
+                raise
+            click.echo(f"Stopped: {exc}", err=True)
+            _exit(ExitStatus.stopped_by(signals.signum))
+        finally:
+            signals.restore()
         click.echo(f"Sent to {', '.join(settings.email.to)}")
 
 

@@ -6,14 +6,16 @@ moment it was written, so no item is left out or shown twice however long the wo
 stopped; a follow-up decided after its item's digest is listed once, under "Found later", in the
 digest whose period holds the decision (see `digest`). A digest to email is "pending" until sent;
 a failure is retried with backoff; one left "sending" by a killed worker becomes "unconfirmed" and
-is only sent again on request. Every send of a day's digest carries the same Message-ID
-(`digest_message_id`), so a resend of a digest that did arrive is recognised as a copy by mail
-systems.
+is only sent again on request, unless it was killed before handing the message over (the send's
+phase, recorded in the store, says so): then it was not sent, and is sent again. Every send of a
+day's digest carries the same Message-ID (`digest_message_id`), so a resend of a digest that did
+arrive is recognised as a copy by mail systems.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -127,8 +129,10 @@ def digest_message(
                                  html=digest.render_html(data), date=now, message_id=message_id)
 
 
-def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False) -> None:
-    """Send the recorded digest of `data.period.day` once: a sent (or maybe sent) one needs `resend`."""
+def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: dt.datetime, *, resend: bool = False,
+                stop: threading.Event | None = None) -> None:
+    """Send the recorded digest of `data.period.day` once: a sent (or maybe sent) one needs `resend`.
+    `stop` set cuts the send short at once (see deliver.send_message)."""
     day = data.period.day
     row = store.digest_row(db, day)
     if row is None:
@@ -139,22 +143,33 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     if not store.claim_digest(db, day, now, resend=resend):
         if (sender := store.digest_sender(db, day, now)) is not None:
             raise StorywatchError(f"the digest of {day} is being sent right now (by process {sender})")
-        row = store.digest_row(db, day) or row
-        done = "was already sent" if row["status"] == "sent" else "may have been sent (a worker stopped while sending)"
+        row = store.digest_state(db, day, now) or row
+        done = ("was already sent" if row["status"] == "sent"
+                else "may have been sent (its sending was cut short before the server confirmed it)")
         raise StorywatchError(f"the digest of {day} {done}", hint="add --resend to send it again")
+    resend_of = (store.digest_row(db, day) or row)["resend_of"]  # a resend of a sent or unconfirmed digest
     try:
-        deliver.send_message(settings.email, message)
+        deliver.send_message(settings.email, message, stop=stop,
+                             handing_over=lambda: store.mark_send_phase(db, day, "data"))
     except DeliveryError as exc:
+        if resend_of:  # the digest keeps its record: sent (or unconfirmed) before, plus this error
+            status = store.end_resend(db, day, str(exc))
+            logger.warning("Digest of {day} not sent again: {error}; it stays {status}", day=str(day), error=str(exc),
+                           status=status)
+            raise DeliveryError(exc.message, kind=exc.kind, hint=f"the digest of {day} stays {status}") from None
         if exc.kind == "unconfirmed":
             store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
             logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
                            day=str(day), error=str(exc), command=_resend(settings, day))
-            raise
-        attempts = row["attempts"] + 1
-        retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
-        store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
-        logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
-                       day=str(day), attempts=attempts, retry=retry, error=str(exc))
+        elif exc.kind == "stopped":  # it was not sent: the next cycle sends it, no backoff
+            store.mark_digest(db, day, "pending", now, error=str(exc))
+            logger.info("Digest of {day} not sent: {error}", day=str(day), error=str(exc))
+        else:
+            attempts = row["attempts"] + 1
+            retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+            store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
+            logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
+                           day=str(day), attempts=attempts, retry=retry, error=str(exc))
         raise
     store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
     logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
@@ -166,32 +181,42 @@ def _resend(settings: Settings, day: dt.date) -> str:
     return report.resend_command(day, settings.source.resolve() if settings.source else None)
 
 
-def scheduled_digest(db: Database, settings: Settings, now: dt.datetime) -> DigestOutcome | None:
+def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,
+                     stop: threading.Event | None = None) -> DigestOutcome | None:
     """The daily job, and the check every cycle: write today's digest once it is due, then email
     the digests waiting to be sent whose (re)try time has come.
 
-    A digest left "sending" by a worker that died while sending is never sent again on its own:
-    it may have arrived, and a digest must not be sent twice. Unsent ones are retried.
+    A digest left "sending" by a worker that died once the message may have been handed over is
+    never sent again on its own: it may have arrived, and a digest must not be sent twice. Unsent
+    ones (one whose sender died before handing it over included) are retried. `stop` set
+    cuts a send short and sends no more.
     """
-    for day in store.mark_interrupted_digests(db, now):
-        logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, so it may or may not have "
-                       "arrived; it is not sent again by itself. To send it again: {command}",
-                       day=str(day), command=_resend(settings, day))
+    for day, status in store.mark_interrupted_digests(db, now).items():
+        if status == "unconfirmed":
+            logger.warning("Digest of {day} unconfirmed: the worker stopped while sending it, after handing the message "
+                           "over, so it may or may not have arrived; it is not sent again by itself. To send it again: "
+                           "{command}",
+                           day=str(day), command=_resend(settings, day))
+        else:
+            logger.info("Digest of {day} not sent: the worker stopped before handing it over; it is sent again",
+                        day=str(day))
     due, outcome = due_digest(db, settings, now), None
     if due.to_write:
         outcome = write_digest(db, settings, due.period, initial=due.initial)
         record_digest(db, settings, outcome, now)
     if settings.email.enabled:
-        _send_pending(db, settings, now)
+        _send_pending(db, settings, now, stop)
     return outcome
 
 
-def _send_pending(db: Database, settings: Settings, now: dt.datetime) -> None:
+def _send_pending(db: Database, settings: Settings, now: dt.datetime, stop: threading.Event | None) -> None:
     zone = digest.zone_of(settings.digest.timezone)
     for row in store.digests_to_retry(db, now):
+        if stop is not None and stop.is_set():
+            return
         data = collect(db, settings, _recorded_period(row, zone), initial=row["period_start"] == to_iso(digest.EPOCH))
         try:
-            send_digest(db, settings, data, now)
+            send_digest(db, settings, data, now, stop=stop)
         except StorywatchError:
             pass  # recorded on the digest row and logged; retried later
 

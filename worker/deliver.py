@@ -21,8 +21,9 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
@@ -108,60 +109,144 @@ def build_message(
     return message
 
 
-def send_message(email: EmailSettings, message: EmailMessage, recipients: Sequence[str] | None = None) -> None:
-    """Send one message to the SMTP server of `email`; raises DeliveryError."""
+def send_message(
+    email: EmailSettings, message: EmailMessage, recipients: Sequence[str] | None = None, *,
+    stop: threading.Event | None = None, handing_over: Callable[[], None] | None = None,
+) -> None:
+    """Send one message to the SMTP server of `email`; raises DeliveryError.
+
+    `stop` set (SIGTERM, Ctrl-C) cuts the connection at once instead of after the timeout: the
+    error's kind is "stopped" when the message was not handed over yet (it was not sent), else
+    "unconfirmed". `handing_over` runs after the server's go-ahead to DATA, just before the
+    message goes out: until then the server cannot have it; from then on it may."""
+    where = f"{email.smtp_host}:{email.smtp_port}"
+    if stop is not None and stop.is_set():
+        raise DeliveryError(f"sending through {where} was stopped before it began: it was not sent", kind="stopped")
     context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
+    smtp = _client(email, context)
     handed_over = False
+
+    def data(msg: Any) -> tuple[int, bytes]:
+        # smtplib's DATA in its two steps, so that `handing_over` runs between them.
+        nonlocal handed_over
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if handing_over:
+            handing_over()
+        handed_over = True  # from here on the server may have the message
+        smtp.send(_dot_stuffed(msg))
+        return smtp.getreply()
+
+    smtp.data = data  # type: ignore[method-assign]
+    watch = _StopWatch(smtp, stop)
     try:
-        with _connect(email, context) as smtp:
-            if email.username:
-                smtp.login(email.username, email.password or "")
-            data = smtp.data
-
-            def tracked_data(msg: Any) -> tuple[int, bytes]:
-                nonlocal handed_over
-                handed_over = True  # from here on the server may have the message
-                return data(msg)
-
-            smtp.data = tracked_data  # type: ignore[method-assign]
+        with smtp:
+            _open(smtp, email, context)
             refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
     except smtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(f"the SMTP server rejected the login for {email.username}: {_reply(exc)}", kind="auth") from None
+        raise DeliveryError(f"the SMTP server {where} rejected the login for {email.username}: {_reply(exc)}", kind="auth",
+                            hint=f"check [email] username, and the password in {_password_source(email)}") from None
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
         raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
+    except OSError if watch.cut else ():  # smtplib's errors are OSErrors too
+        if handed_over:
+            raise DeliveryError(f"sending through {where} was stopped after the message was handed over, before the "
+                                "server confirmed it: it may have arrived", kind="unconfirmed") from None
+        raise DeliveryError(f"sending through {where} was stopped before the message was handed over: it was not sent",
+                            kind="stopped") from None
     except (TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected, ConnectionError) if handed_over else ():
         # The server had the message and did not say whether it took it: it may have arrived.
         # A digest is sent at most once, so this is "unconfirmed", never retried by itself.
-        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not confirm the message: "
-                            "it may have arrived", kind="unconfirmed") from None
+        raise DeliveryError(f"the SMTP server {where} did not confirm the message: it may have arrived",
+                            kind="unconfirmed") from None
     except (TimeoutError, socket.timeout):
-        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not answer in time", kind="timeout") from None
+        raise DeliveryError(f"the SMTP server {where} did not answer in time", kind="timeout") from None
     except smtplib.SMTPServerDisconnected as exc:
         if isinstance(exc.__context__, (TimeoutError, socket.timeout)):  # smtplib's way of saying "timed out"
-            raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} did not answer in time",
-                                kind="timeout") from None
-        raise DeliveryError(f"the SMTP server {email.smtp_host}:{email.smtp_port} closed the connection", kind="connect") from None
+            raise DeliveryError(f"the SMTP server {where} did not answer in time", kind="timeout") from None
+        raise DeliveryError(f"the SMTP server {where} closed the connection", kind="connect") from None
     except ssl.SSLError as exc:
-        raise DeliveryError(f"TLS with {email.smtp_host}:{email.smtp_port} failed: {exc}", kind="tls") from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise DeliveryError(f"the SMTP server does not support {exc}", kind="tls") from None
+        raise DeliveryError(f"TLS with {where} failed: {exc}", kind="tls") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"cannot send through {email.smtp_host}:{email.smtp_port}: {exc}", kind="connect") from None
+        raise DeliveryError(f"cannot send through {where}: {exc}", kind="connect") from None
+    finally:
+        watch.close()
     if refused:
         raise DeliveryError(f"the SMTP server refused some recipients: {', '.join(sorted(refused))}", kind="refused")
 
 
-def _connect(email: EmailSettings, context: ssl.SSLContext) -> smtplib.SMTP:
-    if email.security == "tls":
-        return smtplib.SMTP_SSL(email.smtp_host, email.smtp_port, timeout=email.timeout, context=context)
-    smtp = smtplib.SMTP(email.smtp_host, email.smtp_port, timeout=email.timeout)
-    if email.security == "starttls":
-        try:
-            smtp.starttls(context=context)
-        except BaseException:
-            smtp.close()
-            raise
+def _client(email: EmailSettings, context: ssl.SSLContext) -> smtplib.SMTP:
+    """An SMTP client for the server of `email`, not connected yet: its socket is there for the
+    stop watch from the first byte (a server that never greets is cut short too)."""
+    smtp = (smtplib.SMTP_SSL(timeout=email.timeout, context=context) if email.security == "tls"
+            else smtplib.SMTP(timeout=email.timeout))
+    smtp._host = email.smtp_host  # type: ignore[attr-defined]  # TLS checks the certificate's name against it
     return smtp
+
+
+def _open(smtp: smtplib.SMTP, email: EmailSettings, context: ssl.SSLContext) -> None:
+    """Connect, upgrade to TLS (STARTTLS) and log in as `email` says; a server that does not offer
+    what [email] asks for gets one sentence saying what to change (smtplib's own text, glued to
+    ours, read "does not support STARTTLS extension not supported by server")."""
+    where = f"{email.smtp_host}:{email.smtp_port}"
+    code, reply = smtp.connect(email.smtp_host, email.smtp_port)
+    if code != 220:
+        raise smtplib.SMTPConnectError(code, reply)
+    if email.security == "starttls":
+        smtp.ehlo()
+        if not smtp.has_extn("starttls"):
+            raise DeliveryError(f'the SMTP server {where} does not offer STARTTLS: in [email], set security = "tls" if it '
+                                'expects TLS from the start (usually port 465), or security = "none" to send unencrypted '
+                                "(only to a server on this machine or a network you trust)", kind="tls")
+        smtp.starttls(context=context)
+    if email.username:
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("auth"):
+            change = ('set security = "starttls" or "tls" (most servers offer a login over TLS only), or remove username '
+                      "if the server needs no login" if email.security == "none" else
+                      "remove username if the server needs no login, or set smtp_port to its submission port (usually "
+                      '587, or 465 with security = "tls")')
+            raise DeliveryError(f"the SMTP server {where} offers no login (AUTH) but [email] username is set: in [email], "
+                                f"{change}", kind="auth")
+        smtp.login(email.username, email.password or "")
+
+
+def _password_source(email: EmailSettings) -> str:
+    """Where the password was read from (the variable first, as the config does): never the password."""
+    if email.password_env and email.password_env in os.environ:
+        return f"environment variable {email.password_env}"
+    return f"file {email.password_file}" if email.password_file else "[email] password_env or password_file"
+
+
+def _dot_stuffed(msg: bytes) -> bytes:
+    """A message as DATA sends it (RFC 5321 4.5.2): a dot that starts a line doubled, then CRLF . CRLF."""
+    body = re.sub(rb"(?m)^\.", b"..", msg)
+    return body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+class _StopWatch:
+    """Cuts the connection of `smtp` once `stop` is set. smtplib waits for each reply up to its
+    timeout and cannot be interrupted otherwise, so a stopped worker would hang that long."""
+
+    def __init__(self, smtp: smtplib.SMTP, stop: threading.Event | None) -> None:
+        self.cut = False  # read after the send failed: the cut made it fail
+        self._done = threading.Event()
+        if stop is not None:
+            threading.Thread(target=self._watch, args=(smtp, stop), name="smtp-stop", daemon=True).start()
+
+    def _watch(self, smtp: smtplib.SMTP, stop: threading.Event) -> None:
+        while not self._done.wait(0.05):
+            if stop.is_set() and (sock := smtp.sock) is not None:  # no socket yet: connecting
+                self.cut = True
+                try:  # the plain socket's shutdown: a blocked read or write returns at once
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already
+                return
+
+    def close(self) -> None:
+        self._done.set()
 
 
 def _reply(exc: Exception) -> str:

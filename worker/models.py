@@ -295,6 +295,7 @@ class StoreStatus:
     last_digest_at: dt.datetime | None
     last_digest_status: str | None
     last_digest_error: str | None = None
+    last_digest_resend_error: str | None = None  # why its last resend failed (it stays sent or unconfirmed)
     last_digest_retry_at: dt.datetime | None = None
     unconfirmed_digests: tuple[dt.date, ...] = ()  # days whose digest may or may not have been sent
 

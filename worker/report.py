@@ -122,7 +122,8 @@ def resend_command(day: dt.date, config: Path | None = None) -> str:
 
 def unconfirmed_reason(day: dt.date, config: Path | None = None) -> str:
     """What an unconfirmed digest means and what to run, for `status` and `health`."""
-    return ("the worker stopped while sending it, so it may or may not have arrived; "
+    return ("its sending was cut short after the message was handed over, before the server confirmed it, so it may "
+            "or may not have arrived; "
             f"to send it again, run: {resend_command(day, config)}")
 
 
@@ -131,10 +132,12 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
     digest = when(status.last_digest_at)
     if status.last_digest_status:
         digest += f" ({status.last_digest_status}"
-        if status.last_digest_status in ("failed", "unconfirmed") and status.last_digest_error:
+        if status.last_digest_error:  # why it failed, is unconfirmed or waits (a send stopped)
             digest += f": {status.last_digest_error}"
         if status.last_digest_status == "failed" and status.last_digest_retry_at:
             digest += f"; next attempt {when(status.last_digest_retry_at)}"
+        if status.last_digest_resend_error:
+            digest += f"; the last resend failed: {status.last_digest_resend_error}"
         digest += ")"
     parts = [
         f"Store        {status.path} (schema {schema})",

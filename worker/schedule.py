@@ -44,8 +44,12 @@ class StopSignals:
     def __init__(self, *events: threading.Event) -> None:
         self.events = events
         self.signum: int | None = None
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        self._before = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self) -> None:
+        """The handlers from before, for a command that handles the signals for a while only."""
+        for signum, handler in self._before.items():
+            signal.signal(signum, handler)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
@@ -149,7 +153,7 @@ def _write_metrics(rt: Runtime) -> None:
 
 def _digest_job(rt: Runtime) -> None:
     """Write (and send) the digest due now, and retry unsent ones whose time has come."""
-    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt)))
+    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt), stop=rt.stop))
 
 
 def _settled_now(rt: Runtime) -> dt.datetime:

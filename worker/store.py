@@ -400,6 +400,28 @@ def _legacy_guid_keys(db: Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('legacy_guid_keys', ?)", [mode])
 
 
+@MIGRATIONS(name="0014_digest_send_phase")
+def _digest_send_phase(db: Database) -> None:
+    # How far a send got: "connecting" from the claim, "data" from just before the message is
+    # handed over. A digest a killed sender left "connecting" was not sent (it is sent again);
+    # one left at "data" may have arrived (unconfirmed). NULL: a send begun before this column,
+    # taken for "data".
+    db.executescript("ALTER TABLE digests ADD COLUMN send_phase TEXT;")
+
+
+@MIGRATIONS(name="0015_digest_resend")
+def _digest_resend(db: Database) -> None:
+    # A resend of a sent or unconfirmed digest that fails must not lose that record: while it is
+    # "sending", resend_of keeps the status it started from (the digest returns to it), and
+    # resend_error says why the last resend failed (cleared once a send succeeds).
+    db.executescript(
+        """
+        ALTER TABLE digests ADD COLUMN resend_of TEXT;
+        ALTER TABLE digests ADD COLUMN resend_error TEXT;
+        """
+    )
+
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL
@@ -1338,12 +1360,12 @@ def set_storyline_seeds(
 
 def status(db: Database, path: Path, now: dt.datetime) -> StoreStatus:
     """Everything `storywatch status` shows, read in one go (a digest left "sending" by a stopped
-    sender is shown as the "unconfirmed" it is)."""
+    sender is shown as what it is: "unconfirmed", or "pending" when it was not handed over)."""
     by_source = {r["source"]: r["n"] for r in db.query("SELECT source, count(*) AS n FROM items GROUP BY source")}
     last_poll = _one(db, "SELECT max(started_at) AS at FROM fetches")
     last_digest = _one(db, "SELECT * FROM digests ORDER BY created_at DESC LIMIT 1")
-    if last_digest and _left_sending(last_digest, now):
-        last_digest |= {"status": "unconfirmed", "error": INTERRUPTED}
+    if last_digest:  # one left "sending" by a stopped sender shown as it will be marked
+        last_digest |= _settled(last_digest, now)
     return StoreStatus(
         path=path,
         items_by_source=by_source,
@@ -1353,6 +1375,7 @@ def status(db: Database, path: Path, now: dt.datetime) -> StoreStatus:
         last_digest_at=_maybe_time(last_digest["created_at"] if last_digest else None),
         last_digest_status=last_digest["status"] if last_digest else None,
         last_digest_error=last_digest["error"] if last_digest else None,
+        last_digest_resend_error=last_digest["resend_error"] if last_digest else None,
         last_digest_retry_at=_maybe_time(last_digest["next_attempt_at"] if last_digest else None),
         unconfirmed_digests=tuple(unconfirmed_digests(db, now)),
     )
@@ -1436,21 +1459,42 @@ def record_digest(db: Database, day: dt.date, start: dt.datetime, end: dt.dateti
         )
 
 
-SENT_OR_MAYBE = ("sent", "unconfirmed", "sending")
+SENT_OR_MAYBE = ("sent", "unconfirmed")
 """Digest states that only a resend (--resend) may send again."""
 
 
 def claim_digest(db: Database, day: dt.date, now: dt.datetime, *, resend: bool) -> bool:
     """Mark the digest of `day` "sending" by this process, in one write transaction, unless it is
     sent or may have been (without `resend`) or another live process is sending it: then False.
-    Two senders that race for one digest thus never both send it."""
+    Two senders that race for one digest thus never both send it. A resend keeps the status it
+    starts from (and its error) in `resend_of`: a failed resend returns to it (end_resend)."""
     with transaction(db):
         row = digest_row(db, day)
-        if row is None or (row["status"] in SENT_OR_MAYBE and not resend) or _sending_elsewhere(row, now):
+        if row is None or _sending_elsewhere(row, now) or (row["status"] == "sending" and row["sender_pid"] == os.getpid()):
+            return False  # being sent (by this process too: a claim is not taken twice)
+        was = row | _settled(row, now)  # one a stopped sender left "sending": as it will be marked
+        if was["status"] in SENT_OR_MAYBE and not resend:
             return False
-        db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = NULL, next_attempt_at = NULL, "
-                   "sender_pid = ?, sending_at = ? WHERE day = ?", [os.getpid(), to_iso(now), day.isoformat()])
+        resend_of = was["status"] if was["status"] in SENT_OR_MAYBE else None
+        db.execute("UPDATE digests SET status = 'sending', attempts = attempts + 1, error = ?, next_attempt_at = NULL, "
+                   "sender_pid = ?, sending_at = ?, send_phase = 'connecting', resend_of = ?, resend_error = ? "
+                   "WHERE day = ?", [was["error"] if resend_of else None, os.getpid(), to_iso(now), resend_of,
+                                     was.get("resend_error"), day.isoformat()])
         return True
+
+
+def digest_state(db: Database, day: dt.date, now: dt.datetime) -> dict[str, Any] | None:
+    """The digest row of `day`, one a stopped sender left "sending" as it will be marked."""
+    row = digest_row(db, day)
+    return row | _settled(row, now) if row else None
+
+
+def mark_send_phase(db: Database, day: dt.date, phase: str) -> None:
+    """The send of `day`'s digest reached `phase` ("data": the message is about to be handed
+    over). Its own committed write, so that it outlives a killed sender: call it outside any
+    transaction."""
+    with transaction(db):
+        db.execute("UPDATE digests SET send_phase = ? WHERE day = ? AND status = 'sending'", [phase, day.isoformat()])
 
 
 SENDING_LEASE = dt.timedelta(hours=1)
@@ -1484,14 +1528,30 @@ def mark_digest(db: Database, day: dt.date, status: str, now: dt.datetime, *, er
                 recipients: Sequence[str] = (), retry_at: dt.datetime | None = None) -> None:
     """Sending outcome: "sent", or "failed" (with when to retry); "sending" is claim_digest's."""
     with transaction(db):
-        values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None}
+        values: dict[str, Any] = {"status": status, "error": error, "next_attempt_at": to_iso(retry_at) if retry_at else None,
+                                  "send_phase": None, "resend_of": None}
         if status == "sent":
-            values |= {"sent_at": to_iso(now), "recipients": json.dumps(list(recipients))}
+            values |= {"sent_at": to_iso(now), "recipients": json.dumps(list(recipients)), "resend_error": None}
         columns = ", ".join(f"{k} = ?" for k in values)
         db.execute(f"UPDATE digests SET {columns} WHERE day = ?", [*values.values(), day.isoformat()])
 
 
-INTERRUPTED = "the worker stopped while sending: it may have arrived; send again with --resend"
+def end_resend(db: Database, day: dt.date, error: str) -> str:
+    """A resend that did not succeed: the digest is what it was before (sent, or unconfirmed, with
+    its error), plus the resend's `error`. Returns that status."""
+    with transaction(db):
+        row = digest_row(db, day)
+        assert row is not None and row["resend_of"], "not a resend"
+        db.execute("UPDATE digests SET status = resend_of, resend_error = ?, resend_of = NULL, send_phase = NULL "
+                   "WHERE day = ?", [error, day.isoformat()])
+        return str(row["resend_of"])
+
+
+INTERRUPTED = ("the worker stopped after handing the message over, before the server confirmed it: it may have arrived; "
+               "send again with --resend")
+NOT_HANDED_OVER = "the worker stopped before the message was handed over to the SMTP server: it was not sent"
+RESEND_INTERRUPTED = "the worker stopped while resending it: the copy may have arrived"
+RESEND_NOT_HANDED_OVER = "the worker stopped while resending it, before the message was handed over: no copy was sent"
 
 
 def _left_sending(row: dict[str, Any], now: dt.datetime) -> bool:
@@ -1499,22 +1559,40 @@ def _left_sending(row: dict[str, Any], now: dt.datetime) -> bool:
     return row["status"] == "sending" and not _sending_elsewhere(row, now)
 
 
-def mark_interrupted_digests(db: Database, now: dt.datetime) -> list[dt.date]:
-    """A digest left "sending" by a process that stopped mid-send may have arrived: mark it
-    unconfirmed (not one a live process is sending right now). Returns their days."""
+def _settled(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The columns mark_interrupted_digests changes in a digest a stopped sender left "sending"
+    (none for another): not handed over, it was not sent ("pending"); else it may have arrived
+    ("unconfirmed"). A resend returns to what the digest was, with what became of the copy."""
+    if not _left_sending(row, now):
+        return {}
+    handed = row.get("send_phase") != "connecting"  # no phase: a send begun before 0014
+    if row.get("resend_of"):
+        return {"status": row["resend_of"], "resend_error": RESEND_INTERRUPTED if handed else RESEND_NOT_HANDED_OVER}
+    return {"status": "unconfirmed", "error": INTERRUPTED} if handed else {"status": "pending", "error": NOT_HANDED_OVER}
+
+
+def mark_interrupted_digests(db: Database, now: dt.datetime) -> dict[dt.date, str]:
+    """A digest left "sending" by a process that stopped mid-send (not one a live process is
+    sending right now): "unconfirmed" if the message may have been handed over (it may have
+    arrived), else "pending" (it was not sent: it is sent again); a resend's digest returns to
+    what it was. Returns their new status by day."""
     with transaction(db):
-        left = [row["day"] for row in db.query("SELECT * FROM digests WHERE status = 'sending'")
-                if _left_sending(row, now)]
-        for day in left:
-            db.execute("UPDATE digests SET status = 'unconfirmed', error = ? WHERE day = ?", [INTERRUPTED, day])
-        return [dt.date.fromisoformat(day) for day in left]
+        marked = {}
+        for row in db.query("SELECT * FROM digests WHERE status = 'sending'"):
+            if changes := _settled(row, now):
+                changes |= {"send_phase": None, "resend_of": None}
+                db.execute(f"UPDATE digests SET {', '.join(f'{k} = ?' for k in changes)} WHERE day = ?",
+                           [*changes.values(), row["day"]])
+                marked[dt.date.fromisoformat(row["day"])] = changes["status"]
+        return marked
 
 
 def unconfirmed_digests(db: Database, now: dt.datetime) -> list[dt.date]:
     """The days whose digest may or may not have been sent: "unconfirmed", or left "sending" by a
-    stopped sender that no worker has marked yet. Only a resend settles them."""
+    stopped sender after it may have handed the message over, that no worker has marked yet. Only
+    a resend settles them."""
     rows = db.query("SELECT * FROM digests WHERE status IN ('unconfirmed', 'sending') ORDER BY day")
-    return [dt.date.fromisoformat(row["day"]) for row in rows if row["status"] == "unconfirmed" or _left_sending(row, now)]
+    return [dt.date.fromisoformat(row["day"]) for row in rows if (row | _settled(row, now))["status"] == "unconfirmed"]
 
 
 def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
@@ -1710,10 +1788,11 @@ def fetch_kinds(db: Database, since: dt.datetime) -> dict[str, int]:
 
 def digest_counts(db: Database, now: dt.datetime) -> dict[str, int]:
     """Recorded digests by sending status ("written", "pending", "sent", "failed", …); one left
-    "sending" by a stopped sender counts as "unconfirmed", as the worker will mark it."""
+    "sending" by a stopped sender counts as the worker will mark it ("unconfirmed", or "pending"
+    when it was not handed over)."""
     counts: dict[str, int] = {}
-    for row in db.query("SELECT status, sender_pid, sending_at FROM digests"):
-        status = "unconfirmed" if _left_sending(row, now) else row["status"]
+    for row in db.query("SELECT * FROM digests"):
+        status = (row | _settled(row, now))["status"]
         counts[status] = counts.get(status, 0) + 1
     return counts
 
