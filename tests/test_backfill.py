@@ -102,6 +102,34 @@ def test_every_kind_of_file_source_and_every_bad_one(cli: Cli, tmp_path: Path) -
     assert {r["publisher"] for r in stored} == {"alpha", "beta", "Gamma"}
 
 
+def test_an_unreadable_subfolder_is_reported_not_skipped(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the user cannot list was skipped in silence with exit status 0."""
+    archive = tmp_path / "archive"
+    (archive / "locked").mkdir(parents=True)
+    day = dt.datetime(2024, 5, 1, tzinfo=UTC)
+    rss_file(archive / "a.xml", "alpha", [("a1", "Alpha one", "An alpha story.", day)])
+    rss_file(archive / "locked" / "b.xml", "beta", [("b1", "Beta one", "A beta story.", day)])
+    if os.geteuid() == 0:  # root lists any folder: refuse this one as the kernel would for a user
+        real = os.scandir
+
+        def scandir(path: object = ".") -> object:
+            if Path(str(path)) == archive / "locked":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        (archive / "locked").chmod(0)
+    try:
+        result = cli("backfill", str(archive), "--json", ok=False)
+    finally:
+        (archive / "locked").chmod(0o755)
+    assert result.exit_code == 3
+    summary = json.loads(result.stdout)
+    assert summary["items_new"] == 1
+    assert summary["sources_failed"] == {str(archive / "locked"): "cannot read the folder: Permission denied"}
+
+
 def test_an_empty_feed_file_is_read_with_a_warning_as_when_polled(cli: Cli, tmp_path: Path) -> None:
     empty = rss_file(tmp_path / "empty.xml", "quiet", [])
     result = cli("backfill", str(empty), "--json")

@@ -134,7 +134,7 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
             continue
         path = Path(location)
         if path.is_dir():
-            sources += [_file_source(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+            sources += [_file_source(p) for p in _files_in(path, failed)]
         elif path.is_file() and path.suffix.lower() == ".opml":
             try:
                 sources += [Source("url", f.url, known.get(f.url)) for f in opml.read_opml(path)]
@@ -146,6 +146,18 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
             failed[location] = "no such file or folder"
     unique = list({(s.kind, s.location): s for s in sources}.values())
     return unique, failed
+
+
+def _files_in(folder: Path, failed: dict[str, str]) -> list[Path]:
+    """Every file under `folder` but hidden ones, in path order; a folder that cannot be read
+    goes into `failed` (it was skipped in silence)."""
+    def unreadable(exc: OSError) -> None:
+        failed[str(exc.filename)] = f"cannot read the folder: {exc.strerror}"
+
+    found = []
+    for root, _, names in os.walk(folder, onerror=unreadable):
+        found += [Path(root, name) for name in names if not name.startswith(".")]
+    return sorted(p for p in found if p.is_file())
 
 
 def _file_source(path: Path) -> Source:
