@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
@@ -52,6 +52,7 @@ from worker.parallel import ProcessPool, default_processes
 
 BATCH = 500  # items per transaction: short enough for the daemon to write in between
 CHUNK = 16  # items per pickled chunk of a spool file: the merge holds one chunk of every source (~250 KB)
+IDENTITY_CHUNK = 500  # identities per pickled chunk of a spool's identity file: one store query each
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a source larger than this, decompressed, is refused
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 
@@ -71,6 +72,7 @@ class Options:
     dry_run: bool = False
     workers: int = 0  # 0: the number of cores
     max_pages: int = 100
+    batch: int = BATCH  # items per transaction (tests stop a small backfill between batches)
 
 
 @dataclass
@@ -290,20 +292,45 @@ def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutt
 
 
 def _spool(label: str, items: Sequence[Item], ctx: _Context) -> Spooled:
-    """The items in the period, sorted by time, pickled in chunks to one file."""
+    """The items in the period, sorted by time, pickled in chunks to one file; their identities
+    and times, in the same order, to a small file beside it (`_last_unstored` reads only those)."""
     kept = sorted((i for i in items if _in_period(i, ctx)), key=lambda i: i.published_at)
     handle, path = tempfile.mkstemp(suffix=".spool", dir=ctx.spool_dir)
     with os.fdopen(handle, "wb") as fh:
         for start in range(0, len(kept), CHUNK):
             pickle.dump(kept[start:start + CHUNK], fh, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(_identities_path(path), "wb") as fh:
+        for start in range(0, len(kept), IDENTITY_CHUNK):
+            pickle.dump([(i.identity, i.published_at) for i in kept[start:start + IDENTITY_CHUNK]], fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
     return Spooled(label, items=len(kept), path=path)
+
+
+def _identities_path(spool: str) -> str:
+    return spool + ".ids"
 
 
 def _in_period(item: Item, ctx: _Context) -> bool:
     return (ctx.since is None or item.published_at >= ctx.since) and (ctx.until is None or item.published_at < ctx.until)
 
 
-def _read_spool(path: str, rank: int) -> Iterator[tuple[dt.datetime, int, int, Item]]:
+class Merged(NamedTuple):
+    """An item of a spool as the merge orders them: by time, then by spool (`rank`) and place."""
+
+    published: dt.datetime
+    rank: int
+    n: int
+    item: Item
+
+    @property
+    def key(self) -> Key:
+        return self.published, self.rank, self.n
+
+
+Key = tuple[dt.datetime, int, int]  # an item's place in the merged, time-ordered stream
+
+
+def _read_spool(path: str, rank: int) -> Iterator[Merged]:
     with open(path, "rb") as fh:
         n = 0
         while True:
@@ -312,8 +339,17 @@ def _read_spool(path: str, rank: int) -> Iterator[tuple[dt.datetime, int, int, I
             except EOFError:
                 return
             for item in chunk:
-                yield item.published_at, rank, n, item
+                yield Merged(item.published_at, rank, n, item)
                 n += 1
+
+
+def _read_identities(path: str) -> Iterator[list[tuple[str, dt.datetime]]]:
+    with open(_identities_path(path), "rb") as fh:
+        while True:
+            try:
+                yield pickle.load(fh)
+            except EOFError:
+                return
 
 
 # ── the run ──────────────────────────────────────────────────────────────────────────────────
@@ -433,38 +469,80 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     until `stop` is set (the batch in flight is stored whole)."""
     total = sum(s.items for s in spools)
     merged = heapq.merge(*(_read_spool(s.path, rank) for rank, s in enumerate(spools) if s.path),
-                         key=lambda t: (t[0], t[1], t[2]))
+                         key=lambda m: m.key)
     now = utc_now()
     window = pipeline.Window(db, settings, now)
-    tracking: storylines.Tracking | None = None
+    tracking = storylines.Tracking(settings.tracking) if options.track else None
+    history = _InOrder(_last_unstored(db, spools)) if options.track else None
     stored = 0
-    for batch in _batches((item for _, _, _, item in merged), BATCH):
+    for batch in _batches(merged, options.batch):
         if stop.is_set():
             break
-        if options.track and tracking is None:  # built from the history before the first item, outside any write transaction
-            tracking = storylines.Tracking(settings.tracking)
-            tracking.current(db, batch[0].published_at)
-        stored += _store_batch(db, window, tracking, batch, now, summary)
+        if tracking is not None:  # built from the history before the first item, outside any write transaction
+            tracking.loading(db, batch[0].published)
+        stored += _store_batch(db, window, tracking, history, batch, now, summary)
         report("store", stored, total)
-        if stored % (BATCH * 20) == 0:
+        if stored % (options.batch * 20) == 0:
             store.index_pending(db)  # searchable as it goes, in short transactions
     store.index_pending(db)
     summary.items_not_stored = total - stored
 
 
-def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+def _batches(items: Iterator[Merged], size: int) -> Iterator[list[Merged]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
-def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None, batch: list[Item],
-                 now: dt.datetime, summary: Summary) -> int:
+def _last_unstored(db: Database, spools: Sequence[Spooled]) -> Key | None:
+    """Where in the merged stream the last item the store does not hold yet is (None: it holds
+    them all). Past it every item is stored already, so nothing is left to decide: replaying
+    those would cost a run again over finished history its whole tracking time for nothing."""
+    last: Key | None = None
+    for rank, spooled in enumerate(s for s in spools if s.path):
+        assert spooled.path is not None
+        n = 0
+        for chunk in _read_identities(spooled.path):
+            held = store.stored_identities(db, [identity for identity, _ in chunk])
+            for identity, published in chunk:
+                if identity not in held and (last is None or (published, rank, n) > last):
+                    last = (published, rank, n)
+                n += 1
+    return last
+
+
+@dataclass
+class _InOrder:
+    """What the tracker is given of each batch, so that a backfill run again after an
+    interruption tracks exactly as one run would have: the new originals, and the originals
+    stored before (by the interrupted run) replayed where they stand in time, each item once.
+    Replaying stops at `until`, the last item not stored before: nothing after it is decided."""
+
+    until: Key | None
+    seen: set[int] = field(default_factory=set)  # items given the tracker in this run (an identity recurs: revisions)
+
+    def arrivals(self, db: Database, batch: Sequence[Merged], new: Sequence[tuple[int, Item]]) -> list[storylines.Arrival]:
+        fresh = {item.identity: item_id for item_id, item in new}
+        earlier = [m.item.identity for m in batch
+                   if m.item.identity not in fresh and self.until is not None and m.key <= self.until]
+        stored = store.originals_by_identity(db, earlier) if earlier else {}
+        arrivals = []
+        for m in batch:  # time order; an identity's first place is where it was tracked
+            identity = m.item.identity
+            item_id = fresh.get(identity) or stored.get(identity)
+            if item_id is None or item_id in self.seen:
+                continue
+            self.seen.add(item_id)
+            arrivals.append(storylines.Arrival(item_id, m.item, replayed=identity not in fresh))
+        return arrivals
+
+
+def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None,
+                 history: _InOrder | None, batch: list[Merged], now: dt.datetime, summary: Summary) -> int:
     with pipeline.writing(db, window, tracking):
-        result = pipeline.ingest_items(db, window, None, batch, now)
-        if tracking is not None:
-            # The tracker's window is the history being loaded, not the present.
-            summary.followups.update(tracking.track(db, result.originals, now, as_of=batch[-1].published_at,
-                                                      suggest=False))
+        result = pipeline.ingest_items(db, window, None, [m.item for m in batch], now)
+        if tracking is not None and history is not None:
+            arrivals = history.arrivals(db, batch, result.originals)
+            summary.followups.update(tracking.track_history(db, arrivals, now))
     summary.items_new += result.new
     summary.exact_copies += result.exact
     summary.near_duplicates += result.near
