@@ -27,6 +27,7 @@ from worker.clock import utc_now
 from worker.config import load_settings
 from tests.conftest import Cli
 from tests.feedserver import FeedServer, Reply
+from tests.storyhistory import followups, korea_history
 
 FEEDS = Path(__file__).parent / "feeds"
 UTC = dt.timezone.utc
@@ -275,42 +276,8 @@ def test_near_copies_within_one_file_stay_apart_as_within_one_feed(cli: Cli, tmp
 
 # ── an interrupted backfill, resumed, decides what one run decides ─────────────────────────────
 
-CHINA = ("Chinese and North Korean officials met in Beijing to discuss closer cooperation.",
-         "Pyongyang and Beijing marked the 75th anniversary of diplomatic relations with a banquet.",
-         "Zhao Leji led a Chinese delegation to Pyongyang for talks with Kim Jong Un.",
-         "The China-DPRK Friendship Year was opened with a ceremony in Pyongyang.",
-         "Wang Yi said China would deepen strategic communication with North Korea.",
-         "Trade across the bridge between Dandong and Sinuiju resumed after the talks.",
-         "Sun Weidong met Pak Myong-ho to prepare high-level exchanges between the two neighbours.")
-RUSSIA = ("Kim Jong Un travelled to Vladivostok for a summit with Vladimir Putin.",
-          "Russia and North Korea signed a pact on military cooperation.",
-          "Putin arrived in Pyongyang on his first visit in 24 years.",
-          "Officials said North Korea shipped artillery shells to Russia by rail.")
-
-
-def korea_history(folder: Path, n: int, seed: int = 1) -> None:
-    """Three sites' feed files of `n` items over ten months from August 2023 (before the default
-    storylines' first seeds), mixing sentences on China–North Korea and North Korea–Russia ties
-    with filler: many items are near the threshold, so what the tracker learnt before an item
-    (word statistics, backgrounds, adopted follow-ups, silences) decides it."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    start = dt.datetime(2023, 8, 1, tzinfo=UTC)
-    sites: dict[str, list[tuple[str, str, str, dt.datetime]]] = {f"site{s}": [] for s in range(3)}
-    for k in range(n):
-        site = f"site{rng.randrange(3)}"
-        _, filler = article(rng, rng.choice([200, 600, 1200]))
-        pool = rng.choice([CHINA, RUSSIA, CHINA + RUSSIA, ()])
-        picked = rng.sample(pool, min(len(pool), rng.randint(1, 3))) if pool else []
-        title = picked[0].rstrip(".") if picked and rng.random() < 0.6 else article(rng, 10)[0]
-        text = " ".join([*picked, filler.replace("\n\n", " ")])
-        sites[site].append((f"{site}-{k}", title, text, start + dt.timedelta(minutes=rng.randrange(300 * 24 * 60))))
-    for site, entries in sites.items():
-        rss_file(folder / f"{site}.xml", site, entries)
-
-
-def backfill_in_process(config: Path, history: Path, *, stop_after: int | None = None, batch: int = 20
-                        ) -> backfill.Summary:
+def backfill_in_process(config: Path, history: Path, *, stop_after: int | None = None, batch: int = 20,
+                        since: dt.datetime | None = None) -> backfill.Summary:
     """`storywatch backfill HISTORY` through the library, stopped (as by Ctrl-C) once `stop_after`
     items are stored: the stop is checked between batches, as in the CLI."""
     settings = load_settings(config)
@@ -325,19 +292,16 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
             if phase == "store" and stop_after is not None and done >= stop_after:
                 stop.set()
 
-        return backfill.backfill(db, settings, sources, backfill.Options(workers=1, batch=batch), progress, stop=stop)
+        return backfill.backfill(db, settings, sources, backfill.Options(since=since, workers=1, batch=batch), progress, stop=stop)
     finally:
         db.conn.close()
 
 
-def followups(config: Path) -> set[tuple[str, str]]:
-    """(item identity, storyline) of every follow-up decision in the config's store."""
-    conn = sqlite3.connect(load_settings(config).storage.path)
-    try:
-        return set(conn.execute("SELECT i.identity, si.storyline_id FROM storyline_items si JOIN items i "
-                                "ON i.id = si.item_id WHERE si.decision = 'followup'").fetchall())
-    finally:
-        conn.close()
+def copy_config(config: Path, folder: Path) -> Path:
+    """The same config and seeds in `folder`: another store."""
+    shutil.copytree(config.parent / "seeds", folder / "seeds")
+    (folder / "storywatch.toml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder / "storywatch.toml"
 
 
 def test_an_interrupted_backfill_run_again_decides_the_follow_ups_of_one_uninterrupted_run(
@@ -346,16 +310,33 @@ def test_an_interrupted_backfill_run_again_decides_the_follow_ups_of_one_uninter
     korea_history(tmp_path / "history", 160)
     once = backfill_in_process(seeded_config, tmp_path / "history")
     assert once.items_new == 160 and not once.interrupted
-    expected = followups(seeded_config)
+    expected = followups(load_settings(seeded_config).storage.path)
     assert len(expected) >= 30 and len({s for _, s in expected}) == 3, expected  # every storyline decides some
     for cut in (40, 100):  # stops early, then past the middle
-        folder = tmp_path / f"cut{cut}"
-        shutil.copytree(seeded_config.parent / "seeds", folder / "seeds")
-        config = folder / "storywatch.toml"
-        config.write_text(seeded_config.read_text(encoding="utf-8"), encoding="utf-8")
+        config = copy_config(seeded_config, tmp_path / f"cut{cut}")
         first = backfill_in_process(config, tmp_path / "history", stop_after=cut)
         assert first.interrupted and first.items_new == cut
         rest = backfill_in_process(config, tmp_path / "history")
         assert (rest.already_stored, rest.items_new, rest.interrupted) == (cut, 160 - cut, False)
-        resumed = followups(config)
+        resumed = followups(load_settings(config).storage.path)
         assert resumed == expected, (cut, sorted(expected - resumed), sorted(resumed - expected))
+
+
+def test_history_stored_ahead_is_not_seen_before_the_earlier_items_it_follows(seeded_config: Path, tmp_path: Path) -> None:
+    korea_history(tmp_path / "history", 160)
+    backfill_in_process(seeded_config, tmp_path / "history")
+    later = copy_config(seeded_config, tmp_path / "later-first")
+    cut = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    ahead = backfill_in_process(later, tmp_path / "history", since=cut)  # the months from January first
+    rest = backfill_in_process(later, tmp_path / "history")
+    assert 0 < ahead.items_new < 160 and rest.items_new == 160 - ahead.items_new
+    conn = sqlite3.connect(load_settings(later).storage.path)
+    try:
+        earlier = {identity for (identity,) in conn.execute("SELECT identity FROM items WHERE published_at < ? AND "
+                                                            "source = 'backfill'", [cut.strftime("%Y-%m-%dT%H:%M:%SZ")])}
+    finally:
+        conn.close()
+    assert len(earlier) == rest.items_new
+    # The autumn was decided as if January were not stored yet: as one run over the whole history did.
+    expected = {(i, s) for i, s in followups(load_settings(seeded_config).storage.path) if i in earlier}
+    assert expected and {(i, s) for i, s in followups(load_settings(later).storage.path) if i in earlier} == expected
