@@ -9,7 +9,9 @@ import email.utils
 import gzip
 import json
 import os
+import pty
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -188,6 +190,74 @@ def test_backfilled_items_are_tracked_and_their_follow_ups_found_later_in_the_di
     assert none["followups"] == {}
 
 
+
+# ── progress ──────────────────────────────────────────────────────────────────────────────────
+
+
+def progress_lines(stderr: str, phase: str) -> list[str]:
+    """A phase's progress lines, as logged (a line each) or drawn on a terminal (\r between)."""
+    unit = "sources read" if phase == "read" else "items loaded"
+    lines = [line.split("Backfill: ", 1)[-1].strip() for line in re.split(r"[\r\n]", stderr)]
+    return [line for line in lines if unit in line]
+
+
+def test_the_progress_counts_sources_as_the_summary_does_and_starts_each_phase_at_zero(cli: Cli, tmp_path: Path) -> None:
+    synthetic(2, 30, tmp_path / "h")
+    (tmp_path / "h" / "broken.xml").write_text("not a feed at all\n")
+    day = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    with FeedServer() as server:
+        def page(n: int, links: str) -> Reply:
+            path = rss_file(tmp_path / f"p{n}.xml", "paged", [(f"p{n}-{k}", f"Page {n} story {k}", f"Story {k} of page {n}.",
+                                                             day + dt.timedelta(days=n * 3 + k)) for k in range(3)], extra=links)
+            return Reply(body=path.read_bytes(), headers={"Content-Type": "application/rss+xml"})
+        server.routes["/feed"] = page(2, f'<atom:link rel="prev-archive" href="{server.url("/archive")}"/>')
+        server.routes["/archive"] = page(1, "")
+        result = cli("backfill", str(tmp_path / "h"), server.url("/feed"), str(tmp_path / "missing.xml"), "--json", ok=False)
+    summary = json.loads(result.stdout)
+    read, failed = summary["sources_read"], len(summary["sources_failed"])
+    assert (read, failed, summary["entries"]) == (4, 2, 66)  # two files and two pages; the broken file, the missing one
+    lines = progress_lines(result.stderr, "read")
+    assert lines[0] == "[######........................] 0/5 sources read, 1 failed, 0 entries"  # the archive page is not known yet
+    assert lines[-1].startswith("[##############################] 4/6 sources read, 2 failed, 66 entries, "), lines
+    stored = progress_lines(result.stderr, "store")
+    assert stored[0] == "[..............................] 0/66 items loaded", stored
+    assert stored[-1].startswith("[##############################] 66/66 items loaded, ") and "ETA" not in stored[-1]
+    again = progress_lines(cli("backfill", str(tmp_path / "h"), "--json", ok=False).stderr, "store")
+    assert again[0] == "[..............................] 0/60 items loaded"  # each run's phase starts at zero
+    assert again[-1].startswith("[##############################] 60/60 items loaded, 60 already stored, ")
+
+
+def test_on_a_terminal_the_progress_shows_a_rate_and_an_eta_once_known(tmp_path: Path) -> None:
+    total = synthetic(3, 400, tmp_path / "h")  # three batches
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n', encoding="utf-8")
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "backfill", str(tmp_path / "h")],
+                            stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    drawn = b""
+    while True:  # what the terminal got, until the command closes it
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=300)
+    os.close(main)
+    assert proc.returncode == 0
+    assert out.startswith(f"3 sources read, {total:,} entries in ")
+    pace = re.compile(r", [\d,]+ (entries|items)/s, ETA \d+:\d\d$")
+    for phase, first in (("read", "0/3 sources read, 0 entries"), ("store", f"0/{total:,} items loaded")):
+        lines = progress_lines(drawn.decode(), phase)
+        assert lines[0].endswith("] " + first), lines  # nothing to tell a rate or an ETA by yet
+        middle = lines[1:-1]
+        assert middle and all(pace.search(line) for line in middle), lines
+        assert re.search(r", [\d,]+ (entries|items)/s$", lines[-1]), lines  # done: no time left to tell
+    assert progress_lines(drawn.decode(), "store")[-1].startswith(f"[##############################] {total:,}/{total:,} items loaded, ")
+
+
 # ── interruption and concurrency (real processes) ─────────────────────────────────────────────
 
 
@@ -288,8 +358,8 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
         assert not failed
         stop = threading.Event()
 
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase == "store" and stop_after is not None and done >= stop_after:
+        def progress(step: backfill.Step) -> None:
+            if step.phase == "store" and stop_after is not None and step.done >= stop_after:
                 stop.set()
 
         return backfill.backfill(db, settings, sources, backfill.Options(since=since, workers=1, batch=batch), progress, stop=stop)

@@ -355,16 +355,35 @@ def _read_identities(path: str) -> Iterator[list[tuple[str, dt.datetime]]]:
 # ── the run ──────────────────────────────────────────────────────────────────────────────────
 
 
-Progress = Callable[[str, int, int], None]  # phase, done, total
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Where a backfill is, for its progress line. Read: documents (a feed URL's pages each count,
+    as in the summary) read and failed out of those known so far; store: items through the
+    pipeline (new or already stored) out of those read. Each phase starts with a step at zero."""
+
+    phase: str  # "read" or "store"
+    done: int  # read: documents read or failed; store: items stored or found stored already
+    total: int
+    entries: int = 0  # read: entries read so far
+    failed: int = 0  # read: documents that failed (and sources that could not be opened)
+    already_stored: int = 0  # store: items found stored already
+
+    @property
+    def read(self) -> int:
+        return self.done - self.failed
+
+
+Progress = Callable[[Step], None]
 
 
 def backfill(db: Database, settings: Settings, sources: Sequence[Source], options: Options,
-             progress: Progress | None = None, *, stop: threading.Event | None = None) -> Summary:
+             progress: Progress | None = None, *, stop: threading.Event | None = None,
+             unreadable: dict[str, str] | None = None) -> Summary:
     """Read every source (in parallel), then store their items in time order, in batches, until
-    `stop` is set."""
+    `stop` is set. `unreadable`: sources `expand` could not open, failed from the start (why)."""
     started = time.monotonic()
-    summary = Summary()
-    report = progress or (lambda phase, done, total: None)
+    summary = Summary(sources_failed=dict(unreadable or {}))
+    report = progress or (lambda step: None)
     workers = options.workers or default_processes()
     stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
@@ -378,6 +397,35 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     return summary
 
 
+@dataclass
+class _Reading:
+    """The read phase's counts, as the summary will have them, updated from the reading threads."""
+
+    report: Progress
+    total: int  # documents known: the sources, and the pages of a feed URL as they are found
+    failed: int = 0
+    read: int = 0
+    entries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def step(self) -> None:
+        self.report(Step("read", self.read + self.failed, self.total, self.entries, self.failed))
+
+    def done(self, document: Spooled, more: int = 0) -> None:
+        """A document is done (read, failed or passed over after a stop); `more`: pages it
+        links to, to read too."""
+        with self.lock:
+            self.total += more
+            if document.stopped:
+                return  # not read: the progress says so, as the summary does
+            if document.error:
+                self.failed += 1
+            else:
+                self.read += 1
+            self.entries += document.entries
+            self.step()
+
+
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
               summary: Summary, report: Progress, stop: threading.Event) -> list[Spooled]:
     pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
@@ -385,22 +433,21 @@ def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, work
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
     done: list[Spooled] = []
-    sources_read = 0  # a source passed over after a stop is done, not read: the progress says so
-    lock = threading.Lock()
+    failed_first = len(summary.sources_failed)  # sources that could not even be opened
+    reading = _Reading(report, len(sources) + failed_first, failed=failed_first)
+    reading.step()  # the phase starts at zero read
 
     def read(source: Source) -> None:
-        nonlocal sources_read
         if stop.is_set():
             spooled = [Spooled(source.location, stopped=True)]
+            reading.done(spooled[0])
         elif source.kind == "url":
-            spooled = _read_url(source, pool, fetcher, ctx, max_pages, stop)
+            spooled = _read_url(source, pool, fetcher, ctx, max_pages, stop, reading.done)
         else:
             spooled = [_run(pool, read_file, source.location, source.kind, ctx)]
-        with lock:
+            reading.done(spooled[0])
+        with reading.lock:
             done.extend(spooled)
-            if not all(s.stopped for s in spooled):
-                sources_read += 1
-                report("read", sources_read, len(sources))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
@@ -422,30 +469,34 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
 
 
 def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
-              stop: threading.Event) -> list[Spooled]:
-    """A feed URL and the archive or next pages it links to, up to `max_pages` documents."""
+              stop: threading.Event, done: Callable[[Spooled, int], None]) -> list[Spooled]:
+    """A feed URL and the archive or next pages it links to, up to `max_pages` documents; `done`
+    hears of each document and of how many more pages it adds to read."""
     assert fetcher is not None
     pages: list[Spooled] = []
-    todo, seen = [source.location], set()
+    todo, seen = [source.location], {source.location}
     while todo and len(pages) < max_pages:
         url = todo.pop(0)
-        if url in seen:
-            continue
-        seen.add(url)
         if stop.is_set():  # the pages after this one are not known yet
             pages.append(Spooled(url, stopped=True))
+            done(pages[-1], 0)
             break
         try:
             fetched = fetcher.fetch(FetchRequest(url, was_public=source.feed.public_origin if source.feed else None))
         except StorywatchError as exc:  # a fetch cut short by the stop was not read, not failed
             pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
+            done(pages[-1], 0)
             continue
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
         page.label = url
         if pages and not page.entries:
             page.warnings = []  # an empty archive page after others is no news
         pages.append(page)
-        todo += [u for u in page.next_urls if u not in seen]
+        known = len(pages) + len(todo)  # counted in the progress so far, this page included
+        found = [u for u in dict.fromkeys(page.next_urls) if u not in seen]
+        seen.update(found)
+        todo += found
+        done(page, min(len(pages) + len(todo), max_pages) - min(known, max_pages))
     return pages
 
 
@@ -475,13 +526,14 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     tracking = storylines.Tracking(settings.tracking) if options.track else None
     history = _InOrder(_last_unstored(db, spools)) if options.track else None
     stored = 0
+    report(Step("store", 0, total))  # the phase starts at zero, its clock too
     for batch in _batches(merged, options.batch):
         if stop.is_set():
             break
         if tracking is not None:  # built from the history before the first item, outside any write transaction
             tracking.loading(db, batch[0].published)
         stored += _store_batch(db, window, tracking, history, batch, now, summary)
-        report("store", stored, total)
+        report(Step("store", stored, total, already_stored=summary.already_stored))
         if stored % (options.batch * 20) == 0:
             store.index_pending(db)  # searchable as it goes, in short transactions
     store.index_pending(db)

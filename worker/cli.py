@@ -465,8 +465,7 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     stop = threading.Event()
     signals = schedule.StopSignals(stop)
     with report.Progress(sys.stderr) as progress:
-        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop)
-    summary.sources_failed = {**failed, **summary.sources_failed}
+        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop, unreadable=failed)
     click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json
                else report.render_backfill(summary, dry_run))
     if signals.signum is not None:
