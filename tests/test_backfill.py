@@ -410,3 +410,33 @@ def test_history_stored_ahead_is_not_seen_before_the_earlier_items_it_follows(se
     # The autumn was decided as if January were not stored yet: as one run over the whole history did.
     expected = {(i, s) for i, s in followups(load_settings(seeded_config).storage.path) if i in earlier}
     assert expected and {(i, s) for i, s in followups(load_settings(later).storage.path) if i in earlier} == expected
+
+
+# ── seed documents are init's ─────────────────────────────────────────────────────────────────
+
+
+def test_backfill_of_seed_documents_fails_with_a_hint_that_init_loads_them(run: Cli, tmp_path: Path) -> None:
+    run("init")
+    seeds = run.config.parent / "seeds"
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(seeds, copy)  # a seed folder by its seeds.toml, wherever it is
+    for location in (seeds, f"{seeds}/", seeds / "000_258aa0af6080a6dd.txt", seeds / "seeds.toml", copy):
+        result = run("backfill", str(location), ok=False)
+        assert result.exit_code == 1, result.output
+        assert "backfill does not load seed documents" in result.stderr and "not a feed" in result.stderr
+        assert "seed documents are loaded by `storywatch init` from [seeds] path" in result.stderr
+        assert "SAXParseException" not in result.output
+    conn = sqlite3.connect(run.config.parent / "var" / "storywatch.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM items WHERE source != 'seeds'").fetchone()[0] == 0
+    finally:
+        conn.close()
+    # Walked into inside a folder of feeds, a seed folder is one failed source, saying why; the feeds load.
+    archive = tmp_path / "archive"
+    shutil.copytree(seeds, archive / "notes")
+    rss_file(archive / "wire.xml", "wire", [("w1", "A harbour story", "Cranes at the harbour.", dt.datetime(2024, 5, 1, tzinfo=UTC))])
+    result = run("backfill", str(archive), "--json", ok=False)
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 3 and summary["items_new"] == 1 and summary["sources_read"] == 1
+    assert summary["sources_failed"] == {str(archive / "notes"): "a seed folder, not feeds: `storywatch init` loads seed "
+                                                                  "documents, from [seeds] path"}

@@ -42,9 +42,9 @@ from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, opml, parse, pipeline, store, storylines
+from worker import dedupe, normalize, opml, parse, pipeline, seeds, store, storylines
 from worker.clock import utc_now
-from worker.config import Settings
+from worker.config import Settings, is_web_url
 from worker.errors import StorywatchError
 from worker.fetch import Fetcher, FetchRequest
 from worker.models import Feed, Item
@@ -122,9 +122,47 @@ class Summary:
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
 
 
-def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -> tuple[list[Source], dict[str, str]]:
+SEEDS_HINT = ("seed documents are loaded by `storywatch init` from [seeds] path in the config; backfill loads feed "
+              "URLs, feed files or folders of them, OPML and JSON Lines files")
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPaths:
+    """Where the seed documents are: the [seeds] folder and the storylines' seed files. Any folder
+    with a seeds.toml is a seed folder too (a copy of the shipped one, another install's)."""
+
+    folder: Path | None = None
+    files: frozenset[Path] = frozenset()
+
+    @staticmethod
+    def of(settings: Settings) -> SeedPaths:
+        folder = settings.seeds.path.resolve() if settings.seeds.path else None
+        files = frozenset(Path(seed).resolve() for s in settings.storylines for seed in s.seeds if not is_web_url(seed))
+        return SeedPaths(folder, files)
+
+    def is_folder(self, path: Path) -> bool:
+        return path.resolve() == self.folder or (path / seeds.DESCRIPTION).is_file()
+
+    def what(self, path: Path) -> str | None:
+        """What seed documents `path` is or holds, if it is any."""
+        resolved = path.resolve()
+        if path.is_dir():
+            if resolved == self.folder:
+                return "the seed folder ([seeds] path)"
+            if self.is_folder(path):
+                return f"a seed folder (it has a {seeds.DESCRIPTION})"
+        if self.folder is not None and self.folder in resolved.parents:
+            return "in the seed folder ([seeds] path)"
+        if path.is_file() and (resolved in self.files or path.name == seeds.DESCRIPTION or self.is_folder(resolved.parent)):
+            return "a seed document"
+        return None
+
+
+def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False, seed_paths: SeedPaths = SeedPaths()
+           ) -> tuple[list[Source], dict[str, str]]:
     """The sources named on the command line (folders walked, OPML files opened) and the
-    ones that cannot be read, with why."""
+    ones that cannot be read, with why. Naming seed documents is an error: they are no feed
+    items, and `init` loads them (a seed folder found inside a folder is a failed source)."""
     sources: list[Source] = []
     failed: dict[str, str] = {}
     known = store.feeds_by_url(db)
@@ -135,8 +173,11 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
             sources.append(Source("url", location, known.get(location)))
             continue
         path = Path(location)
+        if (what := seed_paths.what(path)) is not None:
+            raise StorywatchError(f"{location} is {what}, not a feed: backfill does not load seed documents",
+                                  hint=SEEDS_HINT)
         if path.is_dir():
-            sources += [_file_source(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+            sources += _walk(path, seed_paths, failed)
         elif path.is_file() and path.suffix.lower() == ".opml":
             try:
                 sources += [Source("url", f.url, known.get(f.url)) for f in opml.read_opml(path)]
@@ -148,6 +189,29 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
             failed[location] = "no such file or folder"
     unique = list({(s.kind, s.location): s for s in sources}.values())
     return unique, failed
+
+
+def _walk(root: Path, seed_paths: SeedPaths, failed: dict[str, str]) -> list[Source]:
+    """The files in a folder and its subfolders, but those of a seed folder in it: that folder
+    fails as one source, saying why (its text files would each fail as "not a feed")."""
+    is_seeds: dict[Path, bool] = {}  # by folder: a look on disk each, not one per file
+
+    def seed_folder(folder: Path) -> bool:
+        if folder not in is_seeds:
+            is_seeds[folder] = seed_paths.is_folder(folder)
+        return is_seeds[folder]
+
+    found: list[Source] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        folders = list(itertools.takewhile(lambda p: p != root, path.parents))
+        held = next((f for f in reversed(folders) if seed_folder(f)), None)
+        if held is not None:
+            failed[str(held)] = "a seed folder, not feeds: `storywatch init` loads seed documents, from [seeds] path"
+        else:
+            found.append(_file_source(path))
+    return found
 
 
 def _file_source(path: Path) -> Source:

@@ -459,7 +459,7 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     if not sources and not all_feeds:
         raise click.UsageError("name at least one SOURCE, or --all")
     pipeline.initialize(app.db, app.settings, utc_now())
-    found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds)
+    found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds, seed_paths=backfill.SeedPaths.of(app.settings))
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
     stop = threading.Event()
