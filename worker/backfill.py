@@ -12,6 +12,9 @@ Time order across sources needs every source read before the first item is store
 items wait on disk (pickled, in sorted chunks), never in memory, and the writer merges them
 lazily. Re-running is idempotent: an item is identified as in polling (feed GUID, URL or content)
 and a stored one is skipped, so an interrupted backfill run again finishes where it would have.
+Its decisions too: the tracker learns from history in time order, so the items an interrupted run
+stored are replayed to it where they stand (not stored again), and it starts from what is stored
+before the first item, never from what the interrupted run stored ahead (`_InOrder`).
 Each batch of items is one transaction, short enough for the daemon to write in between.
 
 A stop (the `stop` event: Ctrl-C or SIGTERM in the CLI) starts no new work: reading stops at the

@@ -448,7 +448,8 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     JSON Feed; gzip too), a folder of them, an OPML file (its feeds) or a JSON Lines file of
     items (id, title, text, url, published, source). Exits 3 if a source failed; every good
     source is still loaded. Ctrl-C (SIGTERM) stops it after the batch in flight, prints what was
-    stored and what was not, and exits 130 (143): run it again to store the rest.
+    stored and what was not, and exits 130 (143): run it again to store the rest (and decide the
+    follow-ups one run would have). Seed documents are not loaded here: `init` loads [seeds] path.
 
     \b
     Example:
