@@ -617,8 +617,9 @@ def _last_unstored(db: Database, spools: Sequence[Spooled]) -> Key | None:
     them all). Past it every item is stored already, so nothing is left to decide: replaying
     those would cost a run again over finished history its whole tracking time for nothing."""
     last: Key | None = None
-    for rank, spooled in enumerate(s for s in spools if s.path):
-        assert spooled.path is not None
+    for rank, spooled in enumerate(spools):  # ranked as the merge ranks them
+        if not spooled.path:
+            continue
         n = 0
         for chunk in _read_identities(spooled.path):
             held = store.stored_identities(db, [identity for identity, _ in chunk])

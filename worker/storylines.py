@@ -404,15 +404,13 @@ class Tracking:
         if self.stale:
             self.forget()
 
-    def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime,
-              as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
+    def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime) -> dict[str, int]:
         """Decide the new originals (as just stored: id, item) against every storyline; record
-        follow-ups and suggestions. `as_of`: the time whose recent window a (re)built tracker
-        learns from (backfill: the history being loaded, which suggests nothing). Returns the
-        follow-ups per storyline."""
+        follow-ups and suggestions. Returns the follow-ups per storyline. (A backfill tracks
+        with `track_history`.)"""
         if not originals:
             return {}
-        tracker = self.current(db, as_of or now, [item_id for item_id, _ in originals])
+        tracker = self.current(db, now, [item_id for item_id, _ in originals])
         found: list[FollowUp] = []
         grown: dict[int, _Group] = {}
         for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
@@ -421,14 +419,13 @@ class Tracking:
             followups = [followup_of(d) for d in decisions.followups]
             found += followups
             member = GroupItem(item_id, item.published_at, item.title)
-            if suggest and not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
+            if not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
             store.save_followups(db, found, now)
             for group in grown.values():
                 record_suggestion(db, group, now)
         return dict(Counter(f.storyline_id for f in found))
-
 
     def loading(self, db: Database, start: dt.datetime) -> Tracker:
         """A backfill's tracker for its items from `start` on: built (or rebuilt, when the
