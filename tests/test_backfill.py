@@ -9,19 +9,27 @@ import email.utils
 import gzip
 import json
 import os
+import pty
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from bench.corpus import article
+from worker import backfill, pipeline, store
+from worker.clock import utc_now
+from worker.config import load_settings
 from tests.conftest import Cli
 from tests.feedserver import FeedServer, Reply
+from tests.storyhistory import followups, korea_history
 
 FEEDS = Path(__file__).parent / "feeds"
 UTC = dt.timezone.utc
@@ -210,6 +218,74 @@ def test_backfilled_items_are_tracked_and_their_follow_ups_found_later_in_the_di
     assert none["followups"] == {}
 
 
+
+# ── progress ──────────────────────────────────────────────────────────────────────────────────
+
+
+def progress_lines(stderr: str, phase: str) -> list[str]:
+    """A phase's progress lines, as logged (a line each) or drawn on a terminal (\r between)."""
+    unit = "sources read" if phase == "read" else "items loaded"
+    lines = [line.split("Backfill: ", 1)[-1].strip() for line in re.split(r"[\r\n]", stderr)]
+    return [line for line in lines if unit in line]
+
+
+def test_the_progress_counts_sources_as_the_summary_does_and_starts_each_phase_at_zero(cli: Cli, tmp_path: Path) -> None:
+    synthetic(2, 30, tmp_path / "h")
+    (tmp_path / "h" / "broken.xml").write_text("not a feed at all\n")
+    day = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    with FeedServer() as server:
+        def page(n: int, links: str) -> Reply:
+            path = rss_file(tmp_path / f"p{n}.xml", "paged", [(f"p{n}-{k}", f"Page {n} story {k}", f"Story {k} of page {n}.",
+                                                             day + dt.timedelta(days=n * 3 + k)) for k in range(3)], extra=links)
+            return Reply(body=path.read_bytes(), headers={"Content-Type": "application/rss+xml"})
+        server.routes["/feed"] = page(2, f'<atom:link rel="prev-archive" href="{server.url("/archive")}"/>')
+        server.routes["/archive"] = page(1, "")
+        result = cli("backfill", str(tmp_path / "h"), server.url("/feed"), str(tmp_path / "missing.xml"), "--json", ok=False)
+    summary = json.loads(result.stdout)
+    read, failed = summary["sources_read"], len(summary["sources_failed"])
+    assert (read, failed, summary["entries"]) == (4, 2, 66)  # two files and two pages; the broken file, the missing one
+    lines = progress_lines(result.stderr, "read")
+    assert lines[0] == "[######........................] 0/5 sources read, 1 failed, 0 entries"  # the archive page is not known yet
+    assert lines[-1].startswith("[##############################] 4/6 sources read, 2 failed, 66 entries, "), lines
+    stored = progress_lines(result.stderr, "store")
+    assert stored[0] == "[..............................] 0/66 items loaded", stored
+    assert stored[-1].startswith("[##############################] 66/66 items loaded, ") and "ETA" not in stored[-1]
+    again = progress_lines(cli("backfill", str(tmp_path / "h"), "--json", ok=False).stderr, "store")
+    assert again[0] == "[..............................] 0/60 items loaded"  # each run's phase starts at zero
+    assert again[-1].startswith("[##############################] 60/60 items loaded, 60 already stored, ")
+
+
+def test_on_a_terminal_the_progress_shows_a_rate_and_an_eta_once_known(tmp_path: Path) -> None:
+    total = synthetic(3, 400, tmp_path / "h")  # three batches
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n', encoding="utf-8")
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "backfill", str(tmp_path / "h")],
+                            stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    drawn = b""
+    while True:  # what the terminal got, until the command closes it
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=300)
+    os.close(main)
+    assert proc.returncode == 0
+    assert out.startswith(f"3 sources read, {total:,} entries in ")
+    pace = re.compile(r", [\d,]+ (entries|items)/s, ETA \d+:\d\d$")
+    for phase, first in (("read", "0/3 sources read, 0 entries"), ("store", f"0/{total:,} items loaded")):
+        lines = progress_lines(drawn.decode(), phase)
+        assert lines[0].endswith("] " + first), lines  # nothing to tell a rate or an ETA by yet
+        middle = lines[1:-1]
+        assert middle and all(pace.search(line) for line in middle), lines
+        assert re.search(r", [\d,]+ (entries|items)/s$", lines[-1]), lines  # done: no time left to tell
+    assert progress_lines(drawn.decode(), "store")[-1].startswith(f"[##############################] {total:,}/{total:,} items loaded, ")
+
+
 # ── interruption and concurrency (real processes) ─────────────────────────────────────────────
 
 
@@ -294,3 +370,101 @@ def test_near_copies_within_one_file_stay_apart_as_within_one_feed(cli: Cli, tmp
                                            ("y", title + " (part 2)", text.replace(".", ";", 2), day + dt.timedelta(hours=1))])
     summary = json.loads(cli("backfill", str(tmp_path / "one.xml"), "--json").stdout)
     assert (summary["items_new"], summary["near_duplicates"]) == (2, 0)
+
+
+# ── an interrupted backfill, resumed, decides what one run decides ─────────────────────────────
+
+def backfill_in_process(config: Path, history: Path, *, stop_after: int | None = None, batch: int = 20,
+                        since: dt.datetime | None = None) -> backfill.Summary:
+    """`storywatch backfill HISTORY` through the library, stopped (as by Ctrl-C) once `stop_after`
+    items are stored: the stop is checked between batches, as in the CLI."""
+    settings = load_settings(config)
+    db = store.open_store(settings.storage.path)
+    try:
+        pipeline.initialize(db, settings, utc_now())
+        sources, failed = backfill.expand([str(history)], db)
+        assert not failed
+        stop = threading.Event()
+
+        def progress(step: backfill.Step) -> None:
+            if step.phase == "store" and stop_after is not None and step.done >= stop_after:
+                stop.set()
+
+        return backfill.backfill(db, settings, sources, backfill.Options(since=since, workers=1, batch=batch), progress, stop=stop)
+    finally:
+        db.conn.close()
+
+
+def copy_config(config: Path, folder: Path) -> Path:
+    """The same config and seeds in `folder`: another store."""
+    shutil.copytree(config.parent / "seeds", folder / "seeds")
+    (folder / "storywatch.toml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder / "storywatch.toml"
+
+
+def test_an_interrupted_backfill_run_again_decides_the_follow_ups_of_one_uninterrupted_run(
+    seeded_config: Path, tmp_path: Path
+) -> None:
+    korea_history(tmp_path / "history", 160)
+    once = backfill_in_process(seeded_config, tmp_path / "history")
+    assert once.items_new == 160 and not once.interrupted
+    expected = followups(load_settings(seeded_config).storage.path)
+    assert len(expected) >= 30 and len({s for _, s in expected}) == 3, expected  # every storyline decides some
+    for cut in (40, 100):  # stops early, then past the middle
+        config = copy_config(seeded_config, tmp_path / f"cut{cut}")
+        first = backfill_in_process(config, tmp_path / "history", stop_after=cut)
+        assert first.interrupted and first.items_new == cut
+        rest = backfill_in_process(config, tmp_path / "history")
+        assert (rest.already_stored, rest.items_new, rest.interrupted) == (cut, 160 - cut, False)
+        resumed = followups(load_settings(config).storage.path)
+        assert resumed == expected, (cut, sorted(expected - resumed), sorted(resumed - expected))
+
+
+def test_history_stored_ahead_is_not_seen_before_the_earlier_items_it_follows(seeded_config: Path, tmp_path: Path) -> None:
+    korea_history(tmp_path / "history", 160)
+    backfill_in_process(seeded_config, tmp_path / "history")
+    later = copy_config(seeded_config, tmp_path / "later-first")
+    cut = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    ahead = backfill_in_process(later, tmp_path / "history", since=cut)  # the months from January first
+    rest = backfill_in_process(later, tmp_path / "history")
+    assert 0 < ahead.items_new < 160 and rest.items_new == 160 - ahead.items_new
+    conn = sqlite3.connect(load_settings(later).storage.path)
+    try:
+        earlier = {identity for (identity,) in conn.execute("SELECT identity FROM items WHERE published_at < ? AND "
+                                                            "source = 'backfill'", [cut.strftime("%Y-%m-%dT%H:%M:%SZ")])}
+    finally:
+        conn.close()
+    assert len(earlier) == rest.items_new
+    # The autumn was decided as if January were not stored yet: as one run over the whole history did.
+    expected = {(i, s) for i, s in followups(load_settings(seeded_config).storage.path) if i in earlier}
+    assert expected and {(i, s) for i, s in followups(load_settings(later).storage.path) if i in earlier} == expected
+
+
+# ── seed documents are init's ─────────────────────────────────────────────────────────────────
+
+
+def test_backfill_of_seed_documents_fails_with_a_hint_that_init_loads_them(run: Cli, tmp_path: Path) -> None:
+    run("init")
+    seeds = run.config.parent / "seeds"
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(seeds, copy)  # a seed folder by its seeds.toml, wherever it is
+    for location in (seeds, f"{seeds}/", seeds / "000_258aa0af6080a6dd.txt", seeds / "seeds.toml", copy):
+        result = run("backfill", str(location), ok=False)
+        assert result.exit_code == 1, result.output
+        assert "backfill does not load seed documents" in result.stderr and "not a feed" in result.stderr
+        assert "seed documents are loaded by `storywatch init` from [seeds] path" in result.stderr
+        assert "SAXParseException" not in result.output
+    conn = sqlite3.connect(run.config.parent / "var" / "storywatch.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM items WHERE source != 'seeds'").fetchone()[0] == 0
+    finally:
+        conn.close()
+    # Walked into inside a folder of feeds, a seed folder is one failed source, saying why; the feeds load.
+    archive = tmp_path / "archive"
+    shutil.copytree(seeds, archive / "notes")
+    rss_file(archive / "wire.xml", "wire", [("w1", "A harbour story", "Cranes at the harbour.", dt.datetime(2024, 5, 1, tzinfo=UTC))])
+    result = run("backfill", str(archive), "--json", ok=False)
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 3 and summary["items_new"] == 1 and summary["sources_read"] == 1
+    assert summary["sources_failed"] == {str(archive / "notes"): "a seed folder, not feeds: `storywatch init` loads seed "
+                                                                  "documents, from [seeds] path"}

@@ -7,7 +7,8 @@ The real CLI in a subprocess, a real feed server on 127.0.0.1, a real SQLite sto
   error counted), and `health` does not call the interrupted cycle a finished one;
 - SIGTERM during `run --once` exits 143, likewise;
 - SIGINT during `backfill` lets the batch in flight finish, prints what was stored and what was
-  not, exits 130, and running it again stores the rest exactly once;
+  not, exits 130, and running it again stores the rest exactly once, with the storyline
+  follow-ups one uninterrupted backfill decides;
 - `poll --feed URL` of a failing feed exits 3; a feed that answers 304 is a success.
 
 Every wait is for a condition seen from outside (requests the server received, rows in the
@@ -20,6 +21,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -33,6 +35,7 @@ import pytest
 
 from tests.conftest import PROJECT
 from tests.feedserver import FeedServer, Reply, Route, Seen, rss
+from tests.storyhistory import followups, korea_history
 
 UTC = dt.timezone.utc
 ITEMS = 3  # entries in each test feed
@@ -307,3 +310,38 @@ def test_sigint_while_backfill_reads_stores_nothing_and_names_what_was_not_read(
     assert rest.returncode == 0, rest
     assert json.loads(rest.stdout)["items_new"] == total + ITEMS
     assert query(db, "SELECT count(*), count(DISTINCT identity) FROM items") == [(total + ITEMS, total + ITEMS)]
+
+
+def test_a_backfill_stopped_by_sigint_and_run_again_decides_the_follow_ups_of_one_run(
+    seeded_config: Path, tmp_path: Path
+) -> None:
+    korea_history(tmp_path / "history", 1200)  # three batches of at most 500
+    once = storywatch(seeded_config, "backfill", str(tmp_path / "history"), "--json")
+    assert once.returncode == 0, once
+    expected = followups(seeded_config.parent / "var" / "storywatch.db")
+    assert len({s for _, s in expected}) == 3, expected
+
+    folder = tmp_path / "stopped"
+    shutil.copytree(seeded_config.parent / "seeds", folder / "seeds")
+    config = folder / "storywatch.toml"
+    config.write_text(seeded_config.read_text(encoding="utf-8"), encoding="utf-8")
+    db = folder / "var" / "storywatch.db"
+    proc = start(config, "backfill", str(tmp_path / "history"), "--json")
+    try:
+        wait_for(lambda: proc.poll() is not None or count(db, "SELECT count(*) FROM items WHERE source = 'backfill'") > 0,
+                 every=0.01)
+        os.kill(proc.pid, signal.SIGSTOP)  # as above: the SIGINT is handled before it goes on
+        assert proc.poll() is None, "the backfill should still be storing"
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    stored = count(db, "SELECT count(*) FROM items WHERE source = 'backfill'")
+    assert 0 < stored < 1200 and json.loads(out)["interrupted"] is True
+
+    rest = storywatch(config, "backfill", str(tmp_path / "history"), "--json")
+    assert rest.returncode == 0, rest
+    assert json.loads(rest.stdout)["already_stored"] == stored
+    assert followups(db) == expected

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,3 +239,21 @@ def test_items_show_replays_what_the_worker_saw_before_the_item_whatever_its_dat
     why = data[recorded["storyline_id"]]
     assert (why["score"], why["threshold"]) == (recorded["score"], recorded["threshold"]) and why["followup"]
     assert why["differs"] is False
+
+
+def test_items_show_of_a_backfilled_item_published_before_the_storylines_seeds_decides_it_as_backfill_did(
+    run: Cli, tmp_path: Path
+) -> None:
+    """A backfill has every storyline decide over the history it loads: an item published before
+    friendship-year's first seed (2023-12-18) is decided, and `items show` decides it too."""
+    (tmp_path / "wire.xml").write_bytes(rss([CLOSING], date="Sat, 03 Jun 2023 10:00:00 GMT"))
+    run("init")
+    summary = json.loads(run("backfill", str(tmp_path / "wire.xml"), "--json").stdout)
+    assert summary["followups"]["friendship-year"] == 1
+    db = store.open_store(load_settings(run.config).storage.path)
+    recorded = {r["storyline_id"]: r for r in db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")}
+    data = json.loads(run("items", "show", str(recorded["friendship-year"]["item_id"]), "--json").stdout)
+    for why in data["tracking"]["storylines"]:
+        assert why["followup"] is (why["id"] in recorded) and why["differs"] is False and why["decided"], why
+        if why["followup"]:
+            assert (why["score"], why["threshold"]) == (recorded[why["id"]]["score"], recorded[why["id"]]["threshold"])

@@ -12,6 +12,9 @@ Time order across sources needs every source read before the first item is store
 items wait on disk (pickled, in sorted chunks), never in memory, and the writer merges them
 lazily. Re-running is idempotent: an item is identified as in polling (feed GUID, URL or content)
 and a stored one is skipped, so an interrupted backfill run again finishes where it would have.
+Its decisions too: the tracker learns from history in time order, so the items an interrupted run
+stored are replayed to it where they stand (not stored again), and it starts from what is stored
+before the first item, never from what the interrupted run stored ahead (`_InOrder`).
 Each batch of items is one transaction, short enough for the daemon to write in between.
 
 A stop (the `stop` event: Ctrl-C or SIGTERM in the CLI) starts no new work: reading stops at the
@@ -38,13 +41,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, opml, parse, pipeline, store, storylines
+from worker import dedupe, normalize, opml, parse, pipeline, seeds, store, storylines
 from worker.clock import utc_now
-from worker.config import Settings
+from worker.config import Settings, is_web_url
 from worker.errors import StorywatchError
 from worker.fetch import Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
@@ -52,6 +55,7 @@ from worker.parallel import ProcessPool, default_processes
 
 BATCH = 500  # items per transaction: short enough for the daemon to write in between
 CHUNK = 16  # items per pickled chunk of a spool file: the merge holds one chunk of every source (~250 KB)
+IDENTITY_CHUNK = 500  # identities per pickled chunk of a spool's identity file: one store query each
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a source larger than this, decompressed, is refused
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 
@@ -71,6 +75,7 @@ class Options:
     dry_run: bool = False
     workers: int = 0  # 0: the number of cores
     max_pages: int = 100
+    batch: int = BATCH  # items per transaction (tests stop a small backfill between batches)
 
 
 @dataclass
@@ -120,9 +125,47 @@ class Summary:
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
 
 
-def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -> tuple[list[Source], dict[str, str]]:
+SEEDS_HINT = ("seed documents are loaded by `storywatch init` from [seeds] path in the config; backfill loads feed "
+              "URLs, feed files or folders of them, OPML and JSON Lines files")
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPaths:
+    """Where the seed documents are: the [seeds] folder and the storylines' seed files. Any folder
+    with a seeds.toml is a seed folder too (a copy of the shipped one, another install's)."""
+
+    folder: Path | None = None
+    files: frozenset[Path] = frozenset()
+
+    @staticmethod
+    def of(settings: Settings) -> SeedPaths:
+        folder = settings.seeds.path.resolve() if settings.seeds.path else None
+        files = frozenset(Path(seed).resolve() for s in settings.storylines for seed in s.seeds if not is_web_url(seed))
+        return SeedPaths(folder, files)
+
+    def is_folder(self, path: Path) -> bool:
+        return path.resolve() == self.folder or (path / seeds.DESCRIPTION).is_file()
+
+    def what(self, path: Path) -> str | None:
+        """What seed documents `path` is or holds, if it is any."""
+        resolved = path.resolve()
+        if path.is_dir():
+            if resolved == self.folder:
+                return "the seed folder ([seeds] path)"
+            if self.is_folder(path):
+                return f"a seed folder (it has a {seeds.DESCRIPTION})"
+        if self.folder is not None and self.folder in resolved.parents:
+            return "in the seed folder ([seeds] path)"
+        if path.is_file() and (resolved in self.files or path.name == seeds.DESCRIPTION or self.is_folder(resolved.parent)):
+            return "a seed document"
+        return None
+
+
+def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False, seed_paths: SeedPaths = SeedPaths()
+           ) -> tuple[list[Source], dict[str, str]]:
     """The sources named on the command line (folders walked, OPML files opened) and the
-    ones that cannot be read, with why."""
+    ones that cannot be read, with why. Naming seed documents is an error: they are no feed
+    items, and `init` loads them (a seed folder found inside a folder is a failed source)."""
     sources: list[Source] = []
     failed: dict[str, str] = {}
     known = store.feeds_by_url(db)
@@ -133,8 +176,11 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
             sources.append(Source("url", location, known.get(location)))
             continue
         path = Path(location)
+        if (what := seed_paths.what(path)) is not None:
+            raise StorywatchError(f"{location} is {what}, not a feed: backfill does not load seed documents",
+                                  hint=SEEDS_HINT)
         if path.is_dir():
-            sources += [_file_source(p) for p in _files_in(path, failed)]
+            sources += _walk(path, seed_paths, failed)
         elif path.is_file() and path.suffix.lower() == ".opml":
             try:
                 sources += [Source("url", f.url, known.get(f.url)) for f in opml.read_opml(path)]
@@ -148,16 +194,22 @@ def expand(locations: Sequence[str], db: Database, *, all_feeds: bool = False) -
     return unique, failed
 
 
-def _files_in(folder: Path, failed: dict[str, str]) -> list[Path]:
-    """Every file under `folder` but hidden ones, in path order; a folder that cannot be read
-    goes into `failed` (it was skipped in silence)."""
+def _walk(top: Path, seed_paths: SeedPaths, failed: dict[str, str]) -> list[Source]:
+    """The files in a folder and its subfolders, in path order, hidden ones left out. A folder
+    that cannot be listed fails as a source (it was skipped in silence), and so does a seed
+    folder in it, saying why (its text files would each fail as "not a feed")."""
     def unreadable(exc: OSError) -> None:
         failed[str(exc.filename)] = f"cannot read the folder: {exc.strerror}"
 
-    found = []
-    for root, _, names in os.walk(folder, onerror=unreadable):
-        found += [Path(root, name) for name in names if not name.startswith(".")]
-    return sorted(p for p in found if p.is_file())
+    found: list[Path] = []
+    for root, folders, names in os.walk(top, onerror=unreadable):
+        folder = Path(root)
+        if folder != top and seed_paths.is_folder(folder):
+            failed[root] = "a seed folder, not feeds: `storywatch init` loads seed documents, from [seeds] path"
+            folders.clear()
+            continue
+        found += [folder / name for name in names if not name.startswith(".")]
+    return [_file_source(p) for p in sorted(found) if p.is_file()]
 
 
 def _file_source(path: Path) -> Source:
@@ -302,20 +354,45 @@ def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutt
 
 
 def _spool(label: str, items: Sequence[Item], ctx: _Context) -> Spooled:
-    """The items in the period, sorted by time, pickled in chunks to one file."""
+    """The items in the period, sorted by time, pickled in chunks to one file; their identities
+    and times, in the same order, to a small file beside it (`_last_unstored` reads only those)."""
     kept = sorted((i for i in items if _in_period(i, ctx)), key=lambda i: i.published_at)
     handle, path = tempfile.mkstemp(suffix=".spool", dir=ctx.spool_dir)
     with os.fdopen(handle, "wb") as fh:
         for start in range(0, len(kept), CHUNK):
             pickle.dump(kept[start:start + CHUNK], fh, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(_identities_path(path), "wb") as fh:
+        for start in range(0, len(kept), IDENTITY_CHUNK):
+            pickle.dump([(i.identity, i.published_at) for i in kept[start:start + IDENTITY_CHUNK]], fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
     return Spooled(label, items=len(kept), path=path)
+
+
+def _identities_path(spool: str) -> str:
+    return spool + ".ids"
 
 
 def _in_period(item: Item, ctx: _Context) -> bool:
     return (ctx.since is None or item.published_at >= ctx.since) and (ctx.until is None or item.published_at < ctx.until)
 
 
-def _read_spool(path: str, rank: int) -> Iterator[tuple[dt.datetime, int, int, Item]]:
+class Merged(NamedTuple):
+    """An item of a spool as the merge orders them: by time, then by spool (`rank`) and place."""
+
+    published: dt.datetime
+    rank: int
+    n: int
+    item: Item
+
+    @property
+    def key(self) -> Key:
+        return self.published, self.rank, self.n
+
+
+Key = tuple[dt.datetime, int, int]  # an item's place in the merged, time-ordered stream
+
+
+def _read_spool(path: str, rank: int) -> Iterator[Merged]:
     with open(path, "rb") as fh:
         n = 0
         while True:
@@ -324,24 +401,52 @@ def _read_spool(path: str, rank: int) -> Iterator[tuple[dt.datetime, int, int, I
             except EOFError:
                 return
             for item in chunk:
-                yield item.published_at, rank, n, item
+                yield Merged(item.published_at, rank, n, item)
                 n += 1
+
+
+def _read_identities(path: str) -> Iterator[list[tuple[str, dt.datetime]]]:
+    with open(_identities_path(path), "rb") as fh:
+        while True:
+            try:
+                yield pickle.load(fh)
+            except EOFError:
+                return
 
 
 # ── the run ──────────────────────────────────────────────────────────────────────────────────
 
 
-Progress = Callable[[str, int, int], None]  # phase, done, total
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Where a backfill is, for its progress line. Read: documents (a feed URL's pages each count,
+    as in the summary) read and failed out of those known so far; store: items through the
+    pipeline (new or already stored) out of those read. Each phase starts with a step at zero."""
+
+    phase: str  # "read" or "store"
+    done: int  # read: documents read or failed; store: items stored or found stored already
+    total: int
+    entries: int = 0  # read: entries read so far
+    failed: int = 0  # read: documents that failed (and sources that could not be opened)
+    already_stored: int = 0  # store: items found stored already
+
+    @property
+    def read(self) -> int:
+        return self.done - self.failed
+
+
+Progress = Callable[[Step], None]
 
 
 def backfill(db: Database, settings: Settings, sources: Sequence[Source], options: Options,
              progress: Progress | None = None, *, stop: threading.Event | None = None,
-             network: Network | None = None) -> Summary:
+             network: Network | None = None, unreadable: dict[str, str] | None = None) -> Summary:
     """Read every source (in parallel), then store their items in time order, in batches, until
-    `stop` is set (`network`: how names resolve and connections are made; tests replace it)."""
+    `stop` is set. `unreadable`: sources `expand` could not open, failed from the start (why);
+    `network`: how names resolve and connections are made (tests replace it)."""
     started = time.monotonic()
-    summary = Summary()
-    report = progress or (lambda phase, done, total: None)
+    summary = Summary(sources_failed=dict(unreadable or {}))
+    report = progress or (lambda step: None)
     workers = options.workers or default_processes()
     stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
@@ -355,6 +460,35 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     return summary
 
 
+@dataclass
+class _Reading:
+    """The read phase's counts, as the summary will have them, updated from the reading threads."""
+
+    report: Progress
+    total: int  # documents known: the sources, and the pages of a feed URL as they are found
+    failed: int = 0
+    read: int = 0
+    entries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def step(self) -> None:
+        self.report(Step("read", self.read + self.failed, self.total, self.entries, self.failed))
+
+    def done(self, document: Spooled, more: int = 0) -> None:
+        """A document is done (read, failed or passed over after a stop); `more`: pages it
+        links to, to read too."""
+        with self.lock:
+            self.total += more
+            if document.stopped:
+                return  # not read: the progress says so, as the summary does
+            if document.error:
+                self.failed += 1
+            else:
+                self.read += 1
+            self.entries += document.entries
+            self.step()
+
+
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
               summary: Summary, report: Progress, stop: threading.Event, network: Network | None) -> list[Spooled]:
     pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
@@ -362,22 +496,21 @@ def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, work
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
     done: list[Spooled] = []
-    sources_read = 0  # a source passed over after a stop is done, not read: the progress says so
-    lock = threading.Lock()
+    failed_first = len(summary.sources_failed)  # sources that could not even be opened
+    reading = _Reading(report, len(sources) + failed_first, failed=failed_first)
+    reading.step()  # the phase starts at zero read
 
     def read(source: Source) -> None:
-        nonlocal sources_read
         if stop.is_set():
             spooled = [Spooled(source.location, stopped=True)]
+            reading.done(spooled[0])
         elif source.kind == "url":
-            spooled = _read_url(source, pool, fetcher, ctx, max_pages, stop)
+            spooled = _read_url(source, pool, fetcher, ctx, max_pages, stop, reading.done)
         else:
             spooled = [_run(pool, read_file, source.location, source.kind, ctx)]
-        with lock:
+            reading.done(spooled[0])
+        with reading.lock:
             done.extend(spooled)
-            if not all(s.stopped for s in spooled):
-                sources_read += 1
-                report("read", sources_read, len(sources))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
@@ -399,8 +532,9 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
 
 
 def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
-              stop: threading.Event) -> list[Spooled]:
-    """A feed URL and the archive or next pages it links to, up to `max_pages` documents.
+              stop: threading.Event, done: Callable[[Spooled, int], None]) -> list[Spooled]:
+    """A feed URL and the archive or next pages it links to, up to `max_pages` documents; `done`
+    hears of each document and of how many more pages it adds to read.
 
     The pages a feed links to are fetched under the feed's guard: once the feed is known to be
     on a public address (from its last poll, or from this first fetch), no page it names may be
@@ -408,20 +542,19 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
     """
     assert fetcher is not None
     pages: list[Spooled] = []
-    todo, seen = [source.location], set()
+    todo, seen = [source.location], {source.location}
     was_public = source.feed.public_origin if source.feed else None
     while todo and len(pages) < max_pages:
         url = todo.pop(0)
-        if url in seen:
-            continue
-        seen.add(url)
         if stop.is_set():  # the pages after this one are not known yet
             pages.append(Spooled(url, stopped=True))
+            done(pages[-1], 0)
             break
         try:
             fetched = fetcher.fetch(FetchRequest(url, was_public=was_public))
         except StorywatchError as exc:  # a fetch cut short by the stop was not read, not failed
             pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
+            done(pages[-1], 0)
             continue
         was_public = was_public or fetched.origin_public
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
@@ -429,7 +562,11 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
         if pages and not page.entries:
             page.warnings = []  # an empty archive page after others is no news
         pages.append(page)
-        todo += [u for u in page.next_urls if u not in seen]
+        known = len(pages) + len(todo)  # counted in the progress so far, this page included
+        found = [u for u in dict.fromkeys(page.next_urls) if u not in seen]
+        seen.update(found)
+        todo += found
+        done(page, min(len(pages) + len(todo), max_pages) - min(known, max_pages))
     return pages
 
 
@@ -453,38 +590,82 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     until `stop` is set (the batch in flight is stored whole)."""
     total = sum(s.items for s in spools)
     merged = heapq.merge(*(_read_spool(s.path, rank) for rank, s in enumerate(spools) if s.path),
-                         key=lambda t: (t[0], t[1], t[2]))
+                         key=lambda m: m.key)
     now = utc_now()
     window = pipeline.Window(db, settings, now)
-    tracking: storylines.Tracking | None = None
+    tracking = storylines.Tracking(settings.tracking) if options.track else None
+    history = _InOrder(_last_unstored(db, spools)) if options.track else None
     stored = 0
-    for batch in _batches((item for _, _, _, item in merged), BATCH):
+    report(Step("store", 0, total))  # the phase starts at zero, its clock too
+    for batch in _batches(merged, options.batch):
         if stop.is_set():
             break
-        if options.track and tracking is None:  # built from the history before the first item, outside any write transaction
-            tracking = storylines.Tracking(settings.tracking)
-            tracking.current(db, batch[0].published_at)
-        stored += _store_batch(db, window, tracking, batch, now, summary)
-        report("store", stored, total)
-        if stored % (BATCH * 20) == 0:
+        if tracking is not None:  # built from the history before the first item, outside any write transaction
+            tracking.loading(db, batch[0].published)
+        stored += _store_batch(db, window, tracking, history, batch, now, summary)
+        report(Step("store", stored, total, already_stored=summary.already_stored))
+        if stored % (options.batch * 20) == 0:
             store.index_pending(db)  # searchable as it goes, in short transactions
     store.index_pending(db)
     summary.items_not_stored = total - stored
 
 
-def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+def _batches(items: Iterator[Merged], size: int) -> Iterator[list[Merged]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
-def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None, batch: list[Item],
-                 now: dt.datetime, summary: Summary) -> int:
+def _last_unstored(db: Database, spools: Sequence[Spooled]) -> Key | None:
+    """Where in the merged stream the last item the store does not hold yet is (None: it holds
+    them all). Past it every item is stored already, so nothing is left to decide: replaying
+    those would cost a run again over finished history its whole tracking time for nothing."""
+    last: Key | None = None
+    for rank, spooled in enumerate(spools):  # ranked as the merge ranks them
+        if not spooled.path:
+            continue
+        n = 0
+        for chunk in _read_identities(spooled.path):
+            held = store.stored_identities(db, [identity for identity, _ in chunk])
+            for identity, published in chunk:
+                if identity not in held and (last is None or (published, rank, n) > last):
+                    last = (published, rank, n)
+                n += 1
+    return last
+
+
+@dataclass
+class _InOrder:
+    """What the tracker is given of each batch, so that a backfill run again after an
+    interruption tracks exactly as one run would have: the new originals, and the originals
+    stored before (by the interrupted run) replayed where they stand in time, each item once.
+    Replaying stops at `until`, the last item not stored before: nothing after it is decided."""
+
+    until: Key | None
+    seen: set[int] = field(default_factory=set)  # items given the tracker in this run (an identity recurs: revisions)
+
+    def arrivals(self, db: Database, batch: Sequence[Merged], new: Sequence[tuple[int, Item]]) -> list[storylines.Arrival]:
+        fresh = {item.identity: item_id for item_id, item in new}
+        earlier = [m.item.identity for m in batch
+                   if m.item.identity not in fresh and self.until is not None and m.key <= self.until]
+        stored = store.originals_by_identity(db, earlier) if earlier else {}
+        arrivals = []
+        for m in batch:  # time order; an identity's first place is where it was tracked
+            identity = m.item.identity
+            item_id = fresh.get(identity) or stored.get(identity)
+            if item_id is None or item_id in self.seen:
+                continue
+            self.seen.add(item_id)
+            arrivals.append(storylines.Arrival(item_id, m.item, replayed=identity not in fresh))
+        return arrivals
+
+
+def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None,
+                 history: _InOrder | None, batch: list[Merged], now: dt.datetime, summary: Summary) -> int:
     with pipeline.writing(db, window, tracking):
-        result = pipeline.ingest_items(db, window, None, batch, now)
-        if tracking is not None:
-            # The tracker's window is the history being loaded, not the present.
-            summary.followups.update(tracking.track(db, result.originals, now, as_of=batch[-1].published_at,
-                                                      suggest=False))
+        result = pipeline.ingest_items(db, window, None, [m.item for m in batch], now)
+        if tracking is not None and history is not None:
+            arrivals = history.arrivals(db, batch, result.originals)
+            summary.followups.update(tracking.track_history(db, arrivals, now))
     summary.items_new += result.new
     summary.exact_copies += result.exact
     summary.near_duplicates += result.near

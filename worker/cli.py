@@ -454,7 +454,8 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     JSON Feed; gzip too), a folder of them, an OPML file (its feeds) or a JSON Lines file of
     items (id, title, text, url, published, source). Exits 3 if a source failed; every good
     source is still loaded. Ctrl-C (SIGTERM) stops it after the batch in flight, prints what was
-    stored and what was not, and exits 130 (143): run it again to store the rest.
+    stored and what was not, and exits 130 (143): run it again to store the rest (and decide the
+    follow-ups one run would have). Seed documents are not loaded here: `init` loads [seeds] path.
 
     \b
     Example:
@@ -465,14 +466,13 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     if not sources and not all_feeds:
         raise click.UsageError("name at least one SOURCE, or --all")
     pipeline.initialize(app.db, app.settings, utc_now())
-    found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds)
+    found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds, seed_paths=backfill.SeedPaths.of(app.settings))
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
     stop = threading.Event()
     signals = schedule.StopSignals(stop)
     with report.Progress(sys.stderr) as progress:
-        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop)
-    summary.sources_failed = {**failed, **summary.sources_failed}
+        summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop, unreadable=failed)
     click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json
                else report.render_backfill(summary, dry_run))
     if signals.signum is not None:

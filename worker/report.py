@@ -18,6 +18,7 @@ from worker.evidence import MIN_SOURCE_DOCS
 from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, plural, reason_strings
 
 if TYPE_CHECKING:
+    from worker.backfill import Step as BackfillStep
     from worker.backfill import Summary as BackfillSummary
     from worker.pipeline import CycleReport
     from worker.evidence import Counted
@@ -352,6 +353,7 @@ class Progress:
         self.terminal = stream.isatty()
         self.phase = ""
         self.started = self.last = time.monotonic()
+        self.width = 0  # of the line on the terminal, to blank what a shorter one leaves
 
     def __enter__(self) -> Progress:
         return self
@@ -361,31 +363,51 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-    def update(self, phase: str, done: int, total: int) -> None:
+    def update(self, step: BackfillStep) -> None:
         now = time.monotonic()
-        if phase != self.phase:
+        if step.phase != self.phase:  # a phase's clock starts with its first step (at zero)
             if self.terminal and self.phase:
                 self.stream.write("\n")
-            self.phase, self.started, self.last = phase, now, 0.0
-        if not self.terminal and now - self.last < self.EVERY and done < total:
+            self.phase, self.started, self.last, self.width = step.phase, now, 0.0, 0
+        if not self.terminal and now - self.last < self.EVERY and step.done < step.total:
             return
         self.last = now
-        line = progress_line(phase, done, total, now - self.started)
+        line = progress_line(step, now - self.started)
         if self.terminal:
-            self.stream.write("\r" + line)
+            self.stream.write("\r" + line.ljust(self.width))
             self.stream.flush()
+            self.width = len(line)
         else:
             logger.info("Backfill: {line}", line=line)
 
 
-def progress_line(phase: str, done: int, total: int, seconds: float) -> str:
-    unit = "sources read" if phase == "read" else "items stored"
-    rate = done / seconds if seconds > 0 else 0.0
-    eta = (total - done) / rate if rate > 0 else 0.0
+def progress_line(step: BackfillStep, seconds: float) -> str:
+    """The bar, the counts (the summary's numbers: sources read and failed, entries; items, those
+    already stored), then the rate and the time left once something is done to tell them by."""
     width = 30
-    filled = int(width * done / total) if total else width
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} {unit}, "
-            f"{rate:,.0f}/s, ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+    filled = min(int(width * step.done / step.total), width) if step.total else width
+    if step.phase == "read":
+        counts = f"{step.read:,}/{step.total:,} sources read"
+        counts += f", {step.failed:,} failed" if step.failed else ""
+        counts += f", {plural(step.entries, 'entry', 'entries')}"
+        count, unit = step.entries, "entries"
+    else:
+        counts = f"{step.done:,}/{step.total:,} items loaded"
+        counts += f", {step.already_stored:,} already stored" if step.already_stored else ""
+        count, unit = step.done, "items"
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {counts}"
+    if seconds > 0 and count > 0:
+        line += f", {count / seconds:,.0f} {unit}/s"
+    if seconds > 0 and 0 < step.done < step.total:  # the rest at the pace so far
+        line += f", ETA {_duration(seconds * (step.total - step.done) / step.done)}"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour."""
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def render_backfill(summary: BackfillSummary, dry_run: bool) -> str:

@@ -1253,12 +1253,24 @@ def item_links(db: Database, item_id: int) -> list[dict[str, Any]]:
         WHERE si.item_id = ? ORDER BY si.storyline_id""", [item_id]))
 
 
-def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit: int) -> list[Stored]:
-    """The newest `limit` originals (not copies, not seed files) published in [since, until],
-    oldest first: what tracking replays."""
-    sql = ("SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND published_at <= ? "
+def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit: int, *,
+                     inclusive: bool = True) -> list[Stored]:
+    """The newest `limit` originals (not copies, not seed files) published in [since, until]
+    ([since, until) unless `inclusive`), oldest first: what tracking replays."""
+    sql = (f"SELECT * FROM items WHERE dup_of IS NULL AND published_at >= ? AND published_at {'<=' if inclusive else '<'} ? "
            "AND source != 'seeds' ORDER BY published_at DESC, id DESC LIMIT ?")
     return [_stored(row) for row in reversed(list(db.query(sql, [to_iso(since), to_iso(until), limit])))]
+
+
+def originals_by_identity(db: Database, identities: Sequence[str]) -> dict[str, int]:
+    """The stored originals (not copies, not seed files) among `identities`: identity → id."""
+    sql = "SELECT identity, id FROM items WHERE identity IN ({}) AND dup_of IS NULL AND source != 'seeds'"
+    return {row["identity"]: row["id"] for row in _in_chunks(db, sql, list(identities))}
+
+
+def stored_identities(db: Database, identities: Sequence[str]) -> set[str]:
+    """Those of `identities` the store holds an item of (an original, a copy or a seed)."""
+    return {row["identity"] for row in _in_chunks(db, "SELECT identity FROM items WHERE identity IN ({})", list(identities))}
 
 
 def originals_before(db: Database, feed_id: int, before: dt.datetime, limit: int) -> list[Stored]:

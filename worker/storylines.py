@@ -141,13 +141,20 @@ class Replayed:
 
 
 def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
-                  emerging: Emerging | None = None, pending: Sequence[int] = ()) -> Replayed:
+                  emerging: Emerging | None = None, pending: Sequence[int] = (), *, loading: bool = False) -> Replayed:
     """A tracker warmed on the store's recent window; new or changed storylines look back over it.
-    `pending`: stored items about to be tracked live, left out of the replay."""
+    `pending`: stored items about to be tracked live, left out of the replay. `loading`: a
+    backfill about to load history from `now` on: the window ends before `now` (what it stored
+    already of that history is replayed in its time order as it comes, not ahead of it), and
+    every storyline decides over all of that history, whenever its seeds are dated."""
     skip = set(pending)
     since = now - settings.window
-    recent = [i for i in store.recent_originals(db, since, now + dt.timedelta(days=1), REPLAY_MAX) if i.id not in skip]
-    replayed = replay(db, settings, recent, since, emerging)
+    # A live worker's window takes items dated a little ahead (clocks, time zones); a backfill's may
+    # not: those are the history it is about to load, and would be seen before the items they follow.
+    until = now if loading else now + dt.timedelta(days=1)
+    found = store.recent_originals(db, since, until, REPLAY_MAX, inclusive=not loading)
+    recent = [i for i in found if i.id not in skip]
+    replayed = replay(db, settings, recent, since, emerging, whole_history=loading)
     with store.transaction(db):
         store.save_followups(db, replayed.found, now)
         store.set_profile_hashes(db, replayed.hashes)
@@ -157,11 +164,12 @@ def build_tracker(db: Database, settings: TrackingSettings, now: dt.datetime,
 
 
 def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], since: dt.datetime,
-           emerging: Emerging | None = None, *, look_back: bool = True) -> Replayed:
+           emerging: Emerging | None = None, *, look_back: bool = True, whole_history: bool = False) -> Replayed:
     """The store's active storylines on a tracker that has processed `recent` (oldest first, the
     window from `since`), as the worker builds it; the look-back follow-ups are found, not saved:
     this writes nothing. Without `look_back`, a new or changed storyline starts at its first
-    dated seed, as the live stream decides (an item's explanation), not over the whole window."""
+    dated seed, as the live stream decides (an item's explanation), not over the whole window.
+    With `whole_history` (a backfill), every storyline decides from the window's start on."""
     version = store.storylines_version(db)
     storylines = store.active_storylines(db)
     seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
@@ -173,7 +181,10 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     window_start = since.timestamp()
     for storyline in storylines:
         spec = spec_of(storyline, seeds)
-        if look_back and storyline.id in looking_back:  # a storyline added (or changed) now looks back over the window
+        # A storyline added (or changed) now looks back over the window. In a backfill every one
+        # does, whether or not it looked back before: a backfill run again after an interruption
+        # then decides what one run would have, not only from the storylines' seeds on.
+        if whole_history or look_back and storyline.id in looking_back:
             spec = replace(spec, starts=min(spec.starts if spec.starts is not None else math.inf, window_start))
         in_window = [i for i in storyline.seed_ids if i in position]
         if in_window:  # it starts where its last seed is, as in the live stream
@@ -351,6 +362,14 @@ def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:
 # ── the running worker ───────────────────────────────────────────────────────────────────────
 
 
+class Arrival(NamedTuple):
+    """An item a backfill gives the tracker, in published order."""
+
+    item_id: int
+    item: Item
+    replayed: bool  # stored before this run: learnt from again, its decisions not recorded again
+
+
 class Tracking:
     """The worker's tracker: built on first use, rebuilt when the storylines change."""
 
@@ -385,15 +404,13 @@ class Tracking:
         if self.stale:
             self.forget()
 
-    def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime,
-              as_of: dt.datetime | None = None, suggest: bool = True) -> dict[str, int]:
+    def track(self, db: Database, originals: Sequence[tuple[int, Item]], now: dt.datetime) -> dict[str, int]:
         """Decide the new originals (as just stored: id, item) against every storyline; record
-        follow-ups and suggestions. `as_of`: the time whose recent window a (re)built tracker
-        learns from (backfill: the history being loaded, which suggests nothing). Returns the
-        follow-ups per storyline."""
+        follow-ups and suggestions. Returns the follow-ups per storyline. (A backfill tracks
+        with `track_history`.)"""
         if not originals:
             return {}
-        tracker = self.current(db, as_of or now, [item_id for item_id, _ in originals])
+        tracker = self.current(db, now, [item_id for item_id, _ in originals])
         found: list[FollowUp] = []
         grown: dict[int, _Group] = {}
         for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
@@ -402,12 +419,37 @@ class Tracking:
             followups = [followup_of(d) for d in decisions.followups]
             found += followups
             member = GroupItem(item_id, item.published_at, item.title)
-            if suggest and not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
+            if not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
                 grown[id(group)] = group
         with store.transaction(db):
             store.save_followups(db, found, now)
             for group in grown.values():
                 record_suggestion(db, group, now)
+        return dict(Counter(f.storyline_id for f in found))
+
+    def loading(self, db: Database, start: dt.datetime) -> Tracker:
+        """A backfill's tracker for its items from `start` on: built (or rebuilt, when the
+        storylines changed) from what is stored before `start`. Call it outside any write
+        transaction: a build takes seconds."""
+        if self.replayed is None or self.replayed.version != store.storylines_version(db):
+            self.emerging = Emerging(self.settings.suggest_days)
+            self.replayed = build_tracker(db, self.settings, start, loading=True)
+        return self.replayed.tracker
+
+    def track_history(self, db: Database, arrivals: Sequence[Arrival], now: dt.datetime) -> dict[str, int]:
+        """Decide a backfill's items in the order given (published order) and learn from each, as
+        one uninterrupted backfill would: the follow-ups of new items are recorded; an item stored
+        before (by an interrupted run) is only learnt from again, its decisions stand as recorded.
+        Returns the follow-ups recorded per storyline. Suggests nothing: history is no news."""
+        if not arrivals:
+            return {}
+        tracker = self.loading(db, arrivals[0].item.published_at)  # built already, unless rolled back
+        found: list[FollowUp] = []
+        for arrival in arrivals:
+            decisions = tracker.process(arriving_doc(arrival.item_id, arrival.item))
+            if not arrival.replayed:
+                found += [followup_of(d) for d in decisions.followups]
+        store.save_followups(db, found, now)
         return dict(Counter(f.storyline_id for f in found))
 
 

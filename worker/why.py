@@ -111,7 +111,8 @@ def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of
         return ItemWhy(item_id, copy_of, settings.window, 0, tuple(_untracked(links, set())))
     item = store.items_by_id(db, [item_id])[item_id]
     before, since = _before(db, settings, item)
-    replayed = storylines.replay(db, settings, before, since, look_back=False)
+    # A backfill has every storyline decide over the history it loads, whatever its seeds' dates.
+    replayed = storylines.replay(db, settings, before, since, look_back=False, whole_history=item.source == "backfill")
     tracker = replayed.tracker
     doc = storylines.doc_of(item)
     decisions = {d.storyline_id: d for d in tracker.decide(doc, explain="all")}
