@@ -138,6 +138,42 @@ def test_an_unreadable_subfolder_is_reported_not_skipped(cli: Cli, tmp_path: Pat
     assert summary["sources_failed"] == {str(archive / "locked"): "cannot read the folder: Permission denied"}
 
 
+def test_more_files_than_may_be_open_at_once_are_all_stored(tmp_path: Path) -> None:
+    """400 feed files under a limit of 64 open files (systemd's default is 1,024, for 10,000
+    files): the spools are merged a group at a time (every spool was opened at once: EMFILE,
+    nothing stored). A spool left by a backfill killed earlier is removed; a live one's is not."""
+    import resource
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    day = dt.datetime(2024, 5, 1, tzinfo=UTC)
+    for n in range(400):
+        rss_file(folder / f"f{n:03}.xml", f"site{n}", [(f"g{n}", f"Story number {n}", f"Distinct text {n} of file {n}.",
+                                                       day + dt.timedelta(minutes=7 * n % 997))])
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (spools / f"storywatch-backfill-{dead.stdout.strip()}-x1").mkdir()  # its process is gone
+    (spools / f"storywatch-backfill-{os.getpid()}-x2").mkdir()  # a backfill still running
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n', encoding="utf-8")
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    done = subprocess.run([sys.executable, "-m", "worker", "--config", str(config), "backfill", str(folder), "--json"],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600,
+                          preexec_fn=low_limit, env={**os.environ, "TMPDIR": str(spools)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["items_new"] == 400 and summary["sources_failed"] == {}
+    conn = sqlite3.connect(tmp_path / "sw.db")
+    published = [row[0] for row in conn.execute("SELECT published_at FROM items ORDER BY id")]
+    conn.close()
+    assert published == sorted(published)  # stored in time order across the merged groups
+    assert sorted(p.name for p in spools.iterdir()) == [f"storywatch-backfill-{os.getpid()}-x2"]
+
+
 def test_an_empty_feed_file_is_read_with_a_warning_as_when_polled(cli: Cli, tmp_path: Path) -> None:
     empty = rss_file(tmp_path / "empty.xml", "quiet", [])
     result = cli("backfill", str(empty), "--json")

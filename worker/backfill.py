@@ -26,12 +26,15 @@ stores the rest.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import heapq
 import itertools
 import json
 import os
 import pickle
+import resource
+import shutil
 import tempfile
 import threading
 import time
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from loguru import logger
 from sqlite_utils import Database
 
 from worker import dedupe, normalize, opml, parse, pipeline, seeds, store, storylines
@@ -405,6 +409,46 @@ def _read_spool(path: str, rank: int) -> Iterator[Merged]:
                 n += 1
 
 
+def _merged(spools: Sequence[Spooled]) -> Iterator[Merged]:
+    """The spools' items in one time-ordered stream, with at most `_max_open()` spool files open
+    at once: past that many, groups of spools are merged into one file first, each item keeping
+    its place (a backfill of 10,000 files opened them all, and failed with EMFILE under
+    systemd's default limit of 1,024 open files)."""
+    readers: list[Callable[[], Iterator[Merged]]] = [
+        functools.partial(_read_spool, s.path, rank) for rank, s in enumerate(spools) if s.path]
+    limit = _max_open()
+    while len(readers) > limit:
+        folder = os.path.dirname(next(s.path for s in spools if s.path))
+        readers = [_merge_to_file(readers[i:i + limit], folder) for i in range(0, len(readers), limit)]
+    return heapq.merge(*(read() for read in readers), key=lambda m: m.key)
+
+
+def _max_open() -> int:
+    """Spool files open at once: a quarter of what this process may open, 256 at most."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(2, min(256, (1024 if soft == resource.RLIM_INFINITY else soft) // 4))
+
+
+def _merge_to_file(readers: Sequence[Callable[[], Iterator[Merged]]], folder: str) -> Callable[[], Iterator[Merged]]:
+    """Merge some spools into one file of items with their places, in `folder`; returns its reader."""
+    merged = heapq.merge(*(read() for read in readers), key=lambda m: m.key)
+    handle, path = tempfile.mkstemp(suffix=".merged", dir=folder)
+    with os.fdopen(handle, "wb") as fh:
+        while chunk := list(itertools.islice(merged, CHUNK)):
+            pickle.dump(chunk, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return functools.partial(_read_merged, path)
+
+
+def _read_merged(path: str) -> Iterator[Merged]:
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                chunk: list[Merged] = pickle.load(fh)
+            except EOFError:
+                return
+            yield from chunk
+
+
 def _read_identities(path: str) -> Iterator[list[tuple[str, dt.datetime]]]:
     with open(_identities_path(path), "rb") as fh:
         while True:
@@ -449,7 +493,8 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     report = progress or (lambda step: None)
     workers = options.workers or default_processes()
     stop = stop or threading.Event()
-    with tempfile.TemporaryDirectory(prefix="storywatch-backfill-") as spool_dir:
+    _remove_stale_spools()
+    with tempfile.TemporaryDirectory(prefix=f"{SPOOL_PREFIX}{os.getpid()}-") as spool_dir:
         ctx = _Context(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
                        store.feeds_by_url(db))
         spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report, stop, network)
@@ -487,6 +532,25 @@ class _Reading:
                 self.read += 1
             self.entries += document.entries
             self.step()
+
+
+SPOOL_PREFIX = "storywatch-backfill-"  # then the pid of the backfill that spools there
+
+
+def _remove_stale_spools() -> None:
+    """Remove the spool folders of backfills that died without cleaning up (SIGKILL, a power
+    cut): they held a copy of everything read (137 MB left behind in $TMPDIR in one case)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*"):
+        pid = folder.name[len(SPOOL_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or not folder.is_dir() or folder.stat().st_uid != os.geteuid():
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("Removed the spool of a backfill that did not finish: {folder}", folder=str(folder))
+        except OSError:  # alive under another user, or gone meanwhile
+            continue
 
 
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: _Context, workers: int, max_pages: int,
@@ -589,8 +653,7 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     """Merge the spools in time order and store them batch by batch, tracked as in polling,
     until `stop` is set (the batch in flight is stored whole)."""
     total = sum(s.items for s in spools)
-    merged = heapq.merge(*(_read_spool(s.path, rank) for rank, s in enumerate(spools) if s.path),
-                         key=lambda m: m.key)
+    merged = _merged(spools)
     now = utc_now()
     window = pipeline.Window(db, settings, now)
     tracking = storylines.Tracking(settings.tracking) if options.track else None
