@@ -257,3 +257,29 @@ def test_items_show_of_a_backfilled_item_published_before_the_storylines_seeds_d
         assert why["followup"] is (why["id"] in recorded) and why["differs"] is False and why["decided"], why
         if why["followup"]:
             assert (why["score"], why["threshold"]) == (recorded[why["id"]]["score"], recorded[why["id"]]["threshold"])
+
+
+def test_items_show_of_a_backfilled_jsonl_item_counts_its_files_names_as_backfill_did(run: Cli, tmp_path: Path) -> None:
+    """A JSON Lines file is a source of its own, its names counted over its earlier items as for a
+    feed: `items show` took them for no source's, and called a follow-up backfill recorded from
+    the file's beat (DPRK implied by the file) "not a follow-up" (6 of 21 on a beat archive)."""
+    import random
+
+    from bench.corpus import article
+
+    rng, start = random.Random(3), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    lines = [{"id": f"b{n}", "title": f"DPRK {article(rng, 8)[0]}", "text": "The DPRK said: " + article(rng, 150)[1],
+              "published": (start + dt.timedelta(days=4 * n)).isoformat(), "source": "wire"} for n in range(30)]
+    lines.append({"id": "ru", "title": "Military Delegation of Russian Federation Arrives",
+                  "text": "A military delegation of the Russian Federation led by the Russian defence minister arrived. "
+                          "Russia and the host country will expand military cooperation, the delegation said.",
+                  "published": (start + dt.timedelta(days=4 * 30)).isoformat(), "source": "wire"})
+    (tmp_path / "wire.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    run("init")
+    summary = json.loads(run("backfill", str(tmp_path / "wire.jsonl"), "--json").stdout)
+    assert summary["followups"].get("north-korea-russia") == 1, summary  # the file's beat implies the DPRK
+    db = store.open_store(load_settings(run.config).storage.path)
+    [item_id] = [r["item_id"] for r in db.query("SELECT item_id FROM storyline_items WHERE decision = 'followup'")]
+    data = json.loads(run("items", "show", str(item_id), "--json").stdout)
+    why = {s["id"]: s for s in data["tracking"]["storylines"]}
+    assert why["north-korea-russia"]["followup"] and not any(s["differs"] for s in why.values()), why

@@ -1273,18 +1273,33 @@ def stored_identities(db: Database, identities: Sequence[str]) -> set[str]:
     return {row["identity"] for row in _in_chunks(db, "SELECT identity FROM items WHERE identity IN ({})", list(identities))}
 
 
-def originals_before(db: Database, feed_id: int, before: dt.datetime, limit: int) -> list[Stored]:
-    """The feed's newest `limit` originals published before `before`, oldest first."""
-    sql = ("SELECT * FROM items WHERE feed_id = ? AND dup_of IS NULL AND published_at < ? "
+def originals_before(db: Database, source: str, before: dt.datetime, limit: int) -> list[Stored]:
+    """The newest `limit` originals published before `before` of a names source ("feed:ID", or
+    "backfill:KEY", "jsonl:KEY": a backfilled file that is no stored feed), oldest first."""
+    kind, _, key = source.partition(":")
+    args: list[object]
+    if kind == "feed":
+        where, args = "feed_id = ?", [int(key)]
+    else:  # the identities "backfill:KEY:…" or "jsonl:KEY:…", a range of the unique index
+        prefix = f"{source}:"
+        where, args = "feed_id IS NULL AND identity >= ? AND identity < ?", [prefix, prefix + "\U0010ffff"]
+    sql = (f"SELECT * FROM items WHERE {where} AND dup_of IS NULL AND published_at < ? "
            "ORDER BY published_at DESC, id DESC LIMIT ?")
-    return [_stored(row) for row in reversed(list(db.query(sql, [feed_id, to_iso(before), limit])))]
+    return [_stored(row) for row in reversed(list(db.query(sql, [*args, to_iso(before), limit])))]
 
 
-def feeds_by_last_item(db: Database, before: dt.datetime) -> list[int]:
-    """The feeds with originals published before `before`, the one with the newest such first."""
-    sql = ("SELECT feed_id FROM items WHERE feed_id IS NOT NULL AND dup_of IS NULL AND published_at < ? "
-           "GROUP BY feed_id ORDER BY max(published_at) DESC, feed_id")
-    return [row["feed_id"] for row in db.query(sql, [to_iso(before)])]
+def sources_by_last_item(db: Database, before: dt.datetime) -> list[str]:
+    """The names sources (see storylines.names_source) with originals published before `before`,
+    the one with the newest such first: feeds ("feed:ID") and backfilled files ("backfill:KEY",
+    "jsonl:KEY")."""
+    sql = """
+        SELECT CASE WHEN feed_id IS NOT NULL THEN 'feed:' || feed_id
+                    ELSE substr(identity, 1, instr(identity, ':') + instr(substr(identity, instr(identity, ':') + 1), ':') - 1)
+                    END AS source
+        FROM items WHERE dup_of IS NULL AND published_at < ?
+                     AND (feed_id IS NOT NULL OR identity LIKE 'backfill:%:%' OR identity LIKE 'jsonl:%:%')
+        GROUP BY source ORDER BY max(published_at) DESC, source"""
+    return [row["source"] for row in db.query(sql, [to_iso(before)])]
 
 
 def arrived_before(db: Database, item_id: int, since: dt.datetime, limit: int) -> list[Stored]:

@@ -67,11 +67,13 @@ def arriving_doc(item_id: int, item: Item) -> Doc:
 
 def names_source(feed_id: int | None, identity: str, source: str) -> str:
     """The source a doc's names are counted under (evidence.py): its feed; a backfilled file or
-    archive that is no stored feed on its own ("backfill:KEY", from its identity); the seeds apart."""
+    archive that is no stored feed on its own ("backfill:KEY", "jsonl:KEY", from its identity);
+    the seeds apart."""
     if feed_id is not None:
         return f"feed:{feed_id}"
-    if identity.startswith("backfill:"):
-        return "backfill:" + identity.split(":", 2)[1]
+    if identity.startswith(("backfill:", "jsonl:")):
+        kind, key, _ = identity.split(":", 2)
+        return f"{kind}:{key}"
     return source
 
 
@@ -205,18 +207,18 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
 
 
 def _count_earlier_names(db: Database, tracker: Tracker, recent: Sequence[Stored], since: dt.datetime) -> None:
-    """Each feed's names counted over its last NAMES_COUNTED items at least, those before the
-    window included: a running worker counts them over every item it has seen (evidence.py), so
+    """Each feed's (and backfilled file's) names counted over its last NAMES_COUNTED items at
+    least, those before the window included: a running worker counts them over every item it has seen (evidence.py), so
     a rebuilt tracker would otherwise not know that a feed of a few items a day is on a beat.
     Reading an item costs about 1 ms: at most NAMES_BUDGET are read, for the feeds heard from
     last first."""
-    in_window = Counter(item.feed_id for item in recent)
+    in_window = Counter(doc_of(item).source for item in recent)
     replayed = {item.id for item in recent}  # a replay in arrival order may hold older items
     budget = NAMES_BUDGET
-    for feed_id in store.feeds_by_last_item(db, since):
-        wanted = min(NAMES_COUNTED - in_window[feed_id], budget)
+    for source in store.sources_by_last_item(db, since):
+        wanted = min(NAMES_COUNTED - in_window[source], budget)
         if wanted > 0:
-            earlier = [i for i in store.originals_before(db, feed_id, since, wanted) if i.id not in replayed]
+            earlier = [i for i in store.originals_before(db, source, since, wanted) if i.id not in replayed]
             budget -= len(earlier)
             for item in earlier:
                 tracker.count_names(doc_of(item))
