@@ -23,7 +23,7 @@ import html
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import nh3
 
@@ -119,7 +119,10 @@ MAX_TAGS = 10_000  # start tags the parser is shown, however bound_markup counts
 # An item with at most this many "<" and characters is parsed as written: whatever its markup it
 # costs 40 ms at worst, and bound_markup's ~3 µs a tag would double the cost of a long article.
 _FEW_TAGS, _SMALL = 1000, 50_000
-_TEXT_RUN = 4096  # characters of text in one node: html5ever's cost grows with the square of its "&"s
+# Characters of text in one node: html5ever's cost grows with the product of a text node's length and
+# its character references, and it joins into one node the text around a tag it ignores (an unknown
+# end tag, a <td> outside a table), so this counts across tags.
+_TEXT_RUN = 4096
 _LONG_TAG = 2048  # characters: a longer tag keeps only its name (html5ever's check of its attributes is quadratic)
 
 
@@ -247,6 +250,29 @@ _TABLE_PARTS = {
     **{part: {"table"} for part in ("caption", "tbody", "thead", "tfoot")},
     "tr": {"table", "tbody", "thead", "tfoot"}, "td": {"tr"}, "th": {"tr"},
 }
+# In a table (in none of its cells), the parser moves text and any tag but these before the table
+# ("foster parenting"), walking all that the table's parent holds for each piece of text (a run, a
+# character reference, a "<", CR or NUL) and each tag: past _FOSTERED such pieces in an item the
+# table ends there for the parser, and the rest of it is flattened (see bound_markup), its text
+# shown in place, after the table's earlier rows, instead of before the table. Articles put a few
+# words at most there.
+_FOSTERING = frozenset("table tbody thead tfoot tr colgroup".split())  # the elements of a table it happens in
+_ROW_GROUPS = ("tbody", "thead", "tfoot")
+_TABLE_STRUCTURE = frozenset(("caption", "colgroup", "col", "tr", "td", "th", *_ROW_GROUPS))  # and "table"
+# Tags the parser keeps in a table, and those bound_markup shows it as text (counted as text) or not at all.
+_STAYS = _TABLE_STRUCTURE | {"table", "form", "script", "style", "template"} | _RAW_HIDDEN | _RAW_SHOWN
+_FOSTERED = 256
+_PIECE_ENDS = ("&", "<", "\r", "\0")  # where the tokenizer ends a piece of text
+
+
+def _pieces(markup: str, start: int, stop: int) -> int:
+    """How many pieces the tokenizer makes of markup[start:stop], text, if it shows (is not all
+    white space): each is moved on its own."""
+    if not markup[start:stop].strip(_WS):
+        return 0
+    return 1 + sum(markup.count(end, start, stop) for end in _PIECE_ENDS)
+
+
 # The open element a start tag surely closes when it is the innermost one: (a start tag, what it closes).
 _CLOSES_P = ({"p"},)
 _CLOSES: dict[str, tuple[set[str], ...]] = {
@@ -268,14 +294,18 @@ def bound_markup(markup: str) -> str:
     Whatever the tree builder decides by context is settled here first, so that this reading and the
     parser's agree on what is a tag: the text of <script>, <style> and the rest of what is never shown
     is dropped, that of <xmp>, <textarea> and <plaintext> escaped as text, a CDATA section (a bogus
-    comment in HTML, text in SVG and MathML) left out. Long text is split into several text nodes,
-    long tags lose their attributes, formatting tags their attributes (see _FORMATTING).
+    comment in HTML, text in SVG and MathML) left out, a tag left unfinished at the end dropped.
+    Long text is split into several text nodes (see _TEXT_RUN), a table ends after _FOSTERED pieces
+    the parser would move before it (see _FOSTERING), long tags lose their attributes, formatting
+    tags their attributes (see _FORMATTING).
     """
     pieces: list[str] = []
     # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
     stack: list[tuple[str, ...]] = []
     where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
     shown = tags = 0
+    run = 0  # characters of text shown to the parser since a text node surely ended (see _split_text)
+    fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
     hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
     done = last = 0  # markup[:done] is in pieces (or left out); markup[:last] has been read
 
@@ -284,6 +314,22 @@ def bound_markup(markup: str) -> str:
         if hidden_at < 0:
             pieces.extend((markup[done:start], piece))
         done = end
+
+    def text(piece: str) -> str:
+        """Text the parser is shown, separated from what it was shown before as _split_text says."""
+        nonlocal run
+        piece, run = _split_text(piece, run)
+        return piece
+
+    def keep_text(start: int, stop: int) -> None:
+        """markup[start:stop] is text the parser is shown, in place."""
+        nonlocal run
+        if fostering():
+            foster(start, _pieces(markup, start, stop))
+        if run + stop - start > _TEXT_RUN:
+            replace(start, stop, text(markup[start:stop]))
+        else:
+            run += stop - start
 
     def pop_to(index: int) -> None:
         nonlocal shown, hidden_at
@@ -294,12 +340,70 @@ def bound_markup(markup: str) -> str:
         if hidden_at >= index:
             hidden_at = -1
 
+    def push(key: str) -> None:
+        keys = _KINDS.get(key) or (key,)
+        for k in keys:
+            where[k].append(len(stack))
+        stack.append(keys)
+
+    def last_of(names: tuple[str, ...], above: int) -> int:
+        """Position of the innermost open element of these names, when above position `above` and
+        shown to the parser, or -1 (it has not seen one flattened, nor those around it)."""
+        found = -1
+        for name in names:
+            positions = where[name]
+            if positions and positions[-1] > found:
+                found = positions[-1]
+        return found if above < found < shown else -1
+
+    def open_table() -> int:
+        """Position of the table the parser is in (shown, the innermost, with no template nor SVG or
+        MathML open in it), whose rules it follows, or -1."""
+        bounds = where[_TABLE]
+        if not bounds or bounds[-1] >= shown or stack[bounds[-1]][0] != "table":
+            return -1
+        return bounds[-1] if last_of(("svg", "math"), bounds[-1]) < 0 else -1
+
+    def fostering() -> bool:
+        """Whether the parser would move text or a tag here before a table."""
+        return shown > 0 and stack[shown - 1][0] in _FOSTERING and hidden_at < 0 and open_table() >= 0
+
+    def in_table(key: str, table: int) -> None:
+        """Open elements as the parser has them at a start tag of a table's structure in that
+        table: it closes all that is open in it back to the part the tag belongs in (so a tag
+        nested in a cell closes the cell) and adds the parts the tag needs (a <td> its row)."""
+        nonlocal shown
+        if key == "table":  # in no cell, a table closes the one it is in, and opens beside it
+            if last_of(("td", "th", "caption"), table) < 0:
+                pop_to(table)
+            return
+        row = last_of(("tr",), table) if key in ("td", "th") else -1
+        group = last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
+        pop_to(max(row, group, table) + 1)
+        if key in ("td", "th", "tr") and max(row, group) < 0:
+            push("tbody")
+        if key in ("td", "th") and row < 0:
+            push("tr")
+        if key == "col":
+            push("colgroup")
+        shown = len(stack)  # the parser has them all
+
+    def foster(at: int, pieces: int) -> None:
+        """The parser would move `pieces` at markup[at] before a table: past _FOSTERED, the
+        table ends there for the parser, and the rest of it is flattened (text in place)."""
+        nonlocal fostered, shown
+        if fostered + pieces <= _FOSTERED:
+            fostered += pieces
+            return
+        shown = open_table()
+        replace(at, at, "</table>")
+
     while found := _MARKUP.search(markup, last):
         start, end = found.span()
         if hidden_at >= 0:
             done = start  # what a hidden element holds is left out
-        elif start - last > _TEXT_RUN:
-            replace(last, start, _split_text(markup[last:start]))
+        elif start > last:
+            keep_text(last, start)
         closing, name, attrs, finished, comment = found.groups()
         if name is None:
             if comment:  # the same in every context
@@ -314,13 +418,20 @@ def bound_markup(markup: str) -> str:
                 end = close + 1 if close >= 0 else len(markup)
                 if markup.startswith("<![CDATA[", start):
                     replace(start, end, _NOTHING)
-        elif not finished:
+        elif not finished:  # a tag running to the end, which the parser drops: it is not shown one
+            replace(start, len(markup), "")  # (its attributes cost the square of their number)
             last = len(markup)
-            break  # an unfinished tag: the parser drops it and what follows
+            break
         else:
             tag = name.lower()
             key = "h1" if tag in _HEADINGS else tag
             long_tag = end - start > _LONG_TAG
+            if closing:
+                pass
+            elif (key in _TABLE_STRUCTURE or key == "table") and (table := open_table()) >= 0:
+                in_table(key, table)
+            elif fostering() and tag not in _STAYS:
+                foster(start, 1)
             if closing:
                 positions = where[key]
                 target = positions[-1] if positions else -1
@@ -331,26 +442,30 @@ def bound_markup(markup: str) -> str:
                 elif target >= shown:  # a flattened element's end
                     gap = _NOTHING if target == hidden_at else _flat(key, closing=True)
                     pop_to(target)
-                    replace(start, end, gap)
+                    replace(start, end, gap if gap == _NOTHING else text(gap))
                 else:
                     pop_to(target)
                     if long_tag:
                         replace(start, end, f"</{tag}>")
-            elif tag in _VOID:
+            elif tag in _VOID or (tag == "form" and fostering()):  # a form in a table holds nothing
                 if long_tag:
                     replace(start, end, f"<{tag}>")
-            elif tag in _RAW_HIDDEN or tag in _RAW_SHOWN:
-                end = _raw_text(markup, tag, start, end, replace)
+            elif tag in _RAW_HIDDEN:  # dropped up to its end tag (or the end), left in place: it closes nothing
+                end = _raw_end(markup, tag, end)
+                replace(start, end, "")
+            elif tag in _RAW_SHOWN:
+                end, content = _raw_text(markup, tag, end)
+                if fostering():
+                    foster(start, 1 + content.count("&"))
+                replace(start, end, text(f"\n\n{content}\n\n") if tag == "xmp" else f"{_NOTHING}{text(content)}{_NOTHING}")
             else:
                 for closes in _CLOSES.get(key, ()):
                     if stack and stack[-1][0] in closes:
                         pop_to(len(stack) - 1)
-                keys = _KINDS.get(key) or (key,)
-                for k in keys:
-                    where[k].append(len(stack))
-                parent = stack[-1][0] if stack and shown == len(stack) else ""
-                stack.append(keys)
-                if (len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
+                within = shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
+                parent = stack[-1][0] if stack and within else ""
+                push(key)
+                if (within and len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
                     tags += 1
                     shown = len(stack)
                     if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
@@ -361,14 +476,15 @@ def bound_markup(markup: str) -> str:
                         replace(start, end, _NOTHING)
                         hidden_at = len(stack) - 1
                     else:
-                        replace(start, end, _flat(key, closing=False))
+                        gap = _flat(key, closing=False)
+                        replace(start, end, gap if gap == _NOTHING else text(gap))
         last = end
         if hidden_at >= 0:
             done = end
     if hidden_at >= 0:
         done = len(markup)
-    elif len(markup) - last > _TEXT_RUN:
-        replace(last, len(markup), _split_text(markup[last:]))
+    else:
+        keep_text(last, len(markup))
     if done == 0:
         return markup
     pieces.append(markup[done:])
@@ -407,30 +523,28 @@ def _marks(tag: str, attrs: str) -> str:
     return ""
 
 
-def _raw_text(markup: str, tag: str, start: int, end: int, replace: Callable[[int, int, str], None]) -> int:
-    """Settle an element whose content the tokenizer reads as text (in HTML, not in SVG or MathML,
-    which only the tree builder knows): a hidden one is dropped up to its end tag, a shown one
-    becomes its text, escaped. Returns where reading resumes."""
+def _raw_end(markup: str, tag: str, pos: int) -> int:
+    """Where the text of an element that the tokenizer reads as text ends (its end tag's "<", or the
+    end), from pos, past its start tag."""
     if tag == "script":
-        stop = _script_end(markup, end)
-    elif tag == "plaintext":
-        stop = len(markup)
-    else:
-        found = _RAW_END[tag].search(markup, end)
-        stop = found.start() if found else len(markup)
-    if tag in _RAW_HIDDEN:
-        replace(start, stop, "")  # its end tag (or the end) follows, left in place: it closes nothing
-        return stop
-    content = markup[end:stop]
+        return _script_end(markup, pos)
+    if tag == "plaintext":
+        return len(markup)
+    found = _RAW_END[tag].search(markup, pos)
+    return found.start() if found else len(markup)
+
+
+def _raw_text(markup: str, tag: str, pos: int) -> tuple[int, str]:
+    """Past the end tag of a shown element that the tokenizer reads as text (in HTML, not in SVG or
+    MathML, which only the tree builder knows), from pos, past its start tag; and its text, escaped."""
+    stop = _raw_end(markup, tag, pos)
+    content = markup[pos:stop]
     rest = _END_TAG_REST.match(markup, stop + 2 + len(tag))  # past the end tag, if any
     close = rest.end() if rest and stop < len(markup) else len(markup)
     if tag == "textarea":  # text with character references, less its first line break as the parser reads it
         content = content[2:] if content.startswith("\r\n") else content[1:] if content[:1] in ("\n", "\r") else content
-        text = _split_text(content.replace("<", "&lt;"))
-    else:
-        text = _split_text(content.replace("&", "&amp;").replace("<", "&lt;"))
-    replace(start, close, f"\n\n{text}\n\n" if tag == "xmp" else f"{_NOTHING}{text}{_NOTHING}")
-    return close
+        return close, content.replace("<", "&lt;")
+    return close, content.replace("&", "&amp;").replace("<", "&lt;")
 
 
 def _script_end(markup: str, pos: int) -> int:
@@ -465,21 +579,30 @@ def _comment_end(markup: str, pos: int) -> int:
     return found.end() if found else len(markup)
 
 
-def _split_text(text: str) -> str:
-    """Text in several text nodes of at most _TEXT_RUN characters (an empty comment between two),
-    never cut inside a character reference."""
-    if len(text) <= _TEXT_RUN:
-        return text
+_REFERENCE = re.compile(r"&#?[0-9A-Za-z]*;?")  # as far as a character reference may reach
+
+
+def _split_text(text: str, run: int) -> tuple[str, int]:
+    """Text the parser is shown `run` characters after the last text node ended for sure, with
+    _NOTHING (a comment, a node of its own) wherever that count would pass _TEXT_RUN, never inside
+    a character reference or a CRLF; and the count at its end. The count runs across tags, since the
+    parser ignores some (a <td> outside a table, an unknown end tag) and joins the text around them.
+    (It runs across comments too, for the text of a table; bound_markup keeps that short apart.)"""
+    if run + len(text) <= _TEXT_RUN:
+        return text, run + len(text)
     parts, start = [], 0
-    while len(text) - start > _TEXT_RUN:
-        cut = start + _TEXT_RUN
-        amp = text.rfind("&", cut - 40, cut)  # a reference runs from "&" to its ";", at most ~40 long
-        if amp > start:
-            cut = amp
+    while run + len(text) - start > _TEXT_RUN:
+        cut = start + _TEXT_RUN - run
+        amp = text.rfind("&", start, cut)
+        reference = _REFERENCE.match(text, amp) if amp >= 0 else None
+        if reference and reference.end() > cut:  # before the reference, or past it when it fills the node alone
+            cut = amp if amp > start or run else reference.end()
+        elif cut > start + 1 and text.startswith("\r\n", cut - 1):
+            cut -= 1
         parts.append(text[start:cut])
-        start = cut
+        start, run = cut, 0
     parts.append(text[start:])
-    return _NOTHING.join(parts)
+    return _NOTHING.join(parts), len(text) - start
 
 
 MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, cut with "…"
