@@ -45,17 +45,18 @@ _PARAGRAPH_TAGS = (  # separated by a blank line
     "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
     "article", "header", "footer", "aside", "nav", "hr", "figure", "figcaption", "dl", "main", "address",
     "details", "summary", "center", "form", "fieldset", "legend", "hgroup", "listing", "xmp", "menu", "dir",
-    "dialog", "search", "option",
+    "dialog", "search", "option", "optgroup", "plaintext",
 )
 _LINE_TAGS = ("br", "li", "tr", "dt", "dd")  # start a new line
 _CELL_TAGS = ("td", "th")  # a space between cells
-# Inline tags the parser keeps only when the item may hide some content with the `hidden`
-# attribute, so that it is seen on them; they vanish like the rest.
+# Inline tags the parser keeps so that what hides them (see _mark_hidden) is seen on them; they
+# vanish like the rest. (On a tag it drops, not listed, a mark is lost and what it hides shows.)
 _INLINE_TAGS = (
-    "a", "abbr", "b", "bdi", "bdo", "big", "button", "caption", "cite", "code", "data", "del", "dfn", "em",
-    "font", "i", "ins", "kbd", "label", "mark", "meter", "nobr", "optgroup", "output", "progress",
-    "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "select", "small", "span", "strike", "strong", "sub",
-    "sup", "tbody", "textarea", "tfoot", "thead", "time", "tt", "u", "var",
+    "a", "abbr", "acronym", "applet", "b", "bdi", "bdo", "big", "blink", "button", "caption", "cite", "code",
+    "data", "del", "dfn", "em", "font", "i", "ins", "kbd", "label", "map", "mark", "marquee", "meter", "nobr",
+    "object", "output", "picture", "progress", "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "select",
+    "slot", "small", "span", "strike", "strong", "sub", "sup", "tbody", "textarea", "tfoot", "thead", "time",
+    "tt", "u", "var",
 )
 # Elements whose content a reader never sees, dropped with everything inside them, closed or not;
 # among them what a browser shows only when it cannot play or draw the element (the fallback of
@@ -67,42 +68,52 @@ _HIDDEN_TAGS = (
 )
 
 
+def _display(style: str) -> str:
+    """The display a style attribute gives its element, lower case: "none", another, or "" when it
+    sets none (its last declaration wins)."""
+    display = ""
+    for declaration in style.split(";"):
+        name, _, value = declaration.partition(":")
+        if name.strip().lower() == "display":
+            display = value.lower().replace("!important", "").strip()
+    return display
+
+
 def _mark_hidden(element: str, attribute: str, value: str) -> str | None:
-    """The attributes the parser keeps (`hidden`, a <dialog>'s `open`) as bare marks for
-    `_drop_hidden`; hidden="until-found" is content a reader can reveal, so it is kept as text."""
+    """The attributes the parser keeps as marks for `_drop_hidden`: `hidden` bare (but
+    hidden="until-found": content a reader can reveal, kept as text), a <dialog>'s `open` bare, and
+    `style` as the display it sets, "none" or "shown" (which a `hidden` or a closed <dialog> yields
+    to), or dropped when it sets none."""
+    if attribute == "style":
+        display = _display(value)
+        return None if not display else "none" if display == "none" else "shown"
     return None if attribute == "hidden" and value.lower() == "until-found" else ""
 
 
 # The parsing is html5ever's (through nh3), as a browser parses: an unclosed <script>, <style> or
-# comment runs to the end, "</" inside a script is script, entities are decoded once. Its output
-# keeps only the tags above, bare, and escapes every "<" of the text (but inside <xmp>, see _XMP), so
-# the patterns below read the parser's output, never the feed's markup. <math> is kept so that its
-# text is (MathML's own tags vanish inside it: "E=mc2"); without it the parser drops MathML whole.
-_STRUCTURE = nh3.Cleaner(
-    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",)),
-    clean_content_tags=set(_HIDDEN_TAGS),
-    attributes={"*": set()},  # none: by default ammonia keeps "lang" and "title" on every tag
-    strip_comments=True,
-    link_rel=None,
-)
-# The same, keeping more tags and marks of what they hide (` hidden=""`, ` open=""`) for
-# `_drop_hidden`: for an item that may use them, as the rest need not pay for its longer output.
+# comment runs to the end, "</" inside a script is script, entities are decoded once, attribute
+# names are lower case. Its output keeps only the tags above with marks of what they hide
+# (` hidden=""`, ` open=""`, ` style="none"`, see _mark_hidden) for `_drop_hidden`, and escapes every
+# "<" of the text (but inside <xmp> and <plaintext>, see _RAW_OUTPUT), so the patterns below read the
+# parser's output, never the feed's markup. <math> is kept so that its text is (MathML's own tags
+# vanish inside it: "E=mc2"); without it the parser drops MathML whole; and the MathML elements that
+# may hold HTML, else the parser drops that HTML (mi to mtext, see _TEXT_INTEGRATION). (Every item is
+# read for its marks: a look for them in any letter case cost more than the longer output, 4 µs an item.)
 _MARKED = nh3.Cleaner(
-    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",) + _INLINE_TAGS),
+    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math", "mi", "mo", "mn", "ms", "mtext") + _INLINE_TAGS),
     clean_content_tags=set(_HIDDEN_TAGS),
-    attributes={"*": {"hidden"}, "dialog": {"open"}},
+    attributes={"*": {"hidden", "style"}, "dialog": {"open"}},
     attribute_filter=_mark_hidden,
     strip_comments=True,
     link_rel=None,
 )
-# Whether an item may use them: a quick look, two scans at the speed of str.find (a case-insensitive
-# search costs as much as the parse), in lower case and capitals; "hIdDeN" goes unseen.
-_MAY_HIDE = ("idden", "ialog", "IDDEN", "IALOG")
 _PARAGRAPH = re.compile(f"</?(?:{'|'.join(_PARAGRAPH_TAGS)})>")
 _LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
 _CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
 _TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS, <math>, inline tags
-_XMP = re.compile(r"<xmp>(.*?)</xmp>", re.S)  # its text comes out as the feed wrote it, unescaped
+# Their text comes out as the feed wrote it, unescaped (see _escape_raw); a <plaintext> runs to the end.
+_XMP = re.compile(r"<(xmp)([^>]*)>(.*?)</xmp>", re.S)
+_PLAINTEXT = re.compile(r"<(plaintext)([^>]*)>(.*)</plaintext>", re.S)
 _OUTPUT_TAG = re.compile(r"<(/?)([a-z0-9-]+)([^>]*)>")
 
 # Limits on what one item's HTML costs to convert. html5ever's time grows with the square of the
@@ -154,12 +165,7 @@ def html_to_text(markup: str) -> str:
     markup = markup[:MAX_MARKUP]  # cut mid-tag or mid-comment, the rest is dropped as unfinished
     if len(markup) > _FEW_TAGS and (len(markup) > _SMALL or markup.count("<") > _FEW_TAGS):
         markup = bound_markup(markup)
-    marked = any(word in markup for word in _MAY_HIDE)
-    text = (_MARKED if marked else _STRUCTURE).clean(markup)
-    if "<xmp>" in text:
-        text = _XMP.sub(lambda m: f"<xmp>{html.escape(m.group(1), quote=False)}</xmp>", text)
-    if marked:
-        text = _drop_hidden(text)
+    text = _drop_hidden(_MARKED.clean(markup))
     text = _PARAGRAPH.sub("\n\n", text)
     text = _LINE.sub("\n", text)
     text = _CELL.sub(" ", text)
@@ -168,10 +174,14 @@ def html_to_text(markup: str) -> str:
 
 
 def _drop_hidden(text: str) -> str:
-    """_MARKED's output without the elements marked hidden and the closed <dialog>s, each with all it
-    holds, and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of
-    the depth finds where each ends."""
-    if 'hidden=""' not in text and "<dialog" not in text:
+    """_MARKED's output without the elements it marks hidden (see _hides), each with all it holds,
+    and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of the
+    depth finds where each ends (the text of <xmp> and <plaintext> escaped first)."""
+    if "<xmp" in text:
+        text = _XMP.sub(_escape_raw, text)
+    if "<plaintext" in text:
+        text = _PLAINTEXT.sub(_escape_raw, text)
+    if '="' not in text and "<dialog" not in text:
         return text
     pieces: list[str] = []
     depth, hidden_at, done = 0, -1, 0
@@ -184,12 +194,26 @@ def _drop_hidden(text: str) -> str:
             if depth == hidden_at:
                 hidden_at, done = -1, found.end()
         else:
-            if hidden_at < 0 and ("hidden" in marks or (name == "dialog" and "open" not in marks)):
+            if hidden_at < 0 and _hides(name, marks):
                 pieces.append(text[done:found.start()])
                 hidden_at = depth
             depth += 1
     pieces.append(text[done:] if hidden_at < 0 else "")
-    return "".join(pieces).replace(' open=""', "")
+    return _OUTPUT_TAG.sub(r"<\1\2>", "".join(pieces))  # the marks of what shows
+
+
+def _escape_raw(found: re.Match[str]) -> str:
+    """An <xmp> or <plaintext> of _MARKED's output with its text escaped as the rest is."""
+    name, marks, text = found.groups()
+    return f"<{name}{marks}>{html.escape(text, quote=False)}</{name}>"
+
+
+def _hides(name: str, marks: str) -> bool:
+    """Whether an element of _MARKED's output with these marks is hidden: display:none in its style,
+    else the `hidden` attribute or a <dialog> not open, unless its style displays it anyway."""
+    if 'style="' in marks:
+        return 'style="none"' in marks
+    return "hidden" in marks or (name == "dialog" and "open" not in marks)
 
 
 # ── bounding what the parser is shown ───────────────────────────────────────────────────────
@@ -215,7 +239,6 @@ _VOID = frozenset("area base basefont bgsound br col embed frame hr image img in
 _RAW_HIDDEN = frozenset({"script", "style", "noscript", "iframe", "noembed", "noframes", "title"})
 _RAW_SHOWN = frozenset({"xmp", "textarea", "plaintext"})
 _RAW_END = {name: re.compile(rf"</{name}[{_WS}/>]", re.I) for name in (_RAW_HIDDEN | _RAW_SHOWN) - {"script"}}
-_DROPPED = frozenset(_HIDDEN_TAGS) - _RAW_HIDDEN
 # Formatting elements the parser reopens after they are closed by another; it keeps at most three
 # alike (same attributes) for that, so theirs are dropped: else a list of them grows without bound.
 _FORMATTING = frozenset("b big code em font i s small strike strong tt u".split())
@@ -272,6 +295,17 @@ def _pieces(markup: str, start: int, stop: int) -> int:
         return 0
     return 1 + sum(markup.count(end, start, stop) for end in _PIECE_ENDS)
 
+
+# SVG and MathML ("foreign content"), a kind of the elements in their namespaces as bound_markup counts
+# them: in them a CDATA section is text, the text of <xmp> and its kin is markup, a self-closing tag
+# opens nothing, and the tags of _BREAKOUT (and the end tags </p>, </br>) close them back to HTML. In
+# their integration points HTML is again.
+_FOREIGN = " foreign"
+_INTEGRATION = frozenset({"mi", "mo", "mn", "ms", "mtext", "foreignobject", "desc", "title"})
+_BREAKOUT = frozenset(
+    "b big blockquote body br center code dd div dl dt em embed h1 head hr i img li listing menu meta nobr ol p pre "
+    "ruby s small span strong strike sub sup table tt u ul var".split()
+)
 
 # The open element a start tag surely closes when it is the innermost one: (a start tag, what it closes).
 _CLOSES_P = ({"p"},)
@@ -340,8 +374,21 @@ def bound_markup(markup: str) -> str:
         if hidden_at >= index:
             hidden_at = -1
 
+    def in_foreign() -> bool:
+        """Whether the parser reads tags here as foreign content (see _FOREIGN)."""
+        return bool(stack) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
+
+    def leave_foreign() -> None:
+        """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
+        index = len(stack)
+        while index and stack[index - 1][-1] == _FOREIGN and stack[index - 1][0] not in _INTEGRATION:
+            index -= 1
+        pop_to(index)
+
     def push(key: str) -> None:
         keys = _KINDS.get(key) or (key,)
+        if key in ("svg", "math") or in_foreign():
+            keys = (*keys, _FOREIGN)
         for k in keys:
             where[k].append(len(stack))
         stack.append(keys)
@@ -413,10 +460,15 @@ def bound_markup(markup: str) -> str:
             elif end == len(markup):  # "</" or "<!" at the end: text
                 last = end
                 break
+            elif markup.startswith("<![CDATA[", start) and stack and stack[-1][-1] == _FOREIGN:
+                close = markup.find("]]>", end)  # in SVG and MathML a CDATA section is text, up to "]]>"
+                content = markup[start + 9: close if close >= 0 else len(markup)]
+                end = close + 3 if close >= 0 else len(markup)
+                replace(start, end, f"{_NOTHING}{text(content.replace('&', '&amp;').replace('<', '&lt;'))}{_NOTHING}")
             else:  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
                 close = markup.find(">", end)
                 end = close + 1 if close >= 0 else len(markup)
-                if markup.startswith("<![CDATA[", start):
+                if markup.startswith("<![CDATA[", start):  # left out: where else is it text?
                     replace(start, end, _NOTHING)
         elif not finished:  # a tag running to the end, which the parser drops: it is not shown one
             replace(start, len(markup), "")  # (its attributes cost the square of their number)
@@ -426,6 +478,11 @@ def bound_markup(markup: str) -> str:
             tag = name.lower()
             key = "h1" if tag in _HEADINGS else tag
             long_tag = end - start > _LONG_TAG
+            foreign = in_foreign()
+            if foreign and ((key in ("p", "br") if closing else key in _BREAKOUT) or (
+                    key == "font" and not closing and re.search(r"\b(?:color|face|size)\b", attrs, re.I))):
+                leave_foreign()
+                foreign = False
             if closing:
                 pass
             elif (key in _TABLE_STRUCTURE or key == "table") and (table := open_table()) >= 0:
@@ -440,24 +497,38 @@ def bound_markup(markup: str) -> str:
                     if long_tag:
                         replace(start, end, f"</{tag}>")
                 elif target >= shown:  # a flattened element's end
-                    gap = _NOTHING if target == hidden_at else _flat(key, closing=True)
+                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
+                    gap = _NOTHING if target == hidden_at or ignored else _flat(key, closing=True)
                     pop_to(target)
                     replace(start, end, gap if gap == _NOTHING else text(gap))
                 else:
                     pop_to(target)
                     if long_tag:
                         replace(start, end, f"</{tag}>")
-            elif tag in _VOID or (tag == "form" and fostering()):  # a form in a table holds nothing
-                if long_tag:
+            elif tag in _VOID or (tag == "form" and fostering()) or (
+                    (foreign or key in ("svg", "math")) and attrs.rstrip(_WS).endswith("/")):  # nothing held
+                if tag not in _VOID and shown < len(stack):  # in a flattened SVG or MathML: not an element
+                    replace(start, end, _NOTHING)       # of HTML's, which would hold what follows
+                elif long_tag:
                     replace(start, end, f"<{tag}>")
-            elif tag in _RAW_HIDDEN:  # dropped up to its end tag (or the end), left in place: it closes nothing
+            elif tag in _RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
                 end = _raw_end(markup, tag, end)
                 replace(start, end, "")
-            elif tag in _RAW_SHOWN:
-                end, content = _raw_text(markup, tag, end)
-                if fostering():
-                    foster(start, 1 + content.count("&"))
-                replace(start, end, text(f"\n\n{content}\n\n") if tag == "xmp" else f"{_NOTHING}{text(content)}{_NOTHING}")
+            elif tag in _RAW_SHOWN and not foreign:
+                paragraph = where["p"][-1] if where["p"] and tag != "textarea" else -1
+                if paragraph > max(where[_SCOPE], default=-1):  # in button scope: the parser closes it first
+                    ending = "</p>" if paragraph < shown else "\n\n"
+                    pop_to(paragraph)
+                    replace(start, start, ending)
+                if _marks(tag, attrs) == " hidden":  # left out with all it holds
+                    end = _raw_end(markup, tag, end)
+                    replace(start, end, "")
+                else:
+                    end, content = _raw_text(markup, tag, end)
+                    if fostering():
+                        foster(start, 1 + content.count("&"))
+                    replace(start, end, f"{_NOTHING}{text(content)}{_NOTHING}" if tag == "textarea"
+                            else text(f"\n\n{content}\n\n"))
             else:
                 for closes in _CLOSES.get(key, ()):
                     if stack and stack[-1][0] in closes:
@@ -472,11 +543,14 @@ def bound_markup(markup: str) -> str:
                         replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
                 else:
                     marks = _marks(tag, attrs)
-                    if hidden_at < 0 and (tag in _DROPPED or marks == " hidden" or (tag == "dialog" and not marks)):
+                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
+                    if hidden_at < 0 and not ignored and (
+                        tag in _HIDDEN_TAGS or marks == " hidden" or (tag == "dialog" and not marks)
+                    ):
                         replace(start, end, _NOTHING)
                         hidden_at = len(stack) - 1
                     else:
-                        gap = _flat(key, closing=False)
+                        gap = _NOTHING if ignored else _flat(key, closing=False)
                         replace(start, end, gap if gap == _NOTHING else text(gap))
         last = end
         if hidden_at >= 0:
@@ -508,18 +582,21 @@ def _flat(name: str, closing: bool) -> str:
 
 def _marks(tag: str, attrs: str) -> str:
     """The attributes of a start tag that the text depends on, as bound_markup writes them:
-    " hidden", " open" (a <dialog>'s, which shows it), or ""."""
-    if tag != "dialog" and "hidden" not in attrs.lower():
+    " hidden" (see _hides), " open" (a <dialog> shown), or ""."""
+    lowered = attrs.lower()
+    if tag != "dialog" and "hidden" not in lowered and "display" not in lowered:
         return ""
     values: dict[str, str] = {}
     for name, value in _ATTR.findall(attrs):
         if value[:1] in ("'", '"'):
             value = value[1:].removesuffix(value[0])
         values.setdefault(name.lower(), value)
-    if values.get("hidden", "until-found").lower() != "until-found":
+    display = _display(values.get("style", ""))
+    hidden = values.get("hidden", "until-found").lower() != "until-found"
+    if display == "none" or (not display and hidden):
         return " hidden"
     if tag == "dialog":
-        return " open" if "open" in values else ""
+        return " open" if display or "open" in values else ""
     return ""
 
 
