@@ -186,6 +186,8 @@ def test_what_a_browser_does_not_show_is_dropped(markup: str, text: str) -> None
         ("<p hidden>leak<xmp>Shown <b></xmp>Kept", "Shown <b>\n\nKept"),  # an <xmp> ends a paragraph
         # blocks never glue words
         ("end<plaintext>start <b>as written", "end\n\nstart <b>as written"),
+        ("<xmp><plaintext>a &amp;</xmp><plaintext>b<xmp>&amp;</xmp>", "<plaintext>a &amp;\n\nb<xmp>&amp;</xmp>"),
+        ("a<br hidden>b<hr style=display:none>c<br>d", "abc\nd"),  # a hidden break breaks nothing
         ("a<optgroup>b</optgroup>c", "a\n\nb\n\nc"),
         # in MathML a CDATA section is text, and HTML in its text elements shows; a block leaves it
         ("<math><mi>x</mi><![CDATA[y<z & w]]></math>", "xy<z & w"),

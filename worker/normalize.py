@@ -112,8 +112,7 @@ _LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
 _CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
 _TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS, <math>, inline tags
 # Their text comes out as the feed wrote it, unescaped (see _escape_raw); a <plaintext> runs to the end.
-_XMP = re.compile(r"<(xmp)([^>]*)>(.*?)</xmp>", re.S)
-_PLAINTEXT = re.compile(r"<(plaintext)([^>]*)>(.*)</plaintext>", re.S)
+_RAW_TEXT = re.compile(r"<(xmp)([^>]*)>(.*?)</xmp>|<(plaintext)([^>]*)>(.*)</plaintext>", re.S)
 _OUTPUT_TAG = re.compile(r"<(/?)([a-z0-9-]+)([^>]*)>")
 
 # Limits on what one item's HTML costs to convert. html5ever's time grows with the square of the
@@ -177,17 +176,18 @@ def _drop_hidden(text: str) -> str:
     """_MARKED's output without the elements it marks hidden (see _hides), each with all it holds,
     and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of the
     depth finds where each ends (the text of <xmp> and <plaintext> escaped first)."""
-    if "<xmp" in text:
-        text = _XMP.sub(_escape_raw, text)
-    if "<plaintext" in text:
-        text = _PLAINTEXT.sub(_escape_raw, text)
+    if "<xmp" in text or "<plaintext" in text:
+        text = _RAW_TEXT.sub(_escape_raw, text)
     if '="' not in text and "<dialog" not in text:
         return text
     pieces: list[str] = []
     depth, hidden_at, done = 0, -1, 0
     for found in _OUTPUT_TAG.finditer(text):
         closing, name, marks = found.groups()
-        if name in ("br", "hr"):
+        if name in ("br", "hr"):  # void: a hidden one is no break
+            if marks and hidden_at < 0 and _hides(name, marks):
+                pieces.append(text[done:found.start()])
+                done = found.end()
             continue
         if closing:
             depth -= 1
@@ -204,7 +204,7 @@ def _drop_hidden(text: str) -> str:
 
 def _escape_raw(found: re.Match[str]) -> str:
     """An <xmp> or <plaintext> of _MARKED's output with its text escaped as the rest is."""
-    name, marks, text = found.groups()
+    name, marks, text = found.groups()[:3] if found[1] else found.groups()[3:]
     return f"<{name}{marks}>{html.escape(text, quote=False)}</{name}>"
 
 
@@ -238,6 +238,7 @@ _VOID = frozenset("area base basefont bgsound br col embed frame hr image img in
                   "source track wbr html head body frameset".split())  # and those ignored inside a body
 _RAW_HIDDEN = frozenset({"script", "style", "noscript", "iframe", "noembed", "noframes", "title"})
 _RAW_SHOWN = frozenset({"xmp", "textarea", "plaintext"})
+_HIDDEN = frozenset(_HIDDEN_TAGS)
 _RAW_END = {name: re.compile(rf"</{name}[{_WS}/>]", re.I) for name in (_RAW_HIDDEN | _RAW_SHOWN) - {"script"}}
 # Formatting elements the parser reopens after they are closed by another; it keeps at most three
 # alike (same attributes) for that, so theirs are dropped: else a list of them grows without bound.
@@ -281,9 +282,9 @@ _TABLE_PARTS = {
 # words at most there.
 _FOSTERING = frozenset("table tbody thead tfoot tr colgroup".split())  # the elements of a table it happens in
 _ROW_GROUPS = ("tbody", "thead", "tfoot")
-_TABLE_STRUCTURE = frozenset(("caption", "colgroup", "col", "tr", "td", "th", *_ROW_GROUPS))  # and "table"
+_TABLE_STRUCTURE = frozenset(("table", "caption", "colgroup", "col", "tr", "td", "th", *_ROW_GROUPS))
 # Tags the parser keeps in a table, and those bound_markup shows it as text (counted as text) or not at all.
-_STAYS = _TABLE_STRUCTURE | {"table", "form", "script", "style", "template"} | _RAW_HIDDEN | _RAW_SHOWN
+_STAYS = _TABLE_STRUCTURE | {"form", "script", "style", "template"} | _RAW_HIDDEN | _RAW_SHOWN
 _FOSTERED = 256
 _PIECE_ENDS = ("&", "<", "\r", "\0")  # where the tokenizer ends a piece of text
 
@@ -301,11 +302,19 @@ def _pieces(markup: str, start: int, stop: int) -> int:
 # opens nothing, and the tags of _BREAKOUT (and the end tags </p>, </br>) close them back to HTML. In
 # their integration points HTML is again.
 _FOREIGN = " foreign"
+_FOREIGN_ROOTS = ("svg", "math")
 _INTEGRATION = frozenset({"mi", "mo", "mn", "ms", "mtext", "foreignobject", "desc", "title"})
 _BREAKOUT = frozenset(
     "b big blockquote body br center code dd div dl dt em embed h1 head hr i img li listing menu meta nobr ol p pre "
     "ruby s small span strong strike sub sup table tt u ul var".split()
 )
+
+def _leaves_foreign(key: str, closing: str, attrs: str) -> bool:
+    """Whether a tag in SVG or MathML closes them back to HTML (see _FOREIGN)."""
+    if closing:
+        return key in ("p", "br")
+    return key in _BREAKOUT or (key == "font" and re.search(r"\b(?:color|face|size)\b", attrs, re.I) is not None)
+
 
 # The open element a start tag surely closes when it is the innermost one: (a start tag, what it closes).
 _CLOSES_P = ({"p"},)
@@ -352,6 +361,9 @@ def bound_markup(markup: str) -> str:
     def text(piece: str) -> str:
         """Text the parser is shown, separated from what it was shown before as _split_text says."""
         nonlocal run
+        if run + len(piece) <= _TEXT_RUN:
+            run += len(piece)
+            return piece
         piece, run = _split_text(piece, run)
         return piece
 
@@ -374,10 +386,6 @@ def bound_markup(markup: str) -> str:
         if hidden_at >= index:
             hidden_at = -1
 
-    def in_foreign() -> bool:
-        """Whether the parser reads tags here as foreign content (see _FOREIGN)."""
-        return bool(stack) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
-
     def leave_foreign() -> None:
         """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
         index = len(stack)
@@ -385,9 +393,10 @@ def bound_markup(markup: str) -> str:
             index -= 1
         pop_to(index)
 
-    def push(key: str) -> None:
+    def push(key: str, foreign: bool = False) -> None:
+        """Open an element (`foreign`: in SVG or MathML, see _FOREIGN)."""
         keys = _KINDS.get(key) or (key,)
-        if key in ("svg", "math") or in_foreign():
+        if foreign or key in _FOREIGN_ROOTS:
             keys = (*keys, _FOREIGN)
         for k in keys:
             where[k].append(len(stack))
@@ -449,6 +458,8 @@ def bound_markup(markup: str) -> str:
         start, end = found.span()
         if hidden_at >= 0:
             done = start  # what a hidden element holds is left out
+        elif run + start - last <= _TEXT_RUN and not (shown and stack[shown - 1][0] in _FOSTERING):
+            run += start - last  # text, in place: keep_text's most frequent case
         elif start > last:
             keep_text(last, start)
         closing, name, attrs, finished, comment = found.groups()
@@ -478,16 +489,15 @@ def bound_markup(markup: str) -> str:
             tag = name.lower()
             key = "h1" if tag in _HEADINGS else tag
             long_tag = end - start > _LONG_TAG
-            foreign = in_foreign()
-            if foreign and ((key in ("p", "br") if closing else key in _BREAKOUT) or (
-                    key == "font" and not closing and re.search(r"\b(?:color|face|size)\b", attrs, re.I))):
+            foreign = bool(stack) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
+            if foreign and _leaves_foreign(key, closing, attrs):
                 leave_foreign()
                 foreign = False
             if closing:
                 pass
-            elif (key in _TABLE_STRUCTURE or key == "table") and (table := open_table()) >= 0:
+            elif key in _TABLE_STRUCTURE and (table := open_table()) >= 0:
                 in_table(key, table)
-            elif fostering() and tag not in _STAYS:
+            elif shown and stack[shown - 1][0] in _FOSTERING and tag not in _STAYS and fostering():
                 foster(start, 1)
             if closing:
                 positions = where[key]
@@ -498,15 +508,15 @@ def bound_markup(markup: str) -> str:
                         replace(start, end, f"</{tag}>")
                 elif target >= shown:  # a flattened element's end
                     ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
-                    gap = _NOTHING if target == hidden_at or ignored else _flat(key, closing=True)
+                    gap = _NOTHING if target == hidden_at or ignored else _FLAT_END.get(key, _NOTHING)
                     pop_to(target)
                     replace(start, end, gap if gap == _NOTHING else text(gap))
                 else:
                     pop_to(target)
                     if long_tag:
                         replace(start, end, f"</{tag}>")
-            elif tag in _VOID or (tag == "form" and fostering()) or (
-                    (foreign or key in ("svg", "math")) and attrs.rstrip(_WS).endswith("/")):  # nothing held
+            elif tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(_WS).endswith("/")) or (
+                    tag == "form" and fostering()):  # holding nothing
                 if tag not in _VOID and shown < len(stack):  # in a flattened SVG or MathML: not an element
                     replace(start, end, _NOTHING)       # of HTML's, which would hold what follows
                 elif long_tag:
@@ -535,23 +545,29 @@ def bound_markup(markup: str) -> str:
                         pop_to(len(stack) - 1)
                 within = shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
                 parent = stack[-1][0] if stack and within else ""
-                push(key)
+                keys = _KINDS.get(key) or (key,)  # push(key, foreign), inline: this is the most frequent case
+                if foreign or key in _FOREIGN_ROOTS:
+                    keys = (*keys, _FOREIGN)
+                for k in keys:
+                    where[k].append(len(stack))
+                stack.append(keys)
                 if (within and len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
                     tags += 1
                     shown = len(stack)
                     if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
                         replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
                 else:
-                    marks = _marks(tag, attrs)
+                    marks = _marks(tag, attrs) if attrs else ""
                     ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
                     if hidden_at < 0 and not ignored and (
-                        tag in _HIDDEN_TAGS or marks == " hidden" or (tag == "dialog" and not marks)
+                        tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
                     ):
                         replace(start, end, _NOTHING)
                         hidden_at = len(stack) - 1
+                    elif ignored or (gap := _FLAT_START.get(key, _NOTHING)) == _NOTHING:
+                        replace(start, end, _NOTHING)
                     else:
-                        gap = _NOTHING if ignored else _flat(key, closing=False)
-                        replace(start, end, gap if gap == _NOTHING else text(gap))
+                        replace(start, end, text(gap))
         last = end
         if hidden_at >= 0:
             done = end
@@ -571,13 +587,10 @@ def bound_markup(markup: str) -> str:
 _NOTHING = "<!---->"
 
 
-def _flat(name: str, closing: bool) -> str:
-    """What a tag becomes in the text, for one the parser is not shown."""
-    if name in _PARAGRAPH_TAGS:
-        return "\n\n"
-    if name == "br" or (name in _LINE_TAGS and not closing):
-        return "\n"
-    return " " if name in _CELL_TAGS else _NOTHING
+# What a tag becomes in the text, for one the parser is not shown: a start tag, an end tag.
+_FLAT_START = {**{name: "\n\n" for name in _PARAGRAPH_TAGS}, **{name: "\n" for name in _LINE_TAGS},
+               **{name: " " for name in _CELL_TAGS}}
+_FLAT_END = {**{name: "\n\n" for name in _PARAGRAPH_TAGS}, "br": "\n", **{name: " " for name in _CELL_TAGS}}
 
 
 def _marks(tag: str, attrs: str) -> str:
