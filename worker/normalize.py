@@ -634,7 +634,7 @@ def _raw_text(markup: str, tag: str, pos: int) -> tuple[int, str]:
     if tag == "textarea":  # text with character references, less its first line break as the parser reads it
         content = content[2:] if content.startswith("\r\n") else content[1:] if content[:1] in ("\n", "\r") else content
         return close, content.replace("<", "&lt;")
-    return close, content.replace("&", "&amp;").replace("<", "&lt;")
+    return close, _REFERENCE_START.sub("&amp;", content).replace("<", "&lt;")
 
 
 def _script_end(markup: str, pos: int) -> int:
@@ -670,6 +670,7 @@ def _comment_end(markup: str, pos: int) -> int:
 
 
 _REFERENCE = re.compile(r"&#?[0-9A-Za-z]*;?")  # as far as a character reference may reach
+_REFERENCE_START = re.compile(r"&(?=[#0-9A-Za-z])")  # an "&" that may start one (another is text as it is)
 
 
 def _split_text(text: str, run: int) -> tuple[str, int]:
