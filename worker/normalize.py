@@ -346,6 +346,7 @@ def bound_markup(markup: str) -> str:
     # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
     stack: list[tuple[str, ...]] = []
     where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
+    foreign_open = where[_FOREIGN]  # those of SVG's and MathML's elements: mostly none
     shown = tags = 0
     run = 0  # characters of text shown to the parser since a text node surely ended (see _split_text)
     fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
@@ -458,10 +459,11 @@ def bound_markup(markup: str) -> str:
         start, end = found.span()
         if hidden_at >= 0:
             done = start  # what a hidden element holds is left out
-        elif run + start - last <= _TEXT_RUN and not (shown and stack[shown - 1][0] in _FOSTERING):
-            run += start - last  # text, in place: keep_text's most frequent case
         elif start > last:
-            keep_text(last, start)
+            if run + start - last <= _TEXT_RUN and not (shown and stack[shown - 1][0] in _FOSTERING):
+                run += start - last  # text, in place: keep_text's most frequent case, inline
+            else:
+                keep_text(last, start)
         closing, name, attrs, finished, comment = found.groups()
         if name is None:
             if comment:  # the same in every context
@@ -489,7 +491,7 @@ def bound_markup(markup: str) -> str:
             tag = name.lower()
             key = "h1" if tag in _HEADINGS else tag
             long_tag = end - start > _LONG_TAG
-            foreign = bool(stack) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
+            foreign = bool(foreign_open) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
             if foreign and _leaves_foreign(key, closing, attrs):
                 leave_foreign()
                 foreign = False
