@@ -94,10 +94,10 @@ def _mark_hidden(element: str, attribute: str, value: str) -> str | None:
 # comment runs to the end, "</" inside a script is script, entities are decoded once, attribute
 # names are lower case. Its output keeps only the tags above with marks of what they hide
 # (` hidden=""`, ` open=""`, ` style="none"`, see _mark_hidden) for `_drop_hidden`, and escapes every
-# "<" of the text (but inside <xmp> and <plaintext>, see _RAW_OUTPUT), so the patterns below read the
+# "<" of the text (but inside <xmp> and <plaintext>, see _RAW_TEXT), so the patterns below read the
 # parser's output, never the feed's markup. <math> is kept so that its text is (MathML's own tags
 # vanish inside it: "E=mc2"); without it the parser drops MathML whole; and the MathML elements that
-# may hold HTML, else the parser drops that HTML (mi to mtext, see _TEXT_INTEGRATION). (Every item is
+# may hold HTML, else the parser drops that HTML (mi to mtext, see _INTEGRATION). (Every item is
 # read for its marks: a look for them in any letter case cost more than the longer output, 4 µs an item.)
 _MARKED = nh3.Cleaner(
     tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math", "mi", "mo", "mn", "ms", "mtext") + _INLINE_TAGS),
@@ -309,6 +309,7 @@ _BREAKOUT = frozenset(
     "ruby s small span strong strike sub sup table tt u ul var".split()
 )
 
+
 def _leaves_foreign(key: str, closing: str, attrs: str) -> bool:
     """Whether a tag in SVG or MathML closes them back to HTML (see _FOREIGN)."""
     if closing:
@@ -495,12 +496,11 @@ def bound_markup(markup: str) -> str:
             if foreign and _leaves_foreign(key, closing, attrs):
                 leave_foreign()
                 foreign = False
-            if closing:
-                pass
-            elif key in _TABLE_STRUCTURE and (table := open_table()) >= 0:
-                in_table(key, table)
-            elif shown and stack[shown - 1][0] in _FOSTERING and tag not in _STAYS and fostering():
-                foster(start, 1)
+            if not closing:  # in a table, first: what the parser closes there, or moves before it
+                if key in _TABLE_STRUCTURE and (table := open_table()) >= 0:
+                    in_table(key, table)
+                elif shown and stack[shown - 1][0] in _FOSTERING and tag not in _STAYS and fostering():
+                    foster(start, 1)
             if closing:
                 positions = where[key]
                 target = positions[-1] if positions else -1
