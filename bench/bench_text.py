@@ -6,7 +6,8 @@ The same bodies go through the regex converter that html_to_text replaced (kept 
 baseline, not used by the worker), in alternating rounds in this one process; the figure is
 the median round. Then hostile inputs: hidden content that must not reach the text, and
 pathological markup whose cost must stay bounded: deep nesting in ms per item, beside a normal
-article's (the feeds-dev bodies of 2.0-2.6 KB), as a ratio per item and per KB.
+article's (the feeds-dev bodies of 2.0-2.6 KB), as a ratio per item and per KB; and the worst
+shapes found of 1 MB, with how their cost grows from 0.5 MB.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ HOSTILE = (
     "<p>Kept</p><script>w('</div>leaked')</script>",
     "<p>Kept</p><![CDATA[ leaked ]]>",
     "<p>Kept</p><noscript>leaked</noscript><template>leaked</template><iframe>leaked",
+    "<p>Kept</p><div hIdDeN>leaked</div><p style='DISPLAY: NONE'>leaked</p>",
+    "<p>Kept</p><textarea hidden>leaked</textarea><xmp style=display:none>leaked</xmp>",
 )
 # Markup whose cost grows faster than its size in one parser or another (about 100-200 KB each).
 PATHOLOGICAL = {
@@ -77,6 +80,23 @@ DEEP = {
     "80,000 nested <div> (400 KB)": "<div>" * 80_000 + "x",
 }
 DEEP_ROUNDS = 3
+
+# Shapes of ~1 MB (MAX_MARKUP, the most of an item converted) whose cost grew faster than their size
+# before bound_markup followed them (ms/item before: 16,644, 7,704, 8,477, 14,362, 2,720, 495 growing
+# x2.7 a doubling), and the slowest of those that grow as their size: ms per item, and ÷ the same
+# shape at half the size (2 when linear, 4 when quadratic).
+WORST: dict[str, Callable[[int], str]] = {
+    "<table><img>x (moved before the table)": lambda n: "<table>" + "<img>x" * (n // 6),
+    "<table> and '&' (moved before the table)": lambda n: "<table>" + "&" * (n - 7),
+    "<table><xmp> and '&'": lambda n: "<table><xmp>" + "&" * (n - 12),
+    "20,000 nodes, then a table of '&'": lambda n: "x<img>" * 10_000 + "<table>" + "&" * (n - 60_007),
+    "one unfinished tag's attributes": lambda n: "<p" + "".join(f" a{i}=1" for i in range(n // 9)),
+    "'&</x>', text joined across ignored tags": lambda n: "&</x>" * (n // 5),
+    "unclosed <p>": lambda n: "<p>" * (n // 3),
+    "unclosed <b><i>x": lambda n: "<b><i>x" * (n // 7),
+    "<table> and <tr>x": lambda n: "<table>" + "<tr>x" * (n // 5),
+}
+WORST_SIZE = 1_000_000
 
 
 def item_bodies() -> list[str]:
@@ -151,6 +171,18 @@ def deep_nesting(bodies: list[str]) -> list[Result]:
     return results
 
 
+def worst_shapes() -> list[Result]:
+    results = []
+    for name, shape in WORST.items():
+        ms = ms_per_item([shape(WORST_SIZE)], DEEP_ROUNDS)
+        half = ms_per_item([shape(WORST_SIZE // 2)], DEEP_ROUNDS)
+        results += [
+            Result(f"HTML → text: ms/item, 1 MB of {name}", ms, "ms", "<= 1000"),
+            Result(f"HTML → text: 1 MB of {name} ÷ 0.5 MB", ms / half, "ratio", "<= 3"),
+        ]
+    return results
+
+
 def run(work: Path) -> list[Result]:
     bodies = item_bodies()
     median, mean = statistics.median(len(b) for b in bodies), statistics.mean(len(b) for b in bodies)
@@ -167,7 +199,7 @@ def run(work: Path) -> list[Result]:
         Result(f"HTML → text: hostile inputs leaking hidden text (of {len(HOSTILE)}), regex", leaks(regex_v1),
                "inputs", ""),
     ]
-    return results + deep_nesting(bodies) + [
+    return results + deep_nesting(bodies) + worst_shapes() + [
         Result(f"HTML → text: {name}, parser", seconds(html_to_text, markup), "s", "<= 5")
         for name, markup in PATHOLOGICAL.items()
     ]

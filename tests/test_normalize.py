@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 
 import nh3
@@ -168,6 +169,47 @@ def test_what_a_browser_does_not_show_is_dropped(markup: str, text: str) -> None
     assert html_to_text(markup) == text
 
 
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        # the `hidden` attribute and display:none hide in any letter case, unless a display shows anyway
+        ("<div hIdDeN>leak</div>Kept", "Kept"),
+        ("<p style='DISPLAY : NONE !important'>leak</p>Kept", "Kept"),
+        ('<span style="color: red; display:none">leak</span>Kept', "Kept"),
+        ("<b style=display:none>leak</b>Kept", "Kept"),
+        ("<div hidden style='display: block'>Shown</div>", "Shown"),
+        ("<dialog style='display:block'>Shown</dialog>", "Shown"),
+        # what the parser reads as text, hidden or shown
+        ("<textarea hidden>leak</textarea>Kept", "Kept"),
+        ("<xmp hidden><b>leak</b></xmp>Kept", "Kept"),
+        ("<xmp style='display:block' hidden>a<b>b</xmp>", "a<b>b"),
+        ("<p hidden>leak<xmp>Shown <b></xmp>Kept", "Shown <b>\n\nKept"),  # an <xmp> ends a paragraph
+        # blocks never glue words
+        ("end<plaintext>start <b>as written", "end\n\nstart <b>as written"),
+        ("<xmp><plaintext>a &amp;</xmp><plaintext>b<xmp>&amp;</xmp>", "<plaintext>a &amp;\n\nb<xmp>&amp;</xmp>"),
+        ("a<br hidden>b<hr style=display:none>c<br>d", "abc\nd"),  # a hidden break breaks nothing
+        ("a<optgroup>b</optgroup>c", "a\n\nb\n\nc"),
+        # in MathML a CDATA section is text, and HTML in its text elements shows; a block leaves it
+        ("<math><mi>x</mi><![CDATA[y<z & w]]></math>", "xy<z & w"),
+        ("<math><mspace/><![CDATA[x]]></math>", "x"),
+        ("<math><mi><b>x</b><![CDATA[y]]></mi></math>", "xy"),
+        ("<math><mrow><b>x</b><![CDATA[y>z]]></mrow></math>", "xz]]>"),
+        ("<svg><g>leak</g><p>Shown</p></svg>", "Shown"),
+        ("a<td hidden>b</td>c", "abc"),  # out of a table the parser ignores a cell
+    ],
+)
+def test_text_as_a_browser_shows_it_found_by_differential_fuzzing(
+    markup: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random markup converted and compared with html5lib's tree as a browser shows it: each case
+    a difference that was found, the same as a small item, through bound_markup, and flattened."""
+    assert html_to_text(markup) == text
+    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
+    assert html_to_text(markup) == text
+    monkeypatch.setattr(normalize, "MAX_DEPTH", 0)
+    assert html_to_text(markup) == text
+
+
 # ── hostile markup: its cost grows with its size only ────────────────────────────────────────
 
 
@@ -214,11 +256,7 @@ DEEP = 4000
 def test_the_parser_is_shown_a_bounded_depth(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """html5ever's time grows with the square of the depth (80,000 nested <ul><li> took 81 s):
     however deep an item nests, the parser sees at most MAX_DEPTH elements open at once."""
-    spies = [Spy(normalize._STRUCTURE), Spy(normalize._MARKED)]
-    monkeypatch.setattr(normalize, "_STRUCTURE", spies[0])
-    monkeypatch.setattr(normalize, "_MARKED", spies[1])
-    html_to_text(markup)
-    (shown,) = spies[0].seen + spies[1].seen
+    shown = shown_to_parser(markup, monkeypatch)
     assert parser_depth(shown) <= MAX_DEPTH + 2  # and the <tbody> the parser adds to a table
 
 
@@ -282,6 +320,113 @@ def test_an_item_longer_than_max_markup_is_cut() -> None:
     markup = "<p>" + "word " * (MAX_MARKUP // 5) + "</p><p>tail</p>"
     text = html_to_text(markup)
     assert text.startswith("word word") and "tail" not in text
+
+
+def shown_to_parser(markup: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The markup html_to_text gives the parser for `markup`."""
+    spy = Spy(normalize._MARKED)
+    monkeypatch.setattr(normalize, "_MARKED", spy)
+    html_to_text(markup)
+    (shown,) = spy.seen
+    return shown
+
+
+def parsed_tree(markup: str) -> str:
+    """The tree the parser builds of `markup`, written out with every element and comment it has."""
+    tags = set(re.findall(r"<([a-z]+)", markup))
+    return nh3.clean(markup, tags=tags, clean_content_tags=set(), attributes={}, link_rel=None, strip_comments=False)
+
+
+ATTRIBUTES = " ".join(f"a{i}=1" for i in range(20_000))
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>Kept</p>" * 200 + "<p " + ATTRIBUTES,
+        "<p>Kept</p>" * 200 + "<p " + ATTRIBUTES * 10 + ">x",  # cut at MAX_MARKUP inside the tag
+        "<p>Kept</p>" * 200 + "</p " + ATTRIBUTES,
+    ],
+)
+def test_a_tag_running_to_the_end_is_not_shown_to_the_parser(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser drops a tag left unfinished, but only after checking each of its attributes
+    against the others (1 MB of them took 2.6 s): it is left out before."""
+    assert len(markup) > normalize._SMALL
+    shown = shown_to_parser(markup, monkeypatch)
+    assert "a1=1" not in shown
+    assert html_to_text(markup) == "\n\n".join(["Kept"] * 200)
+
+
+TEXT_PIECES = 20_000
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "&</x>" * TEXT_PIECES,  # an end tag that closes nothing
+        "&<td>" * TEXT_PIECES,  # a cell outside a table
+        "&<head></>" * TEXT_PIECES,
+        "<select>" + "&</x>" * TEXT_PIECES,
+        "<p>&" * TEXT_PIECES,  # past MAX_TAGS, each <p> becomes a line break
+        "<div>" * MAX_DEPTH + "<b>&</b>" * TEXT_PIECES,  # past MAX_DEPTH, each <b> becomes nothing
+        "<table>" + "&" * TEXT_PIECES,  # text a table holds outside its cells
+        "<table><tr>" + "&</x>" * TEXT_PIECES,
+    ],
+)
+def test_the_parser_joins_no_long_text_of_many_pieces(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """html5ever's cost grows with the square of the character references in one text node, and
+    it joins into one the text around a tag it ignores (1 MB of "&" in a table took 8 s): what it
+    is shown makes no text node longer than _TEXT_RUN characters, whatever separates the pieces."""
+    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup, however small
+    shown = shown_to_parser(markup, monkeypatch)
+    longest = max(len(html.unescape(text)) for text in re.split(r"<[^>]*>", parsed_tree(shown)))
+    assert longest <= normalize._TEXT_RUN
+    assert html_to_text(markup).count("&") == TEXT_PIECES
+
+
+PIECES = 10_000
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "<table>" + "&" * PIECES,
+        "<table><tr>" + "&</x>" * PIECES,
+        "<table>" + "<img>&" * PIECES,
+        "<table>" + "<b>x</b>" * (MAX_TAGS + 10),  # past MAX_TAGS, the text alone
+        "<table><td>x</td>" + "&" * PIECES,
+        "<table><td>x</tr>" + "&" * PIECES,  # in the row the parser adds for the cell
+        "<table><b><tr><td>x</td></tr>" + "&" * PIECES,  # the <tr> closes the <b>
+        "<table><colgroup>" + "&" * PIECES,
+        "<table><form>" + "&" * PIECES,  # a form in a table holds nothing
+        "<table><caption>x</caption>" + "&" * PIECES,
+        "<table>" + "<textarea>&amp;</textarea>" * PIECES,
+        "<table><td><table>" + "&" * PIECES,
+        "<table><tr><table>" + "&" * PIECES,  # closes the first table
+    ],
+)
+def test_the_parser_moves_little_before_a_table(table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser moves what a table holds outside its cells before the table, walking all that its
+    parent holds for each piece of text and each tag (so 1 MB of them took 16 s): it is shown at
+    most _FOSTERED such pieces in an item, the table ending there for it."""
+    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup, however small
+    shown = shown_to_parser("<div>" + table, monkeypatch)
+    tree = parsed_tree(shown)
+    moved = tree[tree.index("<div>") + 5: tree.index("<table>")]
+    pieces = len(re.findall("<[a-z]", moved)) + html.unescape(re.sub("<[^>]*>", "", moved)).count("&")
+    assert pieces <= normalize._FOSTERED
+    assert html_to_text(table).count("&") == table.count("&")  # each "&" or "&amp;" one "&" of the text
+
+
+def test_a_tables_stray_text_shows_before_it_until_a_limit_then_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text a table holds outside its cells shows before the table, as a browser shows it, up to
+    _FOSTERED pieces (runs of text, character references, tags) in an item; past them where it
+    stands, after the table's earlier rows, as if the table ended there. Either way the text is whole."""
+    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
+    few = (normalize._FOSTERED - 1) // 2
+    assert html_to_text("<table><tr><td>cell</td></tr>" + "stray&amp;" * few + "</table>") == "stray&" * few + "\n\ncell"
+    many = normalize._FOSTERED
+    assert html_to_text("<table><tr><td>cell</td></tr>" + "stray&amp;" * many + "</table>") == "cell\n\n" + "stray&" * many
 
 
 @pytest.mark.parametrize(

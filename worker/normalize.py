@@ -23,7 +23,7 @@ import html
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import nh3
 
@@ -46,17 +46,18 @@ _PARAGRAPH_TAGS = (  # separated by a blank line
     "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
     "article", "header", "footer", "aside", "nav", "hr", "figure", "figcaption", "dl", "main", "address",
     "details", "summary", "center", "form", "fieldset", "legend", "hgroup", "listing", "xmp", "menu", "dir",
-    "dialog", "search", "option",
+    "dialog", "search", "option", "optgroup", "plaintext",
 )
 _LINE_TAGS = ("br", "li", "tr", "dt", "dd")  # start a new line
 _CELL_TAGS = ("td", "th")  # a space between cells
-# Inline tags the parser keeps only when the item may hide some content with the `hidden`
-# attribute, so that it is seen on them; they vanish like the rest.
+# Inline tags the parser keeps so that what hides them (see _mark_hidden) is seen on them; they
+# vanish like the rest. (On a tag it drops, not listed, a mark is lost and what it hides shows.)
 _INLINE_TAGS = (
-    "a", "abbr", "b", "bdi", "bdo", "big", "button", "caption", "cite", "code", "data", "del", "dfn", "em",
-    "font", "i", "ins", "kbd", "label", "mark", "meter", "nobr", "optgroup", "output", "progress",
-    "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "select", "small", "span", "strike", "strong", "sub",
-    "sup", "tbody", "textarea", "tfoot", "thead", "time", "tt", "u", "var",
+    "a", "abbr", "acronym", "applet", "b", "bdi", "bdo", "big", "blink", "button", "caption", "cite", "code",
+    "data", "del", "dfn", "em", "font", "i", "ins", "kbd", "label", "map", "mark", "marquee", "meter", "nobr",
+    "object", "output", "picture", "progress", "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "select",
+    "slot", "small", "span", "strike", "strong", "sub", "sup", "tbody", "textarea", "tfoot", "thead", "time",
+    "tt", "u", "var",
 )
 # Elements whose content a reader never sees, dropped with everything inside them, closed or not;
 # among them what a browser shows only when it cannot play or draw the element (the fallback of
@@ -68,42 +69,51 @@ _HIDDEN_TAGS = (
 )
 
 
+def _display(style: str) -> str:
+    """The display a style attribute gives its element, lower case: "none", another, or "" when it
+    sets none (its last declaration wins)."""
+    display = ""
+    for declaration in style.split(";"):
+        name, _, value = declaration.partition(":")
+        if name.strip().lower() == "display":
+            display = value.lower().replace("!important", "").strip()
+    return display
+
+
 def _mark_hidden(element: str, attribute: str, value: str) -> str | None:
-    """The attributes the parser keeps (`hidden`, a <dialog>'s `open`) as bare marks for
-    `_drop_hidden`; hidden="until-found" is content a reader can reveal, so it is kept as text."""
+    """The attributes the parser keeps as marks for `_drop_hidden`: `hidden` bare (but
+    hidden="until-found": content a reader can reveal, kept as text), a <dialog>'s `open` bare, and
+    `style` as the display it sets, "none" or "shown" (which a `hidden` or a closed <dialog> yields
+    to), or dropped when it sets none."""
+    if attribute == "style":
+        display = _display(value)
+        return None if not display else "none" if display == "none" else "shown"
     return None if attribute == "hidden" and value.lower() == "until-found" else ""
 
 
 # The parsing is html5ever's (through nh3), as a browser parses: an unclosed <script>, <style> or
-# comment runs to the end, "</" inside a script is script, entities are decoded once. Its output
-# keeps only the tags above, bare, and escapes every "<" of the text (but inside <xmp>, see _XMP), so
-# the patterns below read the parser's output, never the feed's markup. <math> is kept so that its
-# text is (MathML's own tags vanish inside it: "E=mc2"); without it the parser drops MathML whole.
-_STRUCTURE = nh3.Cleaner(
-    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",)),
-    clean_content_tags=set(_HIDDEN_TAGS),
-    attributes={"*": set()},  # none: by default ammonia keeps "lang" and "title" on every tag
-    strip_comments=True,
-    link_rel=None,
-)
-# The same, keeping more tags and marks of what they hide (` hidden=""`, ` open=""`) for
-# `_drop_hidden`: for an item that may use them, as the rest need not pay for its longer output.
+# comment runs to the end, "</" inside a script is script, entities are decoded once, attribute
+# names are lower case. Its output keeps only the tags above with marks of what they hide
+# (` hidden=""`, ` open=""`, ` style="none"`, see _mark_hidden) for `_drop_hidden`, and escapes every
+# "<" of the text (but inside <xmp> and <plaintext>, see _RAW_TEXT), so the patterns below read the
+# parser's output, never the feed's markup. <math> is kept so that its text is (MathML's own tags
+# vanish inside it: "E=mc2"); without it the parser drops MathML whole; and the MathML elements that
+# may hold HTML, else the parser drops that HTML (mi to mtext, see _INTEGRATION). (Every item is
+# read for its marks: a look for them in any letter case cost more than the longer output, 4 µs an item.)
 _MARKED = nh3.Cleaner(
-    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math",) + _INLINE_TAGS),
+    tags=set(_PARAGRAPH_TAGS + _LINE_TAGS + _CELL_TAGS + ("math", "mi", "mo", "mn", "ms", "mtext") + _INLINE_TAGS),
     clean_content_tags=set(_HIDDEN_TAGS),
-    attributes={"*": {"hidden"}, "dialog": {"open"}},
+    attributes={"*": {"hidden", "style"}, "dialog": {"open"}},
     attribute_filter=_mark_hidden,
     strip_comments=True,
     link_rel=None,
 )
-# Whether an item may use them: a quick look, two scans at the speed of str.find (a case-insensitive
-# search costs as much as the parse), in lower case and capitals; "hIdDeN" goes unseen.
-_MAY_HIDE = ("idden", "ialog", "IDDEN", "IALOG")
 _PARAGRAPH = re.compile(f"</?(?:{'|'.join(_PARAGRAPH_TAGS)})>")
 _LINE = re.compile(f"<(?:{'|'.join(_LINE_TAGS)})>")
 _CELL = re.compile(f"</?(?:{'|'.join(_CELL_TAGS)})>")
 _TAG = re.compile(r"</?[a-z0-9]+>")  # the rest: closing tags of _LINE_TAGS, <math>, inline tags
-_XMP = re.compile(r"<xmp>(.*?)</xmp>", re.S)  # its text comes out as the feed wrote it, unescaped
+# Their text comes out as the feed wrote it, unescaped (see _escape_raw); a <plaintext> runs to the end.
+_RAW_TEXT = re.compile(r"<(xmp)([^>]*)>(.*?)</xmp>|<(plaintext)([^>]*)>(.*)</plaintext>", re.S)
 _OUTPUT_TAG = re.compile(r"<(/?)([a-z0-9-]+)([^>]*)>")
 
 # Limits on what one item's HTML costs to convert. html5ever's time grows with the square of the
@@ -120,7 +130,10 @@ MAX_TAGS = 10_000  # start tags the parser is shown, however bound_markup counts
 # An item with at most this many "<" and characters is parsed as written: whatever its markup it
 # costs 40 ms at worst, and bound_markup's ~3 µs a tag would double the cost of a long article.
 _FEW_TAGS, _SMALL = 1000, 50_000
-_TEXT_RUN = 4096  # characters of text in one node: html5ever's cost grows with the square of its "&"s
+# Characters of text in one node: html5ever's cost grows with the product of a text node's length and
+# its character references, and it joins into one node the text around a tag it ignores (an unknown
+# end tag, a <td> outside a table), so this counts across tags.
+_TEXT_RUN = 4096
 _LONG_TAG = 2048  # characters: a longer tag keeps only its name (html5ever's check of its attributes is quadratic)
 
 
@@ -152,12 +165,7 @@ def html_to_text(markup: str) -> str:
     markup = markup[:MAX_MARKUP]  # cut mid-tag or mid-comment, the rest is dropped as unfinished
     if len(markup) > _FEW_TAGS and (len(markup) > _SMALL or markup.count("<") > _FEW_TAGS):
         markup = bound_markup(markup)
-    marked = any(word in markup for word in _MAY_HIDE)
-    text = (_MARKED if marked else _STRUCTURE).clean(markup)
-    if "<xmp>" in text:
-        text = _XMP.sub(lambda m: f"<xmp>{html.escape(m.group(1), quote=False)}</xmp>", text)
-    if marked:
-        text = _drop_hidden(text)
+    text = _drop_hidden(_MARKED.clean(markup))
     text = _PARAGRAPH.sub("\n\n", text)
     text = _LINE.sub("\n", text)
     text = _CELL.sub(" ", text)
@@ -166,28 +174,47 @@ def html_to_text(markup: str) -> str:
 
 
 def _drop_hidden(text: str) -> str:
-    """_MARKED's output without the elements marked hidden and the closed <dialog>s, each with all it
-    holds, and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of
-    the depth finds where each ends."""
-    if 'hidden=""' not in text and "<dialog" not in text:
+    """_MARKED's output without the elements it marks hidden (see _hides), each with all it holds,
+    and without the marks; its tags are balanced (only <br> and <hr> are void), so a count of the
+    depth finds where each ends (the text of <xmp> and <plaintext> escaped first)."""
+    if "<xmp" in text or "<plaintext" in text:
+        text = _RAW_TEXT.sub(_escape_raw, text)
+    if '="' not in text and "<dialog" not in text:
         return text
     pieces: list[str] = []
     depth, hidden_at, done = 0, -1, 0
     for found in _OUTPUT_TAG.finditer(text):
         closing, name, marks = found.groups()
-        if name in ("br", "hr"):
+        if name in ("br", "hr"):  # void: a hidden one is no break
+            if marks and hidden_at < 0 and _hides(name, marks):
+                pieces.append(text[done:found.start()])
+                done = found.end()
             continue
         if closing:
             depth -= 1
             if depth == hidden_at:
                 hidden_at, done = -1, found.end()
         else:
-            if hidden_at < 0 and ("hidden" in marks or (name == "dialog" and "open" not in marks)):
+            if hidden_at < 0 and _hides(name, marks):
                 pieces.append(text[done:found.start()])
                 hidden_at = depth
             depth += 1
     pieces.append(text[done:] if hidden_at < 0 else "")
-    return "".join(pieces).replace(' open=""', "")
+    return _OUTPUT_TAG.sub(r"<\1\2>", "".join(pieces))  # the marks of what shows
+
+
+def _escape_raw(found: re.Match[str]) -> str:
+    """An <xmp> or <plaintext> of _MARKED's output with its text escaped as the rest is."""
+    name, marks, text = found.groups()[:3] if found[1] else found.groups()[3:]
+    return f"<{name}{marks}>{html.escape(text, quote=False)}</{name}>"
+
+
+def _hides(name: str, marks: str) -> bool:
+    """Whether an element of _MARKED's output with these marks is hidden: display:none in its style,
+    else the `hidden` attribute or a <dialog> not open, unless its style displays it anyway."""
+    if 'style="' in marks:
+        return 'style="none"' in marks
+    return "hidden" in marks or (name == "dialog" and "open" not in marks)
 
 
 # ── bounding what the parser is shown ───────────────────────────────────────────────────────
@@ -212,8 +239,8 @@ _VOID = frozenset("area base basefont bgsound br col embed frame hr image img in
                   "source track wbr html head body frameset".split())  # and those ignored inside a body
 _RAW_HIDDEN = frozenset({"script", "style", "noscript", "iframe", "noembed", "noframes", "title"})
 _RAW_SHOWN = frozenset({"xmp", "textarea", "plaintext"})
+_HIDDEN = frozenset(_HIDDEN_TAGS)
 _RAW_END = {name: re.compile(rf"</{name}[{_WS}/>]", re.I) for name in (_RAW_HIDDEN | _RAW_SHOWN) - {"script"}}
-_DROPPED = frozenset(_HIDDEN_TAGS) - _RAW_HIDDEN
 # Formatting elements the parser reopens after they are closed by another; it keeps at most three
 # alike (same attributes) for that, so theirs are dropped: else a list of them grows without bound.
 _FORMATTING = frozenset("b big code em font i s small strike strong tt u".split())
@@ -248,6 +275,49 @@ _TABLE_PARTS = {
     **{part: {"table"} for part in ("caption", "tbody", "thead", "tfoot")},
     "tr": {"table", "tbody", "thead", "tfoot"}, "td": {"tr"}, "th": {"tr"},
 }
+# In a table (in none of its cells), the parser moves text and any tag but these before the table
+# ("foster parenting"), walking all that the table's parent holds for each piece of text (a run, a
+# character reference, a "<", CR or NUL) and each tag: past _FOSTERED such pieces in an item the
+# table ends there for the parser, and the rest of it is flattened (see bound_markup), its text
+# shown in place, after the table's earlier rows, instead of before the table. Articles put a few
+# words at most there.
+_FOSTERING = frozenset("table tbody thead tfoot tr colgroup".split())  # the elements of a table it happens in
+_ROW_GROUPS = ("tbody", "thead", "tfoot")
+_TABLE_STRUCTURE = frozenset(("table", "caption", "colgroup", "col", "tr", "td", "th", *_ROW_GROUPS))
+# Tags the parser keeps in a table, and those bound_markup shows it as text (counted as text) or not at all.
+_STAYS = _TABLE_STRUCTURE | {"form", "script", "style", "template"} | _RAW_HIDDEN | _RAW_SHOWN
+_FOSTERED = 256
+_PIECE_ENDS = ("&", "<", "\r", "\0")  # where the tokenizer ends a piece of text
+
+
+def _pieces(markup: str, start: int, stop: int) -> int:
+    """How many pieces the tokenizer makes of markup[start:stop], text, if it shows (is not all
+    white space): each is moved on its own."""
+    if not markup[start:stop].strip(_WS):
+        return 0
+    return 1 + sum(markup.count(end, start, stop) for end in _PIECE_ENDS)
+
+
+# SVG and MathML ("foreign content"), a kind of the elements in their namespaces as bound_markup counts
+# them: in them a CDATA section is text, the text of <xmp> and its kin is markup, a self-closing tag
+# opens nothing, and the tags of _BREAKOUT (and the end tags </p>, </br>) close them back to HTML. In
+# their integration points HTML is again.
+_FOREIGN = " foreign"
+_FOREIGN_ROOTS = ("svg", "math")
+_INTEGRATION = frozenset({"mi", "mo", "mn", "ms", "mtext", "foreignobject", "desc", "title"})
+_BREAKOUT = frozenset(
+    "b big blockquote body br center code dd div dl dt em embed h1 head hr i img li listing menu meta nobr ol p pre "
+    "ruby s small span strong strike sub sup table tt u ul var".split()
+)
+
+
+def _leaves_foreign(key: str, closing: str, attrs: str) -> bool:
+    """Whether a tag in SVG or MathML closes them back to HTML (see _FOREIGN)."""
+    if closing:
+        return key in ("p", "br")
+    return key in _BREAKOUT or (key == "font" and re.search(r"\b(?:color|face|size)\b", attrs, re.I) is not None)
+
+
 # The open element a start tag surely closes when it is the innermost one: (a start tag, what it closes).
 _CLOSES_P = ({"p"},)
 _CLOSES: dict[str, tuple[set[str], ...]] = {
@@ -269,14 +339,19 @@ def bound_markup(markup: str) -> str:
     Whatever the tree builder decides by context is settled here first, so that this reading and the
     parser's agree on what is a tag: the text of <script>, <style> and the rest of what is never shown
     is dropped, that of <xmp>, <textarea> and <plaintext> escaped as text, a CDATA section (a bogus
-    comment in HTML, text in SVG and MathML) left out. Long text is split into several text nodes,
-    long tags lose their attributes, formatting tags their attributes (see _FORMATTING).
+    comment in HTML, text in SVG and MathML) left out, a tag left unfinished at the end dropped.
+    Long text is split into several text nodes (see _TEXT_RUN), a table ends after _FOSTERED pieces
+    the parser would move before it (see _FOSTERING), long tags lose their attributes, formatting
+    tags their attributes (see _FORMATTING).
     """
     pieces: list[str] = []
     # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
     stack: list[tuple[str, ...]] = []
     where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
+    foreign_open = where[_FOREIGN]  # those of SVG's and MathML's elements: mostly none
     shown = tags = 0
+    run = 0  # characters of text shown to the parser since a text node surely ended (see _split_text)
+    fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
     hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
     done = last = 0  # markup[:done] is in pieces (or left out); markup[:last] has been read
 
@@ -285,6 +360,25 @@ def bound_markup(markup: str) -> str:
         if hidden_at < 0:
             pieces.extend((markup[done:start], piece))
         done = end
+
+    def text(piece: str) -> str:
+        """Text the parser is shown, separated from what it was shown before as _split_text says."""
+        nonlocal run
+        if run + len(piece) <= _TEXT_RUN:
+            run += len(piece)
+            return piece
+        piece, run = _split_text(piece, run)
+        return piece
+
+    def keep_text(start: int, stop: int) -> None:
+        """markup[start:stop] is text the parser is shown, in place."""
+        nonlocal run
+        if fostering():
+            foster(start, _pieces(markup, start, stop))
+        if run + stop - start > _TEXT_RUN:
+            replace(start, stop, text(markup[start:stop]))
+        else:
+            run += stop - start
 
     def pop_to(index: int) -> None:
         nonlocal shown, hidden_at
@@ -295,12 +389,83 @@ def bound_markup(markup: str) -> str:
         if hidden_at >= index:
             hidden_at = -1
 
+    def leave_foreign() -> None:
+        """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
+        index = len(stack)
+        while index and stack[index - 1][-1] == _FOREIGN and stack[index - 1][0] not in _INTEGRATION:
+            index -= 1
+        pop_to(index)
+
+    def push(key: str, foreign: bool = False) -> None:
+        """Open an element (`foreign`: in SVG or MathML, see _FOREIGN)."""
+        keys = _KINDS.get(key) or (key,)
+        if foreign or key in _FOREIGN_ROOTS:
+            keys = (*keys, _FOREIGN)
+        for k in keys:
+            where[k].append(len(stack))
+        stack.append(keys)
+
+    def last_of(names: tuple[str, ...], above: int) -> int:
+        """Position of the innermost open element of these names, when above position `above` and
+        shown to the parser, or -1 (it has not seen one flattened, nor those around it)."""
+        found = -1
+        for name in names:
+            positions = where[name]
+            if positions and positions[-1] > found:
+                found = positions[-1]
+        return found if above < found < shown else -1
+
+    def open_table() -> int:
+        """Position of the table the parser is in (shown, the innermost, with no template nor SVG or
+        MathML open in it), whose rules it follows, or -1."""
+        bounds = where[_TABLE]
+        if not bounds or bounds[-1] >= shown or stack[bounds[-1]][0] != "table":
+            return -1
+        return bounds[-1] if last_of(("svg", "math"), bounds[-1]) < 0 else -1
+
+    def fostering() -> bool:
+        """Whether the parser would move text or a tag here before a table."""
+        return shown > 0 and stack[shown - 1][0] in _FOSTERING and hidden_at < 0 and open_table() >= 0
+
+    def in_table(key: str, table: int) -> None:
+        """Open elements as the parser has them at a start tag of a table's structure in that
+        table: it closes all that is open in it back to the part the tag belongs in (so a tag
+        nested in a cell closes the cell) and adds the parts the tag needs (a <td> its row)."""
+        nonlocal shown
+        if key == "table":  # in no cell, a table closes the one it is in, and opens beside it
+            if last_of(("td", "th", "caption"), table) < 0:
+                pop_to(table)
+            return
+        row = last_of(("tr",), table) if key in ("td", "th") else -1
+        group = last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
+        pop_to(max(row, group, table) + 1)
+        if key in ("td", "th", "tr") and max(row, group) < 0:
+            push("tbody")
+        if key in ("td", "th") and row < 0:
+            push("tr")
+        if key == "col":
+            push("colgroup")
+        shown = len(stack)  # the parser has them all
+
+    def foster(at: int, pieces: int) -> None:
+        """The parser would move `pieces` at markup[at] before a table: past _FOSTERED, the
+        table ends there for the parser, and the rest of it is flattened (text in place)."""
+        nonlocal fostered, shown
+        if fostered + pieces <= _FOSTERED:
+            fostered += pieces
+            return
+        shown = open_table()
+        replace(at, at, "</table>")
+
     while found := _MARKUP.search(markup, last):
         start, end = found.span()
         if hidden_at >= 0:
             done = start  # what a hidden element holds is left out
-        elif start - last > _TEXT_RUN:
-            replace(last, start, _split_text(markup[last:start]))
+        elif start > last:
+            if run + start - last <= _TEXT_RUN and not (shown and stack[shown - 1][0] in _FOSTERING):
+                run += start - last  # text, in place: keep_text's most frequent case, inline
+            else:
+                keep_text(last, start)
         closing, name, attrs, finished, comment = found.groups()
         if name is None:
             if comment:  # the same in every context
@@ -310,18 +475,33 @@ def bound_markup(markup: str) -> str:
             elif end == len(markup):  # "</" or "<!" at the end: text
                 last = end
                 break
+            elif markup.startswith("<![CDATA[", start) and stack and stack[-1][-1] == _FOREIGN:
+                close = markup.find("]]>", end)  # in SVG and MathML a CDATA section is text, up to "]]>"
+                content = markup[start + 9: close if close >= 0 else len(markup)]
+                end = close + 3 if close >= 0 else len(markup)
+                replace(start, end, f"{_NOTHING}{text(content.replace('&', '&amp;').replace('<', '&lt;'))}{_NOTHING}")
             else:  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
                 close = markup.find(">", end)
                 end = close + 1 if close >= 0 else len(markup)
-                if markup.startswith("<![CDATA[", start):
+                if markup.startswith("<![CDATA[", start):  # left out: where else is it text?
                     replace(start, end, _NOTHING)
-        elif not finished:
+        elif not finished:  # a tag running to the end, which the parser drops: it is not shown one
+            replace(start, len(markup), "")  # (its attributes cost the square of their number)
             last = len(markup)
-            break  # an unfinished tag: the parser drops it and what follows
+            break
         else:
             tag = name.lower()
             key = "h1" if tag in _HEADINGS else tag
             long_tag = end - start > _LONG_TAG
+            foreign = bool(foreign_open) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
+            if foreign and _leaves_foreign(key, closing, attrs):
+                leave_foreign()
+                foreign = False
+            if not closing:  # in a table, first: what the parser closes there, or moves before it
+                if key in _TABLE_STRUCTURE and (table := open_table()) >= 0:
+                    in_table(key, table)
+                elif shown and stack[shown - 1][0] in _FOSTERING and tag not in _STAYS and fostering():
+                    foster(start, 1)
             if closing:
                 positions = where[key]
                 target = positions[-1] if positions else -1
@@ -330,46 +510,74 @@ def bound_markup(markup: str) -> str:
                     if long_tag:
                         replace(start, end, f"</{tag}>")
                 elif target >= shown:  # a flattened element's end
-                    gap = _NOTHING if target == hidden_at else _flat(key, closing=True)
+                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
+                    gap = _NOTHING if target == hidden_at or ignored else _FLAT_END.get(key, _NOTHING)
                     pop_to(target)
-                    replace(start, end, gap)
+                    replace(start, end, gap if gap == _NOTHING else text(gap))
                 else:
                     pop_to(target)
                     if long_tag:
                         replace(start, end, f"</{tag}>")
-            elif tag in _VOID:
-                if long_tag:
+            elif tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(_WS).endswith("/")) or (
+                    tag == "form" and fostering()):  # holding nothing
+                if tag not in _VOID and shown < len(stack):  # in a flattened SVG or MathML: not an element
+                    replace(start, end, _NOTHING)       # of HTML's, which would hold what follows
+                elif long_tag:
                     replace(start, end, f"<{tag}>")
-            elif tag in _RAW_HIDDEN or tag in _RAW_SHOWN:
-                end = _raw_text(markup, tag, start, end, replace)
+            elif tag in _RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
+                end = _raw_end(markup, tag, end)
+                replace(start, end, "")
+            elif tag in _RAW_SHOWN and not foreign:
+                paragraph = where["p"][-1] if where["p"] and tag != "textarea" else -1
+                if paragraph > max(where[_SCOPE], default=-1):  # in button scope: the parser closes it first
+                    ending = "</p>" if paragraph < shown else "\n\n"
+                    pop_to(paragraph)
+                    replace(start, start, ending)
+                if _marks(tag, attrs) == " hidden":  # left out with all it holds
+                    end = _raw_end(markup, tag, end)
+                    replace(start, end, "")
+                else:
+                    end, content = _raw_text(markup, tag, end)
+                    if fostering():
+                        foster(start, 1 + content.count("&"))
+                    replace(start, end, f"{_NOTHING}{text(content)}{_NOTHING}" if tag == "textarea"
+                            else text(f"\n\n{content}\n\n"))
             else:
                 for closes in _CLOSES.get(key, ()):
                     if stack and stack[-1][0] in closes:
                         pop_to(len(stack) - 1)
-                keys = _KINDS.get(key) or (key,)
+                within = shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
+                parent = stack[-1][0] if stack and within else ""
+                keys = _KINDS.get(key) or (key,)  # push(key, foreign), inline: this is the most frequent case
+                if foreign or key in _FOREIGN_ROOTS:
+                    keys = (*keys, _FOREIGN)
                 for k in keys:
                     where[k].append(len(stack))
-                parent = stack[-1][0] if stack and shown == len(stack) else ""
                 stack.append(keys)
-                if (len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
+                if (within and len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
                     tags += 1
                     shown = len(stack)
                     if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
                         replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
                 else:
-                    marks = _marks(tag, attrs)
-                    if hidden_at < 0 and (tag in _DROPPED or marks == " hidden" or (tag == "dialog" and not marks)):
+                    marks = _marks(tag, attrs) if attrs else ""
+                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
+                    if hidden_at < 0 and not ignored and (
+                        tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
+                    ):
                         replace(start, end, _NOTHING)
                         hidden_at = len(stack) - 1
+                    elif ignored or (gap := _FLAT_START.get(key, _NOTHING)) == _NOTHING:
+                        replace(start, end, _NOTHING)
                     else:
-                        replace(start, end, _flat(key, closing=False))
+                        replace(start, end, text(gap))
         last = end
         if hidden_at >= 0:
             done = end
     if hidden_at >= 0:
         done = len(markup)
-    elif len(markup) - last > _TEXT_RUN:
-        replace(last, len(markup), _split_text(markup[last:]))
+    else:
+        keep_text(last, len(markup))
     if done == 0:
         return markup
     pieces.append(markup[done:])
@@ -382,56 +590,54 @@ def bound_markup(markup: str) -> str:
 _NOTHING = "<!---->"
 
 
-def _flat(name: str, closing: bool) -> str:
-    """What a tag becomes in the text, for one the parser is not shown."""
-    if name in _PARAGRAPH_TAGS:
-        return "\n\n"
-    if name == "br" or (name in _LINE_TAGS and not closing):
-        return "\n"
-    return " " if name in _CELL_TAGS else _NOTHING
+# What a tag becomes in the text, for one the parser is not shown: a start tag, an end tag.
+_FLAT_START = {**{name: "\n\n" for name in _PARAGRAPH_TAGS}, **{name: "\n" for name in _LINE_TAGS},
+               **{name: " " for name in _CELL_TAGS}}
+_FLAT_END = {**{name: "\n\n" for name in _PARAGRAPH_TAGS}, "br": "\n", **{name: " " for name in _CELL_TAGS}}
 
 
 def _marks(tag: str, attrs: str) -> str:
     """The attributes of a start tag that the text depends on, as bound_markup writes them:
-    " hidden", " open" (a <dialog>'s, which shows it), or ""."""
-    if tag != "dialog" and "hidden" not in attrs.lower():
+    " hidden" (see _hides), " open" (a <dialog> shown), or ""."""
+    lowered = attrs.lower()
+    if tag != "dialog" and "hidden" not in lowered and "display" not in lowered:
         return ""
     values: dict[str, str] = {}
     for name, value in _ATTR.findall(attrs):
         if value[:1] in ("'", '"'):
             value = value[1:].removesuffix(value[0])
         values.setdefault(name.lower(), value)
-    if values.get("hidden", "until-found").lower() != "until-found":
+    display = _display(values.get("style", ""))
+    hidden = values.get("hidden", "until-found").lower() != "until-found"
+    if display == "none" or (not display and hidden):
         return " hidden"
     if tag == "dialog":
-        return " open" if "open" in values else ""
+        return " open" if display or "open" in values else ""
     return ""
 
 
-def _raw_text(markup: str, tag: str, start: int, end: int, replace: Callable[[int, int, str], None]) -> int:
-    """Settle an element whose content the tokenizer reads as text (in HTML, not in SVG or MathML,
-    which only the tree builder knows): a hidden one is dropped up to its end tag, a shown one
-    becomes its text, escaped. Returns where reading resumes."""
+def _raw_end(markup: str, tag: str, pos: int) -> int:
+    """Where the text of an element that the tokenizer reads as text ends (its end tag's "<", or the
+    end), from pos, past its start tag."""
     if tag == "script":
-        stop = _script_end(markup, end)
-    elif tag == "plaintext":
-        stop = len(markup)
-    else:
-        found = _RAW_END[tag].search(markup, end)
-        stop = found.start() if found else len(markup)
-    if tag in _RAW_HIDDEN:
-        replace(start, stop, "")  # its end tag (or the end) follows, left in place: it closes nothing
-        return stop
-    content = markup[end:stop]
+        return _script_end(markup, pos)
+    if tag == "plaintext":
+        return len(markup)
+    found = _RAW_END[tag].search(markup, pos)
+    return found.start() if found else len(markup)
+
+
+def _raw_text(markup: str, tag: str, pos: int) -> tuple[int, str]:
+    """Past the end tag of a shown element that the tokenizer reads as text (in HTML, not in SVG or
+    MathML, which only the tree builder knows), from pos, past its start tag; and its text, escaped."""
+    stop = _raw_end(markup, tag, pos)
+    content = markup[pos:stop]
     rest = _END_TAG_REST.match(markup, stop + 2 + len(tag))  # past the end tag, if any
     close = rest.end() if rest and stop < len(markup) else len(markup)
     if tag == "textarea":  # text with character references, less its first line break as the parser reads it
         content = content[2:] if content.startswith("\r\n") else content[1:] if content[:1] in ("\n", "\r") else content
-        text = _split_text(content.replace("<", "&lt;"))
-    else:
-        text = _split_text(content.replace("&", "&amp;").replace("<", "&lt;"))
-    replace(start, close, f"\n\n{text}\n\n" if tag == "xmp" else f"{_NOTHING}{text}{_NOTHING}")
-    return close
+        return close, content.replace("<", "&lt;")
+    return close, _REFERENCE_START.sub("&amp;", content).replace("<", "&lt;")
 
 
 def _script_end(markup: str, pos: int) -> int:
@@ -466,21 +672,31 @@ def _comment_end(markup: str, pos: int) -> int:
     return found.end() if found else len(markup)
 
 
-def _split_text(text: str) -> str:
-    """Text in several text nodes of at most _TEXT_RUN characters (an empty comment between two),
-    never cut inside a character reference."""
-    if len(text) <= _TEXT_RUN:
-        return text
+_REFERENCE = re.compile(r"&#?[0-9A-Za-z]*;?")  # as far as a character reference may reach
+_REFERENCE_START = re.compile(r"&(?=[#0-9A-Za-z])")  # an "&" that may start one (another is text as it is)
+
+
+def _split_text(text: str, run: int) -> tuple[str, int]:
+    """Text the parser is shown `run` characters after the last text node ended for sure, with
+    _NOTHING (a comment, a node of its own) wherever that count would pass _TEXT_RUN, never inside
+    a character reference or a CRLF; and the count at its end. The count runs across tags, since the
+    parser ignores some (a <td> outside a table, an unknown end tag) and joins the text around them.
+    (It runs across comments too, for the text of a table; bound_markup keeps that short apart.)"""
+    if run + len(text) <= _TEXT_RUN:
+        return text, run + len(text)
     parts, start = [], 0
-    while len(text) - start > _TEXT_RUN:
-        cut = start + _TEXT_RUN
-        amp = text.rfind("&", cut - 40, cut)  # a reference runs from "&" to its ";", at most ~40 long
-        if amp > start:
-            cut = amp
+    while run + len(text) - start > _TEXT_RUN:
+        cut = start + _TEXT_RUN - run
+        amp = text.rfind("&", start, cut)
+        reference = _REFERENCE.match(text, amp) if amp >= 0 else None
+        if reference and reference.end() > cut:  # before the reference, or past it when it fills the node alone
+            cut = amp if amp > start or run else reference.end()
+        elif cut > start + 1 and text.startswith("\r\n", cut - 1):
+            cut -= 1
         parts.append(text[start:cut])
-        start = cut
+        start, run = cut, 0
     parts.append(text[start:])
-    return _NOTHING.join(parts)
+    return _NOTHING.join(parts), len(text) - start
 
 
 MAX_TITLE = 1000  # characters: a longer headline is a hostile or broken feed, cut with "…"
