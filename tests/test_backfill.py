@@ -504,3 +504,26 @@ def test_backfill_of_seed_documents_fails_with_a_hint_that_init_loads_them(run: 
     assert result.exit_code == 3 and summary["items_new"] == 1 and summary["sources_read"] == 1
     assert summary["sources_failed"] == {str(archive / "notes"): "a seed folder, not feeds: `storywatch init` loads seed "
                                                                   "documents, from [seeds] path"}
+
+
+def test_a_hostile_jsonl_record_and_a_bad_archive_link_cost_only_themselves(cli: Cli, tmp_path: Path) -> None:
+    """A JSON Lines record whose source and title carry ESC sequences, a bidi override and a line
+    break is stored as one safe line; a feed whose next page is an address no client can request
+    fails that page only (it was a traceback, and the good file was not stored)."""
+    record = {"id": "a", "title": "T\u202eevil\nSecond line", "text": "x \u202e y", "published": "2024-01-02T00:00:00Z",
+              "source": "Pub\u001b]0;PWNED\u0007\u001b[2J\u202eRLO", "url": "https://a.example/\u202e\u009b31m"}
+    (tmp_path / "evil.jsonl").write_text(json.dumps(record) + "\n")
+    with FeedServer() as server:
+        server.routes["/bad"] = Reply(body=(
+            '<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>b</title>'
+            '<atom:link rel="next" href="http://[::1/x"/><item><guid>b1</guid><title>Bad-link feed story</title>'
+            '<description>y</description><pubDate>Tue, 02 Jan 2024 10:00:00 GMT</pubDate></item></channel></rss>').encode())
+        result = cli("backfill", str(tmp_path / "evil.jsonl"), server.url("/bad"), "--json", ok=False)
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    summary = json.loads(result.stdout)
+    assert summary["items_new"] == 2 and list(summary["sources_failed"]) == ["http://[::1/x"]
+    [evil] = [r for r in items(cli) if r["identity"].startswith("jsonl:")]
+    assert (evil["title"], evil["publisher"]) == ("Tevil Second line", "Pub ]0;PWNED [2J RLO")
+    assert evil["text"] == "x y" and evil["url"] == "https://a.example/%E2%80%AE%C2%9B31m"
+    shown = cli("items").output + cli("items", "show", str(evil["id"])).output
+    assert not any(c in shown for c in "\x1b\x07\u202e\x9b")

@@ -367,3 +367,24 @@ def test_a_password_in_a_feed_url_is_used_and_never_shown(tmp_path: Path, log_re
     outputs += [json.dumps(record, default=str) for record in log_records]
     assert all("S3cretPW" not in output for output in outputs), [o for o in outputs if "S3cretPW" in o]
     assert any("reader:****@127.0.0.1" in output for output in outputs[1:4])
+
+
+def test_a_password_is_masked_in_errors_backfill_and_whatever_it_holds(tmp_path: Path) -> None:
+    """Errors that quote the feed's address (a redirect loop, the feeds an HTML page advertises),
+    backfill's summary, and a password holding '@' (masked to the authority's last '@')."""
+    from worker.safetext import without_password
+
+    assert without_password("http://reader:p@ss@host/x and https://a:b@c/") == "http://reader:****@host/x and https://a:****@c/"
+    with FeedServer() as server:
+        server.routes["/loop"] = Reply(302, headers={"Location": "/loop"})
+        server.routes["/page"] = Reply(body=b'<html><head><link rel="alternate" type="application/rss+xml" href="feed.xml">'
+                                            b"</head></html>", headers={"Content-Type": "text/html"})
+        config = tmp_path / "storywatch.toml"
+        loop, page = (server.url(p).replace("http://", "http://reader:S3cret@PW@") for p in ("/loop", "/page"))
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n'
+                          f'[[feeds]]\nurl = "{loop}"\n[[feeds]]\nurl = "{page}"\n')
+        cli = Cli(config)
+        outputs = [cli("poll", ok=False).output, cli("status", ok=False).output, cli("feeds", "list", "--json").output,
+                   cli("config", "check").output, cli("backfill", loop, page, "--json", ok=False).output]
+    assert "redirect loop" in outputs[0] and "advertises" in outputs[0]
+    assert all("S3cret" not in output and "@PW@" not in output for output in outputs), outputs

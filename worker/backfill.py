@@ -56,6 +56,7 @@ from worker.errors import StorywatchError
 from worker.fetch import Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
 from worker.parallel import ProcessPool, default_processes
+from worker.safetext import one_line, without_password
 
 BATCH = 500  # items per transaction: short enough for the daemon to write in between
 CHUNK = 16  # items per pickled chunk of a spool file: the merge holds one chunk of every source (~250 KB)
@@ -349,7 +350,7 @@ def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutt
     published = record.get("published")
     when = dt.datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else ctx.now
     when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-    source = str(record.get("source") or default_source)
+    source = one_line(str(record.get("source") or default_source)) or default_source
     return pipeline.analysed(normalize.record_item(
         identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
         text=normalize.html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
@@ -489,7 +490,7 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     `stop` is set. `unreadable`: sources `expand` could not open, failed from the start (why);
     `network`: how names resolve and connections are made (tests replace it)."""
     started = time.monotonic()
-    summary = Summary(sources_failed=dict(unreadable or {}))
+    summary = Summary(sources_failed={without_password(k): v for k, v in (unreadable or {}).items()})
     report = progress or (lambda step: None)
     workers = options.workers or default_processes()
     stop = stop or threading.Event()
@@ -593,6 +594,9 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
         return pool.run(task, *args)
     except StorywatchError as exc:  # the parsing process died or timed out on this document
         return Spooled(str(args[0]), error=exc.message)
+    except Exception as exc:  # a bug met on one document fails that document, never the run
+        logger.opt(exception=exc).error("Unexpected error reading {source}", source=without_password(str(args[0])))
+        return Spooled(str(args[0]), error=f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
@@ -620,6 +624,11 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
             pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
             done(pages[-1], 0)
             continue
+        except Exception as exc:  # one bad page fails itself, never the whole backfill
+            logger.opt(exception=exc).error("Unexpected error fetching {url}", url=without_password(url))
+            pages.append(Spooled(url, error=f"internal error: {type(exc).__name__}: {exc}"))
+            done(pages[-1], 0)
+            continue
         was_public = was_public or fetched.origin_public
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)
         page.label = url
@@ -635,17 +644,19 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
 
 
 def _account(spooled: Spooled, summary: Summary) -> None:
+    """Add a document's counts to the summary, which names it without a password in its URL."""
+    label = without_password(spooled.label)
     if spooled.stopped:
-        summary.sources_not_read.append(spooled.label)
+        summary.sources_not_read.append(label)
         return
     if spooled.error:
-        summary.sources_failed[spooled.label] = spooled.error
+        summary.sources_failed[label] = without_password(one_line(spooled.error))
     else:
         summary.sources_read += 1
     summary.entries += spooled.entries
-    summary.entries_by_source[spooled.label] = spooled.entries
+    summary.entries_by_source[label] = spooled.entries
     summary.outside_period += max(spooled.entries - spooled.items - len(spooled.warnings), 0)
-    summary.warnings += [f"{spooled.label}: {e}" for e in spooled.warnings]
+    summary.warnings += [without_password(f"{label}: {e}") for e in spooled.warnings]
 
 
 def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,

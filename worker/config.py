@@ -117,6 +117,8 @@ def duration_between(low: dt.timedelta, high: dt.timedelta) -> Check:
 
 
 def _web_url(v: str) -> str | None:
+    if _CONTROL.search(v) or re.search("[\u202a-\u202e\u2066-\u2069]", v):
+        return "an http:// or https:// URL without control or bidirectional characters"
     try:
         urlsplit(v).port  # raises on "http://[::1/feed", a port past 65535
     except ValueError:
@@ -589,7 +591,7 @@ class _Reader:
 
     def _path(self, value: Any, key: str) -> Path:
         text = self._str(value, key)
-        if not text.strip():
+        if not text.strip() or "\0" in text:
             raise self.fail(key, "a path", value)
         return resolve_path(self.base, text)
 

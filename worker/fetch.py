@@ -115,9 +115,32 @@ def is_public_address(ip: str) -> bool:
     """True for globally routable unicast addresses; False for loopback, private, link-local
     (169.254/16: cloud metadata), CGNAT (100.64/10), multicast, reserved and unspecified."""
     address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour or _nat64_or_compatible(address)
+        if embedded is not None:  # an IPv4 address written as IPv6 reaches that IPv4 address
+            address = embedded
+    return address.is_global and not address.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")  # "IPv4-compatible" (deprecated), e.g. ::127.0.0.1
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT "IPv4-translated"
+
+
+def _nat64_or_compatible(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address in _NAT64 or address in _TRANSLATED or (address in _COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _is_link_local(ip: str) -> bool:
+    """169.254.0.0/16 and fe80::/10: where cloud metadata services answer."""
+    address = ipaddress.ip_address(ip)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    return address.is_link_local
 
 
 # ── per-fetch context, read by the network layer on the fetching thread ─────────────────────
@@ -134,6 +157,10 @@ class _Context:
     origin_public: bool | None = None
     attempts: list[tuple[str, int]] = field(default_factory=list)
 
+    @property
+    def origin_host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
     def check_addresses(self, host: str, ips: list[str]) -> list[str]:
         """The addresses this fetch may dial for `host`; raises when none may be used."""
         public = [ip for ip in ips if is_public_address(ip)]
@@ -146,6 +173,12 @@ class _Context:
                 self.origin_public = False
                 return ips
         if not self.origin_public:
+            if host != self.origin_host:  # a private feed may move within its network, never onto metadata
+                ips = [ip for ip in ips if not _is_link_local(ip)]
+                if not ips:
+                    raise FetchError(f"refused to connect to {host}: a feed may not be moved onto a link-local "
+                                     "address (169.254.0.0/16, fe80::/10: cloud metadata)", url=self.url, kind="blocked",
+                                     hint="set fetch.allow_private_redirects = true if this is intended")
             return ips
         if public:
             return public
@@ -482,11 +515,25 @@ class Fetcher:
 
 
 def _require_web_url(url: str, feed_url: str, redirect: bool = False) -> None:
-    scheme = urlsplit(url).scheme.lower()
+    """An http(s) address that can be requested, else a FetchError (a feed's or a server's bad
+    address fails that feed, never the run)."""
+    kind = "redirect" if redirect else "scheme"
+    try:
+        scheme = urlsplit(url).scheme.lower()
+        urlsplit(url).port  # raises on "http://[::1/x", a port past 65535
+        httpx.URL(url)  # raises on a host no IDNA encoding can write
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise FetchError(f"{'redirect to an' if redirect else 'an'} invalid address ({exc})", url=feed_url, kind=kind) from None
+    if _UNSAFE_IN_URL.search(url):
+        raise FetchError(f"{'redirect to an' if redirect else 'an'} address with control or bidirectional characters",
+                         url=feed_url, kind=kind)
     if scheme not in ("http", "https"):
         what = "redirect to" if redirect else "feed URL with"
         raise FetchError(f"{what} unsupported scheme {scheme or '(none)'!r}: only http and https",
-                         url=feed_url, kind="redirect" if redirect else "scheme")
+                         url=feed_url, kind=kind)
+
+
+_UNSAFE_IN_URL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _transport_error(exc: httpx.HTTPError, url: str, ctx: _Context) -> FetchError:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import nh3
 
-from worker.safetext import one_line
+from worker.safetext import one_line, url_text
 from worker.dedupe import Clutter, fingerprint, match_text
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -39,7 +39,7 @@ from worker.parse import Entry
 # ── text ─────────────────────────────────────────────────────────────────────────────────────
 
 _BLANK_LINES = re.compile(r"\n{3,}")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # bidi overrides: text shown backwards
 
 # What each structural tag becomes in plain text; every other tag vanishes, keeping its text.
 _PARAGRAPH_TAGS = (  # separated by a blank line
@@ -733,6 +733,7 @@ def canonical_url(url: str | None) -> str | None:
     """One spelling of a link: the same article's links compare equal once canonical."""
     if not url or not url.strip():
         return None
+    url = url_text(url)
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -742,9 +743,7 @@ def canonical_url(url: str | None) -> str | None:
     host = (parts.hostname or "").lower()
     if not scheme or not host:
         return url.strip()
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"  # no login: a link is shown
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k)))
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
@@ -996,7 +995,7 @@ def record_item(
     source: str = "feed",
 ) -> Item:
     """An item given as plain fields (a JSON Lines record), cleaned and fingerprinted like an entry."""
-    title, text = clean_text(title) or "(untitled)", clean_text(text)
+    title, text = one_line(clean_text(title)) or "(untitled)", clean_text(text)
     marks = fingerprint(title, text, match_text(text, clutter))
     return Item(
         identity=identity,

@@ -41,7 +41,7 @@ def _walk(node: ET.Element, folders: tuple[str, ...], out: list[OutlineFeed]) ->
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
         title = one_line(outline.get("title") or outline.get("text") or "")
         if url:
-            categories = tuple(c.strip().lstrip("/") for c in (outline.get("category") or "").split(",") if c.strip())
+            categories = tuple(one_line(c).lstrip("/") for c in (outline.get("category") or "").split(",") if one_line(c))
             out.append(OutlineFeed(url, title, folders + categories))
         else:
             _walk(outline, folders + ((title,) if title else ()), out)

@@ -172,7 +172,10 @@ def _link(feed: Any, rel: str, base: str) -> str | None:
     """The href of the feed's first <link rel=…> (Atom, or atom:link inside RSS), made absolute."""
     for link in feed.get("links", ()):
         if link.get("rel") == rel and link.get("href"):
-            return urljoin(base, str(link["href"]))
+            try:
+                return urljoin(base, str(link["href"]))
+            except ValueError:  # "http://[::1/x": kept as written, the fetch of it fails alone
+                return str(link["href"])
     return None
 
 

@@ -35,7 +35,7 @@ from sqlite_utils import Database
 
 from worker import dedupe, normalize, parse, polling, seeds, store, storylines, track
 from worker.log import traceback_for
-from worker.safetext import one_line
+from worker.safetext import one_line, without_password
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
@@ -671,7 +671,8 @@ def _failed(rt: Runtime, p: Prepared, error: StorywatchError, now: dt.datetime) 
     if kind == "timeout" and rt.stop.is_set():  # cut short by shutdown: not the feed's fault
         return FeedReport(feed, "stopped")
     state: dict[str, object] = {"last_polled_at": now, "last_status": status}
-    said, message = one_line(error.message), one_line(str(error))  # a server's words, shown on terminals
+    # A server's words, shown on terminals; the feed's URL in them may hold its password.
+    said, message = without_password(one_line(error.message)), without_password(one_line(str(error)))
     if isinstance(error, RateLimited):
         outcome = "rate_limited"
         state |= {"retry_after": error.retry_after,

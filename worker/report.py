@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from worker.safetext import url_text
 from worker.clock import to_iso
 from worker.evidence import MIN_SOURCE_DOCS
 from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, plural, reason_strings
@@ -210,7 +211,7 @@ def render_item(detail: ItemDetail) -> str:
         ("link", item.url or "-"),
         ("source", item.source),
         ("storylines", ", ".join(item.storylines) or "-"),
-        ("identity", item.identity),
+        ("identity", url_text(item.identity)),  # a GUID as the feed wrote it: shown inert
     ]
     if item.dup_of:
         meta.append(("copy of", f"item {item.dup_of} ({item.dup_kind}"

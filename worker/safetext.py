@@ -9,10 +9,16 @@ text enters (parse, OPML, the stored error), so every output shows the same clea
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 # C0 and C1 controls (tabs and line breaks too: a label is one line), and the bidirectional
 # embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+
+
+def url_text(url: str) -> str:
+    """A URL with its unsafe characters percent-encoded (a link is kept, and shown inert)."""
+    return _UNSAFE.sub(lambda m: quote(m.group(), safe=""), url)
 
 
 def one_line(text: str) -> str:
@@ -21,7 +27,7 @@ def one_line(text: str) -> str:
 
 
 # "scheme://user:password@" anywhere in a text: the password is what must not be shown.
-_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^/\s@]*@")
+_PASSWORD = re.compile(r"(?<=://)([^/?#\s:@]*):[^/?#\s]*@")  # to the authority's last "@", as urlsplit reads it
 MASKED = "****"
 
 

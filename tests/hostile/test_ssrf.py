@@ -157,3 +157,35 @@ def test_a_backfilled_feeds_archive_links_never_reach_a_private_address(tmp_path
                                f"http://intranet.example:{port}/secret"}, failed
         assert all("a public feed may not be moved onto" in error for error in failed.values()), failed
     assert {address[0] for address in connects} == {"127.0.0.1"}, connects
+
+
+@pytest.mark.parametrize("ip", ["64:ff9b::7f00:1", "2002:7f00:1::", "::7f00:1", "::ffff:0:7f00:1", "fec0::1",
+                                "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::"])
+def test_ipv4_written_as_ipv6_is_judged_as_the_ipv4_address(ip: str) -> None:
+    """NAT64, 6to4, IPv4-compatible and IPv4-translated addresses reach the IPv4 address they
+    hold (here loopback or metadata); site-local is private."""
+    assert not is_public_address(ip)
+
+
+def test_a_feed_on_a_private_address_may_not_be_moved_onto_metadata(tmp_path: Path, connects: list[Any]) -> None:
+    """A name whose first answer is private (an intranet feed, or a hostile domain answering so)
+    may be moved within private addresses, never onto a link-local one (cloud metadata)."""
+    with FeedServer() as server:
+        server.routes["/feed"] = Reply(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+        server.routes["/latest/meta-data/"] = Reply(body=rss([("m", "Metadata", "<p>secret</p>")]))
+        config = tmp_path / "storywatch.toml"
+        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n'
+                          f'[[feeds]]\nurl = "http://intranet.example:{server.port}/feed"\n')
+        settings = load_settings(config)
+        db = store.open_store(settings.storage.path)
+        pipeline.initialize(db, settings, Clock()())
+        names = PublicNames(server.port)
+        rt = pipeline.open_runtime(db, settings, network=Network(names.resolve, names.on_connect), clock=Clock())
+        try:
+            report = pipeline.poll_feeds(rt)
+        finally:
+            rt.close()
+        [feed] = report.reports
+        assert feed.outcome == "error" and "may not be moved onto a link-local address" in (feed.error or "")
+        assert "/latest/meta-data/" not in server.paths()
+        assert [ip for ip, _ in names.dialled] == ["10.20.30.40"]
