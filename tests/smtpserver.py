@@ -99,13 +99,17 @@ class HangingServer:
     command it never answers ("EHLO", "MAIL", "RCPT", "DATA": before its go-ahead, so no message
     was sent), or "message" (it takes the whole message, final dot included, and never confirms
     it: the message may have arrived). Plain SMTP, no STARTTLS, no login. `stalled` is set once
-    it went silent; `message` holds what it took."""
+    it went silent; `message` holds what it took.
+
+    `drip`: instead of going silent, it answers at its stage with a reply that never ends, one
+    continuation line (`250-x`) every `drip` seconds, so that no read ever waits long enough
+    for the client's timeout (a server dripping its reply, slowly and for ever)."""
 
     STAGES = ("greeting", "EHLO", "MAIL", "RCPT", "DATA", "message")
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, *, drip: float | None = None) -> None:
         assert stage in self.STAGES, stage
-        self.stage = stage
+        self.stage, self.drip = stage, drip
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.stalled = threading.Event()
@@ -127,12 +131,12 @@ class HangingServer:
         lines = conn.makefile("rb")
         try:
             if self.stage == "greeting":
-                return self._stall()
+                return self._stall(conn)
             conn.sendall(b"220 hang.example ESMTP\r\n")
             for line in lines:
                 command = line.split(b" ", 1)[0].strip().upper().decode(errors="replace")
                 if command == self.stage:
-                    return self._stall()
+                    return self._stall(conn)
                 if command == "EHLO":
                     conn.sendall(b"250-hang.example\r\n250 8BITMIME\r\n")
                 elif command == "DATA":
@@ -140,7 +144,7 @@ class HangingServer:
                     while (chunk := lines.readline()) not in (b".\r\n", b""):
                         self.message += chunk
                     if self.stage == "message":
-                        return self._stall()
+                        return self._stall(conn)
                     conn.sendall(b"250 OK\r\n")
                 elif command == "QUIT":
                     conn.sendall(b"221 Bye\r\n")
@@ -151,9 +155,13 @@ class HangingServer:
             pass  # the client went away
         return None
 
-    def _stall(self) -> None:
+    def _stall(self, conn: socket.socket) -> None:
         self.stalled.set()
-        self._closed.wait()
+        if self.drip is None:
+            self._closed.wait()
+            return
+        while not self._closed.wait(self.drip):  # OSError once the client cut the connection
+            conn.sendall(b"250-x\r\n")
 
     def __enter__(self) -> HangingServer:
         return self

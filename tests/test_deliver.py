@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from worker.config import EmailSettings
-from worker.deliver import FALLBACK_DOMAIN, build_message, message_domain, send_message, stable_message_id, write_atomically
+from worker.deliver import (FALLBACK_DOMAIN, build_message, message_domain, send_deadline, send_message, stable_message_id,
+                            write_atomically)
 from worker.errors import DeliveryError
 from tests.conftest import NOW
 from tests.feedserver import free_port
-from tests.smtpserver import MSG_ID, SMTPServer, self_signed
+from tests.smtpserver import MSG_ID, HangingServer, SMTPServer, self_signed
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +122,38 @@ def test_a_server_that_never_answers_is_a_timeout() -> None:
         send_message(settings, message(settings))  # type: ignore[arg-type]
     assert err.value.kind == "timeout"
     listener.close()
+
+
+@pytest.mark.parametrize(("stage", "kind", "after"), [
+    ("greeting", "timeout", ""),
+    ("EHLO", "timeout", ""),
+    ("RCPT", "timeout", ""),
+    ("message", "unconfirmed", ", and did not confirm the message: it may have arrived"),
+])
+def test_a_server_dripping_its_reply_is_cut_off_at_the_send_deadline(stage: str, kind: str, after: str) -> None:
+    """The server answers at `stage` with a reply that never ends, a `250-x` line every 0.2 s:
+    no read waits as long as the timeout (0.5 s), but the whole send has a deadline (4 times
+    it), and the send ends there; after the message went out, it may have arrived."""
+    with HangingServer(stage, drip=0.2) as dripping:
+        settings = email(dripping.port, timeout=0.5)
+        errors: list[DeliveryError] = []
+
+        def send() -> None:
+            try:
+                send_message(settings, message(settings))  # type: ignore[arg-type]
+            except DeliveryError as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        sender.join(60)  # generous: the deadline is 2 s
+        assert not sender.is_alive(), "the send never ended"
+        assert dripping.stalled.is_set()
+    assert send_deadline(settings) == 2
+    (err,) = errors
+    assert err.kind == kind
+    assert err.message == f"the SMTP server 127.0.0.1:{dripping.port} took longer than 2 s for the whole send{after}"
+    assert (b"Subject: [storywatch] 3 follow-ups" in dripping.message) == (stage == "message")
 
 
 def test_files_are_replaced_whole(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_string, policy
 from email.utils import format_datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker import daily, digest, report, store
+from worker import daily, deliver, digest, report, store
 from worker.cli import cli
 from worker.clock import utc_now
 from worker.config import Settings, load_settings
@@ -128,6 +128,15 @@ def record_cycle(built: Built) -> None:
     """A polling cycle that just finished: `health` then judges the digests alone."""
     finished = utc_now()
     store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
+
+
+def returned(call: Callable[[], object]) -> None:
+    """Run `call` in a thread of its own: it must return (a generous minute: a send's deadline
+    in these tests is 4 s), else the test fails instead of hanging."""
+    runner = threading.Thread(target=call, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the send never ended"
 
 
 @pytest.fixture
@@ -417,6 +426,59 @@ def test_sigterm_stops_the_worker_at_once_while_its_digest_send_hangs(tmp_path: 
     with sqlite3.connect(tmp_path / "sw.db") as conn:
         (status, error), = conn.execute("SELECT status, error FROM digests").fetchall()
     assert (status, error) == ("pending", STOPPED.format(port=hanging.port))
+
+
+def test_a_server_dripping_its_ehlo_reply_is_cut_off_at_the_send_deadline_and_retried_later(tmp_path: Path) -> None:
+    """The server answers EHLO with a reply that never ends, a `250-x` line every 0.2 s, each
+    well within the 1 s timeout: the send ends at its deadline (4 times the timeout), and the
+    digest, which was certainly not sent, fails and is retried with backoff, as a timeout is."""
+    with HangingServer("EHLO", drip=0.2) as dripping:
+        built = build(tmp_path, smtp_port=dripping.port, timeout=1)
+        db = store.open_store(built.settings.storage.path, shared=True)  # used by the sending thread
+        returned(lambda: daily.scheduled_digest(db, built.settings, T0))
+        db.conn.close()
+        assert dripping.stalled.is_set() and dripping.message == b""
+    assert deliver.send_deadline(built.settings.email) == 4
+    why = f"the SMTP server 127.0.0.1:{dripping.port} took longer than 4 s for the whole send"
+    failed = row(built.db)
+    assert (failed["status"], failed["attempts"], failed["error"], failed["next_attempt_at"]) == (
+        "failed", 1, why, "2026-11-23T06:06:00Z")
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)  # the operator points it at a working server
+        daily.scheduled_digest(built.db, settings, T0 + minutes(3))
+        assert server.received == []  # the retry waits for its time
+        daily.scheduled_digest(built.db, settings, T0 + minutes(5))
+        daily.scheduled_digest(built.db, settings, T0 + minutes(6))
+    assert len(server.received) == 1
+    assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["error"]) == ("sent", 2, None)
+
+
+def test_a_server_dripping_its_reply_after_the_message_makes_digest_send_end_at_the_deadline_unconfirmed(
+    tmp_path: Path
+) -> None:
+    """The server takes the whole message, then drips a reply that never ends: `digest --send`
+    ends at the send's deadline (exit status 1) and the digest, which may have arrived, is
+    unconfirmed: never sent again by itself."""
+    with HangingServer("message", drip=0.2) as dripping:
+        built = build(tmp_path, smtp_port=dripping.port, timeout=1)
+        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        process = sending(built)
+        try:
+            _, stderr = process.communicate(timeout=60)  # generous: the deadline is 4 s
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+        assert b"Subject: [storywatch] 2026-11-23: " in dripping.message
+    why = (f"the SMTP server 127.0.0.1:{dripping.port} took longer than 4 s for the whole send, and did not confirm "
+           "the message: it may have arrived")
+    assert process.returncode == 1 and f"Error: {why}\n" in stderr, stderr
+    assert (row(built.db)["status"], row(built.db)["error"], row(built.db)["next_attempt_at"]) == ("unconfirmed", why, None)
+    with SMTPServer() as server:
+        settings = reload(built, smtp_port=server.port)
+        for later in (minutes(10), minutes(600)):
+            daily.scheduled_digest(built.db, settings, T0 + later)
+    assert server.received == [] and row(built.db)["status"] == "unconfirmed"
 
 
 @pytest.mark.parametrize("stage", ["greeting", "EHLO", "MAIL", "DATA", "message"])

@@ -389,7 +389,10 @@ class EmailSettings:
     from_addr: str = setting("", "Sender address.", key="from", check=_one_line)
     to: tuple[str, ...] = setting((), "Recipient addresses.", check=_one_line_each)
     subject_prefix: str = setting("[storywatch]", "Prefix of every digest's subject.", check=_one_line)
-    timeout: float = setting(30.0, "Seconds allowed for each exchange with the SMTP server.", check=between(1, 600))
+    timeout: float = setting(
+        30.0, "Seconds allowed for each exchange with the SMTP server; a whole send, 4 times this.",
+        check=between(1, 600),
+    )
     ca_file: Path | None = setting(
         None, "CA certificates to trust for the SMTP server (a private CA); unset: the system's."
     )

@@ -5,6 +5,9 @@ flushed to disk, then renamed over the target, so a reader (or a crash) never se
 digest. An email is one multipart/alternative message (plain text + HTML) sent with STARTTLS,
 implicit TLS or neither, logging in when a username is set; every failure becomes one
 DeliveryError whose `kind` says what went wrong (connect, timeout, tls, auth, refused).
+`[email] timeout` bounds each exchange with the server, and a send as a whole has a deadline
+(`send_deadline`: SEND_DEADLINE_EXCHANGES times it), so a server that drips its replies a line
+at a time cannot hold a send (and the worker's digest job) for ever.
 
 A digest's Message-ID is stable (`stable_message_id`): every send of one digest, a resend
 included, carries the same one, so mail systems that have the message already can tell the
@@ -22,6 +25,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from typing import Any
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
@@ -109,6 +113,17 @@ def build_message(
     return message
 
 
+SEND_DEADLINE_EXCHANGES = 4  # a whole send is allowed this many times [email] timeout
+
+
+def send_deadline(email: EmailSettings) -> float:
+    """Seconds a whole send may take, from connecting to the server's last reply: a fixed number
+    of exchanges' worth (2 minutes with the default timeout of 30 s). A healthy server needs a
+    fraction of it; one that keeps every exchange just under the timeout, or drips a reply line
+    by line, is cut off."""
+    return SEND_DEADLINE_EXCHANGES * email.timeout
+
+
 def send_message(
     email: EmailSettings, message: EmailMessage, recipients: Sequence[str] | None = None, *,
     stop: threading.Event | None = None, handing_over: Callable[[], None] | None = None,
@@ -118,8 +133,13 @@ def send_message(
     `stop` set (SIGTERM, Ctrl-C) cuts the connection at once instead of after the timeout: the
     error's kind is "stopped" when the message was not handed over yet (it was not sent), else
     "unconfirmed". `handing_over` runs after the server's go-ahead to DATA, just before the
-    message goes out: until then the server cannot have it; from then on it may."""
+    message goes out: until then the server cannot have it; from then on it may.
+
+    A send that takes longer than `send_deadline` in all is cut off the same way: kind "timeout"
+    when the message was not handed over yet (not sent: retried later), else "unconfirmed"."""
     where = f"{email.smtp_host}:{email.smtp_port}"
+    limit = send_deadline(email)
+    deadline = time.monotonic() + limit
     if stop is not None and stop.is_set():
         raise DeliveryError(f"sending through {where} was stopped before it began: it was not sent", kind="stopped")
     context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
@@ -139,7 +159,7 @@ def send_message(
         return smtp.getreply()
 
     smtp.data = data  # type: ignore[method-assign]
-    watch = _StopWatch(smtp, stop)
+    watch = _Watch(smtp, stop, deadline)
     try:
         with smtp:
             _open(smtp, email, context)
@@ -149,7 +169,13 @@ def send_message(
                             hint=f"check [email] username, and the password in {_password_source(email)}") from None
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
         raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
-    except OSError if watch.cut else ():  # smtplib's errors are OSErrors too
+    except OSError if watch.cut == "deadline" else ():  # smtplib's errors are OSErrors too
+        took = f"the SMTP server {where} took longer than {limit:g} s for the whole send"
+        if handed_over:  # as a server that never confirms: it may have arrived, never retried by itself
+            raise DeliveryError(f"{took}, and did not confirm the message: it may have arrived",
+                                kind="unconfirmed") from None
+        raise DeliveryError(took, kind="timeout") from None  # not sent: retried with backoff
+    except OSError if watch.cut else ():
         if handed_over:
             raise DeliveryError(f"sending through {where} was stopped after the message was handed over, before the "
                                 "server confirmed it: it may have arrived", kind="unconfirmed") from None
@@ -225,20 +251,23 @@ def _dot_stuffed(msg: bytes) -> bytes:
     return body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
 
 
-class _StopWatch:
-    """Cuts the connection of `smtp` once `stop` is set. smtplib waits for each reply up to its
-    timeout and cannot be interrupted otherwise, so a stopped worker would hang that long."""
+class _Watch:
+    """Cuts the connection of `smtp` once `stop` is set or `deadline` (a time.monotonic() value)
+    has passed. smtplib waits for each reply up to its timeout and cannot be interrupted
+    otherwise, so a stopped worker would hang that long, and a server that keeps sending a reply
+    line by line (each read well within the timeout) would hold the send for ever."""
 
-    def __init__(self, smtp: smtplib.SMTP, stop: threading.Event | None) -> None:
-        self.cut = False  # read after the send failed: the cut made it fail
+    def __init__(self, smtp: smtplib.SMTP, stop: threading.Event | None, deadline: float) -> None:
+        self.cut: str | None = None  # "stop" or "deadline", read after the send failed: the cut made it fail
         self._done = threading.Event()
-        if stop is not None:
-            threading.Thread(target=self._watch, args=(smtp, stop), name="smtp-stop", daemon=True).start()
+        threading.Thread(target=self._watch, args=(smtp, stop, deadline), name="smtp-watch", daemon=True).start()
 
-    def _watch(self, smtp: smtplib.SMTP, stop: threading.Event) -> None:
+    def _watch(self, smtp: smtplib.SMTP, stop: threading.Event | None, deadline: float) -> None:
         while not self._done.wait(0.05):
-            if stop.is_set() and (sock := smtp.sock) is not None:  # no socket yet: connecting
-                self.cut = True
+            why = ("stop" if stop is not None and stop.is_set() else
+                   "deadline" if time.monotonic() >= deadline else None)
+            if why and (sock := smtp.sock) is not None:  # no socket yet: connecting (bounded by the timeout)
+                self.cut = why
                 try:  # the plain socket's shutdown: a blocked read or write returns at once
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
                 except OSError:
