@@ -253,3 +253,31 @@ def test_a_storyline_of_keywords_alone_starts_in_every_score_mode(mode: str) -> 
     tracker.observe(Doc("a", "Quake hits Van", "An earthquake hit Van province on Sunday.", 0.0))
     tracker.add_storyline(StorylineSpec("quake", "Van quake", (), keywords=("Van earthquake",)))
     assert [d.storyline_id for d in tracker.process(Doc("b", "Van quake toll rises", "The toll rose.", 60.0))] == ["quake"]
+
+
+def test_a_storylines_silence_counts_from_when_it_was_tracked_for_items_since() -> None:
+    """A storyline added today with seeds from years ago has not gone quiet for years for its
+    reader: an item published since it was tracked counts its silence from then (a 0.3 cut of
+    every score, and expiry at once); an item published before is judged as history."""
+    from worker.track import Doc, StorylineSpec
+
+    day = 86400.0
+    seeded = 1_700_000_000.0  # the seeds' time
+    added = seeded + 700 * day  # the storyline added to the worker
+    seed = Doc("seed", "Rail link opens between the two capitals", "The new rail link between the capitals opened "
+               "with a ceremony; trains will run twice a week, the ministers said.", seeded)
+    spec = StorylineSpec("rail", "The rail link", (seed,), expires_after=300 * day)
+    now = Doc("new", "Rail link between the capitals carries its first freight",
+              "The rail link between the capitals carried its first freight train, the ministers said.", added + day)
+    old = replace(now, id="old", published=seeded + 400 * day)
+    scores = {}
+    for tracked_since in (None, added):
+        tracker = Tracker(TrackerConfig())
+        tracker.add_storyline(replace(spec, tracked_since=tracked_since))
+        decisions = tracker.decide(now)
+        scores[tracked_since] = decisions
+        assert len(tracker.decide(old)) == 0  # history: 400 days of silence expire it either way
+    assert len(scores[None]) == 0  # 701 days quiet: expired
+    [decision] = scores[added]
+    cfg = TrackerConfig()
+    assert math.isclose(decision.score, decision.raw - cfg.recency_penalty * math.log1p(day / cfg.recency_scale))

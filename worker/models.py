@@ -244,6 +244,7 @@ class StorylineDef:
     seed_ids: tuple[int, ...]
     updated_at: dt.datetime
     profile_hash: str = ""  # the definition the storyline's look-back was last made for
+    created_at: dt.datetime | None = None  # when it was added to the store: tracked since then
 
 
 def reason_strings(value: object) -> list[str]:

@@ -1234,7 +1234,7 @@ def active_storylines(db: Database) -> list[StorylineDef]:
             exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
             expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None,
             seed_ids=tuple(seeds.get(row["id"], ())), updated_at=from_iso(row["updated_at"]),
-            profile_hash=row["profile_hash"],
+            profile_hash=row["profile_hash"], created_at=from_iso(row["created_at"]),
         )
         for row in db.query("SELECT * FROM storylines WHERE active = 1 ORDER BY id")
     ]

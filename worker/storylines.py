@@ -97,6 +97,7 @@ def spec_of(storyline: StorylineDef, seeds: Mapping[int, Stored]) -> StorylineSp
         exclude=storyline.exclude,
         threshold=storyline.threshold,
         expires_after=storyline.expires_after.total_seconds() if storyline.expires_after else None,
+        tracked_since=storyline.created_at.timestamp() if storyline.created_at else None,
     )
 
 

@@ -114,6 +114,11 @@ class StorylineSpec:
     starts: float | None = None
     """The earliest publication time (POSIX) of an item it decides on; None: its first seed's.
     (The worker passes the first *dated* seed's time: an undated file seed does not move it.)"""
+    tracked_since: float | None = None
+    """When the reader began tracking it (the worker: when the storyline was added). Items
+    published since then count its silence from then at most: a storyline added today with
+    seeds from 2019-2024 has not gone quiet for years for its reader (its silence cut every
+    score by 0.3 and expired it). Items published before are judged as the history they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -875,6 +880,7 @@ class Tracker:
         self._starts = np.zeros(0)
         self._activity = np.zeros(0)
         self._expires = np.zeros(0)
+        self._since = np.zeros(0)
         self._knob = np.zeros(0)
         self._backgrounds = _Backgrounds(self.config)
         self._own_aliased: dict[str, _Storyline] = {}
@@ -1064,8 +1070,8 @@ class Tracker:
             story.slot = self._n_slots
             self._n_slots += 1
             self._by_slot.append(None)
-            self._starts, self._activity, self._expires, self._knob = (
-                _grown(a, self._n_slots) for a in (self._starts, self._activity, self._expires, self._knob))
+            self._starts, self._activity, self._expires, self._knob, self._since = (
+                _grown(a, self._n_slots) for a in (self._starts, self._activity, self._expires, self._knob, self._since))
             self._backgrounds.grow(2 * self._n_slots)
         slot, spec = story.slot, story.spec
         self._by_slot[slot] = story
@@ -1076,6 +1082,7 @@ class Tracker:
         first_seed = min((s.published for s in spec.seeds), default=0.0)
         self._starts[slot] = first_seed if spec.starts is None else spec.starts
         self._activity[slot] = last_seed
+        self._since[slot] = -math.inf if spec.tracked_since is None else spec.tracked_since
         self._expires[slot] = math.inf if spec.expires_after is None else spec.expires_after
         self._knob[slot] = self.config.threshold if spec.threshold is None else spec.threshold
         for seed_id in story.seed_ids:
@@ -1237,7 +1244,7 @@ class Tracker:
         analysis = self._analyze_cached(doc)
         vector = self._vector_cached(doc, analysis)
         raw = self._central_scores(vector)
-        silence = np.maximum(doc.published - self._activity, 0.0)
+        silence = self._silence(doc)
         live = self._live(doc, silence)
         short = np.full(self._n_slots, analysis.short and cfg.bg_split_short)
         readings: dict[int, tuple[_Analysis, dict[str, float]]] = {}
@@ -1283,7 +1290,7 @@ class Tracker:
 
     def not_deciding(self, doc: Doc) -> dict[str, Idle]:
         """The storylines that make no decision on ``doc`` (``decide`` leaves them out), and why."""
-        silence = np.maximum(doc.published - self._activity, 0.0)
+        silence = self._silence(doc)
         idle = {}
         for slot in np.flatnonzero(~self._live(doc, silence)).tolist():
             story = self._by_slot[slot]
@@ -1294,8 +1301,16 @@ class Tracker:
             elif doc.published < self._starts[slot]:
                 idle[story.spec.id] = Idle("early", float(self._starts[slot]))
             else:
-                idle[story.spec.id] = Idle("expired", float(self._activity[slot] + self._expires[slot]))
+                idle[story.spec.id] = Idle("expired", float(doc.published - silence[slot] + self._expires[slot]))
         return idle
+
+    def _silence(self, doc: Doc) -> npt.NDArray[np.float64]:
+        """Per slot, how long the storyline had been quiet when ``doc`` was published: since its
+        last seed or follow-up, or, for an item published since it was tracked, since then."""
+        tracked = doc.published >= self._since
+        activity = np.where(tracked, np.maximum(self._activity, self._since), self._activity)
+        silence: npt.NDArray[np.float64] = np.maximum(doc.published - activity, 0.0)
+        return silence
 
     @staticmethod
     def _reads_differently(story: _Storyline, starts: str) -> bool:
