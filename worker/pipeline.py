@@ -804,6 +804,7 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
     queue = iter(feeds)
     with ThreadPoolExecutor(rt.settings.fetch.max_connections, thread_name_prefix="fetch") as pool:
         running: set[Future[Prepared]] = set()
+        feeds_of: dict[Future[Prepared], Feed] = {}
 
         def top_up() -> None:
             while (not rt.stop.is_set() and time.monotonic() < deadline
@@ -811,7 +812,9 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
                 feed = next(queue, None)
                 if feed is None:
                     return
-                running.add(pool.submit(prepare, rt, feed, no_cache=no_cache))
+                future = pool.submit(prepare, rt, feed, no_cache=no_cache)
+                feeds_of[future] = feed
+                running.add(future)
 
         top_up()
         while running:
@@ -820,6 +823,10 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
             if done:
                 rt.beats += 1
             yield from _ingest_together(rt, [future.result() for future in done])
+            if time.monotonic() >= deadline:  # the feeds queued for a thread and not started yet wait too
+                unstarted = [future for future in running if future.cancel()]
+                running -= set(unstarted)
+                yield from (FeedReport(feeds_of[future], "deferred") for future in unstarted)
             top_up()
     left = "stopped" if rt.stop.is_set() else "deferred"
     yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
