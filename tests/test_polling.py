@@ -45,6 +45,12 @@ def test_only_due_feeds_are_polled(world: Callable[..., World]) -> None:
     w.clock.advance(dt.timedelta(minutes=31))
     assert len(w.poll().reports) == 1
     assert w.feed("/one")["next_poll_at"] == "2026-11-23T13:01:00Z"  # 12:31 + the 30 minute interval
+    # The tick that comes seconds before a feed is due polls it: its due time counts from its
+    # fetch, seconds into the cycle before, and it was polled at every other tick.
+    w.clock.advance(dt.timedelta(minutes=30) - dt.timedelta(seconds=10))
+    assert len(w.poll().reports) == 1
+    w.clock.advance(dt.timedelta(minutes=29))
+    assert w.poll().reports == ()  # not a minute early
 
 
 def test_no_cache_ignores_the_validators(world: Callable[..., World]) -> None:
@@ -363,6 +369,10 @@ def test_a_password_in_a_feed_url_is_used_and_never_shown(tmp_path: Path, log_re
         cli = Cli(config)
         outputs = [cli("poll", ok=False).output]
         sent = [seen.headers.get("authorization", "") for seen in server.requests]
+        added = cli("feeds", "add", server.url("/feed").replace("http://", "http://other:An0therPW@").replace("/feed", "/feed2"))
+        assert "other:****@" in added.output and "An0therPW" not in added.output
+        again = cli("poll", "--feed", good.replace("S3cretPW", "****"), ok=False)  # as feeds list shows it
+        assert again.exit_code == 0 and "S3cretPW" not in again.output, again.output
     assert f"Basic {base64.b64encode(b'reader:S3cretPW').decode()}" in sent
     outputs += [cli(*args, ok=False).output for args in (["status"], ["feeds", "list"], ["feeds", "list", "--json"],
                                                          ["config", "check"], ["digest", "--stdout"], ["health"])]

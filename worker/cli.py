@@ -26,6 +26,7 @@ from worker import __version__, atom, backfill, daily, deliver, digest, evaluate
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
+from worker.safetext import without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
@@ -328,8 +329,8 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
     """
     rt = app.runtime
     try:
-        if feed_url and not store.feeds_to_poll(app.db, utc_now(), url=feed_url):
-            raise click.ClickException(f"no feed with the address {feed_url} (see storywatch feeds list)")
+        if feed_url:
+            feed_url = _stored_address(app.db, feed_url)
         signals = schedule.handle_stop_signals(rt)
         cycle = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
         if not feed_url:
@@ -338,6 +339,18 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
         rt.close()
     click.echo(report.render_cycle(cycle))
     _exit(_cycle_status(cycle, signals, failures=True))
+
+
+def _stored_address(db: Database, url: str) -> str:
+    """A feed's address as stored, from the address given or as outputs show it (a password
+    masked): a user copies it from `feeds list` rather than typing the password again."""
+    for address in store.feeds_by_url(db):
+        if without_password(address) == url:
+            url = address
+            break
+    if not store.feeds_to_poll(db, utc_now(), url=url):
+        raise click.ClickException(f"no feed with the address {without_password(url)} (see storywatch feeds list)")
+    return url
 
 
 @cli.group(cls=_Group)
@@ -382,7 +395,8 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     if interval and every is None:
         raise click.BadParameter(f"{interval!r} is not a duration such as 30m or 2h", param_hint="--interval")
     if store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every):
-        click.echo(f"Added {url}; it is polled at the next cycle (or now: storywatch poll --feed {url})")
+        shown = without_password(url)
+        click.echo(f"Added {shown}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
     else:
         click.echo(f"Already known: {url}")
 

@@ -769,6 +769,12 @@ class CycleReport:
         )
 
 
+# A feed due within this much of a cycle's start is polled in it: its next poll time counts
+# from its fetch, seconds into the cycle before, so with `interval` equal to the worker's tick it
+# fell due just after the next tick and was polled every other tick.
+DUE_SLACK = dt.timedelta(seconds=15)
+
+
 def poll_feeds(
     rt: Runtime, *, force: bool = False, feed_url: str | None = None, no_cache: bool = False,
     limit: dt.timedelta | None = None,
@@ -777,7 +783,7 @@ def poll_feeds(
     order. After `limit`, no feed starts: the ones left are "deferred" (still due, so the next
     cycle polls them first)."""
     started_at, clock_start = rt.clock(), time.monotonic()
-    feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at, force=force, url=feed_url))
+    feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at + DUE_SLACK, force=force, url=feed_url))
     if feeds:
         catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
         rt.tracking.refresh()
