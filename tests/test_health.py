@@ -232,3 +232,34 @@ def test_a_damaged_store_is_met_with_one_line_that_says_what_to_do(tmp_path: Pat
         assert result.exit_code == 1, (args, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "sw.db is damaged" in lines[0] and ".recover" in lines[0], (args, result.output)
+
+
+def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Path) -> None:
+    """A store file of mode 0444 (restored from a backup as another user, say): a command that
+    writes says so in one line with what to change, no traceback. Root writes through file modes, so
+    as root the command runs without the capability that lets it (setpriv)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n')
+    Cli(config)("init")
+    (tmp_path / "sw.db").chmod(0o444)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to run this test as root"
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    status = subprocess.run([*prefix, sys.executable, "-m", "worker", "--config", str(config), "status"],
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert "Traceback" not in status.stderr  # reading may work; writing must say why it cannot
+    for args in (["run", "--once"], ["feeds", "add", "http://127.0.0.1:9/feed"]):
+        done = subprocess.run([*prefix, sys.executable, "-m", "worker", "--config", str(config), *args],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            f"Error: cannot write the store at {tmp_path / 'sw.db'}: attempt to write a readonly database "
+            "(the file and its folder must be writable by user id"), done.stderr
+        assert "Traceback" not in done.stderr
