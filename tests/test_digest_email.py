@@ -124,6 +124,11 @@ def killed_while_sending(built: Built, server: HangingServer, *args: str) -> Non
     assert row(built.db)["status"] == "sending"
 
 
+def record(built: Built) -> None:
+    """Write the day's digest and record it, to be sent."""
+    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+
+
 def record_cycle(built: Built) -> None:
     """A polling cycle that just finished: `health` then judges the digests alone."""
     finished = utc_now()
@@ -230,7 +235,7 @@ def test_a_day_without_a_recorded_digest_cannot_be_sent(tmp_path: Path) -> None:
 
 def test_format_email_prints_the_whole_message(tmp_path: Path) -> None:
     built = build(tmp_path, smtp_port=free_port())
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     printed = Cli(built.config)("digest", "--date", "2026-11-23", "--format", "email").stdout
     msg = message_from_string(printed, policy=policy.default)
     assert msg["Subject"] == "[storywatch] 2026-11-23: 3 follow-ups in 2 storylines, 1 found later, 8 new items"
@@ -338,7 +343,7 @@ def test_a_failed_digest_can_be_sent_by_hand_before_its_retry_time(tmp_path: Pat
 
 def test_a_send_killed_midway_becomes_unconfirmed_and_is_not_resent(tmp_path: Path, handed_over: HangingServer) -> None:
     built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     assert row(built.db)["status"] == "pending"
     killed_while_sending(built, handed_over)
 
@@ -375,7 +380,7 @@ def test_a_signal_stops_a_hanging_send_at_once_and_the_digest_is_sent_later(
     waits to be sent at the next cycle, as usual."""
     with HangingServer(stage) as hanging:
         built = build(tmp_path, smtp_port=hanging.port, timeout=60)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         process = sending(built)
         took, stderr = stopped(process, hanging, signum)
     assert took < 3, f"stopped after {took:.1f} s"
@@ -398,7 +403,7 @@ def test_a_signal_after_the_message_was_handed_over_stops_the_send_at_once_as_un
     and the digest, which may have arrived, is unconfirmed: never sent again by itself."""
     with HangingServer("message") as hanging:
         built = build(tmp_path, smtp_port=hanging.port, timeout=60)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         process = sending(built)
         took, stderr = stopped(process, hanging, signal.SIGTERM)
     assert took < 3 and process.returncode == 143, (took, process.returncode)
@@ -461,7 +466,7 @@ def test_a_server_dripping_its_reply_after_the_message_makes_digest_send_end_at_
     unconfirmed: never sent again by itself."""
     with HangingServer("message", drip=0.2) as dripping:
         built = build(tmp_path, smtp_port=dripping.port, timeout=1)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         process = sending(built)
         try:
             _, stderr = process.communicate(timeout=60)  # generous: the deadline is 4 s
@@ -490,7 +495,7 @@ def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after
     next cycle) from one that may have arrived (unconfirmed, never sent again by itself)."""
     with HangingServer(stage) as hanging:
         built = build(tmp_path, smtp_port=hanging.port, timeout=60)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         killed_while_sending(built, hanging)
     handed = stage == "message"
     assert row(built.db)["send_phase"] == ("data" if handed else "connecting")
@@ -521,7 +526,7 @@ def test_a_sender_killed_before_handing_the_message_over_leaves_it_to_send_after
 def test_a_digest_whose_sender_was_killed_before_handing_it_over_is_sent_by_hand_without_resend(tmp_path: Path) -> None:
     with HangingServer("DATA") as hanging:
         built = build(tmp_path, smtp_port=hanging.port, timeout=60)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         killed_while_sending(built, hanging)
     with SMTPServer() as server:
         reload(built, smtp_port=server.port)
@@ -533,7 +538,7 @@ def test_a_digest_whose_sender_was_killed_before_handing_it_over_is_sent_by_hand
 def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path: Path) -> None:
     """A digest left "sending" before the store recorded send phases may have been handed over."""
     built = build(tmp_path, smtp_port=free_port())
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(30)
     with store.transaction(built.db):
@@ -547,7 +552,7 @@ def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path
 def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_called_interrupted(tmp_path: Path) -> None:
     with SMTPServer() as server:
         built = build(tmp_path, smtp_port=server.port)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             # Another process claimed it a moment ago and is still talking to the server (the CLI
@@ -574,7 +579,7 @@ def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_call
 
 def test_of_two_senders_racing_for_one_digest_only_one_claims_it(tmp_path: Path) -> None:
     built = build(tmp_path, smtp_port=free_port())
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     assert store.claim_digest(built.db, DAY, T0, resend=False)
     assert not store.claim_digest(built.db, DAY, T0, resend=False)  # "sending": a resend only
     assert (row(built.db)["status"], row(built.db)["attempts"], row(built.db)["sender_pid"]) == ("sending", 1, os.getpid())
@@ -584,7 +589,7 @@ def test_status_health_and_metrics_say_a_digest_is_unconfirmed_and_what_to_run_u
     tmp_path: Path, handed_over: HangingServer
 ) -> None:
     built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     killed_while_sending(built, handed_over)  # not yet marked by a worker: still 'sending', its sender gone
     finished = utc_now()  # the worker polls on: only the digest is wrong
     store.record_cycle(built.db, finished, finished, 1.5, interval=60.0, feeds=5, new_items=2, followups=0, errors=0)
@@ -659,7 +664,7 @@ def test_a_failed_resend_of_an_unconfirmed_digest_keeps_it_unconfirmed_with_the_
     tmp_path: Path, handed_over: HangingServer
 ) -> None:
     built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     killed_while_sending(built, handed_over)
     record_cycle(built)
     port = free_port()
@@ -719,7 +724,7 @@ def send_error(built: Built) -> str:
 def test_a_server_without_starttls_gets_one_clear_sentence(tmp_path: Path) -> None:
     with SMTPServer() as server:
         built = build(tmp_path, smtp_port=server.port, security="starttls")
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         assert send_error(built) == (
             f"Error: the SMTP server 127.0.0.1:{server.port} does not offer STARTTLS: in [email], set security = \"tls\" "
             "if it expects TLS from the start (usually port 465), or security = \"none\" to send unencrypted (only to a "
@@ -735,7 +740,7 @@ def test_a_server_without_a_login_gets_one_clear_sentence_when_a_username_is_set
     with SMTPServer(login=("digest", "s3cret"), login_over_tls_only=True) as server:
         (tmp_path / "plain").mkdir()
         built = build(tmp_path / "plain", smtp_port=server.port, email=login)
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         assert send_error(built) == (
             f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
             "[email], set security = \"starttls\" or \"tls\" (most servers offer a login over TLS only), or remove "
@@ -745,7 +750,7 @@ def test_a_server_without_a_login_gets_one_clear_sentence_when_a_username_is_set
         (tmp_path / "tls").mkdir()
         built = build(tmp_path / "tls", smtp_port=server.port, security="starttls",
                       email=login + f'ca_file = "{cert[0]}"\n')
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         assert send_error(built) == (
             f"Error: the SMTP server 127.0.0.1:{server.port} offers no login (AUTH) but [email] username is set: in "
             "[email], remove username if the server needs no login, or set smtp_port to its submission port (usually "
@@ -759,7 +764,7 @@ def test_a_rejected_login_names_the_user_the_servers_reply_and_where_the_passwor
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
     with SMTPServer(login=("digest", "s3cret")) as server:
         built = build(tmp_path, smtp_port=server.port, email=f'username = "digest"\npassword_env = "{PASSWORD_ENV}"\n')
-        daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+        record(built)
         assert send_error(built) == (
             f"Error: the SMTP server 127.0.0.1:{server.port} rejected the login for digest: 535 5.7.8 Authentication "
             f"credentials invalid (check [email] username, and the password in environment variable {PASSWORD_ENV})")
@@ -795,7 +800,7 @@ def test_a_preview_printed_as_email_never_carries_the_real_digests_message_id(tm
     previews = [message_from_string(print_it("digest", "--date", "2026-11-23", "--format", "email").stdout,
                                     policy=policy.default)["Message-ID"] for _ in range(2)]
     assert real not in previews and previews[0] != previews[1] and all(MSG_ID.fullmatch(i) for i in previews)
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     recorded = message_from_string(print_it("digest", "--date", "2026-11-23", "--format", "email").stdout,
                                    policy=policy.default)
     assert recorded["Message-ID"] == real
@@ -807,7 +812,7 @@ def test_the_workers_unconfirmed_log_names_its_config_file(
     """The service runs in another folder, maybe with another config than the reader's default:
     the command it logs must send this digest, from anywhere."""
     built = build(tmp_path, smtp_port=handed_over.port, timeout=60)
-    daily.record_digest(built.db, built.settings, daily.write_digest(built.db, built.settings, built.period), T0)
+    record(built)
     killed_while_sending(built, handed_over)
     daily.scheduled_digest(built.db, built.settings, T0 + minutes(10))
     (logged,) = [r for r in log_records if r["message"].startswith("Digest of 2026-11-23 unconfirmed")]

@@ -257,13 +257,12 @@ def backfill_config(tmp_path: Path) -> Path:
     return config
 
 
-def test_sigint_while_backfill_stores_finishes_the_batch_reports_and_a_rerun_stores_the_rest(tmp_path: Path) -> None:
-    total = history(tmp_path / "history", files=4, per_file=1000)  # 8 batches of 500
-    config = backfill_config(tmp_path)
-    db = tmp_path / "sw.db"
-    proc = start(config, "backfill", str(tmp_path / "history"), "--json")
+def interrupt_while_storing(config: Path, folder: Path, db: Path, stored_sql: str) -> tuple[str, str]:
+    """`backfill FOLDER --json` stopped by SIGINT once `stored_sql` counts an item; its stdout
+    and stderr (exit status 130 checked)."""
+    proc = start(config, "backfill", str(folder), "--json")
     try:
-        wait_for(lambda: proc.poll() is not None or count(db, "SELECT count(*) FROM items") > 0, every=0.01)
+        wait_for(lambda: proc.poll() is not None or count(db, stored_sql) > 0, every=0.01)
         # Freeze it where it is (a batch may be half written), queue the SIGINT, and let it go on:
         # the signal is handled before it runs any further.
         os.kill(proc.pid, signal.SIGSTOP)
@@ -274,6 +273,14 @@ def test_sigint_while_backfill_stores_finishes_the_batch_reports_and_a_rerun_sto
     finally:
         proc.kill()
     assert proc.returncode == 130, (out, err)
+    return out, err
+
+
+def test_sigint_while_backfill_stores_finishes_the_batch_reports_and_a_rerun_stores_the_rest(tmp_path: Path) -> None:
+    total = history(tmp_path / "history", files=4, per_file=1000)  # 8 batches of 500
+    config = backfill_config(tmp_path)
+    db = tmp_path / "sw.db"
+    out, err = interrupt_while_storing(config, tmp_path / "history", db, "SELECT count(*) FROM items")
     summary = json.loads(out)
     stored = count(db, "SELECT count(*) FROM items")
     assert summary["interrupted"] is True and summary["sources_not_read"] == []
@@ -326,18 +333,8 @@ def test_a_backfill_stopped_by_sigint_and_run_again_decides_the_follow_ups_of_on
     config = folder / "storywatch.toml"
     config.write_text(seeded_config.read_text(encoding="utf-8"), encoding="utf-8")
     db = folder / "var" / "storywatch.db"
-    proc = start(config, "backfill", str(tmp_path / "history"), "--json")
-    try:
-        wait_for(lambda: proc.poll() is not None or count(db, "SELECT count(*) FROM items WHERE source = 'backfill'") > 0,
-                 every=0.01)
-        os.kill(proc.pid, signal.SIGSTOP)  # as above: the SIGINT is handled before it goes on
-        assert proc.poll() is None, "the backfill should still be storing"
-        os.kill(proc.pid, signal.SIGINT)
-        os.kill(proc.pid, signal.SIGCONT)
-        out, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, (out, err)
+    out, _ = interrupt_while_storing(config, tmp_path / "history", db,
+                                     "SELECT count(*) FROM items WHERE source = 'backfill'")
     stored = count(db, "SELECT count(*) FROM items WHERE source = 'backfill'")
     assert 0 < stored < 1200 and json.loads(out)["interrupted"] is True
 

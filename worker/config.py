@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.safetext import without_password
+from worker.safetext import has_unsafe, without_password
 from worker.errors import ConfigError
 from worker.track import TrackerConfig
 
@@ -117,7 +117,7 @@ def duration_between(low: dt.timedelta, high: dt.timedelta) -> Check:
 
 
 def _web_url(v: str) -> str | None:
-    if _CONTROL.search(v) or re.search("[\u202a-\u202e\u2066-\u2069]", v):
+    if has_unsafe(v):
         return "an http:// or https:// URL without control or bidirectional characters"
     try:
         urlsplit(v).port  # raises on "http://[::1/feed", a port past 65535
@@ -126,12 +126,9 @@ def _web_url(v: str) -> str | None:
     return None if re.match(r"(?i)^https?://[^/\s]+", v) else "an http:// or https:// URL"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
 def _one_line(v: str) -> str | None:
     """Header values: a line break would end the header (and start another one) in every mail sent."""
-    return "one line of text, without line breaks or control characters" if _CONTROL.search(v) else None
+    return "one line of text, without line breaks or control characters" if has_unsafe(v) else None
 
 
 def _one_line_each(v: tuple[str, ...]) -> str | None:

@@ -43,6 +43,7 @@ import httpcore
 import httpx
 
 from worker import PROJECT_URL, __version__
+from worker.safetext import has_unsafe
 from worker.errors import FeedGone, FetchError, RateLimited
 
 DEFAULT_USER_AGENT = f"storywatch/{__version__} (+{PROJECT_URL})"
@@ -524,7 +525,7 @@ def _require_web_url(url: str, feed_url: str, redirect: bool = False) -> None:
         httpx.URL(url)  # raises on a host no IDNA encoding can write
     except (ValueError, httpx.InvalidURL) as exc:
         raise FetchError(f"{'redirect to an' if redirect else 'an'} invalid address ({exc})", url=feed_url, kind=kind) from None
-    if _UNSAFE_IN_URL.search(url):
+    if has_unsafe(url):
         raise FetchError(f"{'redirect to an' if redirect else 'an'} address with control or bidirectional characters",
                          url=feed_url, kind=kind)
     if scheme not in ("http", "https"):
@@ -532,8 +533,6 @@ def _require_web_url(url: str, feed_url: str, redirect: bool = False) -> None:
         raise FetchError(f"{what} unsupported scheme {scheme or '(none)'!r}: only http and https",
                          url=feed_url, kind=kind)
 
-
-_UNSAFE_IN_URL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _transport_error(exc: httpx.HTTPError, url: str, ctx: _Context) -> FetchError:

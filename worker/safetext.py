@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-# C0 and C1 controls (tabs and line breaks too: a label is one line), and the bidirectional
-# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+# C0 and C1 controls (tabs and line breaks too: a label is one line), the Unicode line and
+# paragraph separators, and the bidirectional embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether `text` holds a character `one_line` would replace (a config value, an address)."""
+    return _UNSAFE.search(text) is not None
 
 
 def url_text(url: str) -> str:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
 from tests.conftest import Clock
 from tests.feedserver import FeedServer, Reply, rss
 from worker import pipeline, store
-from worker.config import load_settings
+from worker.config import Settings, load_settings
 from worker.fetch import Network, is_public_address
 
 _CONNECTS: list[Any] = []
@@ -119,6 +120,17 @@ def test_no_public_feed_reaches_a_private_address(tmp_path: Path, connects: list
     assert {address[0] for address in connects} == {"127.0.0.1"}, connects
 
 
+def public_names_world(tmp_path: Path, port: int, feed: str) -> tuple[Settings, Database, PublicNames, Network]:
+    """A store configured with one feed, and the made-up names network that dials the feed server."""
+    config = tmp_path / "storywatch.toml"
+    config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n[[feeds]]\nurl = "{feed}"\n')
+    settings = load_settings(config)
+    db = store.open_store(settings.storage.path)
+    pipeline.initialize(db, settings, Clock()())
+    names = PublicNames(port)
+    return settings, db, names, Network(names.resolve, names.on_connect)
+
+
 def test_a_backfilled_feeds_archive_links_never_reach_a_private_address(tmp_path: Path, connects: list[Any]) -> None:
     """`backfill URL` of a feed on a public name, never polled: the archive and next pages it
     links to (loopback, cloud metadata, a private name) are refused as its redirects would be;
@@ -135,14 +147,7 @@ def test_a_backfilled_feeds_archive_links_never_reach_a_private_address(tmp_path
             f'<atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="next" href="http://news.example:{port}/page2"/>')))
         server.routes["/page2"] = Reply(body=rss([("o2", "Archived public story", "<p>y</p>")]))
         server.routes["/secret"] = Reply(body=rss([("s1", "Internal secret", "<p>private</p>")]))
-        config = tmp_path / "storywatch.toml"
-        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n'
-                          f'[[feeds]]\nurl = "http://news.example:{port}/other"\n')
-        settings = load_settings(config)
-        db = store.open_store(settings.storage.path)
-        pipeline.initialize(db, settings, Clock()())
-        names = PublicNames(port)
-        network = Network(names.resolve, names.on_connect)
+        settings, db, names, network = public_names_world(tmp_path, port, f"http://news.example:{port}/other")
         sources, _ = backfill.expand([f"http://news.example:{port}/feed"], db)
         one = backfill.backfill(db, settings, sources, backfill.Options(workers=1), network=network)
         everything, _ = backfill.expand([], db, all_feeds=True)
@@ -173,14 +178,8 @@ def test_a_feed_on_a_private_address_may_not_be_moved_onto_metadata(tmp_path: Pa
     with FeedServer() as server:
         server.routes["/feed"] = Reply(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         server.routes["/latest/meta-data/"] = Reply(body=rss([("m", "Metadata", "<p>secret</p>")]))
-        config = tmp_path / "storywatch.toml"
-        config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n'
-                          f'[[feeds]]\nurl = "http://intranet.example:{server.port}/feed"\n')
-        settings = load_settings(config)
-        db = store.open_store(settings.storage.path)
-        pipeline.initialize(db, settings, Clock()())
-        names = PublicNames(server.port)
-        rt = pipeline.open_runtime(db, settings, network=Network(names.resolve, names.on_connect), clock=Clock())
+        settings, db, names, network = public_names_world(tmp_path, server.port, f"http://intranet.example:{server.port}/feed")
+        rt = pipeline.open_runtime(db, settings, network=network, clock=Clock())
         try:
             report = pipeline.poll_feeds(rt)
         finally:
