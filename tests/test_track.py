@@ -152,10 +152,12 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion
 
 
-def test_background_windows_keep_the_exact_quantile_of_their_last_scores() -> None:
-    """The ring arrays recompute a quantile only where it can have changed: checked against a
-    plain sorted window, with ties, a window filling up, resets and rows left out."""
-    config = replace(TrackerConfig(), bg_window=50, bg_quantile=0.9)
+@pytest.mark.parametrize("normalization", ["tail", "zscore"])
+def test_background_windows_keep_the_exact_quantile_or_sums_of_their_last_scores(normalization: str) -> None:
+    """The ring arrays recompute a quantile ("tail") only where it can have changed, or keep
+    running sums ("zscore"): checked against a plain sorted window, with ties, a window filling
+    up, resets and rows left out."""
+    config = replace(TrackerConfig(), bg_window=50, bg_quantile=0.9, normalization=normalization)
     backgrounds = track._Backgrounds(config)
     backgrounds.grow(6)
     rng = random.Random(3)
@@ -173,8 +175,11 @@ def test_background_windows_keep_the_exact_quantile_of_their_last_scores() -> No
         for row, window in enumerate(windows):
             ordered = sorted(window)
             expected = ordered[min(int(0.9 * len(ordered)), len(ordered) - 1)] if ordered else 0.0
-            assert backgrounds.quantile[row] == expected
-            assert math.isclose(backgrounds.total[row], sum(window), abs_tol=1e-9)
+            if normalization == "tail":
+                assert backgrounds.quantile[row] == expected
+            else:
+                assert math.isclose(backgrounds.total[row], sum(window), abs_tol=1e-9)
+                assert math.isclose(backgrounds.total_sq[row], sum(x * x for x in window), abs_tol=1e-9)
 
 
 def test_decisions_are_read_one_by_one_or_as_follow_ups() -> None:
@@ -205,7 +210,8 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
         return {f: rng.random() for f in rng.sample(vocabulary, size)}
 
     vectors = [vector(rng.randrange(0, 60)) for _ in range(300)]
-    recent = [track._Recent.of(Doc(str(n), "", "", 0.0), track._Analysis(dict.fromkeys(v, 1.0), {}), v)
+    recent = [track._Recent.of(Doc(str(n), "", "", 0.0), track._Analysis(dict.fromkeys(v, 1.0), {}),
+                               track._Unit(list(v), np.array(list(v.values()))))
               for n, v in enumerate(vectors)]
     lookup = np.zeros(1 << bits, np.int16)
     stacked = track._Stacked(recent, lookup)
@@ -214,6 +220,30 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
         assert np.allclose(stacked.dots(profile), expected, rtol=1e-12, atol=0.0)
         assert not lookup.any()  # the scratch is left clean
     assert len(track._Stacked([], lookup).dots(vector(5))) == 0
+
+
+def test_the_profile_matrix_gives_the_same_dot_products_as_dictionaries_as_profiles_come_and_go() -> None:
+    """Profiles put, replaced and dropped in two blocks of storylines (rows freed and reused):
+    every item's dot products with them match plain dictionaries."""
+    rng = random.Random(7)
+    vocabulary = [f"w{n}" for n in range(300)]
+    matrix, profiles = track._ProfileMatrix(), {}
+    n_slots = track._ProfileMatrix.BLOCK + 10
+    for step in range(600):
+        slot = rng.randrange(n_slots)
+        if rng.random() < 0.25:
+            matrix.drop(slot)
+            profiles.pop(slot, None)
+        else:
+            profiles[slot] = {f: rng.random() for f in rng.sample(vocabulary, rng.randrange(0, 40))}
+            matrix.put(slot, profiles[slot])
+        item = {f: rng.random() for f in rng.sample(vocabulary + ["unknown"], rng.randrange(0, 50))}
+        expected = [sum(w * profiles.get(s, {}).get(f, 0.0) for f, w in item.items()) for s in range(n_slots)]
+        got = matrix.dots(list(item), np.array(list(item.values())), n_slots)
+        assert np.allclose(got, expected, rtol=1e-12, atol=1e-15)
+    for block in matrix._blocks:  # a row is kept exactly while some profile uses it
+        assert set(block.row_of) == {f for s, p in profiles.items() if s // matrix.BLOCK == matrix._blocks.index(block)
+                                     for f in p}
 
 
 def test_observing_after_storylines_came_and_went_adds_each_score_to_its_own_storyline() -> None:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,8 +129,8 @@ class Zones:
     text's first words) with the scale of a word pair's weight, to count mentions; and how to
     read the text's sentences (each one's feature keys), which few items need."""
 
-    title: frozenset[str]
-    lead: frozenset[str]
+    title: Container[str]
+    lead: Container[str]
     weights: dict[str, float]
     phrase_weight: float
     title_weight: float

@@ -52,7 +52,7 @@ import heapq
 import math
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import compress
@@ -198,7 +198,7 @@ class Decisions(Sequence[Decision]):
         """The tracker's storyline set they were made with (observe checks it)."""
         self.evidence = np.zeros(len(storyline_ids))
         """Evidence scores (evidence.py), by position."""
-        self.missing: list[list[str]] = [[] for _ in storyline_ids]
+        self.missing: Sequence[Sequence[str]] = ((),) * len(storyline_ids)
         """By position, where they alone made it a NO: the parties the storyline's title names that
         the item does not (evidence.py)."""
 
@@ -363,9 +363,9 @@ class _Analysis:
     """The features' hashes, in ``weights`` order (made on first use)."""
     buckets: npt.NDArray[np.uint32] | None = None
     """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
-    title_terms: frozenset[str] = frozenset()
+    title_terms: frozenset[str] | _Lines = frozenset()
     """The title's words and word pairs (where a name stands: evidence.py)."""
-    lead_terms: frozenset[str] = frozenset()
+    lead_terms: frozenset[str] | _Lines = frozenset()
     """The words and word pairs of the text's lead (its first LEAD_TOKENS words)."""
 
 
@@ -381,6 +381,10 @@ digits of an evaluation's figures)."""
 
 def _hashes(features: Iterable[str], n: int) -> npt.NDArray[np.int64]:
     return np.fromiter(map(hash, features), np.int64, n)
+
+
+def _weights(vector: dict[str, float]) -> npt.NDArray[np.float64]:
+    return np.fromiter(vector.values(), np.float64, len(vector))
 
 
 def _feature_hashes(analysis: _Analysis) -> npt.NDArray[np.int64]:
@@ -430,11 +434,23 @@ class TextAnalysis:
         weights = np.frombuffer(self.weights, np.float64)
         return _Analysis(_unpacked(self.features, weights), dict(self.names), self.short, self.capitals,
                          self.starts, weight_array=weights, buckets=np.frombuffer(self.buckets, np.uint32),
-                         title_terms=_lines(self.title_terms), lead_terms=_lines(self.lead_terms))
+                         title_terms=_Lines(self.title_terms), lead_terms=_Lines(self.lead_terms))
 
 
-def _lines(text: str) -> frozenset[str]:
-    return frozenset(text.split("\n")) if text else frozenset()
+class _Lines(Container[str]):
+    """Terms kept as the lines of one string: a lookup is a substring search, so an item whose
+    title and lead are never asked about (most: they name no storyline's unit) costs nothing."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = f"\n{text}\n" if text else ""
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and f"\n{term}\n" in self._text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._text[1:-1].split("\n") if self._text else ())
 
 
 def _packed(vec: dict[str, float]) -> tuple[str, npt.NDArray[np.float64]]:
@@ -591,6 +607,26 @@ class _Member:
     is_seed: bool = True
 
 
+class _Unit:
+    """A document's unit TF-IDF vector as its analysis' features (in order) and their weights;
+    the dictionary, which only reasons and adaptation need, made when first asked for."""
+
+    __slots__ = ("features", "values", "_dict")
+
+    def __init__(self, features: Sequence[str], values: npt.NDArray[np.float64]) -> None:
+        self.features = features
+        self.values = values
+        self._dict: dict[str, float] | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        if self._dict is None:
+            self._dict = dict(zip(self.features, self.values.tolist()))
+        return self._dict
+
+
+_NO_UNIT = _Unit((), np.zeros(0))
+
+
 @dataclass(frozen=True, slots=True)
 class _Recent:
     """An observed document kept for (re)building backgrounds: its unit vector under the IDF of
@@ -605,11 +641,10 @@ class _Recent:
     weights: npt.NDArray[np.float64]
 
     @staticmethod
-    def of(doc: Doc, analysis: _Analysis, vector: dict[str, float]) -> _Recent:
+    def of(doc: Doc, analysis: _Analysis, unit: _Unit) -> _Recent:
         # The vector's features are the analysis' in the same order, or none (a zero vector).
-        hashes = _feature_hashes(analysis) if vector else np.zeros(0, np.int64)
-        weights = np.fromiter(vector.values(), np.float64, len(vector))
-        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts, hashes, weights)
+        hashes = _feature_hashes(analysis) if len(unit.values) else np.zeros(0, np.int64)
+        return _Recent(replace(doc, prepared=None), analysis.short, analysis.starts, hashes, unit.values)
 
     @property
     def id(self) -> str:
@@ -658,6 +693,93 @@ class _Stacked:
         return np.bincount(self.doc, products, minlength=self.n).astype(np.float64, copy=False)
 
 
+class _ProfileBlock:
+    """Up to ``width`` profiles as dense columns over the features they use (a row each, kept
+    while some column uses it, reused when none does)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.matrix = np.zeros((0, width))
+        self.row_of: dict[str, int] = {}
+        self.feature_of: list[str] = []
+        self.users: list[int] = []
+        """Per row, how many columns use it."""
+        self.free: list[int] = []
+        self.columns: dict[int, list[int]] = {}
+        """Per column in use, the rows it uses."""
+
+    def put(self, column: int, profile: dict[str, float]) -> None:
+        self.drop(column)
+        rows = [self._use_row(f) for f in profile]
+        self.matrix[rows, column] = _weights(profile)
+        self.columns[column] = rows
+
+    def drop(self, column: int) -> None:
+        rows = self.columns.pop(column, None)
+        if rows is None:
+            return
+        self.matrix[rows, column] = 0.0
+        for row in rows:
+            self.users[row] -= 1
+            if not self.users[row]:
+                del self.row_of[self.feature_of[row]]
+                self.free.append(row)
+
+    def _use_row(self, feature: str) -> int:
+        row = self.row_of.get(feature)
+        if row is None:
+            row = self.free.pop() if self.free else self._new_row()
+            self.row_of[feature] = row
+            self.feature_of[row] = feature
+        self.users[row] += 1
+        return row
+
+    def _new_row(self) -> int:
+        row = len(self.feature_of)
+        if row == len(self.matrix):
+            self.matrix = _grown(self.matrix, max(64, 2 * row))
+        self.feature_of.append("")
+        self.users.append(0)
+        return row
+
+    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        get = self.row_of.get
+        at = np.array([get(f, -1) for f in features], np.intp)
+        used = at >= 0
+        return weights[used] @ self.matrix[at[used]]
+
+
+class _ProfileMatrix:
+    """The centroids of every storyline, by slot, as dense blocks of ``BLOCK`` storylines over
+    the features they use: an item is scored against all of them with a row lookup per feature
+    and one vector-matrix product per block (a third faster than a sparse dot per storyline at
+    50 storylines). A block has at most ``profile_terms`` rows per storyline, so memory grows
+    linearly: 150 terms × 64 storylines × 8 bytes, ~77 KB a storyline."""
+
+    BLOCK = 64
+
+    def __init__(self) -> None:
+        self._blocks: list[_ProfileBlock] = []
+
+    def put(self, slot: int, profile: dict[str, float]) -> None:
+        block, column = divmod(slot, self.BLOCK)
+        while len(self._blocks) <= block:
+            self._blocks.append(_ProfileBlock(self.BLOCK))
+        self._blocks[block].put(column, profile)
+
+    def drop(self, slot: int) -> None:
+        block, column = divmod(slot, self.BLOCK)
+        if block < len(self._blocks):
+            self._blocks[block].drop(column)
+
+    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64], n_slots: int) -> npt.NDArray[np.float64]:
+        """Dot product of a vector (``features`` and their ``weights``) with every profile, by slot."""
+        if not self._blocks:
+            return np.zeros(n_slots)
+        out = np.concatenate([block.dots(features, weights) for block in self._blocks])
+        return out[:n_slots] if len(out) >= n_slots else _grown(out, n_slots)
+
+
 def _grown(a: npt.NDArray[_T], rows: int) -> npt.NDArray[_T]:
     """``a`` with zero rows appended up to ``rows``."""
     return np.concatenate([a, np.zeros((rows - len(a), *a.shape[1:]), a.dtype)])
@@ -668,8 +790,8 @@ class _Backgrounds:
     (storyline slot, kind): kind 1 holds headline-only items when ``bg_split_short`` is on.
 
     A row is a ring of the last ``bg_window`` scores (bounded, so the cost is constant) with their
-    sum, sum of squares and quantile; a prior carries a new storyline until it has seen enough
-    background. One item's scores against all storylines are added in a few vector operations;
+    sum and sum of squares ("zscore") or their quantile ("tail"); a prior carries a new storyline
+    until it has seen enough background. One item's scores against all storylines are added in a few vector operations;
     a row's quantile is recomputed (a partition of the row) only where it can have changed: the
     window still filling, or a score added or dropped at or above it (for the 99th percentile,
     about 2 items in 100).
@@ -710,12 +832,15 @@ class _Backgrounds:
         dropped = np.where(full, self.ring[rows, head], 0.0)
         self.ring[rows, head] = scores
         self.head[rows] = (head + 1) % window
-        self.total[rows] += scores - dropped
-        self.total_sq[rows] += scores * scores - dropped * dropped
         self.count[rows] += ~full
-        quantile = self.quantile[rows]
-        for row in rows[~full | (scores >= quantile) | (dropped >= quantile)].tolist():
-            self._requantile(row)
+        mode = self.cfg.normalization  # each keeps only what it reads
+        if mode == "zscore":
+            self.total[rows] += scores - dropped
+            self.total_sq[rows] += scores * scores - dropped * dropped
+        elif mode == "tail":
+            quantile = self.quantile[rows]
+            for row in rows[~full | (scores >= quantile) | (dropped >= quantile)].tolist():
+                self._requantile(row)
 
     def _requantile(self, row: int) -> None:
         n = int(self.count[row])
@@ -736,25 +861,18 @@ class _Backgrounds:
         std = np.sqrt(np.maximum(second - mean * mean, 0.0))
         return mean, np.maximum(std, cfg.bg_min_std)
 
-    def normalize(self, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The scores in units of the global knob (inverse of ``threshold``)."""
+    def judge(self, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64], knobs: npt.NDArray[np.float64]
+              ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The scores in units of the global knob (a follow-up where that reaches the knob), and
+        the storylines' effective thresholds on the raw score."""
         mode = self.cfg.normalization
         if mode == "tail":
-            return scores - self._level(rows)
+            level = self._level(rows)
+            return scores - level, level + knobs
         if mode == "zscore":
             mean, std = self._mean_std(rows)
-            return (scores - mean) / std
-        return scores
-
-    def threshold(self, rows: npt.NDArray[np.intp], knobs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The storylines' effective thresholds on the raw score."""
-        mode = self.cfg.normalization
-        if mode == "tail":
-            return self._level(rows) + knobs
-        if mode == "zscore":
-            mean, std = self._mean_std(rows)
-            return mean + knobs * std
-        return knobs
+            return (scores - mean) / std, mean + knobs * std
+        return scores, knobs
 
 
 @dataclass
@@ -859,24 +977,31 @@ class Tracker:
         self._recent: deque[_Recent] = deque(maxlen=self.config.bg_init_docs)
         self._lookup: npt.NDArray[np.int16] | None = None
         """Scratch for background rebuilds (_Stacked.dots), made on first use."""
+        self._observed = 0
+        self._since_max = -math.inf
+        """The latest time since which a storyline has been tracked (free slots' too)."""
+        """Documents observed so far: the recent window's version."""
+        self._stacked: tuple[int, _Stacked] | None = None
+        """The recent window stacked, and the version it was made at."""
         # Storylines' names, for spelling fixes: their words, their runs of two or more words
         # ("pak myong", "myong ho", "pak myong ho") and the one-word keywords.
         self._spelling = SpellingIndex()
         self._name_runs: Counter[str] = Counter()
         self._one_word_names: Counter[str] = Counter()
         self._since_refresh = 0
-        self._last_analysis: tuple[Doc, _Analysis, dict[str, float] | None] | None = None
-        # Inverted index of the centroids of the storylines that use the default aliases:
-        # feature -> {storyline slot: weight}. Scoring an item against every storyline then
-        # costs one pass over the item's features instead of one dot product per storyline.
-        self._index: dict[str, dict[int, float]] = {}
-        self._indexed: dict[int, dict[str, float]] = {}
+        self._last_analysis: tuple[Doc, _Analysis, _Unit | None] | None = None
+        # The centroids of every storyline, looked up by feature: an item is scored against all
+        # of them in a few vector operations instead of one dot product per storyline.
+        self._index = _ProfileMatrix()
         self._free_slots: list[int] = []
         self._n_slots = 0
         # Per storyline slot, so that one item is decided against all of them in vector
         # operations: the storyline, when it starts deciding (its last seed's time), its last
         # activity, how long a silence expires it, its knob; and the background scores.
         self._by_slot: list[_Storyline | None] = []
+        self._ids: list[str] = []
+        """Storyline ids by slot ("" where free); a new list at each change, so that decisions
+        made with every slot live share it."""
         self._starts = np.zeros(0)
         self._activity = np.zeros(0)
         self._expires = np.zeros(0)
@@ -971,21 +1096,27 @@ class Tracker:
         self._last_analysis = (doc, analysis, None)
         return analysis
 
-    def _vector_cached(self, doc: Doc, analysis: _Analysis) -> dict[str, float]:
+    def _unit_cached(self, doc: Doc, analysis: _Analysis) -> _Unit:
         """The unit vector of the document last analysed, under the IDF of its first use."""
         last = self._last_analysis
         if last is not None and last[0] is doc and last[2] is not None:
             return last[2]
-        vector = self._vector(analysis)
-        self._last_analysis = (doc, analysis, vector)
-        return vector
+        unit = self._unit(analysis)
+        self._last_analysis = (doc, analysis, unit)
+        return unit
+
+    def _vector_cached(self, doc: Doc, analysis: _Analysis) -> dict[str, float]:
+        return self._unit_cached(doc, analysis).as_dict()
 
     def _vector(self, analysis: _Analysis) -> dict[str, float]:
+        return self._unit(analysis).as_dict()
+
+    def _unit(self, analysis: _Analysis) -> _Unit:
         """Unit TF-IDF vector: the analysis' weights times the window's IDF (in numpy: this runs
         for every item and every profile refresh)."""
         buckets = _buckets(analysis)
         if not len(buckets):
-            return {}
+            return _NO_UNIT
         n1 = len(self._window) + self.config.df_prior_docs + 1.0
         weights = analysis.weight_array
         if weights is None:  # kept: members' analyses are re-weighted at every refresh
@@ -993,8 +1124,8 @@ class Tracker:
         vec = weights * (np.log(n1 / (self._df[buckets] + 1.0)) + 1.0)
         norm = math.sqrt(float(vec @ vec))
         if norm == 0.0:
-            return {}
-        return dict(zip(analysis.weights, (vec / norm).tolist()))
+            return _NO_UNIT
+        return _Unit(list(analysis.weights), vec / norm)
 
     # ------------------------------------------------------------------ storylines
 
@@ -1075,6 +1206,7 @@ class Tracker:
             self._backgrounds.grow(2 * self._n_slots)
         slot, spec = story.slot, story.spec
         self._by_slot[slot] = story
+        self._ids = [s.spec.id if s is not None else "" for s in self._by_slot]
         self._storylines[spec.id] = story
         if story.own_firsts:
             self._own_aliased[spec.id] = story
@@ -1083,6 +1215,7 @@ class Tracker:
         self._starts[slot] = first_seed if spec.starts is None else spec.starts
         self._activity[slot] = last_seed
         self._since[slot] = -math.inf if spec.tracked_since is None else spec.tracked_since
+        self._since_max = float(self._since.max())
         self._expires[slot] = math.inf if spec.expires_after is None else spec.expires_after
         self._knob[slot] = self.config.threshold if spec.threshold is None else spec.threshold
         for seed_id in story.seed_ids:
@@ -1099,15 +1232,14 @@ class Tracker:
         cfg = self.config
         story.background_centroid = story.centroid
         skip = story.seed_ids | story.followups
-        docs = [r for r in self._recent if r.id not in skip]
-        if self._lookup is None:
-            self._lookup = np.zeros(1 << _Stacked.LOOKUP_BITS, np.int16)
-        stacked = _Stacked(docs, self._lookup)
-        scores = stacked.dots(story.centroid)
+        kept = np.fromiter((r.id not in skip for r in self._recent), bool, len(self._recent))
+        docs = list(compress(self._recent, kept))
+        stacked = self._stacked_recent()
+        scores = stacked.dots(story.centroid)[kept]
         if cfg.score_mode != "centroid":
             nearest = np.zeros(len(docs))  # a storyline of keywords alone has no member
             for m in story.members:
-                nearest = np.maximum(nearest, stacked.dots(m.vector))
+                nearest = np.maximum(nearest, stacked.dots(m.vector)[kept])
             scores = nearest if cfg.score_mode == "nearest" else 0.5 * (scores + nearest)
         short = np.fromiter((r.short for r in docs), bool, len(docs))
         for k, r in enumerate(docs if story.own_firsts else ()):
@@ -1122,12 +1254,22 @@ class Tracker:
         if len(story.followups) > 2 * cfg.bg_init_docs:
             story.followups &= {r.id for r in self._recent}
 
+    def _stacked_recent(self) -> _Stacked:
+        """The recent window stacked, made again only once a document has joined it (several
+        storylines rebuilt after one item share it)."""
+        if self._stacked is None or self._stacked[0] != self._observed:
+            if self._lookup is None:
+                self._lookup = np.zeros(1 << _Stacked.LOOKUP_BITS, np.int16)
+            self._stacked = self._observed, _Stacked(list(self._recent), self._lookup)
+        return self._stacked[1]
+
     def remove_storyline(self, storyline_id: str) -> None:
         story = self._storylines.pop(storyline_id)
         self._own_aliased.pop(storyline_id, None)
-        self._unindex(story.slot)
+        self._index.drop(story.slot)
         self._free_slots.append(story.slot)
         self._by_slot[story.slot] = None
+        self._ids = [s.spec.id if s is not None else "" for s in self._by_slot]
         self._starts[story.slot] = math.inf  # a free slot decides nothing
         self._evidence.remove(story.slot)
         for seed_id in story.seed_ids:
@@ -1173,7 +1315,7 @@ class Tracker:
 
     def _set_centroid(self, story: _Storyline) -> None:
         story.centroid = self._profile(story, story.total)
-        self._reindex(story)
+        self._index.put(story.slot, story.centroid)
 
     def _profile(self, story: _Storyline, total: dict[str, float]) -> dict[str, float]:
         """A unit profile vector from a sum of member vectors: names boosted, truncated."""
@@ -1187,27 +1329,6 @@ class Tracker:
 
     def _truncate(self, vec: dict[str, float]) -> dict[str, float]:
         return _heaviest_unit(vec, self.config.profile_terms)
-
-    def _reindex(self, story: _Storyline) -> None:
-        sid = story.slot
-        self._unindex(sid)
-        for f, w in story.centroid.items():
-            postings = self._index.get(f)
-            if postings is None:
-                self._index[f] = {sid: w}
-            else:
-                postings[sid] = w
-        self._indexed[sid] = story.centroid
-
-    def _unindex(self, sid: int) -> None:
-        old = self._indexed.pop(sid, None)
-        if old is None:
-            return
-        for f in old:
-            postings = self._index[f]
-            del postings[sid]
-            if not postings:
-                del self._index[f]
 
     def _refresh(self) -> None:
         for story in self._storylines.values():
@@ -1224,15 +1345,11 @@ class Tracker:
 
     # ------------------------------------------------------------------ deciding
 
-    def _central_scores(self, vector: dict[str, float]) -> npt.NDArray[np.float64]:
+    def _central_scores(self, unit: _Unit) -> npt.NDArray[np.float64]:
         """Cosine of the item with the centroid of every storyline, by slot."""
-        acc = [0.0] * self._n_slots
-        index = self._index
-        for f in vector.keys() & index.keys():  # the few shared features, found in C
-            w = vector[f]
-            for slot, cw in index[f].items():
-                acc[slot] += w * cw
-        return np.array(acc)
+        if not len(unit.values):
+            return np.zeros(self._n_slots)
+        return self._index.dots(unit.features, unit.values, self._n_slots)
 
     def decide(self, doc: Doc, explain: Explain | None = None) -> Decisions:
         """One decision per live storyline (not those this doc seeds, nor those it predates or
@@ -1242,15 +1359,15 @@ class Tracker:
             return Decisions.none(doc.id, self._epoch)
         cfg = self.config
         analysis = self._analyze_cached(doc)
-        vector = self._vector_cached(doc, analysis)
-        raw = self._central_scores(vector)
+        raw = self._central_scores(self._unit_cached(doc, analysis))
         silence = self._silence(doc)
         live = self._live(doc, silence)
         short = np.full(self._n_slots, analysis.short and cfg.bg_split_short)
         readings: dict[int, tuple[_Analysis, dict[str, float]]] = {}
         apart = self._storylines if cfg.score_mode != "centroid" else self._own_aliased
-        for story in apart.values():  # scored otherwise than by the inverted index
-            if live[story.slot]:
+        for story in apart.values():  # scored otherwise than by the profile matrix
+            if live[story.slot] and (cfg.score_mode != "centroid" or self._reads_differently(story, analysis.starts)):
+                vector = self._vector_cached(doc, analysis)
                 own, own_vector = self._own_reading(story, doc, analysis, vector)
                 central = raw[story.slot] if own_vector is vector else _dot(own_vector, story.centroid)
                 raw[story.slot] = self._similarity(story, own_vector, central)
@@ -1263,10 +1380,9 @@ class Tracker:
             score = raw - cfg.recency_penalty * np.log1p(silence[slots] / cfg.recency_scale)
         rows = 2 * slots + short[slots]
         knob = self._knob[slots]
-        margin = self._backgrounds.normalize(rows, score)
-        decisions = Decisions(doc.id, [self._by_slot[s].spec.id for s in slots.tolist()],  # type: ignore[union-attr]
-                              rows, margin >= knob, score, self._backgrounds.threshold(rows, knob), raw,
-                              margin, self._epoch)
+        margin, threshold = self._backgrounds.judge(rows, score, knob)
+        ids = self._ids if len(slots) == self._n_slots else [self._ids[s] for s in slots.tolist()]
+        decisions = Decisions(doc.id, ids, rows, margin >= knob, score, threshold, raw, margin, self._epoch)
         mentions = self._mentions(doc, analysis)
         decisions.evidence = self._evidence.scores(mentions, doc.source, slots)
         decisions.followup |= decisions.evidence >= cfg.evidence_threshold
@@ -1278,7 +1394,8 @@ class Tracker:
             slot = int(slots[k])
             owner = self._by_slot[slot]
             assert owner is not None
-            self._explain_decision(decisions, k, owner, doc, *readings.get(slot, (analysis, vector)), every)
+            own, own_vector = readings.get(slot) or (analysis, self._vector_cached(doc, analysis))
+            self._explain_decision(decisions, k, owner, doc, own, own_vector, every)
         return decisions
 
     def _live(self, doc: Doc, silence: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
@@ -1307,8 +1424,9 @@ class Tracker:
     def _silence(self, doc: Doc) -> npt.NDArray[np.float64]:
         """Per slot, how long the storyline had been quiet when ``doc`` was published: since its
         last seed or follow-up, or, for an item published since it was tracked, since then."""
-        tracked = doc.published >= self._since
-        activity = np.where(tracked, np.maximum(self._activity, self._since), self._activity)
+        activity = np.maximum(self._activity, self._since)
+        if doc.published < self._since_max:  # tracked since after it, for some: their last activity
+            activity = np.where(doc.published >= self._since, activity, self._activity)
         silence: npt.NDArray[np.float64] = np.maximum(doc.published - activity, 0.0)
         return silence
 
@@ -1408,9 +1526,10 @@ class Tracker:
             return
         analysis = self._analyze_cached(doc)
         # The vector under the IDF the decisions used (before this document is counted).
-        vector = self._vector_cached(doc, analysis)
+        unit = self._unit_cached(doc, analysis)
         self._observe_stats(doc)
-        self._recent.append(_Recent.of(doc, analysis, vector))
+        self._recent.append(_Recent.of(doc, analysis, unit))
+        self._observed += 1
         if decisions is not None and len(decisions):
             self._add_background(decisions)
             for d in decisions.followups:
