@@ -45,6 +45,8 @@ class DayReport:
     fetch_rows: int = 0
     fetch_rows_after_prune: int = 0
     fds: tuple[int, int] = (0, 0)
+    fds_new: tuple[str, ...] = ()
+    """What the descriptors open at the end and not at the start point to (a leak's name)."""
     threads: tuple[int, int] = (0, 0)
     errors_seen: int = 0
 
@@ -62,6 +64,16 @@ def _feed(number: int, version: int, now: dt.datetime) -> bytes:
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def _fd_targets() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            pass  # closed meanwhile (the listing's own descriptor)
+    return found
 
 
 def simulate_day(work: Path, *, hours: int = 24, feeds: int = 60, step: dt.timedelta = dt.timedelta(minutes=5),
@@ -91,6 +103,7 @@ def simulate_day(work: Path, *, hours: int = 24, feeds: int = 60, step: dt.timed
         with TreeRss(exclude={server.pid}) as rss:
             schedule.run_once(rt)  # warm: the parsing processes and the store are open from here on
             report.fds, report.threads = (_open_fds(), 0), (threading.active_count(), 0)
+            at_start = _fd_targets()
             steps = int(dt.timedelta(hours=hours) / step)
             for i in range(steps):
                 now[0] += step
@@ -101,6 +114,7 @@ def simulate_day(work: Path, *, hours: int = 24, feeds: int = 60, step: dt.timed
                 if (i + 1) % int(dt.timedelta(hours=1) / step) == 0:
                     report.rss_curve_mib.append(round(rss.total_kib() / 1024, 1))
             report.fds = (report.fds[0], _open_fds())
+            report.fds_new = tuple(sorted(_fd_targets() - at_start))
             report.threads = (report.threads[0], threading.active_count())
             report.fetch_rows = int(next(db.query("SELECT count(*) AS n FROM fetches"))["n"])
             report.items = int(next(db.query("SELECT count(*) AS n FROM items"))["n"])

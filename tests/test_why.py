@@ -159,7 +159,7 @@ def test_items_show_json_gives_each_storylines_decision_as_data(korea: World) ->
     why = tracking["storylines"][0]
     assert set(why) == {"id", "title", "recorded", "decided", "not_decided", "not_decided_at", "followup", "by",
                         "differs", "score", "threshold", "background", "threshold_setting", "cosine", "recency",
-                        "vetoed_by", "missing", "evidence", "names", "terms", "closest"}
+                        "vetoed_by", "missing", "like_marked", "evidence", "names", "terms", "closest"}
     assert set(why["evidence"]) == {"score", "threshold", "on_beat", "feed_items", "units"}
     assert why["evidence"]["feed_items"] == 26
     assert set(why["evidence"]["units"][0]) == {"label", "name", "zone", "count", "share", "weight", "salience",

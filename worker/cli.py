@@ -280,6 +280,33 @@ def items_show(app: App, item_id: int, as_json: bool) -> None:
     click.echo(report.item_json(detail, found) if as_json else report.render_item(detail) + "\n\n" + report.render_why(found))
 
 
+@items.command(name="mark")
+@click.argument("item_id", metavar="ID", type=int)
+@click.option("--storyline", "storyline_id", metavar="S", required=True, help="The storyline judged.")
+@click.option("--yes", "verdict", flag_value="yes", help="The item is a follow-up of the storyline.")
+@click.option("--no", "verdict", flag_value="no", help="The item is not a follow-up of the storyline.")
+@click.option("--clear", "verdict", flag_value="clear", help="Forget the mark (the item's link stays as it is).")
+@pass_app
+def items_mark(app: App, item_id: int, storyline_id: str, verdict: str | None) -> None:
+    """Mark an item a follow-up of a storyline or not: the storyline learns from it.
+
+    --yes links an item the storyline missed; --no unlinks a follow-up. The storyline takes a
+    "yes" into its profile as it does a seed, drops a "no" from it if it had adopted it, and
+    decides alike for items very like a marked one. Marks are kept in the store and hold over
+    the tracker's own decisions; a running worker uses them from its next cycle.
+
+    \b
+    Example:
+      storywatch items mark 42 --storyline friendship-year --no
+      storywatch items mark 57 --storyline north-korea-russia --yes
+    """
+    if verdict is None:
+        raise click.UsageError("say --yes, --no or --clear")
+    storylines.mark(app.db, item_id, storyline_id, {"yes": True, "no": False}.get(verdict), utc_now())
+    done = {"yes": "marked a follow-up of", "no": "marked not a follow-up of", "clear": "mark cleared for"}[verdict]
+    click.echo(f"Item {item_id} {done} {storyline_id}.")
+
+
 @cli.command()
 @click.option("--once", is_flag=True, help="Run one whole polling cycle, then exit.")
 @pass_app
@@ -634,7 +661,10 @@ def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
     if summary is None:
         raise click.ClickException(f"no storyline {storyline_id!r} (see storywatch storylines list)")
     entries = store.storyline_timeline(app.db, storyline_id)
-    click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries))
+    rejected = [m.item_id for m in store.marks(app.db, storyline_id=storyline_id) if not m.followup]
+    items_of = store.items_by_id(app.db, rejected)
+    listed = [(i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of]
+    click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries, listed))
 
 
 @storylines_group.command(name="add")
@@ -704,9 +734,10 @@ def eval_group() -> None:
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--nt", default=4, show_default=True, help="Seeds per storyline: each story's first Nt items.")
 @click.option("--threshold", type=float, help="Decision threshold to try (default: [tracking] threshold).")
+@click.option("--feedback", is_flag=True, help="As a reader who marks every item a storyline takes, right after.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, as_json: bool) -> None:
+def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, feedback: bool, as_json: bool) -> None:
     """Storyline tracking measured on labelled items (JSON Lines: id, story_id, published, title,
     text), with the TDT protocol: per storyline and overall P_miss, P_fa, normalized C_det,
     precision, recall and F1. The store is not touched.
@@ -719,15 +750,19 @@ def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, as_
     config = storylines.tracker_config(app.settings.tracking)
     if threshold is not None:
         config = dataclasses.replace(config, threshold=threshold)
-    result = evaluate.evaluate(evaluate.load_dataset(dataset), nt, config)
+    result = evaluate.evaluate(evaluate.load_dataset(dataset), nt, config, feedback=feedback)
     click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False) if as_json else evaluate.format_table(result))
 
 
 @eval_group.command(name="beat")
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--feedback", is_flag=True,
+              help="Also as a reader who marks every item a storyline takes, right after it is taken.")
+@click.option("--find-missed", type=click.IntRange(0), default=0, metavar="N",
+              help="With --feedback: the reader also marks each storyline's first N missed follow-ups.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def eval_beat(app: App, dataset: Path, as_json: bool) -> None:
+def eval_beat(app: App, dataset: Path, feedback: bool, find_missed: int, as_json: bool) -> None:
     """Storyline tracking on a labelled beat feed: the config's storylines with their seeds, the
     items (JSON Lines: id, published, title, text, feed, labels {storyline: yes|related|no}) fed
     in time order; per storyline and pooled recall, precision and false alarms ("related" is not
@@ -736,15 +771,26 @@ def eval_beat(app: App, dataset: Path, as_json: bool) -> None:
     \b
     Example:
       storywatch eval beat ../shared/eval/beat-dev.jsonl
+      storywatch eval beat labelled.jsonl --feedback --find-missed 1
       storywatch eval beat labelled.jsonl --json
     """
+    if find_missed and not feedback:
+        raise click.UsageError("--find-missed goes with --feedback")
     config = storylines.tracker_config(app.settings.tracking)
-    results = evaluate.evaluate_beat(evaluate.load_beat(dataset), storylines.config_specs(app.settings), config)
-    if as_json:
-        click.echo(json.dumps({"pooled": evaluate.pooled_beat(results), "storylines": [r.as_dict() for r in results]},
-                              indent=2, ensure_ascii=False))
-    else:
-        click.echo(evaluate.format_beat(results))
+    items, specs = evaluate.load_beat(dataset), storylines.config_specs(app.settings)
+    results = evaluate.evaluate_beat(items, specs, config)
+    found: dict[str, Any] = {"pooled": evaluate.pooled_beat(results), "storylines": [r.as_dict() for r in results]}
+    shown = [evaluate.format_beat(results)]
+    if feedback:
+        months: dict[str, evaluate.BeatResult] = {}
+        marked = evaluate.evaluate_beat(items, specs, config, feedback=True, find_missed=find_missed, by_month=months)
+        found["feedback"] = {"find_missed": find_missed, "pooled": evaluate.pooled_beat(marked),
+                             "storylines": [r.as_dict() for r in marked],
+                             "months": [r.as_dict() for _, r in sorted(months.items())]}
+        missed = f", and the first {find_missed} it missed" if find_missed else ""
+        shown += [f"\nWith a reader marking what each storyline took{missed}:", evaluate.format_beat(marked),
+                  "\nBy month, with the reader:", evaluate.format_months(months)]
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False) if as_json else "\n".join(shown))
 
 
 @cli.group(cls=_Group)

@@ -45,7 +45,7 @@ from worker import store
 from worker.clock import from_iso
 from worker.config import DigestSettings
 from worker.dedupe import Clutter, match_text
-from worker.models import FeedHealth, FetchHistory, plural, reason_strings
+from worker.models import FeedHealth, FetchHistory, marked_like, plural, reason_strings
 
 SPARK = "▁▂▃▄▅▆▇█"
 LEAD_CHARS = 320
@@ -258,6 +258,10 @@ def why(story: Story, quote: Callable[[str], str] = escape) -> str:
         parts.append(f"closest to “{quote(story.closest_title)}”")
     if story.score is not None and story.threshold is not None:
         parts.append(f"score {story.score:.2f}, threshold {story.threshold:.2f}")
+    if reasons.get("marked") is True:
+        parts.append("marked a follow-up by you")
+    elif like := marked_like(reasons.get("like_marked")):
+        parts.append(quote(like))
     return "; ".join(parts)
 
 
@@ -341,6 +345,9 @@ def _storyline_section(section: StorylineMoves, zone: str) -> list[str]:
             lines += ["", escape(lead(story.text))]
         if story.decision == "followup" and (reason := why(story)):
             lines += ["", f"Why: {reason}."]
+        if story.decision == "followup":  # the reader's say, which the storyline learns from
+            lines += ["", f"Item {story.item_id}. Not a follow-up? "
+                      f"`storywatch items mark {story.item_id} --storyline {section.id} --no`"]
         if story.novelty:
             lines += ["", "New in this story: " + ", ".join(escape(n) for n in story.novelty) + "."]
         if story.also:

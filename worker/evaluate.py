@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,10 @@ def seed_sets(items: Sequence[Labelled], nt: int) -> dict[str, list[Labelled]]:
     return {sid: its[:nt] for sid, its in by_story.items() if len(its) >= MIN_STORY_ITEMS}
 
 
-def evaluate(items: Sequence[Labelled], nt: int, config: TrackerConfig) -> Evaluation:
+def evaluate(items: Sequence[Labelled], nt: int, config: TrackerConfig, feedback: bool = False) -> Evaluation:
+    """The TDT protocol: each story's first ``nt`` items seed a storyline that decides on every
+    later item. ``feedback``: each item a storyline took is marked right after the decision,
+    a follow-up if it is of that story (a reader of what was delivered)."""
     if nt < 1:
         raise StorywatchError("--nt must be at least 1")
     seeds = seed_sets(items, nt)
@@ -151,11 +154,14 @@ def evaluate(items: Sequence[Labelled], nt: int, config: TrackerConfig) -> Evalu
     results = {sid: StoryResult(sid, its[0].story_title, seeds=len(its)) for sid, its in seeds.items()}
     story_of = {it.doc.id: it.story_id for it in items}
     outcome = Evaluation(nt, config.threshold, list(results.values()))
-    for doc, decisions in stream(Tracker(config), (it.doc for it in items), joins):
+    tracker = Tracker(config)
+    for doc, decisions in stream(tracker, (it.doc for it in items), joins):
         for d in decisions:
             _score(results[d.storyline_id], story_of[doc.id] == d.storyline_id, d.followup)
             if d.followup:
                 outcome.followups.append((d.storyline_id, doc.id))
+                if feedback:
+                    tracker.mark(d.storyline_id, doc, story_of[doc.id] == d.storyline_id)
     return outcome
 
 
@@ -242,24 +248,48 @@ def _with_story(line: str) -> str:
     return json.dumps({**record, "story_id": "beat"}) if isinstance(record, dict) else line
 
 
-def evaluate_beat(items: Sequence[BeatItem], specs: Sequence[StorylineSpec], config: TrackerConfig
-                  ) -> list[BeatResult]:
+def evaluate_beat(items: Sequence[BeatItem], specs: Sequence[StorylineSpec], config: TrackerConfig,
+                  feedback: bool = False, find_missed: int = 0,
+                  by_month: dict[str, BeatResult] | None = None) -> list[BeatResult]:
     """Every storyline from the start, the items streamed in time order through the tracker (the
-    worker's loop); per storyline, "yes" items found and "no" items taken ("related": not scored)."""
+    worker's loop); per storyline, "yes" items found and "no" items taken ("related": not scored).
+
+    ``feedback``: a reader marks each item a storyline took, right after the decision, with its
+    label (TREC's adaptive filtering; "related" is left unmarked); ``find_missed``: the first N
+    "yes" items each storyline missed are marked too, as by a reader who searched. ``by_month``
+    collects the storylines' counts pooled by month of publication (learning over time)."""
     tracker = Tracker(config)
     for spec in specs:
         tracker.add_storyline(spec)
     results = {spec.id: BeatResult(spec.id) for spec in specs}
     labels_of = {it.doc.id: it.labels for it in items}
+    missed_marks = dict.fromkeys(results, find_missed)
     for doc, decisions in stream(tracker, (it.doc for it in items), {}):
         taken = {d.storyline_id for d in decisions.followups}
         labels = labels_of[doc.id]
-        for sid, result in results.items():
+        month = dt.datetime.fromtimestamp(doc.published, dt.timezone.utc).strftime("%Y-%m")
+        if by_month is not None:
+            by_month.setdefault(month, BeatResult(month))
+        for sid in results:
             label = labels.get(sid, "no")
-            result.yes += label == "yes"
-            result.found += label == "yes" and sid in taken
-            result.false_alarms += label == "no" and sid in taken
+            for result in (results[sid], by_month[month]) if by_month is not None else (results[sid],):
+                result.yes += label == "yes"
+                result.found += label == "yes" and sid in taken
+                result.false_alarms += label == "no" and sid in taken
+            if feedback and sid in taken and label != "related":
+                tracker.mark(sid, doc, label == "yes")  # the reader reads what was delivered
+            elif label == "yes" and sid not in taken and missed_marks[sid] > 0:
+                missed_marks[sid] -= 1  # ...and searched for what was not
+                tracker.mark(sid, doc, True)
     return list(results.values())
+
+
+def format_months(months: Mapping[str, BeatResult]) -> str:
+    """Pooled recall and precision month by month: how a storyline learns over time."""
+    lines = [f"{'month':8} {'yes':>4} {'found':>5} {'false':>5} {'recall':>7} {'precision':>9}"]
+    lines += [f"{m:8} {r.yes:4d} {r.found:5d} {r.false_alarms:5d} {r.recall:7.3f} {r.precision:9.3f}"
+              for m, r in sorted(months.items())]
+    return "\n".join(lines)
 
 
 def format_beat(results: Sequence[BeatResult]) -> str:

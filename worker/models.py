@@ -254,6 +254,15 @@ def reason_strings(value: object) -> list[str]:
     return [str(v[0] if isinstance(v, (list, tuple)) and v else v) for v in value]
 
 
+def marked_like(value: object) -> str:
+    """A decision made by a reader's mark (Reasons.like_marked, stored as a list), in words."""
+    if not (isinstance(value, list | tuple) and len(value) == 3):
+        return ""
+    item_id, followup, similarity = value
+    kind = "a follow-up" if followup else "not a follow-up"
+    return f"like #{item_id}, which you marked {kind} (similarity {similarity})"
+
+
 @dataclass(frozen=True, slots=True)
 class FollowUp:
     """A tracking decision to record: an item continues a storyline, and why."""
@@ -284,6 +293,8 @@ class TimelineEntry:
     reasons: dict[str, object]
     novelty: tuple[str, ...]
     closest_item_id: int | None
+    marked: bool | None = None
+    """The reader's mark of the item for this storyline (`items mark`), if any."""
 
 
 @dataclass(frozen=True, slots=True)

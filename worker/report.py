@@ -16,7 +16,8 @@ from loguru import logger
 from worker.safetext import url_text
 from worker.clock import to_iso
 from worker.evidence import MIN_SOURCE_DOCS
-from worker.models import FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry, plural, reason_strings
+from worker.models import (FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry,
+                           marked_like, plural, reason_strings)
 
 if TYPE_CHECKING:
     from worker.backfill import Step as BackfillStep
@@ -286,6 +287,10 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     """A follow-up's stored reasons as one line: names, shared terms, closest item, score."""
     reasons = entry.reasons
     parts = []
+    if entry.marked is not None:
+        parts.append("marked a follow-up by you" if entry.marked else "marked not a follow-up by you")
+    if like := marked_like(reasons.get("like_marked")):
+        parts.append(like)
     names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
     if evidence := reason_strings(reasons.get("evidence")):
         parts.append("names where they count: " + ", ".join(evidence[:4]))
@@ -304,25 +309,35 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     return "; ".join(parts)
 
 
-def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:
+def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry],
+                    rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
+    """The timeline; ``rejected``: the items the reader marked not a follow-up (id, date, title)."""
     lines = [f"{summary.id}: {summary.title}", plural(summary.seeds, "seed") + ", " + plural(summary.followups, "follow-up"), ""]
     for e in entries:
-        kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else e.decision
+        kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else \
+            "marked" if e.marked else e.decision
         lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {_short(e.publisher, 24) or '-'}  {e.title}")
         if e.decision != "seed":
             lines.append(f"{'':19}why: {reasons_in_words(e)}")
             if e.novelty:
                 lines.append(f"{'':19}new in this story: {', '.join(e.novelty)}")
+    if rejected:
+        lines += ["", f"Marked not a follow-up by you ({len(rejected)}):"]
+        lines += [f"{published:%Y-%m-%d}  #{item_id:<6} {title}" for item_id, published, title in rejected]
     return "\n".join(lines)
 
 
-def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry]) -> str:
+def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry],
+                  rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
     return json.dumps({
         "id": summary.id, "title": summary.title,
         "timeline": [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
                       "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
                       "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
-                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id} for e in entries],
+                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id, "marked": e.marked}
+                     for e in entries],
+        "marked_not_followups": [{"item_id": item_id, "published_at": to_iso(published), "title": title}
+                                 for item_id, published, title in rejected],
     }, indent=2, ensure_ascii=False)
 
 
@@ -472,7 +487,7 @@ def render_why(why: ItemWhy) -> str:
         lines.append(_wrap("Differs from what was recorded for " + ", ".join(why.differs) + ": the recorded "
                            "links stand as stored; the reasons below are as the tracker sees it now.", "  "))
     for storyline in why.storylines:
-        lines += ["", *_storyline_why(storyline)]
+        lines += ["", *_storyline_why(storyline, why.item_id)]
     if any(s.decision is not None for s in why.storylines):
         lines += ["", _wrap("To change a decision: keywords and aliases (the names evidence counts), seeds "
                             "(the profile the score and closest compare with), [tracking] threshold or the "
@@ -480,7 +495,7 @@ def render_why(why: ItemWhy) -> str:
     return "\n".join(lines)
 
 
-def _storyline_why(s: StorylineWhy) -> list[str]:
+def _storyline_why(s: StorylineWhy, item_id: int) -> list[str]:
     lines = [f"  {s.storyline_id}: {_verdict(s)}", _field("recorded", _recorded(s))]
     d = s.decision
     if d is None:
@@ -488,6 +503,10 @@ def _storyline_why(s: StorylineWhy) -> list[str]:
     lines += [_score(s, d), *_evidence_why(s, d)]
     reasons = d.reasons
     if reasons is not None:
+        if reasons.like_marked is not None:
+            marked, followup, _ = reasons.like_marked
+            lines.append(_field("mark", f"you marked it {'a follow-up' if followup else 'not a follow-up'}"
+                                if marked == str(item_id) else marked_like(list(reasons.like_marked))))
         if reasons.vetoed_by:
             lines.append(_field("vetoed", f"the exclude term '{reasons.vetoed_by}' is in the item"))
         if reasons.missing:
@@ -515,7 +534,7 @@ def _verdict(s: StorylineWhy) -> str:
     if s.followup:
         return "follow-up (by " + " and ".join(s.by) + ")"
     reasons = s.decision.reasons if s.decision is not None else None
-    vetoed = reasons is not None and (reasons.vetoed_by or reasons.missing)
+    vetoed = reasons is not None and (reasons.vetoed_by or reasons.missing or reasons.like_marked)
     return "not a follow-up" + (" (vetoed)" if vetoed else "")
 
 
@@ -619,6 +638,7 @@ def _storyline_dict(s: StorylineWhy) -> dict[str, Any]:
         "threshold_setting": s.knob, "cosine": round(d.raw, 4), "recency": round(d.raw - d.score, 4),
         "vetoed_by": reasons.vetoed_by if reasons else None,
         "missing": list(reasons.missing) if reasons else [],
+        "like_marked": list(reasons.like_marked) if reasons and reasons.like_marked else None,
         "evidence": {
             "score": round(d.evidence, 4), "threshold": s.evidence_threshold,
             "on_beat": any(c.implied for c in reasons.counted) if reasons else False,

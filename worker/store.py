@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from loguru import logger
 from sqlite_utils import Database
@@ -418,6 +418,25 @@ def _digest_resend(db: Database) -> None:
         """
         ALTER TABLE digests ADD COLUMN resend_of TEXT;
         ALTER TABLE digests ADD COLUMN resend_error TEXT;
+        """
+    )
+
+
+@MIGRATIONS(name="0016_reader_marks")
+def _reader_marks(db: Database) -> None:
+    # A reader's judgement of an item for a storyline (`items mark`): followup 1 (yes) or 0 (no).
+    # meta 'marks_version' counts changes, so that a running worker rebuilds its tracker.
+    db.executescript(
+        """
+        CREATE TABLE marks (
+            storyline_id TEXT NOT NULL REFERENCES storylines(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            followup INTEGER NOT NULL CHECK (followup IN (0, 1)),
+            marked_at TEXT NOT NULL,
+            PRIMARY KEY (storyline_id, item_id)
+        );
+        CREATE INDEX marks_item ON marks(item_id);
+        INSERT INTO meta (key, value) VALUES ('marks_version', 0);
         """
     )
 
@@ -1318,12 +1337,49 @@ def first_seen(db: Database, item_id: int) -> dt.datetime:
 
 
 def storylines_version(db: Database) -> str:
-    """Changes whenever a storyline is added, changed, (de)activated or re-seeded."""
+    """Changes whenever a storyline is added, changed, (de)activated or re-seeded, or a reader
+    marks an item."""
     row = _one(db, """SELECT (SELECT count(*) || '/' || ifnull(max(updated_at), '') || '/' || sum(active)
                               FROM storylines) AS defs,
                              (SELECT count(*) || '/' || ifnull(sum(item_id), 0) FROM storyline_items
-                              WHERE decision = 'seed') AS seeds""")
-    return f"{row['defs']}|{row['seeds']}" if row else ""
+                              WHERE decision = 'seed') AS seeds,
+                             (SELECT value FROM meta WHERE key = 'marks_version') AS marks""")
+    return f"{row['defs']}|{row['seeds']}|{row['marks']}" if row else ""
+
+
+class Mark(NamedTuple):
+    storyline_id: str
+    item_id: int
+    followup: bool
+    marked_at: dt.datetime
+
+
+def set_mark(db: Database, storyline_id: str, item_id: int, followup: bool | None, now: dt.datetime) -> None:
+    """Record a reader's mark (None clears it). "Yes" links the item to the storyline as a
+    follow-up, "no" unlinks it (a seed stays a seed); clearing leaves the link as it is."""
+    with transaction(db):
+        if followup is None:
+            db.execute("DELETE FROM marks WHERE storyline_id = ? AND item_id = ?", [storyline_id, item_id])
+        else:
+            db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (storyline_id, item_id) DO UPDATE SET followup = excluded.followup, "
+                       "marked_at = excluded.marked_at", [storyline_id, item_id, int(followup), to_iso(now)])
+        if followup:
+            db.execute("INSERT INTO storyline_items (storyline_id, item_id, decision, reasons, decided_at) "
+                       "VALUES (?, ?, 'followup', ?, ?) ON CONFLICT (storyline_id, item_id) DO NOTHING",
+                       [storyline_id, item_id, json.dumps({"marked": True}), to_iso(now)])
+        elif followup is not None:
+            db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ? AND decision = 'followup'",
+                       [storyline_id, item_id])
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
+
+
+def marks(db: Database, *, storyline_id: str | None = None, item_id: int | None = None) -> list[Mark]:
+    """The reader's marks, oldest first (of one storyline, or of one item)."""
+    sql = "SELECT * FROM marks WHERE (? IS NULL OR storyline_id = ?) AND (? IS NULL OR item_id = ?) " \
+          "ORDER BY marked_at, item_id"
+    return [Mark(r["storyline_id"], r["item_id"], bool(r["followup"]), from_iso(r["marked_at"]))
+            for r in db.query(sql, [storyline_id, storyline_id, item_id, item_id])]
 
 
 def set_profile_hashes(db: Database, hashes: dict[str, str]) -> None:
@@ -1348,8 +1404,9 @@ def save_followups(db: Database, decisions: Sequence[FollowUp], now: dt.datetime
 def storyline_timeline(db: Database, storyline_id: str) -> list[TimelineEntry]:
     """A storyline's seeds and follow-ups, oldest first, with why each belongs."""
     sql = """
-        SELECT si.*, i.title, i.publisher, i.url, i.published_at, i.source
+        SELECT si.*, i.title, i.publisher, i.url, i.published_at, i.source, m.followup AS marked
         FROM storyline_items si JOIN items i ON i.id = si.item_id
+        LEFT JOIN marks m ON m.storyline_id = si.storyline_id AND m.item_id = si.item_id
         WHERE si.storyline_id = ? ORDER BY i.published_at, i.id
     """
     return [
@@ -1357,7 +1414,7 @@ def storyline_timeline(db: Database, storyline_id: str) -> list[TimelineEntry]:
             item_id=r["item_id"], decision=r["decision"], title=r["title"], publisher=r["publisher"],
             url=r["url"], published_at=from_iso(r["published_at"]), source=r["source"], score=r["score"],
             threshold=r["threshold"], reasons=json.loads(r["reasons"]), novelty=tuple(json.loads(r["novelty"])),
-            closest_item_id=r["closest_item_id"],
+            closest_item_id=r["closest_item_id"], marked=None if r["marked"] is None else bool(r["marked"]),
         )
         for r in db.query(sql, [storyline_id])
     ]

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
@@ -31,6 +31,7 @@ from sqlite_utils import Database
 
 from worker import seeds, store
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_web_url
+from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
 from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
@@ -43,15 +44,18 @@ def tracker_config(settings: TrackingSettings) -> TrackerConfig:
     return replace(TrackerConfig(), threshold=settings.threshold, adapt=settings.adapt)
 
 
-def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[StorylineSpec]]
-           ) -> Iterator[tuple[Doc, Decisions]]:
+def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[StorylineSpec]],
+           joined: Callable[[StorylineSpec], None] | None = None) -> Iterator[tuple[Doc, Decisions]]:
     """Decide each doc (in the order given) against the storylines tracked so far, then learn from
-    it; a storyline in `joins[doc.id]` starts right after that doc (its last seed)."""
+    it; a storyline in `joins[doc.id]` starts right after that doc (its last seed), then
+    `joined(spec)` is called."""
     for doc in docs:
         decisions = tracker.process(doc)
         yield doc, decisions
         for spec in joins.get(doc.id, ()):
             tracker.add_storyline(spec)
+            if joined is not None:
+                joined(spec)
 
 
 def doc_of(item: Stored) -> Doc:
@@ -125,6 +129,7 @@ def followup_of(decision: Decision) -> FollowUp:
             "margin": round(decision.margin, 4),
             "evidence": list(reasons.evidence) if reasons else [],
             "evidence_score": round(reasons.evidence_score, 4) if reasons else 0.0,
+            **({"like_marked": list(reasons.like_marked)} if reasons and reasons.like_marked else {}),
         },
         novelty=decision.novelty,
         closest_item_id=int(closest) if closest and closest.isdigit() else None,
@@ -182,6 +187,7 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     hashes = {s.id: definition_hash(s) for s in storylines}
     looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}
     window_start = since.timestamp()
+    marked = _Marks(db, tracker, {s.id for s in storylines})
     for storyline in storylines:
         spec = spec_of(storyline, seeds)
         # A storyline added (or changed) now looks back over the window. In a backfill every one
@@ -194,10 +200,11 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
             joins.setdefault(str(max(in_window, key=position.__getitem__)), []).append(spec)
         else:
             tracker.add_storyline(spec)
+            marked.apply(spec)
     _count_earlier_names(db, tracker, recent, since)
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
-    for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins):
+    for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins, marked.apply):
         found += [followup_of(d) for d in decisions.followups if d.storyline_id in looking_back]
         if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
@@ -205,6 +212,25 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
     return Replayed(tracker, version, looked_back, since, found, {i: hashes[i] for i in looking_back}, storylines,
                     len(recent))
+
+
+class _Marks:
+    """The reader's marks of the store's storylines, given to a tracker as each storyline starts:
+    in force for every decision it makes, the replayed ones too."""
+
+    def __init__(self, db: Database, tracker: Tracker, storyline_ids: set[str]) -> None:
+        self.tracker = tracker
+        self.by_storyline: dict[str, list[store.Mark]] = {}
+        for mark in store.marks(db):
+            if mark.storyline_id in storyline_ids:
+                self.by_storyline.setdefault(mark.storyline_id, []).append(mark)
+        self.items = store.items_by_id(db, [m.item_id for ms in self.by_storyline.values() for m in ms])
+
+    def apply(self, spec: StorylineSpec) -> None:
+        for mark in self.by_storyline.get(spec.id, ()):
+            item = self.items.get(mark.item_id)
+            if item is not None and str(mark.item_id) not in {s.id for s in spec.seeds}:
+                self.tracker.mark(spec.id, doc_of(item), mark.followup)
 
 
 def _count_earlier_names(db: Database, tracker: Tracker, recent: Sequence[Stored], since: dt.datetime) -> None:
@@ -454,6 +480,22 @@ class Tracking:
                 found += [followup_of(d) for d in decisions.followups]
         store.save_followups(db, found, now)
         return dict(Counter(f.storyline_id for f in found))
+
+
+def mark(db: Database, item_id: int, storyline_id: str, followup: bool | None, now: dt.datetime) -> None:
+    """Record a reader's mark of an item for a storyline (None clears it), after checking that
+    both exist and that the item is one the storyline decides on (not a seed, not a copy)."""
+    storyline = next((s for s in store.active_storylines(db) if s.id == storyline_id), None)
+    if storyline is None:
+        raise StorywatchError(f"no storyline {storyline_id!r} is tracked (see storywatch storylines list)")
+    item = store.items_by_id(db, [item_id]).get(item_id)
+    if item is None:
+        raise StorywatchError(f"no item with id {item_id} (see storywatch items)")
+    if item.cluster_id != item.id:
+        raise StorywatchError(f"item {item_id} is a copy of item {item.cluster_id}: mark that one")
+    if item_id in storyline.seed_ids:
+        raise StorywatchError(f"item {item_id} is a seed of {storyline_id}: a seed needs no mark")
+    store.set_mark(db, storyline_id, item_id, followup, now)
 
 
 def add_storyline(db: Database, storyline: StorylineConfig, seed_ids: Sequence[int], now: dt.datetime) -> None:

@@ -37,8 +37,8 @@ Speed (bench/bench_tracking.py): an item's text is analysed once, by ``prepare``
 is parsed (a parsing process), and shipped packed with it; the tracker re-reads the text only
 when a spelling fix or a storyline's own aliases would read it otherwise. Document frequencies
 are counted per hash bucket in one numpy array, so counting an item and weighting its features
-are vector operations. Its cosine with every storyline centroid comes from the features it
-shares with an inverted index of the centroids; everything else per storyline (recency,
+are vector operations. Its cosine with every storyline centroid comes from one product with
+the centroids held as dense blocks over their features; everything else per storyline (recency,
 normalisation, threshold, background windows) is held in arrays by storyline slot, so an item is
 decided against all storylines in a few vector operations, and decisions are ``Decisions``
 arrays (a ``Decision`` is made when read); reasons are computed only for follow-ups (and vetoes);
@@ -143,6 +143,9 @@ class Reasons:
     """The same evidence in detail: each unit named or implied, where, how often, its points."""
     feed_items: int = 0
     """Recent items of the item's feed that the evidence counted which names the feed implies over."""
+    like_marked: tuple[str, bool, float] | None = None
+    """Where a reader's mark decided: the marked item, whether it was marked a follow-up, and
+    the cosine of this item with it."""
 
 
 class Idle(NamedTuple):
@@ -180,7 +183,7 @@ class Decisions(Sequence[Decision]):
     and the worker reads only the follow-ups)."""
 
     __slots__ = ("doc_id", "storyline_ids", "rows", "followup", "score", "threshold", "raw", "margin",
-                 "explained", "epoch", "evidence", "missing")
+                 "explained", "epoch", "evidence", "missing", "like_marked")
 
     def __init__(self, doc_id: str, storyline_ids: list[str], rows: npt.NDArray[np.intp],
                  followup: npt.NDArray[np.bool_], score: npt.NDArray[np.float64],
@@ -201,6 +204,8 @@ class Decisions(Sequence[Decision]):
         self.missing: Sequence[Sequence[str]] = ((),) * len(storyline_ids)
         """By position, where they alone made it a NO: the parties the storyline's title names that
         the item does not (evidence.py)."""
+        self.like_marked: dict[int, tuple[str, bool, float]] = {}
+        """By position, where a reader's mark decided (see Reasons.like_marked)."""
 
     @staticmethod
     def none(doc_id: str, epoch: int) -> Decisions:
@@ -273,7 +278,7 @@ class TrackerConfig:
     """Only the first N content tokens of the text count: the lead carries the story."""
     profile_terms: int = 150
     """Profile vectors keep their N heaviest features: less noise (150 was at least as good
-    as 300 or 500 on the dev file, 100 was worse) and half the inverted-index postings."""
+    as 300 or 500 on the dev file, 100 was worse) and half the profile matrix's rows."""
     df_window: int = 20000
     """Documents in the sliding window that gives document frequencies."""
     bg_window: int = 1000
@@ -318,6 +323,10 @@ class TrackerConfig:
     adapt_duplicate: float = 0.9
     """A follow-up this similar (cosine) to a member already in the profile is not adopted: a
     syndicated copy or a re-publication adds nothing and would let one text weigh double."""
+    mark_near: float = 0.5
+    """A reader's mark (Tracker.mark) decides for items at least this similar (cosine) to the
+    marked item and more similar to it than to any item of the other kind: like an item marked
+    "not a follow-up", NO; like one marked "a follow-up" and naming the storyline's units, YES."""
     refresh_every: int = 100
     """Profiles are re-weighted with current IDF after this many observed documents..."""
     refresh_fraction: float = 0.1
@@ -447,7 +456,7 @@ class _Lines(Container[str]):
         self._text = f"\n{text}\n" if text else ""
 
     def __contains__(self, term: object) -> bool:
-        return isinstance(term, str) and f"\n{term}\n" in self._text
+        return isinstance(term, str) and "\n" not in term and f"\n{term}\n" in self._text
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._text[1:-1].split("\n") if self._text else ())
@@ -619,6 +628,8 @@ class _Unit:
         self._dict: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, float]:
+        if not self.features:
+            return {}  # a new one each time: the empty unit is shared
         if self._dict is None:
             self._dict = dict(zip(self.features, self.values.tolist()))
         return self._dict
@@ -885,7 +896,7 @@ class _Storyline:
     known_names: set[str]
     name_features: set[str]
     slot: int = -1
-    """Its position in the tracker's per-storyline arrays (the inverted index's scores, the
+    """Its position in the tracker's per-storyline arrays (the profile matrix's columns, the
     backgrounds' rows 2·slot and 2·slot + 1, its clock)."""
     seed_ids: frozenset[str] = frozenset()
     keyword_keys: tuple[tuple[str, str], ...] = ()
@@ -904,6 +915,19 @@ class _Storyline:
     """Where its own aliases start a rule the generic ones do not: an item with none of these
     tokens reads the same under both, and is scored with its generic analysis."""
     spellings: _Spellings = field(default_factory=lambda: _Spellings((), (), ()))
+    marked: dict[str, _Mark] = field(default_factory=dict)
+    """The reader's marks, by item id. A "yes" is also a member of the profile, as a seed is."""
+
+
+@dataclass
+class _Mark:
+    """A reader's judgement of an item for a storyline (Tracker.mark)."""
+
+    followup: bool
+    analysis: _Analysis
+    """Under the storyline's reading."""
+    vector: dict[str, float]
+    """Under the IDF of the last refresh."""
 
 
 class _Spellings(NamedTuple):
@@ -978,9 +1002,11 @@ class Tracker:
         self._lookup: npt.NDArray[np.int16] | None = None
         """Scratch for background rebuilds (_Stacked.dots), made on first use."""
         self._observed = 0
+        """Documents observed so far: the recent window's version."""
+        self._marked: dict[str, _Storyline] = {}
+        """The storylines with a reader's marks."""
         self._since_max = -math.inf
         """The latest time since which a storyline has been tracked (free slots' too)."""
-        """Documents observed so far: the recent window's version."""
         self._stacked: tuple[int, _Stacked] | None = None
         """The recent window stacked, and the version it was made at."""
         # Storylines' names, for spelling fixes: their words, their runs of two or more words
@@ -1266,6 +1292,7 @@ class Tracker:
     def remove_storyline(self, storyline_id: str) -> None:
         story = self._storylines.pop(storyline_id)
         self._own_aliased.pop(storyline_id, None)
+        self._marked.pop(storyline_id, None)
         self._index.drop(story.slot)
         self._free_slots.append(story.slot)
         self._by_slot[story.slot] = None
@@ -1309,6 +1336,8 @@ class Tracker:
             _add_into(total, keywords, cfg.keyword_weight)
             if story.adopted:
                 _add_into(seeds_only, keywords, cfg.keyword_weight)
+        for mark in story.marked.values():
+            mark.vector = self._vector(mark.analysis)
         story.total = total
         self._set_centroid(story)
         story.seed_centroid = self._profile(story, seeds_only) if story.adopted else story.centroid
@@ -1389,8 +1418,12 @@ class Tracker:
         if decisions.followup.any():
             decisions.missing = self._evidence.missing_actors(mentions, doc.source, slots, decisions.followup)
             decisions.followup &= np.array([not m for m in decisions.missing], bool)
+        if self._marked:
+            self._apply_marks(decisions, slots, doc, analysis, mentions, readings)
         every = (explain or cfg.explain) == "all"
-        for k in range(len(slots)) if every else np.flatnonzero(decisions.followup).tolist():
+        explained = range(len(slots)) if every else \
+            sorted({*np.flatnonzero(decisions.followup).tolist(), *decisions.like_marked})
+        for k in explained:
             slot = int(slots[k])
             owner = self._by_slot[slot]
             assert owner is not None
@@ -1454,9 +1487,10 @@ class Tracker:
         if veto is not None:
             followup = False
             decisions.followup[k] = False  # an exclude term decides NO
-        if not (followup or veto is not None or every):
+        like = decisions.like_marked.get(k)
+        if not (followup or veto is not None or like is not None or every):
             return
-        reasons = self._explain(story, analysis, vector, veto)
+        reasons = replace(self._explain(story, analysis, vector, veto), like_marked=like)
         mentions = self._mentions(doc, analysis)
         # Which names counted, and why not, only where they did count or a person asks: a
         # follow-up by score alone has nothing to say of them (70 µs a decision).
@@ -1516,6 +1550,75 @@ class Tracker:
             vetoed_by=veto,
         )
 
+    # ------------------------------------------------------------------ the reader's marks
+
+    def mark(self, storyline_id: str, doc: Doc, followup: bool | None) -> None:
+        """A reader's judgement of ``doc`` for a storyline (None clears it): a labelled example.
+        "Yes" joins the profile as a seed does (never dropped); "no" takes it out of the profile
+        if the storyline had adopted it. Either decides for items very like it (``mark_near``).
+        Marks outweigh the tracker's own adaptation: it never adopts or drops a marked item."""
+        story = self._storylines[storyline_id]
+        if doc.id in story.seed_ids:
+            raise ValueError(f"{doc.id} is a seed of {storyline_id}")
+        story.marked.pop(doc.id, None)
+        self._drop_member(story, doc.id)
+        if followup is not None:
+            analysis = self._analyze(doc, story.aliases)
+            vector = self._vector(analysis)
+            story.marked[doc.id] = _Mark(followup, analysis, vector)
+            if followup:
+                story.members.append(_Member(doc.id, doc.published, 1.0, analysis, vector))
+                _add_into(story.total, vector, 1.0)
+                story.followups.add(doc.id)
+                story.known_names.update(analysis.names)
+                self._activity[story.slot] = max(self._activity[story.slot], doc.published)
+            else:
+                story.followups.discard(doc.id)
+        self._marked = {s.spec.id: s for s in self._storylines.values() if s.marked}
+        self._set_centroid(story)
+        self._rebuild_background(story)
+
+    def _drop_member(self, story: _Storyline, doc_id: str) -> None:
+        """Take an item (not a seed) out of the storyline's profile, if it is in it."""
+        for i, m in enumerate(story.members):
+            if m.id == doc_id and m.id not in story.seed_ids:
+                del story.members[i]
+                _add_into(story.total, m.vector, -m.weight)
+                story.adopted -= not m.is_seed
+                return
+
+    def _apply_marks(self, decisions: Decisions, slots: npt.NDArray[np.intp], doc: Doc, analysis: _Analysis,
+                     mentions: Mentions | None, readings: dict[int, tuple[_Analysis, dict[str, float]]]) -> None:
+        """Where an item is very like one the reader marked, and more like it than like any item
+        of the other kind, the mark decides: NO like a "no"; YES like a "yes", if the item names
+        the storyline's units and every party its title names."""
+        near = self.config.mark_near
+        position = {int(slot): k for k, slot in enumerate(slots.tolist())}
+        for story in self._marked.values():
+            k = position.get(story.slot)
+            if k is None:
+                continue
+            own = story.marked.get(doc.id)
+            if own is not None:  # the marked item itself (decided again: a replay)
+                decisions.followup[k] = own.followup
+                decisions.like_marked[k] = doc.id, own.followup, 1.0
+                continue
+            vector = readings[story.slot][1] if story.slot in readings else self._vector_cached(doc, analysis)
+            best: dict[bool, tuple[str, float]] = {True: ("", 0.0), False: ("", 0.0)}
+            for item_id, m in story.marked.items():
+                sim = _dot(vector, m.vector)
+                if sim > best[m.followup][1]:
+                    best[m.followup] = item_id, sim
+            profile = max((_dot(vector, m.vector) for m in story.members), default=0.0)
+            (yes_id, yes), (no_id, no) = best[True], best[False]
+            if decisions.followup[k] and no >= near and no > max(profile, yes):
+                decisions.followup[k] = False
+                decisions.like_marked[k] = no_id, False, round(no, 4)
+            elif not decisions.followup[k] and yes >= near and yes > no and decisions.evidence[k] > 0 \
+                    and not self._evidence.missing_actors(mentions, doc.source, slots[k:k + 1], np.ones(1, bool))[0]:
+                decisions.followup[k] = True
+                decisions.like_marked[k] = yes_id, True, round(yes, 4)
+
     # ------------------------------------------------------------------ learning
 
     def observe(self, doc: Doc, decisions: Decisions | None = None) -> None:
@@ -1557,6 +1660,8 @@ class Tracker:
         story = self._storylines.get(d.storyline_id)
         if story is None:
             return
+        if doc.id in story.marked:
+            return  # the reader's mark holds: not adopted (a "yes" is in the profile already)
         story.followups.add(doc.id)
         if d.score - d.threshold >= cfg.activity_margin:
             self._activity[story.slot] = max(self._activity[story.slot], doc.published)

@@ -76,8 +76,10 @@ class StorylineWhy:
         d = self.decision
         if d is None or not d.followup:
             return ()
+        marked = d.reasons is not None and d.reasons.like_marked is not None
         return tuple(name for name, met in (("score", d.score >= d.threshold),
-                                            ("evidence", d.evidence >= self.evidence_threshold)) if met)
+                                            ("evidence", d.evidence >= self.evidence_threshold),
+                                            ("your mark", marked)) if met)
 
     @property
     def differs(self) -> bool:

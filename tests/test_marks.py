@@ -1,0 +1,215 @@
+"""`storywatch items mark`: a reader's judgement of an item for a storyline, kept in the store,
+learnt from by the tracker and in force from the next decision on.
+
+The world of test_why: the shipped config and a beat feed on a local server whose last item, a
+Russian delegation received in Pyongyang, north-korea-russia takes. A second delegation, told in
+other words, arrives in a later poll: taken like the first unless the reader said the first was
+not a follow-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, World
+from tests.feedserver import Reply
+from tests.test_tracking import followups_of, korea  # noqa: F401 (korea: the fixture)
+from tests.test_why import DELEGATION, beat_feed, item_id, polled, section, shown
+from worker import evaluate, track
+from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+
+UTC = dt.timezone.utc
+RUSSIA = "north-korea-russia"
+SECOND = "Russian Federation Delegation Received by Kim Jong Un"
+SECOND_BODY = ("Pyongyang, December 28 (KCNA) -- A delegation of the Russian Federation was received in "
+               "Pyongyang by Kim Jong Un, general secretary of the Workers' Party of Korea. Exchanges "
+               "between the DPRK and Russia and between the two countries' parties were discussed.")
+
+
+def second_delegation(world: World) -> None:
+    """The feed again, now with a second delegation told in other words, polled two days later."""
+    body = beat_feed().decode().replace(
+        "</channel>", f'<item><guid isPermaLink="false">second</guid><title>{SECOND}</title>'
+                      f"<link>https://kcna.example/second</link><description>{SECOND_BODY}</description>"
+                      "<pubDate>Sat, 28 Dec 2024 08:00:00 GMT</pubDate></item></channel>")
+    world.server.routes["/korea"] = Reply(body=body.encode())
+    world.clock.now = dt.datetime(2024, 12, 28, 12, tzinfo=UTC)
+    world.poll(force=True)
+
+
+def mark(world: World, item: int, *flags: str, ok: bool = True) -> str:
+    return Cli(world.config)("items", "mark", str(item), *flags, ok=ok).output
+
+
+def test_without_a_mark_the_second_delegation_is_a_follow_up_like_the_first(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    assert DELEGATION in followups_of(korea, RUSSIA)
+    second_delegation(korea)
+    assert SECOND in followups_of(korea, RUSSIA)  # the control for the test below
+
+
+def test_a_no_mark_unlinks_the_item_and_decides_no_for_the_next_item_like_it(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    first = item_id(korea, DELEGATION)
+    assert "marked not a follow-up of north-korea-russia" in mark(korea, first, "--storyline", RUSSIA, "--no")
+    assert DELEGATION not in followups_of(korea, RUSSIA)
+
+    second_delegation(korea)  # the same worker, its tracker built before the mark
+    assert SECOND not in followups_of(korea, RUSSIA)
+    text, data = shown(korea, item_id(korea, SECOND))
+    russia = data[RUSSIA]
+    assert not russia["followup"] and russia["like_marked"] == [str(first), False, pytest.approx(russia["like_marked"][2])]
+    assert russia["like_marked"][2] >= TrackerConfig().mark_near
+    assert f"like #{first}, which you marked not a follow-up" in section(text, RUSSIA)
+    assert "you marked it not a follow-up" in section(shown(korea, first)[0], RUSSIA)
+
+    timeline = Cli(korea.config)("storylines", "show", RUSSIA).output
+    assert "Marked not a follow-up by you (1):" in timeline and f"#{first}" in timeline.split("Marked not")[1]
+    listed = json.loads(Cli(korea.config)("storylines", "show", RUSSIA, "--json").output)
+    assert [m["item_id"] for m in listed["marked_not_followups"]] == [first]
+
+
+def test_a_yes_mark_links_a_missed_item_and_holds_after_a_restart(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    missed = item_id(korea, "Sports Games Held (5)")
+    assert "Sports Games Held (5)" not in followups_of(korea, "friendship-year")
+    mark(korea, missed, "--storyline", "friendship-year", "--yes")
+    link = followups_of(korea, "friendship-year")["Sports Games Held (5)"]
+    assert json.loads(str(link["reasons"])) == {"marked": True}
+
+    korea._rt = None  # a restart: the tracker is built again from the store
+    text, data = shown(korea, missed)
+    assert data["friendship-year"]["followup"] and "your mark" in data["friendship-year"]["by"]
+    assert "you marked it a follow-up" in section(text, "friendship-year")
+    timeline = Cli(korea.config)("storylines", "show", "friendship-year").output
+    assert f"#{missed}" in timeline and "marked a follow-up by you" in timeline
+    entry = next(e for e in json.loads(Cli(korea.config)("storylines", "show", "friendship-year", "--json").output)
+                 ["timeline"] if e["item_id"] == missed)
+    assert entry["marked"] is True
+
+    mark(korea, missed, "--storyline", "friendship-year", "--clear")  # forgets the mark, keeps the link
+    assert "Sports Games Held (5)" in followups_of(korea, "friendship-year")
+    assert list(korea.db.query("SELECT * FROM marks")) == []
+
+
+def test_a_mark_survives_a_sigkill_and_rules_the_next_cycle(korea: World, tmp_path: Path) -> None:
+    """The mark is committed before the command returns: a process killed (SIGKILL, no clean
+    shutdown) right after it leaves it in the store, and the next worker decides by it."""
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    first = item_id(korea, DELEGATION)
+    korea.rt.close()
+    korea._rt = None
+    script = ("import os, signal, sys\n"
+              "from worker.cli import cli\n"
+              "try:\n"
+              f"    cli(['--config', sys.argv[1], 'items', 'mark', '{first}', '--storyline', '{RUSSIA}', '--no'])\n"
+              "except SystemExit:\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(korea.config)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert "marked not a follow-up" in done.stdout
+    second_delegation(korea)  # a new worker: the next cycle
+    assert DELEGATION not in followups_of(korea, RUSSIA) and SECOND not in followups_of(korea, RUSSIA)
+    assert [(r["item_id"], r["followup"]) for r in korea.db.query("SELECT * FROM marks")] == [(first, 0)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["999", "--storyline", RUSSIA, "--no"], "Error: no item with id 999 (see storywatch items)"),
+    (["1", "--storyline", "nope", "--yes"], "Error: no storyline 'nope' is tracked (see storywatch storylines list)"),
+    (["2", "--storyline", RUSSIA, "--yes"], f"Error: item 2 is a seed of {RUSSIA}: a seed needs no mark"),
+])
+def test_a_mark_of_an_unknown_item_or_storyline_is_one_line_and_exit_1(korea: World, args: list[str],
+                                                                      message: str) -> None:
+    korea.rt  # the store, with the seeds (items 1 to 5)
+    result = Cli(korea.config)("items", "mark", *args, ok=False)
+    assert result.exit_code == 1 and result.output.strip() == message
+    assert list(korea.db.query("SELECT * FROM marks")) == []
+
+
+def test_mark_asks_for_a_verdict(korea: World) -> None:
+    korea.rt
+    result = Cli(korea.config)("items", "mark", "1", "--storyline", RUSSIA, ok=False)
+    assert result.exit_code == 2 and "say --yes, --no or --clear" in result.output
+
+
+# ── the tracker's side ───────────────────────────────────────────────────────────────────────
+
+def _doc(n: int, title: str, text: str) -> Doc:
+    return Doc(f"d{n}", title, text, 1_700_000_000.0 + 3600 * n)
+
+
+def _tracker() -> tuple[Tracker, list[Doc]]:
+    """A storyline about a river bridge, and a stream of filler with bridge news in it."""
+    seeds = tuple(_doc(n, f"Bridge over the Tarn river {n}", f"The new Tarn bridge at Albi opened to traffic, "
+                                                             f"engineers said, after {n + 2} years of work.")
+                  for n in range(3))
+    tracker = Tracker(replace(TrackerConfig(), adapt=True))
+    for n in range(3, 200):
+        tracker.observe(_doc(n, f"Filler item {n}", f"Markets, weather and sport number {n} in the region."))
+    tracker.add_storyline(StorylineSpec("bridge", "Tarn bridge", seeds, keywords=("Tarn bridge",)))
+    return tracker, list(seeds)
+
+
+def test_a_no_mark_takes_an_adopted_item_out_of_the_profile() -> None:
+    tracker, _ = _tracker()
+    taken = _doc(300, "Tarn bridge at Albi closed for repairs", "The Tarn bridge at Albi closed for repairs, "
+                                                                "engineers said, after cracks were found.")
+    assert tracker.process(taken).followups
+    story = tracker._storylines["bridge"]
+    assert "d300" in {m.id for m in story.members}  # adopted
+    tracker.mark("bridge", taken, False)
+    assert "d300" not in {m.id for m in story.members} and "d300" not in story.followups
+    again = tracker.decide(taken)  # the marked item itself, decided again (a replay): its mark rules
+    assert not again.followup.any() and again.like_marked[0] == ("d300", False, 1.0)
+    tracker.mark("bridge", taken, None)
+    assert "d300" not in story.marked and not tracker._marked
+
+
+def test_a_yes_mark_joins_the_profile_as_a_seed_and_is_never_dropped() -> None:
+    tracker, _ = _tracker()
+    story = tracker._storylines["bridge"]
+    odd = _doc(300, "Albi crossing works", "Works on the crossing at Albi continue, the town hall said.")
+    tracker.mark("bridge", odd, True)
+    member = next(m for m in story.members if m.id == "d300")
+    assert member.is_seed and "d300" in story.followups
+    for n in range(301, 301 + TrackerConfig().adapt_max + 5):  # adoptions beyond adapt_max drop the oldest adopted
+        tracker.process(_doc(n, f"Tarn bridge at Albi news {n}", f"The Tarn bridge at Albi: engineers said {n}."))
+    assert "d300" in {m.id for m in story.members}
+    with pytest.raises(ValueError):
+        tracker.mark("bridge", Doc("d0", "", "", 0.0), True)  # a seed needs no mark
+
+
+def test_eval_beat_feedback_marks_what_was_taken_and_the_first_missed_item() -> None:
+    """The reader of eval beat --feedback: after each decision the label of every item taken is
+    revealed and marked, and with find_missed the first missed "yes" item; a missed item told
+    like the marked one is found after it. Counts by month add up to the storylines'."""
+    seeds = tuple(_doc(n, f"Bridge over the Tarn river {n}", f"The new Tarn bridge at Albi opened to traffic, "
+                                                             f"engineers said, after {n + 2} years of work.")
+                  for n in range(3))
+    items = [evaluate.BeatItem(_doc(n, f"Filler item {n}", f"Markets, weather and sport number {n} in the region."),
+                               {"bridge": "no"}) for n in range(3, 200)]
+    ferry = "A ferry now crosses the river at Albi while the crossing is shut, the town hall said on {}."
+    items += [evaluate.BeatItem(_doc(n, "Ferry service at Albi", ferry.format(n)), {"bridge": "yes"})
+              for n in range(200, 204)]
+    spec = StorylineSpec("bridge", "Tarn bridge", seeds, keywords=("Tarn bridge",))
+    plain = evaluate.evaluate_beat(items, [spec], TrackerConfig())[0]
+    months: dict[str, evaluate.BeatResult] = {}
+    marked = evaluate.evaluate_beat(items, [spec], TrackerConfig(), feedback=True, find_missed=1, by_month=months)[0]
+    assert plain.yes == marked.yes == sum(m.yes for m in months.values()) == 4
+    assert marked.found > plain.found and marked.false_alarms <= plain.false_alarms
+
+
+def test_unit_vectors_of_empty_items_are_never_shared() -> None:
+    empty = track._NO_UNIT.as_dict()
+    empty["x"] = 1.0
+    assert track._NO_UNIT.as_dict() == {}
