@@ -213,3 +213,21 @@ def test_unit_vectors_of_empty_items_are_never_shared() -> None:
     empty = track._NO_UNIT.as_dict()
     empty["x"] = 1.0
     assert track._NO_UNIT.as_dict() == {}
+
+
+def test_eval_marks_measures_the_storylines_on_the_readers_own_marks(korea: World) -> None:
+    korea.rt
+    assert "No marks yet" in Cli(korea.config)("eval", "marks").output
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    mark(korea, item_id(korea, DELEGATION), "--storyline", RUSSIA, "--no")
+    mark(korea, item_id(korea, "Sports Games Held (5)"), "--storyline", "friendship-year", "--yes")
+    before = list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id"))
+    found = json.loads(Cli(korea.config)("eval", "marks", "--json").output)
+    by_id = {s["storyline"]: s for s in found["storylines"]}
+    # Each decided before its mark was known, as the worker decided them: the delegation taken
+    # (a false alarm by the reader's mark), the sports games missed.
+    assert (by_id[RUSSIA]["yes"], by_id[RUSSIA]["found"], by_id[RUSSIA]["false_alarms"]) == (0, 0, 1)
+    assert (by_id["friendship-year"]["yes"], by_id["friendship-year"]["found"]) == (1, 0)
+    assert set(by_id) == {RUSSIA, "friendship-year"}
+    assert "friendship-year" in Cli(korea.config)("eval", "marks").output
+    assert list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id")) == before

@@ -793,6 +793,31 @@ def eval_beat(app: App, dataset: Path, feedback: bool, find_missed: int, as_json
     click.echo(json.dumps(found, indent=2, ensure_ascii=False) if as_json else "\n".join(shown))
 
 
+@eval_group.command(name="marks")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def eval_marks(app: App, as_json: bool) -> None:
+    """Your storylines measured on your own marks (`items mark`): the stored items streamed in
+    time order through a tracker built from the storylines' seeds, each marked item decided
+    before its mark is revealed. Per storyline: the items you marked a follow-up that it took
+    (recall) and the items it took that you marked not one (precision). The store is not touched.
+
+    \b
+    Example:
+      storywatch eval marks
+    """
+    results = evaluate.evaluate_marks(app.db, app.settings.tracking)
+    if as_json:
+        click.echo(json.dumps({"pooled": evaluate.pooled_beat(results), "storylines": [r.as_dict() for r in results]},
+                              indent=2, ensure_ascii=False))
+    elif not results:
+        click.echo("No marks yet: mark items with `storywatch items mark ID --storyline S --yes|--no`.")
+    else:
+        click.echo("Decided in time order, each marked item before its mark was known; 'yes' are the items\n"
+                   "you marked a follow-up, 'false' those it took that you marked not one.\n\n"
+                   + evaluate.format_beat(results))
+
+
 @cli.group(cls=_Group)
 def export() -> None:
     """Export what the store knows in standard formats."""

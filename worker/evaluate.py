@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
+from worker import store, storylines
+from worker.config import TrackingSettings
 from worker.errors import StorywatchError
 from worker.storylines import stream
 from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
@@ -281,6 +285,44 @@ def evaluate_beat(items: Sequence[BeatItem], specs: Sequence[StorylineSpec], con
             elif label == "yes" and sid not in taken and missed_marks[sid] > 0:
                 missed_marks[sid] -= 1  # ...and searched for what was not
                 tracker.mark(sid, doc, True)
+    return list(results.values())
+
+
+MARKS_ITEMS = 50_000
+"""The most stored items `eval marks` replays (about a minute of tracking)."""
+
+
+def evaluate_marks(db: Database, settings: TrackingSettings) -> list[BeatResult]:
+    """The store's storylines measured on the reader's own marks, in time order: the stored items
+    from a window before the first marked one to the last, streamed through a tracker built from
+    the storylines' seeds; each marked item is decided before its marks are revealed to the
+    tracker (as they were to the worker: after it decided). Per storyline with marks: the "yes"
+    marks, those it took (found), and the "no" marks it took (false alarms)."""
+    marks = store.marks(db)
+    marked = store.items_by_id(db, [m.item_id for m in marks])
+    if not marked:
+        return []
+    by_item: dict[str, list[store.Mark]] = {}
+    for m in marks:
+        by_item.setdefault(str(m.item_id), []).append(m)
+    times = [item.published_at for item in marked.values()]
+    recent = store.recent_originals(db, min(times) - settings.window, max(times), MARKS_ITEMS)
+    defs = store.active_storylines(db)
+    seeds = store.items_by_id(db, [i for s in defs for i in s.seed_ids])
+    tracker = Tracker(storylines.tracker_config(settings))
+    for definition in defs:
+        tracker.add_storyline(storylines.spec_of(definition, seeds))
+    results = {s.id: BeatResult(s.id) for s in defs if any(m.storyline_id == s.id for m in marks)}
+    for doc, decisions in stream(tracker, (storylines.doc_of(item) for item in recent), {}):
+        taken = {d.storyline_id for d in decisions.followups}
+        for m in by_item.get(doc.id, ()):
+            result = results.get(m.storyline_id)
+            if result is None:
+                continue
+            result.yes += m.followup
+            result.found += m.followup and m.storyline_id in taken
+            result.false_alarms += not m.followup and m.storyline_id in taken
+            tracker.mark(m.storyline_id, doc, m.followup)
     return list(results.values())
 
 
