@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import SEEDS, World
 from tests.feedserver import FeedServer, Reply, rss
 from tests.test_tracking import without_feeds
-from worker import backfill, daily, digest, pipeline
+from worker import backfill, daily, digest, pipeline, storylines
 from worker.config import StorylineConfig, default_config_text, load_settings
 
 from tests.test_tracking import CLOSING  # the shipped storylines' closing-ceremony fixture
@@ -153,3 +153,15 @@ def test_a_backfilled_follow_up_is_found_later_once(beat: World, tmp_path: Path,
     included = daily.collect(beat.db, settings, second.period, include_backfill=True)
     assert in_storylines(included) == [("korean-series", OPENER["title"])]
     assert found_later(included) == [("korean-series", FINAL[1], "2024-12-27 10:00")]
+
+
+def test_an_item_the_reader_links_is_not_found_later(beat: World) -> None:
+    """`items mark --yes` on the final (an item of 27 Dec, no storyline's) links it now: the
+    reader's own doing, no news to them, so the next digest does not list it as found later."""
+    write_digest(beat, 28)
+    beat.clock.now = at(28, 12)
+    [row] = beat.db.query("SELECT id FROM items WHERE title = ?", [FINAL[1]])
+    storylines.mark(beat.db, row["id"], "friendship-year", True, beat.clock())  # as `items mark` at that time
+    assert [r["storyline_id"] for r in beat.db.query("SELECT * FROM storyline_items WHERE item_id = ?", [row["id"]])] \
+        == ["friendship-year"]
+    assert write_digest(beat, 29).found_later == ()

@@ -1712,8 +1712,8 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
 
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
-    lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill.
-    Newest publication first, with the item's title, link, publisher and publication time."""
+    lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill;
+    not those the reader linked (`items mark --yes`: no news to them). Newest publication first, with the item's title, link, publisher and publication time."""
     backfill = "" if include_backfill else "OR i.source = 'backfill'"
     return list(db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
@@ -1722,6 +1722,7 @@ def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *, includ
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start AND si.decided_at <= :end
           AND (i.first_seen_at < :start {backfill})
+          AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
 
 
