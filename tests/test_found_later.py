@@ -107,8 +107,9 @@ def test_a_look_back_follow_up_is_found_later_once(beat: World) -> None:
     assert in_storylines(second) == [] and second.other == () and second.late_followups == 1
     md = digest.render_markdown(second)
     section = md.split("\n## Found later\n", 1)[1]
+    [final] = beat.db.query("SELECT id FROM items WHERE title = ?", [FINAL[1]])
     assert "\n### Korean Series\n\n- [Kia Tigers win Korean Series title](https://news.example/kbo-final) " \
-        "(Korea wire), published 2024-12-27 10:00\n" in section
+        f"(Korea wire), published 2024-12-27 10:00 · item {final['id']}\n" in section
     assert "**0 follow-ups**, **1 follow-up found later**, **0 storylines moved**" in md
     assert digest.subject(second, "[sw]") == "[sw] 2024-12-29: 0 follow-ups in 0 storylines, 1 found later, 0 new items"
     html = digest.render_html(second)

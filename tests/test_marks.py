@@ -67,9 +67,11 @@ def test_a_no_mark_unlinks_the_item_and_decides_no_for_the_next_item_like_it(kor
     assert SECOND not in followups_of(korea, RUSSIA)
     text, data = shown(korea, item_id(korea, SECOND))
     russia = data[RUSSIA]
-    assert not russia["followup"] and russia["like_marked"] == [str(first), False, pytest.approx(russia["like_marked"][2])]
-    assert russia["like_marked"][2] >= TrackerConfig().mark_near
+    like = russia["like_marked"]
+    assert not russia["followup"] and (like["item_id"], like["followup"]) == (first, False)
+    assert like["similarity"] >= TrackerConfig().mark_near
     assert f"like #{first}, which you marked not a follow-up" in section(text, RUSSIA)
+    assert f"{RUSSIA}: not a follow-up (by your mark)" in section(text, RUSSIA)
     assert "you marked it not a follow-up" in section(shown(korea, first)[0], RUSSIA)
 
     timeline = Cli(korea.config)("storylines", "show", RUSSIA).output
@@ -96,9 +98,24 @@ def test_a_yes_mark_links_a_missed_item_and_holds_after_a_restart(korea: World) 
                  ["timeline"] if e["item_id"] == missed)
     assert entry["marked"] is True
 
-    mark(korea, missed, "--storyline", "friendship-year", "--clear")  # forgets the mark, keeps the link
-    assert "Sports Games Held (5)" in followups_of(korea, "friendship-year")
+    # Clearing the mark puts back the tracker's own decision: it had not linked the item.
+    assert "now not linked (the tracker's own decision)" in mark(korea, missed, "--storyline", "friendship-year", "--clear")
+    assert "Sports Games Held (5)" not in followups_of(korea, "friendship-year")
     assert list(korea.db.query("SELECT * FROM marks")) == []
+    assert "unchanged: it had no mark" in mark(korea, missed, "--storyline", "friendship-year", "--clear")
+
+
+def test_marks_toggled_and_cleared_give_back_the_trackers_own_link(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    first = item_id(korea, DELEGATION)
+    own = dict(followups_of(korea, RUSSIA)[DELEGATION])
+    assert "now not linked" in mark(korea, first, "--storyline", RUSSIA, "--no")
+    assert "now linked" in mark(korea, first, "--storyline", RUSSIA, "--yes")
+    assert dict(followups_of(korea, RUSSIA)[DELEGATION]) == own  # its score and reasons, not a bare mark
+    assert "unchanged: it was marked so already" in mark(korea, first, "--storyline", RUSSIA, "--yes")
+    mark(korea, first, "--storyline", RUSSIA, "--no")
+    assert "now linked (the tracker's own decision)" in mark(korea, first, "--storyline", RUSSIA, "--clear")
+    assert dict(followups_of(korea, RUSSIA)[DELEGATION]) == own
 
 
 def test_a_mark_survives_a_sigkill_and_rules_the_next_cycle(korea: World, tmp_path: Path) -> None:
@@ -136,10 +153,20 @@ def test_a_mark_of_an_unknown_item_or_storyline_is_one_line_and_exit_1(korea: Wo
     assert list(korea.db.query("SELECT * FROM marks")) == []
 
 
-def test_mark_asks_for_a_verdict(korea: World) -> None:
+@pytest.mark.parametrize("flags", [[], ["--yes", "--no"], ["--clear", "--yes"], ["--no", "--no", "--clear"]])
+def test_mark_asks_for_one_verdict(korea: World, flags: list[str]) -> None:
     korea.rt
-    result = Cli(korea.config)("items", "mark", "1", "--storyline", RUSSIA, ok=False)
-    assert result.exit_code == 2 and "say --yes, --no or --clear" in result.output
+    result = Cli(korea.config)("items", "mark", "1", "--storyline", RUSSIA, *flags, ok=False)
+    assert result.exit_code == 2 and "say one of --yes, --no or --clear" in result.output
+    assert list(korea.db.query("SELECT * FROM marks")) == []
+
+
+@pytest.mark.parametrize("command", ["mark", "show"])
+def test_an_item_id_beyond_what_the_store_holds_is_a_usage_error_not_a_traceback(korea: World, command: str) -> None:
+    korea.rt
+    extra = ["--storyline", RUSSIA, "--yes"] if command == "mark" else []
+    result = Cli(korea.config)("items", command, "99999999999999999999999", *extra, ok=False)
+    assert result.exit_code == 2 and "is not in the range" in result.output and "Traceback" not in result.output
 
 
 # ── the tracker's side ───────────────────────────────────────────────────────────────────────

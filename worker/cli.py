@@ -234,6 +234,10 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+ITEM_ID = click.IntRange(1, 2**63 - 1)
+"""An item id as the store can hold it (SQLite's INTEGER)."""
+
+
 @cli.group(cls=_Group, invoke_without_command=True)
 @click.option("--since", metavar="DATE|AGE", callback=_since, help="Only items published since then: 2024-01-27 or 7d.")
 @click.option("--storyline", metavar="ID", help="Only items of this storyline.")
@@ -260,7 +264,7 @@ def items(
 
 
 @items.command(name="show")
-@click.argument("item_id", metavar="ID", type=int)
+@click.argument("item_id", metavar="ID", type=ITEM_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, the decisions under `tracking`.")
 @pass_app
 def items_show(app: App, item_id: int, as_json: bool) -> None:
@@ -281,30 +285,31 @@ def items_show(app: App, item_id: int, as_json: bool) -> None:
 
 
 @items.command(name="mark")
-@click.argument("item_id", metavar="ID", type=int)
+@click.argument("item_id", metavar="ID", type=ITEM_ID)
 @click.option("--storyline", "storyline_id", metavar="S", required=True, help="The storyline judged.")
-@click.option("--yes", "verdict", flag_value="yes", help="The item is a follow-up of the storyline.")
-@click.option("--no", "verdict", flag_value="no", help="The item is not a follow-up of the storyline.")
-@click.option("--clear", "verdict", flag_value="clear", help="Forget the mark (the item's link stays as it is).")
+@click.option("--yes", is_flag=True, help="The item is a follow-up of the storyline.")
+@click.option("--no", is_flag=True, help="The item is not a follow-up of the storyline.")
+@click.option("--clear", is_flag=True, help="Forget the mark: the tracker's own decision stands again.")
 @pass_app
-def items_mark(app: App, item_id: int, storyline_id: str, verdict: str | None) -> None:
+def items_mark(app: App, item_id: int, storyline_id: str, yes: bool, no: bool, clear: bool) -> None:
     """Mark an item a follow-up of a storyline or not: the storyline learns from it.
 
-    --yes links an item the storyline missed; --no unlinks a follow-up. The storyline takes a
-    "yes" into its profile as it does a seed, drops a "no" from it if it had adopted it, and
-    decides alike for items very like a marked one. Marks are kept in the store and hold over
-    the tracker's own decisions; a running worker uses them from its next cycle.
+    --yes links an item the storyline missed; --no unlinks a follow-up; --clear forgets the mark
+    and puts back what the tracker had decided. The storyline takes a "yes" into its profile as
+    it does a seed, drops a "no" from it if it had adopted it, and decides alike for items very
+    like a marked one. Marks are kept in the store and hold over the tracker's own decisions; a
+    running worker uses them from its next cycle.
 
     \b
     Example:
       storywatch items mark 42 --storyline friendship-year --no
       storywatch items mark 57 --storyline north-korea-russia --yes
     """
-    if verdict is None:
-        raise click.UsageError("say --yes, --no or --clear")
-    storylines.mark(app.db, item_id, storyline_id, {"yes": True, "no": False}.get(verdict), utc_now())
-    done = {"yes": "marked a follow-up of", "no": "marked not a follow-up of", "clear": "mark cleared for"}[verdict]
-    click.echo(f"Item {item_id} {done} {storyline_id}.")
+    if yes + no + clear != 1:
+        raise click.UsageError("say one of --yes, --no or --clear")
+    changed = storylines.mark(app.db, item_id, storyline_id, True if yes else False if no else None, utc_now())
+    done = "marked a follow-up of" if yes else "marked not a follow-up of" if no else "mark cleared for"
+    click.echo(f"Item {item_id} {done} {storyline_id}: {changed}.")
 
 
 @cli.command()
@@ -663,7 +668,8 @@ def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
     entries = store.storyline_timeline(app.db, storyline_id)
     rejected = [m.item_id for m in store.marks(app.db, storyline_id=storyline_id) if not m.followup]
     items_of = store.items_by_id(app.db, rejected)
-    listed = [(i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of]
+    listed = sorted((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of)
+    listed.sort(key=lambda entry: (entry[1], entry[0]))
     click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries, listed))
 
 

@@ -46,7 +46,8 @@ def collect(db: Database, settings: Settings, period: digest.Period, *, initial:
             include_backfill: bool = False) -> digest.DigestData:
     """What the digest of `period` shows (leads are taken from text without the configured clutter)."""
     return digest.collect(db, period, settings.digest, initial=initial, include_backfill=include_backfill,
-                          clutter=Clutter.compile(settings.dedupe.clutter_patterns))
+                          clutter=Clutter.compile(settings.dedupe.clutter_patterns),
+                          command=digest.command_for(settings.source))
 
 
 def write_digest(

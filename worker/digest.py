@@ -31,7 +31,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shlex
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -145,6 +147,9 @@ class DigestData:
     other_total: int  # before the cap
     sources: tuple[SourceProblem, ...]
     found_later: tuple[FoundLater, ...] = ()  # follow-ups decided in the period for earlier items
+    command: str = "storywatch"
+    """How the commands it suggests start: with --config when the worker was given one (item and
+    suggestion ids belong to one store)."""
 
     @property
     def followups(self) -> int:
@@ -274,7 +279,7 @@ def render_markdown(data: DigestData) -> str:
     if data.empty:
         lines += ["", "Nothing new in this period: no new items, no follow-ups, no edits."]
     for section in data.storylines:
-        lines += _storyline_section(section, p.zone)
+        lines += _storyline_section(section, p.zone, data.command)
     if data.found_later:
         lines += _found_later_section(data.found_later, p.zone)
     if data.updated:
@@ -289,7 +294,7 @@ def render_markdown(data: DigestData) -> str:
         for s in data.suggestions:
             lines.append(f"- **{escape(s.title)}**: {plural(s.items, 'item')} from {plural(s.sources, 'source')}, about "
                          f"{', '.join(f'“{escape(t)}”' for t in s.terms[:6])} "
-                         f"(adopt: `storywatch storylines add ID --from-suggestion {s.id}`)")
+                         f"(adopt: `{data.command} storylines add ID --from-suggestion {s.id}`)")
     if data.quiet:
         lines += ["", "## Quiet", ""]
         lines += [f"- {escape(q.title)}: no follow-up for {q.days} days" for q in data.quiet]
@@ -324,11 +329,11 @@ def _found_later_section(groups: Sequence[FoundLater], zone: str) -> list[str]:
     for group in groups:
         lines += ["", f"### {escape(group.title)}", ""]
         lines += [f"- {link(s.title, s.url)} ({escape(s.publisher or 'unknown source')}), "
-                  f"published {local(s.published_at, zone)}" for s in group.stories]
+                  f"published {local(s.published_at, zone)} · item {s.item_id}" for s in group.stories]
     return lines
 
 
-def _storyline_section(section: StorylineMoves, zone: str) -> list[str]:
+def _storyline_section(section: StorylineMoves, zone: str, command: str) -> list[str]:
     lines = ["", f"## {escape(section.title)}", ""]
     followups = sum(1 for s in section.stories if s.decision == "followup")
     if section.initial:
@@ -347,7 +352,7 @@ def _storyline_section(section: StorylineMoves, zone: str) -> list[str]:
             lines += ["", f"Why: {reason}."]
         if story.decision == "followup":  # the reader's say, which the storyline learns from
             lines += ["", f"Item {story.item_id}. Not a follow-up? "
-                      f"`storywatch items mark {story.item_id} --storyline {section.id} --no`"]
+                      f"`{command} items mark {story.item_id} --storyline {section.id} --no`"]
         if story.novelty:
             lines += ["", "New in this story: " + ", ".join(escape(n) for n in story.novelty) + "."]
         if story.also:
@@ -450,8 +455,13 @@ def next_period(last_end: dt.datetime | None, now: dt.datetime, zone: ZoneInfo) 
 # ── collecting a period from the store ──────────────────────────────────────────────────────
 
 
+def command_for(config: Path | None) -> str:
+    """The start of a command a digest suggests: naming the worker's config file, if it has one."""
+    return "storywatch" if config is None else f"storywatch --config {shlex.quote(str(config.resolve()))}"
+
+
 def collect(db: Database, period: Period, settings: DigestSettings, *, initial: bool, include_backfill: bool,
-            clutter: Clutter | None = None) -> DigestData:
+            clutter: Clutter | None = None, command: str = "storywatch") -> DigestData:
     """Everything the digest of `period` shows, read from the store (which follow-ups are new and
     which found later: the module's docstring)."""
     rows = store.digest_stories(db, period.start, period.end, include_backfill=include_backfill)
@@ -475,6 +485,7 @@ def collect(db: Database, period: Period, settings: DigestSettings, *, initial: 
         other_total=len(other),
         sources=tuple(_source_problems(db, period.end, settings.silent_days)),
         found_later=tuple(_found_later(db, period, include_backfill)),
+        command=command,
     )
 
 

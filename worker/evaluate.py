@@ -80,6 +80,7 @@ class Evaluation:
     threshold: float
     stories: list[StoryResult]
     followups: list[tuple[str, str]] = field(default_factory=list)  # (storyline, item id) decided YES
+    feedback: bool = False  # a reader marked what each storyline took
 
     def overall(self) -> dict[str, Any]:
         n = len(self.stories)
@@ -95,7 +96,7 @@ class Evaluation:
                 "p_fa": round(p_fa, 6), "precision": round(precision, 6), "recall": round(recall, 6),
                 "f1": round(f1, 6), "storylines": n,
                 "decisions": sum(s.positives + s.negatives for s in self.stories),
-                "nt": self.nt, "threshold": self.threshold}
+                "nt": self.nt, "threshold": self.threshold, "feedback": self.feedback}
 
     def as_json(self) -> dict[str, Any]:
         return {"overall": self.overall(), "storylines": [s.as_dict() for s in self.stories]}
@@ -157,7 +158,7 @@ def evaluate(items: Sequence[Labelled], nt: int, config: TrackerConfig, feedback
         joins.setdefault(its[-1].doc.id, []).append(spec)
     results = {sid: StoryResult(sid, its[0].story_title, seeds=len(its)) for sid, its in seeds.items()}
     story_of = {it.doc.id: it.story_id for it in items}
-    outcome = Evaluation(nt, config.threshold, list(results.values()))
+    outcome = Evaluation(nt, config.threshold, list(results.values()), feedback=feedback)
     tracker = Tracker(config)
     for doc, decisions in stream(tracker, (it.doc for it in items), joins):
         for d in decisions:
@@ -185,7 +186,8 @@ def format_table(evaluation: Evaluation) -> str:
         lines.append(f"{s.story_id[:24]:24} {s.seeds:5d} {s.positives:5d} {s.negatives:6d} {s.misses:5d} "
                      f"{s.false_alarms:5d} {s.p_miss:7.3f} {s.p_fa:7.4f} {s.c_det_norm:7.3f}")
     o = evaluation.overall()
-    lines += ["", f"Nt = {o['nt']}, threshold {o['threshold']:g}: {o['storylines']} storylines, "
+    reader = ", a reader marking what each storyline took" if evaluation.feedback else ""
+    lines += ["", f"Nt = {o['nt']}, threshold {o['threshold']:g}{reader}: {o['storylines']} storylines, "
                   f"{o['decisions']:,} decisions",
               f"normalized C_det {o['c_det_norm']:.4f}  (P_miss {o['p_miss']:.4f}, P_fa {o['p_fa']:.5f})",
               f"precision {o['precision']:.4f}  recall {o['recall']:.4f}  F1 {o['f1']:.4f}"]
@@ -329,9 +331,13 @@ def evaluate_marks(db: Database, settings: TrackingSettings) -> list[BeatResult]
 def format_months(months: Mapping[str, BeatResult]) -> str:
     """Pooled recall and precision month by month: how a storyline learns over time."""
     lines = [f"{'month':8} {'yes':>4} {'found':>5} {'false':>5} {'recall':>7} {'precision':>9}"]
-    lines += [f"{m:8} {r.yes:4d} {r.found:5d} {r.false_alarms:5d} {r.recall:7.3f} {r.precision:9.3f}"
-              for m, r in sorted(months.items())]
+    lines += [f"{m:8} {r.yes:4d} {r.found:5d} {r.false_alarms:5d} {_rate(r.recall, r.yes):>7} "
+              f"{_rate(r.precision, r.found + r.false_alarms):>9}" for m, r in sorted(months.items())]
     return "\n".join(lines)
+
+
+def _rate(value: float, out_of: int) -> str:
+    return f"{value:.3f}" if out_of else "-"  # nothing to count that month
 
 
 def format_beat(results: Sequence[BeatResult]) -> str:

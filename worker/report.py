@@ -489,8 +489,9 @@ def render_why(why: ItemWhy) -> str:
     for storyline in why.storylines:
         lines += ["", *_storyline_why(storyline, why.item_id)]
     if any(s.decision is not None for s in why.storylines):
-        lines += ["", _wrap("To change a decision: keywords and aliases (the names evidence counts), seeds "
-                            "(the profile the score and closest compare with), [tracking] threshold or the "
+        lines += ["", _wrap("To change a decision: mark the item (`storywatch items mark ID --storyline S "
+                            "--yes|--no`: the storyline learns from it), or keywords and aliases (the names "
+                            "evidence counts), seeds (the profile the score and closest compare with), [tracking] threshold or the "
                             "storyline's own threshold (see the README, `storywatch items show`).", "")]
     return "\n".join(lines)
 
@@ -519,6 +520,11 @@ def _storyline_why(s: StorylineWhy, item_id: int) -> list[str]:
     return lines
 
 
+def _like_marked(like: tuple[str, bool, float]) -> dict[str, Any]:
+    item_id, followup, similarity = like
+    return {"item_id": int(item_id) if item_id.isdigit() else item_id, "followup": followup, "similarity": similarity}
+
+
 def _score(s: StorylineWhy, d: Decision) -> str:
     """The similarity against its threshold: the background level plus the threshold setting."""
     level = d.score - d.margin  # the worker normalises by the background's tail: margin = score - level
@@ -534,7 +540,9 @@ def _verdict(s: StorylineWhy) -> str:
     if s.followup:
         return "follow-up (by " + " and ".join(s.by) + ")"
     reasons = s.decision.reasons if s.decision is not None else None
-    vetoed = reasons is not None and (reasons.vetoed_by or reasons.missing or reasons.like_marked)
+    if reasons is not None and reasons.like_marked is not None:
+        return "not a follow-up (by your mark)"
+    vetoed = reasons is not None and (reasons.vetoed_by or reasons.missing)
     return "not a follow-up" + (" (vetoed)" if vetoed else "")
 
 
@@ -638,7 +646,7 @@ def _storyline_dict(s: StorylineWhy) -> dict[str, Any]:
         "threshold_setting": s.knob, "cosine": round(d.raw, 4), "recency": round(d.raw - d.score, 4),
         "vetoed_by": reasons.vetoed_by if reasons else None,
         "missing": list(reasons.missing) if reasons else [],
-        "like_marked": list(reasons.like_marked) if reasons and reasons.like_marked else None,
+        "like_marked": _like_marked(reasons.like_marked) if reasons and reasons.like_marked else None,
         "evidence": {
             "score": round(d.evidence, 4), "threshold": s.evidence_threshold,
             "on_beat": any(c.implied for c in reasons.counted) if reasons else False,

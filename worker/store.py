@@ -424,8 +424,10 @@ def _digest_resend(db: Database) -> None:
 
 @MIGRATIONS(name="0016_reader_marks")
 def _reader_marks(db: Database) -> None:
-    # A reader's judgement of an item for a storyline (`items mark`): followup 1 (yes) or 0 (no).
-    # meta 'marks_version' counts changes, so that a running worker rebuilds its tracker.
+    # A reader's judgement of an item for a storyline (`items mark`): followup 1 (yes) or 0 (no);
+    # displaced: the tracker's own link the mark replaced or removed (JSON of the storyline_items
+    # row, NULL if it had none), put back when the mark is cleared. meta 'marks_version' counts
+    # changes, so that a running worker rebuilds its tracker.
     db.executescript(
         """
         CREATE TABLE marks (
@@ -433,6 +435,7 @@ def _reader_marks(db: Database) -> None:
             item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
             followup INTEGER NOT NULL CHECK (followup IN (0, 1)),
             marked_at TEXT NOT NULL,
+            displaced TEXT,
             PRIMARY KEY (storyline_id, item_id)
         );
         CREATE INDEX marks_item ON marks(item_id);
@@ -1354,24 +1357,44 @@ class Mark(NamedTuple):
     marked_at: dt.datetime
 
 
-def set_mark(db: Database, storyline_id: str, item_id: int, followup: bool | None, now: dt.datetime) -> None:
-    """Record a reader's mark (None clears it). "Yes" links the item to the storyline as a
-    follow-up, "no" unlinks it (a seed stays a seed); clearing leaves the link as it is."""
+def set_mark(db: Database, storyline_id: str, item_id: int, followup: bool | None, now: dt.datetime) -> str:
+    """Record a reader's mark (None clears it) and link the item accordingly: "yes" links it
+    (keeping the tracker's own link if it had one), "no" unlinks it, clearing returns it to the
+    tracker's own decision as recorded before the mark. Returns what changed, in words."""
+    key = [storyline_id, item_id]
     with transaction(db):
+        link = _one(db, "SELECT * FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
+        mark = _one(db, "SELECT * FROM marks WHERE storyline_id = ? AND item_id = ?", key)
+        # The tracker's own link, as it was before any mark: kept by the mark, else the link now.
+        own = (json.loads(mark["displaced"]) if mark["displaced"] else None) if mark else (dict(link) if link else None)
+        db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ? AND decision = 'followup'", key)
+        db.execute("DELETE FROM marks WHERE storyline_id = ? AND item_id = ?", key)
         if followup is None:
-            db.execute("DELETE FROM marks WHERE storyline_id = ? AND item_id = ?", [storyline_id, item_id])
+            if own is not None:
+                db.execute(f"INSERT INTO storyline_items ({', '.join(own)}) VALUES ({', '.join('?' for _ in own)})",
+                           list(own.values()))
         else:
-            db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (storyline_id, item_id) DO UPDATE SET followup = excluded.followup, "
-                       "marked_at = excluded.marked_at", [storyline_id, item_id, int(followup), to_iso(now)])
-        if followup:
-            db.execute("INSERT INTO storyline_items (storyline_id, item_id, decision, reasons, decided_at) "
-                       "VALUES (?, ?, 'followup', ?, ?) ON CONFLICT (storyline_id, item_id) DO NOTHING",
-                       [storyline_id, item_id, json.dumps({"marked": True}), to_iso(now)])
-        elif followup is not None:
-            db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ? AND decision = 'followup'",
-                       [storyline_id, item_id])
+            db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at, displaced) VALUES (?, ?, ?, ?, ?)",
+                       [*key, int(followup), to_iso(now), json.dumps(own, ensure_ascii=False) if own else None])
+            if followup:
+                row = own or {"storyline_id": storyline_id, "item_id": item_id, "decision": "followup",
+                              "reasons": json.dumps({"marked": True}), "decided_at": to_iso(now)}
+                db.execute(f"INSERT INTO storyline_items ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                           list(row.values()))
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
+    return _mark_change(mark is not None and bool(mark["followup"]) if mark else None, followup, link is not None,
+                        own is not None)
+
+
+def _mark_change(before: bool | None, after: bool | None, linked: bool, tracker_linked: bool) -> str:
+    """What a mark changed, for the one line `items mark` prints."""
+    if before == after:
+        return "unchanged: it was marked so already" if after is not None else "unchanged: it had no mark"
+    now_linked = after if after is not None else tracker_linked
+    link = "linked" if now_linked else "not linked"
+    if now_linked == linked:
+        return f"still {link}"
+    return f"now {link}" + (" (the tracker's own decision)" if after is None else "")
 
 
 def marks(db: Database, *, storyline_id: str | None = None, item_id: int | None = None) -> list[Mark]:

@@ -410,6 +410,8 @@ class Tracking:
 
     def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
         if self.replayed is None or self.replayed.version != store.storylines_version(db):
+            if self.replayed is not None:
+                logger.info("Storylines or the reader's marks changed: rebuilding the tracker")
             self.emerging = Emerging(self.settings.suggest_days)
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
         return self.replayed.tracker
@@ -482,12 +484,15 @@ class Tracking:
         return dict(Counter(f.storyline_id for f in found))
 
 
-def mark(db: Database, item_id: int, storyline_id: str, followup: bool | None, now: dt.datetime) -> None:
+def mark(db: Database, item_id: int, storyline_id: str, followup: bool | None, now: dt.datetime) -> str:
     """Record a reader's mark of an item for a storyline (None clears it), after checking that
-    both exist and that the item is one the storyline decides on (not a seed, not a copy)."""
+    both exist and that the item is one the storyline decides on (not a seed, not a copy).
+    Returns what changed, in words."""
     storyline = next((s for s in store.active_storylines(db) if s.id == storyline_id), None)
     if storyline is None:
-        raise StorywatchError(f"no storyline {storyline_id!r} is tracked (see storywatch storylines list)")
+        known = any(s.id == storyline_id for s in store.storyline_summaries(db))
+        raise StorywatchError(f"storyline {storyline_id!r} is inactive: it is no longer in the config" if known
+                              else f"no storyline {storyline_id!r} is tracked (see storywatch storylines list)")
     item = store.items_by_id(db, [item_id]).get(item_id)
     if item is None:
         raise StorywatchError(f"no item with id {item_id} (see storywatch items)")
@@ -495,7 +500,7 @@ def mark(db: Database, item_id: int, storyline_id: str, followup: bool | None, n
         raise StorywatchError(f"item {item_id} is a copy of item {item.cluster_id}: mark that one")
     if item_id in storyline.seed_ids:
         raise StorywatchError(f"item {item_id} is a seed of {storyline_id}: a seed needs no mark")
-    store.set_mark(db, storyline_id, item_id, followup, now)
+    return store.set_mark(db, storyline_id, item_id, followup, now)
 
 
 def add_storyline(db: Database, storyline: StorylineConfig, seed_ids: Sequence[int], now: dt.datetime) -> None:

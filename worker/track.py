@@ -1490,7 +1490,7 @@ class Tracker:
         like = decisions.like_marked.get(k)
         if not (followup or veto is not None or like is not None or every):
             return
-        reasons = replace(self._explain(story, analysis, vector, veto), like_marked=like)
+        reasons = replace(self._explain(story, analysis, vector, veto, doc.id), like_marked=like)
         mentions = self._mentions(doc, analysis)
         # Which names counted, and why not, only where they did count or a person asks: a
         # follow-up by score alone has nothing to say of them (70 µs a decision).
@@ -1529,6 +1529,7 @@ class Tracker:
         analysis: _Analysis,
         vector: dict[str, float],
         veto: str | None,
+        doc_id: str,
     ) -> Reasons:
         centroid = story.centroid
         contrib = [(f, vector[f] * centroid[f]) for f in vector.keys() & centroid.keys()]
@@ -1539,7 +1540,7 @@ class Tracker:
         kw_hits = tuple(kw for kw, key in story.keyword_keys if key in analysis.weights)
         best_id, best = None, 0.0
         for m in story.members:
-            sim = _dot(vector, m.vector)
+            sim = _dot(vector, m.vector) if m.id != doc_id else 0.0  # a marked item is a member: not itself
             if sim > best:
                 best_id, best = m.id, sim
         return Reasons(
