@@ -258,3 +258,25 @@ def test_eval_marks_measures_the_storylines_on_the_readers_own_marks(korea: Worl
     assert set(by_id) == {RUSSIA, "friendship-year"}
     assert "friendship-year" in Cli(korea.config)("eval", "marks").output
     assert list(korea.db.query("SELECT * FROM storyline_items ORDER BY storyline_id, item_id")) == before
+
+
+def test_a_decision_made_before_a_no_mark_was_committed_never_relinks_the_item(korea: World) -> None:
+    """A look-back or backfill builds its tracker, then saves what it found seconds later: a
+    "no" committed meanwhile holds over what it found."""
+    from worker import store
+    from worker.models import FollowUp
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    first = item_id(korea, DELEGATION)
+    mark(korea, first, "--storyline", RUSSIA, "--no")
+    stale = FollowUp(storyline_id=RUSSIA, item_id=first, score=0.5, threshold=0.1, raw_score=0.5, reasons={},
+                     novelty=(), closest_item_id=None)
+    store.save_followups(korea.db, [stale], korea.clock())
+    assert DELEGATION not in followups_of(korea, RUSSIA)
+
+
+def test_one_wrong_yes_mark_moves_a_storyline_less_than_a_seed_would() -> None:
+    tracker, _ = _tracker()
+    story = tracker._storylines["bridge"]
+    tracker.mark("bridge", _doc(300, "Filler item 300", "Markets, weather and sport number 300 in the region."), True)
+    member = next(m for m in story.members if m.id == "d300")
+    assert member.weight == TrackerConfig().mark_weight < 1.0

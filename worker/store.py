@@ -1412,15 +1412,18 @@ def set_profile_hashes(db: Database, hashes: dict[str, str]) -> None:
 
 
 def save_followups(db: Database, decisions: Sequence[FollowUp], now: dt.datetime) -> None:
-    """Record follow-up decisions (a storyline's seeds are never overwritten)."""
+    """Record follow-up decisions (a storyline's seeds are never overwritten, nor a reader's "no":
+    a decision made on a tracker built before the mark was committed)."""
     with transaction(db):
         for d in decisions:
             db.execute(
                 "INSERT INTO storyline_items (storyline_id, item_id, decision, score, threshold, raw_score, "
-                "reasons, novelty, closest_item_id, decided_at) VALUES (?, ?, 'followup', ?, ?, ?, ?, ?, ?, ?) "
+                "reasons, novelty, closest_item_id, decided_at) SELECT ?, ?, 'followup', ?, ?, ?, ?, ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = ? AND m.item_id = ? AND m.followup = 0) "
                 "ON CONFLICT (storyline_id, item_id) DO NOTHING",
                 [d.storyline_id, d.item_id, d.score, d.threshold, d.raw_score, json.dumps(d.reasons, ensure_ascii=False),
-                 json.dumps(list(d.novelty), ensure_ascii=False), d.closest_item_id, to_iso(now)],
+                 json.dumps(list(d.novelty), ensure_ascii=False), d.closest_item_id, to_iso(now),
+                 d.storyline_id, d.item_id],
             )
 
 
