@@ -668,8 +668,8 @@ def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
     entries = store.storyline_timeline(app.db, storyline_id)
     rejected = [m.item_id for m in store.marks(app.db, storyline_id=storyline_id) if not m.followup]
     items_of = store.items_by_id(app.db, rejected)
-    listed = sorted((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of)
-    listed.sort(key=lambda entry: (entry[1], entry[0]))
+    listed = sorted(((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of),
+                    key=lambda entry: (entry[1], entry[0]))
     click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries, listed))
 
 

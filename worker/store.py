@@ -1371,18 +1371,16 @@ def set_mark(db: Database, storyline_id: str, item_id: int, followup: bool | Non
         db.execute("DELETE FROM marks WHERE storyline_id = ? AND item_id = ?", key)
         if followup is None:
             if own is not None:
-                db.execute(f"INSERT INTO storyline_items ({', '.join(own)}) VALUES ({', '.join('?' for _ in own)})",
-                           list(own.values()))
+                db.table("storyline_items").insert(own)
         else:
             db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at, displaced) VALUES (?, ?, ?, ?, ?)",
                        [*key, int(followup), to_iso(now), json.dumps(own, ensure_ascii=False) if own else None])
             if followup:
                 row = own or {"storyline_id": storyline_id, "item_id": item_id, "decision": "followup",
                               "reasons": json.dumps({"marked": True}), "decided_at": to_iso(now)}
-                db.execute(f"INSERT INTO storyline_items ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                           list(row.values()))
+                db.table("storyline_items").insert(row)
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
-    return _mark_change(mark is not None and bool(mark["followup"]) if mark else None, followup, link is not None,
+    return _mark_change(bool(mark["followup"]) if mark else None, followup, link is not None,
                         own is not None)
 
 

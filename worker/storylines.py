@@ -227,9 +227,10 @@ class _Marks:
         self.items = store.items_by_id(db, [m.item_id for ms in self.by_storyline.values() for m in ms])
 
     def apply(self, spec: StorylineSpec) -> None:
+        seeds = {s.id for s in spec.seeds}
         for mark in self.by_storyline.get(spec.id, ()):
             item = self.items.get(mark.item_id)
-            if item is not None and str(mark.item_id) not in {s.id for s in spec.seeds}:
+            if item is not None and str(mark.item_id) not in seeds:  # an item made a seed after it was marked
                 self.tracker.mark(spec.id, doc_of(item), mark.followup)
 
 

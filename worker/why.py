@@ -76,10 +76,10 @@ class StorylineWhy:
         d = self.decision
         if d is None or not d.followup:
             return ()
-        marked = d.reasons is not None and d.reasons.like_marked is not None
-        if marked and d.reasons is not None and d.reasons.like_marked is not None \
-                and d.reasons.like_marked[0] == d.doc_id:
+        like = d.reasons.like_marked if d.reasons is not None else None
+        if like is not None and like[0] == d.doc_id:
             return ("your mark",)  # of the item itself: the mark alone decides
+        marked = like is not None
         return tuple(name for name, met in (("score", d.score >= d.threshold),
                                             ("evidence", d.evidence >= self.evidence_threshold),
                                             ("your mark", marked)) if met)
