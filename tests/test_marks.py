@@ -24,7 +24,8 @@ from tests.conftest import Cli, World
 from tests.feedserver import Reply
 from tests.test_tracking import followups_of, korea  # noqa: F401 (korea: the fixture)
 from tests.test_why import DELEGATION, beat_feed, item_id, polled, section, shown
-from worker import evaluate, track
+from worker import daily, digest, evaluate, track
+from worker.config import load_settings
 from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
 
 UTC = dt.timezone.utc
@@ -280,3 +281,61 @@ def test_one_wrong_yes_mark_moves_a_storyline_less_than_a_seed_would() -> None:
     tracker.mark("bridge", _doc(300, "Filler item 300", "Markets, weather and sport number 300 in the region."), True)
     member = next(m for m in story.members if m.id == "d300")
     assert member.weight == TrackerConfig().mark_weight < 1.0
+
+
+def test_marks_given_together_decide_as_marks_given_one_by_one() -> None:
+    """A replay gives a storyline's marks in one batch (one background rebuild): the profile and
+    the next decisions are those of the same marks given one at a time."""
+    marks = [(_doc(300, "Tarn bridge at Albi closed", "The Tarn bridge at Albi closed, engineers said."), True),
+             (_doc(301, "Filler item 301", "Markets, weather and sport number 301 in the region."), False),
+             (_doc(302, "Albi crossing works", "Works on the crossing at Albi continue, the town hall said."), True),
+             (_doc(300, "Tarn bridge at Albi closed", "The Tarn bridge at Albi closed, engineers said."), None)]
+    one_by_one, _ = _tracker()
+    for doc, followup in marks:
+        one_by_one.mark("bridge", doc, followup)
+    together, _ = _tracker()
+    together.mark_many("bridge", marks)
+    later = [_doc(n, f"Tarn bridge at Albi news {n}", f"The crossing at Albi: engineers said {n}.") for n in range(310, 316)]
+    for doc in later:
+        a, b = one_by_one.process(doc), together.process(doc)
+        assert (a.followup.tolist(), a.score.tolist()) == (b.followup.tolist(), b.score.tolist())
+    assert sorted(together._storylines["bridge"].marked) == ["d301", "d302"]
+
+
+def test_a_follow_up_whose_reasons_cite_an_item_ruled_out_since_says_so(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    second_delegation(korea)
+    mark(korea, item_id(korea, SECOND), "--storyline", RUSSIA, "--yes")  # the reader's first view of it
+    third = "Kim Jong Un Received Delegation of Russian Federation Again"
+    body = korea.server.routes["/korea"].body.decode().replace(
+        "</channel>", f'<item><guid isPermaLink="false">third</guid><title>{third}</title>'
+                      "<link>https://kcna.example/third</link><description>Pyongyang, December 30 (KCNA) -- "
+                      "Kim Jong Un, general secretary of the Workers' Party of Korea, received a delegation of "
+                      "the Russian Federation again. Exchanges between the parties of the DPRK and Russia "
+                      "were discussed once more.</description>"
+                      "<pubDate>Mon, 30 Dec 2024 08:00:00 GMT</pubDate></item></channel>")
+    korea.server.routes["/korea"] = Reply(body=body.encode())
+    korea.clock.now = dt.datetime(2024, 12, 30, 12, tzinfo=UTC)
+    korea.poll(force=True)
+    second, last = item_id(korea, SECOND), item_id(korea, third)
+    assert str(followups_of(korea, RUSSIA)[third]["closest_item_id"]) == str(second)  # decided before the mark
+    mark(korea, second, "--storyline", RUSSIA, "--no")  # ...changed
+    timeline = Cli(korea.config)("storylines", "show", RUSSIA).output
+    why = timeline.split(f"#{last}")[1].split("\n")[1]
+    assert f"closest to #{second} (" in why and "which you have since marked not a follow-up" in why
+
+
+def test_a_digest_written_again_for_a_past_day_is_as_written_then_and_a_new_one_heeds_the_mark(korea: World) -> None:
+    polled(korea, beat_feed(), dt.datetime(2024, 12, 26, 12, tzinfo=UTC))
+    settings = load_settings(korea.config)
+    outcome = daily.scheduled_digest(korea.db, settings, dt.datetime(2024, 12, 27, 7, tzinfo=UTC))
+    assert outcome is not None
+    written = outcome.data
+    assert DELEGATION in digest.render_markdown(written)
+    delegation = item_id(korea, DELEGATION)
+    mark(korea, delegation, "--storyline", RUSSIA, "--no")
+    period, initial = daily.day_digest_period(korea.db, settings, dt.date(2024, 12, 27))
+    again = daily.collect(korea.db, settings, period, initial=initial)
+    assert digest.render_markdown(again) == digest.render_markdown(written)  # the day's digest, as sent
+    today = digest.Period(period.start, dt.datetime.now(UTC), dt.date(2024, 12, 27), "UTC")
+    assert DELEGATION not in str(daily.collect(korea.db, settings, today).storylines)  # the mark is heeded

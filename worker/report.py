@@ -7,7 +7,7 @@ import json
 import shlex
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -283,8 +283,9 @@ def storylines_json(summaries: Sequence[StorylineSummary], now: dt.datetime) -> 
                        for s in summaries], indent=2, ensure_ascii=False)
 
 
-def reasons_in_words(entry: TimelineEntry) -> str:
-    """A follow-up's stored reasons as one line: names, shared terms, closest item, score."""
+def reasons_in_words(entry: TimelineEntry, ruled_out: Container[int] = ()) -> str:
+    """A follow-up's stored reasons as one line: names, shared terms, closest item, score.
+    ``ruled_out``: items the reader has since marked not a follow-up (the reasons predate it)."""
     reasons = entry.reasons
     parts = []
     if entry.marked is not None:
@@ -299,7 +300,8 @@ def reasons_in_words(entry: TimelineEntry) -> str:
     if terms:
         parts.append("shares " + ", ".join(terms[:5]))
     if entry.closest_item_id is not None:
-        parts.append(f"closest to #{entry.closest_item_id} ({reasons.get('closest_similarity')})")
+        since = ", which you have since marked not a follow-up" if entry.closest_item_id in ruled_out else ""
+        parts.append(f"closest to #{entry.closest_item_id} ({reasons.get('closest_similarity')}{since})")
     if entry.score is not None and entry.threshold is not None:
         if entry.score >= entry.threshold:
             parts.append(f"score {entry.score:.3f} ≥ threshold {entry.threshold:.3f}")
@@ -313,12 +315,13 @@ def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry],
                     rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
     """The timeline; ``rejected``: the items the reader marked not a follow-up (id, date, title)."""
     lines = [f"{summary.id}: {summary.title}", plural(summary.seeds, "seed") + ", " + plural(summary.followups, "follow-up"), ""]
+    ruled_out = {item_id for item_id, _, _ in rejected}
     for e in entries:
         kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else \
             "marked" if e.marked else e.decision
         lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {_short(e.publisher, 24) or '-'}  {e.title}")
         if e.decision != "seed":
-            lines.append(f"{'':19}why: {reasons_in_words(e)}")
+            lines.append(f"{'':19}why: {reasons_in_words(e, ruled_out)}")
             if e.novelty:
                 lines.append(f"{'':19}new in this story: {', '.join(e.novelty)}")
     if rejected:

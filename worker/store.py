@@ -1724,30 +1724,49 @@ def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, includ
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
 
 
+_LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "novelty", "closest_item_id", "decided_at")
+
+
+def _links_as_of(where: str) -> str:
+    """Storyline links as they stood at :until (`where` filters both parts on storyline_id and
+    item_id): those decided by then, and those a reader has since ruled out (a "no" mark keeps
+    the link it removed), so that a digest written again is the digest written then."""
+    displaced = ", ".join(f"json_extract(displaced, '$.{c}') AS {c}" for c in _LINK_COLUMNS)
+    return f"""
+        SELECT storyline_id, item_id, {", ".join(_LINK_COLUMNS)} FROM storyline_items
+        WHERE decided_at <= :until AND {where}
+        UNION ALL
+        SELECT * FROM (SELECT storyline_id, item_id, {displaced} FROM marks
+                       WHERE followup = 0 AND marked_at > :until AND displaced IS NOT NULL)
+        WHERE decided_at <= :until AND {where}"""
+
+
 def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetime) -> list[dict[str, Any]]:
-    """Every storyline decision on these items made by `until` (the moment the digest is written),
-    with the title of the item each is closest to (a later decision, such as a look-back, does not
-    change a digest already written)."""
-    rows = _in_chunks(db, """
+    """Every storyline decision on these items as it stood at `until` (the moment the digest is
+    written), with the title of the item each is closest to (a later decision, such as a
+    look-back, or a later mark, does not change a digest already written)."""
+    links = _links_as_of("item_id IN (SELECT value FROM json_each(:ids))")
+    return list(db.query(f"""
         SELECT si.*, (SELECT title FROM items WHERE id = si.closest_item_id) AS closest_title
-        FROM storyline_items si WHERE si.item_id IN ({})""", list(item_ids))
-    return [row for row in rows if row["decided_at"] <= to_iso(until)]
+        FROM ({links}) si""", {"ids": json.dumps(list(item_ids)), "until": to_iso(until)}))
 
 
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
     lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill;
-    not those the reader linked (`items mark --yes`: no news to them). Newest publication first, with the item's title, link, publisher and publication time."""
+    not those the reader had marked by `end` (`items mark --yes`: no news to them), and as they
+    stood at `end`. Newest publication first, with the item's title, link, publisher and publication time."""
     backfill = "" if include_backfill else "OR i.source = 'backfill'"
     return list(db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
                '[]' AS also
-        FROM storyline_items si JOIN items i ON i.id = si.item_id
+        FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
-        WHERE si.decision = 'followup' AND si.decided_at > :start AND si.decided_at <= :end
+        WHERE si.decision = 'followup' AND si.decided_at > :start
           AND (i.first_seen_at < :start {backfill})
-          AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id)
-        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
+          AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
+                          AND m.marked_at <= :until)
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)}))
 
 
 def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, Any]]:

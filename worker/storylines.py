@@ -228,10 +228,10 @@ class _Marks:
 
     def apply(self, spec: StorylineSpec) -> None:
         seeds = {s.id for s in spec.seeds}
-        for mark in self.by_storyline.get(spec.id, ()):
-            item = self.items.get(mark.item_id)
-            if item is not None and str(mark.item_id) not in seeds:  # an item made a seed after it was marked
-                self.tracker.mark(spec.id, doc_of(item), mark.followup)
+        marks = [(doc_of(self.items[m.item_id]), m.followup) for m in self.by_storyline.get(spec.id, ())
+                 if m.item_id in self.items and str(m.item_id) not in seeds]  # an item made a seed after it was marked
+        if marks:
+            self.tracker.mark_many(spec.id, marks)
 
 
 def _count_earlier_names(db: Database, tracker: Tracker, recent: Sequence[Stored], since: dt.datetime) -> None:

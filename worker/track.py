@@ -1563,27 +1563,38 @@ class Tracker:
         "Yes" joins the profile as a seed does (never dropped); "no" takes it out of the profile
         if the storyline had adopted it. Either decides for items very like it (``mark_near``).
         Marks outweigh the tracker's own adaptation: it never adopts or drops a marked item."""
+        self.mark_many(storyline_id, [(doc, followup)])
+
+    def mark_many(self, storyline_id: str, marks: Sequence[tuple[Doc, bool | None]]) -> None:
+        """Several marks of one storyline (as `mark`, in order), its background rebuilt once:
+        a rebuild per mark made a tracker with 1,000 marks ten times slower to build."""
         story = self._storylines[storyline_id]
-        if doc.id in story.seed_ids:
-            raise ValueError(f"{doc.id} is a seed of {storyline_id}")
-        story.marked.pop(doc.id, None)
-        self._drop_member(story, doc.id)
-        if followup is not None:
-            analysis = self._analyze(doc, story.aliases)
-            vector = self._vector(analysis)
-            story.marked[doc.id] = _Mark(followup, analysis, vector)
-            if followup:
-                weight = self.config.mark_weight
-                story.members.append(_Member(doc.id, doc.published, weight, analysis, vector))
-                _add_into(story.total, vector, weight)
-                story.followups.add(doc.id)
-                story.known_names.update(analysis.names)
-                self._activity[story.slot] = max(self._activity[story.slot], doc.published)
-            else:
-                story.followups.discard(doc.id)
+        for doc, _ in marks:
+            if doc.id in story.seed_ids:
+                raise ValueError(f"{doc.id} is a seed of {storyline_id}")
+        for doc, followup in marks:
+            self._record_mark(story, doc, followup)
         self._marked = {s.spec.id: s for s in self._storylines.values() if s.marked}
         self._set_centroid(story)
         self._rebuild_background(story)
+
+    def _record_mark(self, story: _Storyline, doc: Doc, followup: bool | None) -> None:
+        story.marked.pop(doc.id, None)
+        self._drop_member(story, doc.id)
+        if followup is None:
+            return
+        analysis = self._analyze(doc, story.aliases)
+        vector = self._vector(analysis)
+        story.marked[doc.id] = _Mark(followup, analysis, vector)
+        if followup:
+            weight = self.config.mark_weight
+            story.members.append(_Member(doc.id, doc.published, weight, analysis, vector))
+            _add_into(story.total, vector, weight)
+            story.followups.add(doc.id)
+            story.known_names.update(analysis.names)
+            self._activity[story.slot] = max(self._activity[story.slot], doc.published)
+        else:
+            story.followups.discard(doc.id)
 
     def _drop_member(self, story: _Storyline, doc_id: str) -> None:
         """Take an item (not a seed) out of the storyline's profile, if it is in it."""
