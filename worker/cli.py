@@ -22,7 +22,8 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import __version__, atom, backfill, daily, deliver, digest, evaluate, opml, pipeline, report, schedule, store, storylines, why
+from worker import (__version__, atom, backfill, daily, deliver, digest, evaluate, manage, opml, pipeline, report, schedule,
+                    store, storylines, why)
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
                            load_settings, parse_duration, write_default_config)
@@ -259,6 +260,8 @@ def items(
     if ctx.invoked_subcommand is not None:
         return
     app = ctx.ensure_object(App)
+    if storyline is not None:
+        manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
     found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit)
     click.echo(report.items_json(found) if as_json else report.render_items(found))
 
@@ -380,8 +383,11 @@ def _stored_address(db: Database, url: str) -> str:
         if without_password(address) == url:
             url = address
             break
-    if not store.feeds_to_poll(db, utc_now(), url=url):
+    found = store.feeds_to_poll(db, utc_now(), url=url)
+    if not found:
         raise click.ClickException(f"no feed with the address {without_password(url)} (see storywatch feeds list)")
+    if found[0].disabled_reason == store.REMOVED_BY_YOU:
+        raise click.ClickException(f"feed {without_password(url)} was removed: add it again with storywatch feeds add")
     return url
 
 
@@ -476,6 +482,99 @@ def feeds_export(app: App, output: Path | None) -> None:
         click.echo(f"Wrote {plural(len(outlines), 'feed')} to {output}")
     else:
         click.echo(text, nl=False)
+
+
+def _confirmed(question: str, yes: bool) -> None:
+    """Ask before a change that loses something, unless --yes (no answer: nothing is done)."""
+    if not yes:
+        click.confirm(question, abort=True)
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None | bool:
+    """--interval DURATION, or "default" to unset it; False when not given."""
+    if value is None:
+        return False
+    if value == "default":
+        return None
+    every = parse_duration(value)
+    if every is None:
+        raise click.BadParameter(f"{value!r} is not a duration such as 30m or 2h, nor 'default'")
+    return every
+
+
+@feeds.command(name="remove")
+@click.argument("feed", metavar="FEED")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def feeds_remove(app: App, feed: str, yes: bool) -> None:
+    """Stop polling a feed added here (or by OPML) and hide it from listings. Its items stay,
+    searchable and listed under its name; `feeds add` with its address brings it back. FEED:
+    its address as `feeds list` shows it, or its name. A feed of the config is removed there.
+
+    \b
+    Example:
+      storywatch feeds remove https://example.org/feed.xml --yes
+    """
+    found = manage.removable_feed(app.db, feed, app.config_file)
+    shown = without_password(found.url)
+    _confirmed(f"Remove {shown}? Its {plural(store.feed_item_count(app.db, found.id), 'item')} stay.", yes)
+    manage.remove_feed(app.db, found)
+    click.echo(f"Removed {shown}; its items stay in the store.")
+
+
+@feeds.command(name="disable")
+@click.argument("feed", metavar="FEED")
+@pass_app
+def feeds_disable(app: App, feed: str) -> None:
+    """Stop polling a feed until `feeds enable` (config feeds too: it stays disabled).
+
+    \b
+    Example:
+      storywatch feeds disable "NK News"
+    """
+    found, changed = manage.disable_feed(app.db, feed)
+    shown = without_password(found.url)
+    click.echo(f"Disabled {shown}." if changed else f"{shown} is disabled already ({found.disabled_reason}).")
+
+
+@feeds.command(name="enable")
+@click.argument("feed", metavar="FEED")
+@pass_app
+def feeds_enable(app: App, feed: str) -> None:
+    """Poll a disabled feed again from the next cycle (whatever disabled it).
+
+    \b
+    Example:
+      storywatch feeds enable "NK News"
+    """
+    found, reason = manage.enable_feed(app.db, feed)
+    shown = without_password(found.url)
+    click.echo(f"Enabled {shown} (disabled: {reason}); it is polled at the next cycle." if reason
+               else f"{shown} is enabled already.")
+
+
+@feeds.command(name="edit")
+@click.argument("feed", metavar="FEED")
+@click.option("--name", help="A new name.")
+@click.option("--tag", "tags", multiple=True, help="The feed's tags, replacing its tags (repeat).")
+@click.option("--no-tags", is_flag=True, help="Remove every tag.")
+@click.option("--interval", metavar="DURATION|default", callback=_interval, help="Time between polls, or 'default'.")
+@pass_app
+def feeds_edit(app: App, feed: str, name: str | None, tags: tuple[str, ...], no_tags: bool,
+               interval: dt.timedelta | None | bool) -> None:
+    """Change a feed added here: its name, tags or interval (a config feed is changed in the config).
+
+    \b
+    Example:
+      storywatch feeds edit https://example.org/feed.xml --name "Example" --tag korea --interval 2h
+    """
+    if tags and no_tags:
+        raise click.UsageError("--tag and --no-tags exclude each other")
+    if name is None and not tags and not no_tags and interval is False:
+        raise click.UsageError("say what to change: --name, --tag, --no-tags or --interval")
+    found = manage.edit_feed(app.db, feed, app.config_file, name=name, tags=() if no_tags else tags or None,
+                             interval=interval)
+    click.echo(f"Changed {without_password(found.url)}.")
 
 
 @cli.command(name="backfill")
@@ -711,7 +810,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
     definition = StorylineConfig(
         id=storyline_id, title=title, description=description, keywords=keywords, exclude=exclude,
         seeds=tuple(seed if is_web_url(seed) else str(Path(seed).resolve()) for seed in seeds),
-        aliases=tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases))
+        aliases=_alias_groups(aliases))
     n_seeds, found = pipeline.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
     click.echo(f"Added storyline {storyline_id} with {plural(n_seeds, 'seed')}; {plural(found, 'follow-up')} found in the "
                f"last {app.settings.tracking.window.days} days.")
@@ -719,16 +818,120 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
 
 @storylines_group.command(name="suggest")
 @click.option("--all", "show_all", is_flag=True, help="Also list adopted and dismissed suggestions.")
+@click.option("--dismiss", "dismiss", type=click.IntRange(1), metavar="N",
+              help="Dismiss suggestion N: it is not listed or suggested again.")
 @pass_app
-def storylines_suggest(app: App, show_all: bool) -> None:
+def storylines_suggest(app: App, show_all: bool, dismiss: int | None) -> None:
     """Suggested storylines: items outside every storyline that cluster together (3 or more items
     from 2 or more sources within [tracking] suggest_days, sharing significant terms).
 
     \b
     Example:
       storywatch storylines suggest
+      storywatch storylines suggest --dismiss 3
     """
+    if dismiss is not None:
+        title = manage.dismiss_suggestion(app.db, dismiss)
+        click.echo(f"Dismissed suggestion #{dismiss}: {title}")
+        return
     click.echo(report.render_suggestions(store.suggestions(app.db, include_closed=show_all)))
+
+
+@storylines_group.command(name="pause")
+@click.argument("storyline_id", metavar="ID")
+@pass_app
+def storylines_pause(app: App, storyline_id: str) -> None:
+    """Stop deciding follow-ups for a storyline until `storylines resume` (config ones too); its
+    follow-ups stay.
+
+    \b
+    Example:
+      storywatch storylines pause friendship-year
+    """
+    changed = manage.pause_storyline(app.db, storyline_id, utc_now())
+    click.echo(f"Paused {storyline_id}." if changed else f"{storyline_id} is paused already.")
+
+
+@storylines_group.command(name="resume")
+@click.argument("storyline_id", metavar="ID")
+@pass_app
+def storylines_resume(app: App, storyline_id: str) -> None:
+    """Track a paused storyline again, from the next item on.
+
+    \b
+    Example:
+      storywatch storylines resume friendship-year
+    """
+    changed = manage.resume_storyline(app.db, storyline_id, utc_now())
+    click.echo(f"Resumed {storyline_id}." if changed else f"{storyline_id} is not paused.")
+
+
+@storylines_group.command(name="remove")
+@click.argument("storyline_id", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def storylines_remove(app: App, storyline_id: str, yes: bool) -> None:
+    """Forget a storyline added here: its definition, follow-up links and marks go, its items
+    stay (a config storyline is removed from the config).
+
+    \b
+    Example:
+      storywatch storylines remove kaesong --yes
+    """
+    row = manage.removable_storyline(app.db, storyline_id, app.config_file)
+    _confirmed(f"Remove storyline {storyline_id} ({row['title']})? Its items stay; its links and marks go.", yes)
+    unlinked = store.remove_storyline(app.db, storyline_id)
+    click.echo(f"Removed storyline {storyline_id}; {plural(unlinked, 'follow-up')} unlinked, the items stay.")
+
+
+def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None | bool:
+    """--threshold X (-10 to 10), or "default" for [tracking] threshold; False when not given."""
+    if value is None:
+        return False
+    if value == "default":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not -10 <= number <= 10:
+        raise click.BadParameter(f"{value!r} is not a number from -10 to 10, nor 'default'")
+    return number
+
+
+@storylines_group.command(name="edit")
+@click.argument("storyline_id", metavar="ID")
+@click.option("--title", help="A new title.")
+@click.option("--description", help="A new description.")
+@click.option("--keyword", "keywords", multiple=True, help="The storyline's keywords, replacing them (repeat).")
+@click.option("--alias", "aliases", multiple=True, metavar="A=B=…", help="Its aliases, replacing them (repeat).")
+@click.option("--exclude", multiple=True, help="Its exclude terms, replacing them (repeat).")
+@click.option("--threshold", metavar="X|default", callback=_threshold,
+              help="Its own decision threshold, or 'default' for [tracking] threshold.")
+@pass_app
+def storylines_edit(app: App, storyline_id: str, title: str | None, description: str | None, keywords: tuple[str, ...],
+                    aliases: tuple[str, ...], exclude: tuple[str, ...], threshold: float | None | bool) -> None:
+    """Change a storyline added here (a config storyline is changed in the config). The next
+    decisions use the new definition; earlier follow-ups stay.
+
+    \b
+    Example:
+      storywatch storylines edit kaesong --title "Kaesong reopening" --keyword Kaesong --keyword "industrial zone"
+      storywatch storylines edit kaesong --threshold default
+    """
+    changes: dict[str, Any] = {"title": title, "description": description, "keywords": keywords or None,
+                               "aliases": _alias_groups(aliases) or None, "exclude": exclude or None}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if threshold is not False:
+        changes["threshold"] = threshold
+    if not changes:
+        raise click.UsageError("say what to change: --title, --description, --keyword, --alias, --exclude or --threshold")
+    changed = manage.edit_storyline(app.db, storyline_id, app.config_file, utc_now(), **changes)
+    click.echo(f"Changed {', '.join(changed)} of {storyline_id}." if changed else f"{storyline_id} is unchanged.")
+
+
+def _alias_groups(aliases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases)
 
 
 @cli.group(cls=_Group, name="eval")

@@ -227,6 +227,12 @@ class StorylineSummary:
     seeds: int
     followups: int
     last_followup_at: dt.datetime | None
+    paused: bool = False
+
+    @property
+    def state(self) -> str:
+        """"" when tracked, else why not: "paused" (`storylines pause`) or "inactive"."""
+        return "" if self.active else "paused" if self.paused else "inactive"
 
 
 @dataclass(frozen=True, slots=True)

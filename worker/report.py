@@ -158,7 +158,7 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
     parts += ["", f"Storylines ({len(status.storylines)})"]
     if status.storylines:
         rows = [
-            [s.id + ("" if s.active else " (inactive)"), str(s.seeds), str(s.followups), when(s.last_followup_at, "-"), s.title]
+            [s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups), when(s.last_followup_at, "-"), s.title]
             for s in status.storylines
         ]
         parts.append(table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "TITLE"], rows))
@@ -267,7 +267,7 @@ def _short(text: str, width: int) -> str:
 def render_storylines(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
     if not summaries:
         return "No storylines: add [[storylines]] to the config or use `storywatch storylines add`."
-    rows = [[s.id + ("" if s.active else " (inactive)"), str(s.seeds), str(s.followups),
+    rows = [[s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups),
              when(s.last_followup_at, "-"), _quiet_for(s.last_followup_at, now), s.title] for s in summaries]
     return table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "QUIET", "TITLE"], rows, indent="")
 
@@ -277,7 +277,7 @@ def _quiet_for(last: dt.datetime | None, now: dt.datetime) -> str:
 
 
 def storylines_json(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
-    return json.dumps([{"id": s.id, "title": s.title, "active": s.active, "seeds": s.seeds,
+    return json.dumps([{"id": s.id, "title": s.title, "active": s.active, "paused": s.paused, "seeds": s.seeds,
                         "followups": s.followups, "last_followup_at": to_iso(s.last_followup_at) if s.last_followup_at else None,
                         "quiet_days": (now - s.last_followup_at).days if s.last_followup_at else None}
                        for s in summaries], indent=2, ensure_ascii=False)

@@ -30,6 +30,7 @@ from worker import normalize
 from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
+from worker.safetext import without_password
 from worker.models import (
     Feed, FeedHealth, FetchHistory, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
     StoreStatus, StorylineDef, StorylineSummary, TimelineEntry, index_source,
@@ -444,6 +445,12 @@ def _reader_marks(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0017_paused_storylines")
+def _paused_storylines(db: Database) -> None:
+    # A storyline the reader paused (`storylines pause`) stays inactive when the config is synced.
+    db.executescript("ALTER TABLE storylines ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;")
+
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL
@@ -682,15 +689,60 @@ def _one(db: Database, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] |
 
 def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: Sequence[str] = (),
              interval: dt.timedelta | None = None, origin: str = "cli") -> bool:
-    """Add a feed by hand (CLI, OPML); False when that address is already known."""
+    """Add a feed by hand (CLI, OPML); False when that address is already known. A feed the
+    reader removed comes back with its items and polling state."""
+    settings = {"name": name, "tags": json.dumps(list(tags)), "origin": origin,
+                "interval_s": int(interval.total_seconds()) if interval else None}
     with transaction(db):
-        if _one(db, "SELECT id FROM feeds WHERE url = ? OR config_url = ?", [url, url]):
+        row = _one(db, "SELECT id, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
+        if row and row["disabled_reason"] == REMOVED_BY_YOU:
+            db.table("feeds").update(row["id"], {**settings, "disabled_reason": None, "next_poll_at": None})
+            return True
+        if row:
             return False
-        db.table("feeds").insert({
-            "url": url, "name": name, "tags": json.dumps(list(tags)), "origin": origin,
-            "interval_s": int(interval.total_seconds()) if interval else None, "created_at": to_iso(now),
-        })
+        db.table("feeds").insert({"url": url, **settings, "created_at": to_iso(now)})
     return True
+
+
+REMOVED_BY_YOU = "removed by you"
+DISABLED_BY_YOU = "by you"
+
+
+def feeds_matching(db: Database, key: str) -> list[Feed]:
+    """The feeds a user names: by address (as stored, as the config gives it, or as shown with
+    its password masked), else by name or title (any case)."""
+    rows = [row for row in db.query("SELECT * FROM feeds ORDER BY id")
+            if key in (row["url"], row["config_url"], without_password(row["url"]))]
+    if not rows:
+        rows = list(db.query("SELECT * FROM feeds WHERE lower(name) = lower(?) OR (name = '' AND lower(title) = lower(?)) "
+                             "ORDER BY id", [key, key]))
+    return [_feed(row) for row in rows]
+
+
+def feed_item_count(db: Database, feed_id: int) -> int:
+    row = _one(db, "SELECT count(*) AS n FROM items WHERE feed_id = ?", [feed_id])
+    return int(row["n"]) if row else 0
+
+
+def set_feed_settings(db: Database, feed_id: int, *, name: str | None = None, tags: Sequence[str] | None = None,
+                      interval: dt.timedelta | None | bool = False) -> None:
+    """Change what is given of a feed's name, tags and interval (None: the default; False: kept)."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name
+    if tags is not None:
+        values["tags"] = json.dumps(list(tags))
+    if interval is not False:
+        values["interval_s"] = int(interval.total_seconds()) if isinstance(interval, dt.timedelta) else None
+    if values:
+        with transaction(db):
+            db.table("feeds").update(feed_id, values)
+
+
+def set_feed_disabled(db: Database, feed_id: int, reason: str | None) -> None:
+    """Disable a feed for `reason` (None: enable it, polled at the next cycle)."""
+    with transaction(db):
+        update_feed(db, feed_id, disabled_reason=reason, next_poll_at=None)
 
 
 def feeds_to_poll(db: Database, now: dt.datetime, *, force: bool = False, url: str | None = None) -> list[Feed]:
@@ -1230,6 +1282,8 @@ def save_storyline(db: Database, storyline: StorylineConfig, now: dt.datetime, *
         "active": 1,
     }
     row = _one(db, "SELECT * FROM storylines WHERE id = ?", [storyline.id])
+    if row is not None and row["paused"]:
+        values["active"] = 0  # paused by the reader: the config does not resume it
     if row is None:
         db.table("storylines").insert({"id": storyline.id, "created_at": to_iso(now), "updated_at": to_iso(now), **values})
         return True
@@ -1237,6 +1291,37 @@ def save_storyline(db: Database, storyline: StorylineConfig, now: dt.datetime, *
         return False
     db.table("storylines").update(storyline.id, {**values, "updated_at": to_iso(now)})
     return True
+
+
+def storyline_row(db: Database, storyline_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM storylines WHERE id = ?", [storyline_id])
+
+
+def set_storyline_paused(db: Database, storyline_id: str, paused: bool, now: dt.datetime) -> None:
+    """Pause a storyline (inactive, and kept so by config syncs) or resume it."""
+    with transaction(db):
+        db.execute("UPDATE storylines SET paused = ?, active = ?, updated_at = ? WHERE id = ?",
+                   [int(paused), int(not paused), to_iso(now), storyline_id])
+
+
+def remove_storyline(db: Database, storyline_id: str) -> int:
+    """Forget a storyline: its definition, links and marks go, the items stay; a suggestion it
+    was made from is open again. Returns how many follow-ups were unlinked."""
+    with transaction(db):
+        row = _one(db, "SELECT count(*) AS n FROM storyline_items WHERE storyline_id = ? AND decision = 'followup'",
+                   [storyline_id])
+        db.execute("DELETE FROM marks WHERE storyline_id = ?", [storyline_id])
+        db.execute("DELETE FROM storyline_items WHERE storyline_id = ?", [storyline_id])
+        db.execute("UPDATE suggestions SET status = 'open', storyline_id = NULL WHERE storyline_id = ?", [storyline_id])
+        db.execute("DELETE FROM storylines WHERE id = ?", [storyline_id])
+    return int(row["n"]) if row else 0
+
+
+def dismiss_suggestion(db: Database, suggestion_id: int) -> bool:
+    """Close an open suggestion for good; False if it was not open."""
+    with transaction(db):
+        cursor = db.execute("UPDATE suggestions SET status = 'dismissed' WHERE id = ? AND status = 'open'", [suggestion_id])
+    return cursor.rowcount == 1
 
 
 def storyline_exists(db: Database, storyline_id: str) -> bool:
@@ -1489,12 +1574,14 @@ def status(db: Database, path: Path, now: dt.datetime) -> StoreStatus:
     )
 
 
-def feed_health(db: Database) -> Iterator[FeedHealth]:
+def feed_health(db: Database, *, removed: bool = False) -> Iterator[FeedHealth]:
+    """Every feed with its health (those the reader removed only with `removed`)."""
     sql = """
         SELECT feeds.*, (SELECT count(*) FROM items WHERE items.feed_id = feeds.id) AS n_items
-        FROM feeds ORDER BY disabled_reason IS NOT NULL, coalesce(nullif(name, ''), url)
+        FROM feeds WHERE :removed OR disabled_reason IS NOT :gone
+        ORDER BY disabled_reason IS NOT NULL, coalesce(nullif(name, ''), url)
     """
-    for row in db.query(sql):
+    for row in db.query(sql, {"removed": removed, "gone": REMOVED_BY_YOU}):
         yield FeedHealth(
             url=row["url"],
             name=row["name"] or row["title"] or "",
@@ -1515,7 +1602,7 @@ def feed_health(db: Database) -> Iterator[FeedHealth]:
 
 def storyline_summaries(db: Database) -> Iterator[StorylineSummary]:
     sql = """
-        SELECT s.id, s.title, s.active,
+        SELECT s.id, s.title, s.active, s.paused,
                count(CASE WHEN si.decision = 'seed' THEN 1 END) AS seeds,
                count(CASE WHEN si.decision = 'followup' THEN 1 END) AS followups,
                max(CASE WHEN si.decision = 'followup' THEN i.published_at END) AS last_followup
@@ -1532,6 +1619,7 @@ def storyline_summaries(db: Database) -> Iterator[StorylineSummary]:
             seeds=row["seeds"],
             followups=row["followups"],
             last_followup_at=_maybe_time(row["last_followup"]),
+            paused=bool(row["paused"]),
         )
 
 

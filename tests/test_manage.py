@@ -1,0 +1,169 @@
+"""Day-to-day changes from the command line, on a real store and a feed server on loopback:
+feeds removed, disabled, enabled and edited; storylines paused, resumed, edited and removed;
+suggestions dismissed; what the config declares is changed there."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from tests.conftest import Cli, World
+from tests.feedserver import Reply, rss
+from worker import store
+from worker.config import load_settings
+
+BRIDGE = [("b0", "Tarn bridge closed for repairs", "<p>The Tarn bridge at Albi closed on Monday after cracks were found.</p>"),
+          ("b1", "Ferry replaces the Tarn bridge", "<p>A ferry crosses the river while the Tarn bridge is shut, the town hall said.</p>"),
+          ("b2", "Tarn bridge repairs to cost more", "<p>Engineers said repairs of the Tarn bridge will cost twice the estimate.</p>")]
+MARKETS = [(f"m{n}", f"Markets report {n}", f"<p>Prices at the covered market of Albi, report number {n}.</p>")
+           for n in range(3)]
+
+
+def served(world: World) -> Cli:
+    """The config feed /a (markets) and a feed added from the command line, /b (the bridge)."""
+    world.server.routes["/a"] = Reply(body=rss(MARKETS, title="Albi markets"))
+    world.server.routes["/b"] = Reply(body=rss(BRIDGE, title="Bridge news"))
+    run = Cli(world.config)
+    run("init")
+    run("feeds", "add", world.server.url("/b"), "--name", "Bridge", "--tag", "albi")
+    return run
+
+
+def db_of(world: World) -> Database:
+    return store.open_store(load_settings(world.config).storage.path)
+
+
+def polled_paths(world: World, run: Cli) -> list[str]:
+    world.server.requests.clear()
+    run("poll", "--force")
+    return sorted(world.server.paths())
+
+
+def error(result: object) -> str:
+    output = str(getattr(result, "output"))
+    assert getattr(result, "exit_code") == 1 and output.count("\n") == 1, output
+    return output
+
+
+def test_a_removed_feed_is_not_polled_or_listed_and_its_items_stay(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    assert polled_paths(w, run) == ["/a", "/b"]
+    asked = run("feeds", "remove", "Bridge", ok=False)  # no answer to the question: nothing is done
+    assert asked.exit_code == 1 and "Remove " + w.server.url("/b") + "? Its 3 items stay." in asked.output
+    assert polled_paths(w, run) == ["/a", "/b"]
+
+    assert "its items stay" in run("feeds", "remove", w.server.url("/b"), "--yes").output
+    assert polled_paths(w, run) == ["/a"]
+    assert "Bridge" not in run("feeds", "list").output
+    found = json.loads(run("items", "--search", "Tarn bridge", "--json").output)
+    assert len(found) == 3
+    assert "was removed" in error(run("poll", "--feed", w.server.url("/b"), ok=False))
+    assert "removed already" in error(run("feeds", "remove", w.server.url("/b"), "--yes", ok=False))
+
+    assert "Added" in run("feeds", "add", w.server.url("/b")).output  # back, with its items: none twice
+    assert polled_paths(w, run) == ["/a", "/b"]
+    assert db_of(w).execute("SELECT count(*) FROM items").fetchone()[0] == 6
+
+
+def test_a_feed_of_the_config_is_removed_and_edited_in_the_config(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    for args in (["feeds", "remove", "feed /a", "--yes"], ["feeds", "edit", w.server.url("/a"), "--name", "x"]):
+        line = error(run(*args, ok=False))
+        assert f"is declared in {w.config}" in line and "[[feeds]]" in line
+
+
+def test_a_disabled_feed_stays_disabled_across_restarts_until_enabled(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    assert "Disabled" in run("feeds", "disable", "feed /a").output
+    assert "disabled already" in run("feeds", "disable", "feed /a").output
+    run("init")  # the config is read again, as at a restart
+    assert polled_paths(w, run) == ["/b"]
+    listed = {f["name"]: f for f in json.loads(run("feeds", "list", "--json").output)}
+    assert listed["feed /a"]["disabled_reason"] == store.DISABLED_BY_YOU
+    assert "Enabled" in run("feeds", "enable", "feed /a").output
+    assert polled_paths(w, run) == ["/a", "/b"]
+    assert "enabled already" in run("feeds", "enable", "feed /a").output
+
+
+def test_a_feed_added_here_is_edited_here(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("feeds", "edit", "Bridge", "--name", "Tarn bridge news", "--tag", "bridges", "--tag", "tarn", "--interval", "2h")
+    feed = {f["name"]: f for f in json.loads(run("feeds", "list", "--json").output)}["Tarn bridge news"]
+    assert feed["tags"] == ["bridges", "tarn"]
+    assert db_of(w).execute("SELECT interval_s FROM feeds WHERE name = 'Tarn bridge news'").fetchone()[0] == 7200
+    run("feeds", "edit", "Tarn bridge news", "--no-tags", "--interval", "default")
+    row = db_of(w).execute("SELECT tags, interval_s FROM feeds WHERE name = 'Tarn bridge news'").fetchone()
+    assert row == ("[]", None)
+    assert run("feeds", "edit", "Tarn bridge news", ok=False).exit_code == 2  # nothing to change
+    assert run("feeds", "edit", "Tarn bridge news", "--interval", "soon", ok=False).exit_code == 2
+    assert "no feed 'nope'" in error(run("feeds", "disable", "nope", ok=False))
+
+
+def test_storylines_paused_resumed_edited_and_removed(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("storylines", "add", "bridge", "--title", "Tarn bridge", "--keyword", "Tarn bridge")
+    run("poll", "--force")
+    assert len(json.loads(run("items", "--storyline", "bridge", "--json").output)) == 3
+
+    assert "Paused bridge." in run("storylines", "pause", "bridge").output
+    assert "bridge (paused)" in run("storylines", "list").output
+    w.server.routes["/b"] = Reply(body=rss([*BRIDGE, ("b9", "Tarn bridge reopens", "<p>The Tarn bridge at Albi reopens.</p>")]))
+    run("poll", "--force")
+    assert "Tarn bridge reopens" not in run("items", "--storyline", "bridge").output  # paused: not decided
+    run("storylines", "resume", "bridge")
+    assert "bridge (paused)" not in run("storylines", "list").output
+    w.server.routes["/b"] = Reply(body=rss([*BRIDGE, ("b10", "Tarn bridge reopens to traffic",
+                                                      "<p>Cars cross the Tarn bridge at Albi again.</p>")]))
+    run("poll", "--force")
+    assert "Tarn bridge reopens to traffic" in run("items", "--storyline", "bridge").output  # tracked again
+
+    changed = run("storylines", "edit", "bridge", "--title", "The Tarn bridge", "--threshold", "0.2").output
+    assert "Changed title, threshold of bridge." in changed
+    row = db_of(w).execute("SELECT title, threshold, keywords FROM storylines WHERE id = 'bridge'").fetchone()
+    assert row == ("The Tarn bridge", 0.2, '["Tarn bridge"]')
+    assert run("storylines", "edit", "bridge", "--threshold", "eleven", ok=False).exit_code == 2
+    assert "bridge is unchanged." in run("storylines", "edit", "bridge", "--title", "The Tarn bridge").output
+
+    assert run("storylines", "remove", "bridge", ok=False).exit_code == 1  # not confirmed
+    assert "4 follow-ups unlinked" in run("storylines", "remove", "bridge", "--yes").output
+    assert "no storyline 'bridge'" in error(run("items", "--storyline", "bridge", ok=False))
+    assert db_of(w).execute("SELECT count(*) FROM items").fetchone()[0] == 8
+
+
+def test_a_config_storyline_is_paused_here_and_edited_in_the_config(
+        world: Callable[..., World], seeded_config: Path) -> None:
+    run = Cli(seeded_config)
+    run("init")
+    for args in (["storylines", "remove", "friendship-year", "--yes"], ["storylines", "edit", "friendship-year", "--title", "x"]):
+        line = error(run(*args, ok=False))
+        assert f"is declared in {seeded_config}" in line and "[[storylines]]" in line
+    run("storylines", "pause", "friendship-year")
+    run("init")  # the config declares it active: a pause still holds
+    assert "friendship-year (paused)" in run("storylines", "list").output
+    run("storylines", "resume", "friendship-year")
+    assert "(paused)" not in run("storylines", "list").output
+    assert "no storyline 'nope'" in error(run("storylines", "pause", "nope", ok=False))
+
+
+def test_a_dismissed_suggestion_is_not_listed_again(seeded_config: Path) -> None:
+    run = Cli(seeded_config)
+    run("init")
+    db = store.open_store(load_settings(seeded_config).storage.path)
+    ids = [row[0] for row in db.execute("SELECT id FROM items ORDER BY id LIMIT 3")]
+    now = dt.datetime(2024, 12, 1, tzinfo=dt.timezone.utc)
+    with store.transaction(db):
+        number = store.save_suggestion(db, "Volcano erupts", ["volcano"], ids, 2, now, now, now)
+    assert "Volcano erupts" in run("storylines", "suggest").output
+    assert f"Dismissed suggestion #{number}: Volcano erupts" in run("storylines", "suggest", "--dismiss", str(number)).output
+    assert "Volcano erupts" not in run("storylines", "suggest").output
+    assert "dismissed already" in error(run("storylines", "suggest", "--dismiss", str(number), ok=False))
+    assert f"no suggestion #{number + 1}" in error(run("storylines", "suggest", "--dismiss", str(number + 1), ok=False))

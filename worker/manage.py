@@ -1,0 +1,167 @@
+"""Day-to-day changes a reader makes from the command line: feeds removed, disabled, enabled or
+edited; storylines paused, resumed, removed or edited; suggestions dismissed.
+
+What the config declares stays declared there: a change to a config feed's or storyline's
+definition is refused with the file to change (the next start would undo it). Disabling a feed
+and pausing a storyline are states, not definitions: they hold for config ones too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from worker import store
+from worker.config import StorylineConfig
+from worker.errors import StorywatchError
+from worker.models import Feed
+from worker.safetext import without_password
+
+
+# ── feeds ────────────────────────────────────────────────────────────────────────────────────
+
+
+def feed(db: Database, key: str) -> Feed:
+    """The one feed `key` names (its address as `feeds list` shows it, or its name)."""
+    found = store.feeds_matching(db, key)
+    if not found:
+        raise StorywatchError(f"no feed {key!r} (see storywatch feeds list)")
+    if len(found) > 1:
+        raise StorywatchError(f"{len(found)} feeds are named {key!r}: give the address instead (see storywatch feeds list)")
+    return found[0]
+
+
+def _shown(f: Feed) -> str:
+    return without_password(f.url)
+
+
+def _not_declared(origin: str, what: str, config_file: Path, section: str) -> None:
+    if origin == "config":
+        raise StorywatchError(f"{what} is declared in {config_file}: change its {section} entry there "
+                              "(the worker reads the config when it starts)")
+
+
+def removable_feed(db: Database, key: str, config_file: Path) -> Feed:
+    """The feed `key` names, if it may be removed here (not declared in the config, not removed)."""
+    f = feed(db, key)
+    _not_declared(f.origin, f"feed {_shown(f)}", config_file, "[[feeds]]")
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise StorywatchError(f"feed {_shown(f)} is removed already")
+    return f
+
+
+def remove_feed(db: Database, f: Feed) -> None:
+    """Stop polling a feed for good and hide it from listings; its items stay (searchable, under
+    the feed's name). `feeds add` with its address brings it back."""
+    store.set_feed_disabled(db, f.id, store.REMOVED_BY_YOU)
+
+
+def disable_feed(db: Database, key: str) -> tuple[Feed, bool]:
+    """Stop polling a feed until `enable`; False when it was disabled already."""
+    f = feed(db, key)
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
+    if f.disabled_reason is not None:
+        return f, False
+    store.set_feed_disabled(db, f.id, store.DISABLED_BY_YOU)
+    return f, True
+
+
+def enable_feed(db: Database, key: str) -> tuple[Feed, str | None]:
+    """Poll a disabled feed again from the next cycle (whatever disabled it: the reader, a 410
+    Gone, too many failures). Returns the feed and the reason it had been disabled (None: it
+    was not)."""
+    f = feed(db, key)
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
+    if f.disabled_reason == store.REMOVED_FROM_CONFIG:
+        raise StorywatchError(f"feed {_shown(f)} was removed from the config: put its [[feeds]] entry back")
+    if f.disabled_reason is not None:
+        store.set_feed_disabled(db, f.id, None)
+    return f, f.disabled_reason
+
+
+def edit_feed(db: Database, key: str, config_file: Path, **changes: Any) -> Feed:
+    """Change a feed's `name`, `tags` (replaced) or `interval` (None: the default); what is not
+    given stays."""
+    f = feed(db, key)
+    _not_declared(f.origin, f"feed {_shown(f)}", config_file, "[[feeds]]")
+    store.set_feed_settings(db, f.id, **changes)
+    return f
+
+
+# ── storylines ───────────────────────────────────────────────────────────────────────────────
+
+
+def storyline(db: Database, storyline_id: str) -> dict[str, Any]:
+    row = store.storyline_row(db, storyline_id)
+    if row is None:
+        raise StorywatchError(f"no storyline {storyline_id!r} (see storywatch storylines list)")
+    return row
+
+
+def pause_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
+    """Stop deciding follow-ups for a storyline until `resume` (its links stay); False if paused already."""
+    row = storyline(db, storyline_id)
+    if row["paused"]:
+        return False
+    if not row["active"]:
+        raise StorywatchError(f"storyline {storyline_id!r} is inactive (removed from the config or expired)")
+    store.set_storyline_paused(db, storyline_id, True, now)
+    return True
+
+
+def resume_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
+    """Track a paused storyline again (items that arrived meanwhile are not looked back on)."""
+    if not storyline(db, storyline_id)["paused"]:
+        return False
+    store.set_storyline_paused(db, storyline_id, False, now)
+    return True
+
+
+def removable_storyline(db: Database, storyline_id: str, config_file: Path) -> dict[str, Any]:
+    """The storyline, if it may be removed here (added from the command line, not the config)."""
+    row = storyline(db, storyline_id)
+    _not_declared(row["origin"], f"storyline {storyline_id!r}", config_file, "[[storylines]]")
+    return row
+
+
+def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.datetime,
+                   **changes: Any) -> list[str]:
+    """Change a command-line storyline's definition (title, keywords, aliases, exclude,
+    threshold, description): the fields given replace the stored ones. Returns the names of the
+    fields that changed; the next decisions use them (earlier follow-ups stay)."""
+    row = storyline(db, storyline_id)
+    _not_declared(row["origin"], f"storyline {storyline_id!r}", config_file, "[[storylines]]")
+    if not str(changes.get("title", "-")).strip():
+        raise StorywatchError("a storyline's title cannot be empty")
+    before = definition_of(row)
+    after = dataclasses.replace(before, **changes)
+    store.save_storyline(db, after, now, origin=row["origin"])
+    return [name for name in changes if getattr(before, name) != getattr(after, name)]
+
+
+def definition_of(row: dict[str, Any]) -> StorylineConfig:
+    """A stored storyline's definition, as the config would give it."""
+    expires = row["expires_after_s"]
+    return StorylineConfig(
+        id=row["id"], title=row["title"], description=row["description"],
+        seeds=tuple(json.loads(row["seeds"])), keywords=tuple(json.loads(row["keywords"])),
+        aliases=tuple(tuple(group) for group in json.loads(row["aliases"])),
+        exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
+        expires_after=dt.timedelta(seconds=expires) if expires else None)
+
+
+def dismiss_suggestion(db: Database, suggestion_id: int) -> str:
+    """Close a suggestion for good (the same group is not suggested again). Returns its title."""
+    found = store.suggestion(db, suggestion_id)
+    if found is None:
+        raise StorywatchError(f"no suggestion #{suggestion_id} (see storywatch storylines suggest)")
+    if not store.dismiss_suggestion(db, suggestion_id):
+        raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']} already")
+    return str(found["title"])
