@@ -167,3 +167,41 @@ def test_a_dismissed_suggestion_is_not_listed_again(seeded_config: Path) -> None
     assert "Volcano erupts" not in run("storylines", "suggest").output
     assert "dismissed already" in error(run("storylines", "suggest", "--dismiss", str(number), ok=False))
     assert f"no suggestion #{number + 1}" in error(run("storylines", "suggest", "--dismiss", str(number + 1), ok=False))
+
+
+def test_feeds_add_checks_the_address_once(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    dead = "http://127.0.0.1:9/feed"  # nothing listens there
+    line = error(run("feeds", "add", dead, ok=False))
+    assert "127.0.0.1:9" in line and "--no-check" in line
+    assert "Added" in run("feeds", "add", dead, "--no-check").output
+
+    w.server.routes["/page"] = Reply(body=b'<!doctype html><html><head><link rel="alternate" '
+                                          b'type="application/rss+xml" href="/b"></head><body>News</body></html>',
+                                     headers={"Content-Type": "text/html"})
+    line = error(run("feeds", "add", w.server.url("/page"), ok=False))
+    assert f"is a web page; it advertises {w.server.url('/b')}" in line and f"feeds add {w.server.url('/b')}" in line
+    w.server.routes["/missing"] = Reply(404, b"not found")
+    assert "404" in error(run("feeds", "add", w.server.url("/missing"), ok=False))
+
+    w.server.routes["/c"] = Reply(body=rss(MARKETS[:2], title="Albi market prices"))
+    assert "Albi market prices, 2 entries" in run("feeds", "add", w.server.url("/c")).output
+    shouted = w.server.url("/c").replace("http://127.0.0.1", "HTTP://127.0.0.1")
+    assert f"Already known: {w.server.url('/c')}" in run("feeds", "add", shouted).output
+    urls = [f["url"] for f in json.loads(run("feeds", "list", "--json").output)]
+    assert sorted(urls) == sorted([w.server.url("/a"), w.server.url("/b"), w.server.url("/c"), dead])
+
+
+def test_listings_show_copies_as_copies(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    w.server.routes["/a"] = Reply(body=rss([*MARKETS, ("again", BRIDGE[0][1], BRIDGE[0][2])]))  # /b's story, again
+    run("poll", "--force")
+    original = db_of(w).execute("SELECT id FROM items WHERE dup_of IS NULL AND title = ?", [BRIDGE[0][1]]).fetchone()[0]
+    listed = run("items", "--search", "cracks").output
+    assert listed.count(BRIDGE[0][1]) == 1 and "1 copy of stored stories not listed (--copies lists them)." in listed
+    both = run("items", "--search", "cracks", "--copies").output
+    assert both.count(BRIDGE[0][1]) == 2 and f"(= copy of #{original})" in both
+    assert len(json.loads(run("items", "--search", "cracks", "--json").output)) == 1
+    assert [i["copy_of"] for i in json.loads(run("items", "--search", "cracks", "--json", "--copies").output)].count(original) == 1

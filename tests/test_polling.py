@@ -312,7 +312,7 @@ def test_feeds_list_json_and_cli_commands(world: Callable[..., World], tmp_path:
     assert listed[0]["url"] == w.server.url("/one") and listed[0]["items"] == 2
     assert {"url", "name", "items", "last_status", "last_error", "error_count", "next_poll_at", "disabled_reason"} <= set(listed[0])
 
-    assert "Added" in cli("feeds", "add", "https://extra.example/rss", "--name", "Extra", "--tag", "x").output
+    assert "Added" in cli("feeds", "add", "https://extra.example/rss", "--name", "Extra", "--tag", "x", "--no-check").output
     assert "Already known" in cli("feeds", "add", "https://extra.example/rss").output
     assert cli("feeds", "add", "ftp://x", ok=False).exit_code == 2
 
@@ -369,7 +369,7 @@ def test_a_password_in_a_feed_url_is_used_and_never_shown(tmp_path: Path, log_re
         cli = Cli(config)
         outputs = [cli("poll", ok=False).output]
         sent = [seen.headers.get("authorization", "") for seen in server.requests]
-        added = cli("feeds", "add", server.url("/feed").replace("http://", "http://other:An0therPW@").replace("/feed", "/feed2"))
+        added = cli("feeds", "add", server.url("/feed").replace("http://", "http://other:An0therPW@").replace("/feed", "/feed2"), "--no-check")
         assert "other:****@" in added.output and "An0therPW" not in added.output
         again = cli("poll", "--feed", good.replace("S3cretPW", "****"), ok=False)  # as feeds list shows it
         assert again.exit_code == 0 and "S3cretPW" not in again.output, again.output

@@ -244,10 +244,12 @@ ITEM_ID = click.IntRange(1, 2**63 - 1)
 @click.option("--storyline", metavar="ID", help="Only items of this storyline.")
 @click.option("--search", metavar="TEXT", help='Full-text search: all words must match, "quoted phrase".')
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--copies", is_flag=True, help="List copies of stored stories too (marked '= copy of #N').")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
 @click.pass_context
 def items(
-    ctx: click.Context, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int, as_json: bool
+    ctx: click.Context, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int,
+    copies: bool, as_json: bool,
 ) -> None:
     """List stored items, newest first (best match first with --search).
 
@@ -255,6 +257,7 @@ def items(
     Example:
       storywatch items --search "Friendship Year"
       storywatch items --storyline friendship-year --since 2024-01-01 --json
+      storywatch items --search Kaesong --copies
       storywatch items show 42
     """
     if ctx.invoked_subcommand is not None:
@@ -262,8 +265,12 @@ def items(
     app = ctx.ensure_object(App)
     if storyline is not None:
         manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
-    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit)
-    click.echo(report.items_json(found) if as_json else report.render_items(found))
+    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit, copies=copies)
+    if as_json:
+        click.echo(report.items_json(found))
+        return
+    hidden = 0 if copies else store.count_copies(app.db, since=since, storyline=storyline, search=search)
+    click.echo(report.render_items(found, hidden))
 
 
 @items.command(name="show")
@@ -413,12 +420,15 @@ def feeds_list(app: App, as_json: bool) -> None:
 
 @feeds.command(name="add")
 @click.argument("url")
-@click.option("--name", default="", help="A short name shown in status and digests.")
+@click.option("--name", default="", help="A short name shown in status and digests (default: the feed's title).")
 @click.option("--interval", metavar="DURATION", help="Time between polls, e.g. 2h.")
 @click.option("--tag", "tags", multiple=True, help="A label; repeat for several.")
+@click.option("--no-check", is_flag=True, help="Add it without fetching it once first.")
 @pass_app
-def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[str, ...]) -> None:
-    """Add a feed to the store (polled from the next cycle on).
+def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[str, ...], no_check: bool) -> None:
+    """Add a feed to the store (polled from the next cycle on). It is fetched once first: an
+    address that does not answer, or answers with no feed, is refused (a web page's advertised
+    feeds are named); --no-check skips that.
 
     Feeds added here are kept when the config changes; to manage a feed in the config instead,
     add it there as a [[feeds]] entry.
@@ -432,11 +442,16 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     every = parse_duration(interval) if interval else None
     if interval and every is None:
         raise click.BadParameter(f"{interval!r} is not a duration such as 30m or 2h", param_hint="--interval")
-    if store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every):
-        shown = without_password(url)
-        click.echo(f"Added {shown}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
-    else:
-        click.echo(f"Already known: {url}")
+    known = manage.known_feed(app.db, url)
+    if known is not None and known.disabled_reason != store.REMOVED_BY_YOU:
+        click.echo(f"Already known: {without_password(known.url)}")
+        return
+    url = known.url if known is not None else manage.feed_address(url)
+    shown = without_password(url)
+    parsed = None if no_check else manage.check_feed(url, app.settings.fetch)
+    store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every)
+    found = f": {parsed.title or 'untitled'}, {plural(len(parsed.entries), 'entry', 'entries')}" if parsed else ""
+    click.echo(f"Added {shown}{found}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
 
 
 @feeds.command(name="import")
@@ -454,7 +469,8 @@ def feeds_import(app: App, path: Path) -> None:
         if not is_web_url(feed.url):
             click.echo(f"Skipped (not an http(s) address): {feed.url}", err=True)
             continue
-        if store.add_feed(app.db, feed.url, utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
+        if manage.known_feed(app.db, feed.url) is None and store.add_feed(
+                app.db, manage.feed_address(feed.url), utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
             added += 1
         else:
             known += 1

@@ -16,10 +16,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from worker import store
-from worker.config import StorylineConfig
-from worker.errors import StorywatchError
+from urllib.parse import urlsplit, urlunsplit
+
+from worker import pipeline, store
+from worker.config import FetchSettings, StorylineConfig
+from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
+from worker.fetch import Fetcher, FetchRequest
 from worker.models import Feed
+from worker.parse import ParsedFeed, parse_feed
 from worker.safetext import without_password
 
 
@@ -44,6 +48,40 @@ def _not_declared(origin: str, what: str, config_file: Path, section: str) -> No
     if origin == "config":
         raise StorywatchError(f"{what} is declared in {config_file}: change its {section} entry there "
                               "(the worker reads the config when it starts)")
+
+
+def feed_address(url: str) -> str:
+    """A feed's address as stored: scheme and host in lower case (they are case-blind), so that
+    HTTP://Example.ORG/feed finds https://example.org/feed's twin; path and query as given."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")
+    netloc = host[0] + host[1] + host[2].lower()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment))
+
+
+def known_feed(db: Database, url: str) -> Feed | None:
+    """The stored feed at this address, whatever the case of its scheme and host."""
+    wanted = feed_address(url)
+    return next((f for f in store.feeds_by_url(db).values() if feed_address(f.url) == wanted), None)
+
+
+def check_feed(url: str, settings: FetchSettings) -> ParsedFeed:
+    """Fetch the address once and read it as a feed, or say in one sentence why it is none: not
+    reachable, an error status, a web page (with the feeds it advertises), not a feed."""
+    shown = without_password(url)
+    try:
+        with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
+            fetched = fetcher.fetch(FetchRequest(url))
+        return parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url)
+    except NotAFeed as exc:
+        if exc.advertised:
+            offered = ", ".join(exc.advertised)
+            raise StorywatchError(f"{shown} is a web page; it advertises {offered}",
+                                  hint=f"add one of them: storywatch feeds add {exc.advertised[0]}") from None
+        raise StorywatchError(f"{shown} is a web page that advertises no feed",
+                              hint="--no-check adds it anyway") from None
+    except (FetchError, ParseError) as exc:
+        raise StorywatchError(f"{shown}: {exc}", hint="--no-check adds it anyway") from None
 
 
 def removable_feed(db: Database, key: str, config_file: Path) -> Feed:

@@ -167,14 +167,19 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
     return "\n".join(parts)
 
 
-def render_items(items: Sequence[StoredItem]) -> str:
+def render_items(items: Sequence[StoredItem], hidden_copies: int = 0) -> str:
+    """The items listing; a copy says whose (`= copy of #12`); `hidden_copies` left out are counted."""
+    hidden = f"{plural(hidden_copies, 'copy', 'copies')} of stored stories not listed (--copies lists them)." \
+        if hidden_copies else ""
     if not items:
-        return "No items match."
+        return "\n".join(["No items match.", hidden]).strip()
     rows = [
-        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-", _short(i.publisher, 24) or "-", i.title]
+        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-", _short(i.publisher, 24) or "-",
+         i.title + (f"  (= copy of #{i.dup_of})" if i.dup_of else "")]
         for i in items
     ]
-    return table(["ID", "PUBLISHED", "SOURCE", "STORYLINES", "PUBLISHER", "TITLE"], rows, indent="")
+    listed = table(["ID", "PUBLISHED", "SOURCE", "STORYLINES", "PUBLISHER", "TITLE"], rows, indent="")
+    return f"{listed}\n{hidden}" if hidden else listed
 
 
 def items_json(items: Sequence[StoredItem]) -> str:

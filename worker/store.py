@@ -1169,13 +1169,33 @@ def find_items(
     storyline: str | None = None,
     search: str | None = None,
     limit: int = 50,
+    copies: bool = True,
 ) -> list[StoredItem]:
-    """Items newest first (best match first when searching), with the storylines they belong to."""
-    where, params, joins = [], [], []
+    """Items newest first (best match first when searching), with the storylines they belong to;
+    without `copies`, only originals."""
+    joins, where, params, order = _item_filter(db, since, storyline, search)
+    if not copies:
+        where += " AND items.dup_of IS NULL"
+    sql = f"SELECT {_LISTED} FROM items {joins} WHERE {where} ORDER BY {order} LIMIT ?"
+    return [_stored_item(row) for row in db.query(sql, [*params, limit])]
+
+
+def count_copies(db: Database, *, since: dt.datetime | None = None, storyline: str | None = None,
+                 search: str | None = None) -> int:
+    """How many copies `find_items` leaves out without `copies` (the same filters)."""
+    joins, where, params, _ = _item_filter(db, since, storyline, search)
+    row = _one(db, f"SELECT count(*) AS n FROM items {joins} WHERE {where} AND items.dup_of IS NOT NULL", params)
+    return int(row["n"]) if row else 0
+
+
+def _item_filter(db: Database, since: dt.datetime | None, storyline: str | None,
+                 search: str | None) -> tuple[str, str, list[Any], str]:
+    """The joins, condition, parameters and order of an items listing."""
+    where, params, joins = ["1"], [], ""
     order = "items.published_at DESC, items.id DESC"
     if search:
         index_pending(db)  # every stored item is searchable
-        joins.append("JOIN items_fts ON items_fts.rowid = items.id")
+        joins = "JOIN items_fts ON items_fts.rowid = items.id"
         where.append("items_fts MATCH ?")
         params.append(fts_query(search))
         order = "items_fts.rank, " + order
@@ -1185,11 +1205,7 @@ def find_items(
     if storyline:
         where.append("items.id IN (SELECT item_id FROM storyline_items WHERE storyline_id = ?)")
         params.append(storyline)
-    sql = (
-        f"SELECT {_LISTED} FROM items {' '.join(joins)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {order} LIMIT ?"
-    )
-    return [_stored_item(row) for row in db.query(sql, [*params, limit])]
+    return joins, " AND ".join(where), params, order
 
 
 _LISTED = (
