@@ -694,7 +694,8 @@ def digest_command(
         if keep:
             daily.record_digest(app.db, settings, outcome, now)
         note = {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
-                "recorded": " (today's digest, regenerated as it was written)"}.get(state, "")
+                "unpolled": " (a preview: no feed has been polled yet; the first digest is kept after the first poll)",
+                "recorded": " (today's digest, as it was written)"}.get(state, "")
         click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
     if send:
         if not settings.email.enabled:
@@ -728,7 +729,8 @@ def _digest_period(
     app: App, day: str | None, since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime
 ) -> tuple[digest.Period, bool, str]:
     """(period, whether it is the first digest, what writing it is: "due" makes it today's digest;
-    "recorded" regenerates today's; "preview" is today's before its time; "asked" any other period)."""
+    "recorded" writes today's again; "preview" is today's before its time, "unpolled" before the
+    store's first poll; "asked" any other period)."""
     zone = digest.zone_of(app.settings.digest.timezone)
     if day:
         try:
@@ -743,7 +745,8 @@ def _digest_period(
             raise click.BadParameter("the period is empty: --since must come before --until", param_hint="--since")
         return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, "asked"
     due = daily.due_digest(app.db, app.settings, now)
-    return due.period, due.initial, "recorded" if due.recorded else "preview" if due.preview else "due"
+    return due.period, due.initial, ("recorded" if due.recorded else "preview" if due.preview
+                                     else "unpolled" if due.unpolled else "due")
 
 
 @cli.group(cls=_Group, name="storylines")
