@@ -235,7 +235,16 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-ITEM_ID = click.IntRange(1, 2**63 - 1)
+class _ItemId(click.IntRange):
+    """An item's ID, as listings show it too (`#42`)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = value.removeprefix("#")
+        return super().convert(value, param, ctx)
+
+
+ITEM_ID = _ItemId(1, 2**63 - 1)
 """An item id as the store can hold it (SQLite's INTEGER)."""
 
 

@@ -337,12 +337,14 @@ def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry],
 
 def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry],
                   rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
+    ruled_out = {item_id for item_id, _, _ in rejected}
     return json.dumps({
         "id": summary.id, "title": summary.title,
         "timeline": [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
                       "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
                       "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
-                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id, "marked": e.marked}
+                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id,
+                      "closest_ruled_out": e.closest_item_id in ruled_out, "marked": e.marked}
                      for e in entries],
         "marked_not_followups": [{"item_id": item_id, "published_at": to_iso(published), "title": title}
                                  for item_id, published, title in rejected],

@@ -1842,9 +1842,10 @@ _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "nove
 
 
 def _links_as_of(where: str) -> str:
-    """Storyline links as they stood at :until (`where` filters both parts on storyline_id and
-    item_id): those decided by then, and those a reader has since ruled out (a "no" mark keeps
-    the link it removed), so that a digest written again is the digest written then."""
+    """Storyline links as they stood at :until, as far as the store can tell (`where` filters
+    both parts on storyline_id and item_id): those decided by then, and those a reader has since
+    ruled out (a "no" mark keeps the link it removed). A kept digest does not need it (its data
+    is kept with it); a digest of another period, or kept before 0018, does."""
     displaced = ", ".join(f"json_extract(displaced, '$.{c}') AS {c}" for c in _LINK_COLUMNS)
     return f"""
         SELECT storyline_id, item_id, {", ".join(_LINK_COLUMNS)} FROM storyline_items
