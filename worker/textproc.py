@@ -30,7 +30,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress
+from itertools import compress, filterfalse
+
+from worker.languages import SAMPLE_CHARS, detect, dropped
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -216,29 +218,48 @@ def _learn(raw: str) -> None:
     _NORM_T[raw], _NORM_U[raw], _CAP_T[raw], _CAP_U[raw] = entry
 
 
-def read(text: str, trust_case: bool = True, max_tokens: int | None = None) -> tuple[list[str], list[bool]]:
+def read(text: str, trust_case: bool = True, max_tokens: int | None = None,
+         drop: frozenset[str] = frozenset()) -> tuple[list[str], list[bool]]:
     """The content tokens of ``text`` in order, with BREAK between clauses, and beside each
     whether it was capitalised (evidence of a name). Stop words are dropped.
 
     ``trust_case`` is False for Title Case / ALL CAPS headlines: capitals there are not
     evidence of a name, and an all-caps "IS" is the verb, not an acronym. ``max_tokens`` keeps
     the first N content tokens (the caller reads only the lead; a long text is read in part).
+    ``drop``: the stop words of the text's own language (``stop_words``), as written.
     """
     text = fold(text)
     if text.isupper():
         trust_case = False
     if max_tokens is None:
-        return _mapped(_TOKEN_RE.findall(text), trust_case)
+        return _mapped(_found(text, drop), trust_case)
     seq: list[str] = []
     cut = _cut(text, max_tokens * 24) if len(text) > max_tokens * 24 else -1
     if cut > 0:  # a long text: its lead first (cut at a space or 。, which no token contains)
-        seq, caps = _mapped(_TOKEN_RE.findall(text, 0, cut), trust_case)
+        seq, caps = _mapped(_found(text, drop, cut), trust_case)
     if len(seq) - seq.count(BREAK) < max_tokens:
-        seq, caps = _mapped(_TOKEN_RE.findall(text), trust_case)
+        seq, caps = _mapped(_found(text, drop), trust_case)
     if len(seq) - seq.count(BREAK) > max_tokens:
         end = _end_of(seq, max_tokens)
         seq, caps = seq[:end], caps[:end]
     return seq, caps
+
+
+def _found(text: str, drop: frozenset[str], end: int | None = None) -> list[str]:
+    """The raw tokens of ``text`` (up to ``end``), without those in ``drop`` (filtered in C; an
+    English text, the most common, drops nothing here: its stop words are dropped by ``_word``)."""
+    raw = _TOKEN_RE.findall(text, 0, len(text) if end is None else end)
+    return list(filterfalse(drop.__contains__, raw)) if drop else raw
+
+
+def language(title: str, text: str) -> str:
+    """The language an item is written in (``languages.detect``), from its title and lead."""
+    return detect(fold(f"{title}\n{text[:SAMPLE_CHARS]}"))
+
+
+def stop_words(lang: str) -> frozenset[str]:
+    """The words ``read`` drops from a text in ``lang`` besides the English stop words."""
+    return dropped(lang)
 
 
 def _cut(text: str, end: int) -> int:
@@ -347,14 +368,15 @@ _NOT_NAMES = frozenset(
 )
 
 
-def name_spans(text: str) -> list[str]:
+def name_spans(text: str, drop: frozenset[str] = frozenset()) -> list[str]:
     """Names as written in running text: runs of capitalised words, without leading stop words
-    ("The"), weekdays and months; a lone word that opens a sentence is not a name."""
+    ("The"; ``drop``: those of the text's own language, "Der"), weekdays and months; a lone word
+    that opens a sentence is not a name."""
     out: list[str] = []
     for m in _NAME_RUN.finditer(text):
         words = m.group().split()
         n = len(words)
-        while words and words[0].lower() in STOPWORDS:
+        while words and (words[0].lower() in STOPWORDS or drop and fold(words[0]) in drop):
             words.pop(0)
         if not words or all(w.lower() in _NOT_NAMES for w in words):
             continue
