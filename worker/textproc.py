@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -289,6 +290,90 @@ def _end_of(seq: list[str], count: int) -> int:
             if seen == count:
                 return n + 1
     return len(seq)
+
+
+# --------------------------------------------------------------------------- words as written
+
+# A word as written, accents and all ("für", "Millán", "Korea's", "U.S.", "4,999", "북한은"), as
+# ``Spelling`` finds it: a dotted acronym, a number, one Han character (as ``read`` takes it), or
+# letters and digits ("75th" is one word, which reads as two tokens: neither is shown as "th").
+_WRITTEN = re.compile(r"(?:[^\W\d_]\.){2,}|\d+(?:[.,]\d{3})*(?:\.\d+)?(?!\w)"
+                      f"|[{_HAN}]" r"|[^\W_]+(?:['’][^\W_]+)?")
+_HAN_TOKEN = re.compile(f"[{_HAN}]")
+
+
+class Spelling:
+    """How a text writes the tokens ``read`` makes of it, so that a person is shown words of the
+    text, never stems: "releas" -> "released", "fur" -> "für", the pair "ceremoni pyongyang" ->
+    "ceremony in Pyongyang", the alias group "china_dprk_friendship_year" -> "China-DPRK
+    Friendship Year". The tokens stay what is matched and stored; this is for showing them."""
+
+    def __init__(self, text: str, drop: frozenset[str] = frozenset()) -> None:
+        self.text = text
+        found = [(m.start(), m.end(), _token_of(m.group(), drop)) for m in _WRITTEN.finditer(text)]
+        self._words = [(start, end, token) for start, end, token in found if token]
+        """The words that read as one token each, in order (stop words and "75th" left out)."""
+        forms: dict[str, Counter[str]] = {}
+        for start, end, token in self._words:
+            forms.setdefault(token, Counter())[text[start:end]] += 1
+        self._usual = {token: _usual(token, counted) for token, counted in forms.items()}
+
+    def shown(self, term: str, aliases: AliasTable | None = None) -> str:
+        """``term`` (a token, a word pair, an alias group's token) as the text writes it. A pair
+        the text writes apart: word by word; an alias group: the variant the text writes
+        ("Moscow" for russia, given the ``aliases`` the text was read with), else the group's
+        name spaced ("north korea"); "" when a word is nowhere in the text as a word of its own
+        ("th" of "75th")."""
+        if term in self._usual:
+            return self._usual[term]
+        found = self._phrase(term.replace("_", " ").split(" "))
+        if found:
+            return found
+        if " " not in term:
+            variants = [list(key) for key, canon in aliases.rules.items() if canon == (term,)] if aliases else []
+            found = next(filter(None, map(self._phrase, variants)), "")
+            return found or (term.replace("_", " ") if "_" in term else "")
+        words = [self.shown(part, aliases) for part in term.split(" ")]
+        if not all(words):
+            return ""
+        return ("" if all(_HAN_TOKEN.fullmatch(w) for w in words) else " ").join(words)  # Han: one word
+
+    @staticmethod
+    def of(title: str, text: str) -> Spelling:
+        """An item's spelling: its title and text, its language's stop words left out as ``read``
+        leaves them out (the words of a pair are then next to each other as they were read)."""
+        return Spelling(f"{title}\n{text}", stop_words(language(title, text)))
+
+    def _phrase(self, tokens: list[str]) -> str:
+        """The first stretch of the text whose words read as ``tokens`` in a row (stop words
+        between them included: "ceremony in Pyongyang"), as written."""
+        n = len(tokens)
+        for i in range(len(self._words) - n + 1):
+            if all(self._words[i + k][2] == tokens[k] for k in range(n)):
+                return self.text[self._words[i][0]: self._words[i + n - 1][1]]
+        return ""
+
+
+def _token_of(written: str, drop: frozenset[str]) -> str:
+    """The token ``read`` makes of one written word (case trusted); "" if none or several."""
+    raw = _TOKEN_RE.findall(fold(written))
+    if len(raw) != 1 or raw[0] in drop:
+        return ""
+    if raw[0] not in _NORM_T:
+        _learn(raw[0])
+    return _NORM_T[raw[0]] if raw[0] != BREAK else ""
+
+
+def _usual(token: str, forms: Counter[str]) -> str:
+    """The most frequent of a token's spellings, counting "Released" and "released" as one word
+    written in lower case when it ever is. Ties: the word the token is ("Korea" before "Korea's",
+    북한 before 북한은), then the shortest, then the first written."""
+    words: Counter[str] = Counter()
+    for form, n in forms.items():
+        words[form.lower()] += n
+    word = max(words, key=lambda w: (words[w], fold(w) == token, -len(w)))
+    cased = [form for form in forms if form.lower() == word]
+    return word if word in cased else max(cased, key=forms.__getitem__)
 
 
 # --------------------------------------------------------------------------- Korean

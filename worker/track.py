@@ -1328,6 +1328,12 @@ class Tracker:
     def storyline_ids(self) -> list[str]:
         return list(self._storylines)
 
+    def aliases(self, storyline_id: str) -> AliasTable:
+        """The alias table a storyline reads items with (the generic groups and its own): to show
+        a reason's alias token as the item writes it ("Moscow" for russia)."""
+        story = self._storylines.get(storyline_id)
+        return story.aliases if story is not None else self._default_aliases
+
     def _refresh_story(self, story: _Storyline) -> None:
         """Re-weight every member with the current IDF and recompute the profile."""
         cfg = self.config
