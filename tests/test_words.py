@@ -1,5 +1,6 @@
-"""Every word shown to a person is a word of the text, in the text's own language (issue 20:
-suggestions "about releas, repositori", follow-ups that "shares de, em, na").
+"""Every word shown to a person is a word of the text, in the text's own language, and a suggestion
+keeps to its day window (issue 20: "about releas, repositori", "shares de, em, na", a suggestion
+spanning 2005 to 2018 under a 3-day rule).
 
 The world: the shipped config (three storylines, their seed files) and feeds on a local server,
 polled through the real pipeline into a real store, and the CLI reading it back.
@@ -9,18 +10,25 @@ polled through the real pipeline into a real store, and the CLI reading it back.
   ("ceremoni"); a row stored before words were kept still reads (its stems, spaced).
 - A Portuguese storyline and its Portuguese follow-up: "de", "em", "na" are no shared evidence;
   an English "die" is a word, a German "die" is not.
+- Nix releases from a feed's archive (2005, 2018) arrive in one poll: the suggestion they make
+  holds the 2018 items only, within [tracking] suggest_days, its terms written as in the items.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import random
 import re
 from pathlib import Path
 
+from bench.corpus import article
 from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
 from tests.test_tracking import CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
-from worker import track
+from worker import store, track
+
+UTC = dt.timezone.utc
 
 
 def shared_words(line: str) -> list[str]:
@@ -110,3 +118,63 @@ def test_stop_words_of_the_items_own_language_are_no_evidence(korea: World, tmp_
     assert "die" in english.features.split("\n")
     assert not {"die", "der", "und", "hat", "nicht", "fur"} & set(german.features.split("\n"))
     assert {"regierung", "regeln"} <= set(german.features.split("\n"))
+
+
+def archive(feed: str, items: list[tuple[str, str, str, dt.datetime]]) -> bytes:
+    """An RSS feed whose items carry dates of their own (a feed's archive: years apart)."""
+    parts = [f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{feed}</title>'
+             "<link>https://nix.example/</link>"]
+    for guid, title, text, when in items:
+        parts.append(f'<item><guid isPermaLink="false">{guid}</guid><title>{title}</title>'
+                     f"<link>https://nix.example/{guid}</link><description>{text}</description>"
+                     f"<pubDate>{when:%a, %d %b %Y %H:%M:%S} GMT</pubDate></item>")
+    return ("".join(parts) + "</channel></rss>").encode()
+
+
+NIX_TEXTS = {
+    "n1": "The Nix package manager released version 2.0 with repositories of reproducible packages for NixOS users.",
+    "n2": "NixOS users can now install Nix 2.0: its repositories build every package reproducibly, as released today.",
+    "old": "Nix 0.9 was released: the package manager keeps repositories of packages, built reproducibly for users.",
+    "new": "Version 2.0 of the Nix package manager is released to NixOS, whose repositories hold packages built reproducibly.",
+}
+
+
+def nix(guid: str, title: str, when: dt.datetime) -> tuple[str, str, str, dt.datetime]:
+    return guid, title, NIX_TEXTS[guid], when
+
+
+def test_a_suggestions_items_lie_within_suggest_days_of_each_other(korea: World) -> None:
+    # Word statistics first: a week of unrelated news, so that "nix" is distinctive.
+    rng = random.Random(2)
+    background = [(f"bg{n}", *article(rng, 700)) for n in range(220)]
+    server = korea.server
+    korea.config.write_text(korea.config.read_text() + "".join(
+        f'\n[[feeds]]\nurl = "{server.url(path)}"\nname = "{name}"\n' for path, name in [("/news", "News"), ("/nix", "Nix")]))
+    server.routes["/korea"] = Reply(body=rss(background, date="Sun, 15 Nov 2026 09:00:00 GMT"))
+    server.routes["/news"] = Reply(body=archive("News", []))
+    server.routes["/nix"] = Reply(body=archive("Nix", []))
+    korea.poll()
+    # A news feed's two Nix items arrive first; the project's feed then brings its archive in one
+    # poll: the 2005 release (it shares every term with them) and a 2018 one.
+    server.routes["/news"] = Reply(body=archive("News", [
+        nix("n1", "Nix 2.0 released", dt.datetime(2018, 2, 22, 9, tzinfo=UTC)),
+        nix("n2", "Nix 2.0 is out", dt.datetime(2018, 2, 23, 9, tzinfo=UTC))]))
+    korea.poll(force=True)
+    server.routes["/nix"] = Reply(body=archive("Nix", [
+        nix("old", "Nix 0.9 released", dt.datetime(2005, 9, 1, 9, tzinfo=UTC)),
+        nix("new", "Nix 2.0 released for NixOS", dt.datetime(2018, 2, 24, 9, tzinfo=UTC))]))
+    korea.poll(force=True)
+    found = store.suggestions(korea.db)
+    assert len(found) == 1
+    titles = {r["title"] for r in korea.db.query(
+        "SELECT title FROM items WHERE id IN (SELECT value FROM json_each(?))", [found[0]["item_ids"]])}
+    assert titles == {"Nix 2.0 released", "Nix 2.0 is out", "Nix 2.0 released for NixOS"}
+    first, last = dt.datetime.fromisoformat(found[0]["first_at"]), dt.datetime.fromisoformat(found[0]["last_at"])
+    assert last - first <= dt.timedelta(days=3)
+    listed = Cli(korea.config)("storylines", "suggest").output
+    assert "3 items from 2 sources, 2018-02-22 to 2018-02-24" in listed
+    # Its terms are words of the items, not stems ("releas", "repositori", "nixo").
+    terms = json.loads(found[0]["terms"])
+    assert "Nix" in terms and not {"releas", "repositori", "nixo", "packag"} & set(terms), terms
+    said = " ".join(NIX_TEXTS.values()) + " Nix 2.0 is out"
+    assert all(in_text(t, said) for t in terms), terms

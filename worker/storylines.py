@@ -278,11 +278,23 @@ class GroupItem(NamedTuple):
 
 @dataclass(eq=False)
 class _Group:
-    items: list[GroupItem]
+    items: list[GroupItem]  # in the order they arrived, which need not be their published order
     terms: Counter[str] = field(default_factory=Counter)  # its items' key terms, counted
     sources: set[str] = field(default_factory=set)
     core: set[str] = field(default_factory=set)  # its most common key terms: what an item must share
     words: dict[str, str] = field(default_factory=dict)  # its terms as its items write them (a suggestion's)
+
+    @property
+    def first_at(self) -> dt.datetime:
+        return min(i.published_at for i in self.items)
+
+    @property
+    def last_at(self) -> dt.datetime:
+        return max(i.published_at for i in self.items)
+
+    def spans(self, when: dt.datetime) -> dt.timedelta:
+        """How far apart its items would lie with one published at ``when``."""
+        return max(self.last_at, when) - min(self.first_at, when)
 
 
 class Emerging:
@@ -315,7 +327,9 @@ class Emerging:
         # The groups whose cores share the item's terms (its 30 best: a short text's 12 best may
         # miss words the group is built on), counted in C: the index lists exactly each core.
         mentions = Counter(chain.from_iterable([self.by_term.get(term, ()) for term in wide]))
-        eligible = [g for g, n in mentions.items() if n >= SHARED_TERMS]
+        # By publication time, not arrival: a feed's first poll brings years of archive at once,
+        # and a group of its newest items must not take one from 2005 ("2005 to 2018", not 3 days).
+        eligible = [g for g, n in mentions.items() if n >= SHARED_TERMS and g.spans(item.published_at) <= self.span]
         if not eligible:
             group = _Group([item], Counter(terms), {source})
             self.groups.append(group)
@@ -350,7 +364,7 @@ class Emerging:
         if self._swept is not None and start - self._swept < self.span / 10:
             return
         self._swept = start
-        kept = [g for g in self.groups if g.items[-1].published_at >= start]
+        kept = [g for g in self.groups if g.last_at >= start]
         if len(kept) < len(self.groups):
             self._keep(kept)
 
@@ -388,12 +402,13 @@ def key_terms(vector: dict[str, float], count: int = TERMS_PER_ITEM) -> list[str
     return terms
 
 
-def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:
+def record_suggestion(db: Database, group: _Group, now: dt.datetime, span: dt.timedelta) -> int:
+    """Record a group as a suggestion (``span``: the days its items may lie apart)."""
     first = min(group.items, key=lambda i: (i.published_at, i.id))  # the headline that broke it
     terms = [t for t, _ in group.terms.most_common(6)]
     words = _group_words(db, group, terms)
     return store.save_suggestion(db, first.title, words, [i.id for i in group.items], len(group.sources),
-                                 first.published_at, max(i.published_at for i in group.items), now)
+                                 first.published_at, group.last_at, now, span=span)
 
 
 SPELLED_ITEMS = 10  # a suggestion's newest items read for how they write its terms
@@ -477,7 +492,7 @@ class Tracking:
         with store.transaction(db):
             store.save_followups(db, found, now)
             for group in grown.values():
-                record_suggestion(db, group, now)
+                record_suggestion(db, group, now, self.emerging.span)
         return dict(Counter(f.storyline_id for f in found))
 
     def loading(self, db: Database, start: dt.datetime) -> Tracker:
