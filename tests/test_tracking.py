@@ -215,7 +215,7 @@ def test_items_outside_every_storyline_that_cluster_become_a_suggestion(korea: W
         other.__exit__()
     found = store.suggestions(korea.db)
     assert len(found) == 1
-    assert {"etna", "eruption", "catania"} <= set(json.loads(found[0]["terms"])) | {"catania"}
+    assert {"Etna", "eruption", "Catania"} <= set(json.loads(found[0]["terms"])) | {"Catania"}  # as written
     assert len(json.loads(found[0]["item_ids"])) == 3 and found[0]["sources"] == 2
     cli = Cli(korea.config)
     listed = cli("storylines", "suggest").output

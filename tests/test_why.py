@@ -166,7 +166,7 @@ def test_items_show_json_gives_each_storylines_decision_as_data(korea: World) ->
                                                 "points", "implied"}
     assert set(why["closest"]) == {"item_id", "kind", "title", "similarity"}
     assert why["threshold"] == pytest.approx(why["background"] + why["threshold_setting"], abs=2e-4)
-    assert all(isinstance(t, str) and isinstance(w, float) for t, w in why["terms"])
+    assert all(isinstance(t, str) and isinstance(w, float) and isinstance(word, str) for t, w, word in why["terms"])
 
 
 def test_items_show_says_when_the_decision_made_now_differs_from_the_recorded_one(korea: World) -> None:

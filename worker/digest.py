@@ -47,7 +47,7 @@ from worker import store
 from worker.clock import from_iso
 from worker.config import DigestSettings
 from worker.dedupe import Clutter, match_text
-from worker.models import FeedHealth, FetchHistory, marked_like, plural, reason_strings
+from worker.models import FeedHealth, FetchHistory, marked_like, plural, reason_strings, term_words
 
 SPARK = "▁▂▃▄▅▆▇█"
 LEAD_CHARS = 320
@@ -251,7 +251,7 @@ def why(story: Story, quote: Callable[[str], str] = escape) -> str:
     """The stored reasons, in words (`quote` makes untrusted words safe for the output format)."""
     reasons = story.reasons or {}
     parts = []
-    names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
+    names, terms = reason_strings(reasons.get("names")), term_words(reasons.get("top_terms"))
     if evidence := reason_strings(reasons.get("evidence")):
         parts.append("names where they count: " + ", ".join(quote(e) for e in evidence[:4]))
     if names:

@@ -260,6 +260,18 @@ def reason_strings(value: object) -> list[str]:
     return [str(v[0] if isinstance(v, (list, tuple)) and v else v) for v in value]
 
 
+def term_words(value: object) -> list[str]:
+    """The shared terms of stored reasons as words to show: ``[[token, weight, word], …]`` gives
+    the words as written in the item ("" where it has none: left out). Reasons stored before
+    words were kept (``[[token, weight]]``) give their tokens, alias groups spaced ("north_korea"
+    -> "north korea")."""
+    if not isinstance(value, (list, tuple)):
+        return []
+    words = [str(v[2]) if len(v) > 2 else str(v[0]).replace("_", " ")
+             for v in value if isinstance(v, (list, tuple)) and v]
+    return [w for w in words if w]
+
+
 def marked_like(value: object) -> str:
     """A decision made by a reader's mark (Reasons.like_marked, stored as a list), in words."""
     if not (isinstance(value, list | tuple) and len(value) == 3):

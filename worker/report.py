@@ -17,7 +17,7 @@ from worker.safetext import url_text
 from worker.clock import to_iso
 from worker.evidence import MIN_SOURCE_DOCS
 from worker.models import (FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry,
-                           marked_like, plural, reason_strings)
+                           marked_like, plural, reason_strings, term_words)
 
 if TYPE_CHECKING:
     from worker.backfill import Step as BackfillStep
@@ -297,7 +297,7 @@ def reasons_in_words(entry: TimelineEntry, ruled_out: Container[int] = ()) -> st
         parts.append("marked a follow-up by you" if entry.marked else "marked not a follow-up by you")
     if like := marked_like(reasons.get("like_marked")):
         parts.append(like)
-    names, terms = reason_strings(reasons.get("names")), reason_strings(reasons.get("top_terms"))
+    names, terms = reason_strings(reasons.get("names")), term_words(reasons.get("top_terms"))
     if evidence := reason_strings(reasons.get("evidence")):
         parts.append("names where they count: " + ", ".join(evidence[:4]))
     if names:
@@ -524,7 +524,7 @@ def _storyline_why(s: StorylineWhy, item_id: int) -> list[str]:
             lines.append(_field("vetoed", f"its title names {' and '.join(reasons.missing)}, which the item "
                                           "does not name and its feed does not imply"))
         lines.append(_field("names", ", ".join(reasons.names) or "none of its keywords or known names"))
-        terms = ", ".join(f"{term} {weight:.3f}" for term, weight in reasons.top_terms)
+        terms = ", ".join(f"{word} {weight:.3f}" for (_, weight), word in zip(reasons.top_terms, s.words) if word)
         lines.append(_field("terms", terms or "no term shared with its profile"))
     lines.append(_field("closest", _closest(s)))
     return lines
@@ -666,7 +666,7 @@ def _storyline_dict(s: StorylineWhy) -> dict[str, Any]:
                        "points": round(c.points, 4), "implied": c.implied} for c in (reasons.counted if reasons else ())],
         },
         "names": list(reasons.names) if reasons else [],
-        "terms": [[t, w] for t, w in reasons.top_terms] if reasons else [],
+        "terms": [[t, w, word] for (t, w), word in zip(reasons.top_terms, s.words)] if reasons else [],
         "closest": None if s.closest is None else {"item_id": s.closest.item_id, "kind": s.closest.kind,
                                                    "title": s.closest.title, "similarity": s.closest.similarity},
     }

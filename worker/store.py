@@ -1925,18 +1925,25 @@ def revisions_between(db: Database, start: dt.datetime, end: dt.datetime) -> lis
 
 
 def save_suggestion(db: Database, title: str, terms: Sequence[str], item_ids: Sequence[int], sources: int,
-                    first_at: dt.datetime, last_at: dt.datetime, now: dt.datetime) -> int:
+                    first_at: dt.datetime, last_at: dt.datetime, now: dt.datetime,
+                    span: dt.timedelta | None = None) -> int:
     """Record an emerging story. A group sharing half its items with a recorded suggestion is that
-    suggestion, grown (updated while open), so a replay or a growing story never lists it twice."""
+    suggestion, grown (updated while open), so a replay or a growing story never lists it twice;
+    grown only as far as ``span`` (its items within so many days of each other), else recorded
+    apart: a suggestion respects its day window however its groups were made."""
     wanted = set(item_ids)
-    for row in db.query("SELECT id, item_ids, status FROM suggestions WHERE last_at >= ?",
+    for row in db.query("SELECT id, item_ids, status, first_at, last_at FROM suggestions WHERE last_at >= ?",
                         [to_iso(first_at - dt.timedelta(days=30))]):
         known = set(json.loads(row["item_ids"]))
         if 2 * len(known & wanted) >= min(len(known), len(wanted)):
+            start, end = min(from_iso(row["first_at"]), first_at), max(from_iso(row["last_at"]), last_at)
+            if span is not None and end - start > span:
+                continue
             if row["status"] == "open":
                 db.table("suggestions").update(row["id"], {
                     "title": title, "terms": json.dumps(list(terms), ensure_ascii=False),
-                    "item_ids": json.dumps(sorted(known | wanted)), "sources": sources, "last_at": to_iso(last_at)})
+                    "item_ids": json.dumps(sorted(known | wanted)), "sources": sources,
+                    "first_at": to_iso(start), "last_at": to_iso(end)})
             return int(row["id"])
     return int(db.table("suggestions").insert({
         "created_at": to_iso(now), "title": title, "terms": json.dumps(list(terms), ensure_ascii=False),

@@ -33,6 +33,7 @@ from worker import seeds, store
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_web_url
 from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
+from worker.textproc import Spelling
 from worker.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
@@ -112,8 +113,10 @@ def first_dated(times: Sequence[float]) -> float:
     return min(times, default=-math.inf)
 
 
-def followup_of(decision: Decision) -> FollowUp:
-    """A follow-up decision as stored: the score, the threshold and the reasons in plain data."""
+def followup_of(decision: Decision, words: Sequence[str] = ()) -> FollowUp:
+    """A follow-up decision as stored: the score, the threshold and the reasons in plain data;
+    each shared term as [token, weight, the item's words for it] ("ceremoni", "ceremony"; read
+    back by ``models.term_words``)."""
     reasons = decision.reasons
     closest = reasons.closest_id if reasons else None
     return FollowUp(
@@ -123,7 +126,7 @@ def followup_of(decision: Decision) -> FollowUp:
         threshold=round(decision.threshold, 4),
         raw_score=round(decision.raw, 4),
         reasons={
-            "top_terms": [list(t) for t in reasons.top_terms] if reasons else [],
+            "top_terms": [[t, w, word] for (t, w), word in zip(reasons.top_terms, words)] if reasons else [],
             "names": list(reasons.names) if reasons else [],
             "closest_similarity": reasons.closest_similarity if reasons else None,
             "margin": round(decision.margin, 4),
@@ -205,7 +208,9 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins, marked.apply):
-        found += [followup_of(d) for d in decisions.followups if d.storyline_id in looking_back]
+        if looking_back and (taken := [d for d in decisions.followups if d.storyline_id in looking_back]):
+            spelled = Spelling.of(doc.title, doc.text)
+            found += [followup_of(d, shown_terms(d, spelled, tracker)) for d in taken]
         if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
             emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
@@ -273,10 +278,23 @@ class GroupItem(NamedTuple):
 
 @dataclass(eq=False)
 class _Group:
-    items: list[GroupItem]
+    items: list[GroupItem]  # in the order they arrived, which need not be their published order
     terms: Counter[str] = field(default_factory=Counter)  # its items' key terms, counted
     sources: set[str] = field(default_factory=set)
     core: set[str] = field(default_factory=set)  # its most common key terms: what an item must share
+    words: dict[str, str] = field(default_factory=dict)  # its terms as its items write them (a suggestion's)
+
+    @property
+    def first_at(self) -> dt.datetime:
+        return min(i.published_at for i in self.items)
+
+    @property
+    def last_at(self) -> dt.datetime:
+        return max(i.published_at for i in self.items)
+
+    def spans(self, when: dt.datetime) -> dt.timedelta:
+        """How far apart its items would lie with one published at ``when``."""
+        return max(self.last_at, when) - min(self.first_at, when)
 
 
 class Emerging:
@@ -309,7 +327,9 @@ class Emerging:
         # The groups whose cores share the item's terms (its 30 best: a short text's 12 best may
         # miss words the group is built on), counted in C: the index lists exactly each core.
         mentions = Counter(chain.from_iterable([self.by_term.get(term, ()) for term in wide]))
-        eligible = [g for g, n in mentions.items() if n >= SHARED_TERMS]
+        # By publication time, not arrival: a feed's first poll brings years of archive at once,
+        # and a group of its newest items must not take one from 2005 ("2005 to 2018", not 3 days).
+        eligible = [g for g, n in mentions.items() if n >= SHARED_TERMS and g.spans(item.published_at) <= self.span]
         if not eligible:
             group = _Group([item], Counter(terms), {source})
             self.groups.append(group)
@@ -344,7 +364,7 @@ class Emerging:
         if self._swept is not None and start - self._swept < self.span / 10:
             return
         self._swept = start
-        kept = [g for g in self.groups if g.items[-1].published_at >= start]
+        kept = [g for g in self.groups if g.last_at >= start]
         if len(kept) < len(self.groups):
             self._keep(kept)
 
@@ -382,11 +402,27 @@ def key_terms(vector: dict[str, float], count: int = TERMS_PER_ITEM) -> list[str
     return terms
 
 
-def record_suggestion(db: Database, group: _Group, now: dt.datetime) -> int:
+def record_suggestion(db: Database, group: _Group, now: dt.datetime, span: dt.timedelta) -> int:
+    """Record a group as a suggestion (``span``: the days its items may lie apart)."""
     first = min(group.items, key=lambda i: (i.published_at, i.id))  # the headline that broke it
     terms = [t for t, _ in group.terms.most_common(6)]
-    return store.save_suggestion(db, first.title, terms, [i.id for i in group.items], len(group.sources),
-                                 first.published_at, max(i.published_at for i in group.items), now)
+    words = _group_words(db, group, terms)
+    return store.save_suggestion(db, first.title, words, [i.id for i in group.items], len(group.sources),
+                                 first.published_at, group.last_at, now, span=span)
+
+
+SPELLED_ITEMS = 10  # a suggestion's newest items read for how they write its terms
+
+
+def _group_words(db: Database, group: _Group, terms: Sequence[str]) -> list[str]:
+    """A suggestion's terms as its items write them ("released", not the stem "releas"). The
+    items' texts are read from the store once, when a term is new to the group (a group keeps
+    no text): its core terms are in most of its items, so its newest few are enough."""
+    if any(t not in group.words for t in terms):
+        items = store.items_by_id(db, [i.id for i in group.items[-SPELLED_ITEMS:]]).values()
+        spelled = [Spelling.of(item.title, item.text) for item in items]
+        group.words.update({t: next(filter(None, (s.shown(t) for s in spelled)), "") for t in terms})
+    return [group.words[t] for t in terms if group.words[t]]  # "th" of "75th" is no word: not shown
 
 
 # ── the running worker ───────────────────────────────────────────────────────────────────────
@@ -448,7 +484,7 @@ class Tracking:
         for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
             doc = arriving_doc(item_id, item)
             decisions = tracker.process(doc)
-            followups = [followup_of(d) for d in decisions.followups]
+            followups = _followups(decisions, doc, tracker)
             found += followups
             member = GroupItem(item_id, item.published_at, item.title)
             if not followups and (group := self.emerging.add(member, _source(item), doc, tracker)) is not None:
@@ -456,7 +492,7 @@ class Tracking:
         with store.transaction(db):
             store.save_followups(db, found, now)
             for group in grown.values():
-                record_suggestion(db, group, now)
+                record_suggestion(db, group, now, self.emerging.span)
         return dict(Counter(f.storyline_id for f in found))
 
     def loading(self, db: Database, start: dt.datetime) -> Tracker:
@@ -478,11 +514,31 @@ class Tracking:
         tracker = self.loading(db, arrivals[0].item.published_at)  # built already, unless rolled back
         found: list[FollowUp] = []
         for arrival in arrivals:
-            decisions = tracker.process(arriving_doc(arrival.item_id, arrival.item))
+            doc = arriving_doc(arrival.item_id, arrival.item)
+            decisions = tracker.process(doc)
             if not arrival.replayed:
-                found += [followup_of(d) for d in decisions.followups]
+                found += _followups(decisions, doc, tracker)
         store.save_followups(db, found, now)
         return dict(Counter(f.storyline_id for f in found))
+
+
+def _followups(decisions: Decisions, doc: Doc, tracker: Tracker) -> list[FollowUp]:
+    """The follow-ups among ``decisions`` as stored (the item is spelled only if there are any)."""
+    taken = decisions.followups
+    if not taken:
+        return []
+    spelled = Spelling.of(doc.title, doc.text)
+    return [followup_of(d, shown_terms(d, spelled, tracker)) for d in taken]
+
+
+def shown_terms(decision: Decision, spelled: Spelling, tracker: Tracker) -> list[str]:
+    """A decision's shared terms as its item writes them ("ceremoni" -> "ceremony", the pair
+    "dprk russia" -> "DPRK and Russia", russia -> "Moscow"; "" where the item has no word of its
+    own for one: "th" of "75th"), for a person to read; the terms stay what is matched."""
+    if decision.reasons is None:
+        return []
+    aliases = tracker.aliases(decision.storyline_id)
+    return [spelled.shown(term, aliases) for term, _ in decision.reasons.top_terms]
 
 
 def mark(db: Database, item_id: int, storyline_id: str, followup: bool | None, now: dt.datetime) -> str:

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress
+from itertools import compress, filterfalse
+
+from worker.languages import SAMPLE_CHARS, detect, dropped
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -216,29 +219,48 @@ def _learn(raw: str) -> None:
     _NORM_T[raw], _NORM_U[raw], _CAP_T[raw], _CAP_U[raw] = entry
 
 
-def read(text: str, trust_case: bool = True, max_tokens: int | None = None) -> tuple[list[str], list[bool]]:
+def read(text: str, trust_case: bool = True, max_tokens: int | None = None,
+         drop: frozenset[str] = frozenset()) -> tuple[list[str], list[bool]]:
     """The content tokens of ``text`` in order, with BREAK between clauses, and beside each
     whether it was capitalised (evidence of a name). Stop words are dropped.
 
     ``trust_case`` is False for Title Case / ALL CAPS headlines: capitals there are not
     evidence of a name, and an all-caps "IS" is the verb, not an acronym. ``max_tokens`` keeps
     the first N content tokens (the caller reads only the lead; a long text is read in part).
+    ``drop``: the stop words of the text's own language (``stop_words``), as written.
     """
     text = fold(text)
     if text.isupper():
         trust_case = False
     if max_tokens is None:
-        return _mapped(_TOKEN_RE.findall(text), trust_case)
+        return _mapped(_found(text, drop), trust_case)
     seq: list[str] = []
     cut = _cut(text, max_tokens * 24) if len(text) > max_tokens * 24 else -1
     if cut > 0:  # a long text: its lead first (cut at a space or 。, which no token contains)
-        seq, caps = _mapped(_TOKEN_RE.findall(text, 0, cut), trust_case)
+        seq, caps = _mapped(_found(text, drop, cut), trust_case)
     if len(seq) - seq.count(BREAK) < max_tokens:
-        seq, caps = _mapped(_TOKEN_RE.findall(text), trust_case)
+        seq, caps = _mapped(_found(text, drop), trust_case)
     if len(seq) - seq.count(BREAK) > max_tokens:
         end = _end_of(seq, max_tokens)
         seq, caps = seq[:end], caps[:end]
     return seq, caps
+
+
+def _found(text: str, drop: frozenset[str], end: int | None = None) -> list[str]:
+    """The raw tokens of ``text`` (up to ``end``), without those in ``drop`` (filtered in C; an
+    English text, the most common, drops nothing here: its stop words are dropped by ``_word``)."""
+    raw = _TOKEN_RE.findall(text, 0, len(text) if end is None else end)
+    return list(filterfalse(drop.__contains__, raw)) if drop else raw
+
+
+def language(title: str, text: str) -> str:
+    """The language an item is written in (``languages.detect``), from its title and lead."""
+    return detect(fold(f"{title}\n{text[:SAMPLE_CHARS]}"))
+
+
+def stop_words(lang: str) -> frozenset[str]:
+    """The words ``read`` drops from a text in ``lang`` besides the English stop words."""
+    return dropped(lang)
 
 
 def _cut(text: str, end: int) -> int:
@@ -268,6 +290,90 @@ def _end_of(seq: list[str], count: int) -> int:
             if seen == count:
                 return n + 1
     return len(seq)
+
+
+# --------------------------------------------------------------------------- words as written
+
+# A word as written, accents and all ("für", "Millán", "Korea's", "U.S.", "4,999", "북한은"), as
+# ``Spelling`` finds it: a dotted acronym, a number, one Han character (as ``read`` takes it), or
+# letters and digits ("75th" is one word, which reads as two tokens: neither is shown as "th").
+_WRITTEN = re.compile(r"(?:[^\W\d_]\.){2,}|\d+(?:[.,]\d{3})*(?:\.\d+)?(?!\w)"
+                      f"|[{_HAN}]" r"|[^\W_]+(?:['’][^\W_]+)?")
+_HAN_TOKEN = re.compile(f"[{_HAN}]")
+
+
+class Spelling:
+    """How a text writes the tokens ``read`` makes of it, so that a person is shown words of the
+    text, never stems: "releas" -> "released", "fur" -> "für", the pair "ceremoni pyongyang" ->
+    "ceremony in Pyongyang", the alias group "china_dprk_friendship_year" -> "China-DPRK
+    Friendship Year". The tokens stay what is matched and stored; this is for showing them."""
+
+    def __init__(self, text: str, drop: frozenset[str] = frozenset()) -> None:
+        self.text = text
+        found = [(m.start(), m.end(), _token_of(m.group(), drop)) for m in _WRITTEN.finditer(text)]
+        self._words = [(start, end, token) for start, end, token in found if token]
+        """The words that read as one token each, in order (stop words and "75th" left out)."""
+        forms: dict[str, Counter[str]] = {}
+        for start, end, token in self._words:
+            forms.setdefault(token, Counter())[text[start:end]] += 1
+        self._usual = {token: _usual(token, counted) for token, counted in forms.items()}
+
+    def shown(self, term: str, aliases: AliasTable | None = None) -> str:
+        """``term`` (a token, a word pair, an alias group's token) as the text writes it. A pair
+        the text writes apart: word by word; an alias group: the variant the text writes
+        ("Moscow" for russia, given the ``aliases`` the text was read with), else the group's
+        name spaced ("north korea"); "" when a word is nowhere in the text as a word of its own
+        ("th" of "75th")."""
+        if term in self._usual:
+            return self._usual[term]
+        found = self._phrase(term.replace("_", " ").split(" "))
+        if found:
+            return found
+        if " " not in term:
+            variants = [list(key) for key, canon in aliases.rules.items() if canon == (term,)] if aliases else []
+            found = next(filter(None, map(self._phrase, variants)), "")
+            return found or (term.replace("_", " ") if "_" in term else "")
+        words = [self.shown(part, aliases) for part in term.split(" ")]
+        if not all(words):
+            return ""
+        return ("" if all(_HAN_TOKEN.fullmatch(w) for w in words) else " ").join(words)  # Han: one word
+
+    @staticmethod
+    def of(title: str, text: str) -> Spelling:
+        """An item's spelling: its title and text, its language's stop words left out as ``read``
+        leaves them out (the words of a pair are then next to each other as they were read)."""
+        return Spelling(f"{title}\n{text}", stop_words(language(title, text)))
+
+    def _phrase(self, tokens: list[str]) -> str:
+        """The first stretch of the text whose words read as ``tokens`` in a row (stop words
+        between them included: "ceremony in Pyongyang"), as written."""
+        n = len(tokens)
+        for i in range(len(self._words) - n + 1):
+            if all(self._words[i + k][2] == tokens[k] for k in range(n)):
+                return self.text[self._words[i][0]: self._words[i + n - 1][1]]
+        return ""
+
+
+def _token_of(written: str, drop: frozenset[str]) -> str:
+    """The token ``read`` makes of one written word (case trusted); "" if none or several."""
+    raw = _TOKEN_RE.findall(fold(written))
+    if len(raw) != 1 or raw[0] in drop:
+        return ""
+    if raw[0] not in _NORM_T:
+        _learn(raw[0])
+    return _NORM_T[raw[0]] if raw[0] != BREAK else ""
+
+
+def _usual(token: str, forms: Counter[str]) -> str:
+    """The most frequent of a token's spellings, counting "Released" and "released" as one word
+    written in lower case when it ever is. Ties: the word the token is ("Korea" before "Korea's",
+    북한 before 북한은), then the shortest, then the first written."""
+    words: Counter[str] = Counter()
+    for form, n in forms.items():
+        words[form.lower()] += n
+    word = max(words, key=lambda w: (words[w], fold(w) == token, -len(w)))
+    cased = [form for form in forms if form.lower() == word]
+    return word if word in cased else max(cased, key=forms.__getitem__)
 
 
 # --------------------------------------------------------------------------- Korean
@@ -347,14 +453,15 @@ _NOT_NAMES = frozenset(
 )
 
 
-def name_spans(text: str) -> list[str]:
+def name_spans(text: str, drop: frozenset[str] = frozenset()) -> list[str]:
     """Names as written in running text: runs of capitalised words, without leading stop words
-    ("The"), weekdays and months; a lone word that opens a sentence is not a name."""
+    ("The"; ``drop``: those of the text's own language, "Der"), weekdays and months; a lone word
+    that opens a sentence is not a name."""
     out: list[str] = []
     for m in _NAME_RUN.finditer(text):
         words = m.group().split()
         n = len(words)
-        while words and words[0].lower() in STOPWORDS:
+        while words and (words[0].lower() in STOPWORDS or drop and fold(words[0]) in drop):
             words.pop(0)
         if not words or all(w.lower() in _NOT_NAMES for w in words):
             continue

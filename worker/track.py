@@ -65,8 +65,8 @@ import numpy.typing as npt
 from worker.evidence import (
     LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, title_actors, unit_keys,
 )
-from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, name_spans, pairs, read,
-                             read_sentences)
+from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, language, name_spans, pairs,
+                             read, read_sentences, stop_words)
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
 _T = TypeVar("_T", bound=np.generic)
@@ -483,10 +483,12 @@ NO_FIXES: Fixes = {}
 
 
 def _read(text: str, trust_case: bool, table: AliasTable, fixes: Fixes,
-          seen: tuple[set[str], set[str]], limit: int | None = None) -> list[str]:
+          seen: tuple[set[str], set[str]], limit: int | None = None, drop: frozenset[str] = frozenset()
+          ) -> list[str]:
     """Tokens (``textproc.read``) with spelling fixes and aliases applied; ``seen`` collects
-    (capitalised words as read, tokens where an alias rule could start)."""
-    seq, caps = read(text, trust_case, limit)
+    (capitalised words as read, tokens where an alias rule could start); ``drop``: the stop
+    words of the text's language."""
+    seq, caps = read(text, trust_case, limit, drop)
     capitals, starts = seen
     named = set(compress(seq, caps))
     capitals.update(named)
@@ -505,8 +507,9 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
     names the text mentions."""
     seen: tuple[set[str], set[str]] = (set(), set())
     title_case = is_title_case(title)
-    title_tokens = _read(title, not title_case, table, fixes, seen)
-    body = _read(text, True, table, fixes, seen, cfg.body_max_tokens)  # only the lead counts
+    drop = stop_words(language(title, text))  # "und", "em": no evidence in their own language
+    title_tokens = _read(title, not title_case, table, fixes, seen, drop=drop)
+    body = _read(text, True, table, fixes, seen, cfg.body_max_tokens, drop)  # only the lead counts
     body_words, body_pairs = _counts(body, cfg)
     weights = _sublinear(body_words, 1.0, 0.0)
     weights.update(_sublinear(body_pairs, cfg.phrase_weight, 0.0))  # no overlap: pairs hold a space
@@ -514,8 +517,8 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
         for f, w in _sublinear(counts, scale, cfg.title_weight).items():
             weights[f] = weights.get(f, 0.0) + w
     found: dict[str, str] = {}  # name key (aliases applied) → the name as written
-    surfaces = [s for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]) for s in name_spans(lead)]
-    for surface, key in zip(surfaces, _name_keys(surfaces, table, fixes, seen)):
+    surfaces = [s for lead in [text[:NAME_CHARS]] + ([] if title_case else [title]) for s in name_spans(lead, drop)]
+    for surface, key in zip(surfaces, _name_keys(surfaces, table, fixes, seen, drop)):
         if key:
             found.setdefault(key, surface)
     seen[1].discard(BREAK)
@@ -556,18 +559,18 @@ def _terms(tokens: list[str]) -> frozenset[str]:
     return frozenset(t for t in tokens if t != BREAK) | frozenset(pairs(tokens))
 
 
-def _name_keys(surfaces: list[str], table: AliasTable, fixes: Fixes, seen: tuple[set[str], set[str]]
-               ) -> list[str]:
+def _name_keys(surfaces: list[str], table: AliasTable, fixes: Fixes, seen: tuple[set[str], set[str]],
+               drop: frozenset[str] = frozenset()) -> list[str]:
     """Each name's key: its tokens, aliases applied. The names are read in two texts, a line
     each (names in capitals apart: their case is not evidence), not one text a name."""
     keys = [""] * len(surfaces)
     for upper in (False, True):
         at = [i for i, s in enumerate(surfaces) if fold(s).isupper() == upper]
         if at:
-            seq = _read("\n".join([surfaces[i] for i in at]), True, table, fixes, seen)
+            seq = _read("\n".join([surfaces[i] for i in at]), True, table, fixes, seen, drop=drop)
             parts = " ".join(seq).split(BREAK)  # a line break reads as a BREAK...
             if len(parts) != len(at):  # ...and so does a name's "⑴" (folded to "(1)"): one by one
-                parts = [_name_key(t for t in _read(surfaces[i], True, table, fixes, seen) if t != BREAK)
+                parts = [_name_key(t for t in _read(surfaces[i], True, table, fixes, seen, drop=drop) if t != BREAK)
                          for i in at]
             for i, part in zip(at, parts):
                 keys[i] = part.strip()
@@ -1324,6 +1327,12 @@ class Tracker:
     @property
     def storyline_ids(self) -> list[str]:
         return list(self._storylines)
+
+    def aliases(self, storyline_id: str) -> AliasTable:
+        """The alias table a storyline reads items with (the generic groups and its own): to show
+        a reason's alias token as the item writes it ("Moscow" for russia)."""
+        story = self._storylines.get(storyline_id)
+        return story.aliases if story is not None else self._default_aliases
 
     def _refresh_story(self, story: _Storyline) -> None:
         """Re-weight every member with the current IDF and recompute the profile."""

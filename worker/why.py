@@ -23,6 +23,7 @@ from worker import store, storylines
 from worker.clock import UTC, from_iso
 from worker.config import TrackingSettings
 from worker.models import Stored, StorylineDef
+from worker.textproc import Spelling
 from worker.track import Decision, Idle
 
 UNDECIDED = ("inactive", "copy")  # recorded links only: the storyline is not tracked, the item is a copy
@@ -65,6 +66,8 @@ class StorylineWhy:
     knob: float = 0.0
     """The threshold setting: the margin above the background the score must reach."""
     evidence_threshold: float = 1.0
+    words: tuple[str, ...] = ()
+    """The decision's shared terms as the item writes them (``storylines.shown_terms``)."""
 
     @property
     def followup(self) -> bool:
@@ -123,12 +126,15 @@ def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of
     decisions = {d.storyline_id: d for d in tracker.decide(doc, explain="all")}
     idle = tracker.not_deciding(doc)
     members = _member_titles(db, decisions.values())
+    spelled = Spelling.of(doc.title, doc.text)
     found = []
     for s in replayed.storylines:
+        decided = decisions.get(s.id)
         base = StorylineWhy(s.id, s.title, _recorded(links.get(s.id)),
                             knob=settings.threshold if s.threshold is None else s.threshold,
-                            evidence_threshold=tracker.config.evidence_threshold)
-        found.append(_with_decision(base, decisions.get(s.id), idle.get(s.id), s, members))
+                            evidence_threshold=tracker.config.evidence_threshold,
+                            words=tuple(storylines.shown_terms(decided, spelled, tracker)) if decided else ())
+        found.append(_with_decision(base, decided, idle.get(s.id), s, members))
     found += _untracked(links, {s.id for s in replayed.storylines})
     return ItemWhy(item_id, None, settings.window, replayed.replayed, tuple(found))
 
