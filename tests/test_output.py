@@ -59,7 +59,7 @@ def test_tables_fit_columns_and_cjk_names_stay_aligned(world: Callable[..., Worl
     run = served(w)
     run("storylines", "add", "markets", "--title", "Prices at the covered market of Albi, week by week, stall by stall",
         "--keyword", "covered market")
-    whole = run("feeds", "list").output  # no terminal, no COLUMNS: whole lines, for pipes and files
+    whole = run("feeds", "list").stdout  # no terminal, no COLUMNS: whole lines, for pipes and files
     assert LONG in whole and "…" not in whole
 
     for width in (60, 80, 120):
@@ -87,6 +87,8 @@ def test_tables_fit_columns_and_cjk_names_stay_aligned(world: Callable[..., Worl
     starts = {start_of(line, next(t for t in titles if t in line)) for line in items[1:]}
     assert starts == {start_of(items[0], "TITLE")}  # after a CJK publisher as after any other
 
+    run("feeds", "list", "-o", str(w.config.parent / "feeds.txt"))
+    assert (w.config.parent / "feeds.txt").read_text(encoding="utf-8") == whole  # a file gets whole lines
     assert LONG in run("feeds", "list", "--json").stdout  # JSON is never cut
     assert LONG in run("feeds", "list", "--csv").stdout  # nor CSV
 

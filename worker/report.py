@@ -404,7 +404,7 @@ def item_json(detail: ItemDetail, why: ItemWhy | None = None) -> str:
 
 
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(text, width)
 
 
 # ── storylines ───────────────────────────────────────────────────────────────────────────────
