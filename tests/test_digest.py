@@ -164,16 +164,45 @@ def test_a_recorded_digest_is_regenerated_as_it_was_by_the_cli(world: Built) -> 
     assert printed.encode() == recorded
 
 
+def test_a_kept_digest_is_the_same_digest_whatever_changes_in_the_store_after(world: Built) -> None:
+    """Written, it is the day's digest: storylines added, paused or edited, marks, suggestions
+    dismissed and feeds that fail later change neither the file written again nor the email."""
+    outcome = daily.scheduled_digest(world.db, world.settings, END + dt.timedelta(minutes=2))
+    assert outcome is not None
+    written, subject = outcome.files[0].read_bytes(), digest.subject(outcome.data, "[sw]")
+    email = daily.digest_message(world.settings, outcome.data, END).get_body(("plain",))
+    run = Cli(world.config)
+    run("storylines", "add", "border", "--title", "Border trade", "--keyword", "Dandong")
+    run("storylines", "pause", "friendship-year")
+    followup = next(s.item_id for m in outcome.data.storylines for s in m.stories if s.decision == "followup")
+    storyline = next(m.id for m in outcome.data.storylines if any(s.item_id == followup for s in m.stories))
+    if storyline != "friendship-year":
+        run("items", "mark", str(followup), "--storyline", storyline, "--no")
+    for suggestion in outcome.data.suggestions:
+        run("storylines", "suggest", "--dismiss", str(suggestion.id))
+    store.update_feed(world.db, world.db.execute("SELECT min(id) FROM feeds").fetchone()[0], error_count=9,
+                      last_error="cannot connect")
+    world.db.conn.commit()
+
+    assert run("digest", "--date", DAY.isoformat(), "--stdout").output.encode() == written
+    again = daily.collect(world.db, world.settings, outcome.data.period)
+    assert again == outcome.data and digest.subject(again, "[sw]") == subject
+    assert daily.digest_message(world.settings, again, END).get_body(("plain",)).get_content() == email.get_content()
+
+
 def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> None:
     hours = 12 - dt.datetime.now(UTC).hour  # a zone where it is about noon: no midnight between the runs
     zone = f"Etc/GMT{-hours:+d}" if hours else "Etc/GMT"
     config = tmp_path / "storywatch.toml"
     config.write_text(f'[storage]\npath = "sw.db"\n[digest]\ntime = "23:59"\ntimezone = "{zone}"\n'
                       'output_dir = "digests"\n', encoding="utf-8")
+    unpolled = Cli(config)("digest").output
+    assert "(a preview: no feed has been polled yet; the first digest is kept after the first poll)" in unpolled
+    assert Cli(config)("poll").exit_code == 0  # a cycle, of no feed
     first = Cli(config)("digest").output
     assert "preview" not in first  # the first digest is due at once, and recorded
     again = Cli(config)("digest").output
-    assert again.endswith("(today's digest, regenerated as it was written)\n") and "preview" not in again
+    assert again.endswith("(today's digest, as it was written)\n") and "preview" not in again
     db = store.open_store(tmp_path / "sw.db")
     db.execute("UPDATE digests SET day = '2000-01-01'")  # an older digest only: today's is not due before 23:59
     db.conn.commit()
@@ -185,6 +214,7 @@ def test_an_empty_period_gives_a_short_digest_that_says_so(tmp_path: Path) -> No
     db = store.open_store(settings.storage.path)
     store.record_digest(db, DAY - dt.timedelta(days=1), START - dt.timedelta(days=1), START, "x.md", START,
                         to_send=False)
+    store.record_cycle(db, START, START, 0.0, interval=None, feeds=0, new_items=0, followups=0, errors=0)
     outcome = daily.scheduled_digest(db, settings, END)
     assert outcome is not None
     md, html = outcome.files

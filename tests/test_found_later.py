@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import SEEDS, World
 from tests.feedserver import FeedServer, Reply, rss
 from tests.test_tracking import without_feeds
-from worker import backfill, daily, digest, pipeline, storylines
+from worker import backfill, daily, digest, health, pipeline, storylines
 from worker.config import StorylineConfig, default_config_text, load_settings
 
 from tests.test_tracking import CLOSING  # the shipped storylines' closing-ceremony fixture
@@ -66,7 +66,8 @@ def beat(tmp_path: Path) -> Iterator[World]:
     config.write_text(text + f'\n[[feeds]]\nurl = "{server.url("/korea")}"\nname = "Korea wire"\n', encoding="utf-8")
     world = World(server, config)
     world.clock.now = at(27, 6)
-    world.rt  # init: the seeds and storylines
+    server.routes["/korea"] = Reply(body=rss([]))
+    health.record_cycle(world.db, world.poll(), world.clock(), interval=None)  # a first cycle, of nothing yet
     write_digest(world, 27)
     world.clock.now = at(27, 12)
     server.routes["/korea"] = Reply(body=rss([CLOSING, FINAL], date="Fri, 27 Dec 2024 10:00:00 GMT"))

@@ -323,6 +323,10 @@ def test_a_follow_up_whose_reasons_cite_an_item_ruled_out_since_says_so(korea: W
     timeline = Cli(korea.config)("storylines", "show", RUSSIA).output
     why = timeline.split(f"#{last}")[1].split("\n")[1]
     assert f"closest to #{second} (" in why and "which you have since marked not a follow-up" in why
+    listed = json.loads(Cli(korea.config)("storylines", "show", RUSSIA, "--json").output)["timeline"]
+    assert [e["closest_ruled_out"] for e in listed if e["item_id"] == last] == [True]
+    shown_id = Cli(korea.config)("items", "mark", f"#{last}", "--storyline", RUSSIA, "--clear").output
+    assert shown_id.startswith(f"Item {last} mark cleared")  # an ID as listings show it, #N
 
 
 def test_a_digest_written_again_for_a_past_day_is_as_written_then_and_a_new_one_heeds_the_mark(korea: World) -> None:

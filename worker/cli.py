@@ -267,7 +267,16 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-ITEM_ID = click.IntRange(1, 2**63 - 1)
+class _ItemId(click.IntRange):
+    """An item's ID, as listings show it too (`#42`)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = value.removeprefix("#")
+        return super().convert(value, param, ctx)
+
+
+ITEM_ID = _ItemId(1, 2**63 - 1)
 """An item id as the store can hold it (SQLite's INTEGER)."""
 
 
@@ -742,7 +751,8 @@ def digest_command(
         if keep:
             daily.record_digest(app.db, settings, outcome, now)
         note = {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
-                "recorded": " (today's digest, regenerated as it was written)"}.get(state, "")
+                "unpolled": " (a preview: no feed has been polled yet; the first digest is kept after the first poll)",
+                "recorded": " (today's digest, as it was written)"}.get(state, "")
         click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
     if send:
         if not settings.email.enabled:
@@ -776,7 +786,8 @@ def _digest_period(
     app: App, day: str | None, since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime
 ) -> tuple[digest.Period, bool, str]:
     """(period, whether it is the first digest, what writing it is: "due" makes it today's digest;
-    "recorded" regenerates today's; "preview" is today's before its time; "asked" any other period)."""
+    "recorded" writes today's again; "preview" is today's before its time, "unpolled" before the
+    store's first poll; "asked" any other period)."""
     zone = digest.zone_of(app.settings.digest.timezone)
     if day:
         try:
@@ -791,7 +802,8 @@ def _digest_period(
             raise click.BadParameter("the period is empty: --since must come before --until", param_hint="--since")
         return digest.Period(since or digest.EPOCH, end, end.astimezone(zone).date(), zone.key), since is None, "asked"
     due = daily.due_digest(app.db, app.settings, now)
-    return due.period, due.initial, "recorded" if due.recorded else "preview" if due.preview else "due"
+    return due.period, due.initial, ("recorded" if due.recorded else "preview" if due.preview
+                                     else "unpolled" if due.unpolled else "due")
 
 
 @cli.group(cls=_Group, name="storylines")
@@ -843,7 +855,7 @@ def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, ou
     items_of = store.items_by_id(app.db, rejected)
     listed = sorted(((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of),
                     key=lambda entry: (entry[1], entry[0]))
-    _print(report.csv_text(map(report.timeline_dict, entries), report.TIMELINE_COLUMNS) if as_csv else
+    _print(report.csv_text(report.timeline_rows(entries, listed), report.TIMELINE_COLUMNS) if as_csv else
            (report.timeline_json if as_json else report.render_timeline)(summary, entries, listed), output)
 
 

@@ -10,6 +10,11 @@ is only sent again on request, unless it was killed before handing the message o
 phase, recorded in the store, says so): then it was not sent, and is sent again. Every send of a
 day's digest carries the same Message-ID (`digest_message_id`), so a resend of a digest that did
 arrive is recognised as a copy by mail systems.
+
+A recorded digest keeps the data it was rendered from (`snapshot`): written again, sent or
+resent later, it is the digest of that day, byte for byte, whatever was stored, marked or
+changed since. No digest is recorded before the store's first poll cycle: until then it would
+only show the seeds, and lock that in as the day's digest.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, deliver, digest, report, store
+from worker import atom, deliver, digest, report, snapshot, store
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.dedupe import Clutter
@@ -44,10 +49,27 @@ class DigestOutcome:
 
 def collect(db: Database, settings: Settings, period: digest.Period, *, initial: bool = False,
             include_backfill: bool = False) -> digest.DigestData:
-    """What the digest of `period` shows (leads are taken from text without the configured clutter)."""
+    """What the digest of `period` shows (leads are taken from text without the configured clutter);
+    the recorded digest of that day and period, as it was written."""
+    if not include_backfill and (kept := kept_digest(db, period)) is not None:
+        return kept
     return digest.collect(db, period, settings.digest, initial=initial, include_backfill=include_backfill,
                           clutter=Clutter.compile(settings.dedupe.clutter_patterns),
                           command=digest.command_for(settings.source))
+
+
+def kept_digest(db: Database, period: digest.Period) -> digest.DigestData | None:
+    """The data the recorded digest of `period` was rendered from, if it is kept."""
+    row = store.digest_row(db, period.day)
+    if row is None or not row["snapshot"] or (row["period_start"], row["period_end"]) != (to_iso(period.start),
+                                                                                          to_iso(period.end)):
+        return None
+    try:
+        return snapshot.loads(digest.DigestData, row["snapshot"])
+    except ValueError as exc:  # written by a version whose digest had another shape
+        logger.warning("The kept digest of {day} cannot be read back ({error}); it is made again from the store",
+                       day=row["day"], error=str(exc))
+        return None
 
 
 def write_digest(
@@ -75,16 +97,17 @@ class DueDigest:
     initial: bool  # the first digest: everything stored so far
     recorded: bool  # already written once: regenerate it as it was
     preview: bool  # not due yet (before the digest time): written, not recorded
+    unpolled: bool = False  # no poll cycle yet: written, not recorded (it would hold only the seeds)
 
     @property
     def to_write(self) -> bool:
         """Due and not written yet: the daily job writes and records it now."""
-        return not (self.recorded or self.preview)
+        return not (self.recorded or self.preview or self.unpolled)
 
 
 def due_digest(db: Database, settings: Settings, now: dt.datetime) -> DueDigest:
     """Today's digest: the recorded one, the one due now (since the last digest), or, before the
-    digest time, a preview of it."""
+    digest time or the store's first poll cycle, a preview of it."""
     zone = digest.zone_of(settings.digest.timezone)
     today = now.astimezone(zone).date()
     if row := store.digest_row(db, today):
@@ -92,7 +115,7 @@ def due_digest(db: Database, settings: Settings, now: dt.datetime) -> DueDigest:
     last = store.last_digest(db)
     period = digest.Period(from_iso(last["period_end"]) if last else digest.EPOCH, now, today, zone.key)
     due = last is None or now >= digest.day_period(today, settings.digest.time, zone).end
-    return DueDigest(period, last is None, False, not due)
+    return DueDigest(period, last is None, False, not due, unpolled=not store.has_polled(db))
 
 
 def _recorded_period(row: dict[str, Any], zone: ZoneInfo) -> digest.Period:
@@ -104,7 +127,8 @@ def record_digest(db: Database, settings: Settings, outcome: DigestOutcome, now:
     """Make a written digest the day's digest: the next one starts where it ends; it is emailed
     once if email is on."""
     p = outcome.data.period
-    store.record_digest(db, p.day, p.start, p.end, str(outcome.files[0]), now, to_send=settings.email.enabled)
+    store.record_digest(db, p.day, p.start, p.end, str(outcome.files[0]), now, to_send=settings.email.enabled,
+                        snapshot=snapshot.dumps(outcome.data))
 
 
 def day_digest_period(db: Database, settings: Settings, day: dt.date) -> tuple[digest.Period, bool]:

@@ -297,7 +297,7 @@ def render_markdown(data: DigestData) -> str:
                          f"(adopt: `{data.command} storylines add ID --from-suggestion {s.id}`)")
     if data.quiet:
         lines += ["", "## Quiet", ""]
-        lines += [f"- {escape(q.title)}: no follow-up for {q.days} days" for q in data.quiet]
+        lines += [f"- {escape(q.title)}: no follow-up for {plural(q.days, 'day')}" for q in data.quiet]
     if data.other:
         lines += ["", f"## Other new items ({data.other_total})", ""]
         for story in data.other:

@@ -13,10 +13,9 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlite_utils import Database
-
-from urllib.parse import urlsplit, urlunsplit
 
 from worker import pipeline, store
 from worker.config import FetchSettings, StorylineConfig
@@ -60,9 +59,10 @@ def feed_address(url: str) -> str:
 
 
 def known_feed(db: Database, url: str) -> Feed | None:
-    """The stored feed at this address, whatever the case of its scheme and host."""
+    """The stored feed at this address (or the address the config gives a feed that moved),
+    whatever the case of its scheme and host."""
     wanted = feed_address(url)
-    return next((f for f in store.feeds_by_url(db).values() if feed_address(f.url) == wanted), None)
+    return next((f for address, f in store.feeds_by_url(db).items() if feed_address(address) == wanted), None)
 
 
 def check_feed(url: str, settings: FetchSettings) -> ParsedFeed:

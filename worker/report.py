@@ -488,21 +488,27 @@ def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry],
                   rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
     return to_json({
         "id": summary.id, "title": summary.title,
-        "timeline": [timeline_dict(e) for e in entries],
+        "timeline": timeline_rows(entries, rejected),
         "marked_not_followups": [{"item_id": item_id, "published_at": to_iso(published), "title": title}
                                  for item_id, published, title in rejected],
     })
 
 
-def timeline_dict(e: TimelineEntry) -> dict[str, Any]:
-    return {"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
-            "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
-            "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
-            "novelty": list(e.novelty), "closest_item_id": e.closest_item_id, "marked": e.marked}
+def timeline_rows(entries: Sequence[TimelineEntry],
+                  rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> list[dict[str, Any]]:
+    """The timeline's seeds and follow-ups as `storylines show --json` and `--csv` give them;
+    ``rejected``: the items the reader marked not a follow-up (id, date, title)."""
+    ruled_out = {item_id for item_id, _, _ in rejected}
+    return [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
+             "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
+             "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
+             "novelty": list(e.novelty), "closest_item_id": e.closest_item_id,
+             "closest_ruled_out": e.closest_item_id in ruled_out, "marked": e.marked}
+            for e in entries]
 
 
 TIMELINE_COLUMNS = ("item_id", "decision", "published_at", "publisher", "title", "url", "source", "score", "threshold",
-                    "reasons", "novelty", "closest_item_id", "marked")
+                    "reasons", "novelty", "closest_item_id", "closest_ruled_out", "marked")
 """timeline_dict's keys, in its order: the columns of `storylines show --csv` (one row per seed or follow-up)."""
 
 

@@ -451,6 +451,13 @@ def _paused_storylines(db: Database) -> None:
     db.executescript("ALTER TABLE storylines ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;")
 
 
+@MIGRATIONS(name="0018_kept_digests")
+def _kept_digests(db: Database) -> None:
+    # The data a recorded digest was rendered from (worker.snapshot JSON): written again or sent
+    # later, it is the same digest, whatever the store holds by then.
+    db.executescript("ALTER TABLE digests ADD COLUMN snapshot TEXT;")
+
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL
@@ -1667,14 +1674,17 @@ def digest_row(db: Database, day: dt.date) -> dict[str, Any] | None:
 
 
 def record_digest(db: Database, day: dt.date, start: dt.datetime, end: dt.datetime, path: str,
-                  now: dt.datetime, *, to_send: bool) -> None:
-    """The digest of `day` was written: its period and file. `to_send`: it waits to be emailed
-    ("pending"). Written again, only its file changes: the period and sending state stay."""
+                  now: dt.datetime, *, to_send: bool, snapshot: str | None = None) -> None:
+    """The digest of `day` was written: its period, file and data (`snapshot`). `to_send`: it
+    waits to be emailed ("pending"). Written again, only its file changes: the period, data and
+    sending state stay."""
     with transaction(db):
         db.execute(
-            "INSERT INTO digests (day, period_start, period_end, created_at, path, status) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET path = excluded.path",
-            [day.isoformat(), to_iso(start), to_iso(end), to_iso(now), path, "pending" if to_send else "written"],
+            "INSERT INTO digests (day, period_start, period_end, created_at, path, status, snapshot) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET path = excluded.path, "
+            "snapshot = coalesce(digests.snapshot, excluded.snapshot)",
+            [day.isoformat(), to_iso(start), to_iso(end), to_iso(now), path, "pending" if to_send else "written",
+             snapshot],
         )
 
 
@@ -1839,9 +1849,10 @@ _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "nove
 
 
 def _links_as_of(where: str) -> str:
-    """Storyline links as they stood at :until (`where` filters both parts on storyline_id and
-    item_id): those decided by then, and those a reader has since ruled out (a "no" mark keeps
-    the link it removed), so that a digest written again is the digest written then."""
+    """Storyline links as they stood at :until, as far as the store can tell (`where` filters
+    both parts on storyline_id and item_id): those decided by then, and those a reader has since
+    ruled out (a "no" mark keeps the link it removed). A kept digest does not need it (its data
+    is kept with it); a digest of another period, or kept before 0018, does."""
     displaced = ", ".join(f"json_extract(displaced, '$.{c}') AS {c}" for c in _LINK_COLUMNS)
     return f"""
         SELECT storyline_id, item_id, {", ".join(_LINK_COLUMNS)} FROM storyline_items
@@ -2009,6 +2020,12 @@ def prune_cycles(db: Database, before: dt.datetime) -> int:
             "DELETE FROM cycles WHERE finished_at < ? AND id < (SELECT max(id) FROM cycles) "
             "AND id IS NOT (SELECT max(id) FROM cycles WHERE stopped = 0)", [to_iso(before)]
         ).rowcount
+
+
+def has_polled(db: Database) -> bool:
+    """Whether the store has had a poll cycle (or holds items from feeds, stored by one)."""
+    row = _one(db, "SELECT EXISTS (SELECT 1 FROM cycles) OR EXISTS (SELECT 1 FROM items WHERE source = 'feed') AS yes")
+    return bool(row and row["yes"])
 
 
 def last_cycle(db: Database, *, whole: bool = False) -> dict[str, Any] | None:
