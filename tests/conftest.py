@@ -29,9 +29,10 @@ NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
 def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the user's config or home: a command run without --config (in-process or
     as a subprocess, which inherits the environment) finds no config instead of
-    ./config/storywatch.toml, and HOME is an empty folder."""
+    ./config/storywatch.toml, and HOME is an empty folder. The shell's COLUMNS is not used."""
     monkeypatch.setenv("STORYWATCH_CONFIG", str(tmp_path / "no-user-config" / "storywatch.toml"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("COLUMNS", raising=False)  # tables are as wide as their text unless a test sets it
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from sqlite_utils import Database
 from worker import (__version__, atom, backfill, daily, deliver, digest, evaluate, manage, opml, pipeline, report, schedule,
                     store, storylines, why)
 from worker.clock import UTC, utc_now
-from worker.config import (Settings, StorylineConfig, config_path, effective_settings, exposed_secrets, is_web_url,
-                           load_settings, parse_duration, write_default_config)
+from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
+                           is_web_url, load_settings, parse_duration, write_default_config)
 from worker.safetext import without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
@@ -124,6 +124,31 @@ def cli(ctx: click.Context, config: Path | None, log_json: bool, verbose: bool) 
 
 pass_app = click.make_pass_decorator(App)
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_CSV = click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a header row (the JSON keys), then one row per line.")
+_OUTPUT = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+                       help="Write to this file (atomically) instead of stdout.")
+
+
+def _print(text: str, output: Path | None) -> None:
+    """Print `text`, or with -o write it to that file atomically (a temporary file beside it,
+    renamed over it): the file holds what would have been printed."""
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        deliver.write_atomically(output, text)
+
+
+def _width(output: Path | None) -> int | None:
+    """The width tables fit: the terminal's ($COLUMNS), none in a file (-o)."""
+    return None if output else report.terminal_width()
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+
 
 @cli.command()
 @pass_app
@@ -148,8 +173,10 @@ def init(app: App) -> None:
 
 
 @cli.command()
+@_JSON
+@_OUTPUT
 @pass_app
-def status(app: App) -> None:
+def status(app: App, as_json: bool, output: Path | None) -> None:
     """Show the store: items, feeds and their health, storylines, last poll and digest, and a
     line for each unconfirmed digest (its sending was cut short: it may or may not have arrived)
     with the command that sends it again.
@@ -157,10 +184,12 @@ def status(app: App) -> None:
     \b
     Example:
       storywatch status
+      storywatch status --json -o status.json
     """
     path, now = app.settings.storage.path, utc_now()
-    shown = store.status(app.db, path, now)
-    click.echo(report.render_status(shown, store.schema_version(app.db), now, config=app.config_option))
+    shown, schema = store.status(app.db, path, now), store.schema_version(app.db)
+    _print(report.status_json(shown, schema, now, config=app.config_option) if as_json
+           else report.render_status(shown, schema, now, config=app.config_option, width=_width(output)), output)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None:
@@ -175,8 +204,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @cli.command()
 @click.option("--max-age", metavar="DURATION", callback=_duration,
               help="Unhealthy when the last cycle finished longer ago than this (default: 3 intervals).")
+@_JSON
+@_OUTPUT
 @pass_app
-def health(app: App, max_age: dt.timedelta | None) -> None:
+def health(app: App, max_age: dt.timedelta | None, as_json: bool, output: Path | None) -> None:
     """Exit 0 when the store is readable, the last polling cycle finished within 3 intervals
     (of the worker's 1-minute tick, or of the last cycle's duration if longer) and no digest is
     unconfirmed; else exit 1. Prints one line saying why, for monitors and systemd checks; each
@@ -191,11 +222,12 @@ def health(app: App, max_age: dt.timedelta | None) -> None:
     Example:
       storywatch health
       storywatch health --max-age 90m     # for `storywatch run --once` from cron every 30 minutes
+      storywatch health --json
     """
     storage = app.settings.storage
     result = health_check.check_health(storage.path, utc_now(), max_age=max_age, busy_timeout=storage.busy_timeout,
                                        config=app.config_option)
-    click.echo(str(result))
+    _print(report.to_json(result.as_json()) if as_json else str(result), output)
     if not result.ok:
         sys.exit(1)
 
@@ -255,10 +287,12 @@ ITEM_ID = _ItemId(1, 2**63 - 1)
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--copies", is_flag=True, help="List copies of stored stories too (marked '= copy of #N').")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@_CSV
+@_OUTPUT
 @click.pass_context
 def items(
     ctx: click.Context, since: dt.datetime | None, storyline: str | None, search: str | None, limit: int,
-    copies: bool, as_json: bool,
+    copies: bool, as_json: bool, as_csv: bool, output: Path | None,
 ) -> None:
     """List stored items, newest first (best match first with --search).
 
@@ -267,26 +301,30 @@ def items(
       storywatch items --search "Friendship Year"
       storywatch items --storyline friendship-year --since 2024-01-01 --json
       storywatch items --search Kaesong --copies
+      storywatch items --since 7d --csv -o items.csv
       storywatch items show 42
     """
     if ctx.invoked_subcommand is not None:
         return
+    _one_format(as_json, as_csv)
     app = ctx.ensure_object(App)
     if storyline is not None:
         manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
     found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit, copies=copies)
-    if as_json:
-        click.echo(report.items_json(found))
+    if as_json or as_csv:
+        _print(report.items_json(found) if as_json else
+               report.csv_text(map(report.item_dict, found), report.ITEM_COLUMNS), output)
         return
     hidden = 0 if copies else store.count_copies(app.db, since=since, storyline=storyline, search=search)
-    click.echo(report.render_items(found, hidden))
+    _print(report.render_items(found, hidden, width=_width(output)), output)
 
 
 @items.command(name="show")
 @click.argument("item_id", metavar="ID", type=ITEM_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, the decisions under `tracking`.")
+@_OUTPUT
 @pass_app
-def items_show(app: App, item_id: int, as_json: bool) -> None:
+def items_show(app: App, item_id: int, as_json: bool, output: Path | None) -> None:
     """Show one item in full: its text, its earlier versions with diffs, its cluster, and why each
     storyline took it or not (score, threshold, the names and terms that counted, the closest
     seed or follow-up), decided again as the tracker sees the store now.
@@ -300,7 +338,8 @@ def items_show(app: App, item_id: int, as_json: bool) -> None:
     if detail is None:
         raise click.ClickException(f"no item with id {item_id} (see storywatch items)")
     found = why.explain_item(app.db, app.settings.tracking, item_id, copy_of=detail.item.dup_of)
-    click.echo(report.item_json(detail, found) if as_json else report.render_item(detail) + "\n\n" + report.render_why(found))
+    _print(report.item_json(detail, found) if as_json else report.render_item(detail) + "\n\n" + report.render_why(found),
+           output)
 
 
 @items.command(name="mark")
@@ -364,8 +403,10 @@ def run(app: App, once: bool) -> None:
 @click.option("--feed", "feed_url", metavar="URL", help="Poll only this feed (even a disabled one).")
 @click.option("--force", is_flag=True, help="Poll feeds that are not due yet too (requests stay conditional).")
 @click.option("--no-cache", is_flag=True, help="Ignore the stored ETag and Last-Modified.")
+@_JSON
+@_OUTPUT
 @pass_app
-def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
+def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: bool, output: Path | None) -> None:
     """Poll the due feeds now and show what each one returned.
 
     Exit status 0 when every feed asked for was polled (304 Not Modified included), 3 when one
@@ -377,6 +418,7 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
     Example:
       storywatch poll
       storywatch poll --feed https://www.38north.org/feed/ --no-cache
+      storywatch poll --json
     """
     rt = app.runtime
     try:
@@ -388,7 +430,7 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool) -> None:
             health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
     finally:
         rt.close()
-    click.echo(report.render_cycle(cycle))
+    _print(report.cycle_json(cycle) if as_json else report.render_cycle(cycle, width=_width(output)), output)
     _exit(_cycle_status(cycle, signals, failures=True))
 
 
@@ -414,17 +456,23 @@ def feeds() -> None:
 
 @feeds.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@_CSV
+@_OUTPUT
 @pass_app
-def feeds_list(app: App, as_json: bool) -> None:
+def feeds_list(app: App, as_json: bool, as_csv: bool, output: Path | None) -> None:
     """Show every feed with its health: items, last status and error, next poll.
 
     \b
     Example:
       storywatch feeds list
       storywatch feeds list --json
+      storywatch feeds list --csv -o feeds.csv
     """
-    health = list(store.feed_health(app.db))
-    click.echo(report.feeds_json(health, utc_now()) if as_json else report.render_feeds(health, utc_now()))
+    _one_format(as_json, as_csv)
+    health, now = list(store.feed_health(app.db)), utc_now()
+    _print(report.feeds_json(health, now) if as_json else
+           report.csv_text((report.feed_dict(f, now) for f in health), report.FEED_COLUMNS) if as_csv else
+           report.render_feeds(health, now, width=_width(output)), output)
 
 
 @feeds.command(name="add")
@@ -503,7 +551,7 @@ def feeds_export(app: App, output: Path | None) -> None:
     ]
     text = opml.write_opml(outlines, utc_now())
     if output:
-        output.write_text(text, encoding="utf-8")
+        deliver.write_atomically(output, text)
         click.echo(f"Wrote {plural(len(outlines), 'feed')} to {output}")
     else:
         click.echo(text, nl=False)
@@ -765,30 +813,40 @@ def storylines_group() -> None:
 
 @storylines_group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_CSV
+@_OUTPUT
 @pass_app
-def storylines_list(app: App, as_json: bool) -> None:
+def storylines_list(app: App, as_json: bool, as_csv: bool, output: Path | None) -> None:
     """Every storyline: seeds, follow-ups, the last follow-up and how long it has been quiet.
 
     \b
     Example:
       storywatch storylines list
+      storywatch storylines list --csv
     """
-    summaries = list(store.storyline_summaries(app.db))
-    click.echo((report.storylines_json if as_json else report.render_storylines)(summaries, utc_now()))
+    _one_format(as_json, as_csv)
+    summaries, now = list(store.storyline_summaries(app.db)), utc_now()
+    _print(report.storylines_json(summaries, now) if as_json else
+           report.csv_text((report.storyline_dict(s, now) for s in summaries), report.STORYLINE_COLUMNS) if as_csv else
+           report.render_storylines(summaries, now, width=_width(output)), output)
 
 
 @storylines_group.command(name="show")
 @click.argument("storyline_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_CSV
+@_OUTPUT
 @pass_app
-def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
+def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, output: Path | None) -> None:
     """A storyline's timeline: date, source, title and, for each follow-up, its score, why it
     matched and what is new in it.
 
     \b
     Example:
       storywatch storylines show friendship-year
+      storywatch storylines show friendship-year --csv -o friendship-year.csv
     """
+    _one_format(as_json, as_csv)
     summary = next((s for s in store.storyline_summaries(app.db) if s.id == storyline_id), None)
     if summary is None:
         raise click.ClickException(f"no storyline {storyline_id!r} (see storywatch storylines list)")
@@ -797,7 +855,8 @@ def storylines_show(app: App, storyline_id: str, as_json: bool) -> None:
     items_of = store.items_by_id(app.db, rejected)
     listed = sorted(((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of),
                     key=lambda entry: (entry[1], entry[0]))
-    click.echo((report.timeline_json if as_json else report.render_timeline)(summary, entries, listed))
+    _print(report.csv_text(report.timeline_rows(entries, listed), report.TIMELINE_COLUMNS) if as_csv else
+           (report.timeline_json if as_json else report.render_timeline)(summary, entries, listed), output)
 
 
 @storylines_group.command(name="add")
@@ -848,8 +907,12 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
 @click.option("--all", "show_all", is_flag=True, help="Also list adopted and dismissed suggestions.")
 @click.option("--dismiss", "dismiss", type=click.IntRange(1), metavar="N",
               help="Dismiss suggestion N: it is not listed or suggested again.")
+@_JSON
+@_CSV
+@_OUTPUT
 @pass_app
-def storylines_suggest(app: App, show_all: bool, dismiss: int | None) -> None:
+def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: bool, as_csv: bool,
+                       output: Path | None) -> None:
     """Suggested storylines: items outside every storyline that cluster together (3 or more items
     from 2 or more sources within [tracking] suggest_days, sharing significant terms).
 
@@ -857,12 +920,17 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None) -> None:
     Example:
       storywatch storylines suggest
       storywatch storylines suggest --dismiss 3
+      storywatch storylines suggest --all --json
     """
+    _one_format(as_json, as_csv)
     if dismiss is not None:
         title = manage.dismiss_suggestion(app.db, dismiss)
         click.echo(f"Dismissed suggestion #{dismiss}: {title}")
         return
-    click.echo(report.render_suggestions(store.suggestions(app.db, include_closed=show_all)))
+    rows = store.suggestions(app.db, include_closed=show_all)
+    _print(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else
+           report.csv_text(map(report.suggestion_dict, rows), report.SUGGESTION_COLUMNS) if as_csv else
+           report.render_suggestions(rows), output)
 
 
 @storylines_group.command(name="pause")
@@ -1103,20 +1171,23 @@ def config_init(app: App, force: bool) -> None:
 
 
 @config_group.command(name="check")
+@_JSON
+@_OUTPUT
 @pass_app
-def config_check(app: App) -> None:
+def config_check(app: App, as_json: bool, output: Path | None) -> None:
     """Validate the config file and print every effective setting (secrets masked); the seed
     folder and the storylines' seed files are read as `init` reads them.
 
     \b
     Example:
       storywatch --config /etc/storywatch/storywatch.toml config check
+      storywatch config check --json
     """
     rows = effective_settings(app.settings)
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        click.echo(f"{key.ljust(width)} = {value}")
     storylines.config_specs(app.settings)  # reads every seed file, as `init` will: a missing one fails here
+    width = max(len(key) for key, _ in rows)
+    _print(report.to_json({"config": str(app.config_file), "settings": effective_values(app.settings)}) if as_json
+           else "\n".join(f"{key.ljust(width)} = {value}" for key, value in rows), output)
     click.echo(f"# {app.config_file}: OK", err=True)
 
 

@@ -806,6 +806,31 @@ def _section_rows(prefix: str, section: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def effective_values(settings: Settings) -> dict[str, Any]:
+    """Every setting with its effective value as JSON has it (durations and times as written in
+    the config, unset ones null), secrets masked (for `config check --json`)."""
+    values: dict[str, Any] = {}
+    for name in SECTIONS:
+        value = getattr(settings, name)
+        for prefix, section in ([(f"{name}[{i}]", e) for i, e in enumerate(value)] if name in ARRAY_SECTIONS
+                                else [(name, value)]):
+            for f in dataclasses.fields(section):
+                field_value = getattr(section, f.name)
+                shown = (MASK if field_value else None) if f.metadata.get("secret") else _json_value(field_value)
+                values[f"{prefix}.{_toml_key(f)}"] = shown
+    return values
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.timedelta, dt.time)):
+        return format_value(value).strip('"')
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (str, Path)):
+        return without_password(str(value))
+    return value
+
+
 def format_value(value: Any) -> str:
     """A setting's value as it would be written in TOML."""
     if isinstance(value, dt.timedelta):

@@ -66,6 +66,11 @@ class Health:
     def ok(self) -> bool:
         return self.polling and not self.unconfirmed
 
+    def as_json(self) -> dict[str, Any]:
+        """`health --json`: ok, then the polling verdict and each unconfirmed digest apart."""
+        return {"ok": self.ok, "polling": self.polling, "reason": self.reason,
+                "unconfirmed_digests": list(self.unconfirmed), "lines": str(self).splitlines()}
+
     def __str__(self) -> str:
         """Each problem on a line of its own starting "unhealthy: "; else one "healthy: " line."""
         problems = [f"unhealthy: the digest of {note}" for note in self.unconfirmed]

@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from worker.safetext import without_password
 
@@ -130,7 +131,8 @@ class _Shown:
 
     @property
     def display_name(self) -> str:
-        return self.name or self.title or self.shown_url
+        """Its name, else its title, else its host (a file's path when it has none)."""
+        return self.name or self.title or urlsplit(self.url).hostname or self.shown_url
 
     @property
     def shown_url(self) -> str:

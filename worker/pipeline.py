@@ -528,7 +528,8 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
         logger.debug("Feed polled: {url}: {entries} entries, {new} new, {copies} copies, {revisions} revised",
                      url=p.feed.url, entries=len(p.items), new=result.new, copies=result.copies,
                      revisions=result.revisions)
-    return FeedReport(p.feed, outcome, result.new, copies=result.copies, revisions=result.revisions,
+    feed = dataclasses.replace(p.feed, title=p.parsed.title or p.feed.title) if p.parsed else p.feed  # as named now
+    return FeedReport(feed, outcome, result.new, copies=result.copies, revisions=result.revisions,
                       followups=sum(followups.values()))
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
+import os
 import shlex
+import shutil
+import sys
 import textwrap
 import time
-from collections.abc import Container, Sequence
+import unicodedata
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -32,14 +38,89 @@ def when(value: dt.datetime | None, never: str = "never") -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else never
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
-    """Left-aligned columns; the last column is never padded (it may be long)."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+# ── tables that fit the terminal, and the other shapes of a listing ──────────────────────────
+
+
+def terminal_width() -> int | None:
+    """The width tables are fitted to: $COLUMNS when set, else the terminal's width when stdout is
+    a terminal; None (no limit) when the output goes to a pipe or a file, which get whole lines."""
+    if not os.environ.get("COLUMNS", "").strip() and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def _cell_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def cells(text: str) -> int:
+    """The columns `text` takes on a terminal: a wide or fullwidth character (CJK) 2, a combining
+    mark or a format character 0, any other 1."""
+    return sum(_cell_width(char) for char in text)
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` terminal columns, ended with "…" where it was cut."""
+    if cells(text) <= width:
+        return text
+    kept, used = [], 0
+    for char in text:
+        used += _cell_width(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…" if width > 0 else ""
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ", *,
+          flexible: Collection[str] = (), width: int | None = None) -> str:
+    """Left-aligned columns measured in terminal columns (a CJK character takes two); the last
+    column is not padded. Given a `width`, the widest of the `flexible` columns (named by their
+    header: titles, names, addresses, errors) are narrowed, their text cut with "…", until every
+    line fits; the other columns (ids, dates, counts) are never cut."""
+    grid = [[str(c) for c in row] for row in [headers, *rows]]
+    widths = [max(cells(row[i]) for row in grid) for i in range(len(headers))]
+    if width is not None:
+        room = width - cells(indent) - 2 * (len(headers) - 1)
+        widths = _fitted(widths, [i for i, h in enumerate(headers) if h in flexible], room)
     lines = []
-    for row in [headers, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(row, widths)] + [str(row[-1])]
-        lines.append(indent + "  ".join(cells).rstrip())
+    for row in grid:
+        shown = [cut(c, w) for c, w in zip(row, widths)]
+        padded = [c + " " * (w - cells(c)) for c, w in zip(shown[:-1], widths)] + shown[-1:]
+        lines.append((indent + "  ".join(padded)).rstrip())
     return "\n".join(lines)
+
+
+def _fitted(widths: Sequence[int], flexible: Sequence[int], room: int) -> list[int]:
+    """Column widths that add up to `room` at most: the widest flexible column narrowed, one
+    column at a time (down to 1, "…"), while the line is too wide."""
+    fitted = list(widths)
+    while sum(fitted) > room and flexible:
+        widest = max(flexible, key=lambda i: fitted[i])
+        if fitted[widest] <= 1:
+            break
+        fitted[widest] -= 1
+    return fitted
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A listing as CSV: a header row of `columns` (its JSON keys), then one row per object: null
+    is an empty cell, true and false are written as in JSON, a list or an object as compact JSON."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row.get(column)) for column in columns] for row in rows)
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
 
 
 def feed_state(feed: FeedHealth, now: dt.datetime) -> str:
@@ -58,12 +139,13 @@ def feed_state(feed: FeedHealth, now: dt.datetime) -> str:
 def feed_rows(feeds: Sequence[FeedHealth], now: dt.datetime) -> list[list[str]]:
     """NAME, ITEMS, LAST POLL, NEXT POLL, URL, STATE (the state can be long, so it comes last)."""
     return [
-        [f.name or "-", str(f.items), when(f.last_polled_at), _next_poll(f, now), f.shown_url, feed_state(f, now)]
+        [f.display_name, str(f.items), when(f.last_polled_at), _next_poll(f, now), f.shown_url, feed_state(f, now)]
         for f in feeds
     ]
 
 
 FEED_HEADERS = ["NAME", "ITEMS", "LAST POLL", "NEXT POLL", "URL", "STATE"]
+FEED_FLEXIBLE = ("NAME", "URL", "STATE")
 
 
 def _next_poll(feed: FeedHealth, now: dt.datetime) -> str:
@@ -74,14 +156,24 @@ def _next_poll(feed: FeedHealth, now: dt.datetime) -> str:
     return when(feed.next_poll_at)
 
 
-def render_feeds(feeds: Sequence[FeedHealth], now: dt.datetime) -> str:
+def render_feeds(feeds: Sequence[FeedHealth], now: dt.datetime, *, width: int | None = None) -> str:
     if not feeds:
         return "No feeds: add [[feeds]] to the config or run storywatch feeds add URL."
-    return table(FEED_HEADERS, feed_rows(feeds, now), indent="")
+    return table(FEED_HEADERS, feed_rows(feeds, now), indent="", flexible=FEED_FLEXIBLE, width=width)
+
+
+def to_json(value: Any) -> str:
+    """What --json prints: indented, the text as it is (not \\u-escaped)."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def feeds_json(feeds: Sequence[FeedHealth], now: dt.datetime) -> str:
-    return json.dumps([feed_dict(f, now) for f in feeds], ensure_ascii=False, indent=2)
+    return to_json([feed_dict(f, now) for f in feeds])
+
+
+FEED_COLUMNS = ("url", "name", "title", "origin", "tags", "items", "state", "last_status", "last_error", "error_count",
+                "last_polled_at", "last_success_at", "next_poll_at", "retry_after", "disabled_reason")
+"""feed_dict's keys, in its order: the columns of `feeds list --csv`."""
 
 
 def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
@@ -107,14 +199,29 @@ def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def render_cycle(cycle: CycleReport) -> str:
+def render_cycle(cycle: CycleReport, *, width: int | None = None) -> str:
     """Each polled feed's outcome, then the cycle's summary line."""
     rows = [
         [r.outcome, str(r.new_items), r.feed.display_name, r.error or ""]
         for r in cycle.reports
     ]
-    head = table(["OUTCOME", "NEW", "FEED", "ERROR"], rows, indent="") + "\n" if rows else ""
-    return head + cycle.summary()
+    head = table(["OUTCOME", "NEW", "FEED", "ERROR"], rows, indent="", flexible=("FEED", "ERROR"), width=width) + "\n" \
+        if rows else ""
+    summary = cycle.summary()
+    return head + (summary if width is None else textwrap.fill(summary, max(width, 20), break_on_hyphens=False))
+
+
+def cycle_json(cycle: CycleReport) -> str:
+    """A polling cycle as `poll --json` prints it: its counts, then each feed asked for."""
+    outcomes = ("new", "not_modified", "error", "rate_limited", "gone", "stopped", "deferred")
+    return to_json({
+        "started_at": to_iso(cycle.started_at), "seconds": round(cycle.seconds, 3), "feeds": len(cycle.reports),
+        "new_items": cycle.new_items, "followups": cycle.followups, "failed": cycle.failed,
+        "interrupted": cycle.interrupted, "outcomes": {o: cycle.count(o) for o in outcomes}, "summary": cycle.summary(),
+        "polled": [{"url": r.feed.shown_url, "name": r.feed.display_name, "outcome": r.outcome,
+                    "new_items": r.new_items, "copies": r.copies, "revisions": r.revisions, "followups": r.followups,
+                    "error": r.error} for r in cycle.reports],
+    })
 
 
 def resend_command(day: dt.date, config: Path | None = None) -> str:
@@ -130,7 +237,9 @@ def unconfirmed_reason(day: dt.date, config: Path | None = None) -> str:
             f"to send it again, run: {resend_command(day, config)}")
 
 
-def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config: Path | None = None) -> str:
+def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config: Path | None = None,
+                  width: int | None = None) -> str:
+    """The store at a glance; given a `width`, the tables fit it and long lines are wrapped."""
     sources = ", ".join(f"{n} {source}" for source, n in sorted(status.items_by_source.items()))
     digest = when(status.last_digest_at)
     if status.last_digest_status:
@@ -142,17 +251,16 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
         if status.last_digest_resend_error:
             digest += f"; the last resend failed: {status.last_digest_resend_error}"
         digest += ")"
-    parts = [
-        f"Store        {status.path} (schema {schema})",
-        f"Items        {status.items}" + (f" ({sources})" if sources else ""),
-        f"Last poll    {when(status.last_poll_at)}",
-        f"Last digest  {digest}",
-        *(f"Unconfirmed  digest of {day:%Y-%m-%d}: {unconfirmed_reason(day, config)}" for day in status.unconfirmed_digests),
-        "",
-        f"Feeds ({len(status.feeds)})",
+    fields = [
+        ("Store", f"{status.path} (schema {schema})"),
+        ("Items", f"{status.items}" + (f" ({sources})" if sources else "")),
+        ("Last poll", when(status.last_poll_at)),
+        ("Last digest", digest),
+        *(("Unconfirmed", f"digest of {day:%Y-%m-%d}: {unconfirmed_reason(day, config)}") for day in status.unconfirmed_digests),
     ]
+    parts = [*(_status_field(label, value, width) for label, value in fields), "", f"Feeds ({len(status.feeds)})"]
     if status.feeds:
-        parts.append(table(FEED_HEADERS, feed_rows(status.feeds, now)))
+        parts.append(table(FEED_HEADERS, feed_rows(status.feeds, now), flexible=FEED_FLEXIBLE, width=width))
     else:
         parts.append("  none configured: add [[feeds]] to the config")
     parts += ["", f"Storylines ({len(status.storylines)})"]
@@ -161,29 +269,62 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
             [s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups), when(s.last_followup_at, "-"), s.title]
             for s in status.storylines
         ]
-        parts.append(table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "TITLE"], rows))
+        parts.append(table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "TITLE"], rows, flexible=("TITLE",), width=width))
     else:
         parts.append("  none configured: add [[storylines]] to the config")
     return "\n".join(parts)
 
 
-def render_items(items: Sequence[StoredItem], hidden_copies: int = 0) -> str:
+def status_json(status: StoreStatus, schema: str, now: dt.datetime, *, config: Path | None = None) -> str:
+    """`status --json`: what `status` shows, each feed and storyline as `feeds list --json` and
+    `storylines list --json` show them."""
+    def iso(value: dt.datetime | None) -> str | None:
+        return to_iso(value) if value else None
+
+    return to_json({
+        "store": str(status.path), "schema": schema, "items": status.items, "items_by_source": status.items_by_source,
+        "last_poll_at": iso(status.last_poll_at),
+        "last_digest": {"at": iso(status.last_digest_at), "status": status.last_digest_status,
+                        "error": status.last_digest_error, "resend_error": status.last_digest_resend_error,
+                        "retry_at": iso(status.last_digest_retry_at)},
+        "unconfirmed_digests": [{"day": f"{day:%Y-%m-%d}", "resend": resend_command(day, config)}
+                                for day in status.unconfirmed_digests],
+        "feeds": [feed_dict(f, now) for f in status.feeds],
+        "storylines": [storyline_dict(s, now) for s in status.storylines],
+    })
+
+
+def _status_field(label: str, value: str, width: int | None) -> str:
+    """A "Label        value" line of `status`, wrapped under its value when wider than `width`."""
+    line = f"{label:<12} {value}"
+    if width is None or cells(line) <= width:
+        return line
+    return textwrap.fill(line, max(width, 20), subsequent_indent=" " * 13, break_on_hyphens=False)
+
+
+def render_items(items: Sequence[StoredItem], hidden_copies: int = 0, *, width: int | None = None) -> str:
     """The items listing; a copy says whose (`= copy of #12`); `hidden_copies` left out are counted."""
     hidden = f"{plural(hidden_copies, 'copy', 'copies')} of stored stories not listed (--copies lists them)." \
         if hidden_copies else ""
     if not items:
         return "\n".join(["No items match.", hidden]).strip()
     rows = [
-        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-", _short(i.publisher, 24) or "-",
+        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-", cut(i.publisher, 24) or "-",
          i.title + (f"  (= copy of #{i.dup_of})" if i.dup_of else "")]
         for i in items
     ]
-    listed = table(["ID", "PUBLISHED", "SOURCE", "STORYLINES", "PUBLISHER", "TITLE"], rows, indent="")
+    listed = table(["ID", "PUBLISHED", "SOURCE", "STORYLINES", "PUBLISHER", "TITLE"], rows, indent="",
+                   flexible=("STORYLINES", "PUBLISHER", "TITLE"), width=width)
     return f"{listed}\n{hidden}" if hidden else listed
 
 
 def items_json(items: Sequence[StoredItem]) -> str:
-    return json.dumps([item_dict(i) for i in items], ensure_ascii=False, indent=2)
+    return to_json([item_dict(i) for i in items])
+
+
+ITEM_COLUMNS = ("id", "identity", "source", "title", "url", "publisher", "published_at", "first_seen_at", "storylines",
+                "cluster", "revisions", "copy_of", "copy_kind")
+"""item_dict's keys, in its order: the columns of `items --csv`."""
 
 
 def item_dict(item: StoredItem) -> dict[str, Any]:
@@ -263,18 +404,19 @@ def item_json(detail: ItemDetail, why: ItemWhy | None = None) -> str:
 
 
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(text, width)
 
 
 # ── storylines ───────────────────────────────────────────────────────────────────────────────
 
 
-def render_storylines(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
+def render_storylines(summaries: Sequence[StorylineSummary], now: dt.datetime, *, width: int | None = None) -> str:
     if not summaries:
         return "No storylines: add [[storylines]] to the config or use `storywatch storylines add`."
     rows = [[s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups),
              when(s.last_followup_at, "-"), _quiet_for(s.last_followup_at, now), s.title] for s in summaries]
-    return table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "QUIET", "TITLE"], rows, indent="")
+    return table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "QUIET", "TITLE"], rows, indent="", flexible=("TITLE",),
+                 width=width)
 
 
 def _quiet_for(last: dt.datetime | None, now: dt.datetime) -> str:
@@ -282,10 +424,17 @@ def _quiet_for(last: dt.datetime | None, now: dt.datetime) -> str:
 
 
 def storylines_json(summaries: Sequence[StorylineSummary], now: dt.datetime) -> str:
-    return json.dumps([{"id": s.id, "title": s.title, "active": s.active, "paused": s.paused, "seeds": s.seeds,
-                        "followups": s.followups, "last_followup_at": to_iso(s.last_followup_at) if s.last_followup_at else None,
-                        "quiet_days": (now - s.last_followup_at).days if s.last_followup_at else None}
-                       for s in summaries], indent=2, ensure_ascii=False)
+    return to_json([storyline_dict(s, now) for s in summaries])
+
+
+def storyline_dict(s: StorylineSummary, now: dt.datetime) -> dict[str, Any]:
+    return {"id": s.id, "title": s.title, "active": s.active, "paused": s.paused, "seeds": s.seeds,
+            "followups": s.followups, "last_followup_at": to_iso(s.last_followup_at) if s.last_followup_at else None,
+            "quiet_days": (now - s.last_followup_at).days if s.last_followup_at else None}
+
+
+STORYLINE_COLUMNS = ("id", "title", "active", "paused", "seeds", "followups", "last_followup_at", "quiet_days")
+"""storyline_dict's keys, in its order: the columns of `storylines list --csv`."""
 
 
 def reasons_in_words(entry: TimelineEntry, ruled_out: Container[int] = ()) -> str:
@@ -337,18 +486,42 @@ def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry],
 
 def timeline_json(summary: StorylineSummary, entries: Sequence[TimelineEntry],
                   rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> str:
-    ruled_out = {item_id for item_id, _, _ in rejected}
-    return json.dumps({
+    return to_json({
         "id": summary.id, "title": summary.title,
-        "timeline": [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
-                      "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
-                      "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
-                      "novelty": list(e.novelty), "closest_item_id": e.closest_item_id,
-                      "closest_ruled_out": e.closest_item_id in ruled_out, "marked": e.marked}
-                     for e in entries],
+        "timeline": timeline_rows(entries, rejected),
         "marked_not_followups": [{"item_id": item_id, "published_at": to_iso(published), "title": title}
                                  for item_id, published, title in rejected],
-    }, indent=2, ensure_ascii=False)
+    })
+
+
+def timeline_rows(entries: Sequence[TimelineEntry],
+                  rejected: Sequence[tuple[int, dt.datetime, str]] = ()) -> list[dict[str, Any]]:
+    """The timeline's seeds and follow-ups as `storylines show --json` and `--csv` give them;
+    ``rejected``: the items the reader marked not a follow-up (id, date, title)."""
+    ruled_out = {item_id for item_id, _, _ in rejected}
+    return [{"item_id": e.item_id, "decision": e.decision, "published_at": to_iso(e.published_at),
+             "publisher": e.publisher, "title": e.title, "url": e.url, "source": e.source,
+             "score": e.score, "threshold": e.threshold, "reasons": e.reasons,
+             "novelty": list(e.novelty), "closest_item_id": e.closest_item_id,
+             "closest_ruled_out": e.closest_item_id in ruled_out, "marked": e.marked}
+            for e in entries]
+
+
+TIMELINE_COLUMNS = ("item_id", "decision", "published_at", "publisher", "title", "url", "source", "score", "threshold",
+                    "reasons", "novelty", "closest_item_id", "closest_ruled_out", "marked")
+"""timeline_dict's keys, in its order: the columns of `storylines show --csv` (one row per seed or follow-up)."""
+
+
+def suggestion_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A suggested storyline as `storylines suggest --json` prints it."""
+    return {"id": row["id"], "title": row["title"], "status": row["status"], "storyline_id": row["storyline_id"],
+            "items": len(json.loads(row["item_ids"])), "sources": row["sources"], "first_at": row["first_at"],
+            "last_at": row["last_at"], "terms": json.loads(row["terms"]), "item_ids": json.loads(row["item_ids"])}
+
+
+SUGGESTION_COLUMNS = ("id", "title", "status", "storyline_id", "items", "sources", "first_at", "last_at", "terms",
+                      "item_ids")
+"""suggestion_dict's keys, in its order: the columns of `storylines suggest --csv`."""
 
 
 def render_suggestions(rows: Sequence[dict[str, Any]]) -> str:

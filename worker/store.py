@@ -1215,8 +1215,15 @@ def _item_filter(db: Database, since: dt.datetime | None, storyline: str | None,
     return joins, " AND ".join(where), params, order
 
 
+def _publisher(items: str) -> str:
+    """SQL: who published an item as listings show it: its feed's name, else its title (as they are
+    now: a feed renamed or titled since is shown so), else the publisher stored with the item."""
+    return (f"coalesce((SELECT coalesce(nullif(f.name, ''), nullif(f.title, '')) FROM feeds f WHERE f.id = {items}.feed_id), "
+            f"{items}.publisher) AS publisher")
+
+
 _LISTED = (
-    "items.id, items.identity, items.source, items.title, items.url, items.publisher, items.published_at, "
+    f"items.id, items.identity, items.source, items.title, items.url, {_publisher('items')}, items.published_at, "
     "items.first_seen_at, items.cluster_id, items.revision, items.dup_of, items.dup_kind, "
     "(SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = items.id) AS sl"
 )
@@ -1536,11 +1543,11 @@ def save_followups(db: Database, decisions: Sequence[FollowUp], now: dt.datetime
 def storyline_timeline(db: Database, storyline_id: str) -> list[TimelineEntry]:
     """A storyline's seeds and follow-ups, oldest first, with why each belongs."""
     sql = """
-        SELECT si.*, i.title, i.publisher, i.url, i.published_at, i.source, m.followup AS marked
+        SELECT si.*, i.title, {publisher}, i.url, i.published_at, i.source, m.followup AS marked
         FROM storyline_items si JOIN items i ON i.id = si.item_id
         LEFT JOIN marks m ON m.storyline_id = si.storyline_id AND m.item_id = si.item_id
         WHERE si.storyline_id = ? ORDER BY i.published_at, i.id
-    """
+    """.format(publisher=_publisher("i"))
     return [
         TimelineEntry(
             item_id=r["item_id"], decision=r["decision"], title=r["title"], publisher=r["publisher"],
