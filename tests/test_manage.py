@@ -61,7 +61,7 @@ def test_a_removed_feed_is_not_polled_or_listed_and_its_items_stay(world: Callab
     assert polled_paths(w, run) == ["/a"]
     assert "Bridge" not in run("feeds", "list").output
     found = json.loads(run("items", "--search", "Tarn bridge", "--json").output)
-    assert len(found) == 3
+    assert len(found) == 3 and {i["publisher"] for i in found} == {"Bridge"}  # under the removed feed's name
     assert "was removed" in error(run("poll", "--feed", w.server.url("/b"), ok=False))
     assert "removed already" in error(run("feeds", "remove", w.server.url("/b"), "--yes", ok=False))
 
