@@ -754,6 +754,9 @@ def digest_command(
                 "unpolled": " (a preview: no feed has been polled yet; the first digest is kept after the first poll)",
                 "recorded": " (today's digest, as it was written)"}.get(state, "")
         click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
+    if send and state == "unpolled":  # nothing to send yet: not a failure (a timer may come first)
+        click.echo("Nothing sent: no feed has been polled yet, so there is no digest to send.")
+        return
     if send:
         if not settings.email.enabled:
             raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
