@@ -266,3 +266,19 @@ def test_cells_and_cut_count_terminal_columns() -> None:
     assert report.cut(CJK, 7) == "朝鮮日…" and report.cells(report.cut(CJK, 8)) == 7  # a wide character is not split
     assert report.cut("e\u0301te\u0301", 4) == "e\u0301te\u0301" and report.cut("abcdef", 4) == "abc…"
     assert report.table(["A", "B"], [[CJK, "x"], ["b", "y"]], indent="").splitlines()[1:] == [CJK + "  x", "b" + " " * 21 + "y"]
+
+
+def test_init_prints_json_and_eval_writes_to_a_file(seeded_config: Path, tmp_path: Path) -> None:
+    run = Cli(seeded_config)
+    first = json.loads(run("init", "--json").output)
+    assert first["schema"].startswith("00") and first["seeds"] == {"read": 5, "new": 5}
+    assert first["storylines"] == {"friendship-year": 3, "high-level-exchanges": 5, "north-korea-russia": 2}
+    assert json.loads(run("init", "--json").output)["seeds"] == {"read": 5, "new": 0}
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"id": f"d{n}", "story_id": "s" if n % 2 else "t",
+                                            "published": f"2024-01-{n + 1:02d}T00:00:00Z", "title": f"Item {n}",
+                                            "text": f"Story {'s' if n % 2 else 't'} news number {n}."}) + "\n"
+                                for n in range(12)), encoding="utf-8")
+    printed = run("eval", "tracking", str(labelled), "--nt", "2", "--json").output
+    run("eval", "tracking", str(labelled), "--nt", "2", "--json", "-o", str(tmp_path / "eval.json"))
+    assert (tmp_path / "eval.json").read_text(encoding="utf-8") == printed

@@ -151,8 +151,9 @@ def _one_format(as_json: bool, as_csv: bool) -> None:
 
 
 @cli.command()
+@_JSON
 @pass_app
-def init(app: App) -> None:
+def init(app: App, as_json: bool) -> None:
     """Create the store, add the config's feeds and storylines, and load the seed documents.
 
     Running it again adds nothing that is already there.
@@ -160,8 +161,15 @@ def init(app: App) -> None:
     \b
     Example:
       storywatch init
+      storywatch init --json
     """
     result = pipeline.initialize(app.db, app.settings, utc_now())
+    if as_json:
+        click.echo(json.dumps({"store": str(app.settings.storage.path), "schema": store.schema_version(app.db),
+                               "feeds": {"in_config": len(app.settings.feeds), **result.feeds},
+                               "seeds": {"read": result.seeds_read, "new": result.seeds_added},
+                               "storylines": result.storylines, "unresolved": list(result.unresolved)}, indent=2))
+        return
     feeds = ", ".join(f"{n} {what}" for what, n in result.feeds.items() if n) or "unchanged"
     click.echo(f"Store: {app.settings.storage.path} (schema {store.schema_version(app.db)})")
     click.echo(f"Feeds: {len(app.settings.feeds)} in the config ({feeds})")
@@ -1043,9 +1051,11 @@ def eval_group() -> None:
 @click.option("--nt", default=4, show_default=True, help="Seeds per storyline: each story's first Nt items.")
 @click.option("--threshold", type=float, help="Decision threshold to try (default: [tracking] threshold).")
 @click.option("--feedback", is_flag=True, help="As a reader who marks every item a storyline takes, right after.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_JSON
+@_OUTPUT
 @pass_app
-def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, feedback: bool, as_json: bool) -> None:
+def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, feedback: bool, as_json: bool,
+                  output: Path | None) -> None:
     """Storyline tracking measured on labelled items (JSON Lines: id, story_id, published, title,
     text), with the TDT protocol: per storyline and overall P_miss, P_fa, normalized C_det,
     precision, recall and F1. The store is not touched.
@@ -1059,7 +1069,7 @@ def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, fee
     if threshold is not None:
         config = dataclasses.replace(config, threshold=threshold)
     result = evaluate.evaluate(evaluate.load_dataset(dataset), nt, config, feedback=feedback)
-    click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False) if as_json else evaluate.format_table(result))
+    _print(json.dumps(result.as_json(), indent=2, ensure_ascii=False) if as_json else evaluate.format_table(result), output)
 
 
 @eval_group.command(name="beat")
@@ -1068,9 +1078,10 @@ def eval_tracking(app: App, dataset: Path, nt: int, threshold: float | None, fee
               help="Also as a reader who marks every item a storyline takes, right after it is taken.")
 @click.option("--find-missed", type=click.IntRange(0), default=0, metavar="N",
               help="With --feedback: the reader also marks each storyline's first N missed follow-ups.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_JSON
+@_OUTPUT
 @pass_app
-def eval_beat(app: App, dataset: Path, feedback: bool, find_missed: int, as_json: bool) -> None:
+def eval_beat(app: App, dataset: Path, feedback: bool, find_missed: int, as_json: bool, output: Path | None) -> None:
     """Storyline tracking on a labelled beat feed: the config's storylines with their seeds, the
     items (JSON Lines: id, published, title, text, feed, labels {storyline: yes|related|no}) fed
     in time order; per storyline and pooled recall, precision and false alarms ("related" is not
@@ -1098,7 +1109,7 @@ def eval_beat(app: App, dataset: Path, feedback: bool, find_missed: int, as_json
         missed = f", and the first {find_missed} it missed" if find_missed else ""
         shown += [f"\nWith a reader marking what each storyline took{missed}:", evaluate.format_beat(marked),
                   "\nBy month, with the reader:", evaluate.format_months(months)]
-    click.echo(json.dumps(found, indent=2, ensure_ascii=False) if as_json else "\n".join(shown))
+    _print(json.dumps(found, indent=2, ensure_ascii=False) if as_json else "\n".join(shown), output)
 
 
 @eval_group.command(name="marks")
