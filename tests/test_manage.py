@@ -205,3 +205,34 @@ def test_listings_show_copies_as_copies(world: Callable[..., World]) -> None:
     assert both.count(BRIDGE[0][1]) == 2 and f"(= copy of #{original})" in both
     assert len(json.loads(run("items", "--search", "cracks", "--json").output)) == 1
     assert [i["copy_of"] for i in json.loads(run("items", "--search", "cracks", "--json", "--copies").output)].count(original) == 1
+
+
+def test_a_feed_taken_out_of_the_config_is_the_readers_to_keep_or_remove(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    w.config.write_text(w.config.read_text().split("[[feeds]]")[0])  # /a taken out of the config
+    run("init")
+    assert "put its [[feeds]] entry back, or keep it here" in error(run("feeds", "enable", "feed /a", ok=False))
+    assert "Added" in run("feeds", "add", w.server.url("/a")).output  # kept here now
+    assert polled_paths(w, run) == ["/a", "/b"]
+    assert "Removed" in run("feeds", "remove", "feed /a", "--yes").output
+
+
+def test_a_storyline_taken_out_of_the_config_is_the_readers_to_remove(seeded_config: Path) -> None:
+    config = Cli(seeded_config)
+    config("init")
+    config("storylines", "pause", "north-korea-russia")
+    text = seeded_config.read_text()
+    seeded_config.write_text(text[:text.index('id = "north-korea-russia"')].rsplit("[[storylines]]", 1)[0])
+    config("init")
+    assert "(inactive)" in config("storylines", "list").output  # out of the config: no longer paused either
+    assert "Removed storyline north-korea-russia" in config("storylines", "remove", "north-korea-russia", "--yes").output
+
+
+def test_a_feed_is_found_whatever_the_case_of_its_scheme_and_host_and_its_fragment(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    shouted = w.server.url("/b").replace("http://", "HTTP://")
+    assert "Disabled" in run("feeds", "disable", shouted).output
+    assert run("poll", "--feed", shouted).exit_code == 0  # a disabled feed is polled when named
+    assert "Already known" in run("feeds", "add", w.server.url("/b") + "#latest").output

@@ -449,6 +449,9 @@ def _stored_address(db: Database, url: str) -> str:
         if without_password(address) == url:
             url = address
             break
+    else:
+        if (same := manage.known_feed(db, url)) is not None:  # HTTP://Host/feed for http://host/feed
+            url = same.url
     found = store.feeds_to_poll(db, utc_now(), url=url)
     if not found:
         raise click.ClickException(f"no feed with the address {without_password(url)} (see storywatch feeds list)")
@@ -508,8 +511,8 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     if interval and every is None:
         raise click.BadParameter(f"{interval!r} is not a duration such as 30m or 2h", param_hint="--interval")
     known = manage.known_feed(app.db, url)
-    if known is not None and known.disabled_reason != store.REMOVED_BY_YOU:
-        click.echo(f"Already known: {without_password(known.url)}")
+    if known is not None and known.disabled_reason not in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG):
+        click.echo(f"Already known: {without_password(known.url)} (storywatch feeds edit changes it)")
         return
     url = known.url if known is not None else manage.feed_address(url)
     shown = without_password(url)

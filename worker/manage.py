@@ -32,6 +32,8 @@ from worker.safetext import without_password
 def feed(db: Database, key: str) -> Feed:
     """The one feed `key` names (its address as `feeds list` shows it, or its name)."""
     found = store.feeds_matching(db, key)
+    if not found and (same := known_feed(db, key)) is not None:  # HTTP://Host/feed for http://host/feed
+        found = [same]
     if not found:
         raise StorywatchError(f"no feed {key!r} (see storywatch feeds list)")
     if len(found) > 1:
@@ -43,19 +45,29 @@ def _shown(f: Feed) -> str:
     return without_password(f.url)
 
 
-def _not_declared(origin: str, what: str, config_file: Path, section: str) -> None:
-    if origin == "config":
+def _not_declared(declared: bool, what: str, config_file: Path, section: str) -> None:
+    if declared:
         raise StorywatchError(f"{what} is declared in {config_file}: change its {section} entry there "
                               "(the worker reads the config when it starts)")
 
 
+def _declared_feed(f: Feed) -> bool:
+    """Whether the config declares the feed now (one removed from it is the reader's to keep or remove)."""
+    return f.origin == "config" and f.disabled_reason != store.REMOVED_FROM_CONFIG
+
+
+def _declared_storyline(row: dict[str, Any]) -> bool:
+    return row["origin"] == "config" and bool(row["active"] or row["paused"])
+
+
 def feed_address(url: str) -> str:
-    """A feed's address as stored: scheme and host in lower case (they are case-blind), so that
-    HTTP://Example.ORG/feed finds https://example.org/feed's twin; path and query as given."""
+    """A feed's address as stored: scheme and host in lower case (they are case-blind) and no
+    fragment (never sent to the server), so that HTTP://Example.ORG/feed#top finds
+    http://example.org/feed; path and query as given."""
     parts = urlsplit(url.strip())
     host = parts.netloc.rpartition("@")
     netloc = host[0] + host[1] + host[2].lower()
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
 def known_feed(db: Database, url: str) -> Feed | None:
@@ -87,7 +99,7 @@ def check_feed(url: str, settings: FetchSettings) -> ParsedFeed:
 def removable_feed(db: Database, key: str, config_file: Path) -> Feed:
     """The feed `key` names, if it may be removed here (not declared in the config, not removed)."""
     f = feed(db, key)
-    _not_declared(f.origin, f"feed {_shown(f)}", config_file, "[[feeds]]")
+    _not_declared(_declared_feed(f), f"feed {_shown(f)}", config_file, "[[feeds]]")
     if f.disabled_reason == store.REMOVED_BY_YOU:
         raise StorywatchError(f"feed {_shown(f)} is removed already")
     return f
@@ -118,7 +130,8 @@ def enable_feed(db: Database, key: str) -> tuple[Feed, str | None]:
     if f.disabled_reason == store.REMOVED_BY_YOU:
         raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
     if f.disabled_reason == store.REMOVED_FROM_CONFIG:
-        raise StorywatchError(f"feed {_shown(f)} was removed from the config: put its [[feeds]] entry back")
+        raise StorywatchError(f"feed {_shown(f)} was removed from the config: put its [[feeds]] entry back, "
+                              "or keep it here with storywatch feeds add")
     if f.disabled_reason is not None:
         store.set_feed_disabled(db, f.id, None)
     return f, f.disabled_reason
@@ -128,7 +141,7 @@ def edit_feed(db: Database, key: str, config_file: Path, **changes: Any) -> Feed
     """Change a feed's `name`, `tags` (replaced) or `interval` (None: the default); what is not
     given stays."""
     f = feed(db, key)
-    _not_declared(f.origin, f"feed {_shown(f)}", config_file, "[[feeds]]")
+    _not_declared(_declared_feed(f), f"feed {_shown(f)}", config_file, "[[feeds]]")
     store.set_feed_settings(db, f.id, **changes)
     return f
 
@@ -165,7 +178,7 @@ def resume_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
 def removable_storyline(db: Database, storyline_id: str, config_file: Path) -> dict[str, Any]:
     """The storyline, if it may be removed here (added from the command line, not the config)."""
     row = storyline(db, storyline_id)
-    _not_declared(row["origin"], f"storyline {storyline_id!r}", config_file, "[[storylines]]")
+    _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
     return row
 
 
@@ -175,7 +188,7 @@ def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.d
     threshold, description): the fields given replace the stored ones. Returns the names of the
     fields that changed; the next decisions use them (earlier follow-ups stay)."""
     row = storyline(db, storyline_id)
-    _not_declared(row["origin"], f"storyline {storyline_id!r}", config_file, "[[storylines]]")
+    _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
     if not str(changes.get("title", "-")).strip():
         raise StorywatchError("a storyline's title cannot be empty")
     before = definition_of(row)

@@ -702,8 +702,9 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
                 "interval_s": int(interval.total_seconds()) if interval else None}
     with transaction(db):
         row = _one(db, "SELECT id, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
-        if row and row["disabled_reason"] == REMOVED_BY_YOU:
-            db.table("feeds").update(row["id"], {**settings, "disabled_reason": None, "next_poll_at": None})
+        if row and row["disabled_reason"] in (REMOVED_BY_YOU, REMOVED_FROM_CONFIG):  # back, kept here now
+            given = {k: v for k, v in settings.items() if v not in ("", "[]", None)}  # else as it was
+            db.table("feeds").update(row["id"], {**given, "disabled_reason": None, "next_poll_at": None})
             return True
         if row:
             return False
@@ -1291,7 +1292,7 @@ def sync_storylines(db: Database, storylines: Sequence[StorylineConfig], now: dt
         for storyline in storylines:
             save_storyline(db, storyline, now, origin="config")
         db.execute(
-            "UPDATE storylines SET active = 0 WHERE origin = 'config' AND active = 1 "
+            "UPDATE storylines SET active = 0, paused = 0 WHERE origin = 'config' AND (active = 1 OR paused = 1) "
             f"AND id NOT IN ({', '.join('?' for _ in wanted)})",
             sorted(wanted),
         )
