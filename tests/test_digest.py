@@ -199,6 +199,7 @@ def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> No
     unpolled = Cli(config)("digest").output
     assert "(a preview: no feed has been polled yet; the first digest is kept after the first poll)" in unpolled
     assert "Nothing sent: no feed has been polled yet" in Cli(config)("digest", "--send").output  # exit 0
+    assert "is still to come" in Cli(config)("digest", "--date", "2999-01-01", ok=False).output
     assert Cli(config)("poll").exit_code == 0  # a cycle, of no feed
     first = Cli(config)("digest").output
     assert "preview" not in first  # the first digest is due at once, and recorded

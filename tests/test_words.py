@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import random
 import re
+import unicodedata
 from pathlib import Path
 
 from bench.corpus import article
@@ -27,6 +28,8 @@ from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
 from tests.test_tracking import CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
 from worker import store, track
+from worker.models import UNTITLED
+from worker.textproc import Spelling
 
 UTC = dt.timezone.utc
 
@@ -178,3 +181,15 @@ def test_a_suggestions_items_lie_within_suggest_days_of_each_other(korea: World)
     assert "Nix" in terms and not {"releas", "repositori", "nixo", "packag"} & set(terms), terms
     said = " ".join(NIX_TEXTS.values()) + " Nix 2.0 is out"
     assert all(in_text(t, said) for t in terms), terms
+
+
+def test_a_word_written_with_combining_marks_is_shown_as_one_word() -> None:
+    """Text in decomposed form (u + U+0308): the word is still shown, composed."""
+    decomposed = unicodedata.normalize("NFD", "Die Flüchtlinge in Berlin")
+    assert Spelling.of(decomposed, decomposed).shown("fluchtlinge") == "Flüchtlinge"
+
+
+def test_an_items_untitled_placeholder_is_no_word_of_it() -> None:
+    analysis = track.analyze(UNTITLED, "Prices at the market of Albi rose again.", track.TrackerConfig(),
+                             track.generic_aliases(()))
+    assert analysis.weights and not [term for term in analysis.weights if "untitl" in term]

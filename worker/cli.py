@@ -808,6 +808,8 @@ def _digest_period(
             date = dt.date.fromisoformat(day)
         except ValueError:
             raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--date") from None
+        if date > now.astimezone(zone).date():
+            raise click.BadParameter(f"{day} is still to come: its digest can't be written yet", param_hint="--date")
         period, initial = daily.day_digest_period(app.db, app.settings, date)
         return period, initial, "asked"
     if since or until:

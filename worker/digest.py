@@ -172,11 +172,10 @@ class DigestData:
 
 def subject(data: DigestData, prefix: str) -> str:
     """The email subject: the day and the counts a reader decides on."""
-    counts = f"{data.followups} follow-up{'s' if data.followups != 1 else ''} in {data.moved} "
-    counts += f"storyline{'s' if data.moved != 1 else ''}, "
+    counts = f"{plural(data.followups, 'follow-up')} in {plural(data.moved, 'storyline')}, "
     if data.late_followups:
-        counts += f"{data.late_followups} found later, "
-    counts += f"{data.new_items} new item{'s' if data.new_items != 1 else ''}"
+        counts += f"{data.late_followups:,} found later, "
+    counts += plural(data.new_items, "new item")
     if data.empty:
         counts = "nothing new"
     return f"{prefix} {data.period.day:%Y-%m-%d}: {counts}".strip()
@@ -304,7 +303,8 @@ def render_markdown(data: DigestData) -> str:
             also = f" · also by {len(story.also)}: {', '.join(escape(a) for a in story.also)}" if story.also else ""
             lines.append(f"- {link(story.title, story.url)} ({escape(story.publisher)}, {local(story.published_at, p.zone)}){also}")
         if data.other_total > len(data.other):
-            lines.append(f"- … and {data.other_total - len(data.other)} more (`storywatch items --since …`)")
+            lines.append(f"- … and {data.other_total - len(data.other):,} more "
+                         f"(`{data.command} items --since {data.period.start:%Y-%m-%d}`)")
     if data.sources:
         lines += ["", "## Sources", ""]
         lines += [f"- {escape(s.name)} ({escape(s.url)}): {escape(s.state)}" for s in data.sources]

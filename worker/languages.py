@@ -35,7 +35,7 @@ _WORDS: dict[str, str] = {
         kein keine auch noch nur schon sehr mehr zu zum zur im in an am auf aus bei mit nach von vom
         vor über unter um durch für gegen ohne bis als wie wenn weil dass ob so dann da hier dort
         jetzt nun man was wer wo diese dieser dieses diesem diesen alle kann können muss müssen soll
-        sollen will wollen gibt sagte""",
+        sollen will wollen gibt sagte ab""",
     "fr": """
         le la les un une des du de et ou mais donc car ni que qui quoi dont où ce cet cette ces se sa
         son ses leur leurs il ils elle elles on nous vous je tu me te lui en est sont était étaient été
@@ -53,7 +53,8 @@ _WORDS: dict[str, str] = {
         dal dalla dai in nel nello nella nei negli nelle con su sul sulla per tra fra e ed o ma che chi
         cui non si ci vi ne mi ti è sono era erano stato stata stati essere ha hanno aveva avere
         questo questa questi queste quello quella quelli come anche più molto già ancora se perché
-        quando dove tutto tutti tutte sua suo suoi sue loro nostro dopo prima""",
+        quando dove tutto tutti tutte sua suo suoi sue loro nostro dopo prima siamo siete sei ho hai
+        abbiamo avete fa fare fatto può possono possiamo deve devono dobbiamo""",
     "pt": """
         o a os as um uma uns umas de do da dos das em no na nos nas ao aos à às por pelo pela pelos
         pelas para com sem sobre entre e ou mas que quem qual quando onde como porque se não nem já

@@ -346,6 +346,10 @@ class FetchHistory:
     last_kind: str | None
 
 
+UNTITLED = "(untitled)"
+"""The title of an item that has none (it is not read as words: no evidence, no shared term)."""
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     """"1 feed", "2 feeds" ("1 entry", "2 entries" with `words`): a count as a reader says it."""
     return f"{n:,} {word if n == 1 else words or word + 's'}"

@@ -32,7 +32,7 @@ from worker.dedupe import Clutter, fingerprint, match_text
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
-from worker.models import Item, SeedDoc
+from worker.models import UNTITLED, Item, SeedDoc
 from worker import parse
 from worker.parse import Entry
 
@@ -924,7 +924,7 @@ def normalize_entry(
     `text`: the entry's content as plain text, when the caller has converted it already.
     `scope`: the identity scope when the entry belongs to no stored feed (feed_id 0, backfill).
     """
-    title = clean_title(entry.title) or "(untitled)"
+    title = clean_title(entry.title) or UNTITLED
     text = html_to_text(entry.content_html) if text is None else text
     published, flag = publication_time(entry, now)
     marks = fingerprint(title, text, match_text(text, clutter, boilerplate))
@@ -995,7 +995,7 @@ def record_item(
     source: str = "feed",
 ) -> Item:
     """An item given as plain fields (a JSON Lines record), cleaned and fingerprinted like an entry."""
-    title, text = one_line(clean_text(title)) or "(untitled)", clean_text(text)
+    title, text = one_line(clean_text(title)) or UNTITLED, clean_text(text)
     marks = fingerprint(title, text, match_text(text, clutter))
     return Item(
         identity=identity,

@@ -309,7 +309,7 @@ class Spelling:
     Friendship Year". The tokens stay what is matched and stored; this is for showing them."""
 
     def __init__(self, text: str, drop: frozenset[str] = frozenset()) -> None:
-        self.text = text
+        self.text = text = unicodedata.normalize("NFC", text)  # "u" + a combining mark is one letter, ü
         found = [(m.start(), m.end(), _token_of(m.group(), drop)) for m in _WRITTEN.finditer(text)]
         self._words = [(start, end, token) for start, end, token in found if token]
         """The words that read as one token each, in order (stop words and "75th" left out)."""

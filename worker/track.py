@@ -62,6 +62,7 @@ from typing import Literal, NamedTuple, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
+from worker.models import UNTITLED
 from worker.evidence import (
     LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, title_actors, unit_keys,
 )
@@ -506,6 +507,7 @@ def analyze(title: str, text: str, cfg: TrackerConfig, table: AliasTable,
     """Weighted words and word pairs (the title counted more, only the lead of the text) and the
     names the text mentions."""
     seen: tuple[set[str], set[str]] = (set(), set())
+    title = "" if title == UNTITLED else title  # the placeholder of an item without one: no words of it
     title_case = is_title_case(title)
     drop = stop_words(language(title, text))  # "und", "em": no evidence in their own language
     title_tokens = _read(title, not title_case, table, fixes, seen, drop=drop)
