@@ -236,3 +236,21 @@ def test_a_feed_is_found_whatever_the_case_of_its_scheme_and_host_and_its_fragme
     assert "Disabled" in run("feeds", "disable", shouted).output
     assert run("poll", "--feed", shouted).exit_code == 0  # a disabled feed is polled when named
     assert "Already known" in run("feeds", "add", w.server.url("/b") + "#latest").output
+
+
+def test_a_seed_is_given_by_its_id_and_a_link_shared_by_stories_is_refused(world: Callable[..., World]) -> None:
+    w = world("/a")
+    shared = [(f"n{n}", f"Release {n} of the tool", f"<p>Version {n} of the tool came out with {n} fixes.</p>")
+              for n in range(3)]
+    w.server.routes["/a"] = Reply(body=rss(shared).replace(b"https://news.example/n1", b"https://news.example/news")
+                                  .replace(b"https://news.example/n2", b"https://news.example/news"))
+    run = Cli(w.config)
+    run("poll")
+    ids = {i["title"]: i["id"] for i in json.loads(run("items", "--json").output)}
+    line = error(run("storylines", "add", "tool", "--title", "Tool", "--seed", "https://news.example/news", ok=False))
+    assert "2 stored stories have the link https://news.example/news" in line and "--seed #" in line
+    added = run("storylines", "add", "tool", "--title", "Tool", "--seed", f"#{ids['Release 2 of the tool']}").output
+    assert "with 1 seed" in added
+    timeline = json.loads(run("storylines", "show", "tool", "--json").output)["timeline"]
+    assert [e["item_id"] for e in timeline if e["decision"] == "seed"] == [ids["Release 2 of the tool"]]
+    assert "seed not in the store: #99999" in error(run("storylines", "add", "t2", "--title", "T", "--seed", "#99999", ok=False))

@@ -51,7 +51,7 @@ from sqlite_utils import Database
 
 from worker import dedupe, normalize, opml, parse, pipeline, seeds, store, storylines
 from worker.clock import utc_now
-from worker.config import Settings, is_web_url
+from worker.config import Settings, is_file_seed
 from worker.errors import StorywatchError
 from worker.fetch import Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
@@ -145,7 +145,7 @@ class SeedPaths:
     @staticmethod
     def of(settings: Settings) -> SeedPaths:
         folder = settings.seeds.path.resolve() if settings.seeds.path else None
-        files = frozenset(Path(seed).resolve() for s in settings.storylines for seed in s.seeds if not is_web_url(seed))
+        files = frozenset(Path(seed).resolve() for s in settings.storylines for seed in s.seeds if is_file_seed(seed))
         return SeedPaths(folder, files)
 
     def is_folder(self, path: Path) -> bool:

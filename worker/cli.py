@@ -26,7 +26,7 @@ from worker import (__version__, atom, backfill, daily, deliver, digest, evaluat
                     store, storylines, why)
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
-                           is_web_url, load_settings, parse_duration, write_default_config)
+                           is_file_seed, is_web_url, load_settings, parse_duration, write_default_config)
 from worker.safetext import without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
@@ -878,8 +878,8 @@ def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, ou
 @storylines_group.command(name="add")
 @click.argument("storyline_id", metavar="ID")
 @click.option("--title", help="The storyline's name (default: the suggestion's headline).")
-@click.option("--seed", "seeds", multiple=True, metavar="PATH|URL",
-              help="An example article: a text file, or the URL of an item in the store (repeat).")
+@click.option("--seed", "seeds", multiple=True, metavar="PATH|URL|#ID",
+              help="An example article: a text file, or an item in the store by its URL or its ID, #42 (repeat).")
 @click.option("--keyword", "keywords", multiple=True, help="A name or key phrase of the story (repeat).")
 @click.option("--alias", "aliases", multiple=True, metavar="A=B=…",
               help="Names that mean the same, e.g. \"DPRK=North Korea\" (repeat).")
@@ -912,7 +912,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
         raise click.BadParameter("lowercase letters, digits and '-'", param_hint="ID")
     definition = StorylineConfig(
         id=storyline_id, title=title, description=description, keywords=keywords, exclude=exclude,
-        seeds=tuple(seed if is_web_url(seed) else str(Path(seed).resolve()) for seed in seeds),
+        seeds=tuple(str(Path(seed).resolve()) if is_file_seed(seed) else seed for seed in seeds),
         aliases=_alias_groups(aliases))
     n_seeds, found = pipeline.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
     click.echo(f"Added storyline {storyline_id} with {plural(n_seeds, 'seed')}; {plural(found, 'follow-up')} found in the "

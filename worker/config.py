@@ -659,11 +659,25 @@ def is_web_url(value: str) -> bool:
     return _web_url(value) is None
 
 
+_ITEM_SEED = re.compile(r"#(\d{1,18})")
+
+
+def item_seed(seed: str) -> int | None:
+    """The stored item a seed names by its ID ("#42", as listings show it), if it does."""
+    found = _ITEM_SEED.fullmatch(seed.strip())
+    return int(found.group(1)) if found else None
+
+
+def is_file_seed(seed: str) -> bool:
+    """A seed that is a text file (not a stored item's URL or ID)."""
+    return not is_web_url(seed) and item_seed(seed) is None
+
+
 def _resolve_seed_paths(settings: Settings, base: Path) -> Settings:
     """Storyline seeds that are not URLs are paths, relative to the config file's folder."""
 
     def resolve(seed: str) -> str:
-        return seed if is_web_url(seed) else str(resolve_path(base, seed))
+        return str(resolve_path(base, seed)) if is_file_seed(seed) else seed
 
     storylines = tuple(
         dataclasses.replace(s, seeds=tuple(resolve(seed) for seed in s.seeds))

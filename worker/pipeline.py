@@ -38,7 +38,7 @@ from worker.log import traceback_for
 from worker.safetext import one_line, without_password
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
-from worker.config import FetchSettings, Settings, StorylineConfig, is_web_url
+from worker.config import FetchSettings, Settings, StorylineConfig, is_file_seed, item_seed
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, StorywatchError
 from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Indexed, Item, Placement, plural
@@ -338,15 +338,28 @@ def _seed_item_ids(
     item_ids: list[int] = []
     missing: list[str] = []
     for seed in storyline.seeds:
-        if is_web_url(seed):
-            item_id = store.item_id_by_url(db, normalize.canonical_url(seed) or seed)
-            if item_id is None:
-                missing.append(seed)
-                continue
+        if is_file_seed(seed):
+            item_ids.append(_seed_file_item(db, window, Path(seed), storyline.id, now))
+            continue
+        found = _stored_seed(db, seed)
+        if found is None:
+            missing.append(seed)
         else:
-            item_id = _seed_file_item(db, window, Path(seed), storyline.id, now)
-        item_ids.append(item_id)
+            item_ids.append(found)
     return item_ids, missing
+
+
+def _stored_seed(db: Database, seed: str) -> int | None:
+    """The stored item a seed names by ID or by link (None if none is stored yet); a link that
+    several stories share (a site's news page for every entry) must be given by ID."""
+    if (item_id := item_seed(seed)) is not None:
+        return item_id if store.items_by_id(db, [item_id]) else None
+    found = store.original_ids_by_url(db, normalize.canonical_url(seed) or seed)
+    if len(found) > 1:
+        shown = ", ".join(f"#{i}" for i in found[:5])
+        raise StorywatchError(f"{len(found)} stored stories have the link {seed} ({shown})",
+                              hint="give the one you mean by its ID, e.g. --seed #" + str(found[0]))
+    return found[0] if found else None
 
 
 def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str, now: dt.datetime) -> int:

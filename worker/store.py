@@ -1165,9 +1165,9 @@ def item_id_by_identity(db: Database, identity: str) -> int | None:
     return None if row is None else int(row["id"])
 
 
-def item_id_by_url(db: Database, url: str) -> int | None:
-    row = _one(db, "SELECT id FROM items WHERE url = ? ORDER BY id LIMIT 1", [url])
-    return None if row is None else int(row["id"])
+def original_ids_by_url(db: Database, url: str) -> list[int]:
+    """The stored stories (originals, not copies) with this link, oldest first."""
+    return [int(row["id"]) for row in db.query("SELECT id FROM items WHERE url = ? AND dup_of IS NULL ORDER BY id", [url])]
 
 
 def find_items(

@@ -30,7 +30,7 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import seeds, store
-from worker.config import Settings, StorylineConfig, TrackingSettings, is_web_url
+from worker.config import Settings, StorylineConfig, TrackingSettings, is_file_seed
 from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
 from worker.textproc import Spelling
@@ -575,7 +575,7 @@ def config_specs(settings: Settings) -> list[StorylineSpec]:
     for s in settings.storylines:
         docs, dated = [], []
         for seed in s.seeds:
-            if is_web_url(seed):
+            if not is_file_seed(seed):
                 continue
             doc = described.get(Path(seed).resolve()) or seeds.read_storyline_seed(s.id, Path(seed))
             when = dt.datetime.combine(doc.published, dt.time(), dt.timezone.utc).timestamp() if doc.published else 0.0
