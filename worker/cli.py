@@ -992,7 +992,7 @@ def storylines_remove(app: App, storyline_id: str, yes: bool) -> None:
     """
     row = manage.removable_storyline(app.db, storyline_id, app.config_file)
     _confirmed(f"Remove storyline {storyline_id} ({row['title']})? Its items stay; its links and marks go.", yes)
-    unlinked = store.remove_storyline(app.db, storyline_id)
+    unlinked = manage.remove_storyline(app.db, storyline_id)
     click.echo(f"Removed storyline {storyline_id}; {plural(unlinked, 'follow-up')} unlinked, the items stay.")
 
 

@@ -105,6 +105,11 @@ def removable_feed(db: Database, key: str, config_file: Path) -> Feed:
     return f
 
 
+def _not_removed(f: Feed) -> None:
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
+
+
 def remove_feed(db: Database, f: Feed) -> None:
     """Stop polling a feed for good and hide it from listings; its items stay (searchable, under
     the feed's name). `feeds add` with its address brings it back."""
@@ -114,8 +119,7 @@ def remove_feed(db: Database, f: Feed) -> None:
 def disable_feed(db: Database, key: str) -> tuple[Feed, bool]:
     """Stop polling a feed until `enable`; False when it was disabled already."""
     f = feed(db, key)
-    if f.disabled_reason == store.REMOVED_BY_YOU:
-        raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
+    _not_removed(f)
     if f.disabled_reason is not None:
         return f, False
     store.set_feed_disabled(db, f.id, store.DISABLED_BY_YOU)
@@ -127,8 +131,7 @@ def enable_feed(db: Database, key: str) -> tuple[Feed, str | None]:
     Gone, too many failures). Returns the feed and the reason it had been disabled (None: it
     was not)."""
     f = feed(db, key)
-    if f.disabled_reason == store.REMOVED_BY_YOU:
-        raise StorywatchError(f"feed {_shown(f)} is removed: add it again with storywatch feeds add")
+    _not_removed(f)
     if f.disabled_reason == store.REMOVED_FROM_CONFIG:
         raise StorywatchError(f"feed {_shown(f)} was removed from the config: put its [[feeds]] entry back, "
                               "or keep it here with storywatch feeds add")
@@ -180,6 +183,11 @@ def removable_storyline(db: Database, storyline_id: str, config_file: Path) -> d
     row = storyline(db, storyline_id)
     _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
     return row
+
+
+def remove_storyline(db: Database, storyline_id: str) -> int:
+    """Forget a storyline (see `removable_storyline`); returns how many follow-ups were unlinked."""
+    return store.remove_storyline(db, storyline_id)
 
 
 def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.datetime,
