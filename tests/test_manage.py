@@ -254,3 +254,66 @@ def test_a_seed_is_given_by_its_id_and_a_link_shared_by_stories_is_refused(world
     timeline = json.loads(run("storylines", "show", "tool", "--json").output)["timeline"]
     assert [e["item_id"] for e in timeline if e["decision"] == "seed"] == [ids["Release 2 of the tool"]]
     assert "seed not in the store: #99999" in error(run("storylines", "add", "t2", "--title", "T", "--seed", "#99999", ok=False))
+
+
+def test_a_disabled_feed_polled_by_name_stays_disabled(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("feeds", "disable", "Bridge")
+    assert run("poll", "--feed", w.server.url("/b")).exit_code == 0  # answered: polled once, as asked
+    listed = {f["name"]: f for f in json.loads(run("feeds", "list", "--json").output)}
+    assert listed["Bridge"]["disabled_reason"] == store.DISABLED_BY_YOU
+    assert polled_paths(w, run) == ["/a"]
+
+
+def test_a_removed_feeds_name_passes_to_the_feed_that_takes_it(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("feeds", "remove", "Bridge", "--yes")
+    assert "is removed" in error(run("feeds", "edit", w.server.url("/b"), "--tag", "x", ok=False))
+    w.server.routes["/c"] = Reply(body=rss(BRIDGE[:1], title="Other bridge news"))
+    run("feeds", "add", w.server.url("/c"), "--name", "Bridge")
+    run("feeds", "edit", "Bridge", "--interval", "3h")  # the feed that has the name now, not the removed one
+    rows = db_of(w).execute("SELECT url, interval_s FROM feeds WHERE name = 'Bridge' ORDER BY id").fetchall()
+    assert rows == [(w.server.url("/b"), None), (w.server.url("/c"), 10800)]
+
+
+def test_definitions_a_storyline_cannot_use_are_refused(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    for given in (["--alias", "="], ["--alias", "DPRK"], ["--alias", " = North Korea"], ["--keyword", ""],
+                  ["--exclude", "  "], ["--title", "Bridge\nSubject: forged"], ["--title", "Bridge\x1b[2J"]):
+        refused = run("storylines", "add", "bridge", "--title", "Tarn bridge", *given, ok=False)
+        assert refused.exit_code == 2 and "Invalid value" in refused.output, given
+    run("storylines", "add", "bridge", "--title", "Tarn bridge", "--keyword", "Tarn bridge")
+    assert run("storylines", "edit", "bridge", "--alias", "=", ok=False).exit_code == 2
+    assert run("feeds", "edit", "Bridge", "--name", "a\tb", ok=False).exit_code == 2
+
+    db = db_of(w)  # a store written before the check: an empty group is skipped, the cycle runs
+    with store.transaction(db):
+        db.execute("UPDATE storylines SET aliases = '[[], [\"Tarn\"], [\"Albi\", \"Albi town\"]]' WHERE id = 'bridge'")
+    assert run("poll", "--force").exit_code == 0
+    assert len(json.loads(run("items", "--storyline", "bridge", "--json").output)) == 3
+
+    w.config.write_text(w.config.read_text() + '\n[[storylines]]\nid = "x"\ntitle = "X"\naliases = [["DPRK"]]\n')
+    checked = run("config", "check", ok=False)
+    assert checked.exit_code != 0 and "groups of 2 or more names" in checked.output
+
+
+def test_advertised_feeds_are_web_addresses_shown_inert_and_without_passwords(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    links = ['<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">',
+             '<link rel="alternate" type="application/rss+xml" href="/feed\x1b[2J">',
+             '<link rel="alternate" type="application/rss+xml" href="https://reader:s3cret@news.example/private">',
+             *(f'<link rel="alternate" type="application/rss+xml" href="/f{n}">' for n in range(200))]
+    w.server.routes["/page"] = Reply(body=f"<html><head>{''.join(links)}</head></html>".encode(),
+                                     headers={"Content-Type": "text/html"})
+    line = error(run("feeds", "add", w.server.url("/page"), ok=False))
+    assert "javascript" not in line and "\x1b" not in line and "s3cret" not in line
+    assert w.server.url("/feed%1B[2J") in line and "reader:****@news.example/private" in line
+    assert line.count(", ") == 9  # ten offered, not two hundred
+
+    w.server.routes["/secret"] = Reply(401, b"who are you?")
+    line = error(run("feeds", "add", w.server.url("/secret").replace("http://", "http://me:hunter2@"), ok=False))
+    assert "hunter2" not in line and "401" in line

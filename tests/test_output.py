@@ -9,6 +9,9 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import stat
+import threading
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -282,3 +285,34 @@ def test_init_prints_json_and_eval_writes_to_a_file(seeded_config: Path, tmp_pat
     printed = run("eval", "tracking", str(labelled), "--nt", "2", "--json").output
     run("eval", "tracking", str(labelled), "--nt", "2", "--json", "-o", str(tmp_path / "eval.json"))
     assert (tmp_path / "eval.json").read_text(encoding="utf-8") == printed
+
+
+def test_output_to_a_symlink_or_a_fifo_writes_through_it(world: Callable[..., World], tmp_path: Path) -> None:
+    w = world("/a")
+    run = served(w)
+    printed = run("items", "--csv").stdout
+    target, link = tmp_path / "items.csv", tmp_path / "latest.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    run("items", "--csv", "-o", str(link))
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == printed  # the link stays a link
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")))
+    reader.start()
+    run("items", "--csv", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert received == [printed] and stat.S_ISFIFO(fifo.stat().st_mode)  # read by the other end, still a FIFO
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_shown_as_text(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("feeds", "edit", w.server.url("/b"), "--name", "=HYPERLINK(\"https://evil.example\")")
+    rows = {row["url"]: row for row in csv_rows(run("feeds", "list", "--csv"))[1]}
+    assert rows[w.server.url("/b")]["name"] == "'=HYPERLINK(\"https://evil.example\")"
+    as_json = {f["url"]: f for f in json.loads(run("feeds", "list", "--json").stdout)}
+    assert as_json[w.server.url("/b")]["name"].startswith("=")  # JSON as it is
+    assert report.csv_text([{"a": "-2", "b": -2, "c": "@x", "d": "+1"}], ["a", "b", "c", "d"]) == "a,b,c,d\n'-2,-2,'@x,'+1\n"

@@ -14,6 +14,7 @@ import re
 import sqlite3
 import sys
 import threading
+import unicodedata
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,20 @@ def _print(text: str, output: Path | None) -> None:
 def _width(output: Path | None) -> int | None:
     """The width tables fit: the terminal's ($COLUMNS), none in a file (-o)."""
     return None if output else report.terminal_width()
+
+
+def _phrases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated --keyword/--exclude values, trimmed; a blank one is a mistake, not a phrase."""
+    if any(not v.strip() for v in values):
+        raise click.BadParameter("an empty phrase; give a word or phrase")
+    return tuple(v.strip() for v in values)
+
+
+def _one_line(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A title: one line of printable text (it heads digest sections and email subjects)."""
+    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+        raise click.BadParameter("one line of text, without control characters")
+    return value.strip() if value is not None else None
 
 
 def _one_format(as_json: bool, as_csv: bool) -> None:
@@ -488,7 +503,7 @@ def feeds_list(app: App, as_json: bool, as_csv: bool, output: Path | None) -> No
 
 @feeds.command(name="add")
 @click.argument("url")
-@click.option("--name", default="", help="A short name shown in status and digests (default: the feed's title).")
+@click.option("--name", default="", callback=_one_line, help="A short name shown in status and digests (default: the feed's title).")
 @click.option("--interval", metavar="DURATION", help="Time between polls, e.g. 2h.")
 @click.option("--tag", "tags", multiple=True, help="A label; repeat for several.")
 @click.option("--no-check", is_flag=True, help="Add it without fetching it once first.")
@@ -639,7 +654,7 @@ def feeds_enable(app: App, feed: str) -> None:
 
 @feeds.command(name="edit")
 @click.argument("feed", metavar="FEED")
-@click.option("--name", help="A new name.")
+@click.option("--name", callback=_one_line, help="A new name.")
 @click.option("--tag", "tags", multiple=True, help="The feed's tags, replacing its tags (repeat).")
 @click.option("--no-tags", is_flag=True, help="Remove every tag.")
 @click.option("--interval", metavar="DURATION|default", callback=_interval, help="Time between polls, or 'default'.")
@@ -877,13 +892,14 @@ def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, ou
 
 @storylines_group.command(name="add")
 @click.argument("storyline_id", metavar="ID")
-@click.option("--title", help="The storyline's name (default: the suggestion's headline).")
+@click.option("--title", callback=_one_line, help="The storyline's name (default: the suggestion's headline).")
 @click.option("--seed", "seeds", multiple=True, metavar="PATH|URL|#ID",
               help="An example article: a text file, or an item in the store by its URL or its ID, #42 (repeat).")
-@click.option("--keyword", "keywords", multiple=True, help="A name or key phrase of the story (repeat).")
+@click.option("--keyword", "keywords", multiple=True, callback=_phrases,
+              help="A name or key phrase of the story (repeat).")
 @click.option("--alias", "aliases", multiple=True, metavar="A=B=…",
               help="Names that mean the same, e.g. \"DPRK=North Korea\" (repeat).")
-@click.option("--exclude", multiple=True, help="A word or phrase that rules an item out (repeat).")
+@click.option("--exclude", multiple=True, callback=_phrases, help="A word or phrase that rules an item out (repeat).")
 @click.option("--description", default="", help="What the story is about.")
 @click.option("--from-suggestion", "suggestion_id", type=int, metavar="N",
               help="Start from suggested storyline N (its items become the seeds).")
@@ -1013,11 +1029,12 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 @storylines_group.command(name="edit")
 @click.argument("storyline_id", metavar="ID")
-@click.option("--title", help="A new title.")
+@click.option("--title", callback=_one_line, help="A new title.")
 @click.option("--description", help="A new description.")
-@click.option("--keyword", "keywords", multiple=True, help="The storyline's keywords, replacing them (repeat).")
+@click.option("--keyword", "keywords", multiple=True, callback=_phrases,
+              help="The storyline's keywords, replacing them (repeat).")
 @click.option("--alias", "aliases", multiple=True, metavar="A=B=…", help="Its aliases, replacing them (repeat).")
-@click.option("--exclude", multiple=True, help="Its exclude terms, replacing them (repeat).")
+@click.option("--exclude", multiple=True, callback=_phrases, help="Its exclude terms, replacing them (repeat).")
 @click.option("--threshold", metavar="X|default", callback=_threshold,
               help="Its own decision threshold, or 'default' for [tracking] threshold.")
 @pass_app
@@ -1043,7 +1060,12 @@ def storylines_edit(app: App, storyline_id: str, title: str | None, description:
 
 
 def _alias_groups(aliases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases)
+    groups = tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases)
+    for given, group in zip(aliases, groups):
+        if len(group) < 2:
+            raise click.BadParameter(f"{given!r}: give 2 or more names joined by '=', e.g. \"DPRK=North Korea\"",
+                                     param_hint="--alias")
+    return groups
 
 
 @cli.group(cls=_Group, name="eval")

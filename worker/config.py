@@ -96,6 +96,8 @@ def setting(
     return field(default=default, metadata=meta, repr=not secret)  # a secret never shows in a repr
 
 
+ALIAS_GROUP_RULE = "groups of 2 or more names each, e.g. [[\"DPRK\", \"North Korea\"]]"
+
 LONGEST = dt.timedelta(days=100 * 365)  # a longer duration is a typo, and past what datetimes add
 
 
@@ -330,6 +332,7 @@ class StorylineConfig:
         (),
         "Groups of names that mean the same, e.g. [[\"DPRK\", \"North Korea\", \"Pyongyang\"], "
         "[\"Pak Myong-ho\", \"Park Myung-ho\"]].",
+        check=lambda groups: next((ALIAS_GROUP_RULE for g in groups if len([a for a in g if a.strip()]) < 2), None),
     )
     exclude: tuple[str, ...] = setting(
         (), "Words or phrases that rule an item out of the storyline, whatever its score."

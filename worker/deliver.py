@@ -37,7 +37,13 @@ from worker.errors import DeliveryError
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: readers see the old file or the new one, whole."""
+    """Replace `path` with `text` in one step: readers see the old file or the new one, whole.
+    A symlink stays a link (its target is replaced); a FIFO or a device (/dev/stdout) is
+    written to, as a shell's redirection would, since renaming over it would destroy it."""
+    path = path.resolve()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        _write_through(path, text)
+        return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +59,14 @@ def write_atomically(path: Path, text: str) -> None:
             pass  # nothing was written (the folder itself could not be made)
         raise DeliveryError(f"cannot write {path}: {exc.strerror}", kind="file") from None
     _sync_folder(path.parent)
+
+
+def _write_through(path: Path, text: str) -> None:
+    try:
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise DeliveryError(f"cannot write {path}: {exc.strerror}", kind="file") from None
 
 
 def _sync_folder(folder: Path) -> None:

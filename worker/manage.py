@@ -87,13 +87,13 @@ def check_feed(url: str, settings: FetchSettings) -> ParsedFeed:
         return parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url)
     except NotAFeed as exc:
         if exc.advertised:
-            offered = ", ".join(exc.advertised)
+            offered = without_password(", ".join(exc.advertised))
             raise StorywatchError(f"{shown} is a web page; it advertises {offered}",
-                                  hint=f"add one of them: storywatch feeds add {exc.advertised[0]}") from None
+                                  hint=f"add one of them: storywatch feeds add {without_password(exc.advertised[0])}") from None
         raise StorywatchError(f"{shown} is a web page that advertises no feed",
                               hint="--no-check adds it anyway") from None
     except (FetchError, ParseError) as exc:
-        raise StorywatchError(f"{shown}: {exc}", hint="--no-check adds it anyway") from None
+        raise StorywatchError(f"{shown}: {without_password(str(exc))}", hint="--no-check adds it anyway") from None
 
 
 def removable_feed(db: Database, key: str, config_file: Path) -> Feed:
@@ -145,6 +145,7 @@ def edit_feed(db: Database, key: str, config_file: Path, **changes: Any) -> Feed
     given stays."""
     f = feed(db, key)
     _not_declared(_declared_feed(f), f"feed {_shown(f)}", config_file, "[[feeds]]")
+    _not_removed(f)
     store.set_feed_settings(db, f.id, **changes)
     return f
 

@@ -24,13 +24,13 @@ import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
 from worker.errors import NotAFeed, ParseError
 from worker.localdates import parse_localized_date
-from worker.safetext import one_line
+from worker.safetext import one_line, url_text
 
 JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 _JSON_TYPES = ("application/feed+json", "application/json")
@@ -306,6 +306,9 @@ class _FeedLinks(HTMLParser):
                 self.hrefs.append(values["href"].strip())
 
 
+MAX_ADVERTISED = 10
+
+
 def advertised_feeds(html: bytes, base_url: str) -> tuple[str, ...]:
     """Feed URLs an HTML page lists in <link rel="alternate" type="…">, made absolute."""
     finder = _FeedLinks()
@@ -313,7 +316,18 @@ def advertised_feeds(html: bytes, base_url: str) -> tuple[str, ...]:
         finder.feed(html[:512 * 1024].decode("utf-8", errors="replace"))
     except Exception:  # a broken page: whatever was found so far
         pass
-    return tuple(dict.fromkeys(urljoin(base_url, href) for href in finder.hrefs))
+    found = (_web_address(base_url, href) for href in finder.hrefs)
+    return tuple(dict.fromkeys(u for u in found if u))[:MAX_ADVERTISED]  # a page may list a thousand
+
+
+def _web_address(base_url: str, href: str) -> str | None:
+    """`href` made absolute, if it is an http(s) address (not javascript: or data:), shown inert."""
+    try:
+        address = urljoin(base_url, href)
+        parts = urlsplit(address)
+    except ValueError:
+        return None
+    return url_text(address) if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
 # ── JSON Feed 1.0 / 1.1 ──────────────────────────────────────────────────────────────────────

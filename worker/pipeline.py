@@ -643,7 +643,7 @@ def _success_state(rt: Runtime, p: Prepared, now: dt.datetime) -> dict[str, obje
             now, _cadence(rt, feed, now), ttl=p.parsed.ttl if p.parsed else None, max_age=fetched.max_age
         ),
     }
-    if feed.disabled_reason and feed.disabled_reason != store.REMOVED_FROM_CONFIG:
+    if feed.disabled_reason and feed.disabled_reason not in store.CHOSEN:
         state["disabled_reason"] = None  # a gone feed that answers again (poll --feed) is back
     if fetched.origin_public is not None:
         state["public_origin"] = int(fetched.origin_public)

@@ -107,7 +107,9 @@ def _fitted(widths: Sequence[int], flexible: Sequence[int], room: int) -> list[i
 
 def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """A listing as CSV: a header row of `columns` (its JSON keys), then one row per object: null
-    is an empty cell, true and false are written as in JSON, a list or an object as compact JSON."""
+    is an empty cell, true and false are written as in JSON, a list or an object as compact JSON.
+    A text that starts with = + - @ (a feed's title, say) gets a leading ' so that a spreadsheet
+    shows it rather than running it as a formula."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -120,7 +122,12 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, (bool, list, tuple, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
+        return "'" + value
     return str(value)
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 def feed_state(feed: FeedHealth, now: dt.datetime) -> str:

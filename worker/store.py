@@ -714,6 +714,7 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
 
 REMOVED_BY_YOU = "removed by you"
 DISABLED_BY_YOU = "by you"
+CHOSEN = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU, DISABLED_BY_YOU)  # a feed that answers stays as the reader left it
 
 
 def feeds_matching(db: Database, key: str) -> list[Feed]:
@@ -724,6 +725,8 @@ def feeds_matching(db: Database, key: str) -> list[Feed]:
     if not rows:
         rows = list(db.query("SELECT * FROM feeds WHERE lower(name) = lower(?) OR (name = '' AND lower(title) = lower(?)) "
                              "ORDER BY id", [key, key]))
+        present = [row for row in rows if row["disabled_reason"] not in (REMOVED_BY_YOU, REMOVED_FROM_CONFIG)]
+        rows = present or rows  # a removed feed's name passes to the feed that took it
     return [_feed(row) for row in rows]
 
 
@@ -1368,7 +1371,7 @@ def active_storylines(db: Database) -> list[StorylineDef]:
         StorylineDef(
             id=row["id"], title=row["title"], description=row["description"],
             keywords=tuple(json.loads(row["keywords"])),
-            aliases=tuple(tuple(group) for group in json.loads(row["aliases"])),
+            aliases=tuple(tuple(group) for group in json.loads(row["aliases"]) if len(group) >= 2),  # older stores took "="
             exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
             expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None,
             seed_ids=tuple(seeds.get(row["id"], ())), updated_at=from_iso(row["updated_at"]),

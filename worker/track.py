@@ -1190,7 +1190,7 @@ class Tracker:
                 keyword_keys.append((kw, _name_key(toks)))
                 name_features.update(toks)
                 name_features.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
-        for group in spec.aliases:
+        for group in filter(None, spec.aliases):
             canon = self._tokens(group[0], False, aliases)
             name_features.update(canon)
             name_features.update(f"{a} {b}" for a, b in zip(canon, canon[1:]))
