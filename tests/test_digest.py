@@ -197,10 +197,15 @@ def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> No
     config.write_text(f'[storage]\npath = "sw.db"\n[digest]\ntime = "23:59"\ntimezone = "{zone}"\n'
                       'output_dir = "digests"\n', encoding="utf-8")
     unpolled = Cli(config)("digest").output
-    assert "(a preview: no feed has been polled yet; the first digest is kept after the first poll)" in unpolled
-    assert "Nothing sent: no feed has been polled yet" in Cli(config)("digest", "--send").output  # exit 0
+    assert ("(a preview: no feed has answered yet; the first digest is kept after the first poll that one answers, "
+            "or at 23:59)") in unpolled
+    assert "Nothing sent: no feed has answered yet" in Cli(config)("digest", "--send").output  # exit 0
     assert "is still to come" in Cli(config)("digest", "--date", "2999-01-01", ok=False).output
-    assert Cli(config)("poll").exit_code == 0  # a cycle, of no feed
+    Cli(config)("feeds", "add", "http://127.0.0.1:9/feed", "--no-check")  # nothing listens there
+    assert Cli(config)("poll", ok=False).exit_code == 3  # a cycle in which every feed failed
+    assert "no feed has answered yet" in Cli(config)("digest").output  # still the seeds only: not kept
+    Cli(config)("feeds", "remove", "http://127.0.0.1:9/feed", "--yes")
+    assert Cli(config)("poll").exit_code == 0  # a cycle, of no feed: nothing to wait for
     first = Cli(config)("digest").output
     assert "preview" not in first  # the first digest is due at once, and recorded
     again = Cli(config)("digest").output

@@ -777,11 +777,12 @@ def digest_command(
         if keep:
             daily.record_digest(app.db, settings, outcome, now)
         note = {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
-                "unpolled": " (a preview: no feed has been polled yet; the first digest is kept after the first poll)",
+                "unpolled": " (a preview: no feed has answered yet; the first digest is kept after the first poll"
+                            f" that one answers, or at {settings.digest.time:%H:%M})",
                 "recorded": " (today's digest, as it was written)"}.get(state, "")
         click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
     if send and state == "unpolled":  # nothing to send yet: not a failure (a timer may come first)
-        click.echo("Nothing sent: no feed has been polled yet, so there is no digest to send.")
+        click.echo("Nothing sent: no feed has answered yet, so there is no digest to send.")
         return
     if send:
         if not settings.email.enabled:

@@ -2039,6 +2039,14 @@ def has_polled(db: Database) -> bool:
     return bool(row and row["yes"])
 
 
+def has_answered(db: Database) -> bool:
+    """Whether a feed has answered a poll (or none is there to wait for: no active feed)."""
+    row = _one(db, "SELECT EXISTS (SELECT 1 FROM feeds WHERE last_success_at IS NOT NULL) "
+                   "OR EXISTS (SELECT 1 FROM items WHERE source = 'feed') "
+                   "OR NOT EXISTS (SELECT 1 FROM feeds WHERE disabled_reason IS NULL) AS yes")
+    return bool(row and row["yes"])
+
+
 def last_cycle(db: Database, *, whole: bool = False) -> dict[str, Any] | None:
     """The last cycle logged (`whole`: the last one that was not interrupted), or None."""
     row = _one(db, f"SELECT * FROM cycles {'WHERE stopped = 0 ' if whole else ''}ORDER BY id DESC LIMIT 1")
