@@ -151,6 +151,11 @@ def test_wrong_types_are_errors(write_config: WriteConfig, toml: str, message: s
             "[[feeds]]\nurl = 'https://a.example/f'\n[[feeds]]\nurl = 'https://a.example/f'\n",
             r"feeds\[1\]\.url: 'https://a\.example/f' appears twice",
         ),
+        (
+            "[[feeds]]\nurl = 'HTTPS://A.example/f#top'\n[[feeds]]\nurl = 'https://a.example/f'\n",
+            r"feeds\[1\]\.url: 'https://a\.example/f' appears twice",
+        ),
+        ("[[storylines]]\nid = 'x'\ntitle = 'x'\naliases = [['DPRK', ' ']]\n", r"storylines\[0\]\.aliases: expected groups of 2"),
         ("[[storylines]]\nid = 'Bad Id'\ntitle = 'x'\n", r"storylines\[0\]\.id: expected lowercase letters"),
         ("[fetch]\ninterval = '2d'\n", r"fetch\.interval: expected a duration between fetch\.min_interval"),
         ("[email]\nenabled = true\nsmtp_host = 'mail.example'\nfrom = 'a@example.org'\n", r"email\.to: required"),

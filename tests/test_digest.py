@@ -205,11 +205,21 @@ def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> No
     assert Cli(config)("poll", ok=False).exit_code == 3  # a cycle in which every feed failed
     assert "no feed has answered yet" in Cli(config)("digest").output  # still the seeds only: not kept
     Cli(config)("feeds", "remove", "http://127.0.0.1:9/feed", "--yes")
-    assert Cli(config)("poll").exit_code == 0  # a cycle, of no feed: nothing to wait for
+    assert Cli(config)("poll").exit_code == 0  # a cycle of no feed: feeds are still to be added
+    assert "no feed has answered yet" in Cli(config)("digest").output
+    config.write_text(config.read_text().replace("23:59", "00:00"))  # the digest time has come: the seeds it is
     first = Cli(config)("digest").output
-    assert "preview" not in first  # the first digest is due at once, and recorded
+    assert "preview" not in first  # the first digest, recorded
     again = Cli(config)("digest").output
     assert again.endswith("(today's digest, as it was written)\n") and "preview" not in again
+    day_file = next((tmp_path / "digests").iterdir())
+    kept = day_file.read_bytes()
+    Cli(config)("digest", "--since", "2d", "--format", "html")  # a period has its own files
+    files = sorted(p.name for p in (tmp_path / "digests").iterdir())
+    assert files == [f"{p}_to_{day_file.stem}.{ext}" for p in [files[0].split("_")[0]] for ext in ("html", "md")] + [
+        day_file.name]
+    assert day_file.read_bytes() == kept
+    config.write_text(config.read_text().replace("00:00", "23:59"))
     db = store.open_store(tmp_path / "sw.db")
     db.execute("UPDATE digests SET day = '2000-01-01'")  # an older digest only: today's is not due before 23:59
     db.conn.commit()

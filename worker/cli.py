@@ -32,7 +32,7 @@ from worker.safetext import without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
-from worker.models import plural
+from worker.models import feed_address, plural
 from worker import health as health_check
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -529,7 +529,7 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     if known is not None and known.disabled_reason not in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG):
         click.echo(f"Already known: {without_password(known.url)} (storywatch feeds edit changes it)")
         return
-    url = known.url if known is not None else manage.feed_address(url)
+    url = known.url if known is not None else feed_address(url)
     shown = without_password(url)
     parsed = None if no_check else manage.check_feed(url, app.settings.fetch)
     store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every)
@@ -553,7 +553,7 @@ def feeds_import(app: App, path: Path) -> None:
             click.echo(f"Skipped (not an http(s) address): {feed.url}", err=True)
             continue
         if manage.known_feed(app.db, feed.url) is None and store.add_feed(
-                app.db, manage.feed_address(feed.url), utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
+                app.db, feed_address(feed.url), utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
             added += 1
         else:
             known += 1
@@ -772,7 +772,8 @@ def digest_command(
         click.echo(_printed(app, data, fmt, now, any_period=bool(since or until)), nl=False)
     else:
         outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
-                                     output_dir=output, html=fmt == "html" or None)
+                                     output_dir=output, html=fmt == "html" or None,
+                                     stem=daily.period_stem(period) if since or until else None)
         data = outcome.data
         if keep:
             daily.record_digest(app.db, settings, outcome, now)

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from worker.safetext import has_unsafe, without_password
 from worker.errors import ConfigError
+from worker.models import feed_address
 from worker.track import TrackerConfig
 
 TRACKER_DEFAULTS = TrackerConfig()
@@ -723,7 +724,7 @@ def _validate(settings: Settings, path: Path) -> None:
             f"({format_duration(fetch.min_interval)}) and fetch.max_interval "
             f"({format_duration(fetch.max_interval)}), got {format_duration(fetch.interval)}"
         )
-    _unique(path, "feeds", [f.url for f in settings.feeds], "url")
+    _unique(path, "feeds", [feed_address(f.url) for f in settings.feeds], "url")  # HTTP://Host/x is http://host/x
     _unique(path, "storylines", [s.id for s in settings.storylines], "id")
     for i, feed in enumerate(settings.feeds):
         if feed.interval is not None and not fetch.min_interval <= feed.interval <= fetch.max_interval:

@@ -75,19 +75,29 @@ def kept_digest(db: Database, period: digest.Period) -> digest.DigestData | None
 
 def write_digest(
     db: Database, settings: Settings, period: digest.Period, *, initial: bool = False,
-    include_backfill: bool = False, output_dir: Path | None = None, html: bool | None = None,
+    include_backfill: bool = False, output_dir: Path | None = None, html: bool | None = None, stem: str | None = None,
 ) -> DigestOutcome:
-    """Collect, render and write the digest of `period` (Markdown, and HTML when asked)."""
+    """Collect, render and write the digest of `period` (Markdown, and HTML when asked) to
+    `stem`.md (default: the day's file, YYYY-MM-DD.md)."""
     data = collect(db, settings, period, initial=initial, include_backfill=include_backfill)
     folder = output_dir or settings.digest.output_dir
-    files = [folder / f"{period.day:%Y-%m-%d}.md"]
+    stem = stem or f"{period.day:%Y-%m-%d}"
+    files = [folder / f"{stem}.md"]
     deliver.write_atomically(files[0], digest.render_markdown(data))
     if settings.digest.html if html is None else html:
-        files.append(folder / f"{period.day:%Y-%m-%d}.html")
+        files.append(folder / f"{stem}.html")
         deliver.write_atomically(files[1], digest.render_html(data))
     logger.info("Digest written: {path}: {new} new items, {followups} follow-ups, {late} found later",
                 path=str(files[0]), new=data.new_items, followups=data.followups, late=data.late_followups)
     return DigestOutcome(data, tuple(files))
+
+
+def period_stem(period: digest.Period) -> str:
+    """The file name of a digest of any period (--since/--until): never a day's digest file,
+    which holds the day's kept digest."""
+    zone = digest.zone_of(period.zone)
+    start = "start" if period.start == digest.EPOCH else f"{period.start.astimezone(zone):%Y-%m-%d}"
+    return f"{start}_to_{period.end.astimezone(zone):%Y-%m-%d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,10 +40,10 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` in one step: readers see the old file or the new one, whole.
     A symlink stays a link (its target is replaced); a FIFO or a device (/dev/stdout) is
     written to, as a shell's redirection would, since renaming over it would destroy it."""
-    path = path.resolve()
-    if path.exists() and not path.is_file() and not path.is_dir():
+    if path.exists() and not path.is_file() and not path.is_dir():  # through links: /dev/stdout is a pipe's
         _write_through(path, text)
         return
+    path = path.resolve()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlite_utils import Database
 
@@ -21,7 +20,7 @@ from worker import pipeline, store
 from worker.config import FetchSettings, StorylineConfig
 from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
 from worker.fetch import Fetcher, FetchRequest
-from worker.models import Feed
+from worker.models import Feed, feed_address
 from worker.parse import ParsedFeed, parse_feed
 from worker.safetext import without_password
 
@@ -58,16 +57,6 @@ def _declared_feed(f: Feed) -> bool:
 
 def _declared_storyline(row: dict[str, Any]) -> bool:
     return row["origin"] == "config" and bool(row["active"] or row["paused"])
-
-
-def feed_address(url: str) -> str:
-    """A feed's address as stored: scheme and host in lower case (they are case-blind) and no
-    fragment (never sent to the server), so that HTTP://Example.ORG/feed#top finds
-    http://example.org/feed; path and query as given."""
-    parts = urlsplit(url.strip())
-    host = parts.netloc.rpartition("@")
-    netloc = host[0] + host[1] + host[2].lower()
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
 def known_feed(db: Database, url: str) -> Feed | None:

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from worker.safetext import without_password
 
@@ -353,3 +353,13 @@ UNTITLED = "(untitled)"
 def plural(n: int, word: str, words: str | None = None) -> str:
     """"1 feed", "2 feeds" ("1 entry", "2 entries" with `words`): a count as a reader says it."""
     return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
+def feed_address(url: str) -> str:
+    """A feed's address as stored: scheme and host in lower case (they are case-blind) and no
+    fragment (never sent to the server), so that HTTP://Example.ORG/feed#top finds
+    http://example.org/feed; path and query as given."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")
+    netloc = host[0] + host[1] + host[2].lower()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))

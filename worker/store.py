@@ -2040,10 +2040,9 @@ def has_polled(db: Database) -> bool:
 
 
 def has_answered(db: Database) -> bool:
-    """Whether a feed has answered a poll (or none is there to wait for: no active feed)."""
+    """Whether a feed has answered a poll (a store with no feed yet has none to show)."""
     row = _one(db, "SELECT EXISTS (SELECT 1 FROM feeds WHERE last_success_at IS NOT NULL) "
-                   "OR EXISTS (SELECT 1 FROM items WHERE source = 'feed') "
-                   "OR NOT EXISTS (SELECT 1 FROM feeds WHERE disabled_reason IS NULL) AS yes")
+                   "OR EXISTS (SELECT 1 FROM items WHERE source = 'feed') AS yes")
     return bool(row and row["yes"])
 
 
