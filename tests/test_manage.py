@@ -317,3 +317,21 @@ def test_advertised_feeds_are_web_addresses_shown_inert_and_without_passwords(wo
     w.server.routes["/secret"] = Reply(401, b"who are you?")
     line = error(run("feeds", "add", w.server.url("/secret").replace("http://", "http://me:hunter2@"), ok=False))
     assert "hunter2" not in line and "401" in line
+
+
+def test_a_feed_in_and_out_of_the_config_is_never_stuck(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    declared = w.config.read_text()
+    w.config.write_text(declared.split("[[feeds]]")[0])  # out of the config, removed here too, then back
+    run("init")
+    run("feeds", "remove", "feed /a", "--yes")
+    w.config.write_text(declared)
+    run("init")
+    assert polled_paths(w, run) == ["/a", "/b"]  # the config has it: polled again
+
+    run("feeds", "disable", "feed /a")  # disabled, then taken out of the config: the reader's, as it is
+    w.config.write_text(declared.split("[[feeds]]")[0])
+    run("init")
+    assert polled_paths(w, run) == ["/b"]
+    assert "Removed" in run("feeds", "remove", "feed /a", "--yes").output

@@ -219,6 +219,7 @@ def test_output_file_holds_what_stdout_would_show(world: Callable[..., World], t
                 ["storylines", "show", "markets", "--csv"], ["storylines", "suggest", "--json"],
                 ["config", "check", "--json"]]
     folder = tmp_path / "out"
+    folder.mkdir()
     for n, command in enumerate(commands):
         printed = run(*command, ok=False).stdout
         target = folder / f"{n}.txt"
@@ -236,6 +237,13 @@ def test_output_file_holds_what_stdout_would_show(world: Callable[..., World], t
     (tmp_path / "a-file").touch()
     blocked = run("items", "-o", str(tmp_path / "a-file" / "x.txt"), ok=False)  # its folder is a file
     assert blocked.exit_code == 1 and blocked.output.count("\n") == 1 and "cannot write" in blocked.output
+    missing = run("items", "-o", str(tmp_path / "no-such-folder" / "x.txt"), ok=False)  # as a shell's > does
+    assert missing.exit_code == 1 and "No such file or directory" in missing.output
+    assert not (tmp_path / "no-such-folder").exists()
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    looped = run("items", "-o", str(tmp_path / "loop1"), ok=False)
+    assert looped.exit_code == 1 and "loops" in looped.output
 
 
 @pytest.mark.parametrize("command, says", [

@@ -14,7 +14,6 @@ import re
 import sqlite3
 import sys
 import threading
-import unicodedata
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from worker import (__version__, atom, backfill, daily, deliver, digest, evaluat
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
                            is_file_seed, is_web_url, load_settings, parse_duration, write_default_config)
-from worker.safetext import without_password
+from worker.safetext import has_unsafe, without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
@@ -138,7 +137,7 @@ def _print(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        deliver.write_atomically(output, text)
+        deliver.write_atomically(output, text, make_folder=False)
 
 
 def _width(output: Path | None) -> int | None:
@@ -147,16 +146,17 @@ def _width(output: Path | None) -> int | None:
 
 
 def _phrases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """Repeated --keyword/--exclude values, trimmed; a blank one is a mistake, not a phrase."""
+    """Repeated --keyword/--exclude/--tag values, trimmed; a blank one is a mistake, not a phrase."""
     if any(not v.strip() for v in values):
-        raise click.BadParameter("an empty phrase; give a word or phrase")
-    return tuple(v.strip() for v in values)
+        raise click.BadParameter("an empty value; give a word or phrase")
+    return tuple(_one_line(ctx, param, v) or "" for v in values)
 
 
 def _one_line(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A title: one line of printable text (it heads digest sections and email subjects)."""
-    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
-        raise click.BadParameter("one line of text, without control characters")
+    """A title or a name: one line of text (it heads digest sections and email subjects), with
+    no control or bidirectional character (it would act on the terminal that lists it)."""
+    if value is not None and has_unsafe(value):
+        raise click.BadParameter("one line of text, without control or bidirectional characters")
     return value.strip() if value is not None else None
 
 
@@ -505,7 +505,7 @@ def feeds_list(app: App, as_json: bool, as_csv: bool, output: Path | None) -> No
 @click.argument("url")
 @click.option("--name", default="", callback=_one_line, help="A short name shown in status and digests (default: the feed's title).")
 @click.option("--interval", metavar="DURATION", help="Time between polls, e.g. 2h.")
-@click.option("--tag", "tags", multiple=True, help="A label; repeat for several.")
+@click.option("--tag", "tags", multiple=True, callback=_phrases, help="A label; repeat for several.")
 @click.option("--no-check", is_flag=True, help="Add it without fetching it once first.")
 @pass_app
 def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[str, ...], no_check: bool) -> None:
@@ -577,7 +577,7 @@ def feeds_export(app: App, output: Path | None) -> None:
     ]
     text = opml.write_opml(outlines, utc_now())
     if output:
-        deliver.write_atomically(output, text)
+        deliver.write_atomically(output, text, make_folder=False)
         click.echo(f"Wrote {plural(len(outlines), 'feed')} to {output}")
     else:
         click.echo(text, nl=False)
@@ -655,7 +655,7 @@ def feeds_enable(app: App, feed: str) -> None:
 @feeds.command(name="edit")
 @click.argument("feed", metavar="FEED")
 @click.option("--name", callback=_one_line, help="A new name.")
-@click.option("--tag", "tags", multiple=True, help="The feed's tags, replacing its tags (repeat).")
+@click.option("--tag", "tags", multiple=True, callback=_phrases, help="The feed's tags, replacing its tags (repeat).")
 @click.option("--no-tags", is_flag=True, help="Remove every tag.")
 @click.option("--interval", metavar="DURATION|default", callback=_interval, help="Time between polls, or 'default'.")
 @pass_app
@@ -1187,7 +1187,7 @@ def export_atom(app: App, storyline_id: str, output: Path | None) -> None:
         raise click.ClickException(f"no active storyline {storyline_id!r} (see storywatch status)")
     text = atom.storyline_feed(found[0], store.storyline_timeline(app.db, storyline_id), utc_now())
     if output:
-        deliver.write_atomically(output, text)
+        deliver.write_atomically(output, text, make_folder=False)
         click.echo(f"Wrote {output}")
     else:
         click.echo(text, nl=False)

@@ -126,12 +126,21 @@ def _web_url(v: str) -> str | None:
         urlsplit(v).port  # raises on "http://[::1/feed", a port past 65535
     except ValueError:
         return "an http:// or https:// URL"
+    if re.search(r"\s", v):  # a space is no part of an address; in a login it would slip past masking
+        return "an http:// or https:// URL without spaces (write a space in it as %20)"
     return None if re.match(r"(?i)^https?://[^/\s]+", v) else "an http:// or https:// URL"
 
 
 def _one_line(v: str) -> str | None:
-    """Header values: a line break would end the header (and start another one) in every mail sent."""
+    """Header values: a line break would end the header (and start another one) in every mail sent;
+    names and titles: an escape sequence would act on the terminal that lists them."""
     return "one line of text, without line breaks or control characters" if has_unsafe(v) else None
+
+
+def _lines(values: tuple[str, ...] | tuple[tuple[str, ...], ...]) -> str | None:
+    """Each of a list's texts (or each name of its groups) one line (_one_line)."""
+    flat = [v for value in values for v in ((value,) if isinstance(value, str) else value)]
+    return next((problem for v in flat if (problem := _one_line(v))), None)
 
 
 def _one_line_each(v: tuple[str, ...]) -> str | None:
@@ -309,17 +318,17 @@ class TrackingSettings:
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
     url: str = setting(help="The feed's address (RSS, Atom, RDF or JSON Feed).", check=_web_url)
-    name: str = setting("", "A short name shown in status and digests; empty: the feed's title.")
+    name: str = setting("", "A short name shown in status and digests; empty: the feed's title.", check=_one_line)
     interval: dt.timedelta | None = setting(
         None, "Time between polls of this feed; unset: [fetch] interval."
     )
-    tags: tuple[str, ...] = setting((), "Free labels, e.g. [\"korea\", \"wire\"].")
+    tags: tuple[str, ...] = setting((), "Free labels, e.g. [\"korea\", \"wire\"].", check=_lines)
 
 
 @dataclass(frozen=True, slots=True)
 class StorylineConfig:
     id: str = setting(help="Stable identifier: lowercase letters, digits and '-'.", check=_slug)
-    title: str = setting(help="The storyline's name as shown in digests.")
+    title: str = setting(help="The storyline's name as shown in digests.", check=_one_line)
     description: str = setting("", "What the story is about, in a sentence or two.")
     seeds: tuple[str, ...] = setting(
         (),
@@ -327,16 +336,17 @@ class StorylineConfig:
         "file's folder) or URLs of items already in the store.",
     )
     keywords: tuple[str, ...] = setting(
-        (), "Names and key phrases that mark the story, e.g. \"Friendship Year\"."
+        (), "Names and key phrases that mark the story, e.g. \"Friendship Year\".", check=_lines
     )
     aliases: tuple[tuple[str, ...], ...] = setting(
         (),
         "Groups of names that mean the same, e.g. [[\"DPRK\", \"North Korea\", \"Pyongyang\"], "
         "[\"Pak Myong-ho\", \"Park Myung-ho\"]].",
-        check=lambda groups: next((ALIAS_GROUP_RULE for g in groups if len([a for a in g if a.strip()]) < 2), None),
+        check=lambda groups: _lines(groups) or next(
+            (ALIAS_GROUP_RULE for g in groups if len([a for a in g if a.strip()]) < 2), None),
     )
     exclude: tuple[str, ...] = setting(
-        (), "Words or phrases that rule an item out of the storyline, whatever its score."
+        (), "Words or phrases that rule an item out of the storyline, whatever its score.", check=_lines
     )
     threshold: float | None = setting(
         None,

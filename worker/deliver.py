@@ -36,17 +36,22 @@ from worker.config import EmailSettings
 from worker.errors import DeliveryError
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, *, make_folder: bool = True) -> None:
     """Replace `path` with `text` in one step: readers see the old file or the new one, whole.
     A symlink stays a link (its target is replaced); a FIFO or a device (/dev/stdout) is
-    written to, as a shell's redirection would, since renaming over it would destroy it."""
+    written to, as a shell's redirection would, since renaming over it would destroy it.
+    `make_folder`: create the missing folders (a digest folder), else a missing one is an error."""
     if path.exists() and not path.is_file() and not path.is_dir():  # through links: /dev/stdout is a pipe's
         _write_through(path, text)
         return
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise DeliveryError(f"cannot write {path}: a symbolic link that loops", kind="file") from None
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()

@@ -570,8 +570,9 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.datetime | None
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        when = now + dt.timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        seconds = int(value) if len(value) <= 12 else 10**12  # capped below; 10**18 s would overflow a date
+        when = now + min(dt.timedelta(seconds=seconds), MAX_RETRY_AFTER)
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)

@@ -32,7 +32,8 @@ def one_line(text: str) -> str:
 
 
 # "scheme://user:password@" anywhere in a text: the password is what must not be shown.
-_PASSWORD = re.compile(r"(?<=://)([^/?#\s:@]*):[^/?#\s]*@")  # to the authority's last "@", as urlsplit reads it
+# Spaces too: an address stored before they were refused may have one in its login.
+_PASSWORD = re.compile(r"(?<=://)([^/?#:@]*):[^/?#]*@")  # to the authority's last "@", as urlsplit reads it
 MASKED = "****"
 
 

@@ -667,20 +667,23 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                 counts["added"] += 1
                 continue
             kept.add(row["id"])
-            if row["origin"] != "config" or row["disabled_reason"] == REMOVED_FROM_CONFIG or _changed(row, values):
+            if row["origin"] != "config" or row["disabled_reason"] in _REMOVED or _changed(row, values):
                 db.table("feeds").update(row["id"], {**values, "origin": "config", "disabled_reason": _still_disabled(row)})
                 counts["updated"] += 1
-        for row in db.query("SELECT id FROM feeds WHERE origin = 'config' AND disabled_reason IS NULL"):
+        for row in db.query("SELECT id, disabled_reason FROM feeds WHERE origin = 'config' "
+                            "AND (disabled_reason IS NULL OR disabled_reason != ?)", [REMOVED_FROM_CONFIG]):
             if row["id"] not in kept:
-                db.table("feeds").update(row["id"], {"disabled_reason": REMOVED_FROM_CONFIG})
+                # A disabled one (by the reader, a 410) becomes the reader's as it is, to enable or remove.
+                change = {"disabled_reason": REMOVED_FROM_CONFIG} if row["disabled_reason"] is None else {"origin": "cli"}
+                db.table("feeds").update(row["id"], change)
                 counts["removed"] += 1
     return counts
 
 
 def _still_disabled(row: dict[str, Any]) -> str | None:
-    """Putting a feed back in the config re-enables it, unless its publisher removed it (410)."""
+    """Putting a feed (back) in the config enables it, unless it is disabled (by the reader, a 410)."""
     reason = row["disabled_reason"]
-    return None if reason == REMOVED_FROM_CONFIG else reason
+    return None if reason in _REMOVED else reason
 
 
 REMOVED_FROM_CONFIG = "removed from the config"
@@ -714,6 +717,7 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
 
 REMOVED_BY_YOU = "removed by you"
 DISABLED_BY_YOU = "by you"
+_REMOVED = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU)  # a feed put (back) in the config is not removed
 CHOSEN = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU, DISABLED_BY_YOU)  # a feed that answers stays as the reader left it
 
 
