@@ -226,7 +226,7 @@ def test_poll_exits_3_when_a_feed_asked_for_failed_and_0_when_it_was_not_modifie
     everything = storywatch(config, "poll", "--force")
     assert everything.returncode == 3 and "1 not modified, 1 failed" in everything.stdout, everything
     unknown = storywatch(config, "poll", "--feed", server.url("/nowhere"))
-    assert unknown.returncode == 1 and "no feed with the address" in unknown.stderr
+    assert unknown.returncode == 1 and "no feed " in unknown.stderr and "feeds list" in unknown.stderr
 
 
 # ── backfill ──────────────────────────────────────────────────────────────────────────────────

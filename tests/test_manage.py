@@ -165,8 +165,20 @@ def test_a_dismissed_suggestion_is_not_listed_again(seeded_config: Path) -> None
     assert "Volcano erupts" in run("storylines", "suggest").output
     assert f"Dismissed suggestion #{number}: Volcano erupts" in run("storylines", "suggest", "--dismiss", str(number)).output
     assert "Volcano erupts" not in run("storylines", "suggest").output
-    assert "dismissed already" in error(run("storylines", "suggest", "--dismiss", str(number), ok=False))
+    assert "is dismissed already" in run("storylines", "suggest", "--dismiss", str(number)).output  # as disable twice
+    said = json.loads(run("storylines", "suggest", "--dismiss", str(number), "--json").output)
+    assert said == {"id": number, "title": "Volcano erupts", "status": "dismissed", "changed": False}
     assert f"no suggestion #{number + 1}" in error(run("storylines", "suggest", "--dismiss", str(number + 1), ok=False))
+    line = error(run("storylines", "add", "volcano", "--from-suggestion", str(number), ok=False))
+    assert f"suggestion #{number} is dismissed already" in line
+
+    with store.transaction(db):
+        rest = [row[0] for row in db.execute("SELECT id FROM items ORDER BY id LIMIT 3 OFFSET 2")]
+        other = store.save_suggestion(db, "Glacier melts", ["glacier"], rest, 2, now, now, now)
+    run("storylines", "add", "glacier", "--from-suggestion", str(other))
+    line = error(run("storylines", "add", "glacier2", "--from-suggestion", str(other), ok=False))
+    assert f"suggestion #{other} is adopted by storyline glacier already" in line
+    assert "adopted by storyline glacier" in error(run("storylines", "suggest", "--dismiss", str(other), ok=False))
 
 
 def test_feeds_add_checks_the_address_once(world: Callable[..., World]) -> None:
@@ -335,3 +347,19 @@ def test_a_feed_in_and_out_of_the_config_is_never_stuck(world: Callable[..., Wor
     run("init")
     assert polled_paths(w, run) == ["/b"]
     assert "Removed" in run("feeds", "remove", "feed /a", "--yes").output
+
+
+def test_feeds_add_keeps_the_title_it_read_and_knows_a_feed_it_is_redirected_to(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    w.server.routes["/c"] = Reply(body=rss(MARKETS[:1], title="Albi market prices"))
+    run("feeds", "add", w.server.url("/c"))
+    listed = {f["url"]: f for f in json.loads(run("feeds", "list", "--json").output)}
+    assert listed[w.server.url("/c")]["title"] == "Albi market prices"  # before its first poll
+    assert "Albi market prices" in run("feeds", "list").output
+    assert run("poll", "--feed", "Albi market prices").exit_code == 0  # a feed is named as listings show it
+
+    w.server.routes["/old-bridge"] = Reply(301, headers={"Location": w.server.url("/b")})
+    said = run("feeds", "add", w.server.url("/old-bridge")).output
+    assert f"Already known: {w.server.url('/b')} ({w.server.url('/old-bridge')} redirects there)" in said
+    assert len(json.loads(run("feeds", "list", "--json").output)) == 3

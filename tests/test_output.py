@@ -261,7 +261,7 @@ def test_output_file_holds_what_stdout_would_show(world: Callable[..., World], t
     (["storylines", "add", "x", "--from-suggestion", "999"], "no suggestion #999"),
     (["export", "atom", "--storyline", "nope"], "storyline 'nope'"),
     (["feeds", "disable", "nope"], "no feed 'nope'"),
-    (["poll", "--feed", "http://127.0.0.1:9/nope", "--json"], "no feed with the address"),
+    (["poll", "--feed", "http://127.0.0.1:9/nope", "--json"], "no feed 'http://127.0.0.1:9/nope'"),
 ])
 def test_an_unknown_id_is_one_line_and_exit_status_1(seeded_config: Path, command: list[str], says: str) -> None:
     run = Cli(seeded_config)

@@ -31,7 +31,7 @@ from worker.safetext import has_unsafe, without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
-from worker.models import feed_address, plural
+from worker.models import Feed, feed_address, plural
 from worker import health as health_check
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -423,7 +423,7 @@ def run(app: App, once: bool) -> None:
 
 
 @cli.command()
-@click.option("--feed", "feed_url", metavar="URL", help="Poll only this feed (even a disabled one).")
+@click.option("--feed", "feed_url", metavar="FEED", help="Poll only this feed, by address or name (even a disabled one).")
 @click.option("--force", is_flag=True, help="Poll feeds that are not due yet too (requests stay conditional).")
 @click.option("--no-cache", is_flag=True, help="Ignore the stored ETag and Last-Modified.")
 @_JSON
@@ -457,22 +457,13 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
     _exit(_cycle_status(cycle, signals, failures=True))
 
 
-def _stored_address(db: Database, url: str) -> str:
-    """A feed's address as stored, from the address given or as outputs show it (a password
-    masked): a user copies it from `feeds list` rather than typing the password again."""
-    for address in store.feeds_by_url(db):
-        if without_password(address) == url:
-            url = address
-            break
-    else:
-        if (same := manage.known_feed(db, url)) is not None:  # HTTP://Host/feed for http://host/feed
-            url = same.url
-    found = store.feeds_to_poll(db, utc_now(), url=url)
-    if not found:
-        raise click.ClickException(f"no feed with the address {without_password(url)} (see storywatch feeds list)")
-    if found[0].disabled_reason == store.REMOVED_BY_YOU:
-        raise click.ClickException(f"feed {without_password(url)} was removed: add it again with storywatch feeds add")
-    return url
+def _stored_address(db: Database, key: str) -> str:
+    """The address, as stored, of the feed `key` names: its address, as given or as outputs show
+    it (a password masked: a user copies it from `feeds list`), or its name."""
+    f = manage.feed(db, key)
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise click.ClickException(f"feed {without_password(f.url)} was removed: add it again with storywatch feeds add")
+    return f.url
 
 
 @cli.group(cls=_Group)
@@ -526,15 +517,24 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     if interval and every is None:
         raise click.BadParameter(f"{interval!r} is not a duration such as 30m or 2h", param_hint="--interval")
     known = manage.known_feed(app.db, url)
-    if known is not None and known.disabled_reason not in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG):
-        click.echo(f"Already known: {without_password(known.url)} (storywatch feeds edit changes it)")
+    if _already_known(known):
         return
     url = known.url if known is not None else feed_address(url)
     shown = without_password(url)
-    parsed = None if no_check else manage.check_feed(url, app.settings.fetch)
-    store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every)
+    parsed, answered_from = manage.check_feed(url, app.settings.fetch) if not no_check else (None, url)
+    if answered_from != url and _already_known(manage.known_feed(app.db, answered_from), f"{shown} redirects there"):
+        return
+    store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every, title=parsed.title if parsed else "")
     found = f": {parsed.title or 'untitled'}, {plural(len(parsed.entries), 'entry', 'entries')}" if parsed else ""
     click.echo(f"Added {shown}{found}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
+
+
+def _already_known(known: Feed | None, why: str = "storywatch feeds edit changes it") -> bool:
+    """Say so when a feed to add is known (and not removed: adding a removed one brings it back)."""
+    if known is None or known.disabled_reason in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG):
+        return False
+    click.echo(f"Already known: {without_password(known.url)} ({why})")
+    return True
 
 
 @feeds.command(name="import")
@@ -920,9 +920,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
           --keyword "Kaesong" --alias "DPRK=North Korea"
       storywatch storylines add volcano --from-suggestion 3
     """
-    suggestion = store.suggestion(app.db, suggestion_id) if suggestion_id is not None else None
-    if suggestion_id is not None and suggestion is None:
-        raise click.ClickException(f"no suggestion #{suggestion_id} (see storywatch storylines suggest)")
+    suggestion = manage.open_suggestion(app.db, suggestion_id) if suggestion_id is not None else None
     title = title or (suggestion["title"] if suggestion else None)
     if not title:
         raise click.BadParameter("a title is needed (--title)", param_hint="--title")
@@ -958,8 +956,11 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
     """
     _one_format(as_json, as_csv)
     if dismiss is not None:
-        title = manage.dismiss_suggestion(app.db, dismiss)
-        click.echo(f"Dismissed suggestion #{dismiss}: {title}")
+        found, changed = manage.dismiss_suggestion(app.db, dismiss)
+        said = f"Dismissed suggestion #{dismiss}: {found['title']}" if changed else \
+            f"Suggestion #{dismiss} is dismissed already: {found['title']}"
+        _print(report.to_json({"id": dismiss, "title": found["title"], "status": "dismissed", "changed": changed})
+               if as_json else said, output)
         return
     rows = store.suggestions(app.db, include_closed=show_all)
     _print(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else

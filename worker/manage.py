@@ -36,7 +36,8 @@ def feed(db: Database, key: str) -> Feed:
     if not found:
         raise StorywatchError(f"no feed {key!r} (see storywatch feeds list)")
     if len(found) > 1:
-        raise StorywatchError(f"{len(found)} feeds are named {key!r}: give the address instead (see storywatch feeds list)")
+        given = "the address with its password" if "://" in key else "the address"
+        raise StorywatchError(f"{len(found)} feeds are named {key!r}: give {given} instead (see storywatch feeds list)")
     return found[0]
 
 
@@ -66,14 +67,15 @@ def known_feed(db: Database, url: str) -> Feed | None:
     return next((f for address, f in store.feeds_by_url(db).items() if feed_address(address) == wanted), None)
 
 
-def check_feed(url: str, settings: FetchSettings) -> ParsedFeed:
+def check_feed(url: str, settings: FetchSettings) -> tuple[ParsedFeed, str]:
     """Fetch the address once and read it as a feed, or say in one sentence why it is none: not
-    reachable, an error status, a web page (with the feeds it advertises), not a feed."""
+    reachable, an error status, a web page (with the feeds it advertises), not a feed. Returns
+    the feed and the address it answered from (after redirects)."""
     shown = without_password(url)
     try:
         with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
             fetched = fetcher.fetch(FetchRequest(url))
-        return parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url)
+        return parse_feed(fetched.body, content_type=fetched.content_type, url=fetched.final_url), fetched.final_url
     except NotAFeed as exc:
         if exc.advertised:
             offered = without_password(", ".join(exc.advertised))
@@ -206,11 +208,20 @@ def definition_of(row: dict[str, Any]) -> StorylineConfig:
         expires_after=dt.timedelta(seconds=expires) if expires else None)
 
 
-def dismiss_suggestion(db: Database, suggestion_id: int) -> str:
-    """Close a suggestion for good (the same group is not suggested again). Returns its title."""
+def dismiss_suggestion(db: Database, suggestion_id: int) -> tuple[dict[str, Any], bool]:
+    """Close a suggestion for good (the same group is not suggested again). Returns it, and
+    False when it was dismissed already; an adopted one can't be."""
+    found = open_suggestion(db, suggestion_id, allow="dismissed")
+    return found, store.dismiss_suggestion(db, suggestion_id)
+
+
+def open_suggestion(db: Database, suggestion_id: int, *, allow: str = "open") -> dict[str, Any]:
+    """Suggestion N, if it is open (or in the state `allow`): an adopted one has its storyline,
+    a dismissed one is closed (adopting it would undo the dismissal)."""
     found = store.suggestion(db, suggestion_id)
     if found is None:
         raise StorywatchError(f"no suggestion #{suggestion_id} (see storywatch storylines suggest)")
-    if not store.dismiss_suggestion(db, suggestion_id):
-        raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']} already")
-    return str(found["title"])
+    if found["status"] not in ("open", allow):
+        adopted = f" by storyline {found['storyline_id']}" if found["status"] == "adopted" else ""
+        raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']}{adopted} already")
+    return found

@@ -698,10 +698,11 @@ def _one(db: Database, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] |
 
 
 def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: Sequence[str] = (),
-             interval: dt.timedelta | None = None, origin: str = "cli") -> bool:
+             interval: dt.timedelta | None = None, origin: str = "cli", title: str = "") -> bool:
     """Add a feed by hand (CLI, OPML); False when that address is already known. A feed the
-    reader removed comes back with its items and polling state."""
-    settings = {"name": name, "tags": json.dumps(list(tags)), "origin": origin,
+    reader removed comes back with its items and polling state. `title`: the feed's own, if it
+    was read (shown until the first poll)."""
+    settings = {"name": name, "tags": json.dumps(list(tags)), "origin": origin, "title": title or None,
                 "interval_s": int(interval.total_seconds()) if interval else None}
     with transaction(db):
         row = _one(db, "SELECT id, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
@@ -724,8 +725,9 @@ CHOSEN = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU, DISABLED_BY_YOU)  # a feed that a
 def feeds_matching(db: Database, key: str) -> list[Feed]:
     """The feeds a user names: by address (as stored, as the config gives it, or as shown with
     its password masked), else by name or title (any case)."""
-    rows = [row for row in db.query("SELECT * FROM feeds ORDER BY id")
-            if key in (row["url"], row["config_url"], without_password(row["url"]))]
+    every = list(db.query("SELECT * FROM feeds ORDER BY id"))
+    rows = [row for row in every if key in (row["url"], row["config_url"])]
+    rows = rows or [row for row in every if key == without_password(row["url"])]  # may be several logins
     if not rows:
         rows = list(db.query("SELECT * FROM feeds WHERE lower(name) = lower(?) OR (name = '' AND lower(title) = lower(?)) "
                              "ORDER BY id", [key, key]))
