@@ -229,6 +229,36 @@ def test_poll_exits_3_when_a_feed_asked_for_failed_and_0_when_it_was_not_modifie
     assert unknown.returncode == 1 and "no feed " in unknown.stderr and "feeds list" in unknown.stderr
 
 
+def test_ctrl_c_at_a_confirmation_exits_130_and_removes_nothing(tmp_path: Path, server: FeedServer) -> None:
+    server.routes["/a"] = feed_reply(0)
+    config = write_config(tmp_path, server, [])
+    assert storywatch(config, "feeds", "add", server.url("/a")).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "feeds", "remove", server.url("/a")],
+                            cwd=PROJECT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    asked = bytearray()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        while byte := proc.stdout.read(1):
+            asked.extend(byte)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        wait_for(lambda: b"[y/N]" in asked)  # waiting for an answer
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        reader.join(timeout=60)
+    assert proc.returncode == 130
+    assert storywatch(config, "feeds", "list").stdout.count(server.url("/a")) == 1  # still there
+    no_answer = subprocess.run([sys.executable, "-m", "worker", "--config", str(config), "feeds", "remove",
+                                server.url("/a")], cwd=PROJECT, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    assert no_answer.returncode == 1  # end of input: no answer, nothing done
+
+
 # ── backfill ──────────────────────────────────────────────────────────────────────────────────
 
 WORDS = ("harbour crane tram bakery strike river ferry bridge council budget school election festival "

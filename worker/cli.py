@@ -585,8 +585,16 @@ def feeds_export(app: App, output: Path | None) -> None:
 
 def _confirmed(question: str, yes: bool) -> None:
     """Ask before a change that loses something, unless --yes (no answer: nothing is done)."""
-    if not yes:
-        click.confirm(question, abort=True)
+    if yes:
+        return
+    try:
+        answer = click.confirm(question)
+    except click.Abort as exc:  # no answer (end of input), or Ctrl-C: exit status 130, as elsewhere
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
+    if not answer:
+        raise click.Abort()
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.timedelta | None | bool:

@@ -125,11 +125,19 @@ def _seed_from_entry(folder: Path, source: Path, entry: Any, index: int) -> Seed
     )
 
 
+MAX_SEED_BYTES = 4 * 1024 * 1024  # an article is far smaller; /dev/zero is endless
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SEED_BYTES + 1)
+        if len(data) > MAX_SEED_BYTES:
+            raise SeedError(f"seed file is larger than {MAX_SEED_BYTES // 2**20} MiB, no article: {path}")
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads lines
     except FileNotFoundError:
-        raise SeedError(f"seed file not found: {path}") from None
+        hint = f" (a stored item is given as #{path.name})" if path.name.isdigit() else ""
+        raise SeedError(f"seed file not found: {path}{hint}") from None
     except UnicodeDecodeError:
         raise SeedError(f"seed file is not UTF-8 text: {path}") from None
     except OSError as exc:
