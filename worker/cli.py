@@ -973,7 +973,7 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
     rows = store.suggestions(app.db, include_closed=show_all)
     _print(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else
            report.csv_text(map(report.suggestion_dict, rows), report.SUGGESTION_COLUMNS) if as_csv else
-           report.render_suggestions(rows), output)
+           report.render_suggestions(rows, storylines.MIN_WINDOW), output)
 
 
 @storylines_group.command(name="pause")

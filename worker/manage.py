@@ -187,13 +187,14 @@ def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.d
     """Change a command-line storyline's definition (title, keywords, aliases, exclude,
     threshold, description): the fields given replace the stored ones. Returns the names of the
     fields that changed; the next decisions use them (earlier follow-ups stay)."""
-    row = storyline(db, storyline_id)
-    _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
     if not str(changes.get("title", "-")).strip():
         raise StorywatchError("a storyline's title cannot be empty")
-    before = definition_of(row)
-    after = dataclasses.replace(before, **changes)
-    store.save_storyline(db, after, now, origin=row["origin"])
+    with store.transaction(db):  # read and written in one: an edit made meanwhile is not undone
+        row = storyline(db, storyline_id)
+        _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
+        before = definition_of(row)
+        after = dataclasses.replace(before, **changes)
+        store.save_storyline(db, after, now, origin=row["origin"])
     return [name for name in changes if getattr(before, name) != getattr(after, name)]
 
 

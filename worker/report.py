@@ -531,9 +531,12 @@ SUGGESTION_COLUMNS = ("id", "title", "status", "storyline_id", "items", "sources
 """suggestion_dict's keys, in its order: the columns of `storylines suggest --csv`."""
 
 
-def render_suggestions(rows: Sequence[dict[str, Any]]) -> str:
+def render_suggestions(rows: Sequence[dict[str, Any]], warm_up: int) -> str:
+    """Suggestions, or why there are none (`warm_up`: items read before the first can come)."""
     if not rows:
-        return "No suggested storylines: nothing outside the storylines has clustered yet."
+        return ("No suggested storylines: nothing outside the storylines has clustered yet (suggestions "
+                f"start once the worker has read {warm_up:,} items: word statistics first tell a story's "
+                "distinctive words from common ones).")
     lines = []
     for r in rows:
         terms = ", ".join(json.loads(r["terms"]))
@@ -541,7 +544,8 @@ def render_suggestions(rows: Sequence[dict[str, Any]]) -> str:
         state = "" if r["status"] == "open" else f" ({r['status']}{': ' + r['storyline_id'] if r['storyline_id'] else ''})"
         lines += [f"#{r['id']}{state}  {r['title']}",
                   f"    {items} items from {r['sources']} sources, {r['first_at'][:10]} to {r['last_at'][:10]}; terms: {terms}"]
-    lines += ["", "Adopt one: storywatch storylines add ID --from-suggestion N"]
+    if any(r["status"] == "open" for r in rows):
+        lines += ["", "Adopt one: storywatch storylines add ID --from-suggestion N (or --dismiss N)"]
     return "\n".join(lines)
 
 
