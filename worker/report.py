@@ -316,7 +316,8 @@ def render_items(items: Sequence[StoredItem], hidden_copies: int = 0, *, width: 
     if not items:
         return "\n".join(["No items match.", hidden]).strip()
     rows = [
-        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-", cut(i.publisher, 24) or "-",
+        [str(i.id), i.published_at.strftime("%Y-%m-%d"), i.source, ",".join(i.storylines) or "-",
+         (cut(i.publisher, 24) if width else i.publisher) or "-",
          i.title + (f"  (= copy of #{i.dup_of})" if i.dup_of else "")]
         for i in items
     ]
@@ -477,10 +478,13 @@ def render_timeline(summary: StorylineSummary, entries: Sequence[TimelineEntry],
     """The timeline; ``rejected``: the items the reader marked not a follow-up (id, date, title)."""
     lines = [f"{summary.id}: {summary.title}", plural(summary.seeds, "seed") + ", " + plural(summary.followups, "follow-up"), ""]
     ruled_out = {item_id for item_id, _, _ in rejected}
-    for e in entries:
+    publishers = [_short(e.publisher, 24) or "-" for e in entries]
+    column = max(map(cells, publishers), default=0)  # the titles start in one column
+    for e, publisher in zip(entries, publishers):
         kind = "seed" if e.decision == "seed" else f"{e.score:.3f}" if e.score is not None else \
             "marked" if e.marked else e.decision
-        lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {_short(e.publisher, 24) or '-'}  {e.title}")
+        shown = publisher + " " * (column - cells(publisher))
+        lines.append(f"{e.published_at:%Y-%m-%d}  #{e.item_id:<6} {kind:>6}  {shown}  {e.title}")
         if e.decision != "seed":
             lines.append(f"{'':19}why: {reasons_in_words(e, ruled_out)}")
             if e.novelty:
