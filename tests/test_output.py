@@ -324,3 +324,17 @@ def test_csv_cells_a_spreadsheet_would_run_are_shown_as_text(world: Callable[...
     as_json = {f["url"]: f for f in json.loads(run("feeds", "list", "--json").stdout)}
     assert as_json[w.server.url("/b")]["name"].startswith("=")  # JSON as it is
     assert report.csv_text([{"a": "-2", "b": -2, "c": "@x", "d": "+1"}], ["a", "b", "c", "d"]) == "a,b,c,d\n'-2,-2,'@x,'+1\n"
+
+
+def test_search_finds_words_of_scripts_written_without_spaces(world: Callable[..., World]) -> None:
+    w = world("/a")
+    w.server.routes["/k"] = Reply(body=rss([("h0", "북한은 중국과 우호의 해를 맞았다", "<p>평양에서 행사가 열렸다.</p>")]))
+    run = served(w)
+    run("feeds", "add", w.server.url("/k"), "--no-check")
+    run("poll")
+    for query, title in [("北朝鮮", KOREA[0][1]), ("友好年", KOREA[0][1]), ("북한", "북한은 중국과"), ("평양", "북한은 중국과"),
+                         ("北朝鮮 中国", KOREA[0][1])]:
+        found = [i["title"] for i in json.loads(run("items", "--search", query, "--json").stdout)]
+        assert len(found) == 1 and found[0].startswith(title), query
+    assert json.loads(run("items", "--search", "北朝鮮 market", "--json").stdout) == []  # every term must match
+    assert len(json.loads(run("items", "--search", "market", "--json").stdout)) == 3

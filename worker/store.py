@@ -1210,12 +1210,16 @@ def _item_filter(db: Database, since: dt.datetime | None, storyline: str | None,
     """The joins, condition, parameters and order of an items listing."""
     where, params, joins = ["1"], [], ""
     order = "items.published_at DESC, items.id DESC"
-    if search:
+    words, unspaced = _search_terms(search or "")
+    if words:
         index_pending(db)  # every stored item is searchable
         joins = "JOIN items_fts ON items_fts.rowid = items.id"
         where.append("items_fts MATCH ?")
-        params.append(fts_query(search))
+        params.append(fts_query(words))
         order = "items_fts.rank, " + order
+    for term in unspaced:  # a scan, as the index reads "北朝鮮と中国" as one word
+        where.append("instr(items.title || ' ' || items.text, ?) > 0")
+        params.append(term)
     if since:
         where.append("items.published_at >= ?")
         params.append(to_iso(since))
@@ -1275,6 +1279,24 @@ def _stored_item(row: dict[str, Any]) -> StoredItem:
 
 
 _FTS_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+
+
+# Scripts written without spaces between words (Chinese, Japanese) or that join endings to
+# words (Korean): the full-text index can't cut them into words, so they are found as substrings.
+_UNSPACED = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def _search_terms(text: str) -> tuple[str, list[str]]:
+    """A search split into what the full-text index finds (words) and what is found as a
+    substring (terms in an unspaced script, see _UNSPACED)."""
+    words, unspaced = [], []
+    for phrase, word in _FTS_TOKEN.findall(text):
+        term = phrase or word
+        if _UNSPACED.search(term):
+            unspaced.append(" ".join(term.split()))
+        elif term.strip():
+            words.append(f'"{term}"' if phrase else term)
+    return " ".join(words), unspaced
 
 
 def fts_query(text: str) -> str:
