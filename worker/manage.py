@@ -30,6 +30,8 @@ from worker.safetext import without_password
 
 def feed(db: Database, key: str) -> Feed:
     """The one feed `key` names (its address as `feeds list` shows it, or its name)."""
+    if not key.strip():
+        raise StorywatchError("no feed named: give its address or name (see storywatch feeds list)")
     found = store.feeds_matching(db, key)
     if not found and (same := known_feed(db, key)) is not None:  # HTTP://Host/feed for http://host/feed
         found = [same]
