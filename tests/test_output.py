@@ -338,3 +338,19 @@ def test_search_finds_words_of_scripts_written_without_spaces(world: Callable[..
         assert len(found) == 1 and found[0].startswith(title), query
     assert json.loads(run("items", "--search", "北朝鮮 market", "--json").stdout) == []  # every term must match
     assert len(json.loads(run("items", "--search", "market", "--json").stdout)) == 3
+
+
+def test_a_narrow_terminal_leaves_columns_out_rather_than_cutting_names_to_nothing(
+        world: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world("/a")
+    run = served(w)
+    run("storylines", "add", "markets", "--title", "Prices at the covered market of Albi", "--keyword", "covered market")
+    monkeypatch.setenv("COLUMNS", "50")
+    for command in (["status"], ["feeds", "list"], ["items"], ["storylines", "list"]):
+        lines = run(*command).stdout.splitlines()
+        assert all(columns(line) <= 50 for line in lines), (command, [line for line in lines if columns(line) > 50])
+    listed = run("feeds", "list").stdout.splitlines()
+    assert listed[0].split() == ["NAME", "ITEMS", "LAST", "POLL", "STATE"]  # next poll and address left out
+    assert any(line.startswith("feed /a ") for line in listed) and any(line.startswith("Albi, T") for line in listed)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert "NEXT POLL" in run("feeds", "list").stdout  # all of them where there is room

@@ -75,22 +75,40 @@ def cut(text: str, width: int) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ", *,
-          flexible: Collection[str] = (), width: int | None = None) -> str:
+          flexible: Collection[str] = (), optional: Sequence[str] = (), width: int | None = None) -> str:
     """Left-aligned columns measured in terminal columns (a CJK character takes two); the last
     column is not padded. Given a `width`, the widest of the `flexible` columns (named by their
     header: titles, names, addresses, errors) are narrowed, their text cut with "…", until every
-    line fits; the other columns (ids, dates, counts) are never cut."""
+    line fits; the other columns (ids, dates, counts) are never cut. Where a flexible column
+    would be cut below NARROWEST, the `optional` columns are left out, in their order, first."""
     grid = [[str(c) for c in row] for row in [headers, *rows]]
-    widths = [max(cells(row[i]) for row in grid) for i in range(len(headers))]
     if width is not None:
-        room = width - cells(indent) - 2 * (len(headers) - 1)
-        widths = _fitted(widths, [i for i, h in enumerate(headers) if h in flexible], room)
+        grid, widths = _fitting_columns(grid, flexible, optional, width - cells(indent))
+    else:
+        widths = [max(cells(row[i]) for row in grid) for i in range(len(headers))]
     lines = []
     for row in grid:
         shown = [cut(c, w) for c, w in zip(row, widths)]
         padded = [c + " " * (w - cells(c)) for c, w in zip(shown[:-1], widths)] + shown[-1:]
         lines.append((indent + "  ".join(padded)).rstrip())
     return "\n".join(lines)
+
+
+NARROWEST = 8  # a name cut shorter ("Albi ma…") says little: a column is left out first
+
+
+def _fitting_columns(grid: list[list[str]], flexible: Collection[str], optional: Sequence[str],
+                     room: int) -> tuple[list[list[str]], list[int]]:
+    """The grid's columns that fit `room` (see table), and their widths."""
+    for leave_out in range(len(optional) + 1):
+        kept = [i for i, h in enumerate(grid[0]) if h not in optional[:leave_out]]
+        narrow = [[row[i] for i in kept] for row in grid]
+        natural = [max(cells(row[i]) for row in narrow) for i in range(len(kept))]
+        flex = [i for i, h in enumerate(narrow[0]) if h in flexible]
+        widths = _fitted(natural, flex, room - 2 * (len(kept) - 1))
+        if all(widths[i] >= min(NARROWEST, natural[i]) for i in flex):
+            break
+    return narrow, widths
 
 
 def _fitted(widths: Sequence[int], flexible: Sequence[int], room: int) -> list[int]:
@@ -153,6 +171,7 @@ def feed_rows(feeds: Sequence[FeedHealth], now: dt.datetime) -> list[list[str]]:
 
 FEED_HEADERS = ["NAME", "ITEMS", "LAST POLL", "NEXT POLL", "URL", "STATE"]
 FEED_FLEXIBLE = ("NAME", "URL", "STATE")
+FEED_OPTIONAL = ("NEXT POLL", "URL", "LAST POLL")  # left out of a narrow terminal's table, in this order
 
 
 def _next_poll(feed: FeedHealth, now: dt.datetime) -> str:
@@ -166,7 +185,8 @@ def _next_poll(feed: FeedHealth, now: dt.datetime) -> str:
 def render_feeds(feeds: Sequence[FeedHealth], now: dt.datetime, *, width: int | None = None) -> str:
     if not feeds:
         return "No feeds: add [[feeds]] to the config or run storywatch feeds add URL."
-    return table(FEED_HEADERS, feed_rows(feeds, now), indent="", flexible=FEED_FLEXIBLE, width=width)
+    return table(FEED_HEADERS, feed_rows(feeds, now), indent="", flexible=FEED_FLEXIBLE, optional=FEED_OPTIONAL,
+                 width=width)
 
 
 def to_json(value: Any) -> str:
@@ -267,18 +287,20 @@ def render_status(status: StoreStatus, schema: str, now: dt.datetime, *, config:
     ]
     parts = [*(_status_field(label, value, width) for label, value in fields), "", f"Feeds ({len(status.feeds)})"]
     if status.feeds:
-        parts.append(table(FEED_HEADERS, feed_rows(status.feeds, now), flexible=FEED_FLEXIBLE, width=width))
+        parts.append(table(FEED_HEADERS, feed_rows(status.feeds, now), flexible=FEED_FLEXIBLE, optional=FEED_OPTIONAL,
+                           width=width))
     else:
-        parts.append("  none configured: add [[feeds]] to the config")
+        parts.append("  none (storywatch feeds add, or [[feeds]])")
     parts += ["", f"Storylines ({len(status.storylines)})"]
     if status.storylines:
         rows = [
             [s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups), when(s.last_followup_at, "-"), s.title]
             for s in status.storylines
         ]
-        parts.append(table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "TITLE"], rows, flexible=("TITLE",), width=width))
+        parts.append(table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "TITLE"], rows, flexible=("TITLE",),
+                           optional=("LAST FOLLOW-UP", "SEEDS"), width=width))
     else:
-        parts.append("  none configured: add [[storylines]] to the config")
+        parts.append("  none (storywatch storylines add)")
     return "\n".join(parts)
 
 
@@ -322,7 +344,8 @@ def render_items(items: Sequence[StoredItem], hidden_copies: int = 0, *, width: 
         for i in items
     ]
     listed = table(["ID", "PUBLISHED", "SOURCE", "STORYLINES", "PUBLISHER", "TITLE"], rows, indent="",
-                   flexible=("STORYLINES", "PUBLISHER", "TITLE"), width=width)
+                   flexible=("STORYLINES", "PUBLISHER", "TITLE"), optional=("SOURCE", "STORYLINES", "PUBLISHER"),
+                   width=width)
     return f"{listed}\n{hidden}" if hidden else listed
 
 
@@ -424,7 +447,7 @@ def render_storylines(summaries: Sequence[StorylineSummary], now: dt.datetime, *
     rows = [[s.id + (f" ({s.state})" if s.state else ""), str(s.seeds), str(s.followups),
              when(s.last_followup_at, "-"), _quiet_for(s.last_followup_at, now), s.title] for s in summaries]
     return table(["ID", "SEEDS", "FOLLOW-UPS", "LAST FOLLOW-UP", "QUIET", "TITLE"], rows, indent="", flexible=("TITLE",),
-                 width=width)
+                 optional=("LAST FOLLOW-UP", "SEEDS", "QUIET"), width=width)
 
 
 def _quiet_for(last: dt.datetime | None, now: dt.datetime) -> str:
