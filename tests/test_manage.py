@@ -363,3 +363,20 @@ def test_feeds_add_keeps_the_title_it_read_and_knows_a_feed_it_is_redirected_to(
     said = run("feeds", "add", w.server.url("/old-bridge")).output
     assert f"Already known: {w.server.url('/b')} ({w.server.url('/old-bridge')} redirects there)" in said
     assert len(json.loads(run("feeds", "list", "--json").output)) == 3
+
+
+def test_a_feed_name_finds_one_feed_and_an_import_brings_a_removed_feed_back(world: Callable[..., World],
+                                                                            tmp_path: Path) -> None:
+    w = world("/a")
+    run = served(w)
+    w.server.routes["/c"] = Reply(body=rss(MARKETS[:1], title="Albi market prices"))
+    assert "is named 'bridge' already" in error(run("feeds", "add", w.server.url("/c"), "--name", "bridge", ok=False))
+    run("feeds", "add", w.server.url("/c"), "--name", "Prices")
+    assert "is named 'Bridge' already" in error(run("feeds", "edit", "Prices", "--name", "Bridge", ok=False))
+    run("feeds", "edit", "Bridge", "--name", "Bridge")  # its own name is no conflict
+
+    exported = tmp_path / "feeds.opml"
+    run("feeds", "export", "-o", str(exported))
+    run("feeds", "remove", "Bridge", "--yes")
+    assert "1 feed added, 2 already known" in run("feeds", "import", str(exported)).output  # Bridge is back
+    assert polled_paths(w, run) == ["/a", "/b", "/c"]

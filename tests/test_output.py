@@ -354,3 +354,16 @@ def test_a_narrow_terminal_leaves_columns_out_rather_than_cutting_names_to_nothi
     assert any(line.startswith("feed /a ") for line in listed) and any(line.startswith("Albi, T") for line in listed)
     monkeypatch.setenv("COLUMNS", "200")
     assert "NEXT POLL" in run("feeds", "list").stdout  # all of them where there is room
+
+
+def test_a_listing_cut_by_its_limit_says_so(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    table = run("items", "--limit", "2").stdout.splitlines()
+    assert len(table) == 4 and table[-1] == "Only the first 2 items are listed: --limit N lists more."
+    cut = run("items", "--limit", "2", "--json")
+    assert len(json.loads(cut.stdout)) == 2 and "only the first 2 items" in cut.stderr  # the data stays parseable
+    whole = run("items", "--limit", "6", "--json")
+    assert len(json.loads(whole.stdout)) == 6 and whole.stderr == ""
+    assert "Only the first" not in run("items").stdout
+    assert run("items", "--search", " ", ok=False).exit_code == 2

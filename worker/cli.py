@@ -333,13 +333,20 @@ def items(
     app = ctx.ensure_object(App)
     if storyline is not None:
         manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
-    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit, copies=copies)
+    if search is not None and not search.strip():
+        raise click.BadParameter("give words to search for", param_hint="--search")
+    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit + 1, copies=copies)
+    more, found = len(found) > limit, found[:limit]
+    cut_short = f"only the first {limit:,} items are listed: --limit N lists more" if more else ""
     if as_json or as_csv:
         _print(report.items_json(found) if as_json else
                report.csv_text(map(report.item_dict, found), report.ITEM_COLUMNS), output)
+        if more:
+            click.echo(f"Note: {cut_short}", err=True)  # not in the data a script reads
         return
     hidden = 0 if copies else store.count_copies(app.db, since=since, storyline=storyline, search=search)
-    _print(report.render_items(found, hidden, width=_width(output)), output)
+    listed = report.render_items(found, hidden, width=_width(output))
+    _print(f"{listed}\n{cut_short[0].upper()}{cut_short[1:]}." if more else listed, output)
 
 
 @items.command(name="show")
@@ -524,6 +531,7 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     parsed, answered_from = manage.check_feed(url, app.settings.fetch) if not no_check else (None, url)
     if answered_from != url and _already_known(manage.known_feed(app.db, answered_from), f"{shown} redirects there"):
         return
+    manage.check_name(app.db, name, known)
     store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every, title=parsed.title if parsed else "")
     found = f": {parsed.title or 'untitled'}, {plural(len(parsed.entries), 'entry', 'entries')}" if parsed else ""
     click.echo(f"Added {shown}{found}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
@@ -552,8 +560,10 @@ def feeds_import(app: App, path: Path) -> None:
         if not is_web_url(feed.url):
             click.echo(f"Skipped (not an http(s) address): {feed.url}", err=True)
             continue
-        if manage.known_feed(app.db, feed.url) is None and store.add_feed(
-                app.db, feed_address(feed.url), utc_now(), name=feed.title, tags=feed.tags, origin="opml"):
+        same = manage.known_feed(app.db, feed.url)  # a removed one is brought back
+        address = same.url if same is not None else feed_address(feed.url)
+        name = "" if same is not None or manage.name_taken(app.db, feed.title) else feed.title
+        if store.add_feed(app.db, address, utc_now(), name=name, tags=feed.tags, origin="opml"):
             added += 1
         else:
             known += 1
@@ -973,7 +983,7 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
     rows = store.suggestions(app.db, include_closed=show_all)
     _print(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else
            report.csv_text(map(report.suggestion_dict, rows), report.SUGGESTION_COLUMNS) if as_csv else
-           report.render_suggestions(rows, storylines.MIN_WINDOW), output)
+           report.render_suggestions(rows, storylines.MIN_WINDOW, app.settings.tracking.window.days), output)
 
 
 @storylines_group.command(name="pause")

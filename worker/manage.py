@@ -139,8 +139,21 @@ def edit_feed(db: Database, key: str, config_file: Path, **changes: Any) -> Feed
     f = feed(db, key)
     _not_declared(_declared_feed(f), f"feed {_shown(f)}", config_file, "[[feeds]]")
     _not_removed(f)
+    check_name(db, changes.get("name") or "", f)
     store.set_feed_settings(db, f.id, **changes)
     return f
+
+
+def name_taken(db: Database, name: str, but: Feed | None = None) -> bool:
+    """Whether another feed (not removed) goes by `name`: a name must find one feed."""
+    return any(f.id != (but.id if but else None) and f.disabled_reason not in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG)
+               for f in store.feeds_matching(db, name)) if name.strip() else False
+
+
+def check_name(db: Database, name: str, f: Feed | None = None) -> None:
+    """Refuse a feed name that another feed has (its name, or its title when it has none)."""
+    if name_taken(db, name, f):
+        raise StorywatchError(f"a feed is named {name!r} already: choose another name (see storywatch feeds list)")
 
 
 # ── storylines ───────────────────────────────────────────────────────────────────────────────

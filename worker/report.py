@@ -558,12 +558,13 @@ SUGGESTION_COLUMNS = ("id", "title", "status", "storyline_id", "items", "sources
 """suggestion_dict's keys, in its order: the columns of `storylines suggest --csv`."""
 
 
-def render_suggestions(rows: Sequence[dict[str, Any]], warm_up: int) -> str:
-    """Suggestions, or why there are none (`warm_up`: items read before the first can come)."""
+def render_suggestions(rows: Sequence[dict[str, Any]], warm_up: int, window_days: int) -> str:
+    """Suggestions, or why there are none (`warm_up`: items of the recent window read before the
+    first can come)."""
     if not rows:
         return ("No suggested storylines: nothing outside the storylines has clustered yet (suggestions "
-                f"start once the worker has read {warm_up:,} items: word statistics first tell a story's "
-                "distinctive words from common ones).")
+                f"start once the worker has read {warm_up:,} items published within {plural(window_days, 'day')} "
+                "([tracking] window): word statistics first tell a story's distinctive words from common ones).")
     lines = []
     for r in rows:
         terms = ", ".join(json.loads(r["terms"]))
