@@ -400,3 +400,22 @@ def test_a_password_is_masked_in_errors_backfill_and_whatever_it_holds(tmp_path:
                    cli("config", "check").output, cli("backfill", loop, page, "--json", ok=False).output]
     assert "redirect loop" in outputs[0] and "advertises" in outputs[0]
     assert all("S3cret" not in output and "@PW@" not in output for output in outputs), outputs
+
+
+def test_absurd_freshness_and_placeholder_dates_do_not_block_a_feed(world: Callable[..., World]) -> None:
+    w = world("/cache", "/json", "/rss")
+    w.server.routes["/cache"] = Reply(body=ONE, headers={"Cache-Control": "max-age=99999999999999999999"})
+    items = [{"id": f"j{n}", "title": f"Dated {when}", "content_text": f"Story {n}.", "date_published": when}
+             for n, when in enumerate(["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00Z",
+                                       "2024-01-05T10:00:00Z"])]
+    w.server.routes["/json"] = Reply(body=json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J",
+                                                      "items": items}).encode(),
+                                     headers={"Content-Type": "application/feed+json"})
+    w.server.routes["/rss"] = Reply(body=rss([("r0", "Far", "<p>Far away.</p>")], date="Fri, 31 Dec 9999 23:59:59 -2359"))
+    w.poll()
+    assert w.feed("/cache")["error_count"] == 0 and w.feed("/json")["error_count"] == 0 and w.feed("/rss")["error_count"] == 0
+    stored = {row["title"]: row["published_at"] for row in w.items()}
+    assert len(stored) == 2 + 4 + 1
+    assert stored["Dated 2024-01-05T10:00:00Z"] == "2024-01-05T10:00:00Z"
+    assert all(stored[f"Dated {when}"] == stored["Far"] for when in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"))
+    assert w.feed("/cache")["next_poll_at"] < "2027"  # fresh for a year at most: polled again within the cap

@@ -532,7 +532,7 @@ class _Reader:
         self.base = source.parent
 
     def fail(self, key: str, expected: str, got: object) -> ConfigError:
-        shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+        shown = without_password(repr(got)) if not isinstance(got, (dict, list)) else type(got).__name__
         return ConfigError(f"{self.source}: {key}: expected {expected}, got {shown}")
 
     def build(self, cls: type, table: Mapping[str, Any], where: str) -> Any:
@@ -734,7 +734,7 @@ def _validate(settings: Settings, path: Path) -> None:
             f"({format_duration(fetch.min_interval)}) and fetch.max_interval "
             f"({format_duration(fetch.max_interval)}), got {format_duration(fetch.interval)}"
         )
-    _unique(path, "feeds", [feed_address(f.url) for f in settings.feeds], "url")  # HTTP://Host/x is http://host/x
+    _unique(path, "feeds", [f.url for f in settings.feeds], "url", feed_address)  # HTTP://Host/x is http://host/x
     _unique(path, "storylines", [s.id for s in settings.storylines], "id")
     for i, feed in enumerate(settings.feeds):
         if feed.interval is not None and not fetch.min_interval <= feed.interval <= fetch.max_interval:
@@ -752,12 +752,13 @@ def _validate(settings: Settings, path: Path) -> None:
             raise ConfigError(f"{path}: email.to: required when email.enabled = true")
 
 
-def _unique(path: Path, section: str, values: list[str], key: str) -> None:
+def _unique(path: Path, section: str, values: list[str], key: str, same: Callable[[str], str] = str) -> None:
+    """Each value once (`same`: the form in which two values are the same)."""
     seen: set[str] = set()
     for i, value in enumerate(values):
-        if value in seen:
-            raise ConfigError(f"{path}: {section}[{i}].{key}: {value!r} appears twice")
-        seen.add(value)
+        if same(value) in seen:
+            raise ConfigError(f"{path}: {section}[{i}].{key}: {without_password(repr(value))} appears twice")
+        seen.add(same(value))
 
 
 def _resolve_secrets(settings: Settings, path: Path) -> Settings:

@@ -571,7 +571,7 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.datetime | None
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        seconds = int(value) if len(value) <= 12 else 10**12  # capped below; 10**18 s would overflow a date
+        seconds = int(value) if len(value) <= 12 else MAX_FRESH_S  # capped below; 10**18 s would overflow a date
         when = now + min(dt.timedelta(seconds=seconds), MAX_RETRY_AFTER)
     else:
         try:
@@ -592,4 +592,10 @@ def _max_age(headers: httpx.Headers) -> dt.timedelta | None:
     if "no-cache" in control.lower() or "no-store" in control.lower():
         return None
     match = _MAX_AGE.search(control)
-    return dt.timedelta(seconds=int(match.group(1))) if match else None
+    if not match:
+        return None
+    digits = match.group(1)  # a year at most (polling caps it lower): 10**20 s would overflow a date
+    return dt.timedelta(seconds=min(int(digits) if len(digits) <= 12 else MAX_FRESH_S, MAX_FRESH_S))
+
+
+MAX_FRESH_S = 365 * 86400

@@ -250,7 +250,12 @@ def _raw(entry: Any, key: str) -> Any:
 def _localized(entry: Any, key: str) -> dt.datetime | None:
     """A date feedparser could not read, written in another language (see localdates)."""
     value = _raw(entry, key)
-    return parse_localized_date(value) if isinstance(value, str) and not _raw(entry, f"{key}_parsed") else None
+    if not isinstance(value, str) or _raw(entry, f"{key}_parsed"):
+        return None
+    try:
+        return _plausible(parse_localized_date(value))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _from_struct(value: time.struct_time | None) -> dt.datetime | None:
@@ -258,9 +263,18 @@ def _from_struct(value: time.struct_time | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc)
+        return _plausible(dt.datetime.fromtimestamp(calendar.timegm(value), dt.timezone.utc))
     except (OverflowError, ValueError, OSError):
         return None
+
+
+EARLIEST, LATEST = dt.datetime(1800, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _plausible(when: dt.datetime | None) -> dt.datetime | None:
+    """A date an article can have; year 1 or 9999 is a placeholder, read as no date (the item
+    is dated when it was first seen), so that the windows around it stay within the calendar."""
+    return when if when is not None and EARLIEST <= when < LATEST else None
 
 
 def _ttl(value: Any) -> dt.timedelta | None:
@@ -410,6 +424,6 @@ def _json_date(value: Any) -> dt.datetime | None:
     text = _RFC3339_FRACTION.sub(r"\1", value.strip().replace("z", "Z"))
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return _plausible((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc))
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-23:59 is past the last date there is, in UTC
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 # C0 and C1 controls (tabs and line breaks too: a label is one line), the Unicode line and
 # paragraph separators, and the bidirectional embeddings, overrides and isolates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 def has_unsafe(text: str) -> bool:
@@ -33,7 +33,8 @@ def one_line(text: str) -> str:
 
 # "scheme://user:password@" anywhere in a text: the password is what must not be shown.
 # Spaces too: an address stored before they were refused may have one in its login.
-_PASSWORD = re.compile(r"(?<=://)([^/?#:@]*):[^/?#]*@")  # to the authority's last "@", as urlsplit reads it
+# The user name may hold an "@" too (me@example.org:PASSWORD@host): it ends at the first ":".
+_PASSWORD = re.compile(r"(?<=://)([^/?#:]*):[^/?#]*@")  # to the authority's last "@", as urlsplit reads it
 MASKED = "****"
 
 
