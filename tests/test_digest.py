@@ -219,6 +219,9 @@ def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> No
     assert files == [f"{p}_to_{day_file.stem}.{ext}" for p in [files[0].split("_")[0]] for ext in ("html", "md")] + [
         day_file.name]
     assert day_file.read_bytes() == kept
+    Cli(config)("digest", "--include-backfill")  # another digest: its own file, not kept
+    assert day_file.read_bytes() == kept and (day_file.parent / f"{day_file.stem}-with-backfill.md").exists()
+    assert Cli(config)("digest", "--send", "--include-backfill", ok=False).exit_code == 2
     config.write_text(config.read_text().replace("00:00", "23:59"))
     db = store.open_store(tmp_path / "sw.db")
     db.execute("UPDATE digests SET day = '2000-01-01'")  # an older digest only: today's is not due before 23:59

@@ -83,7 +83,7 @@ def test_items_filters_by_storyline_and_date(run: Cli) -> None:
     assert [i["published_at"][:10] for i in russia] == ["2024-01-27", "2023-09-09"]  # newest first
     recent = json.loads(run("items", "--since", "2024-01-01", "--json").output)
     assert sorted(i["published_at"][:10] for i in recent) == ["2024-01-27", "2024-04-11"]
-    assert json.loads(run("items", "--limit", "2", "--json").output)[0]["published_at"][:10] == "2024-04-11"
+    assert json.loads(run("items", "--limit", "2", "--json").stdout)[0]["published_at"][:10] == "2024-04-11"
     bad = run("items", "--since", "last tuesday", ok=False)
     assert bad.exit_code == 2 and "is not a date" in bad.output
 

@@ -380,3 +380,14 @@ def test_a_feed_name_finds_one_feed_and_an_import_brings_a_removed_feed_back(wor
     run("feeds", "remove", "Bridge", "--yes")
     assert "1 feed added, 2 already known" in run("feeds", "import", str(exported)).output  # Bridge is back
     assert polled_paths(w, run) == ["/a", "/b", "/c"]
+
+
+def test_a_config_address_written_otherwise_is_the_same_feed(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    shouted = w.server.url("/b").replace("http://", "HTTP://") + "#latest"
+    w.config.write_text(w.config.read_text() + f'\n[[feeds]]\nurl = "{shouted}"\nname = "Bridge"\n')
+    run("init")
+    assert polled_paths(w, run) == ["/a", "/b"]  # one feed, not two
+    assert len(json.loads(run("feeds", "list", "--json").output)) == 2
+    assert "is declared in" in error(run("feeds", "remove", "Bridge", "--yes", ok=False))  # the config's now

@@ -304,6 +304,14 @@ def test_output_to_a_symlink_or_a_fifo_writes_through_it(world: Callable[..., Wo
     link.symlink_to(target)
     run("items", "--csv", "-o", str(link))
     assert link.is_symlink() and target.read_text(encoding="utf-8") == printed  # the link stays a link
+    target.chmod(0o600)
+    run("feeds", "export", "-o", str(target))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # a replaced file keeps its permissions
+    long_name = tmp_path / ("n" * 250)
+    run("items", "-o", str(long_name))  # the temporary file beside it fits the name limit too
+    assert long_name.read_text(encoding="utf-8") == run("items").stdout
+    too_long = run("items", "-o", str(tmp_path / ("n" * 300)), ok=False)
+    assert too_long.exit_code == 1 and "cannot write" in too_long.output
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -367,3 +375,19 @@ def test_a_listing_cut_by_its_limit_says_so(world: Callable[..., World]) -> None
     assert len(json.loads(whole.stdout)) == 6 and whole.stderr == ""
     assert "Only the first" not in run("items").stdout
     assert run("items", "--search", " ", ok=False).exit_code == 2
+
+
+def test_odd_input_is_one_clear_error(world: Callable[..., World], tmp_path: Path) -> None:
+    w = world("/a")
+    run = served(w)
+    fifo = tmp_path / "seed-pipe"
+    os.mkfifo(fifo)
+    assert "not a regular file" in run("storylines", "add", "x", "--title", "X", "--seed", str(fifo), ok=False).output
+    deep = tmp_path / "deep.opml"
+    deep.write_text('<opml version="2.0"><body>' + '<outline text="f">' * 5000 + '</outline>' * 5000 + "</body></opml>")
+    assert "nested deeper" in run("feeds", "import", str(deep), ok=False).output
+    assert run("items", "--search", " ".join(["lava"] * 65), ok=False).exit_code == 2
+    for since in ("9999-12-31T23:59:59-23:59", "0001-01-01", "99999999d"):
+        assert run("items", "--since", since, ok=False).exit_code == 2, since
+    assert run("digest", "--date", "0001-01-01", ok=False).exit_code == 2
+    assert report.csv_text([{"a": "\ufeff=1+1"}], ["a"]) == "a\n'\ufeff=1+1\n"

@@ -27,7 +27,7 @@ from worker import (__version__, atom, backfill, daily, deliver, digest, evaluat
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
                            is_file_seed, is_web_url, load_settings, parse_duration, write_default_config)
-from worker.safetext import has_unsafe, without_password
+from worker.safetext import has_unsafe, url_text, without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
@@ -281,13 +281,14 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     if value is None:
         return None
     age = parse_duration(value)
-    if age is not None:
-        return utc_now() - age
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        parsed = utc_now() - age if age is not None else dt.datetime.fromisoformat(value)
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise click.BadParameter(f"{value!r} is not a date (2024-01-27) or an age (7d, 12h)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not 1800 <= parsed.year < 2200:  # the windows computed around it must stay within the calendar
+        raise click.BadParameter(f"{value!r}: give a date from the years 1800 to 2199")
+    return parsed
 
 
 class _ItemId(click.IntRange):
@@ -298,6 +299,8 @@ class _ItemId(click.IntRange):
             value = value.removeprefix("#")
         return super().convert(value, param, ctx)
 
+
+MAX_SEARCH_WORDS = 64  # a query past that is a pasted text, and costs SQLite more than any answer is worth
 
 ITEM_ID = _ItemId(1, 2**63 - 1)
 """An item id as the store can hold it (SQLite's INTEGER)."""
@@ -335,6 +338,8 @@ def items(
         manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
     if search is not None and not search.strip():
         raise click.BadParameter("give words to search for", param_hint="--search")
+    if search is not None and len(search.split()) > MAX_SEARCH_WORDS:
+        raise click.BadParameter(f"at most {MAX_SEARCH_WORDS} words", param_hint="--search")
     found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit + 1, copies=copies)
     more, found = len(found) > limit, found[:limit]
     cut_short = f"only the first {limit:,} items are listed: --limit N lists more" if more else ""
@@ -558,7 +563,7 @@ def feeds_import(app: App, path: Path) -> None:
     added = known = 0
     for feed in opml.read_opml(path):
         if not is_web_url(feed.url):
-            click.echo(f"Skipped (not an http(s) address): {feed.url}", err=True)
+            click.echo(f"Skipped (not an http(s) address): {without_password(url_text(feed.url))}", err=True)
             continue
         same = manage.known_feed(app.db, feed.url)  # a removed one is brought back
         address = same.url if same is not None else feed_address(feed.url)
@@ -781,17 +786,21 @@ def digest_command(
         raise click.UsageError("--resend goes with --send")
     if day and (since or until):
         raise click.UsageError("give --date, or --since/--until, not both")
-    if send and (since or until):
-        raise click.UsageError("--send sends a day's digest: give --date or no period")
+    if send and (since or until or include_backfill):
+        raise click.UsageError("--send sends a day's digest as it is kept: give --date or no period, "
+                               "and no --include-backfill")
     period, initial, state = _digest_period(app, day, since, until, now)
+    if include_backfill:  # another digest than the day's: never kept, never in the day's file
+        state = "asked"
     keep = state == "due"
     if stdout or fmt in ("text", "email"):
         data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
-        click.echo(_printed(app, data, fmt, now, any_period=bool(since or until)), nl=False)
+        click.echo(_printed(app, data, fmt, now, any_period=bool(since or until or include_backfill)), nl=False)
     else:
+        stem = daily.period_stem(period) if since or until else None
         outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
                                      output_dir=output, html=fmt == "html" or None,
-                                     stem=daily.period_stem(period) if since or until else None)
+                                     stem=f"{stem or period.day}-with-backfill" if include_backfill else stem)
         data = outcome.data
         if keep:
             daily.record_digest(app.db, settings, outcome, now)
@@ -845,6 +854,8 @@ def _digest_period(
             raise click.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--date") from None
         if date > now.astimezone(zone).date():
             raise click.BadParameter(f"{day} is still to come: its digest can't be written yet", param_hint="--date")
+        if date.year < 1800:
+            raise click.BadParameter(f"{day}: give a date from the years 1800 on", param_hint="--date")
         period, initial = daily.day_digest_period(app.db, app.settings, date)
         return period, initial, "asked"
     if since or until:
@@ -920,7 +931,7 @@ def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, ou
 @click.option("--alias", "aliases", multiple=True, metavar="A=B=…",
               help="Names that mean the same, e.g. \"DPRK=North Korea\" (repeat).")
 @click.option("--exclude", multiple=True, callback=_phrases, help="A word or phrase that rules an item out (repeat).")
-@click.option("--description", default="", help="What the story is about.")
+@click.option("--description", default="", callback=_one_line, help="What the story is about.")
 @click.option("--from-suggestion", "suggestion_id", type=int, metavar="N",
               help="Start from suggested storyline N (its items become the seeds).")
 @pass_app
@@ -1051,7 +1062,7 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @storylines_group.command(name="edit")
 @click.argument("storyline_id", metavar="ID")
 @click.option("--title", callback=_one_line, help="A new title.")
-@click.option("--description", help="A new description.")
+@click.option("--description", callback=_one_line, help="A new description.")
 @click.option("--keyword", "keywords", multiple=True, callback=_phrases,
               help="The storyline's keywords, replacing them (repeat).")
 @click.option("--alias", "aliases", multiple=True, metavar="A=B=…", help="Its aliases, replacing them (repeat).")
@@ -1083,6 +1094,8 @@ def storylines_edit(app: App, storyline_id: str, title: str | None, description:
 def _alias_groups(aliases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     groups = tuple(tuple(a.strip() for a in group.split("=") if a.strip()) for group in aliases)
     for given, group in zip(aliases, groups):
+        if has_unsafe(given):
+            raise click.BadParameter(f"{given!r}: names without control or bidirectional characters", param_hint="--alias")
         if len(group) < 2:
             raise click.BadParameter(f"{given!r}: give 2 or more names joined by '=', e.g. \"DPRK=North Korea\"",
                                      param_hint="--alias")

@@ -137,6 +137,11 @@ def _one_line(v: str) -> str | None:
     return "one line of text, without line breaks or control characters" if has_unsafe(v) else None
 
 
+def _prose(v: str) -> str | None:
+    """A text of lines: line breaks and tabs, but no other control or bidirectional character."""
+    return _one_line(v.replace("\n", " ").replace("\t", " ").replace("\r", " "))
+
+
 def _lines(values: tuple[str, ...] | tuple[tuple[str, ...], ...]) -> str | None:
     """Each of a list's texts (or each name of its groups) one line (_one_line)."""
     flat = [v for value in values for v in ((value,) if isinstance(value, str) else value)]
@@ -329,7 +334,7 @@ class FeedConfig:
 class StorylineConfig:
     id: str = setting(help="Stable identifier: lowercase letters, digits and '-'.", check=_slug)
     title: str = setting(help="The storyline's name as shown in digests.", check=_one_line)
-    description: str = setting("", "What the story is about, in a sentence or two.")
+    description: str = setting("", "What the story is about, in a sentence or two.", check=_prose)
     seeds: tuple[str, ...] = setting(
         (),
         "Example articles that start the storyline: seed files (relative to the config "

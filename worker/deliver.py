@@ -24,6 +24,7 @@ import re
 import smtplib
 import socket
 import ssl
+import stat
 import threading
 import time
 from typing import Any
@@ -41,20 +42,25 @@ def write_atomically(path: Path, text: str, *, make_folder: bool = True) -> None
     A symlink stays a link (its target is replaced); a FIFO or a device (/dev/stdout) is
     written to, as a shell's redirection would, since renaming over it would destroy it.
     `make_folder`: create the missing folders (a digest folder), else a missing one is an error."""
-    if path.exists() and not path.is_file() and not path.is_dir():  # through links: /dev/stdout is a pipe's
+    try:
+        special = path.exists() and not path.is_file() and not path.is_dir()  # through links: /dev/stdout
+    except OSError as exc:  # a name too long
+        raise DeliveryError(f"cannot write {path}: {exc.strerror}", kind="file") from None
+    if special:
         _write_through(path, text)
         return
     try:
         path = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop
         raise DeliveryError(f"cannot write {path}: a symbolic link that loops", kind="file") from None
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name[:200]}.{os.getpid()}.tmp")  # a name may be 255 bytes long
     try:
         if make_folder:
             path.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
+            _keep_mode(path, handle.fileno())
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as exc:
@@ -64,6 +70,14 @@ def write_atomically(path: Path, text: str, *, make_folder: bool = True) -> None
             pass  # nothing was written (the folder itself could not be made)
         raise DeliveryError(f"cannot write {path}: {exc.strerror}", kind="file") from None
     _sync_folder(path.parent)
+
+
+def _keep_mode(path: Path, descriptor: int) -> None:
+    """The file replaced keeps its permissions (a chmod 600 export holding a feed's login)."""
+    try:
+        os.fchmod(descriptor, stat.S_IMODE(path.stat().st_mode))
+    except FileNotFoundError:
+        pass  # a new file: the umask's permissions
 
 
 def _write_through(path: Path, text: str) -> None:

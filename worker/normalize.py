@@ -972,7 +972,7 @@ def seed_item(doc: SeedDoc, now: dt.datetime, clutter: Clutter) -> Item:
         published_at=start_of_day(doc.published) if doc.published else now,
         first_seen_at=now,
         content_sha256=marks.content_sha256,
-        publisher=doc.publisher,
+        publisher=one_line(doc.publisher),  # seeds.toml is text from outside too
         lang=doc.language,
         date_flag="" if doc.published else "missing",
         fingerprint=marks,

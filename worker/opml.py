@@ -32,7 +32,10 @@ def read_opml(path: Path) -> list[OutlineFeed]:
     if root.tag != "opml" or body is None:
         raise StorywatchError(f"{path}: not an OPML file: no <opml><body>")
     feeds: list[OutlineFeed] = []
-    _walk(body, (), feeds)
+    try:
+        _walk(body, (), feeds)
+    except RecursionError:
+        raise StorywatchError(f"{path}: folders nested deeper than any reader's (thousands of levels)") from None
     return feeds
 
 

@@ -311,7 +311,8 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
             found = store.suggestion(db, suggestion_id)
             assert found is not None
             item_ids += [i for i in json.loads(found["item_ids"]) if i not in item_ids]
-            store.adopt_suggestion(db, suggestion_id, storyline.id)
+            if not store.adopt_suggestion(db, suggestion_id, storyline.id):  # another command took it meanwhile
+                raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']} already")
         if not item_ids and not storyline.keywords:
             raise StorywatchError("a storyline needs seeds (--seed, --from-suggestion) or keywords (--keyword)")
         storylines.add_storyline(db, storyline, item_ids, now)

@@ -140,7 +140,7 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, (bool, list, tuple, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
+    if isinstance(value, str) and value.lstrip("\ufeff\u200b ")[:1] in _FORMULA_STARTS:
         return "'" + value
     return str(value)
 

@@ -129,6 +129,8 @@ MAX_SEED_BYTES = 4 * 1024 * 1024  # an article is far smaller; /dev/zero is endl
 
 
 def _read_text(path: Path) -> str:
+    if path.exists() and not path.is_file():  # a FIFO would wait for a writer for ever
+        raise SeedError(f"seed is not a regular file: {path}")
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_SEED_BYTES + 1)

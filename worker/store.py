@@ -33,7 +33,7 @@ from worker.errors import StoreError
 from worker.safetext import without_password
 from worker.models import (
     Feed, FeedHealth, FetchHistory, Fingerprint, FollowUp, Indexed, Item, ItemDetail, Placement, Revision, Stored, StoredItem,
-    StoreStatus, StorylineDef, StorylineSummary, TimelineEntry, index_source,
+    StoreStatus, StorylineDef, StorylineSummary, TimelineEntry, feed_address, index_source,
 )
 
 PAGE_SIZE = 8192
@@ -651,7 +651,8 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
     kept: set[int] = set()
     with transaction(db):
         for feed in feeds:
-            row = _one(db, "SELECT * FROM feeds WHERE url = ? OR config_url = ? ORDER BY url = ? DESC", [feed.url] * 3)
+            row = _one(db, "SELECT * FROM feeds WHERE url = ? OR config_url = ? ORDER BY url = ? DESC", [feed.url] * 3) \
+                or _same_address(db, feed.url)
             values = {
                 "name": feed.name,
                 "tags": json.dumps(list(feed.tags)),
@@ -678,6 +679,13 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                 db.table("feeds").update(row["id"], change)
                 counts["removed"] += 1
     return counts
+
+
+def _same_address(db: Database, url: str) -> dict[str, Any] | None:
+    """The feed at `url` written otherwise (HTTP://Host/feed#top for http://host/feed)."""
+    wanted = feed_address(url)
+    return next((row for row in db.query("SELECT * FROM feeds ORDER BY id")
+                 if wanted in (feed_address(row["url"]), feed_address(row["config_url"] or ""))), None)
 
 
 def _still_disabled(row: dict[str, Any]) -> str | None:
@@ -1999,8 +2007,11 @@ def suggestion(db: Database, suggestion_id: int) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM suggestions WHERE id = ?", [suggestion_id])
 
 
-def adopt_suggestion(db: Database, suggestion_id: int, storyline_id: str) -> None:
-    db.execute("UPDATE suggestions SET status = 'adopted', storyline_id = ? WHERE id = ?", [storyline_id, suggestion_id])
+def adopt_suggestion(db: Database, suggestion_id: int, storyline_id: str) -> bool:
+    """Mark an open suggestion adopted by a storyline; False if it is not open (any more)."""
+    cursor = db.execute("UPDATE suggestions SET status = 'adopted', storyline_id = ? WHERE id = ? AND status = 'open'",
+                        [storyline_id, suggestion_id])
+    return cursor.rowcount == 1
 
 
 def open_suggestions(db: Database, until: dt.datetime) -> list[dict[str, Any]]:
