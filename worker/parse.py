@@ -341,7 +341,8 @@ def _web_address(base_url: str, href: str) -> str | None:
         parts = urlsplit(address)
     except ValueError:
         return None
-    return url_text(address) if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+    web = parts.scheme.lower() in ("http", "https") and parts.netloc
+    return url_text(address).replace(" ", "%20") if web else None  # a space is no part of an address
 
 
 # ── JSON Feed 1.0 / 1.1 ──────────────────────────────────────────────────────────────────────
