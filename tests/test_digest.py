@@ -207,7 +207,12 @@ def test_the_cli_calls_only_an_unrecorded_digest_a_preview(tmp_path: Path) -> No
     Cli(config)("feeds", "remove", "http://127.0.0.1:9/feed", "--yes")
     assert Cli(config)("poll").exit_code == 0  # a cycle of no feed: feeds are still to be added
     assert "no feed has answered yet" in Cli(config)("digest").output
-    config.write_text(config.read_text().replace("23:59", "00:00"))  # the digest time has come: the seeds it is
+    config.write_text(config.read_text().replace("23:59", "00:00"))  # past today's digest time, but the first
+    assert "no feed has answered yet" in Cli(config)("digest").output  # poll came after it: wait for tomorrow's
+    # A digest time has passed since the first poll: the first digest holds the seeds, and says which feeds fail.
+    polled = store.open_store(tmp_path / "sw.db")
+    polled.execute("UPDATE cycles SET started_at = '2000-01-01T00:00:00Z'")
+    polled.conn.commit()
     first = Cli(config)("digest").output
     assert "preview" not in first  # the first digest, recorded
     again = Cli(config)("digest").output

@@ -15,7 +15,7 @@ A recorded digest keeps the data it was rendered from (`snapshot`): written agai
 resent later, it is the digest of that day, byte for byte, whatever was stored, marked or
 changed since. No digest is recorded before the store's first poll cycle: until then it would
 only show the seeds, and lock that in as the day's digest. Nor is the first one before a feed
-has answered, unless the digest time has come (it then says which feeds fail).
+has answered, unless a digest time has come since the first poll (it then says which feeds fail).
 """
 
 from __future__ import annotations
@@ -125,11 +125,13 @@ def due_digest(db: Database, settings: Settings, now: dt.datetime) -> DueDigest:
         return DueDigest(_recorded_period(row, zone), row["period_start"] == to_iso(digest.EPOCH), True, False)
     last = store.last_digest(db)
     period = digest.Period(from_iso(last["period_end"]) if last else digest.EPOCH, now, today, zone.key)
-    time_came = now >= digest.day_period(today, settings.digest.time, zone).end
-    # The first digest comes once a feed has answered; if none answers (no network at the first
-    # start), it comes at the digest time, and says which feeds fail.
-    waiting = not store.has_polled(db) or (last is None and not time_came and not store.has_answered(db))
-    return DueDigest(period, last is None, False, not (last is None or time_came), unpolled=waiting)
+    digest_time = digest.day_period(today, settings.digest.time, zone).end
+    # The first digest comes once a feed has answered; if none answers (no network, or no feed
+    # yet, at the first start), it comes at the first digest time after the first poll, and says
+    # which feeds fail.
+    first = store.first_cycle_at(db)
+    waiting = not store.has_answered(db) and (first is None or last is None and not first < digest_time <= now)
+    return DueDigest(period, last is None, False, not (last is None or now >= digest_time), unpolled=waiting)
 
 
 def _recorded_period(row: dict[str, Any], zone: ZoneInfo) -> digest.Period:

@@ -2072,10 +2072,10 @@ def prune_cycles(db: Database, before: dt.datetime) -> int:
         ).rowcount
 
 
-def has_polled(db: Database) -> bool:
-    """Whether the store has had a poll cycle (or holds items from feeds, stored by one)."""
-    row = _one(db, "SELECT EXISTS (SELECT 1 FROM cycles) OR EXISTS (SELECT 1 FROM items WHERE source = 'feed') AS yes")
-    return bool(row and row["yes"])
+def first_cycle_at(db: Database) -> dt.datetime | None:
+    """When the store's first poll cycle started (None: never polled)."""
+    row = _one(db, "SELECT min(started_at) AS at FROM cycles")
+    return from_iso(row["at"]) if row and row["at"] else None
 
 
 def has_answered(db: Database) -> bool:
