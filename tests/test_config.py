@@ -156,6 +156,7 @@ def test_wrong_types_are_errors(write_config: WriteConfig, toml: str, message: s
             r"feeds\[1\]\.url: 'https://a\.example/f' appears twice",
         ),
         ("[[storylines]]\nid = 'x'\ntitle = 'x'\naliases = [['DPRK', ' ']]\n", r"storylines\[0\]\.aliases: expected groups of 2"),
+        ("[[feeds]]\nurl = 'ftp://me:pa/ss@a.example/f'\n", r"got 'ftp://me:\*\*\*\*@a\.example/f'"),
         ("[[storylines]]\nid = 'Bad Id'\ntitle = 'x'\n", r"storylines\[0\]\.id: expected lowercase letters"),
         ("[fetch]\ninterval = '2d'\n", r"fetch\.interval: expected a duration between fetch\.min_interval"),
         ("[email]\nenabled = true\nsmtp_host = 'mail.example'\nfrom = 'a@example.org'\n", r"email\.to: required"),
@@ -313,3 +314,8 @@ def test_config_check_fails_on_seeds_that_init_could_not_read(write_config: Writ
     checked = Cli(config)("config", "check", ok=False)
     assert checked.exit_code == 1 and needle in checked.output and ": OK" not in checked.output
     assert needle in Cli(config)("init", ok=False).output
+
+
+def test_hebrew_and_arabic_marks_are_text(write_config: WriteConfig) -> None:
+    settings = load_settings(write_config("[[feeds]]\nurl = 'https://a.example/f'\nname = 'חדשות\u200f ישראל'\n"))
+    assert settings.feeds[0].name == "חדשות\u200f ישראל"

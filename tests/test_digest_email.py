@@ -36,7 +36,7 @@ from worker.clock import utc_now
 from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
-from tests.feedserver import free_port
+from tests.feedserver import FeedServer, Reply, free_port, rss
 from tests.smtpserver import MSG_ID, HangingServer, SMTPServer, self_signed
 
 T0 = END + dt.timedelta(minutes=1)  # the worker's digest job, a minute after 07:00 Berlin
@@ -421,8 +421,10 @@ def test_sigterm_stops_the_worker_at_once_while_its_digest_send_hangs(tmp_path: 
     """`storywatch run` sends its first digest to a server that stalls at DATA: SIGTERM stops the
     worker within a couple of seconds (not after the minute of its SMTP timeout), exit status 0,
     and the digest waits to be sent."""
-    with HangingServer("DATA") as hanging:
-        config = write_config(tmp_path, smtp_port=hanging.port, timeout=60)
+    with HangingServer("DATA") as hanging, FeedServer() as feeds:
+        feeds.routes["/f"] = Reply(body=rss([("a", "A story", "<p>A story.</p>")]))  # a feed that answers:
+        config = write_config(tmp_path, smtp_port=hanging.port, timeout=60)  # the first digest is due at once
+        config.write_text(config.read_text() + f'\n[[feeds]]\nurl = "{feeds.url("/f")}"\n')
         worker = subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "run"], cwd=PROJECT,
                                   env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         took, stderr = stopped(worker, hanging, signal.SIGTERM)

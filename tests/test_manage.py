@@ -391,3 +391,15 @@ def test_a_config_address_written_otherwise_is_the_same_feed(world: Callable[...
     assert polled_paths(w, run) == ["/a", "/b"]  # one feed, not two
     assert len(json.loads(run("feeds", "list", "--json").output)) == 2
     assert "is declared in" in error(run("feeds", "remove", "Bridge", "--yes", ok=False))  # the config's now
+
+
+def test_a_feed_brought_back_gives_up_a_name_taken_since(world: Callable[..., World]) -> None:
+    w = world("/a")
+    run = served(w)
+    run("feeds", "remove", "Bridge", "--yes")
+    w.server.routes["/c"] = Reply(body=rss(MARKETS[:1], title="Other bridge news"))
+    run("feeds", "add", w.server.url("/c"), "--name", "Bridge")
+    run("feeds", "add", w.server.url("/b"))  # back, shown by its title: one feed is named Bridge
+    assert run("poll", "--feed", "Bridge").exit_code == 0
+    names = {f["url"]: f["name"] for f in json.loads(run("feeds", "list", "--json").output)}
+    assert names[w.server.url("/c")] == "Bridge" and names[w.server.url("/b")] != "Bridge"

@@ -310,6 +310,12 @@ def test_output_to_a_symlink_or_a_fifo_writes_through_it(world: Callable[..., Wo
     long_name = tmp_path / ("n" * 250)
     run("items", "-o", str(long_name))  # the temporary file beside it fits the name limit too
     assert long_name.read_text(encoding="utf-8") == run("items").stdout
+    wide_name = tmp_path / ("文" * 83 + ".csv")  # 253 bytes: a valid name, its temporary one too
+    run("items", "-o", str(wide_name))
+    assert wide_name.read_text(encoding="utf-8") == run("items").stdout
+    wide_name.chmod(0o4750)
+    run("items", "-o", str(wide_name))
+    assert stat.S_IMODE(wide_name.stat().st_mode) == 0o750  # permissions kept, not the setuid bit
     too_long = run("items", "-o", str(tmp_path / ("n" * 300)), ok=False)
     assert too_long.exit_code == 1 and "cannot write" in too_long.output
 
@@ -374,7 +380,8 @@ def test_a_listing_cut_by_its_limit_says_so(world: Callable[..., World]) -> None
     whole = run("items", "--limit", "6", "--json")
     assert len(json.loads(whole.stdout)) == 6 and whole.stderr == ""
     assert "Only the first" not in run("items").stdout
-    assert run("items", "--search", " ", ok=False).exit_code == 2
+    for nothing in (" ", '""', '" "', "!!"):
+        assert run("items", "--search", nothing, ok=False).exit_code == 2, nothing
 
 
 def test_odd_input_is_one_clear_error(world: Callable[..., World], tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from worker import (__version__, atom, backfill, daily, deliver, digest, evaluat
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
                            is_file_seed, is_web_url, load_settings, parse_duration, write_default_config)
-from worker.safetext import has_unsafe, url_text, without_password
+from worker.safetext import address_without_password, has_unsafe, url_text, without_password
 from worker.pipeline import Runtime
 from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
@@ -336,7 +336,7 @@ def items(
     app = ctx.ensure_object(App)
     if storyline is not None:
         manage.storyline(app.db, storyline)  # an unknown one is an error, not "no items"
-    if search is not None and not search.strip():
+    if search is not None and not re.search(r"\w", search):  # nothing to look for: "", '""', "!!"
         raise click.BadParameter("give words to search for", param_hint="--search")
     if search is not None and len(search.split()) > MAX_SEARCH_WORDS:
         raise click.BadParameter(f"at most {MAX_SEARCH_WORDS} words", param_hint="--search")
@@ -563,7 +563,7 @@ def feeds_import(app: App, path: Path) -> None:
     added = known = 0
     for feed in opml.read_opml(path):
         if not is_web_url(feed.url):
-            click.echo(f"Skipped (not an http(s) address): {without_password(url_text(feed.url))}", err=True)
+            click.echo(f"Skipped (not an http(s) address): {address_without_password(url_text(feed.url))}", err=True)
             continue
         same = manage.known_feed(app.db, feed.url)  # a removed one is brought back
         address = same.url if same is not None else feed_address(feed.url)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.safetext import has_unsafe, without_password
+from worker.safetext import address_without_password, has_unsafe, without_password
 from worker.errors import ConfigError
 from worker.models import feed_address
 from worker.track import TrackerConfig
@@ -537,7 +537,8 @@ class _Reader:
         self.base = source.parent
 
     def fail(self, key: str, expected: str, got: object) -> ConfigError:
-        shown = without_password(repr(got)) if not isinstance(got, (dict, list)) else type(got).__name__
+        shown = repr(address_without_password(got) if isinstance(got, str) else got) \
+            if not isinstance(got, (dict, list)) else type(got).__name__
         return ConfigError(f"{self.source}: {key}: expected {expected}, got {shown}")
 
     def build(self, cls: type, table: Mapping[str, Any], where: str) -> Any:

@@ -24,7 +24,6 @@ import re
 import smtplib
 import socket
 import ssl
-import stat
 import threading
 import time
 from typing import Any
@@ -53,7 +52,8 @@ def write_atomically(path: Path, text: str, *, make_folder: bool = True) -> None
         path = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop
         raise DeliveryError(f"cannot write {path}: a symbolic link that loops", kind="file") from None
-    temporary = path.with_name(f".{path.name[:200]}.{os.getpid()}.tmp")  # a name may be 255 bytes long
+    short = os.fsencode(path.name)[:200].decode(errors="ignore")  # a name may be 255 bytes long
+    temporary = path.with_name(f".{short}.{os.getpid()}.tmp")
     try:
         if make_folder:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def write_atomically(path: Path, text: str, *, make_folder: bool = True) -> None
 def _keep_mode(path: Path, descriptor: int) -> None:
     """The file replaced keeps its permissions (a chmod 600 export holding a feed's login)."""
     try:
-        os.fchmod(descriptor, stat.S_IMODE(path.stat().st_mode))
+        os.fchmod(descriptor, path.stat().st_mode & 0o777)  # not setuid, setgid or sticky
     except FileNotFoundError:
         pass  # a new file: the umask's permissions
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 # C0 and C1 controls (tabs and line breaks too: a label is one line), the Unicode line and
 # paragraph separators, and the bidirectional embeddings, overrides and isolates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+# Not the implicit marks (U+200E, U+200F, U+061C): Hebrew and Arabic text is written with them.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 def has_unsafe(text: str) -> bool:
@@ -36,6 +37,17 @@ def one_line(text: str) -> str:
 # The user name may hold an "@" too (me@example.org:PASSWORD@host): it ends at the first ":".
 _PASSWORD = re.compile(r"(?<=://)([^/?#:]*):[^/?#]*@")  # to the authority's last "@", as urlsplit reads it
 MASKED = "****"
+
+
+def address_without_password(url: str) -> str:
+    """One address (not a text holding some) with any password masked, even one a URL parser
+    would misread ("http://me:pa/ss@host": an unencoded "/" in it): from the login's first ":"
+    to the address's last "@"."""
+    scheme, sep, rest = url.partition("://")
+    login, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in login):
+        return without_password(url)
+    return f"{scheme}{sep}{login.partition(':')[0]}:{MASKED}@{host}"
 
 
 def without_password(text: str) -> str:

@@ -713,15 +713,23 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
     settings = {"name": name, "tags": json.dumps(list(tags)), "origin": origin, "title": title or None,
                 "interval_s": int(interval.total_seconds()) if interval else None}
     with transaction(db):
-        row = _one(db, "SELECT id, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
+        row = _one(db, "SELECT id, name, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
         if row and row["disabled_reason"] in (REMOVED_BY_YOU, REMOVED_FROM_CONFIG):  # back, kept here now
             given = {k: v for k, v in settings.items() if v not in ("", "[]", None)}  # else as it was
+            if "name" not in given and _name_taken(db, row["name"], row["id"]):
+                given["name"] = ""  # another feed has its old name since: shown by its title
             db.table("feeds").update(row["id"], {**given, "disabled_reason": None, "next_poll_at": None})
             return True
         if row:
             return False
         db.table("feeds").insert({"url": url, **settings, "created_at": to_iso(now)})
     return True
+
+
+def _name_taken(db: Database, name: str, feed_id: int) -> bool:
+    return bool(name) and _one(db, "SELECT 1 FROM feeds WHERE id != ? AND lower(name) = lower(?) AND "
+                                   "(disabled_reason IS NULL OR disabled_reason NOT IN (?, ?))",
+                               [feed_id, name, REMOVED_BY_YOU, REMOVED_FROM_CONFIG]) is not None
 
 
 REMOVED_BY_YOU = "removed by you"
