@@ -34,7 +34,7 @@ from worker.config import DEFAULT_CLUTTER, DedupeSettings, FeedConfig, Settings
 from worker.dedupe import Clutter
 from worker.models import Indexed
 from worker.normalize import clean_text
-from worker.parse import Entry
+from worker.sources.parse import Entry
 from worker.seeds import read_seed_folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -25,7 +25,7 @@ from bench.corpus import article
 from worker import dedupe, normalize, pipeline, store
 from worker.config import Settings
 from worker.models import Feed
-from worker.parse import Entry
+from worker.sources.parse import Entry
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 YEAR = dt.timedelta(days=365)

@@ -27,7 +27,7 @@ from bench import Result, TreeRss
 from bench.corpus import article
 from worker import pipeline, store
 from worker.config import FeedConfig, Settings
-from worker.fetch import Network
+from worker.sources.fetch import Network
 from worker.pipeline import Runtime
 
 FEEDS, ENTRIES, HOSTS = 1000, 50, 64

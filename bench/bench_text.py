@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import Result
-from worker import parse
+from worker.sources import parse
 from worker.errors import StorywatchError
 from worker.normalize import clean_text, html_to_text
 

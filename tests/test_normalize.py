@@ -28,7 +28,7 @@ from worker.normalize import (
 )
 from worker.config import DEFAULT_CLUTTER
 from worker.dedupe import Clutter
-from worker.parse import Entry
+from worker.sources.parse import Entry
 from tests.conftest import NOW
 
 

@@ -16,7 +16,7 @@ import feedparser
 import pytest
 
 from worker import errors
-from worker.parse import advertised_feeds, legacy_guid, parse_feed
+from worker.sources.parse import advertised_feeds, legacy_guid, parse_feed
 from tests.legacy_guids import feed as legacy_feed
 
 FIXTURES = Path(__file__).parent / "feeds"

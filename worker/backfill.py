@@ -49,11 +49,12 @@ from typing import Any, NamedTuple
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, opml, parse, pipeline, seeds, store, storylines
+from worker import dedupe, normalize, pipeline, seeds, store, storylines
+from worker.sources import opml, parse
 from worker.clock import utc_now
 from worker.config import Settings, is_file_seed
 from worker.errors import StorywatchError
-from worker.fetch import Fetcher, FetchRequest, Network
+from worker.sources.fetch import Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
 from worker.parallel import ProcessPool, default_processes
 from worker.safetext import one_line, without_password

@@ -22,7 +22,7 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import (__version__, atom, backfill, daily, deliver, digest, evaluate, manage, opml, pipeline, report, schedule,
+from worker import (__version__, atom, backfill, daily, deliver, digest, evaluate, manage, pipeline, report, schedule,
                     store, storylines, why)
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
@@ -33,6 +33,7 @@ from worker.errors import DeliveryError, ExitStatus, StorywatchError
 from worker.log import configure_logging
 from worker.models import Feed, feed_address, plural
 from worker import health as health_check
+from worker.sources import opml
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

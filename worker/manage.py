@@ -19,9 +19,9 @@ from sqlite_utils import Database
 from worker import pipeline, store
 from worker.config import FetchSettings, StorylineConfig
 from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
-from worker.fetch import Fetcher, FetchRequest
+from worker.sources.fetch import Fetcher, FetchRequest
 from worker.models import Feed, feed_address
-from worker.parse import ParsedFeed, parse_feed
+from worker.sources.parse import ParsedFeed, parse_feed
 from worker.safetext import without_password
 
 

@@ -33,8 +33,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from worker.clock import start_of_day
 from worker.models import UNTITLED, Item, SeedDoc
-from worker import parse
-from worker.parse import Entry
+from worker.sources import parse
+from worker.sources.parse import Entry
 
 # ── text ─────────────────────────────────────────────────────────────────────────────────────
 

@@ -33,14 +33,15 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, parse, polling, seeds, store, storylines, track
+from worker import dedupe, normalize, polling, seeds, store, storylines, track
+from worker.sources import parse
 from worker.log import traceback_for
 from worker.safetext import one_line, without_password
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings, StorylineConfig, is_file_seed, item_seed
 from worker.errors import FeedGone, FetchError, ParseError, RateLimited, StorywatchError
-from worker.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
+from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Indexed, Item, Placement, plural
 
 FETCH_LOG_DAYS = 30

@@ -23,7 +23,7 @@ from tests.conftest import Clock
 from tests.feedserver import FeedServer, Reply, rss
 from worker import pipeline, store
 from worker.config import Settings, load_settings
-from worker.fetch import Network, is_public_address
+from worker.sources.fetch import Network, is_public_address
 
 _CONNECTS: list[Any] = []
 _RECORDING: list[bool] = [False]

@@ -284,21 +284,70 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last_error
 
 
-class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport with our network backend and no connection reuse.
-
-    httpx 0.28 takes no network backend argument, so the connection pool is replaced after
-    construction: the one private attribute of httpx this project touches.
-    """
+class _GuardedTransport(httpx.BaseTransport):
+    """An httpx transport (its public interface) over an httpcore pool (a declared dependency)
+    that dials through _GuardedBackend and never reuses a connection."""
 
     def __init__(self) -> None:
-        super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=None,
             max_keepalive_connections=0,
             network_backend=_GuardedBackend(),
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        sent = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=typing.cast(Iterable[bytes], request.stream),
+            extensions=request.extensions,
+        )
+        with _as_httpx_error(request):
+            answer = self._pool.handle_request(sent)
+        return httpx.Response(status_code=answer.status, headers=answer.headers, extensions=answer.extensions,
+                              stream=_Body(answer, request))
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body read from httpcore, its errors raised as httpx's."""
+
+    def __init__(self, answer: httpcore.Response, request: httpx.Request) -> None:
+        self._answer, self._request = answer, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_error(self._request):
+            yield from typing.cast(Iterable[bytes], self._answer.stream)
+
+    def close(self) -> None:
+        self._answer.close()
+
+
+# httpcore's errors and the httpx errors the fetch code reads (httpx documents the same names).
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError), (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProxyError, httpx.ProxyError), (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_error(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core, public in _HTTPX_ERRORS:
+            if isinstance(exc, core):
+                raise public(str(exc), request=request) from exc
+        raise
 
 
 # ── bounded decoding ─────────────────────────────────────────────────────────────────────────

@@ -1,0 +1,54 @@
+"""The arrows of docs/architecture.md hold: a room that is a package imports only from the rooms
+below it. Read from the source (every `import`, type-only ones too), so a new import that points
+up fails here before it tangles the layers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).resolve().parent.parent / "worker"
+BASE = {"worker", "worker.errors", "worker.clock", "worker.safetext", "worker.localdates", "worker.languages",
+        "worker.snapshot", "worker.polling"}
+"""Modules every room may use: the package's version, errors, time, safe text."""
+
+ROOMS = {"sources": BASE}
+"""Each package-room and what it may import besides itself (grows as rooms move in)."""
+
+
+def imported(path: Path) -> set[str]:
+    """The project modules a file imports (`from worker import store` counts as worker.store,
+    `from worker import __version__` as worker)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "worker":
+            modules = [f"{node.module}.{a.name}" for a in node.names if _is_module(f"{node.module}.{a.name}")]
+            found.update(modules if len(modules) == len(node.names) else [*modules, node.module])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "worker")
+    return found
+
+
+def _is_module(name: str) -> bool:
+    path = WORKER.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").exists() or path.is_dir()
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_a_room_imports_only_from_below(room: str) -> None:
+    allowed = ROOMS[room]
+    wrong = {f"{path.name} imports {name}"
+             for path in sorted((WORKER / room).glob("*.py"))
+             for name in imported(path)
+             if name not in allowed and not name.startswith(f"worker.{room}")}
+    assert not wrong, sorted(wrong)
+
+
+def test_the_rooms_are_packages_and_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
+    for room in ROOMS:
+        assert (WORKER / room / "__init__.py").exists(), room
+    upward = tmp_path / "upward.py"
+    upward.write_text("from worker import store, errors\nfrom worker.sources import parse\nimport worker.pipeline\n")
+    assert imported(upward) == {"worker.store", "worker.errors", "worker.sources.parse", "worker.pipeline"}
