@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Result
-from worker import dedupe, pipeline, store
+from worker import pipeline, store
+from worker.ingest import dedupe
 from worker.config import DEFAULT_CLUTTER, DedupeSettings, FeedConfig, Settings
-from worker.dedupe import Clutter
+from worker.ingest.dedupe import Clutter
 from worker.models import Indexed
-from worker.normalize import clean_text
+from worker.ingest.text import clean_text
 from worker.sources.parse import Entry
-from worker.seeds import read_seed_folder
+from worker.ingest.seeds import read_seed_folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EVAL = SHARED / "eval" / "tracking-dev.jsonl"

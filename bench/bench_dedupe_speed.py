@@ -22,7 +22,8 @@ import numpy as np
 
 from bench import Result
 from bench.corpus import article
-from worker import dedupe, normalize, pipeline, store
+from worker import pipeline, store
+from worker.ingest import dedupe, normalize
 from worker.config import Settings
 from worker.models import Feed
 from worker.sources.parse import Entry

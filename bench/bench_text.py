@@ -1,4 +1,4 @@
-"""HTML → text: per-item cost of normalize.html_to_text on real item bodies, and what leaks.
+"""HTML → text: per-item cost of text.html_to_text on real item bodies, and what leaks.
 
 Bodies: every entry's content of the feeds in ../shared/feeds-dev that the worker parses
 (parse.parse_feed, so feedparser with the worker's options), those holding markup or entities.
@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import Result
 from worker.sources import parse
 from worker.errors import StorywatchError
-from worker.normalize import clean_text, html_to_text
+from worker.ingest.text import clean_text, html_to_text
 
 FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds-dev"
 ROUNDS = 7

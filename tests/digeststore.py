@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from worker import digest, store
-from worker.dedupe import word_diff
+from worker.ingest.dedupe import word_diff
 from worker.config import Settings, StorylineConfig, load_settings
 from worker.models import FollowUp, Item, Placement
 

@@ -11,10 +11,11 @@ import pytest
 
 WORKER = Path(__file__).resolve().parent.parent / "worker"
 BASE = {"worker", "worker.errors", "worker.clock", "worker.safetext", "worker.localdates", "worker.languages",
-        "worker.snapshot", "worker.polling"}
-"""Modules every room may use: the package's version, errors, time, safe text."""
+        "worker.snapshot", "worker.polling", "worker.models"}
+"""Modules every room may use: the package's version, errors, time, safe text, the data shapes."""
+SOURCES = {"worker.sources", "worker.sources.fetch", "worker.sources.parse", "worker.sources.opml"}
 
-ROOMS = {"sources": BASE}
+ROOMS = {"sources": BASE, "ingest": BASE | SOURCES}
 """Each package-room and what it may import besides itself (grows as rooms move in)."""
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from worker import dedupe
+from worker.ingest import dedupe
 from worker.config import DEFAULT_CLUTTER
 from worker.models import Indexed
 from tests.conftest import NOW, SEEDS, Cli, World

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from worker import pipeline, store
 from worker.config import load_settings
-from worker.seeds import read_seed_folder
+from worker.ingest.seeds import read_seed_folder
 from tests.conftest import NOW, SEEDS, Cli
 
 SEED_TITLES = {

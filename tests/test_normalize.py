@@ -9,25 +9,15 @@ import re
 import nh3
 import pytest
 
-from worker import normalize
-from worker.normalize import (
-    MAX_DEPTH,
-    MAX_MARKUP,
-    MAX_TAGS,
-    bound_markup,
-    canonical_url,
-    content_hash,
-    entry_identity,
-    html_to_text,
-    identity_policy,
-    legacy_guid_keys,
-    normalize_entry,
-    publication_time,
-    split_guid_identity,
-    unresolved_guid,
-)
+from worker.ingest import markup as bounding
+from worker.ingest import text as plain_text
+from worker.ingest.identity import entry_identity, identity_policy, legacy_guid_keys, split_guid_identity, unresolved_guid
+from worker.ingest.links import canonical_url
+from worker.ingest.markup import _FOSTERED, _TEXT_RUN, MAX_DEPTH, MAX_MARKUP, MAX_TAGS, SMALL, bound_markup
+from worker.ingest.normalize import normalize_entry, publication_time
+from worker.ingest.text import _MARKED, content_hash, html_to_text
 from worker.config import DEFAULT_CLUTTER
-from worker.dedupe import Clutter
+from worker.ingest.dedupe import Clutter
 from worker.sources.parse import Entry
 from tests.conftest import NOW
 
@@ -204,9 +194,9 @@ def test_text_as_a_browser_shows_it_found_by_differential_fuzzing(
     """Random markup converted and compared with html5lib's tree as a browser shows it: each case
     a difference that was found, the same as a small item, through bound_markup, and flattened."""
     assert html_to_text(markup) == text
-    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
+    monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup
     assert html_to_text(markup) == text
-    monkeypatch.setattr(normalize, "MAX_DEPTH", 0)
+    monkeypatch.setattr(bounding, "MAX_DEPTH", 0)
     assert html_to_text(markup) == text
 
 
@@ -302,8 +292,8 @@ def test_bounding_changes_no_text(markup: str, monkeypatch: pytest.MonkeyPatch) 
     """bound_markup flattens markup into the breaks and spaces it stands for: with no element
     shown to the parser at all, every item keeps its text."""
     text = html_to_text(markup)
-    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
-    monkeypatch.setattr(normalize, "MAX_DEPTH", 0)
+    monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup
+    monkeypatch.setattr(bounding, "MAX_DEPTH", 0)
     assert html_to_text(markup) == text
 
 
@@ -312,7 +302,7 @@ def test_text_split_for_the_parser_keeps_every_reference() -> None:
     text), cut between character references, never inside one."""
     markup = "".join(f"{'x' * (i % 40)}&amp;{'y' * (i % 3)}&CounterClockwiseContourIntegral;" for i in range(3000))
     text = "".join(f"{'x' * (i % 40)}&{'y' * (i % 3)}∳" for i in range(3000))
-    assert len(markup) > normalize._SMALL
+    assert len(markup) > SMALL
     assert html_to_text(markup) == text
 
 
@@ -324,8 +314,8 @@ def test_an_item_longer_than_max_markup_is_cut() -> None:
 
 def shown_to_parser(markup: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The markup html_to_text gives the parser for `markup`."""
-    spy = Spy(normalize._MARKED)
-    monkeypatch.setattr(normalize, "_MARKED", spy)
+    spy = Spy(_MARKED)
+    monkeypatch.setattr(plain_text, "_MARKED", spy)
     html_to_text(markup)
     (shown,) = spy.seen
     return shown
@@ -351,7 +341,7 @@ ATTRIBUTES = " ".join(f"a{i}=1" for i in range(20_000))
 def test_a_tag_running_to_the_end_is_not_shown_to_the_parser(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The parser drops a tag left unfinished, but only after checking each of its attributes
     against the others (1 MB of them took 2.6 s): it is left out before."""
-    assert len(markup) > normalize._SMALL
+    assert len(markup) > SMALL
     shown = shown_to_parser(markup, monkeypatch)
     assert "a1=1" not in shown
     assert html_to_text(markup) == "\n\n".join(["Kept"] * 200)
@@ -377,10 +367,10 @@ def test_the_parser_joins_no_long_text_of_many_pieces(markup: str, monkeypatch: 
     """html5ever's cost grows with the square of the character references in one text node, and
     it joins into one the text around a tag it ignores (1 MB of "&" in a table took 8 s): what it
     is shown makes no text node longer than _TEXT_RUN characters, whatever separates the pieces."""
-    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup, however small
+    monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup, however small
     shown = shown_to_parser(markup, monkeypatch)
     longest = max(len(html.unescape(text)) for text in re.split(r"<[^>]*>", parsed_tree(shown)))
-    assert longest <= normalize._TEXT_RUN
+    assert longest <= _TEXT_RUN
     assert html_to_text(markup).count("&") == TEXT_PIECES
 
 
@@ -409,12 +399,12 @@ def test_the_parser_moves_little_before_a_table(table: str, monkeypatch: pytest.
     """The parser moves what a table holds outside its cells before the table, walking all that its
     parent holds for each piece of text and each tag (so 1 MB of them took 16 s): it is shown at
     most _FOSTERED such pieces in an item, the table ending there for it."""
-    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup, however small
+    monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup, however small
     shown = shown_to_parser("<div>" + table, monkeypatch)
     tree = parsed_tree(shown)
     moved = tree[tree.index("<div>") + 5: tree.index("<table>")]
     pieces = len(re.findall("<[a-z]", moved)) + html.unescape(re.sub("<[^>]*>", "", moved)).count("&")
-    assert pieces <= normalize._FOSTERED
+    assert pieces <= _FOSTERED
     assert html_to_text(table).count("&") == table.count("&")  # each "&" or "&amp;" one "&" of the text
 
 
@@ -422,10 +412,10 @@ def test_a_tables_stray_text_shows_before_it_until_a_limit_then_in_place(monkeyp
     """Text a table holds outside its cells shows before the table, as a browser shows it, up to
     _FOSTERED pieces (runs of text, character references, tags) in an item; past them where it
     stands, after the table's earlier rows, as if the table ended there. Either way the text is whole."""
-    monkeypatch.setattr(normalize, "_FEW_TAGS", -1)  # every item through bound_markup
-    few = (normalize._FOSTERED - 1) // 2
+    monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup
+    few = (_FOSTERED - 1) // 2
     assert html_to_text("<table><tr><td>cell</td></tr>" + "stray&amp;" * few + "</table>") == "stray&" * few + "\n\ncell"
-    many = normalize._FOSTERED
+    many = _FOSTERED
     assert html_to_text("<table><tr><td>cell</td></tr>" + "stray&amp;" * many + "</table>") == "cell\n\n" + "stray&" * many
 
 

@@ -19,7 +19,8 @@ import pytest
 from bench.corpus import article
 from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
-from worker import evaluate, normalize, pipeline, seeds, store, storylines
+from worker import evaluate, pipeline, store, storylines
+from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
 from worker.track import Doc, Tracker, TrackerConfig

@@ -49,7 +49,10 @@ from typing import Any, NamedTuple
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, pipeline, seeds, store, storylines
+from worker import pipeline, store, storylines
+from worker.ingest import dedupe, normalize, seeds
+from worker.ingest.identity import identity_policy
+from worker.ingest.text import html_to_text
 from worker.sources import opml, parse
 from worker.clock import utc_now
 from worker.config import Settings, is_file_seed
@@ -303,7 +306,7 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: _
     feed = known or (ctx.feeds.get(parsed.self_url) if parsed.self_url else None)
     scope = None if feed else "backfill:" + hashlib.sha256(_feed_key(parsed, fallback_key).encode()).hexdigest()[:16]
     feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
-    policy = normalize.identity_policy(parsed.entries, feed.identity_policy)
+    policy = identity_policy(parsed.entries, feed.identity_policy)
     publisher = feed.name or parsed.title or feed.title or ""
     items = pipeline.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
                                      clutter=ctx.clutter, source="backfill", scope=scope)
@@ -354,7 +357,7 @@ def _record(record: Any, default_source: str, ctx: _Context, rules: dedupe.Clutt
     source = one_line(str(record.get("source") or default_source)) or default_source
     return pipeline.analysed(normalize.record_item(
         identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
-        text=normalize.html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
+        text=html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
         published=when.astimezone(dt.timezone.utc), now=ctx.now, clutter=rules, publisher=source,
         source="backfill"))
 

@@ -34,7 +34,7 @@ from sqlite_utils import Database
 from worker import atom, deliver, digest, report, snapshot, store
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
-from worker.dedupe import Clutter
+from worker.ingest.dedupe import Clutter
 from worker.errors import DeliveryError, StorywatchError
 
 RETRY_FIRST, RETRY_MAX = dt.timedelta(minutes=5), dt.timedelta(hours=6)

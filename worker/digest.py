@@ -46,7 +46,7 @@ from sqlite_utils import Database
 from worker import store
 from worker.clock import from_iso
 from worker.config import DigestSettings
-from worker.dedupe import Clutter, match_text
+from worker.ingest.dedupe import Clutter, match_text
 from worker.models import FeedHealth, FetchHistory, marked_like, plural, reason_strings, term_words
 
 SPARK = "▁▂▃▄▅▆▇█"

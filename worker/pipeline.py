@@ -33,7 +33,11 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import dedupe, normalize, polling, seeds, store, storylines, track
+from worker import polling, store, storylines, track
+from worker.ingest import dedupe, normalize, seeds
+from worker.ingest.identity import identity_policy
+from worker.ingest.links import canonical_url
+from worker.ingest.text import html_to_text
 from worker.sources import parse
 from worker.log import traceback_for
 from worker.safetext import one_line, without_password
@@ -356,7 +360,7 @@ def _stored_seed(db: Database, seed: str) -> int | None:
     several stories share (a site's news page for every entry) must be given by ID."""
     if (item_id := item_seed(seed)) is not None:
         return item_id if store.items_by_id(db, [item_id]) else None
-    found = store.original_ids_by_url(db, normalize.canonical_url(seed) or seed)
+    found = store.original_ids_by_url(db, canonical_url(seed) or seed)
     if len(found) > 1:
         shown = ", ".join(f"#{i}" for i in found[:5])
         raise StorywatchError(f"{len(found)} stored stories have the link {seed} ({shown})",
@@ -395,7 +399,7 @@ def parse_entries(
 ) -> Parsed:
     """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process."""
     parsed = parse.parse_feed(body, content_type=content_type, url=url)
-    policy = normalize.identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
+    policy = identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
     publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
     items = normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=now, clutter=clutter)
     return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
@@ -411,7 +415,7 @@ def normalize_batch(
     store learns from new items alone), so a feed's first fetch is already matched without the
     header and footer it puts around every item.
     """
-    texts = [normalize.html_to_text(entry.content_html) for entry in entries]
+    texts = [html_to_text(entry.content_html) for entry in entries]
     lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
     rules = clutter_rules(clutter)
     return tuple(

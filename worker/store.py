@@ -26,7 +26,7 @@ from loguru import logger
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from worker import normalize
+from worker.ingest.identity import guid_folder, legacy_guid_keys, split_guid_identity, unresolved_guid
 from worker.clock import from_iso, to_iso
 from worker.config import FeedConfig, StorylineConfig
 from worker.errors import StoreError
@@ -344,10 +344,10 @@ def _earlier_folders(db: Database, addresses: dict[str, tuple[str, ...]]) -> dic
     known: set[tuple[str, int, str]] = set()
     maybe: list[tuple[str, int, str, str]] = []
     for row in db.query("SELECT identity, url, cluster_id FROM items WHERE identity GLOB 'feed:*:guid:*'"):
-        scope, guid = normalize.split_guid_identity(row["identity"]) or ("", "")
-        if bare := normalize.unresolved_guid(guid, addresses.get(scope, ()), row["url"]):
+        scope, guid = split_guid_identity(row["identity"]) or ("", "")
+        if bare := unresolved_guid(guid, addresses.get(scope, ()), row["url"]):
             known.add((scope, row["cluster_id"], bare))
-        elif (folder := normalize.guid_folder(guid)) and (bare := normalize.unresolved_guid(guid, (folder,), row["url"])):
+        elif (folder := guid_folder(guid)) and (bare := unresolved_guid(guid, (folder,), row["url"])):
             maybe.append((scope, row["cluster_id"], bare, folder))
     found: dict[str, set[str]] = {}
     for scope, cluster, bare, folder in maybe:
@@ -472,7 +472,7 @@ def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
                 FROM {table} WHERE {column} GLOB 'feed:*:guid:*' OR {column} GLOB 'backfill:*:guid:*')
             WHERE 1 {urls}"""
         found |= {row["scope"] for row in db.query(sql)
-                  if normalize.split_guid_identity(f"{row['scope']}:guid:x")}  # a scope as guid_identity makes it
+                  if split_guid_identity(f"{row['scope']}:guid:x")}  # a scope as guid_identity makes it
     return found
 
 
@@ -1129,7 +1129,7 @@ def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> i
     rows were re-keyed or tombstones added.
 
     Versions before migration 0010 made a GUID without a scheme into a URL against the address
-    the document was read from (normalize.legacy_guid_keys): for an item keyed by an XML feed's
+    the document was read from (legacy_guid_keys): for an item keyed by an XML feed's
     GUID, its key is looked for as that version made it, against the item's document and each
     address it read the feed at (legacy_guid_bases), and in a store that 0010 as first released
     re-keyed, as that made it too. A row found is the one the older version would have matched
@@ -1144,13 +1144,13 @@ def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> i
     bases: dict[str, list[str]] = {}
     wanted: dict[str, tuple[Item, list[str]]] = {}
     for item in items:
-        scope = normalize.split_guid_identity(item.identity)
+        scope = split_guid_identity(item.identity)
         if not item.guid or not item.guid_base or scope is None or item.identity in wanted:
             continue
         if scope[0] not in bases:
             bases[scope[0]] = [row["base"] for row in db.query(
                 "SELECT base FROM legacy_guid_bases WHERE scope = ? ORDER BY base", [scope[0]])]
-        keys = normalize.legacy_guid_keys(item.identity, item.guid, [item.guid_base, *bases[scope[0]]],
+        keys = legacy_guid_keys(item.identity, item.guid, [item.guid_base, *bases[scope[0]]],
                                           first_0010=mode["value"] == LEGACY_FIRST_0010)
         if keys := [k for k in keys if k not in batch]:
             wanted[item.identity] = (item, keys)

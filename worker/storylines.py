@@ -29,7 +29,8 @@ import numpy as np
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import seeds, store
+from worker import store
+from worker.ingest import seeds
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_file_seed
 from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef

@@ -1,7 +1,7 @@
 """Dedupe: one copy of each story, however many sites repeat it, and edits kept as revisions.
 
 Three layers, cheapest first:
-1. exact copies: sha256 of the title and the *match text* (normalize.match_text: clutter and
+1. exact copies: sha256 of the title and the *match text* (match_text below: clutter and
    the feed's own boilerplate left out), in the same feed or across feeds;
 2. near-duplicates across sources: MinHash over word 3-shingles of the match text (64
    multiply-shift permutations), candidates from an LSH index (32 bands of 2 rows: a pair at
@@ -80,7 +80,7 @@ def words_of(text: str) -> list[str]:
 
 
 def fingerprint(title: str, text: str, match: str) -> Fingerprint:
-    """Hashes and signature of an item; `match` is its match text (normalize.match_text)."""
+    """Hashes and signature of an item; `match` is its match text (match_text)."""
     words = words_of(match)
     head = " ".join(title.split()) + "\n"
     content = _sha(head + " ".join(match.split()))
