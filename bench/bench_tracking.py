@@ -24,8 +24,8 @@ from pathlib import Path
 
 from bench import Result
 from worker.evaluate import Labelled, c_det_norm, evaluate, load_dataset, seed_sets
-from worker.textproc import STOPWORDS
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig, prepare
+from worker.tracking.textproc import STOPWORDS
+from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig, prepare
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "tracking-dev.jsonl"
 STORYLINES, DOCS, BLOCK = 50, 20_000, 5_000

@@ -1,8 +1,8 @@
-"""Storyline evidence on a beat feed (worker/evidence.py): where a storyline's own names stand."""
+"""Storyline evidence on a beat feed (worker/tracking/evidence.py): where a storyline's own names stand."""
 
 from __future__ import annotations
 
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, sentences
+from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, sentences
 
 DAY = 86400.0
 RUSSIA = StorylineSpec(

@@ -24,9 +24,10 @@ from tests.conftest import Cli, World
 from tests.feedserver import Reply
 from tests.test_tracking import followups_of, korea  # noqa: F401 (korea: the fixture)
 from tests.test_why import DELEGATION, beat_feed, item_id, polled, section, shown
-from worker import daily, digest, evaluate, track
+from worker import daily, digest, evaluate
+from worker.tracking import track
 from worker.config import load_settings
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig
 
 UTC = dt.timezone.utc
 RUSSIA = "north-korea-russia"

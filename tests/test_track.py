@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from bench.corpus import article
-from worker import evaluate, storylines, track
-from worker.textproc import AliasTable, words
-from worker.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
+from worker import evaluate, storylines
+from worker.tracking import track
+from worker.tracking.textproc import AliasTable, words
+from worker.tracking.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
 
@@ -289,7 +290,7 @@ def test_a_storylines_silence_counts_from_when_it_was_tracked_for_items_since() 
     """A storyline added today with seeds from years ago has not gone quiet for years for its
     reader: an item published since it was tracked counts its silence from then (a 0.3 cut of
     every score, and expiry at once); an item published before is judged as history."""
-    from worker.track import Doc, StorylineSpec
+    from worker.tracking.track import Doc, StorylineSpec
 
     day = 86400.0
     seeded = 1_700_000_000.0  # the seeds' time

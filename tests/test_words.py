@@ -27,9 +27,10 @@ from bench.corpus import article
 from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
 from tests.test_tracking import CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
-from worker import store, track
+from worker import store
+from worker.tracking import track
 from worker.models import UNTITLED
-from worker.textproc import Spelling
+from worker.tracking.textproc import Spelling
 
 UTC = dt.timezone.utc
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from worker.safetext import address_without_password, has_unsafe, without_password
 from worker.errors import ConfigError
 from worker.models import feed_address
-from worker.track import TrackerConfig
+from worker.tracking.track import TrackerConfig
 
 TRACKER_DEFAULTS = TrackerConfig()
 

@@ -26,7 +26,7 @@ from worker import store, storylines
 from worker.config import TrackingSettings
 from worker.errors import StorywatchError
 from worker.storylines import stream
-from worker.track import Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig
 
 MIN_STORY_ITEMS = 5
 C_MISS, C_FA, P_TARGET = 1.0, 0.1, 0.02

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from worker.safetext import without_password
 
-if TYPE_CHECKING:  # a value carried along, made and read by worker.track
-    from worker.track import TextAnalysis
+if TYPE_CHECKING:  # a value carried along, made and read by worker.tracking.track
+    from worker.tracking.track import TextAnalysis
 
 SOURCES = ("feed", "seeds", "backfill")  # where an item came from
 

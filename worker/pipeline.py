@@ -33,7 +33,9 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import polling, store, storylines, track
+from worker import polling, store, storylines
+
+from worker.tracking import track
 from worker.ingest import dedupe, normalize, seeds
 from worker.ingest.identity import identity_policy
 from worker.ingest.links import canonical_url

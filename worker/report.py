@@ -21,7 +21,7 @@ from loguru import logger
 
 from worker.safetext import url_text
 from worker.clock import to_iso
-from worker.evidence import MIN_SOURCE_DOCS
+from worker.tracking.evidence import MIN_SOURCE_DOCS
 from worker.models import (FeedHealth, ItemDetail, StoredItem, StorylineSummary, StoreStatus, TimelineEntry,
                            marked_like, plural, reason_strings, term_words)
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from worker.backfill import Step as BackfillStep
     from worker.backfill import Summary as BackfillSummary
     from worker.pipeline import CycleReport
-    from worker.evidence import Counted
-    from worker.track import Decision
+    from worker.tracking.evidence import Counted
+    from worker.tracking.track import Decision
     from worker.why import ItemWhy, StorylineWhy
 
 

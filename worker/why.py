@@ -23,8 +23,8 @@ from worker import store, storylines
 from worker.clock import UTC, from_iso
 from worker.config import TrackingSettings
 from worker.models import Stored, StorylineDef
-from worker.textproc import Spelling
-from worker.track import Decision, Idle
+from worker.tracking.textproc import Spelling
+from worker.tracking.track import Decision, Idle
 
 UNDECIDED = ("inactive", "copy")  # recorded links only: the storyline is not tracked, the item is a copy
 

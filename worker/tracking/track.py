@@ -63,10 +63,10 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.models import UNTITLED
-from worker.evidence import (
+from worker.tracking.evidence import (
     LEAD_TOKENS, Counted, Evidence, Mentions, Zones, declared_units, describe, title_actors, unit_keys,
 )
-from worker.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, language, name_spans, pairs,
+from worker.tracking.textproc import (BREAK, AliasTable, SpellingIndex, fold, is_title_case, language, name_spans, pairs,
                              read, read_sentences, stop_words)
 
 NAME_CHARS = 4000  # names are looked for in the lead: the first few paragraphs
