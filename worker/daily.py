@@ -21,6 +21,7 @@ has answered, unless a digest time has come since the first poll (it then says w
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, deliver, digest, report, snapshot, store
+from worker import atom, deliver, digest, snapshot, store
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.ingest.dedupe import Clutter
@@ -216,10 +217,16 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
     logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
 
 
+def resend_command(day: dt.date, config: Path | None = None) -> str:
+    """The command that sends the digest of `day` again (naming `config`, the --config given)."""
+    option = f" --config {shlex.quote(str(config))}" if config else ""
+    return f"storywatch{option} digest --date {day:%Y-%m-%d} --send --resend"
+
+
 def _resend(settings: Settings, day: dt.date) -> str:
     """The resend command for a log line: with the config file the worker read (absolute, as a
     service's working folder is not the reader's)."""
-    return report.resend_command(day, settings.source.resolve() if settings.source else None)
+    return resend_command(day, settings.source.resolve() if settings.source else None)
 
 
 def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,

@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import os
-import shlex
 import shutil
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from worker.daily import resend_command
 from worker.safetext import url_text
 from worker.clock import to_iso
 from worker.tracking.evidence import MIN_SOURCE_DOCS
@@ -249,12 +249,6 @@ def cycle_json(cycle: CycleReport) -> str:
                     "new_items": r.new_items, "copies": r.copies, "revisions": r.revisions, "followups": r.followups,
                     "error": r.error} for r in cycle.reports],
     })
-
-
-def resend_command(day: dt.date, config: Path | None = None) -> str:
-    """The command that sends the digest of `day` again (naming `config`, the --config given)."""
-    option = f" --config {shlex.quote(str(config))}" if config else ""
-    return f"storywatch{option} digest --date {day:%Y-%m-%d} --send --resend"
 
 
 def unconfirmed_reason(day: dt.date, config: Path | None = None) -> str:
