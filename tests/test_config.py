@@ -14,11 +14,13 @@ from worker.config import (
     DEFAULT_TEMPLATE,
     SETTINGS,
     ConfigError,
+    TrackingSettings,
     config_path,
     default_config_for,
     effective_settings,
     load_settings,
 )
+from worker.tracking.track import TrackerConfig
 from tests.conftest import PROJECT, SEEDS, Cli
 
 WriteConfig = Callable[[str], Path]
@@ -319,3 +321,7 @@ def test_config_check_fails_on_seeds_that_init_could_not_read(write_config: Writ
 def test_hebrew_and_arabic_marks_are_text(write_config: WriteConfig) -> None:
     settings = load_settings(write_config("[[feeds]]\nurl = 'https://a.example/f'\nname = 'חדשות\u200f ישראל'\n"))
     assert settings.feeds[0].name == "חדשות\u200f ישראל"
+
+
+def test_the_tracking_defaults_are_the_trackers() -> None:
+    assert (TrackingSettings().threshold, TrackingSettings().adapt) == (TrackerConfig().threshold, TrackerConfig().adapt)

@@ -36,9 +36,10 @@ from urllib.parse import urlsplit
 from worker.safetext import address_without_password, has_unsafe, without_password
 from worker.errors import ConfigError
 from worker.models import feed_address
-from worker.tracking.track import TrackerConfig
 
-TRACKER_DEFAULTS = TrackerConfig()
+# The tracker's own defaults (tracking.track.TrackerConfig; a test keeps the two equal): settings sit
+# below the tracker and do not import it.
+DEFAULT_THRESHOLD, DEFAULT_ADAPT = 0.03, True
 
 CONFIG_ENV = "STORYWATCH_CONFIG"
 DEFAULT_CONFIG = Path("config/storywatch.toml")
@@ -297,13 +298,13 @@ class DedupeSettings:
 @dataclass(frozen=True, slots=True)
 class TrackingSettings:
     threshold: float = setting(
-        TRACKER_DEFAULTS.threshold,
+        DEFAULT_THRESHOLD,
         "Decision threshold of every storyline, on its background-normalised score (see "
         "`storywatch eval tracking`); lower finds more follow-ups and more false ones.",
         check=between(-10, 10),
     )
     adapt: bool = setting(
-        TRACKER_DEFAULTS.adapt,
+        DEFAULT_ADAPT,
         "Confident follow-ups join their storyline's profile (guarded against drift), so it "
         "follows the story as it develops.",
     )
