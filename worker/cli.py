@@ -545,7 +545,7 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
 
 def _already_known(known: Feed | None, why: str = "storywatch feeds edit changes it") -> bool:
     """Say so when a feed to add is known (and not removed: adding a removed one brings it back)."""
-    if known is None or known.disabled_reason in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG):
+    if known is None or known.disabled_reason in store.REMOVED:
         return False
     click.echo(f"Already known: {without_password(known.url)} ({why})")
     return True
@@ -568,7 +568,7 @@ def feeds_import(app: App, path: Path) -> None:
             continue
         same = manage.known_feed(app.db, feed.url)  # a removed one is brought back
         address = same.url if same is not None else feed_address(feed.url)
-        name = "" if same is not None or manage.name_taken(app.db, feed.title) else feed.title
+        name = "" if same is not None or store.name_taken(app.db, feed.title) else feed.title
         if store.add_feed(app.db, address, utc_now(), name=name, tags=feed.tags, origin="opml"):
             added += 1
         else:

@@ -20,7 +20,7 @@ from worker import pipeline, store
 from worker.config import FetchSettings, StorylineConfig
 from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
 from worker.sources.fetch import Fetcher, FetchRequest
-from worker.models import Feed, feed_address
+from worker.models import Feed
 from worker.sources.parse import ParsedFeed, parse_feed
 from worker.safetext import without_password
 
@@ -65,8 +65,7 @@ def _declared_storyline(row: dict[str, Any]) -> bool:
 def known_feed(db: Database, url: str) -> Feed | None:
     """The stored feed at this address (or the address the config gives a feed that moved),
     whatever the case of its scheme and host."""
-    wanted = feed_address(url)
-    return next((f for address, f in store.feeds_by_url(db).items() if feed_address(address) == wanted), None)
+    return store.feed_at_address(db, url)
 
 
 def check_feed(url: str, settings: FetchSettings) -> tuple[ParsedFeed, str]:
@@ -144,15 +143,9 @@ def edit_feed(db: Database, key: str, config_file: Path, **changes: Any) -> Feed
     return f
 
 
-def name_taken(db: Database, name: str, but: Feed | None = None) -> bool:
-    """Whether another feed (not removed) goes by `name`: a name must find one feed."""
-    return any(f.id != (but.id if but else None) and f.disabled_reason not in (store.REMOVED_BY_YOU, store.REMOVED_FROM_CONFIG)
-               for f in store.feeds_matching(db, name)) if name.strip() else False
-
-
 def check_name(db: Database, name: str, f: Feed | None = None) -> None:
     """Refuse a feed name that another feed has (its name, or its title when it has none)."""
-    if name_taken(db, name, f):
+    if store.name_taken(db, name, f.id if f else None):
         raise StorywatchError(f"a feed is named {name!r} already: choose another name (see storywatch feeds list)")
 
 

@@ -34,13 +34,12 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import polling, store, storylines
-
-from worker.tracking import track
 from worker.ingest import dedupe, normalize, seeds
 from worker.ingest.identity import identity_policy
 from worker.ingest.links import canonical_url
 from worker.ingest.text import html_to_text
 from worker.sources import parse
+from worker.tracking import track
 from worker.log import traceback_for
 from worker.safetext import one_line, without_password
 from worker.clock import utc_now

@@ -652,7 +652,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
     with transaction(db):
         for feed in feeds:
             row = _one(db, "SELECT * FROM feeds WHERE url = ? OR config_url = ? ORDER BY url = ? DESC", [feed.url] * 3) \
-                or _same_address(db, feed.url)
+                or _row_at_address(db, feed.url)
             values = {
                 "name": feed.name,
                 "tags": json.dumps(list(feed.tags)),
@@ -668,7 +668,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                 counts["added"] += 1
                 continue
             kept.add(row["id"])
-            if row["origin"] != "config" or row["disabled_reason"] in _REMOVED or _changed(row, values):
+            if row["origin"] != "config" or row["disabled_reason"] in REMOVED or _changed(row, values):
                 db.table("feeds").update(row["id"], {**values, "origin": "config", "disabled_reason": _still_disabled(row)})
                 counts["updated"] += 1
         for row in db.query("SELECT id, disabled_reason FROM feeds WHERE origin = 'config' "
@@ -681,8 +681,14 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
     return counts
 
 
-def _same_address(db: Database, url: str) -> dict[str, Any] | None:
-    """The feed at `url` written otherwise (HTTP://Host/feed#top for http://host/feed)."""
+def feed_at_address(db: Database, url: str) -> Feed | None:
+    """The stored feed at `url` (or at the address the config gives a feed that moved), however
+    its scheme and host are written (HTTP://Host/feed#top for http://host/feed)."""
+    row = _row_at_address(db, url)
+    return _feed(row) if row else None
+
+
+def _row_at_address(db: Database, url: str) -> dict[str, Any] | None:
     wanted = feed_address(url)
     return next((row for row in db.query("SELECT * FROM feeds ORDER BY id")
                  if wanted in (feed_address(row["url"]), feed_address(row["config_url"] or ""))), None)
@@ -691,7 +697,7 @@ def _same_address(db: Database, url: str) -> dict[str, Any] | None:
 def _still_disabled(row: dict[str, Any]) -> str | None:
     """Putting a feed (back) in the config enables it, unless it is disabled (by the reader, a 410)."""
     reason = row["disabled_reason"]
-    return None if reason in _REMOVED else reason
+    return None if reason in REMOVED else reason
 
 
 REMOVED_FROM_CONFIG = "removed from the config"
@@ -714,9 +720,9 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
                 "interval_s": int(interval.total_seconds()) if interval else None}
     with transaction(db):
         row = _one(db, "SELECT id, name, disabled_reason FROM feeds WHERE url = ? OR config_url = ?", [url, url])
-        if row and row["disabled_reason"] in (REMOVED_BY_YOU, REMOVED_FROM_CONFIG):  # back, kept here now
+        if row and row["disabled_reason"] in REMOVED:  # back, kept here now
             given = {k: v for k, v in settings.items() if v not in ("", "[]", None)}  # else as it was
-            if "name" not in given and _name_taken(db, row["name"], row["id"]):
+            if "name" not in given and name_taken(db, row["name"], row["id"]):
                 given["name"] = ""  # another feed has its old name since: shown by its title
             db.table("feeds").update(row["id"], {**given, "disabled_reason": None, "next_poll_at": None})
             return True
@@ -726,16 +732,18 @@ def add_feed(db: Database, url: str, now: dt.datetime, *, name: str = "", tags: 
     return True
 
 
-def _name_taken(db: Database, name: str, feed_id: int) -> bool:
-    return bool(name) and _one(db, "SELECT 1 FROM feeds WHERE id != ? AND lower(name) = lower(?) AND "
-                                   "(disabled_reason IS NULL OR disabled_reason NOT IN (?, ?))",
-                               [feed_id, name, REMOVED_BY_YOU, REMOVED_FROM_CONFIG]) is not None
+def name_taken(db: Database, name: str, but: int | None = None) -> bool:
+    """Whether a feed other than `but` (and not removed) goes by `name`: its name, or its title
+    when it has none, as `feeds_matching` finds a feed by name. A name must find one feed."""
+    return bool(name.strip()) and _one(
+        db, "SELECT 1 FROM feeds WHERE id IS NOT ? AND (lower(name) = lower(?) OR (name = '' AND lower(title) = lower(?))) "
+            "AND (disabled_reason IS NULL OR disabled_reason NOT IN (?, ?))", [but, name, name, *REMOVED]) is not None
 
 
 REMOVED_BY_YOU = "removed by you"
 DISABLED_BY_YOU = "by you"
-_REMOVED = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU)  # a feed put (back) in the config is not removed
-CHOSEN = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU, DISABLED_BY_YOU)  # a feed that answers stays as the reader left it
+REMOVED = (REMOVED_FROM_CONFIG, REMOVED_BY_YOU)  # hidden from listings; added or put in the config again, it is back
+CHOSEN = (*REMOVED, DISABLED_BY_YOU)  # a feed that answers stays as the reader left it
 
 
 def feeds_matching(db: Database, key: str) -> list[Feed]:
@@ -747,7 +755,7 @@ def feeds_matching(db: Database, key: str) -> list[Feed]:
     if not rows:
         rows = list(db.query("SELECT * FROM feeds WHERE lower(name) = lower(?) OR (name = '' AND lower(title) = lower(?)) "
                              "ORDER BY id", [key, key]))
-        present = [row for row in rows if row["disabled_reason"] not in (REMOVED_BY_YOU, REMOVED_FROM_CONFIG)]
+        present = [row for row in rows if row["disabled_reason"] not in REMOVED]
         rows = present or rows  # a removed feed's name passes to the feed that took it
     return [_feed(row) for row in rows]
 
