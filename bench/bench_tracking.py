@@ -8,7 +8,7 @@ threshold tuned on the same file (an optimistic baseline: it sees the answers).
 Speed: 50 storylines (the first 4 items of dev stories, cycled), then 20,000 items (the dev items
 again and again with fresh ids and times) through Tracker.process on one core; items/s of the
 first and of the last 5,000, CPU time. The target is on scoring: the writer's share, the text
-analysed beforehand where the item was parsed (track.prepare, as the worker's parsing processes
+analysed beforehand where the item was parsed (analysis.prepare, as the worker's parsing processes
 do); beside it the rate of that analysis alone, and one core doing both.
 """
 
@@ -25,7 +25,10 @@ from pathlib import Path
 from bench import Result
 from worker.evaluate import Labelled, c_det_norm, evaluate, load_dataset, seed_sets
 from worker.tracking.textproc import STOPWORDS
-from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig, prepare
+from worker.tracking.analysis import prepare
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "tracking-dev.jsonl"
 STORYLINES, DOCS, BLOCK = 50, 20_000, 5_000
@@ -54,7 +57,7 @@ def run(work: Path) -> list[Result]:
                scored_first, "items/s", ">= 2000", f"the writer's share in the worker; CPU {scored_cpu:.1f} s for {DOCS:,} items"),
         Result("tracking, 50 storylines, scoring on one core: items/s, last 5k", scored_last, "items/s", ">= 2000",
                f"last/first {scored_last / scored_first:.2f} (the first 5k adapt the 50 profiles)"),
-        Result("tracking: text analysis alone (track.prepare, in the parsing processes): items/s",
+        Result("tracking: text analysis alone (analysis.prepare, in the parsing processes): items/s",
                analysis_rate(items), "items/s", ""),
         Result("tracking, 50 storylines, analysis and scoring both on one core: items/s, first 5k", first, "items/s", "",
                f"CPU {cpu:.1f} s for {DOCS:,} items"),
@@ -69,7 +72,7 @@ def run(work: Path) -> list[Result]:
 
 def speed(items: Sequence[Labelled], prepared: bool) -> tuple[float, float, float]:
     """Items/s of the first and last 5,000 and the CPU time: each item analysed by the tracker
-    itself (one core does everything), or (`prepared`) analysed beforehand with track.prepare,
+    itself (one core does everything), or (`prepared`) analysed beforehand with analysis.prepare,
     as the worker's parsing processes do, so the time is the writer's share: scoring."""
     tracker = Tracker(TrackerConfig())
     for doc in repeated(items, 1000, items[0].doc.published - 1e6, "w"):  # a warm corpus first
@@ -94,7 +97,7 @@ def speed(items: Sequence[Labelled], prepared: bool) -> tuple[float, float, floa
 
 
 def analysis_rate(items: Sequence[Labelled]) -> float:
-    """Items/s of track.prepare alone (the parsing processes' share), on the same items."""
+    """Items/s of analysis.prepare alone (the parsing processes' share), on the same items."""
     docs = list(repeated(items, BLOCK, 0.0, "a"))
     began = time.process_time()
     for doc in docs:

@@ -15,7 +15,9 @@ BASE = {"worker", "worker.errors", "worker.clock", "worker.safetext", "worker.lo
 """Modules every room may use: the package's version, errors, time, safe text, the data shapes."""
 SOURCES = {"worker.sources", "worker.sources.fetch", "worker.sources.parse", "worker.sources.opml"}
 
-ROOMS = {"sources": BASE, "ingest": BASE | SOURCES, "tracking": BASE}
+INGEST = {"worker.ingest", "worker.ingest.identity"}  # what the store uses of ingest: the storage keys
+
+ROOMS = {"sources": BASE, "ingest": BASE | SOURCES, "tracking": BASE, "store": BASE | {"worker.config"} | INGEST}
 """Each package-room and what it may import besides itself (grows as rooms move in)."""
 
 

@@ -20,7 +20,7 @@ from worker.config import (
     effective_settings,
     load_settings,
 )
-from worker.tracking.track import TrackerConfig
+from worker.tracking.settings import TrackerConfig
 from tests.conftest import PROJECT, SEEDS, Cli
 
 WriteConfig = Callable[[str], Path]

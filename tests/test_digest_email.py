@@ -32,7 +32,7 @@ from click.testing import CliRunner
 
 from worker import daily, deliver, digest, report, store
 from worker.cli import cli
-from worker.clock import utc_now
+from worker.clock import to_iso, utc_now
 from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
@@ -545,7 +545,7 @@ def test_a_send_left_without_a_phase_by_an_older_version_is_unconfirmed(tmp_path
     gone.wait(30)
     with store.transaction(built.db):
         built.db.execute("UPDATE digests SET status = 'sending', sender_pid = ?, sending_at = ?, send_phase = NULL "
-                         "WHERE day = ?", [gone.pid, store.to_iso(T0), DAY.isoformat()])
+                         "WHERE day = ?", [gone.pid, to_iso(T0), DAY.isoformat()])
     assert store.unconfirmed_digests(built.db, T0 + minutes(1)) == [DAY]
     assert store.mark_interrupted_digests(built.db, T0 + minutes(1)) == {DAY: "unconfirmed"}
     assert (row(built.db)["status"], row(built.db)["error"]) == ("unconfirmed", store.INTERRUPTED)
@@ -562,7 +562,7 @@ def test_a_digest_another_live_process_is_sending_is_neither_sent_again_nor_call
             claimed = dt.datetime.now(dt.timezone.utc)
             with store.transaction(built.db):
                 built.db.execute("UPDATE digests SET status = 'sending', sender_pid = ?, sending_at = ?",
-                                 [other.pid, store.to_iso(claimed)])
+                                 [other.pid, to_iso(claimed)])
             assert not store.claim_digest(built.db, DAY, claimed + minutes(1), resend=True)
             daily.scheduled_digest(built.db, built.settings, T0 + minutes(1))
             assert row(built.db)["status"] == "sending"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, sentences
+from worker.tracking.analysis import generic_aliases, sentences
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 DAY = 86400.0
 RUSSIA = StorylineSpec(

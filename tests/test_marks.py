@@ -25,9 +25,11 @@ from tests.feedserver import Reply
 from tests.test_tracking import followups_of, korea  # noqa: F401 (korea: the fixture)
 from tests.test_why import DELEGATION, beat_feed, item_id, polled, section, shown
 from worker import daily, digest, evaluate
-from worker.tracking import track
+from worker.tracking import vectors
 from worker.config import load_settings
-from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 UTC = dt.timezone.utc
 RUSSIA = "north-korea-russia"
@@ -239,9 +241,9 @@ def test_eval_beat_feedback_marks_what_was_taken_and_the_first_missed_item() -> 
 
 
 def test_unit_vectors_of_empty_items_are_never_shared() -> None:
-    empty = track._NO_UNIT.as_dict()
+    empty = vectors.NO_UNIT.as_dict()
     empty["x"] = 1.0
-    assert track._NO_UNIT.as_dict() == {}
+    assert vectors.NO_UNIT.as_dict() == {}
 
 
 def test_eval_marks_measures_the_storylines_on_the_readers_own_marks(korea: World) -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlite_utils import Database
 
 from worker import pipeline, store, storylines
-from worker.tracking.track import Doc
+from worker.tracking.decisions import Doc
 from tests.conftest import World
 from tests.feedserver import Reply, rss
 

@@ -13,7 +13,10 @@ import pytest
 from bench.corpus import article
 from worker.config import DEFAULT_TEMPLATE, load_settings
 from worker.tracking.textproc import AliasTable, fold, pairs, read, strip_particles, words
-from worker.tracking.track import DEFAULT_ALIASES, Doc, StorylineSpec, Tracker, TrackerConfig, generic_aliases, prepare
+from worker.tracking.analysis import generic_aliases, prepare
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig
+from worker.tracking.track import Tracker
 
 
 @pytest.mark.parametrize("written", ["북한은", "북한이", "북한의", "북한과", "북한에", "북한에서", "북한으로",

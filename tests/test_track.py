@@ -1,4 +1,4 @@
-"""The scorer's text analysis (aliases; analyses made in a parsing process: track.prepare) and the
+"""The scorer's text analysis (aliases; analyses made in a parsing process: prepare) and the
 emerging-story groups' bounds."""
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ import pytest
 
 from bench.corpus import article
 from worker import evaluate, storylines
-from worker.tracking import track
+from worker.tracking.backgrounds import Backgrounds
+from worker.tracking.vectors import ProfileMatrix, Recent, Stacked, Unit
 from worker.tracking.textproc import AliasTable, words
-from worker.tracking.track import DEFAULT_ALIASES, Doc, StorylineSpec, TextAnalysis, Tracker, TrackerConfig, prepare
+from worker.tracking.analysis import Analysis, TextAnalysis, analyze, generic_aliases, prepare
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig
+from worker.tracking.profiles import reads_differently
+from worker.tracking.track import Tracker
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
 
@@ -50,19 +55,19 @@ def test_a_name_spelled_otherwise_is_read_as_the_storylines_name_and_lone_lookal
         return doc
 
     park = read("Park Myung-ho in Beijing", "Vice minister Park Myung-ho arrived on Monday. Park said ties were strong.")
-    weights = tracker._analyze_cached(park).weights
+    weights = tracker._reader.analysis(park).weights
     assert {"pak", "myong", "pak myong"} <= weights.keys() and "park" not in weights  # "Park said" too
     assert tracker.vector(park)["pak"] > 0
 
     half = read("Talks", "Talks were led by Park Myong-ho on Monday.")  # one word spelled otherwise
-    assert {"pak", "pak myong"} <= tracker._analyze_cached(half).weights.keys()
+    assert {"pak", "pak myong"} <= tracker._reader.analysis(half).weights.keys()
 
     # Lone words one edit from a name word name nobody: "Park" and "Myung" stay as written.
     alone = read("Park rangers", "Rangers in the Park met on Monday. Mr Myung, a ranger, spoke.")
-    assert {"park", "myung"} <= tracker._analyze_cached(alone).weights.keys()
+    assert {"park", "myung"} <= tracker._reader.analysis(alone).weights.keys()
     # A one-word keyword is a name by itself.
     variant = read("Quake", "Rescuers reached Erciz on Monday.")
-    assert "ercis" in tracker._analyze_cached(variant).weights
+    assert "ercis" in tracker._reader.analysis(variant).weights
 
 
 def _prepare(texts: tuple[str, str]) -> TextAnalysis:
@@ -108,11 +113,11 @@ def test_an_analysis_made_in_another_process_decides_exactly_as_one_made_by_the_
     tracker = Tracker(config)
     for spec in specs:
         tracker.add_storyline(spec)
-    variant = tracker._prepared(shipped[-1])
-    assert variant is not None and tracker._fixes(variant) == {"erciz": "ercis"}  # the keyword "Ercis"
-    assert tracker._fixes(prepared[0].unpack()) == {}
+    variant = tracker._reader.prepared(shipped[-1])
+    assert variant is not None and tracker._reader.fixes(variant) == {"erciz": "ercis"}  # the keyword "Ercis"
+    assert tracker._reader.fixes(prepared[0].unpack()) == {}
     starts = prepared[0].unpack().starts  # "Van" starts a storyline's own alias
-    assert any(tracker._reads_differently(s, starts) for s in tracker._storylines.values())
+    assert any(reads_differently(s, starts) for s in tracker._storylines.values())
 
 
 def test_an_analysis_made_with_other_settings_is_not_used() -> None:
@@ -159,28 +164,28 @@ def test_background_windows_keep_the_exact_quantile_or_sums_of_their_last_scores
     running sums ("zscore"): checked against a plain sorted window, with ties, a window filling
     up, resets and rows left out."""
     config = replace(TrackerConfig(), bg_window=50, bg_quantile=0.9, normalization=normalization)
-    backgrounds = track._Backgrounds(config)
-    backgrounds.grow(6)
+    bg = Backgrounds(config)
+    bg.grow(6)
     rng = random.Random(3)
     windows: list[list[float]] = [[] for _ in range(6)]
     for step in range(3000):
         if step % 997 == 0:
             row = rng.randrange(6)
             windows[row] = [rng.choice((0.1, 0.2, rng.random())) for _ in range(rng.randrange(80))]
-            backgrounds.reset(row, np.array(windows[row]))
+            bg.reset(row, np.array(windows[row]))
         rows = sorted(rng.sample(range(6), rng.randrange(1, 7)))
         scores = [rng.choice((0.1, 0.2, rng.random())) for _ in rows]  # ties with the quantile too
-        backgrounds.add(np.array(rows, np.intp), np.array(scores))
+        bg.add(np.array(rows, np.intp), np.array(scores))
         for row, score in zip(rows, scores):
             windows[row] = (windows[row] + [score])[-50:]
         for row, window in enumerate(windows):
             ordered = sorted(window)
             expected = ordered[min(int(0.9 * len(ordered)), len(ordered) - 1)] if ordered else 0.0
             if normalization == "tail":
-                assert backgrounds.quantile[row] == expected
+                assert bg.quantile[row] == expected
             else:
-                assert math.isclose(backgrounds.total[row], sum(window), abs_tol=1e-9)
-                assert math.isclose(backgrounds.total_sq[row], sum(x * x for x in window), abs_tol=1e-9)
+                assert math.isclose(bg.total[row], sum(window), abs_tol=1e-9)
+                assert math.isclose(bg.total_sq[row], sum(x * x for x in window), abs_tol=1e-9)
 
 
 def test_decisions_are_read_one_by_one_or_as_follow_ups() -> None:
@@ -203,7 +208,7 @@ def test_decisions_are_read_one_by_one_or_as_follow_ups() -> None:
 @pytest.mark.parametrize("bits", [20, 2])  # 2: profile features share lookup buckets (binary search)
 def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
         bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(track._Stacked, "LOOKUP_BITS", bits)
+    monkeypatch.setattr(Stacked, "LOOKUP_BITS", bits)
     rng = random.Random(5)
     vocabulary = [f"w{n}" for n in range(400)] + [f"w{n} w{n + 1}" for n in range(200)]
 
@@ -211,16 +216,16 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
         return {f: rng.random() for f in rng.sample(vocabulary, size)}
 
     vectors = [vector(rng.randrange(0, 60)) for _ in range(300)]
-    recent = [track._Recent.of(Doc(str(n), "", "", 0.0), track._Analysis(dict.fromkeys(v, 1.0), {}),
-                               track._Unit(list(v), np.array(list(v.values()))))
+    recent = [Recent.of(Doc(str(n), "", "", 0.0), Analysis(dict.fromkeys(v, 1.0), {}),
+                               Unit(list(v), np.array(list(v.values()))))
               for n, v in enumerate(vectors)]
     lookup = np.zeros(1 << bits, np.int16)
-    stacked = track._Stacked(recent, lookup)
+    stacked = Stacked(recent, lookup)
     for profile in (vector(150), vector(1), {}, {"absent": 1.0}):
         expected = [sum(w * profile.get(f, 0.0) for f, w in v.items()) for v in vectors]
         assert np.allclose(stacked.dots(profile), expected, rtol=1e-12, atol=0.0)
         assert not lookup.any()  # the scratch is left clean
-    assert len(track._Stacked([], lookup).dots(vector(5))) == 0
+    assert len(Stacked([], lookup).dots(vector(5))) == 0
 
 
 def test_the_profile_matrix_gives_the_same_dot_products_as_dictionaries_as_profiles_come_and_go() -> None:
@@ -228,8 +233,8 @@ def test_the_profile_matrix_gives_the_same_dot_products_as_dictionaries_as_profi
     every item's dot products with them match plain dictionaries."""
     rng = random.Random(7)
     vocabulary = [f"w{n}" for n in range(300)]
-    matrix, profiles = track._ProfileMatrix(), {}
-    n_slots = track._ProfileMatrix.BLOCK + 10
+    matrix, profiles = ProfileMatrix(), {}
+    n_slots = ProfileMatrix.BLOCK + 10
     for step in range(600):
         slot = rng.randrange(n_slots)
         if rng.random() < 0.25:
@@ -260,21 +265,21 @@ def test_observing_after_storylines_came_and_went_adds_each_score_to_its_own_sto
     decisions = tracker.decide(doc)
     assert {d.storyline_id for d in decisions} == {first.id, second.id} and not decisions.followups
     slot = tracker._storylines[second.id].slot
-    before = int(tracker._backgrounds.count[2 * slot])
+    before = int(tracker._slots.backgrounds.count[2 * slot])
     tracker.remove_storyline(first.id)  # its slot is free: the scores must find the second by id
     tracker.add_storyline(replace(first, id="other"))  # and takes that slot
     other = 2 * tracker._storylines["other"].slot
-    other_before = (int(tracker._backgrounds.count[other]), tracker._backgrounds.total[other])
+    other_before = (int(tracker._slots.backgrounds.count[other]), tracker._slots.backgrounds.total[other])
     tracker.observe(doc, decisions)
     assert tracker._storylines[second.id].slot == slot
-    assert tracker._backgrounds.count[2 * slot] == min(before + 1, TrackerConfig().bg_window)
-    assert (tracker._backgrounds.count[other], tracker._backgrounds.total[other]) == other_before  # not first's score
+    assert tracker._slots.backgrounds.count[2 * slot] == min(before + 1, TrackerConfig().bg_window)
+    assert (tracker._slots.backgrounds.count[other], tracker._slots.backgrounds.total[other]) == other_before  # not first's score
 
 
 def test_names_whose_characters_read_as_clause_breaks_keep_their_own_keys() -> None:
     config = TrackerConfig()
     text = "Officials said Room⑴ was sealed, and Pak Myong-ho met Wang Yajun in Beijing on Monday."
-    names = track.analyze("Talks", text, config, track.generic_aliases(config.default_aliases)).names
+    names = analyze("Talks", text, config, generic_aliases(config.default_aliases)).names
     assert names == {"room 1": "Room⑴", "pak myong ho": "Pak Myong-ho", "wang yajun": "Wang Yajun", "beij": "Beijing"}
 
 
@@ -290,7 +295,7 @@ def test_a_storylines_silence_counts_from_when_it_was_tracked_for_items_since() 
     """A storyline added today with seeds from years ago has not gone quiet for years for its
     reader: an item published since it was tracked counts its silence from then (a 0.3 cut of
     every score, and expiry at once); an item published before is judged as history."""
-    from worker.tracking.track import Doc, StorylineSpec
+    from worker.tracking.decisions import Doc, StorylineSpec
 
     day = 86400.0
     seeded = 1_700_000_000.0  # the seeds' time

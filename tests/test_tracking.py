@@ -23,7 +23,9 @@ from worker import evaluate, pipeline, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
-from worker.tracking.track import Doc, Tracker, TrackerConfig
+from worker.tracking.decisions import Doc
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
 

@@ -28,7 +28,7 @@ from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
 from tests.test_tracking import CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
 from worker import store
-from worker.tracking import track
+from worker.tracking import analysis, settings
 from worker.models import UNTITLED
 from worker.tracking.textproc import Spelling
 
@@ -116,8 +116,8 @@ def test_stop_words_of_the_items_own_language_are_no_evidence(korea: World, tmp_
     terms = next(s["terms"] for s in json.loads(shown)["tracking"]["storylines"] if s["id"] == "amazonia")
     assert terms and not {token for token, _, _ in terms} & PT_STOP_WORDS
     # The language is the item's own: an English "die" is a word, a German one is not.
-    english = track.prepare("Three die as floods hit Valencia", "Three people die as floods hit the city of Valencia.")
-    german = track.prepare("Die Regierung plant neue Regeln", "Die Regierung hat am Montag gesagt, dass sie die "
+    english = analysis.prepare("Three die as floods hit Valencia", "Three people die as floods hit the city of Valencia.")
+    german = analysis.prepare("Die Regierung plant neue Regeln", "Die Regierung hat am Montag gesagt, dass sie die "
                            "Regeln für den Verkehr in der Stadt ändern will und nicht warten wird.")
     assert "die" in english.features.split("\n")
     assert not {"die", "der", "und", "hat", "nicht", "fur"} & set(german.features.split("\n"))
@@ -191,6 +191,6 @@ def test_a_word_written_with_combining_marks_is_shown_as_one_word() -> None:
 
 
 def test_an_items_untitled_placeholder_is_no_word_of_it() -> None:
-    analysis = track.analyze(UNTITLED, "Prices at the market of Albi rose again.", track.TrackerConfig(),
-                             track.generic_aliases(()))
-    assert analysis.weights and not [term for term in analysis.weights if "untitl" in term]
+    analysed = analysis.analyze(UNTITLED, "Prices at the market of Albi rose again.", settings.TrackerConfig(),
+                                analysis.generic_aliases(()))
+    assert analysed.weights and not [term for term in analysed.weights if "untitl" in term]

@@ -37,7 +37,7 @@ from worker.safetext import address_without_password, has_unsafe, without_passwo
 from worker.errors import ConfigError
 from worker.models import feed_address
 
-# The tracker's own defaults (tracking.track.TrackerConfig; a test keeps the two equal): settings sit
+# The tracker's own defaults (tracking.settings.TrackerConfig; a test keeps the two equal): settings sit
 # below the tracker and do not import it.
 DEFAULT_THRESHOLD, DEFAULT_ADAPT = 0.03, True
 

@@ -26,7 +26,9 @@ from worker import store, storylines
 from worker.config import TrackingSettings
 from worker.errors import StorywatchError
 from worker.storylines import stream
-from worker.tracking.track import Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 MIN_STORY_ITEMS = 5
 C_MISS, C_FA, P_TARGET = 1.0, 0.1, 0.02

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from worker.safetext import without_password
 
-if TYPE_CHECKING:  # a value carried along, made and read by worker.tracking.track
-    from worker.tracking.track import TextAnalysis
+if TYPE_CHECKING:  # a value carried along, made by worker.tracking.analysis, read by the tracker
+    from worker.tracking.analysis import TextAnalysis
 
 SOURCES = ("feed", "seeds", "backfill")  # where an item came from
 

@@ -39,7 +39,7 @@ from worker.ingest.identity import identity_policy
 from worker.ingest.links import canonical_url
 from worker.ingest.text import html_to_text
 from worker.sources import parse
-from worker.tracking import track
+from worker.tracking import analysis
 from worker.log import traceback_for
 from worker.safetext import one_line, without_password
 from worker.clock import utc_now
@@ -428,8 +428,8 @@ def normalize_batch(
 
 def analysed(item: Item) -> Item:
     """The item with its text analysed for storyline tracking (done where items are parsed, so
-    that the one writer does not tokenize: see track.prepare)."""
-    return dataclasses.replace(item, analysis=track.prepare(item.title, item.text))
+    that the one writer does not tokenize: see analysis.prepare)."""
+    return dataclasses.replace(item, analysis=analysis.prepare(item.title, item.text))
 
 
 @functools.lru_cache(maxsize=8)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from worker.backfill import Summary as BackfillSummary
     from worker.pipeline import CycleReport
     from worker.tracking.evidence import Counted
-    from worker.tracking.track import Decision
+    from worker.tracking.decisions import Decision
     from worker.why import ItemWhy, StorylineWhy
 
 

@@ -35,7 +35,9 @@ from worker.config import Settings, StorylineConfig, TrackingSettings, is_file_s
 from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
 from worker.tracking.textproc import Spelling
-from worker.tracking.track import Decision, Decisions, Doc, StorylineSpec, Tracker, TrackerConfig
+from worker.tracking.decisions import Decision, Decisions, Doc, StorylineSpec
+from worker.tracking.settings import TrackerConfig
+from worker.tracking.track import Tracker
 
 REPLAY_MAX = 5000  # newest originals replayed at start: enough for word statistics, a few seconds
 NAMES_COUNTED = 30  # a feed's items its names are counted over on a rebuild, at least (evidence.py)

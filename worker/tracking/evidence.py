@@ -239,6 +239,14 @@ class Evidence:
             self._member[slot, u] = True
             self._actor[slot, u] = actor
 
+    def declare(self, slot: int, title: str, keywords: Sequence[str], aliases: Sequence[Sequence[str]],
+                tokens: Callable[[str], list[str]]) -> None:
+        """Give ``slot`` the units a storyline declares (its title, keywords and aliases), read
+        into keys with ``tokens``."""
+        self.add(slot, [(label, unit_keys(spellings, tokens))
+                        for label, spellings in declared_units(title, keywords, aliases)],
+                 actors=title_actors(title, aliases))
+
     def remove(self, slot: int) -> None:
         if slot < len(self._member):
             self._member[slot] = self._actor[slot] = False
