@@ -81,6 +81,7 @@ class _Group(click.Group):
             app = ctx.find_object(App)
             if app is None or "settings" not in app.__dict__:
                 raise
+            logger.opt(exception=exc).debug("The store failed in {command}", command=ctx.invoked_subcommand)
             raise click.ClickException(str(store.store_failure(app.settings.storage.path, exc))) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)

@@ -62,7 +62,7 @@ def concurrency_run(folder: Path, *, feeds: int, seconds: float, archives: int =
                 _, err = proc.communicate(timeout=900)
                 logs.append(err.decode())
                 if proc.returncode != 0 and b"was already sent" not in err and b"is being sent right now" not in err:
-                    failures.append(f"{role}: exit {proc.returncode}: {err.decode()[-500:]}")
+                    failures.append(f"{role}: exit {proc.returncode}: {err.decode()[-3000:]}")
                 runs[role] += 1
                 n += 1
 
@@ -75,7 +75,8 @@ def concurrency_run(folder: Path, *, feeds: int, seconds: float, archives: int =
         threads = [threading.Thread(target=grow, daemon=True)] + [
             threading.Thread(target=loop, args=args) for args in (
                 ("backfill", [("backfill", str(folder / f"archive{k}")) for k in range(archives)]),
-                ("digest", [("digest", "--send"), ("digest",)]),
+                # -v: a store error in a digest logs where it happened (its traceback, at DEBUG)
+                ("digest", [("-v", "digest", "--send"), ("-v", "digest")]),
                 ("poll", [("poll", "--force")]),
             )]
         for t in threads:

@@ -46,6 +46,7 @@ def open_store(path: Path, *, busy_timeout: float = 30.0, shared: bool = False) 
         db.execute("PRAGMA foreign_keys=ON")
         _migrate(db, path)
     except sqlite3.DatabaseError as exc:
+        logger.opt(exception=exc).debug("Opening the store failed")  # with -v: where
         raise store_failure(path, exc) from None
     except OSError as exc:
         raise StoreError(f"cannot create the store at {path}: {exc.strerror}") from None
