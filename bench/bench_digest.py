@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 
 from bench import Result
 from bench.corpus import article, words
-from worker import daily, digest, store
+from worker import digest, store
+from worker.digest import daily
 from worker.config import Settings, StorylineConfig
 from worker.models import FollowUp, Item, Placement
 

@@ -17,7 +17,10 @@ SOURCES = {"worker.sources", "worker.sources.fetch", "worker.sources.parse", "wo
 
 INGEST = {"worker.ingest", "worker.ingest.identity"}  # what the store uses of ingest: the storage keys
 
-ROOMS = {"sources": BASE, "ingest": BASE | SOURCES, "tracking": BASE, "store": BASE | {"worker.config"} | INGEST}
+STORE = {"worker.store"} | {f"worker.store.{m.stem}" for m in (WORKER / "store").glob("*.py")}
+
+ROOMS = {"sources": BASE, "ingest": BASE | SOURCES, "tracking": BASE, "store": BASE | {"worker.config"} | INGEST,
+         "digest": BASE | {"worker.config", "worker.ingest.dedupe"} | STORE}
 """Each package-room and what it may import besides itself (grows as rooms move in)."""
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.config import EmailSettings
-from worker.deliver import (FALLBACK_DOMAIN, build_message, message_domain, send_deadline, send_message, stable_message_id,
+from worker.digest.deliver import (FALLBACK_DOMAIN, build_message, message_domain, send_deadline, send_message, stable_message_id,
                             write_atomically)
 from worker.errors import DeliveryError
 from tests.conftest import NOW

@@ -18,7 +18,8 @@ import feedparser
 import pytest
 from markdown_it import MarkdownIt
 
-from worker import daily, digest, store
+from worker import digest, store
+from worker.digest import daily
 from worker.config import StorylineConfig, load_settings
 from worker.models import FollowUp, Placement
 from tests.conftest import Cli

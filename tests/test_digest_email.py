@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker import daily, deliver, digest, report, store
+from worker import digest, report, store
+from worker.digest import daily, deliver
 from worker.cli import cli
 from worker.clock import to_iso, utc_now
 from worker.config import Settings, load_settings

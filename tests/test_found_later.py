@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import SEEDS, World
 from tests.feedserver import FeedServer, Reply, rss
 from tests.test_tracking import without_feeds
-from worker import backfill, daily, digest, health, pipeline, storylines
+from worker import backfill, digest, health, pipeline, storylines
+from worker.digest import daily
 from worker.config import StorylineConfig, default_config_text, load_settings
 
 from tests.test_tracking import CLOSING  # the shipped storylines' closing-ceremony fixture

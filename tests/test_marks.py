@@ -24,7 +24,8 @@ from tests.conftest import Cli, World
 from tests.feedserver import Reply
 from tests.test_tracking import followups_of, korea  # noqa: F401 (korea: the fixture)
 from tests.test_why import DELEGATION, beat_feed, item_id, polled, section, shown
-from worker import daily, digest, evaluate
+from worker import digest, evaluate
+from worker.digest import daily
 from worker.tracking import vectors
 from worker.config import load_settings
 from worker.tracking.decisions import Doc, StorylineSpec

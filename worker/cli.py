@@ -22,8 +22,8 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import (__version__, atom, backfill, daily, deliver, digest, evaluate, manage, pipeline, report, schedule,
-                    store, storylines, why)
+from worker import __version__, backfill, digest, evaluate, manage, pipeline, report, schedule, store, storylines, why
+from worker.digest import atom, daily, deliver
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
                            is_file_seed, is_web_url, load_settings, parse_duration, write_default_config)

@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from worker import __version__, deliver, store
+from worker import __version__, store
+from worker.digest import deliver
 from worker.config import format_duration
 from worker.errors import StorywatchError
 from worker.models import FeedHealth, plural

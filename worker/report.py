@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
-from worker.daily import resend_command
+from worker.digest.daily import resend_command
 from worker.safetext import url_text
 from worker.clock import to_iso
 from worker.tracking.evidence import MIN_SOURCE_DOCS

@@ -29,7 +29,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
-from worker import daily, health, notify, pipeline, store
+from worker import health, notify, pipeline, store
+from worker.digest import daily
 from worker.log import traceback_for
 from worker.pipeline import Runtime
 

@@ -32,7 +32,8 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import atom, deliver, digest, snapshot, store
+from worker import digest, snapshot, store
+from worker.digest import atom, deliver
 from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.ingest.dedupe import Clutter
