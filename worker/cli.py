@@ -794,7 +794,6 @@ def digest_command(
     period, initial, state = _digest_period(app, day, since, until, now)
     if include_backfill:  # another digest than the day's: never kept, never in the day's file
         state = "asked"
-    keep = state == "due"
     if stdout or fmt in ("text", "email"):
         data = daily.collect(app.db, settings, period, initial=initial, include_backfill=include_backfill)
         click.echo(_printed(app, data, fmt, now, any_period=bool(since or until or include_backfill)), nl=False)
@@ -804,31 +803,40 @@ def digest_command(
                                      output_dir=output, html=fmt == "html" or None,
                                      stem=f"{stem or period.day}-with-backfill" if include_backfill else stem)
         data = outcome.data
-        if keep:
+        if state == "due":
             daily.record_digest(app.db, settings, outcome, now)
-        note = {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
-                "unpolled": " (a preview: no feed has answered yet; the first digest is kept after the first poll"
-                            f" that one answers, or at {settings.digest.time:%H:%M})",
-                "recorded": " (today's digest, as it was written)"}.get(state, "")
-        click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}{note}")
+        click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}"
+                   + _digest_note(state, settings))
     if send and state == "unpolled":  # nothing to send yet: not a failure (a timer may come first)
         click.echo("Nothing sent: no feed has answered yet, so there is no digest to send.")
-        return
-    if send:
-        if not settings.email.enabled:
-            raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
-        stop = threading.Event()
-        signals = schedule.StopSignals(stop)  # SIGTERM, Ctrl-C: cut the send short, record what it did
-        try:
-            daily.send_digest(app.db, settings, data, now, resend=resend, stop=stop)
-        except DeliveryError as exc:
-            if signals.signum is None:
-                raise
-            click.echo(f"Stopped: {exc}", err=True)
-            _exit(ExitStatus.stopped_by(signals.signum))
-        finally:
-            signals.restore()
-        click.echo(f"Sent to {', '.join(settings.email.to)}")
+    elif send:
+        _send_digest(settings, app.db, data, now, resend=resend)
+
+
+def _digest_note(state: str, settings: Settings) -> str:
+    """What the line naming a written digest adds: whether it is a preview or the day's."""
+    return {"preview": f" (a preview: today's digest is due at {settings.digest.time:%H:%M})",
+            "unpolled": " (a preview: no feed has answered yet; the first digest is kept after the first poll"
+                        f" that one answers, or at {settings.digest.time:%H:%M})",
+            "recorded": " (today's digest, as it was written)"}.get(state, "")
+
+
+def _send_digest(settings: Settings, db: Database, data: digest.DigestData, now: dt.datetime, *, resend: bool) -> None:
+    """Email the digest; SIGTERM or Ctrl-C cuts the send short and records what it did."""
+    if not settings.email.enabled:
+        raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
+    stop = threading.Event()
+    signals = schedule.StopSignals(stop)
+    try:
+        daily.send_digest(db, settings, data, now, resend=resend, stop=stop)
+    except DeliveryError as exc:
+        if signals.signum is None:
+            raise
+        click.echo(f"Stopped: {exc}", err=True)
+        _exit(ExitStatus.stopped_by(signals.signum))
+    finally:
+        signals.restore()
+    click.echo(f"Sent to {', '.join(settings.email.to)}")
 
 
 def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, any_period: bool) -> str:

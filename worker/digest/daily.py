@@ -195,28 +195,35 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         deliver.send_message(settings.email, message, stop=stop,
                              handing_over=lambda: store.mark_send_phase(db, day, "data"))
     except DeliveryError as exc:
-        if resend_of:  # the digest keeps its record: sent (or unconfirmed) before, plus this error
-            status = store.end_resend(db, day, str(exc))
-            logger.warning("Digest of {day} not sent again: {error}; it stays {status}", day=str(day), error=str(exc),
-                           status=status)
-            raise DeliveryError(exc.message, kind=exc.kind, hint=f"the digest of {day} stays {status}") from None
-        if exc.kind == "unconfirmed":
-            store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
-            logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
-                           day=str(day), error=str(exc), command=_resend(settings, day))
-        elif exc.kind == "stopped":  # it was not sent: the next cycle sends it, no backoff
-            store.mark_digest(db, day, "pending", now, error=str(exc))
-            logger.info("Digest of {day} not sent: {error}", day=str(day), error=str(exc))
-        else:
-            attempts = row["attempts"] + 1
-            retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
-            store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
-            logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
-                           day=str(day), attempts=attempts, retry=retry, error=str(exc))
+        _record_failure(db, settings, day, exc, now, resend_of=bool(resend_of), attempts=row["attempts"] + 1)
         raise
     store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
     logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
 
+
+
+def _record_failure(db: Database, settings: Settings, day: dt.date, exc: DeliveryError, now: dt.datetime, *,
+                    resend_of: bool, attempts: int) -> None:
+    """Record what a failed send means for the digest (and raise for a resend, which keeps its
+    record): unconfirmed (never sent again unasked), pending (stopped before it was handed
+    over: the next cycle sends it), or failed (retried with backoff)."""
+    if resend_of:  # the digest keeps its record: sent (or unconfirmed) before, plus this error
+        status = store.end_resend(db, day, str(exc))
+        logger.warning("Digest of {day} not sent again: {error}; it stays {status}", day=str(day), error=str(exc),
+                       status=status)
+        raise DeliveryError(exc.message, kind=exc.kind, hint=f"the digest of {day} stays {status}") from None
+    if exc.kind == "unconfirmed":
+        store.mark_digest(db, day, "unconfirmed", now, error=str(exc))
+        logger.warning("Digest of {day} unconfirmed: {error}; to send it again, run: {command}",
+                       day=str(day), error=str(exc), command=_resend(settings, day))
+    elif exc.kind == "stopped":  # it was not sent: the next cycle sends it, no backoff
+        store.mark_digest(db, day, "pending", now, error=str(exc))
+        logger.info("Digest of {day} not sent: {error}", day=str(day), error=str(exc))
+    else:
+        retry = now + min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+        store.mark_digest(db, day, "failed", now, error=str(exc), retry_at=retry)
+        logger.warning("Digest of {day} not sent ({attempts} tries), retrying at {retry:%H:%M}: {error}",
+                       day=str(day), attempts=attempts, retry=retry, error=str(exc))
 
 def resend_command(day: dt.date, config: Path | None = None) -> str:
     """The command that sends the digest of `day` again (naming `config`, the --config given)."""

@@ -197,43 +197,50 @@ def send_message(
         with smtp:
             _open(smtp, email, context)
             refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
-    except smtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(f"the SMTP server {where} rejected the login for {email.username}: {_reply(exc)}", kind="auth",
-                            hint=f"check [email] username, and the password in {_password_source(email)}") from None
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-        raise DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused") from None
-    except OSError if watch.cut == "deadline" else ():  # smtplib's errors are OSErrors too
-        took = f"the SMTP server {where} took longer than {limit:g} s for the whole send"
-        if handed_over:  # as a server that never confirms: it may have arrived, never retried by itself
-            raise DeliveryError(f"{took}, and did not confirm the message: it may have arrived",
-                                kind="unconfirmed") from None
-        raise DeliveryError(took, kind="timeout") from None  # not sent: retried with backoff
-    except OSError if watch.cut else ():
-        if handed_over:
-            raise DeliveryError(f"sending through {where} was stopped after the message was handed over, before the "
-                                "server confirmed it: it may have arrived", kind="unconfirmed") from None
-        raise DeliveryError(f"sending through {where} was stopped before the message was handed over: it was not sent",
-                            kind="stopped") from None
-    except (TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected, ConnectionError) if handed_over else ():
-        # The server had the message and did not say whether it took it: it may have arrived.
-        # A digest is sent at most once, so this is "unconfirmed", never retried by itself.
-        raise DeliveryError(f"the SMTP server {where} did not confirm the message: it may have arrived",
-                            kind="unconfirmed") from None
-    except (TimeoutError, socket.timeout):
-        raise DeliveryError(f"the SMTP server {where} did not answer in time", kind="timeout") from None
-    except smtplib.SMTPServerDisconnected as exc:
-        if isinstance(exc.__context__, (TimeoutError, socket.timeout)):  # smtplib's way of saying "timed out"
-            raise DeliveryError(f"the SMTP server {where} did not answer in time", kind="timeout") from None
-        raise DeliveryError(f"the SMTP server {where} closed the connection", kind="connect") from None
-    except ssl.SSLError as exc:
-        raise DeliveryError(f"TLS with {where} failed: {exc}", kind="tls") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"cannot send through {where}: {exc}", kind="connect") from None
+    except (smtplib.SMTPException, OSError) as exc:  # smtplib's errors are OSErrors too
+        raise _failure(exc, email, limit, watch.cut, handed_over) from None
     finally:
         watch.close()
     if refused:
         raise DeliveryError(f"the SMTP server refused some recipients: {', '.join(sorted(refused))}", kind="refused")
 
+
+
+def _failure(exc: OSError, email: EmailSettings, limit: float, cut: str | None, handed_over: bool) -> DeliveryError:
+    """What a failed send means, in the order it is decided: the server's refusals, a send cut
+    short (by the deadline or a stop), then the connection's failures. Once the message was
+    handed over, a send that ends without the server's word is "unconfirmed": a digest is sent at
+    most once, so that is never retried by itself."""
+    where = f"{email.smtp_host}:{email.smtp_port}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(f"the SMTP server {where} rejected the login for {email.username}: {_reply(exc)}",
+                             kind="auth", hint=f"check [email] username, and the password in {_password_source(email)}")
+    if isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+        return DeliveryError(f"the SMTP server refused the message: {_reply(exc)}", kind="refused")
+    if cut == "deadline":
+        took = f"the SMTP server {where} took longer than {limit:g} s for the whole send"
+        if handed_over:  # as a server that never confirms: it may have arrived
+            return DeliveryError(f"{took}, and did not confirm the message: it may have arrived", kind="unconfirmed")
+        return DeliveryError(took, kind="timeout")  # not sent: retried with backoff
+    if cut:
+        if handed_over:
+            return DeliveryError(f"sending through {where} was stopped after the message was handed over, before the "
+                                 "server confirmed it: it may have arrived", kind="unconfirmed")
+        return DeliveryError(f"sending through {where} was stopped before the message was handed over: it was not sent",
+                             kind="stopped")
+    if handed_over and isinstance(exc, (TimeoutError, socket.timeout, smtplib.SMTPServerDisconnected, ConnectionError)):
+        # The server had the message and did not say whether it took it: it may have arrived.
+        return DeliveryError(f"the SMTP server {where} did not confirm the message: it may have arrived",
+                             kind="unconfirmed")
+    timed_out = isinstance(exc, (TimeoutError, socket.timeout)) or (  # smtplib's way of saying "timed out" too
+        isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, (TimeoutError, socket.timeout)))
+    if timed_out:
+        return DeliveryError(f"the SMTP server {where} did not answer in time", kind="timeout")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"the SMTP server {where} closed the connection", kind="connect")
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(f"TLS with {where} failed: {exc}", kind="tls")
+    return DeliveryError(f"cannot send through {where}: {exc}", kind="connect")
 
 def _client(email: EmailSettings, context: ssl.SSLContext) -> smtplib.SMTP:
     """An SMTP client for the server of `email`, not connected yet: its socket is there for the

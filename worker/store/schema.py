@@ -16,10 +16,7 @@ PAGE_SIZE = 8192
 MIGRATIONS = Migrations("storywatch")
 
 
-@MIGRATIONS(name="0001_core_tables")
-def _core_tables(db: Database) -> None:
-    db.executescript(
-        """
+_CORE_SCHEMA = """
         CREATE TABLE feeds (
             id INTEGER PRIMARY KEY,
             url TEXT NOT NULL UNIQUE,
@@ -126,7 +123,13 @@ def _core_tables(db: Database) -> None:
             error TEXT
         );
         """
-    )
+"""The first schema (0001): feeds, their fetches, items and their revisions, storylines and the
+items they hold, digests. Later migrations change it; docs/schema.md describes the result."""
+
+
+@MIGRATIONS(name="0001_core_tables")
+def _core_tables(db: Database) -> None:
+    db.executescript(_CORE_SCHEMA)
 
 
 @MIGRATIONS(name="0002_items_fts")
