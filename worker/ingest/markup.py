@@ -193,244 +193,288 @@ def bound_markup(markup: str) -> str:
     the parser would move before it (see _FOSTERING), long tags lose their attributes, formatting
     tags their attributes (see _FORMATTING).
     """
-    pieces: list[str] = []
-    # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
-    stack: list[tuple[str, ...]] = []
-    where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
-    foreign_open = where[_FOREIGN]  # those of SVG's and MathML's elements: mostly none
-    shown = tags = 0
-    run = 0  # characters of text shown to the parser since a text node surely ended (see _split_text)
-    fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
-    hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
-    done = last = 0  # markup[:done] is in pieces (or left out); markup[:last] has been read
+    return _Bounder(markup).bounded()
 
-    def replace(start: int, end: int, piece: str) -> None:
-        nonlocal done
-        if hidden_at < 0:
-            pieces.extend((markup[done:start], piece))
-        done = end
 
-    def text(piece: str) -> str:
+class _Bounder:
+    """bound_markup's reading of one document, left to right: the elements open as counted, what
+    of them the parser is shown, and the pieces of markup it will be shown instead of the original."""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+        self.pieces: list[str] = []
+        # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
+        self.stack: list[tuple[str, ...]] = []
+        self.where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
+        self.foreign_open = self.where[_FOREIGN]  # those of SVG's and MathML's elements: mostly none
+        self.shown = self.tags = 0
+        self.text_run = 0  # characters of text shown to the parser since a text node surely ended (_split_text)
+        self.fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
+        self.hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
+        self.done = 0  # markup[:done] is in pieces (or left out)
+
+    def bounded(self) -> str:
+        markup, stack, search = self.markup, self.stack, _MARKUP.search
+        last = 0  # markup[:last] has been read
+        while found := search(markup, last):
+            start, end = found.span()
+            if self.hidden_at >= 0:
+                self.done = start  # what a hidden element holds is left out
+            elif start > last:
+                if self.text_run + start - last <= _TEXT_RUN and not (
+                        self.shown and stack[self.shown - 1][0] in _FOSTERING):
+                    self.text_run += start - last  # text, in place: keep_text's most frequent case, inline
+                else:
+                    self.keep_text(last, start)
+            closing, name, attrs, finished, comment = found.groups()
+            if name is None:
+                end = self.other(start, end, comment)
+                if end < 0:  # "</" or "<!" at the end: text
+                    last = len(markup)
+                    break
+            elif not finished:  # a tag running to the end, which the parser drops: it is not shown one
+                self.replace(start, len(markup), "")  # (its attributes cost the square of their number)
+                last = len(markup)
+                break
+            else:
+                end = self.tag(start, end, closing, name, attrs)
+            last = end
+            if self.hidden_at >= 0:
+                self.done = end
+        if self.hidden_at >= 0:
+            self.done = len(markup)
+        else:
+            self.keep_text(last, len(markup))
+        if self.done == 0:
+            return markup
+        self.pieces.append(markup[self.done:])
+        return "".join(self.pieces)
+
+    def other(self, start: int, end: int, comment: str | None) -> int:
+        """A comment, a CDATA section, a doctype or another bogus comment: where it ends (-1: a
+        "</" or "<!" at the end, which is text)."""
+        markup = self.markup
+        if comment:  # the same in every context
+            return _comment_end(markup, end)
+        if markup.startswith("</>", start):
+            return start + 3
+        if end == len(markup):
+            return -1
+        if markup.startswith("<![CDATA[", start) and self.stack and self.stack[-1][-1] == _FOREIGN:
+            close = markup.find("]]>", end)  # in SVG and MathML a CDATA section is text, up to "]]>"
+            content = markup[start + 9: close if close >= 0 else len(markup)]
+            end = close + 3 if close >= 0 else len(markup)
+            escaped = content.replace("&", "&amp;").replace("<", "&lt;")
+            self.replace(start, end, f"{_NOTHING}{self.text(escaped)}{_NOTHING}")
+            return end
+        close = markup.find(">", end)  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
+        end = close + 1 if close >= 0 else len(markup)
+        if markup.startswith("<![CDATA[", start):  # left out: where else is it text?
+            self.replace(start, end, _NOTHING)
+        return end
+
+    def tag(self, start: int, end: int, closing: str, name: str, attrs: str) -> int:
+        """A finished start or end tag: what the parser is shown of it; where it ends (an element
+        whose text is raw ends after its end tag)."""
+        tag = name.lower()
+        key = "h1" if tag in _HEADINGS else tag
+        long_tag = end - start > _LONG_TAG
+        stack = self.stack
+        foreign = bool(self.foreign_open) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
+        if foreign and _leaves_foreign(key, closing, attrs):
+            self.leave_foreign()
+            foreign = False
+        if closing:
+            self.end_tag(start, end, tag, key, long_tag)
+            return end
+        # In a table, first: what the parser closes there, or moves before it.
+        if key in _TABLE_STRUCTURE and (table := self.open_table()) >= 0:
+            self.in_table(key, table)
+        elif self.shown and stack[self.shown - 1][0] in _FOSTERING and tag not in _STAYS and self.fostering():
+            self.foster(start, 1)
+        if tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(_WS).endswith("/")) or (
+                tag == "form" and self.fostering()):  # holding nothing
+            if tag not in _VOID and self.shown < len(stack):  # in a flattened SVG or MathML: not an element
+                self.replace(start, end, _NOTHING)            # of HTML's, which would hold what follows
+            elif long_tag:
+                self.replace(start, end, f"<{tag}>")
+        elif tag in _RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
+            end = _raw_end(self.markup, tag, end)
+            self.replace(start, end, "")
+        elif tag in _RAW_SHOWN and not foreign:
+            end = self.raw_shown(start, end, tag, attrs)
+        else:
+            self.start_tag(start, end, tag, key, attrs, foreign, long_tag)
+        return end
+
+    def end_tag(self, start: int, end: int, tag: str, key: str, long_tag: bool) -> None:
+        where = self.where
+        positions = where[key]
+        target = positions[-1] if positions else -1
+        kind = where[_CLOSED_BY.get(key, _SPECIAL)]
+        if target < 0 or (kind and target < kind[-1]):  # closes nothing
+            if long_tag:
+                self.replace(start, end, f"</{tag}>")
+        elif target >= self.shown:  # a flattened element's end
+            ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
+            gap = _NOTHING if target == self.hidden_at or ignored else _FLAT_END.get(key, _NOTHING)
+            self.pop_to(target)
+            self.replace(start, end, gap if gap == _NOTHING else self.text(gap))
+        else:
+            self.pop_to(target)
+            if long_tag:
+                self.replace(start, end, f"</{tag}>")
+
+    def raw_shown(self, start: int, end: int, tag: str, attrs: str) -> int:
+        """An element whose text is shown as it is written (<xmp>, <textarea>, <plaintext>): escaped
+        as text, up to its end tag; where it ends."""
+        where = self.where
+        paragraph = where["p"][-1] if where["p"] and tag != "textarea" else -1
+        if paragraph > max(where[_SCOPE], default=-1):  # in button scope: the parser closes it first
+            ending = "</p>" if paragraph < self.shown else "\n\n"
+            self.pop_to(paragraph)
+            self.replace(start, start, ending)
+        if _marks(tag, attrs) == " hidden":  # left out with all it holds
+            end = _raw_end(self.markup, tag, end)
+            self.replace(start, end, "")
+            return end
+        end, content = _raw_text(self.markup, tag, end)
+        if self.fostering():
+            self.foster(start, 1 + content.count("&"))
+        self.replace(start, end, f"{_NOTHING}{self.text(content)}{_NOTHING}" if tag == "textarea"
+                     else self.text(f"\n\n{content}\n\n"))
+        return end
+
+    def start_tag(self, start: int, end: int, tag: str, key: str, attrs: str, foreign: bool, long_tag: bool) -> None:
+        """An element opened: shown to the parser within the limits, else flattened or hidden."""
+        stack = self.stack
+        for closes in _CLOSES.get(key, ()):
+            if stack and stack[-1][0] in closes:
+                self.pop_to(len(stack) - 1)
+        within = self.shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
+        parent = stack[-1][0] if stack and within else ""
+        keys = _KINDS.get(key) or (key,)  # self.push(key, foreign), inline: this is the most frequent case
+        if foreign or key in _FOREIGN_ROOTS:
+            keys = (*keys, _FOREIGN)
+        where = self.where
+        for k in keys:
+            where[k].append(len(stack))
+        stack.append(keys)
+        if (within and len(stack) <= MAX_DEPTH and self.tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
+            self.tags += 1
+            self.shown = len(stack)
+            if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
+                self.replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
+            return
+        marks = _marks(tag, attrs) if attrs else ""
+        ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
+        hidden = tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
+        if self.hidden_at < 0 and not ignored and hidden:
+            self.replace(start, end, _NOTHING)
+            self.hidden_at = len(stack) - 1
+        elif ignored or (gap := _FLAT_START.get(key, _NOTHING)) == _NOTHING:
+            self.replace(start, end, _NOTHING)
+        else:
+            self.replace(start, end, self.text(gap))
+
+    def replace(self, start: int, end: int, piece: str) -> None:
+        if self.hidden_at < 0:
+            self.pieces.extend((self.markup[self.done:start], piece))
+        self.done = end
+
+    def text(self, piece: str) -> str:
         """Text the parser is shown, separated from what it was shown before as _split_text says."""
-        nonlocal run
-        if run + len(piece) <= _TEXT_RUN:
-            run += len(piece)
+        if self.text_run + len(piece) <= _TEXT_RUN:
+            self.text_run += len(piece)
             return piece
-        piece, run = _split_text(piece, run)
+        piece, self.text_run = _split_text(piece, self.text_run)
         return piece
 
-    def keep_text(start: int, stop: int) -> None:
+    def keep_text(self, start: int, stop: int) -> None:
         """markup[start:stop] is text the parser is shown, in place."""
-        nonlocal run
-        if fostering():
-            foster(start, _pieces(markup, start, stop))
-        if run + stop - start > _TEXT_RUN:
-            replace(start, stop, text(markup[start:stop]))
+        if self.fostering():
+            self.foster(start, _pieces(self.markup, start, stop))
+        if self.text_run + stop - start > _TEXT_RUN:
+            self.replace(start, stop, self.text(self.markup[start:stop]))
         else:
-            run += stop - start
+            self.text_run += stop - start
 
-    def pop_to(index: int) -> None:
-        nonlocal shown, hidden_at
+    def pop_to(self, index: int) -> None:
+        stack, where = self.stack, self.where
         while len(stack) > index:
             for key in stack.pop():
                 where[key].pop()
-        shown = min(shown, index)
-        if hidden_at >= index:
-            hidden_at = -1
+        self.shown = min(self.shown, index)
+        if self.hidden_at >= index:
+            self.hidden_at = -1
 
-    def leave_foreign() -> None:
+    def leave_foreign(self) -> None:
         """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
+        stack = self.stack
         index = len(stack)
         while index and stack[index - 1][-1] == _FOREIGN and stack[index - 1][0] not in _INTEGRATION:
             index -= 1
-        pop_to(index)
+        self.pop_to(index)
 
-    def push(key: str, foreign: bool = False) -> None:
+    def push(self, key: str, foreign: bool = False) -> None:
         """Open an element (`foreign`: in SVG or MathML, see _FOREIGN)."""
         keys = _KINDS.get(key) or (key,)
         if foreign or key in _FOREIGN_ROOTS:
             keys = (*keys, _FOREIGN)
         for k in keys:
-            where[k].append(len(stack))
-        stack.append(keys)
+            self.where[k].append(len(self.stack))
+        self.stack.append(keys)
 
-    def last_of(names: tuple[str, ...], above: int) -> int:
+    def last_of(self, names: tuple[str, ...], above: int) -> int:
         """Position of the innermost open element of these names, when above position `above` and
         shown to the parser, or -1 (it has not seen one flattened, nor those around it)."""
         found = -1
         for name in names:
-            positions = where[name]
+            positions = self.where[name]
             if positions and positions[-1] > found:
                 found = positions[-1]
-        return found if above < found < shown else -1
+        return found if above < found < self.shown else -1
 
-    def open_table() -> int:
+    def open_table(self) -> int:
         """Position of the table the parser is in (shown, the innermost, with no template nor SVG or
         MathML open in it), whose rules it follows, or -1."""
-        bounds = where[_TABLE]
-        if not bounds or bounds[-1] >= shown or stack[bounds[-1]][0] != "table":
+        bounds = self.where[_TABLE]
+        if not bounds or bounds[-1] >= self.shown or self.stack[bounds[-1]][0] != "table":
             return -1
-        return bounds[-1] if last_of(("svg", "math"), bounds[-1]) < 0 else -1
+        return bounds[-1] if self.last_of(("svg", "math"), bounds[-1]) < 0 else -1
 
-    def fostering() -> bool:
+    def fostering(self) -> bool:
         """Whether the parser would move text or a tag here before a table."""
-        return shown > 0 and stack[shown - 1][0] in _FOSTERING and hidden_at < 0 and open_table() >= 0
+        return self.shown > 0 and self.stack[self.shown - 1][0] in _FOSTERING and self.hidden_at < 0 and \
+            self.open_table() >= 0
 
-    def in_table(key: str, table: int) -> None:
+    def in_table(self, key: str, table: int) -> None:
         """Open elements as the parser has them at a start tag of a table's structure in that
         table: it closes all that is open in it back to the part the tag belongs in (so a tag
         nested in a cell closes the cell) and adds the parts the tag needs (a <td> its row)."""
-        nonlocal shown
         if key == "table":  # in no cell, a table closes the one it is in, and opens beside it
-            if last_of(("td", "th", "caption"), table) < 0:
-                pop_to(table)
+            if self.last_of(("td", "th", "caption"), table) < 0:
+                self.pop_to(table)
             return
-        row = last_of(("tr",), table) if key in ("td", "th") else -1
-        group = last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
-        pop_to(max(row, group, table) + 1)
+        row = self.last_of(("tr",), table) if key in ("td", "th") else -1
+        group = self.last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
+        self.pop_to(max(row, group, table) + 1)
         if key in ("td", "th", "tr") and max(row, group) < 0:
-            push("tbody")
+            self.push("tbody")
         if key in ("td", "th") and row < 0:
-            push("tr")
+            self.push("tr")
         if key == "col":
-            push("colgroup")
-        shown = len(stack)  # the parser has them all
+            self.push("colgroup")
+        self.shown = len(self.stack)  # the parser has them all
 
-    def foster(at: int, pieces: int) -> None:
+    def foster(self, at: int, pieces: int) -> None:
         """The parser would move `pieces` at markup[at] before a table: past _FOSTERED, the
         table ends there for the parser, and the rest of it is flattened (text in place)."""
-        nonlocal fostered, shown
-        if fostered + pieces <= _FOSTERED:
-            fostered += pieces
+        if self.fostered + pieces <= _FOSTERED:
+            self.fostered += pieces
             return
-        shown = open_table()
-        replace(at, at, "</table>")
-
-    while found := _MARKUP.search(markup, last):
-        start, end = found.span()
-        if hidden_at >= 0:
-            done = start  # what a hidden element holds is left out
-        elif start > last:
-            if run + start - last <= _TEXT_RUN and not (shown and stack[shown - 1][0] in _FOSTERING):
-                run += start - last  # text, in place: keep_text's most frequent case, inline
-            else:
-                keep_text(last, start)
-        closing, name, attrs, finished, comment = found.groups()
-        if name is None:
-            if comment:  # the same in every context
-                end = _comment_end(markup, end)
-            elif markup.startswith("</>", start):
-                end = start + 3
-            elif end == len(markup):  # "</" or "<!" at the end: text
-                last = end
-                break
-            elif markup.startswith("<![CDATA[", start) and stack and stack[-1][-1] == _FOREIGN:
-                close = markup.find("]]>", end)  # in SVG and MathML a CDATA section is text, up to "]]>"
-                content = markup[start + 9: close if close >= 0 else len(markup)]
-                end = close + 3 if close >= 0 else len(markup)
-                replace(start, end, f"{_NOTHING}{text(content.replace('&', '&amp;').replace('<', '&lt;'))}{_NOTHING}")
-            else:  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
-                close = markup.find(">", end)
-                end = close + 1 if close >= 0 else len(markup)
-                if markup.startswith("<![CDATA[", start):  # left out: where else is it text?
-                    replace(start, end, _NOTHING)
-        elif not finished:  # a tag running to the end, which the parser drops: it is not shown one
-            replace(start, len(markup), "")  # (its attributes cost the square of their number)
-            last = len(markup)
-            break
-        else:
-            tag = name.lower()
-            key = "h1" if tag in _HEADINGS else tag
-            long_tag = end - start > _LONG_TAG
-            foreign = bool(foreign_open) and stack[-1][-1] == _FOREIGN and stack[-1][0] not in _INTEGRATION
-            if foreign and _leaves_foreign(key, closing, attrs):
-                leave_foreign()
-                foreign = False
-            if not closing:  # in a table, first: what the parser closes there, or moves before it
-                if key in _TABLE_STRUCTURE and (table := open_table()) >= 0:
-                    in_table(key, table)
-                elif shown and stack[shown - 1][0] in _FOSTERING and tag not in _STAYS and fostering():
-                    foster(start, 1)
-            if closing:
-                positions = where[key]
-                target = positions[-1] if positions else -1
-                kind = where[_CLOSED_BY.get(key, _SPECIAL)]
-                if target < 0 or (kind and target < kind[-1]):  # closes nothing
-                    if long_tag:
-                        replace(start, end, f"</{tag}>")
-                elif target >= shown:  # a flattened element's end
-                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
-                    gap = _NOTHING if target == hidden_at or ignored else _FLAT_END.get(key, _NOTHING)
-                    pop_to(target)
-                    replace(start, end, gap if gap == _NOTHING else text(gap))
-                else:
-                    pop_to(target)
-                    if long_tag:
-                        replace(start, end, f"</{tag}>")
-            elif tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(_WS).endswith("/")) or (
-                    tag == "form" and fostering()):  # holding nothing
-                if tag not in _VOID and shown < len(stack):  # in a flattened SVG or MathML: not an element
-                    replace(start, end, _NOTHING)       # of HTML's, which would hold what follows
-                elif long_tag:
-                    replace(start, end, f"<{tag}>")
-            elif tag in _RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
-                end = _raw_end(markup, tag, end)
-                replace(start, end, "")
-            elif tag in _RAW_SHOWN and not foreign:
-                paragraph = where["p"][-1] if where["p"] and tag != "textarea" else -1
-                if paragraph > max(where[_SCOPE], default=-1):  # in button scope: the parser closes it first
-                    ending = "</p>" if paragraph < shown else "\n\n"
-                    pop_to(paragraph)
-                    replace(start, start, ending)
-                if _marks(tag, attrs) == " hidden":  # left out with all it holds
-                    end = _raw_end(markup, tag, end)
-                    replace(start, end, "")
-                else:
-                    end, content = _raw_text(markup, tag, end)
-                    if fostering():
-                        foster(start, 1 + content.count("&"))
-                    replace(start, end, f"{_NOTHING}{text(content)}{_NOTHING}" if tag == "textarea"
-                            else text(f"\n\n{content}\n\n"))
-            else:
-                for closes in _CLOSES.get(key, ()):
-                    if stack and stack[-1][0] in closes:
-                        pop_to(len(stack) - 1)
-                within = shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
-                parent = stack[-1][0] if stack and within else ""
-                keys = _KINDS.get(key) or (key,)  # push(key, foreign), inline: this is the most frequent case
-                if foreign or key in _FOREIGN_ROOTS:
-                    keys = (*keys, _FOREIGN)
-                for k in keys:
-                    where[k].append(len(stack))
-                stack.append(keys)
-                if (within and len(stack) <= MAX_DEPTH and tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
-                    tags += 1
-                    shown = len(stack)
-                    if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
-                        replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
-                else:
-                    marks = _marks(tag, attrs) if attrs else ""
-                    ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
-                    if hidden_at < 0 and not ignored and (
-                        tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
-                    ):
-                        replace(start, end, _NOTHING)
-                        hidden_at = len(stack) - 1
-                    elif ignored or (gap := _FLAT_START.get(key, _NOTHING)) == _NOTHING:
-                        replace(start, end, _NOTHING)
-                    else:
-                        replace(start, end, text(gap))
-        last = end
-        if hidden_at >= 0:
-            done = end
-    if hidden_at >= 0:
-        done = len(markup)
-    else:
-        keep_text(last, len(markup))
-    if done == 0:
-        return markup
-    pieces.append(markup[done:])
-    return "".join(pieces)
+        self.shown = self.open_table()
+        self.replace(at, at, "</table>")
 
 
 # What stands for a tag that becomes nothing in the text: an empty comment, which ends the text
