@@ -196,21 +196,98 @@ def bound_markup(markup: str) -> str:
     return _Bounder(markup).bounded()
 
 
-class _Bounder:
-    """bound_markup's reading of one document, left to right: the elements open as counted, what
-    of them the parser is shown, and the pieces of markup it will be shown instead of the original."""
+class _OpenElements:
+    """The elements open as bound_markup counts them, and what of them the parser is shown: the
+    tree builder's rules for where an element closes (tables, SVG and MathML) that decide it."""
 
-    def __init__(self, markup: str) -> None:
-        self.markup = markup
-        self.pieces: list[str] = []
+    def __init__(self) -> None:
         # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
         self.stack: list[tuple[str, ...]] = []
         self.where: defaultdict[str, list[int]] = defaultdict(list)  # positions in `stack` of each name and kind
         self.foreign_open = self.where[_FOREIGN]  # those of SVG's and MathML's elements: mostly none
-        self.shown = self.tags = 0
+        self.shown = 0
+        self.hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
+
+    def pop_to(self, index: int) -> None:
+        stack, where = self.stack, self.where
+        while len(stack) > index:
+            for key in stack.pop():
+                where[key].pop()
+        self.shown = min(self.shown, index)
+        if self.hidden_at >= index:
+            self.hidden_at = -1
+
+    def leave_foreign(self) -> None:
+        """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
+        stack = self.stack
+        index = len(stack)
+        while index and stack[index - 1][-1] == _FOREIGN and stack[index - 1][0] not in _INTEGRATION:
+            index -= 1
+        self.pop_to(index)
+
+    def push(self, key: str, foreign: bool = False) -> None:
+        """Open an element (`foreign`: in SVG or MathML, see _FOREIGN)."""
+        keys = _KINDS.get(key) or (key,)
+        if foreign or key in _FOREIGN_ROOTS:
+            keys = (*keys, _FOREIGN)
+        for k in keys:
+            self.where[k].append(len(self.stack))
+        self.stack.append(keys)
+
+    def last_of(self, names: tuple[str, ...], above: int) -> int:
+        """Position of the innermost open element of these names, when above position `above` and
+        shown to the parser, or -1 (it has not seen one flattened, nor those around it)."""
+        found = -1
+        for name in names:
+            positions = self.where[name]
+            if positions and positions[-1] > found:
+                found = positions[-1]
+        return found if above < found < self.shown else -1
+
+    def open_table(self) -> int:
+        """Position of the table the parser is in (shown, the innermost, with no template nor SVG or
+        MathML open in it), whose rules it follows, or -1."""
+        bounds = self.where[_TABLE]
+        if not bounds or bounds[-1] >= self.shown or self.stack[bounds[-1]][0] != "table":
+            return -1
+        return bounds[-1] if self.last_of(("svg", "math"), bounds[-1]) < 0 else -1
+
+    def fostering(self) -> bool:
+        """Whether the parser would move text or a tag here before a table."""
+        return self.shown > 0 and self.stack[self.shown - 1][0] in _FOSTERING and self.hidden_at < 0 and \
+            self.open_table() >= 0
+
+    def in_table(self, key: str, table: int) -> None:
+        """Open elements as the parser has them at a start tag of a table's structure in that
+        table: it closes all that is open in it back to the part the tag belongs in (so a tag
+        nested in a cell closes the cell) and adds the parts the tag needs (a <td> its row)."""
+        if key == "table":  # in no cell, a table closes the one it is in, and opens beside it
+            if self.last_of(("td", "th", "caption"), table) < 0:
+                self.pop_to(table)
+            return
+        row = self.last_of(("tr",), table) if key in ("td", "th") else -1
+        group = self.last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
+        self.pop_to(max(row, group, table) + 1)
+        if key in ("td", "th", "tr") and max(row, group) < 0:
+            self.push("tbody")
+        if key in ("td", "th") and row < 0:
+            self.push("tr")
+        if key == "col":
+            self.push("colgroup")
+        self.shown = len(self.stack)  # the parser has them all
+
+
+class _Bounder(_OpenElements):
+    """bound_markup's reading of one document, left to right: the elements open as counted, what
+    of them the parser is shown, and the pieces of markup it will be shown instead of the original."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self.markup = markup
+        self.pieces: list[str] = []
+        self.tags = 0
         self.text_run = 0  # characters of text shown to the parser since a text node surely ended (_split_text)
         self.fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
-        self.hidden_at = -1  # position in `stack` of the hidden element being left out, or -1
         self.done = 0  # markup[:done] is in pieces (or left out)
 
     def bounded(self) -> str:
@@ -399,74 +476,6 @@ class _Bounder:
         else:
             self.text_run += stop - start
 
-    def pop_to(self, index: int) -> None:
-        stack, where = self.stack, self.where
-        while len(stack) > index:
-            for key in stack.pop():
-                where[key].pop()
-        self.shown = min(self.shown, index)
-        if self.hidden_at >= index:
-            self.hidden_at = -1
-
-    def leave_foreign(self) -> None:
-        """Close SVG and MathML back to HTML, as a tag of _BREAKOUT does in them."""
-        stack = self.stack
-        index = len(stack)
-        while index and stack[index - 1][-1] == _FOREIGN and stack[index - 1][0] not in _INTEGRATION:
-            index -= 1
-        self.pop_to(index)
-
-    def push(self, key: str, foreign: bool = False) -> None:
-        """Open an element (`foreign`: in SVG or MathML, see _FOREIGN)."""
-        keys = _KINDS.get(key) or (key,)
-        if foreign or key in _FOREIGN_ROOTS:
-            keys = (*keys, _FOREIGN)
-        for k in keys:
-            self.where[k].append(len(self.stack))
-        self.stack.append(keys)
-
-    def last_of(self, names: tuple[str, ...], above: int) -> int:
-        """Position of the innermost open element of these names, when above position `above` and
-        shown to the parser, or -1 (it has not seen one flattened, nor those around it)."""
-        found = -1
-        for name in names:
-            positions = self.where[name]
-            if positions and positions[-1] > found:
-                found = positions[-1]
-        return found if above < found < self.shown else -1
-
-    def open_table(self) -> int:
-        """Position of the table the parser is in (shown, the innermost, with no template nor SVG or
-        MathML open in it), whose rules it follows, or -1."""
-        bounds = self.where[_TABLE]
-        if not bounds or bounds[-1] >= self.shown or self.stack[bounds[-1]][0] != "table":
-            return -1
-        return bounds[-1] if self.last_of(("svg", "math"), bounds[-1]) < 0 else -1
-
-    def fostering(self) -> bool:
-        """Whether the parser would move text or a tag here before a table."""
-        return self.shown > 0 and self.stack[self.shown - 1][0] in _FOSTERING and self.hidden_at < 0 and \
-            self.open_table() >= 0
-
-    def in_table(self, key: str, table: int) -> None:
-        """Open elements as the parser has them at a start tag of a table's structure in that
-        table: it closes all that is open in it back to the part the tag belongs in (so a tag
-        nested in a cell closes the cell) and adds the parts the tag needs (a <td> its row)."""
-        if key == "table":  # in no cell, a table closes the one it is in, and opens beside it
-            if self.last_of(("td", "th", "caption"), table) < 0:
-                self.pop_to(table)
-            return
-        row = self.last_of(("tr",), table) if key in ("td", "th") else -1
-        group = self.last_of(_ROW_GROUPS, table) if key in ("td", "th", "tr") and row < 0 else -1
-        self.pop_to(max(row, group, table) + 1)
-        if key in ("td", "th", "tr") and max(row, group) < 0:
-            self.push("tbody")
-        if key in ("td", "th") and row < 0:
-            self.push("tr")
-        if key == "col":
-            self.push("colgroup")
-        self.shown = len(self.stack)  # the parser has them all
-
     def foster(self, at: int, pieces: int) -> None:
         """The parser would move `pieces` at markup[at] before a table: past _FOSTERED, the
         table ends there for the parser, and the rest of it is flattened (text in place)."""
@@ -475,7 +484,6 @@ class _Bounder:
             return
         self.shown = self.open_table()
         self.replace(at, at, "</table>")
-
 
 # What stands for a tag that becomes nothing in the text: an empty comment, which ends the text
 # before it in every context, so that what surrounds it never joins into a tag or a reference
