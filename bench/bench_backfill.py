@@ -17,7 +17,7 @@ import feedparser
 from bench import Result, TreeRss
 from bench.bench_poll import entry_xml
 from worker.clock import utc_now
-from worker import backfill, pipeline, store
+from worker import backfill, startup, store
 from worker.config import DEFAULT_TEMPLATE, load_settings
 
 FILES, ENTRIES = 100, 1000
@@ -49,7 +49,7 @@ def run(work: Path, files: int = FILES, entries: int = ENTRIES) -> list[Result]:
     defaults = load_settings(DEFAULT_TEMPLATE)
     settings = dataclasses.replace(defaults, feeds=(), storage=dataclasses.replace(defaults.storage, path=work / "b.db"))
     db = store.open_store(settings.storage.path)
-    pipeline.initialize(db, settings, utc_now())
+    startup.initialize(db, settings, utc_now())
     sources, failed = backfill.expand([str(folder)], db)
     with TreeRss() as memory:
         started = time.perf_counter()

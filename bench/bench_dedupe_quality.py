@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Result
-from worker import pipeline, store
+from worker import pipeline, startup, store
+from worker.window import Window
 from worker.ingest import dedupe
 from worker.config import DEFAULT_CLUTTER, DedupeSettings, FeedConfig, Settings
 from worker.ingest.dedupe import Clutter
@@ -139,8 +140,8 @@ def run_stream(work: Path, stream: Stream, similarity: float, name: str) -> dict
     settings = Settings(feeds=tuple(FeedConfig(url=f"https://site{s}.example/feed") for s in range(SITES)),
                         dedupe=DedupeSettings(similarity=similarity))
     db = store.open_store(work / f"{name}.db")
-    pipeline.initialize(db, settings, dt.datetime(2026, 1, 1, tzinfo=UTC))
-    window = pipeline.Window(db, settings, dt.datetime(2014, 1, 1, tzinfo=UTC))
+    startup.initialize(db, settings, dt.datetime(2026, 1, 1, tzinfo=UTC))
+    window = Window(db, settings, dt.datetime(2014, 1, 1, tzinfo=UTC))
     for (day, site), batch in itertools.groupby(stream.entries, key=lambda e: (e[0].date(), e[1])):
         # one poll: a site's items of one day, as the worker would fetch them
         entries = [Entry(guid, f"https://site{site}.example/{guid}", title, html(lines), "", published=when)

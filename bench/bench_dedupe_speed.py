@@ -22,7 +22,8 @@ import numpy as np
 
 from bench import Result
 from bench.corpus import article
-from worker import pipeline, store
+from worker import store
+from worker.window import Window
 from worker.ingest import dedupe, normalize
 from worker.config import Settings
 from worker.models import Feed
@@ -91,7 +92,7 @@ def per_item_seconds(path: Path, entries: list[Entry]) -> tuple[float, int]:
     """Seconds per item for normalize + identity + exact + near-duplicate lookup; copies found."""
     db = store.open_store(path)
     settings = Settings()
-    window = pipeline.Window(db, settings, NOW)
+    window = Window(db, settings, NOW)
     window.index_for([normalize.normalize_entry(entries[0], feed_id=2, policy="guid", publisher="new", now=NOW,
                                                 clutter=window.clutter)])  # load the window first
     feed = Feed(id=2, url="https://new.example/feed")
@@ -115,7 +116,7 @@ from pathlib import Path
 from worker import pipeline, store
 from worker.config import Settings
 db = store.open_store(Path({path!r}))
-window = pipeline.Window(db, Settings(), dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
+window = Window(db, Settings(), dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
 window._advance(dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
 print(len(window.index), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """

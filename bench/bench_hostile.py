@@ -79,7 +79,7 @@ def _fd_targets() -> set[str]:
 def simulate_day(work: Path, *, hours: int = 24, feeds: int = 60, step: dt.timedelta = dt.timedelta(minutes=5),
                  seed: int = 24) -> DayReport:
     """Cycles driven by a fake clock against a local feed server; figures of the whole run."""
-    from worker import pipeline, schedule, store
+    from worker import pipeline, schedule, startup, store
     from worker.config import load_settings
 
     rng = random.Random(seed)
@@ -97,7 +97,7 @@ def simulate_day(work: Path, *, hours: int = 24, feeds: int = 60, step: dt.timed
                           f'[digest]\noutput_dir = "digests"\ntime = "07:00"\ntimezone = "UTC"\n{urls}')
         settings = load_settings(config)
         db = store.open_store(settings.storage.path)
-        pipeline.initialize(db, settings, now[0])
+        startup.initialize(db, settings, now[0])
         rt = pipeline.open_runtime(db, settings, clock=lambda: now[0])
         report = DayReport(hours=hours, cycles=0)
         with TreeRss(exclude={server.pid}) as rss:

@@ -25,7 +25,8 @@ import feedparser
 
 from bench import Result, TreeRss
 from bench.corpus import article
-from worker import pipeline, store
+from worker import pipeline, startup, store
+from worker.cycle import CycleReport, poll_feeds
 from worker.config import FeedConfig, Settings
 from worker.sources.fetch import Network
 from worker.pipeline import Runtime
@@ -69,7 +70,7 @@ def runtime(work: Path, port: int, name: str = "poll.db") -> Runtime:
     feeds = tuple(FeedConfig(url=f"http://feeds{n % HOSTS}.bench:{port}/{n}.xml") for n in range(FEEDS))
     settings = Settings(feeds=feeds)
     db = store.open_store(work / name)
-    pipeline.initialize(db, settings, NOW)
+    startup.initialize(db, settings, NOW)
     return pipeline.open_runtime(db, settings, network=Network(resolve=lambda host: ["127.0.0.1"]))
 
 
@@ -92,9 +93,9 @@ def change_some(folder: Path) -> None:
         write_feed(path, feed, [entry_xml(rng, feed, 1000 + n) for n in range(5)] + entries[: ENTRIES - 5])
 
 
-def cold_cycle(work: Path, port: int, name: str) -> tuple[Runtime, pipeline.CycleReport]:
+def cold_cycle(work: Path, port: int, name: str) -> tuple[Runtime, CycleReport]:
     rt = runtime(work, port, name)
-    cold = pipeline.poll_feeds(rt, force=True)
+    cold = poll_feeds(rt, force=True)
     assert cold.new_items == FEEDS * ENTRIES, cold.summary()
     return rt, cold
 
@@ -113,10 +114,10 @@ def run(work: Path) -> list[Result]:
         rt, cold = cold_cycle(work, port, "poll.db")
         if first_cold.seconds < cold.seconds:
             cold = first_cold
-        warm = min((pipeline.poll_feeds(rt, force=True) for _ in range(3)), key=lambda cycle: cycle.seconds)
+        warm = min((poll_feeds(rt, force=True) for _ in range(3)), key=lambda cycle: cycle.seconds)
         assert warm.count("not_modified") == FEEDS, warm.summary()
         change_some(folder)
-        changed = pipeline.poll_feeds(rt, force=True)
+        changed = poll_feeds(rt, force=True)
         assert changed.new_items == FEEDS // 10 * 5, changed.summary()
         rt.close()
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import Result
 from bench.corpus import article
-from worker import pipeline, store, storylines
+from worker import startup, store, storylines
 from worker.config import Settings, default_config_for, load_settings
 from worker.models import Item
 
@@ -31,7 +31,7 @@ def make_store(work: Path) -> Settings:
     config.write_text(text, encoding="utf-8")
     settings = load_settings(config)
     db = store.open_store(settings.storage.path)
-    pipeline.initialize(db, settings, NOW)
+    startup.initialize(db, settings, NOW)
     rng = random.Random(7)
     for n in range(BUSY_FEEDS + SLOW_FEEDS):
         store.add_feed(db, f"https://feed{n}.example/rss", NOW)

@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import pipeline, store
+from worker import pipeline, startup, store
+from worker.cycle import CycleReport, poll_feeds
 from worker.cli import cli
 from worker.config import default_config_text, load_settings
 from worker.pipeline import Runtime
@@ -115,7 +116,7 @@ class World:
         if self._rt is None:
             settings = load_settings(self.config)
             db = store.open_store(settings.storage.path)
-            pipeline.initialize(db, settings, self.clock())
+            startup.initialize(db, settings, self.clock())
             self._rt = pipeline.open_runtime(db, settings, clock=self.clock)
         return self._rt
 
@@ -123,8 +124,8 @@ class World:
     def db(self) -> Database:
         return self.rt.db
 
-    def poll(self, **kwargs: object) -> pipeline.CycleReport:
-        return pipeline.poll_feeds(self.rt, **kwargs)  # type: ignore[arg-type]
+    def poll(self, **kwargs: object) -> CycleReport:
+        return poll_feeds(self.rt, **kwargs)  # type: ignore[arg-type]
 
     def feed(self, path: str) -> dict[str, object]:
         rows = list(self.db.query("SELECT * FROM feeds WHERE config_url = ? OR url = ?", [self.server.url(path)] * 2))

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import article
-from worker import backfill, pipeline, store
+from worker import backfill, startup, store
 from worker.clock import utc_now
 from worker.config import load_settings
 from tests.conftest import Cli
@@ -417,7 +417,7 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
     settings = load_settings(config)
     db = store.open_store(settings.storage.path)
     try:
-        pipeline.initialize(db, settings, utc_now())
+        startup.initialize(db, settings, utc_now())
         sources, failed = backfill.expand([str(history)], db)
         assert not failed
         stop = threading.Event()

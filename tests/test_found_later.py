@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import SEEDS, World
 from tests.feedserver import FeedServer, Reply, rss
 from tests.test_tracking import without_feeds
-from worker import backfill, digest, health, pipeline, storylines
+from worker import backfill, digest, health, startup, storylines
 from worker.digest import daily
 from worker.config import StorylineConfig, default_config_text, load_settings
 
@@ -102,7 +102,7 @@ def test_a_look_back_follow_up_is_found_later_once(beat: World) -> None:
 
     beat.clock.now = at(28, 12)
     settings = load_settings(beat.config)
-    assert pipeline.new_storyline(beat.db, settings, KBO, beat.clock()) == (0, 1)  # the look-back takes the final
+    assert startup.new_storyline(beat.db, settings, KBO, beat.clock()) == (0, 1)  # the look-back takes the final
 
     second = write_digest(beat, 29)
     assert found_later(second) == [("korean-series", FINAL[1], "2024-12-27 10:00")]
@@ -129,7 +129,7 @@ def test_a_follow_up_decided_in_its_items_period_stays_in_its_storyline(beat: Wo
     assert in_storylines(first) == [("friendship-year", CLOSING[1]), ("high-level-exchanges", CLOSING[1])]
     assert first.found_later == ()
     beat.clock.now = at(28, 12)
-    pipeline.new_storyline(beat.db, load_settings(beat.config), KBO, beat.clock())
+    startup.new_storyline(beat.db, load_settings(beat.config), KBO, beat.clock())
     second = write_digest(beat, 29)
     assert [group.id for group in second.found_later] == ["korean-series"]  # not friendship-year again
 
@@ -138,7 +138,7 @@ def test_a_backfilled_follow_up_is_found_later_once(beat: World, tmp_path: Path,
     write_digest(beat, 28)
     beat.clock.now = at(28, 11)
     settings = load_settings(beat.config)
-    pipeline.new_storyline(beat.db, settings, KBO, beat.clock())
+    startup.new_storyline(beat.db, settings, KBO, beat.clock())
     history = tmp_path / "history.jsonl"
     history.write_text(json.dumps(OPENER) + "\n", encoding="utf-8")
     monkeypatch.setattr(backfill, "utc_now", lambda: at(28, 12))

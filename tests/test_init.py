@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from worker import pipeline, store
+from worker import startup, store
 from worker.config import load_settings
 from worker.ingest.seeds import read_seed_folder
 from tests.conftest import NOW, SEEDS, Cli
@@ -144,6 +144,6 @@ def test_a_storyline_seed_outside_the_seed_folder_is_stored_as_a_seed(
     assert "Not in the store yet" in result.output and "not-yet-ingested" in result.output
     settings = load_settings(config)
     db = store.open_store(settings.storage.path)
-    report = pipeline.initialize(db, settings, NOW)  # idempotent through the library too
+    report = startup.initialize(db, settings, NOW)  # idempotent through the library too
     assert report.seeds_added == 0 and report.storylines == {"mine": 1}
     assert [i.title for i in store.find_items(db)] == ["My own example article"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from worker import pipeline, store, storylines
+from worker.cycle import _ingest_together, poll_feeds
 from worker.config import load_settings
 from worker.pipeline import Runtime
 from tests.conftest import Cli, World
@@ -56,7 +57,7 @@ def other_process(w: World) -> Iterator[Runtime]:
 
 def _polled_by_another(w: World, path: str) -> int:
     with other_process(w) as other:
-        pipeline.poll_feeds(other, feed_url=w.server.url(path))
+        poll_feeds(other, feed_url=w.server.url(path))
     return int(_item(w, path)["id"])  # type: ignore[call-overload]
 
 
@@ -104,7 +105,7 @@ def test_an_item_stored_by_another_process_during_a_cycle_is_found(world: Callab
     [feed_b] = store.feeds_to_poll(w.db, w.clock(), force=True, url=w.server.url("/b"))
     prepared = pipeline.prepare(w.rt, feed_b)
     original = _polled_by_another(w, "/c")
-    [report] = pipeline._ingest_together(w.rt, [prepared])
+    [report] = _ingest_together(w.rt, [prepared])
     assert (report.outcome, report.new_items, report.copies) == ("new", 0, 1)
     assert _item(w, "/b")["dup_of"] == original
 
@@ -126,7 +127,7 @@ def test_fingerprints_another_process_recomputed_reach_the_window(world: Callabl
     w.poll(feed_url=w.server.url("/site"))
     with other_process(w) as other:  # two more: the frame is learned, the first two fingerprinted again
         w.server.routes["/site"] = Reply(body=rss(site))
-        pipeline.poll_feeds(other, feed_url=w.server.url("/site"))
+        poll_feeds(other, feed_url=w.server.url("/site"))
     assert w.db.execute("SELECT value FROM meta WHERE key = 'reprints'").fetchone()[0] == 1
     words = stories[0][1].split()
     words[7] = "edited"
@@ -188,7 +189,7 @@ def test_an_item_another_process_pruned_leaves_the_window(world: Callable[..., W
     w.server.routes["/z"] = Reply(body=rss([("z-1", "Weather", UNRELATED)], date=at(dt.timedelta(hours=2))))
     settings = load_settings(w.config)
     other = pipeline.open_runtime(store.open_store(settings.storage.path), settings, clock=w.clock)
-    pipeline.poll_feeds(other, feed_url=w.server.url("/z"))  # its cycle prunes x-1: 8 days old
+    poll_feeds(other, feed_url=w.server.url("/z"))  # its cycle prunes x-1: 8 days old
     other.close()
     assert w.db.execute("SELECT count(*) FROM items WHERE guid = 'x-1'").fetchone()[0] == 0
     w.server.routes["/b"] = Reply(body=rss([("b-1", "Ceremony at the friendship tower", NEAR_COPY)], date=at(dt.timedelta(hours=1))))

@@ -13,6 +13,7 @@ from tests.conftest import World
 from tests.feedserver import Reply, rss
 from tests.test_outside_writes import NEAR_COPY, ORIGINAL, TODAY, UNRELATED
 from worker import pipeline, store
+from worker.cycle import poll_feeds
 from worker.config import load_settings
 
 
@@ -32,7 +33,7 @@ def test_a_near_copy_of_a_revised_item_joins_it(world: Callable[..., World], res
     if restarted:
         settings = load_settings(w.config)
         rt = pipeline.open_runtime(store.open_store(settings.storage.path), settings, clock=w.clock)
-    pipeline.poll_feeds(rt, force=True, feed_url=w.server.url("/b"))
+    poll_feeds(rt, force=True, feed_url=w.server.url("/b"))
     if restarted:
         rt.close()
     assert tuple(w.db.execute("SELECT dup_of, dup_kind FROM items WHERE guid = 'b-1'").fetchone()) == (item_id, "near")

@@ -16,6 +16,7 @@ import pytest
 from sqlite_utils import Database
 
 from worker import pipeline, store, storylines
+from worker.cycle import _ingest_together
 from worker.tracking.decisions import Doc
 from tests.conftest import World
 from tests.feedserver import Reply, rss
@@ -156,7 +157,7 @@ def test_a_group_that_cannot_commit_is_reported_once_and_stored_once_later(
     prepared = _group(w)
     failing = CommitFailsOnce(w.db.conn, rolled_back)
     monkeypatch.setattr(w.db, "conn", failing)
-    reports = pipeline._ingest_together(w.rt, prepared)
+    reports = _ingest_together(w.rt, prepared)
     monkeypatch.setattr(w.db, "conn", failing.conn)
     assert failing.failed
     _nothing_stored_and_then_everything_once(w, reports, "database or disk is full")
@@ -178,7 +179,7 @@ def test_when_sqlite_rolls_the_group_back_midway_no_feed_writes_outside_it(
         real(db, fid, **state)
 
     monkeypatch.setattr(store, "update_feed", update_feed)
-    reports = pipeline._ingest_together(w.rt, prepared)
+    reports = _ingest_together(w.rt, prepared)
     monkeypatch.setattr(store, "update_feed", real)
     _nothing_stored_and_then_everything_once(w, reports, "disk I/O error")
 

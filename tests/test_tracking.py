@@ -19,7 +19,7 @@ import pytest
 from bench.corpus import article
 from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
-from worker import evaluate, pipeline, store, storylines
+from worker import evaluate, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
@@ -248,7 +248,7 @@ def test_storylines_add_list_and_show(korea: World, tmp_path: Path) -> None:
     assert {s["id"]: s["seeds"] for s in listed} == {
         "friendship-year": 3, "high-level-exchanges": 5, "north-korea-russia": 2, "kaesong": 1}
     # A config change keeps a storyline added from the command line.
-    pipeline.initialize(korea.db, load_settings(korea.config), NOW)
+    startup.initialize(korea.db, load_settings(korea.config), NOW)
     assert "kaesong" in cli("storylines", "list").output
     shown = cli("storylines", "show", "friendship-year").output
     assert "3 seeds, 0 follow-ups" in shown and "seed  South China Morning Post" in shown
@@ -299,7 +299,7 @@ def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
             if entry.doc.id in last_seed:
                 sid = last_seed[entry.doc.id]
                 urls = tuple(f"https://news.example/{i.doc.id}" for i in seeds[sid])
-                pipeline.new_storyline(db, settings, StorylineConfig(id=sid, title=sid, seeds=urls), now)
+                startup.new_storyline(db, settings, StorylineConfig(id=sid, title=sid, seeds=urls), now)
         recorded = {(r["storyline_id"], item_of[r["item_id"]])
                     for r in db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")}
     finally:

@@ -50,6 +50,7 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import pipeline, store, storylines
+from worker.window import Window, writing
 from worker.ingest import dedupe, normalize, seeds
 from worker.ingest.identity import identity_policy
 from worker.ingest.text import html_to_text
@@ -670,7 +671,7 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     total = sum(s.items for s in spools)
     merged = _merged(spools)
     now = utc_now()
-    window = pipeline.Window(db, settings, now)
+    window = Window(db, settings, now)
     tracking = storylines.Tracking(settings.tracking) if options.track else None
     history = _InOrder(_last_unstored(db, spools)) if options.track else None
     stored = 0
@@ -737,9 +738,9 @@ class _InOrder:
         return arrivals
 
 
-def _store_batch(db: Database, window: pipeline.Window, tracking: storylines.Tracking | None,
+def _store_batch(db: Database, window: Window, tracking: storylines.Tracking | None,
                  history: _InOrder | None, batch: list[Merged], now: dt.datetime, summary: Summary) -> int:
-    with pipeline.writing(db, window, tracking):
+    with writing(db, window, tracking):
         result = pipeline.ingest_items(db, window, None, [m.item for m in batch], now)
         if tracking is not None and history is not None:
             arrivals = history.arrivals(db, batch, result.originals)

@@ -22,7 +22,10 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import __version__, backfill, digest, evaluate, manage, pipeline, report, schedule, store, storylines, why
+from worker import (
+    __version__, backfill, digest, evaluate, manage, pipeline, report, schedule, startup, store, storylines, why,
+)
+from worker.cycle import CycleReport, poll_feeds
 from worker.digest import atom, daily, deliver
 from worker.clock import UTC, utc_now
 from worker.config import (Settings, StorylineConfig, config_path, effective_settings, effective_values, exposed_secrets,
@@ -64,7 +67,7 @@ class App:
     @cached_property
     def runtime(self) -> Runtime:
         """The store, synced with the config, and a fetcher: what polling needs."""
-        pipeline.initialize(self.db, self.settings, utc_now())
+        startup.initialize(self.db, self.settings, utc_now())
         return pipeline.open_runtime(self.db, self.settings)
 
 
@@ -94,7 +97,7 @@ def _exit(status: ExitStatus) -> None:
         sys.exit(int(status))
 
 
-def _cycle_status(cycle: pipeline.CycleReport, signals: schedule.StopSignals, *, failures: bool) -> ExitStatus:
+def _cycle_status(cycle: CycleReport, signals: schedule.StopSignals, *, failures: bool) -> ExitStatus:
     """A polling command's status: stopped by a signal, else feeds failed (when `failures`
     count), else done."""
     if signals.signum is not None:
@@ -180,7 +183,7 @@ def init(app: App, as_json: bool) -> None:
       storywatch init
       storywatch init --json
     """
-    result = pipeline.initialize(app.db, app.settings, utc_now())
+    result = startup.initialize(app.db, app.settings, utc_now())
     if as_json:
         click.echo(json.dumps({"store": str(app.settings.storage.path), "schema": store.schema_version(app.db),
                                "feeds": {"in_config": len(app.settings.feeds), **result.feeds},
@@ -462,7 +465,7 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
         if feed_url:
             feed_url = _stored_address(app.db, feed_url)
         signals = schedule.handle_stop_signals(rt)
-        cycle = pipeline.poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
+        cycle = poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
         if not feed_url:
             health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
     finally:
@@ -734,7 +737,7 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     """
     if not sources and not all_feeds:
         raise click.UsageError("name at least one SOURCE, or --all")
-    pipeline.initialize(app.db, app.settings, utc_now())
+    startup.initialize(app.db, app.settings, utc_now())
     found, failed = backfill.expand(sources, app.db, all_feeds=all_feeds, seed_paths=backfill.SeedPaths.of(app.settings))
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
@@ -969,7 +972,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
         id=storyline_id, title=title, description=description, keywords=keywords, exclude=exclude,
         seeds=tuple(str(Path(seed).resolve()) if is_file_seed(seed) else seed for seed in seeds),
         aliases=_alias_groups(aliases))
-    n_seeds, found = pipeline.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
+    n_seeds, found = startup.new_storyline(app.db, app.settings, definition, utc_now(), suggestion_id=suggestion_id)
     click.echo(f"Added storyline {storyline_id} with {plural(n_seeds, 'seed')}; {plural(found, 'follow-up')} found in the "
                f"last {app.settings.tracking.window.days} days.")
 

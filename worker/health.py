@@ -27,7 +27,7 @@ from worker.config import format_duration
 from worker.errors import StorywatchError
 from worker.models import FeedHealth, plural
 from worker.report import unconfirmed_reason
-from worker.pipeline import CycleReport
+from worker.cycle import CycleReport
 
 CYCLE_LOG_DAYS = 30  # like the fetch log
 TICK = 60.0  # seconds between the worker's polling ticks

@@ -28,7 +28,7 @@ from worker.models import (FeedHealth, ItemDetail, StoredItem, StorylineSummary,
 if TYPE_CHECKING:
     from worker.backfill import Step as BackfillStep
     from worker.backfill import Summary as BackfillSummary
-    from worker.pipeline import CycleReport
+    from worker.cycle import CycleReport
     from worker.tracking.evidence import Counted
     from worker.tracking.decisions import Decision
     from worker.why import ItemWhy, StorylineWhy

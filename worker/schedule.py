@@ -29,7 +29,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from loguru import logger
 
-from worker import health, notify, pipeline, store
+from worker import health, notify, store
+from worker.cycle import CycleReport, poll_feeds
 from worker.digest import daily
 from worker.log import traceback_for
 from worker.pipeline import Runtime
@@ -65,12 +66,12 @@ def handle_stop_signals(rt: Runtime) -> StopSignals:
     return StopSignals(rt.stop, rt.fetcher.abort)
 
 
-def run_once(rt: Runtime) -> pipeline.CycleReport:
+def run_once(rt: Runtime) -> CycleReport:
     """One whole cycle in the foreground (`storywatch run --once`): the daemon's cycle, once."""
     return run_cycle(rt, interval=None)
 
 
-def run_cycle(rt: Runtime, *, interval: float | None) -> pipeline.CycleReport:
+def run_cycle(rt: Runtime, *, interval: float | None) -> CycleReport:
     """Everything one cycle gives a user, for the daemon's tick and `run --once` alike: poll the
     due feeds (logged for `storywatch health`), then the storylines' Atom feeds, the digest if
     due (and email retries), and the metrics file. These run even when polling failed (a poll
@@ -138,9 +139,9 @@ def keep_alive(rt: Runtime, every: float) -> None:
         seen = rt.beats
 
 
-def _poll_and_record(rt: Runtime, *, interval: float | None, limit: dt.timedelta | None) -> pipeline.CycleReport:
+def _poll_and_record(rt: Runtime, *, interval: float | None, limit: dt.timedelta | None) -> CycleReport:
     """Poll the due feeds, then log the cycle, whole or interrupted (for `storywatch health`)."""
-    report = pipeline.poll_feeds(rt, limit=limit)
+    report = poll_feeds(rt, limit=limit)
     health.record_cycle(rt.db, report, rt.clock(), interval=interval)
     notify.status(f"last cycle: {report.summary()}")
     return report

@@ -21,7 +21,8 @@ from sqlite_utils import Database
 
 from tests.conftest import Clock
 from tests.feedserver import FeedServer, Reply, rss
-from worker import pipeline, store
+from worker import pipeline, startup, store
+from worker.cycle import poll_feeds
 from worker.config import Settings, load_settings
 from worker.sources.fetch import Network, is_public_address
 
@@ -92,14 +93,14 @@ def test_no_public_feed_reaches_a_private_address(tmp_path: Path, connects: list
         settings = load_settings(config)
         db = store.open_store(settings.storage.path)
         clock = Clock()
-        pipeline.initialize(db, settings, clock())
+        startup.initialize(db, settings, clock())
         names = PublicNames(server.port)
         rt = pipeline.open_runtime(db, settings, network=Network(names.resolve, names.on_connect), clock=clock)
         try:
-            first = pipeline.poll_feeds(rt)
+            first = poll_feeds(rt)
             names.answers["rebind.example"] = ["127.0.0.1"]  # DNS rebinding since the last poll
             clock.advance(dt.timedelta(hours=2))
-            second = pipeline.poll_feeds(rt, force=True)
+            second = poll_feeds(rt, force=True)
         finally:
             rt.close()
 
@@ -126,7 +127,7 @@ def public_names_world(tmp_path: Path, port: int, feed: str) -> tuple[Settings, 
     config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\ntimeout = 3.0\nparse_processes = 1\n[[feeds]]\nurl = "{feed}"\n')
     settings = load_settings(config)
     db = store.open_store(settings.storage.path)
-    pipeline.initialize(db, settings, Clock()())
+    startup.initialize(db, settings, Clock()())
     names = PublicNames(port)
     return settings, db, names, Network(names.resolve, names.on_connect)
 
@@ -181,7 +182,7 @@ def test_a_feed_on_a_private_address_may_not_be_moved_onto_metadata(tmp_path: Pa
         settings, db, names, network = public_names_world(tmp_path, server.port, f"http://intranet.example:{server.port}/feed")
         rt = pipeline.open_runtime(db, settings, network=network, clock=Clock())
         try:
-            report = pipeline.poll_feeds(rt)
+            report = poll_feeds(rt)
         finally:
             rt.close()
         [feed] = report.reports

@@ -1,0 +1,223 @@
+"""A polling cycle: the due feeds, fetched and parsed by worker threads and processes (prepare),
+stored one feed at a time by one writer (ingest), in groups of small feeds. The scheduler,
+`storywatch poll` and `storywatch run --once` all call `poll_feeds`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from worker import store
+from worker.log import traceback_for
+from worker.models import Feed, plural
+from worker.pipeline import FETCH_LOG_DAYS, FeedReport, Prepared, Runtime, ingest, prepare
+from worker.window import catch_up, writing
+
+
+DONE = ("new", "not_modified")  # outcomes of a feed polled as asked
+LEFT = ("stopped", "deferred")  # not polled (nothing of theirs written): neither done nor failed
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """Every feed asked for, with its outcome. Feeds a stop left undone (not started, or cut
+    short) are "stopped", those the cycle limit left unstarted "deferred": nothing of theirs was
+    written, so they are simply polled next time (first, as they are overdue)."""
+
+    started_at: dt.datetime
+    seconds: float
+    reports: tuple[FeedReport, ...]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.reports if r.outcome == outcome)
+
+    @property
+    def new_items(self) -> int:
+        return sum(r.new_items for r in self.reports)
+
+    @property
+    def followups(self) -> int:
+        return sum(r.followups for r in self.reports)
+
+    @property
+    def stopped(self) -> int:
+        return self.count("stopped")
+
+    @property
+    def left(self) -> int:
+        """Feeds asked for and not polled: stopped or deferred."""
+        return self.stopped + self.count("deferred")
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped, or cut by the cycle limit, before every feed asked for was polled."""
+        return self.left > 0
+
+    @property
+    def failed(self) -> int:
+        """Feeds asked for that were polled without success: errors, rate limits, gone feeds."""
+        return sum(1 for r in self.reports if r.outcome not in DONE + LEFT)
+
+    def summary(self) -> str:
+        return ("Interrupted: " if self.stopped else "Cut short: " if self.interrupted else "") + self.counts()
+
+    def counts(self) -> str:
+        polled = len(self.reports) - self.left
+        head = f"{plural(polled, 'feed')} polled in {self.seconds:.1f} s"
+        if self.interrupted:
+            head = f"{polled} of {plural(len(self.reports), 'feed')} polled in {self.seconds:.1f} s"
+        if self.stopped:
+            head += f", {self.stopped} stopped (polled next time)"
+        if deferred := self.count("deferred"):
+            head += f", {deferred} deferred (the cycle reached [fetch] cycle_limit; polled first next time)"
+        return (
+            f"{head}: {plural(self.new_items, 'new item')}, {plural(self.followups, 'follow-up')}, "
+            f"{self.count('not_modified')} not modified, {self.count('error')} failed, "
+            f"{self.count('rate_limited')} rate limited, {self.count('gone')} gone"
+        )
+
+
+# A feed due within this much of a cycle's start is polled in it: its next poll time counts
+# from its fetch, seconds into the cycle before, so with `interval` equal to the worker's tick it
+# fell due just after the next tick and was polled every other tick.
+DUE_SLACK = dt.timedelta(seconds=15)
+
+
+def poll_feeds(
+    rt: Runtime, *, force: bool = False, feed_url: str | None = None, no_cache: bool = False,
+    limit: dt.timedelta | None = None,
+) -> CycleReport:
+    """Poll the due feeds (all with `force`, one with `feed_url`): fetch in parallel, store in
+    order. After `limit`, no feed starts: the ones left are "deferred" (still due, so the next
+    cycle polls them first)."""
+    started_at, clock_start = rt.clock(), time.monotonic()
+    feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at + DUE_SLACK, force=force, url=feed_url))
+    if feeds:
+        catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
+        rt.tracking.refresh()
+        rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
+    reports = list(_poll(rt, feeds, no_cache, clock_start + limit.total_seconds() if limit else math.inf))
+    store.index_pending(rt.db)
+    if not rt.stop.is_set():  # housekeeping waits for the next cycle after a stop
+        store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
+        prune_items(rt, started_at)
+    report = CycleReport(started_at, time.monotonic() - clock_start, tuple(reports))
+    if feeds:
+        logger.info("Cycle {how}: {summary}", how="interrupted" if report.interrupted else "finished",
+                    summary=report.counts(), feeds=len(feeds), new_items=report.new_items,
+                    failed=report.count("error"), stopped=report.stopped)
+    return report
+
+
+def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -> Iterator[FeedReport]:
+    """Worker threads prepare feeds; this thread stores them as they complete. After a stop, no
+    feed starts; the ones left are reported "stopped". After the `deadline` (monotonic), the
+    ones left are "deferred"."""
+    if not feeds:
+        return
+    queue = iter(feeds)
+    with ThreadPoolExecutor(rt.settings.fetch.max_connections, thread_name_prefix="fetch") as pool:
+        running: set[Future[Prepared]] = set()
+        feeds_of: dict[Future[Prepared], Feed] = {}
+
+        def top_up() -> None:
+            while (not rt.stop.is_set() and time.monotonic() < deadline
+                   and len(running) < rt.settings.fetch.max_connections * 2):
+                feed = next(queue, None)
+                if feed is None:
+                    return
+                future = pool.submit(prepare, rt, feed, no_cache=no_cache)
+                feeds_of[future] = feed
+                running.add(future)
+
+        top_up()
+        while running:
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            running -= done
+            if done:
+                rt.beats += 1
+            yield from _ingest_together(rt, [future.result() for future in done])
+            if time.monotonic() >= deadline:  # the feeds queued for a thread and not started yet wait too
+                unstarted = [future for future in running if future.cancel()]
+                running -= set(unstarted)
+                yield from (FeedReport(feeds_of[future], "deferred") for future in unstarted)
+            top_up()
+    left = "stopped" if rt.stop.is_set() else "deferred"
+    yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
+
+
+def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:
+    """Store the feeds that completed together in one transaction, each feed in a savepoint.
+
+    Each feed's writes stay all-or-nothing; committing once for several feeds saves rewriting
+    the same hot pages (indexes, full-text segments) once a feed. A crash loses at most this
+    batch, feed state included, so those feeds are simply fetched again.
+    """
+    return [report for group in _groups(prepared) for report in _ingest_group(rt, group)]
+
+
+def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
+    """One transaction for the group. If it cannot commit (a full disk), or SQLite rolled it
+    back after an error, nothing of the group is stored: each feed is reported failed once,
+    its state untouched (not the feed's fault), so it is polled again next cycle. Retrying
+    each feed alone would mostly meet the same store error again."""
+    try:
+        with writing(rt.db, rt.window, rt.tracking):
+            reports = []
+            for p in group:
+                reports.append(report := ingest(rt, p))
+                store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
+        return reports
+    except Exception as exc:
+        logger.opt(exception=traceback_for(exc)).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
+        return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]
+
+
+GROUP_ITEMS = 1000  # entries per grouped transaction: other processes get the write lock often
+
+
+def _groups(prepared: Sequence[Prepared]) -> Iterator[list[Prepared]]:
+    group: list[Prepared] = []
+    size = 0
+    for p in prepared:
+        if group and size + len(p.items) > GROUP_ITEMS:
+            yield group
+            group, size = [], 0
+        group.append(p)
+        size += len(p.items)
+    if group:
+        yield group
+
+
+def prune_items(rt: Runtime, now: dt.datetime) -> int:
+    """Retention: clusters older than `retention_days` go, leaving tombstones (0: keep all)."""
+    days = rt.settings.storage.retention_days
+    if not days:
+        return 0
+    cutoff = now - dt.timedelta(days=days)
+    pruned = store.prune_items(rt.db, cutoff, now)
+    if pruned:
+        rt.window.index.forget_before(cutoff)
+        logger.info("Pruned {n} items published before {cutoff:%Y-%m-%d}", n=pruned, cutoff=cutoff)
+    return pruned
+
+
+def _interleave_hosts(feeds: Sequence[Feed]) -> list[Feed]:
+    """Round-robin over hosts, so the per-host limit does not leave fetch threads waiting."""
+    by_host: dict[str, list[Feed]] = defaultdict(list)
+    for feed in feeds:
+        by_host[urlsplit(feed.url).hostname or ""].append(feed)
+    queues = list(by_host.values())
+    ordered: list[Feed] = []
+    while queues:
+        ordered += [q.pop(0) for q in queues]
+        queues = [q for q in queues if q]
+    return ordered
