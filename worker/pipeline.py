@@ -25,17 +25,16 @@ from loguru import logger
 from sqlite_utils import Database
 
 from worker import polling, store, storylines
-from worker.ingest import dedupe, normalize
+from worker.ingest import dedupe, feedstate, normalize
 from worker.ingest.identity import identity_policy
 from worker.ingest.text import html_to_text
 from worker.sources import parse
 from worker.tracking import analysis
 from worker.log import traceback_for
-from worker.safetext import one_line, without_password
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings
-from worker.errors import FeedGone, FetchError, ParseError, RateLimited, StorywatchError
+from worker.errors import FetchError, StorywatchError
 from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
 from worker.models import Feed, Item, Placement
 from worker.window import Window, writing
@@ -366,26 +365,13 @@ def _apply_edits(db: Database, verdicts: Sequence[dedupe.Verdict], now: dt.datet
 
 def _success_state(rt: Runtime, p: Prepared, now: dt.datetime) -> dict[str, object]:
     assert p.fetched is not None
-    fetched, feed = p.fetched, p.feed
-    state: dict[str, object] = {
-        "etag": fetched.etag, "last_modified": fetched.last_modified, "body_sha256": fetched.body_sha256,
-        "last_polled_at": now, "last_success_at": now, "last_status": fetched.status,
-        "error_count": 0, "last_error": None, "retry_after": None, "identity_policy": p.policy,
-        "next_poll_at": polling.after_success(
-            now, _cadence(rt, feed, now), ttl=p.parsed.ttl if p.parsed else None, max_age=fetched.max_age
-        ),
-    }
-    if feed.disabled_reason and feed.disabled_reason not in store.CHOSEN:
-        state["disabled_reason"] = None  # a gone feed that answers again (poll --feed) is back
-    if fetched.origin_public is not None:
-        state["public_origin"] = int(fetched.origin_public)
-    if p.parsed is not None:
-        state["title"] = p.parsed.title or feed.title
-        state["site_url"] = p.parsed.site_url
+    feed = p.feed
+    state = feedstate.after_success(feed, p.fetched, p.parsed, p.policy, _cadence(rt, feed, now), now,
+                                    keeps_disabled=feed.disabled_reason in store.CHOSEN)
     if p.policy != feed.identity_policy:
         logger.warning("Feed's {old} identities are unreliable, using {new} from now on: {url}",
                        old=feed.identity_policy, new=p.policy, url=feed.url)
-    state.update(_moved(rt.db, feed, fetched))
+    state.update(_moved(rt.db, feed, p.fetched))
     return state
 
 
@@ -412,31 +398,19 @@ def _cadence(rt: Runtime, feed: Feed, now: dt.datetime) -> polling.Cadence:
 
 def _failed(rt: Runtime, p: Prepared, error: StorywatchError, now: dt.datetime) -> FeedReport:
     feed = p.feed
-    status = error.status if isinstance(error, FetchError) else None
-    kind = error.kind if isinstance(error, FetchError) else ("parse" if isinstance(error, ParseError) else "internal")
-    if kind == "timeout" and rt.stop.is_set():  # cut short by shutdown: not the feed's fault
-        return FeedReport(feed, "stopped")
-    state: dict[str, object] = {"last_polled_at": now, "last_status": status}
-    # A server's words, shown on terminals; the feed's URL in them may hold its password.
-    said, message = without_password(one_line(error.message)), without_password(one_line(str(error)))
-    if isinstance(error, RateLimited):
-        outcome = "rate_limited"
-        state |= {"retry_after": error.retry_after,
-                  "next_poll_at": polling.after_rate_limit(now, _cadence(rt, feed, now), error.retry_after)}
-        logger.info("Feed rate limited: {url}: {error}", url=feed.url, error=said)
-    elif isinstance(error, FeedGone):
-        outcome = "gone"
-        state |= {"disabled_reason": f"gone: {said} ({now:%Y-%m-%d})", "next_poll_at": None, "last_error": said}
+    if isinstance(error, FetchError) and error.kind == "timeout" and rt.stop.is_set():
+        return FeedReport(feed, "stopped")  # cut short by shutdown: not the feed's fault
+    failure = feedstate.after_failure(feed, error, lambda: _cadence(rt, feed, now), now)
+    if failure.outcome == "rate_limited":
+        logger.info("Feed rate limited: {url}: {error}", url=feed.url, error=failure.said)
+    elif failure.outcome == "gone":
         logger.warning("Feed disabled, the publisher removed it: {url}", url=feed.url)
     else:
-        outcome = "error"
-        errors = feed.error_count + 1
-        state |= {"error_count": errors, "last_error": message,
-                  "next_poll_at": polling.after_error(now, _cadence(rt, feed, now), errors)}
-        logger.warning("Feed failed ({n} in a row): {url}: {error}", n=errors, url=feed.url, error=message)
-    store.update_feed(rt.db, feed.id, **state)
-    store.record_fetch(rt.db, feed.id, p.started_at, kind=kind, status=status, error=message)
-    return FeedReport(feed, outcome, error=message)
+        logger.warning("Feed failed ({n} in a row): {url}: {error}", n=failure.state["error_count"], url=feed.url,
+                       error=failure.message)
+    store.update_feed(rt.db, feed.id, **failure.state)
+    store.record_fetch(rt.db, feed.id, p.started_at, kind=failure.kind, status=failure.status, error=failure.message)
+    return FeedReport(feed, failure.outcome, error=failure.message)
 
 
 def _record_failure(rt: Runtime, prepared: Prepared, error: StorywatchError) -> FeedReport:
