@@ -113,8 +113,9 @@ RSS_PROBE = """
 import datetime as dt, resource, sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from worker import pipeline, store
+from worker import store
 from worker.config import Settings
+from worker.window import Window
 db = store.open_store(Path({path!r}))
 window = Window(db, Settings(), dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))
 window._advance(dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc))

@@ -13,13 +13,13 @@ import pytest
 from worker.config import (
     DEFAULT_TEMPLATE,
     SETTINGS,
-    ConfigError,
     TrackingSettings,
     config_path,
     default_config_for,
     effective_settings,
     load_settings,
 )
+from worker.errors import ConfigError
 from worker.tracking.settings import TrackerConfig
 from tests.conftest import PROJECT, SEEDS, Cli
 

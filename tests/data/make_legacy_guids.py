@@ -31,8 +31,7 @@ from types import ModuleType
 
 from sqlite_utils import Database
 
-from worker import from PYTHONPATH, pipeline, startup, store  # the older version
-from worker.cycle import poll_feeds
+from worker import pipeline, store  # the older version, from PYTHONPATH
 from worker.config import load_settings
 
 HERE = Path(__file__).resolve().parent
@@ -71,15 +70,15 @@ def make(folder: Path, moved: bool) -> str:
             """))
         settings = load_settings(config)
         db = store.open_store(settings.storage.path)
-        startup.initialize(db, settings, now[0])
+        pipeline.initialize(db, settings, now[0])
         rt = pipeline.open_runtime(db, settings, clock=lambda: now[0])
         server.routes[legacy.NEWS] = feedserver.Reply(body=legacy.feed(address))
-        print(poll_feeds(rt, force=True).summary(), file=sys.stderr)
+        print(pipeline.poll_feeds(rt, force=True).summary(), file=sys.stderr)
         if moved:
             server.routes[legacy.NEWS] = feedserver.Reply(301, headers={"Location": legacy.MOVED})
             server.routes[legacy.MOVED] = feedserver.Reply(body=legacy.feed(address))
             now[0] += dt.timedelta(hours=1)
-            print(poll_feeds(rt, force=True, no_cache=True).summary(), file=sys.stderr)
+            print(pipeline.poll_feeds(rt, force=True, no_cache=True).summary(), file=sys.stderr)
         rt.close()
         return dump(settings.storage.path).replace(address, "{server}")
 
