@@ -58,7 +58,7 @@ from worker.sources import opml, parse
 from worker.clock import utc_now
 from worker.config import Settings, is_file_seed
 from worker.errors import StorywatchError
-from worker.sources.fetch import Fetcher, FetchRequest, Network
+from worker.sources.fetch import Fetched, Fetcher, FetchRequest, Network
 from worker.models import Feed, Item
 from worker.parallel import ProcessPool, default_processes
 from worker.safetext import one_line, without_password
@@ -604,6 +604,18 @@ def _run(pool: ProcessPool, task: Callable[..., Spooled], *args: Any) -> Spooled
         return Spooled(str(args[0]), error=f"internal error: {type(exc).__name__}: {exc}")
 
 
+def _fetch_page(fetcher: Fetcher, url: str, was_public: bool | None, stop: threading.Event) -> Fetched | Spooled:
+    """One page of a feed's history, or what stands for it when it could not be read: a fetch cut
+    short by the stop was not read (not failed); one bad page fails itself, never the backfill."""
+    try:
+        return fetcher.fetch(FetchRequest(url, was_public=was_public))
+    except StorywatchError as exc:
+        return Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message)
+    except Exception as exc:
+        logger.opt(exception=exc).error("Unexpected error fetching {url}", url=without_password(url))
+        return Spooled(url, error=f"internal error: {type(exc).__name__}: {exc}")
+
+
 def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _Context, max_pages: int,
               stop: threading.Event, done: Callable[[Spooled, int], None]) -> list[Spooled]:
     """A feed URL and the archive or next pages it links to, up to `max_pages` documents; `done`
@@ -623,16 +635,10 @@ def _read_url(source: Source, pool: ProcessPool, fetcher: Fetcher | None, ctx: _
             pages.append(Spooled(url, stopped=True))
             done(pages[-1], 0)
             break
-        try:
-            fetched = fetcher.fetch(FetchRequest(url, was_public=was_public))
-        except StorywatchError as exc:  # a fetch cut short by the stop was not read, not failed
-            pages.append(Spooled(url, stopped=True) if stop.is_set() else Spooled(url, error=exc.message))
-            done(pages[-1], 0)
-            continue
-        except Exception as exc:  # one bad page fails itself, never the whole backfill
-            logger.opt(exception=exc).error("Unexpected error fetching {url}", url=without_password(url))
-            pages.append(Spooled(url, error=f"internal error: {type(exc).__name__}: {exc}"))
-            done(pages[-1], 0)
+        fetched = _fetch_page(fetcher, url, was_public, stop)
+        if isinstance(fetched, Spooled):  # not read: failed, or cut short by the stop
+            pages.append(fetched)
+            done(fetched, 0)
             continue
         was_public = was_public or fetched.origin_public
         page = _run(pool, read_page, fetched.final_url, fetched.body, fetched.content_type, source.feed, ctx)

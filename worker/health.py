@@ -174,26 +174,31 @@ def collect_metrics(db: Database, now: dt.datetime) -> list[Family]:
                _by("status", store.digest_counts(db, now), DIGEST_STATES)),
     ]
     if cycle is not None:
-        families += [
-            Family("storywatch_last_cycle_duration_seconds", "gauge", "Duration of the last polling cycle.",
-                   [({}, round(cycle["seconds"], 3))]),
-            Family("storywatch_last_cycle_timestamp_seconds", "gauge",
-                   "When the last polling cycle finished, in seconds since the epoch.",
-                   [({}, round(cycle["finished_at"].timestamp(), 3))]),
-            Family("storywatch_last_cycle_feeds", "gauge", "Feeds the last cycle was to poll.", [({}, cycle["feeds"])]),
-            Family("storywatch_last_cycle_new_items", "gauge", "New items stored by the last cycle.",
-                   [({}, cycle["new_items"])]),
-            Family("storywatch_last_cycle_errors", "gauge", "Feeds that failed in the last cycle.",
-                   [({}, cycle["errors"])]),
-            Family("storywatch_last_cycle_stopped", "gauge",
-                   "Feeds the last cycle left undone: the worker was stopped, or the cycle limit reached (0: it finished whole).",
-                   [({}, cycle["stopped"])]),
-        ]
+        families += _cycle_families(cycle)
     if whole is not None:
         families.append(Family("storywatch_last_whole_cycle_timestamp_seconds", "gauge",
                                "When the last polling cycle that was not interrupted finished, in seconds since "
                                "the epoch.", [({}, round(whole["finished_at"].timestamp(), 3))]))
     return families
+
+
+def _cycle_families(cycle: dict[str, Any]) -> list[Family]:
+    """The last polling cycle's metrics."""
+    return [
+        Family("storywatch_last_cycle_duration_seconds", "gauge", "Duration of the last polling cycle.",
+               [({}, round(cycle["seconds"], 3))]),
+        Family("storywatch_last_cycle_timestamp_seconds", "gauge",
+               "When the last polling cycle finished, in seconds since the epoch.",
+               [({}, round(cycle["finished_at"].timestamp(), 3))]),
+        Family("storywatch_last_cycle_feeds", "gauge", "Feeds the last cycle was to poll.", [({}, cycle["feeds"])]),
+        Family("storywatch_last_cycle_new_items", "gauge", "New items stored by the last cycle.",
+               [({}, cycle["new_items"])]),
+        Family("storywatch_last_cycle_errors", "gauge", "Feeds that failed in the last cycle.",
+               [({}, cycle["errors"])]),
+        Family("storywatch_last_cycle_stopped", "gauge",
+               "Feeds the last cycle left undone: the worker was stopped, or the cycle limit reached (0: it finished whole).",
+               [({}, cycle["stopped"])]),
+    ]
 
 
 def _feed_state(feed: FeedHealth, now: dt.datetime) -> str:

@@ -208,6 +208,17 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
             tracker.add_storyline(spec)
             marked.apply(spec)
     _count_earlier_names(db, tracker, recent, since)
+    found = _replay_window(tracker, recent, joins, marked, looking_back, emerging)
+    looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
+    return Replayed(tracker, version, looked_back, since, found, {i: hashes[i] for i in looking_back}, storylines,
+                    len(recent))
+
+
+
+def _replay_window(tracker: Tracker, recent: Sequence[Stored], joins: Mapping[str, Sequence[StorylineSpec]],
+                   marked: _Marks, looking_back: set[str], emerging: Emerging | None) -> list[FollowUp]:
+    """The window through the tracker, oldest first: the follow-ups of the storylines looking back
+    (found, not saved), and the items no storyline took offered to `emerging`."""
     found: list[FollowUp] = []
     by_id = {str(item.id): item for item in recent}
     for doc, decisions in stream(tracker, (doc_of(item) for item in recent), joins, marked.apply):
@@ -217,10 +228,7 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
         if emerging is not None and not decisions.followup.any():
             item = by_id[doc.id]
             emerging.add(GroupItem(item.id, item.published_at, item.title), _source(item), doc, tracker)
-    looked_back = {i: sum(f.storyline_id == i for f in found) for i in sorted(looking_back)}
-    return Replayed(tracker, version, looked_back, since, found, {i: hashes[i] for i in looking_back}, storylines,
-                    len(recent))
-
+    return found
 
 class _Marks:
     """The reader's marks of the store's storylines, given to a tracker as each storyline starts:

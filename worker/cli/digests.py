@@ -52,13 +52,7 @@ def digest_command(
       storywatch digest --since 7d --stdout --format text
     """
     settings, now = app.settings, utc_now()
-    if resend and not send:
-        raise click.UsageError("--resend goes with --send")
-    if day and (since or until):
-        raise click.UsageError("give --date, or --since/--until, not both")
-    if send and (since or until or include_backfill):
-        raise click.UsageError("--send sends a day's digest as it is kept: give --date or no period, "
-                               "and no --include-backfill")
+    _check_options(day, bool(since or until), send, resend, include_backfill)
     period, initial, state = _digest_period(app, day, since, until, now)
     if include_backfill:  # another digest than the day's: never kept, never in the day's file
         state = "asked"
@@ -67,19 +61,37 @@ def digest_command(
         click.echo(_printed(app, data, fmt, now, any_period=bool(since or until or include_backfill)), nl=False)
     else:
         stem = daily.period_stem(period) if since or until else None
-        outcome = daily.write_digest(app.db, settings, period, initial=initial, include_backfill=include_backfill,
-                                     output_dir=output, html=fmt == "html" or None,
-                                     stem=f"{stem or period.day}-with-backfill" if include_backfill else stem)
-        data = outcome.data
-        if state == "due":
-            daily.record_digest(app.db, settings, outcome, now)
-        click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(data, '')}"
-                   + _digest_note(state, settings))
+        data = _write(app, period, initial, state, now, output=output, html=fmt == "html" or None,
+                      include_backfill=include_backfill,
+                      stem=f"{stem or period.day}-with-backfill" if include_backfill else stem)
     if send and state == "unpolled":  # nothing to send yet: not a failure (a timer may come first)
         click.echo("Nothing sent: no feed has answered yet, so there is no digest to send.")
     elif send:
         _send_digest(settings, app.db, data, now, resend=resend)
 
+
+
+
+def _write(app: App, period: digest.Period, initial: bool, state: str, now: dt.datetime, *, output: Path | None,
+           html: bool | None, include_backfill: bool, stem: str | None) -> digest.DigestData:
+    """Write the digest's files (and keep it, when it is the day's and due) and say so."""
+    outcome = daily.write_digest(app.db, app.settings, period, initial=initial, include_backfill=include_backfill,
+                                 output_dir=output, html=html, stem=stem)
+    if state == "due":
+        daily.record_digest(app.db, app.settings, outcome, now)
+    click.echo("Wrote " + ", ".join(str(f) for f in outcome.files) + f": {digest.subject(outcome.data, '')}"
+               + _digest_note(state, app.settings))
+    return outcome.data
+
+def _check_options(day: str | None, period: bool, send: bool, resend: bool, include_backfill: bool) -> None:
+    """The digest's options that do not go together."""
+    if resend and not send:
+        raise click.UsageError("--resend goes with --send")
+    if day and period:
+        raise click.UsageError("give --date, or --since/--until, not both")
+    if send and (period or include_backfill):
+        raise click.UsageError("--send sends a day's digest as it is kept: give --date or no period, "
+                               "and no --include-backfill")
 
 def _digest_note(state: str, settings: Settings) -> str:
     """What the line naming a written digest adds: whether it is a preview or the day's."""

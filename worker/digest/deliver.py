@@ -177,20 +177,7 @@ def send_message(
         raise DeliveryError(f"sending through {where} was stopped before it began: it was not sent", kind="stopped")
     context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
     smtp = _client(email, context)
-    handed_over = False
-
-    def data(msg: Any) -> tuple[int, bytes]:
-        # smtplib's DATA in its two steps, so that `handing_over` runs between them.
-        nonlocal handed_over
-        code, reply = smtp.docmd("DATA")
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        if handing_over:
-            handing_over()
-        handed_over = True  # from here on the server may have the message
-        smtp.send(_dot_stuffed(msg))
-        return smtp.getreply()
-
+    data = _HandOver(smtp, handing_over)
     smtp.data = data  # type: ignore[method-assign]
     watch = _Watch(smtp, stop, deadline)
     try:
@@ -198,13 +185,31 @@ def send_message(
             _open(smtp, email, context)
             refused = smtp.send_message(message, to_addrs=list(recipients or email.to))
     except (smtplib.SMTPException, OSError) as exc:  # smtplib's errors are OSErrors too
-        raise _failure(exc, email, limit, watch.cut, handed_over) from None
+        raise _failure(exc, email, limit, watch.cut, data.handed_over) from None
     finally:
         watch.close()
     if refused:
         raise DeliveryError(f"the SMTP server refused some recipients: {', '.join(sorted(refused))}", kind="refused")
 
 
+
+
+class _HandOver:
+    """smtplib's DATA in its two steps, so that `handing_over` runs between them: `handed_over`
+    from then on (the server may have the message)."""
+
+    def __init__(self, smtp: smtplib.SMTP, handing_over: Callable[[], None] | None) -> None:
+        self.smtp, self.handing_over, self.handed_over = smtp, handing_over, False
+
+    def __call__(self, msg: Any) -> tuple[int, bytes]:
+        code, reply = self.smtp.docmd("DATA")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if self.handing_over:
+            self.handing_over()
+        self.handed_over = True
+        self.smtp.send(_dot_stuffed(msg))
+        return self.smtp.getreply()
 
 def _failure(exc: OSError, email: EmailSettings, limit: float, cut: str | None, handed_over: bool) -> DeliveryError:
     """What a failed send means, in the order it is decided: the server's refusals, a send cut

@@ -556,23 +556,29 @@ def classify(
         return other.title, match_text(other.text, clutter, boilerplate)
 
     for item in items:
-        if item.identity in identities:
-            verdicts.append(Verdict(item, "repeat"))
-            continue
-        identities.add(item.identity)
-        stored = known.versions.get(item.identity)
-        if stored is not None:
-            verdicts.append(_judge_seen(item, stored, clutter, boilerplate))
-            continue
-        if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
-            verdicts.append(Verdict(item, "tombstoned"))
-            continue
-        texts = _Texts(item, clutter, boilerplate, text_of)
-        verdict = _judge_new(item, known, index, texts, batch_hashes, len(verdicts))
-        if batch is not None and item.fingerprint is not None:
-            verdict = _within_batch(verdict, batch, texts, len(verdicts))
+        verdict = _already_known(item, known, identities, clutter, boilerplate)
+        if verdict is None:
+            texts = _Texts(item, clutter, boilerplate, text_of)
+            verdict = _judge_new(item, known, index, texts, batch_hashes, len(verdicts))
+            if batch is not None and item.fingerprint is not None:
+                verdict = _within_batch(verdict, batch, texts, len(verdicts))
         verdicts.append(verdict)
     return verdicts
+
+
+def _already_known(item: Item, known: Known, identities: set[str], clutter: Clutter,
+                   boilerplate: frozenset[str]) -> Verdict | None:
+    """The verdict on an item found without a search: a repeat within the batch (`identities`:
+    those judged so far), a stored item (the same, or edited), a tombstone; else None."""
+    if item.identity in identities:
+        return Verdict(item, "repeat")
+    identities.add(item.identity)
+    stored = known.versions.get(item.identity)
+    if stored is not None:
+        return _judge_seen(item, stored, clutter, boilerplate)
+    if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
+        return Verdict(item, "tombstoned")
+    return None
 
 
 def _within_batch(verdict: Verdict, batch: Index, texts: Texts, position: int) -> Verdict:

@@ -255,6 +255,25 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
         return pruned
 
 
+def _legacy_candidates(db: Database, items: Sequence[Item], batch: set[str], *, first_0010: bool
+                       ) -> dict[str, tuple[Item, list[str]]]:
+    """By identity, the items keyed by a feed's GUID and the keys an older version may have made
+    of them (not a key of the batch: that is another item's)."""
+    bases: dict[str, list[str]] = {}
+    wanted: dict[str, tuple[Item, list[str]]] = {}
+    for item in items:
+        scope = split_guid_identity(item.identity)
+        if not item.guid or not item.guid_base or scope is None or item.identity in wanted:
+            continue
+        if scope[0] not in bases:
+            bases[scope[0]] = [row["base"] for row in db.query(
+                "SELECT base FROM legacy_guid_bases WHERE scope = ? ORDER BY base", [scope[0]])]
+        keys = legacy_guid_keys(item.identity, item.guid, [item.guid_base, *bases[scope[0]]], first_0010=first_0010)
+        if keys := [k for k in keys if k not in batch]:
+            wanted[item.identity] = (item, keys)
+    return wanted
+
+
 def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> int:
     """Rows an older version stored for these items under keys it made otherwise take the
     items' keys, in place (same row, same id; `guid` as written): `items` are a batch's items
@@ -274,19 +293,7 @@ def adopt_legacy_keys(db: Database, items: Sequence[Item], batch: set[str]) -> i
     mode = one_row(db, "SELECT value FROM meta WHERE key = 'legacy_guid_keys'")
     if not mode or not mode["value"]:
         return 0
-    bases: dict[str, list[str]] = {}
-    wanted: dict[str, tuple[Item, list[str]]] = {}
-    for item in items:
-        scope = split_guid_identity(item.identity)
-        if not item.guid or not item.guid_base or scope is None or item.identity in wanted:
-            continue
-        if scope[0] not in bases:
-            bases[scope[0]] = [row["base"] for row in db.query(
-                "SELECT base FROM legacy_guid_bases WHERE scope = ? ORDER BY base", [scope[0]])]
-        keys = legacy_guid_keys(item.identity, item.guid, [item.guid_base, *bases[scope[0]]],
-                                          first_0010=mode["value"] == LEGACY_FIRST_0010)
-        if keys := [k for k in keys if k not in batch]:
-            wanted[item.identity] = (item, keys)
+    wanted = _legacy_candidates(db, items, batch, first_0010=mode["value"] == LEGACY_FIRST_0010)
     if not wanted:
         return 0
     every = sorted({k for _, keys in wanted.values() for k in keys})
