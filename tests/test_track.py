@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import article
-from worker import evaluate, storylines
+from worker import emerging, evaluate
 from worker.tracking.backgrounds import Backgrounds
 from worker.tracking.vectors import ProfileMatrix, Recent, Stacked, Unit
 from worker.tracking.textproc import AliasTable, words
@@ -129,18 +129,18 @@ def test_an_analysis_made_with_other_settings_is_not_used() -> None:
 
 
 def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storylines, "MAX_OPEN", 40)
+    monkeypatch.setattr(emerging, "MAX_OPEN", 40)
     rng = random.Random(7)
     tracker = Tracker(TrackerConfig())
-    for n in range(storylines.MIN_WINDOW):
+    for n in range(emerging.MIN_WINDOW):
         tracker.observe(Doc(f"w{n}", *article(rng, 600), float(n)))
-    emerging = storylines.Emerging(3)
+    detector = emerging.Emerging(3)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
-    def add(n: int, title: str, text: str, source: str) -> storylines._Group | None:
+    def add(n: int, title: str, text: str, source: str) -> emerging.StoryGroup | None:
         doc = Doc(str(n), title, text, 1000.0 + n)
         tracker.process(doc)
-        return emerging.add(storylines.GroupItem(n, start + dt.timedelta(minutes=n), title), source, doc, tracker)
+        return detector.add(emerging.GroupItem(n, start + dt.timedelta(minutes=n), title), source, doc, tracker)
 
     story = ("Volcano erupts near Quellon fishing port",
              "The Quellon volcano erupted overnight, covering the fishing port of Quellon in ash; ferries "
@@ -149,12 +149,12 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     add(1, *story, "b")  # grows the first group
     for n in range(2, 200):
         add(n, *article(rng, 600), "c")
-    assert len(emerging.groups) <= 40
-    grown = [g for g in emerging.groups if len(g.items) > 1]
+    assert len(detector.groups) <= 40
+    grown = [g for g in detector.groups if len(g.items) > 1]
     assert [m.id for m in grown[0].items] == [0, 1]
-    indexed = {id(g) for groups in emerging.by_term.values() for g in groups}
-    assert indexed == {id(g) for g in emerging.groups if g.core}  # no posting to a group let go
-    assert all(g in emerging.by_term[t] for g in emerging.groups for t in g.core)
+    indexed = {id(g) for groups in detector.by_term.values() for g in groups}
+    assert indexed == {id(g) for g in detector.groups if g.core}  # no posting to a group let go
+    assert all(g in detector.by_term[t] for g in detector.groups for t in g.core)
     assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion
 
 

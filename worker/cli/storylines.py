@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from worker import manage, report, startup, store, storylines
+from worker import emerging, manage, report, startup, store, storylines
 from worker.clock import utc_now
 from worker.config import StorylineConfig, is_file_seed
 from worker.safetext import has_unsafe
@@ -144,7 +144,7 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
     rows = store.suggestions(app.db, include_closed=show_all)
     print_data(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else
            report.csv_text(map(report.suggestion_dict, rows), report.SUGGESTION_COLUMNS) if as_csv else
-           report.render_suggestions(rows, storylines.MIN_WINDOW, app.settings.tracking.window.days), output)
+           report.render_suggestions(rows, emerging.MIN_WINDOW, app.settings.tracking.window.days), output)
 
 
 @storylines_group.command(name="pause")
