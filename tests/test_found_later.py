@@ -141,7 +141,7 @@ def test_a_backfilled_follow_up_is_found_later_once(beat: World, tmp_path: Path,
     startup.new_storyline(beat.db, settings, KBO, beat.clock())
     history = tmp_path / "history.jsonl"
     history.write_text(json.dumps(OPENER) + "\n", encoding="utf-8")
-    monkeypatch.setattr(backfill, "utc_now", lambda: at(28, 12))
+    monkeypatch.setattr(backfill.run, "utc_now", lambda: at(28, 12))
     sources, failed = backfill.expand([str(history)], beat.db)
     summary = backfill.backfill(beat.db, settings, sources, backfill.Options(workers=1))
     assert not failed and summary.items_new == 1 and summary.followups == {"korean-series": 1}
