@@ -176,7 +176,7 @@ def is_repost(a: Doc, b: Doc, short: bool, threshold: float) -> bool:
     if min(len(wa), len(wb)) < dedupe.SHORT_WORDS:
         ia = Indexed(0, 0, 0, a.published, b"", dedupe.title_key(a.title), len(wa))
         ib = Indexed(0, 0, 0, b.published, b"", dedupe.title_key(b.title), len(wb))
-        return dedupe._short_copy(ia, ib, (a.title, ta), (b.title, tb))
+        return dedupe.short_copy(ia, ib, (a.title, ta), (b.title, tb))
     return dedupe.jaccard(dedupe.shingles(wa), dedupe.shingles(wb)) >= threshold
 
 

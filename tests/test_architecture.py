@@ -46,7 +46,7 @@ def _is_module(name: str) -> bool:
 def test_a_room_imports_only_from_below(room: str) -> None:
     allowed = ROOMS[room]
     wrong = {f"{path.name} imports {name}"
-             for path in sorted((WORKER / room).glob("*.py"))
+             for path in sorted((WORKER / room).rglob("*.py"))
              for name in imported(path)
              if name not in allowed and not name.startswith(f"worker.{room}")}
     assert not wrong, sorted(wrong)

@@ -305,7 +305,7 @@ def short(item_id: int, title: str, text: str, feed: int) -> tuple[Indexed, tupl
 def test_the_short_item_rule(a: tuple[str, str], b: tuple[str, str], copy: bool) -> None:
     first, first_texts = short(1, *a, feed=1)
     second, second_texts = short(2, *b, feed=2)
-    assert dedupe._short_copy(first, second, first_texts, second_texts) is copy
+    assert dedupe.short_copy(first, second, first_texts, second_texts) is copy
 
 
 def test_the_index_forgets_outside_its_window() -> None:
