@@ -28,7 +28,7 @@ from bench.corpus import article
 from worker import pipeline, startup, store
 from worker.cycle import CycleReport, poll_feeds
 from worker.config import FeedConfig, Settings
-from worker.sources.fetch import Network
+from worker.sources.network import Network
 from worker.pipeline import Runtime
 
 FEEDS, ENTRIES, HOSTS = 1000, 50, 64

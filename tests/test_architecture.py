@@ -13,7 +13,7 @@ WORKER = Path(__file__).resolve().parent.parent / "worker"
 BASE = {"worker", "worker.errors", "worker.clock", "worker.safetext", "worker.localdates", "worker.languages",
         "worker.snapshot", "worker.polling", "worker.models"}
 """Modules every room may use: the package's version, errors, time, safe text, the data shapes."""
-SOURCES = {"worker.sources", "worker.sources.fetch", "worker.sources.parse", "worker.sources.opml"}
+SOURCES = {"worker.sources"} | {f"worker.sources.{m.stem}" for m in (WORKER / "sources").glob("*.py")}
 
 INGEST = {"worker.ingest", "worker.ingest.identity"}  # what the store uses of ingest: the storage keys
 

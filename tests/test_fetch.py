@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from worker.errors import FeedGone, FetchError, RateLimited
-from worker.sources.fetch import DEFAULT_USER_AGENT, Fetcher, FetchPolicy, FetchRequest, Network, is_public_address
+from worker.sources.fetch import DEFAULT_USER_AGENT, Fetcher, FetchPolicy, FetchRequest
+from worker.sources.network import Network, is_public_address
 from tests.feedserver import FeedServer, Reply, deflate_bomb, endless, free_port, gzip_bomb, gzipped, rss, trickle
 
 FEED = rss([("a", "First", "<p>One</p>"), ("b", "Second", "<p>Two</p>")])

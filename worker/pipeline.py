@@ -35,7 +35,8 @@ from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
 from worker.config import FetchSettings, Settings
 from worker.errors import FetchError, StorywatchError
-from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest, Network
+from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest
+from worker.sources.network import Network
 from worker.models import Feed, Item, Placement
 from worker.window import Window, writing
 

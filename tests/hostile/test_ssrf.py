@@ -24,7 +24,7 @@ from tests.feedserver import FeedServer, Reply, rss
 from worker import pipeline, startup, store
 from worker.cycle import poll_feeds
 from worker.config import Settings, load_settings
-from worker.sources.fetch import Network, is_public_address
+from worker.sources.network import Network, is_public_address
 
 _CONNECTS: list[Any] = []
 _RECORDING: list[bool] = [False]

@@ -24,7 +24,8 @@ from worker.window import Window, writing
 from worker.clock import utc_now
 from worker.config import Settings
 from worker.errors import StorywatchError
-from worker.sources.fetch import Fetched, Fetcher, FetchRequest, Network
+from worker.sources.fetch import Fetched, Fetcher, FetchRequest
+from worker.sources.network import Network
 from worker.models import Item
 from worker.parallel import ProcessPool, default_processes
 from worker.safetext import one_line, without_password

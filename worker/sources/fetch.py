@@ -1,4 +1,5 @@
-"""Fetch: one polite, bounded, conditional GET per feed. The only module that imports httpx.
+"""Fetch: one polite, bounded, conditional GET per feed (with network.py and decoding.py, the only
+modules that import httpx).
 
 What "polite and bounded" means here:
 - conditional requests (If-None-Match / If-Modified-Since); a 304, or a body whose sha256 equals
@@ -26,25 +27,22 @@ import dataclasses
 import datetime as dt
 import email.utils
 import hashlib
-import ipaddress
 import re
-import socket
 import ssl
 import threading
 import time
-import typing
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
-
-import httpcore
 import httpx
 
 from worker import PROJECT_URL, __version__
 from worker.safetext import has_unsafe
 from worker.errors import FeedGone, FetchError, RateLimited
+from worker.sources.decoding import BodyDecoder
+from worker.sources.network import FetchContext, GuardedTransport, Network, READ_SLICE, fetch_context
+
 
 DEFAULT_USER_AGENT = f"storywatch/{__version__} (+{PROJECT_URL})"
 ACCEPT = (
@@ -54,7 +52,6 @@ ACCEPT = (
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
 MAX_RETRY_AFTER = dt.timedelta(days=7)  # honour a server's wait, but never let it mute a feed for good
-_SLICE = 0.5  # seconds a blocking read waits before checking the deadline and abort flag again
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,322 +95,6 @@ class Fetched:
     elapsed_ms: int = 0
 
 
-def _system_resolve(host: str) -> list[str]:
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """How names become addresses and addresses become connections (tests replace both)."""
-
-    resolve: Callable[[str], list[str]] = _system_resolve
-    # Called just before dialling (ip, port); returns the address actually dialled.
-    on_connect: Callable[[str, int], tuple[str, int]] = lambda ip, port: (ip, port)
-
-
-def is_public_address(ip: str) -> bool:
-    """True for globally routable unicast addresses; False for loopback, private, link-local
-    (169.254/16: cloud metadata), CGNAT (100.64/10), multicast, reserved and unspecified."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.is_site_local:
-            return False
-        embedded = address.ipv4_mapped or address.sixtofour or _nat64_or_compatible(address)
-        if embedded is not None:  # an IPv4 address written as IPv6 reaches that IPv4 address
-            address = embedded
-    return address.is_global and not address.is_multicast
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_COMPATIBLE = ipaddress.ip_network("::/96")  # "IPv4-compatible" (deprecated), e.g. ::127.0.0.1
-_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT "IPv4-translated"
-
-
-def _nat64_or_compatible(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address in _NAT64 or address in _TRANSLATED or (address in _COMPATIBLE and int(address) > 1):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def _is_link_local(ip: str) -> bool:
-    """169.254.0.0/16 and fe80::/10: where cloud metadata services answer."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_link_local
-
-
-# ── per-fetch context, read by the network layer on the fetching thread ─────────────────────
-
-
-@dataclass
-class _Context:
-    url: str
-    deadline: float
-    abort: threading.Event
-    network: Network
-    allow_private: bool
-    was_public: bool | None
-    origin_public: bool | None = None
-    attempts: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def origin_host(self) -> str:
-        return (urlsplit(self.url).hostname or "").lower()
-
-    def check_addresses(self, host: str, ips: list[str]) -> list[str]:
-        """The addresses this fetch may dial for `host`; raises when none may be used."""
-        public = [ip for ip in ips if is_public_address(ip)]
-        if self.allow_private:
-            return ips
-        if self.origin_public is None:  # the configured host: its first answer sets the rule
-            if public or self.was_public:
-                self.origin_public = True
-            else:
-                self.origin_public = False
-                return ips
-        if not self.origin_public:
-            if host != self.origin_host:  # a private feed may move within its network, never onto metadata
-                ips = [ip for ip in ips if not _is_link_local(ip)]
-                if not ips:
-                    raise FetchError(f"refused to connect to {host}: a feed may not be moved onto a link-local "
-                                     "address (169.254.0.0/16, fe80::/10: cloud metadata)", url=self.url, kind="blocked",
-                                     hint="set fetch.allow_private_redirects = true if this is intended")
-            return ips
-        if public:
-            return public
-        raise FetchError(
-            f"refused to connect to {host} ({', '.join(ips)}): a public feed may not be moved onto a "
-            "loopback, private, link-local or reserved address",
-            url=self.url,
-            kind="blocked",
-            hint="set fetch.allow_private_redirects = true if this is intended",
-        )
-
-
-_local = threading.local()
-
-
-@contextmanager
-def _fetch_context(ctx: _Context) -> Iterator[_Context]:
-    _local.ctx = ctx
-    try:
-        yield ctx
-    finally:
-        _local.ctx = None
-
-
-def _context() -> _Context:
-    ctx = getattr(_local, "ctx", None)
-    if ctx is None:  # pragma: no cover - the transport is only used through Fetcher.fetch
-        raise RuntimeError("network use outside Fetcher.fetch")
-    return typing.cast(_Context, ctx)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write respects the fetch's deadline and abort flag."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def _budget(self, timeout: float | None) -> float:
-        ctx = _context()
-        remaining = ctx.deadline - time.monotonic()
-        if ctx.abort.is_set():
-            raise httpcore.ReadTimeout("stopped: the worker is shutting down")
-        if remaining <= 0:
-            raise httpcore.ReadTimeout("the whole response took longer than the time allowed")
-        return min(remaining, _SLICE, timeout if timeout is not None else _SLICE)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        waited = 0.0
-        while True:
-            budget = self._budget(timeout)
-            try:
-                return self._inner.read(max_bytes, budget)
-            except httpcore.ReadTimeout:  # nothing was read; wait again unless the caller's time is up
-                waited += budget
-                if timeout is not None and waited >= timeout:
-                    raise
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._budget(timeout)
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._inner.get_extra_info(info)
-
-
-class _GuardedBackend(httpcore.SyncBackend):
-    """Resolves with the injected resolver, applies the SSRF rule, then dials."""
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        ctx = _context()
-        try:
-            ips = ctx.network.resolve(host)
-        except (OSError, UnicodeError) as exc:
-            raise FetchError(f"DNS lookup failed for {host}: {exc}", url=ctx.url, kind="dns") from None
-        if not ips:
-            raise FetchError(f"DNS lookup failed for {host}: no address", url=ctx.url, kind="dns")
-        last_error: Exception | None = None
-        for ip in ctx.check_addresses(host, ips):
-            dial_ip, dial_port = ctx.network.on_connect(ip, port)
-            ctx.attempts.append((ip, port))
-            try:
-                stream = super().connect_tcp(dial_ip, dial_port, timeout, local_address, socket_options)
-                return _DeadlineStream(stream)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-
-class _GuardedTransport(httpx.BaseTransport):
-    """An httpx transport (its public interface) over an httpcore pool (a declared dependency)
-    that dials through _GuardedBackend and never reuses a connection."""
-
-    def __init__(self) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=None,
-            max_keepalive_connections=0,
-            network_backend=_GuardedBackend(),
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        sent = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            headers=request.headers.raw, content=typing.cast(Iterable[bytes], request.stream),
-            extensions=request.extensions,
-        )
-        with _as_httpx_error(request):
-            answer = self._pool.handle_request(sent)
-        return httpx.Response(status_code=answer.status, headers=answer.headers, extensions=answer.extensions,
-                              stream=_Body(answer, request))
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-class _Body(httpx.SyncByteStream):
-    """A response body read from httpcore, its errors raised as httpx's."""
-
-    def __init__(self, answer: httpcore.Response, request: httpx.Request) -> None:
-        self._answer, self._request = answer, request
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _as_httpx_error(self._request):
-            yield from typing.cast(Iterable[bytes], self._answer.stream)
-
-    def close(self) -> None:
-        self._answer.close()
-
-
-# httpcore's errors and the httpx errors the fetch code reads (httpx documents the same names).
-_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError), (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProxyError, httpx.ProxyError), (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ProtocolError, httpx.ProtocolError),
-)
-
-
-@contextmanager
-def _as_httpx_error(request: httpx.Request) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for core, public in _HTTPX_ERRORS:
-            if isinstance(exc, core):
-                raise public(str(exc), request=request) from exc
-        raise
-
-
-# ── bounded decoding ─────────────────────────────────────────────────────────────────────────
-
-
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-class _Decoder:
-    """Content-Encoding decoders whose output never exceeds the cap, whatever the input."""
-
-    def __init__(self, encodings: str, url: str) -> None:
-        self._url = url
-        names = [e.strip().lower() for e in encodings.split(",") if e.strip() and e.strip().lower() != "identity"]
-        self._stages = [self._stage(name) for name in reversed(names)]
-        # A gzip file served as it is (feed.xml.gz, no Content-Encoding) is read as backfill
-        # reads it: its first two bytes say so.
-        self._sniffing, self._head = not self._stages, b""
-
-    def _stage(self, name: str) -> typing.Any:
-        if name in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if name == "deflate":
-            return _Deflate()
-        raise FetchError(
-            f"unsupported Content-Encoding {name!r}", url=self._url, kind="encoding",
-        )
-
-    def decode(self, data: bytes, budget: int) -> bytes:
-        """Decode a chunk, producing at most budget + 1 bytes (one more means: over the cap)."""
-        if self._sniffing:
-            data, self._head = self._head + data, b""
-            if len(data) < len(GZIP_MAGIC):
-                self._head = data
-                return b""
-            self._sniffing = False
-            if data.startswith(GZIP_MAGIC):
-                self._stages = [self._stage("gzip")]
-        for stage in self._stages:
-            try:
-                data = stage.decompress(data, budget + 1)
-            except zlib.error as exc:
-                raise FetchError(f"corrupt compressed body: {exc}", url=self._url, kind="encoding") from None
-        return data
-
-    def held(self) -> bytes:
-        """What a body too short to sniff left behind (one byte)."""
-        return self._head
-
-
-class _Deflate:
-    """'deflate' is zlib-wrapped per the RFC, but many servers send it raw; accept both."""
-
-    def __init__(self) -> None:
-        self._inner: typing.Any = None
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        if self._inner is None:
-            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        return typing.cast(bytes, self._inner.decompress(data, max_length))
-
-
-# ── the fetcher ──────────────────────────────────────────────────────────────────────────────
-
-
 class Fetcher:
     """Fetches feeds, at most `max_per_host` at once per configured host; safe to use from threads."""
 
@@ -422,7 +103,7 @@ class Fetcher:
         self.network = network or Network()
         self.abort = threading.Event()  # set to make every fetch in flight stop within 0.5 s
         self._client = httpx.Client(
-            transport=_GuardedTransport(),
+            transport=GuardedTransport(),
             follow_redirects=False,
             timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
             headers={"User-Agent": policy.user_agent or DEFAULT_USER_AGENT, "Accept": ACCEPT},
@@ -450,7 +131,7 @@ class Fetcher:
         _require_web_url(request.url, request.url)
         with self._host_slot(request.url):
             started = time.monotonic()
-            ctx = _Context(
+            ctx = FetchContext(
                 url=request.url,
                 deadline=started + self.policy.timeout,
                 abort=self.abort,
@@ -458,7 +139,7 @@ class Fetcher:
                 allow_private=self.policy.allow_private_redirects,
                 was_public=request.was_public,
             )
-            with _fetch_context(ctx):
+            with fetch_context(ctx):
                 try:
                     fetched = self._follow(request, ctx)
                 finally:
@@ -473,12 +154,12 @@ class Fetcher:
         The slot covers the configured host only: redirect hops to other hosts run inside it and
         take no slot of their own, since holding one host's slot while waiting for another's
         could deadlock two feeds that redirect to each other's host. Waiting stops within
-        _SLICE seconds of an abort (shutdown).
+        READ_SLICE seconds of an abort (shutdown).
         """
         host = urlsplit(url).hostname or ""
         with self._slots_lock:
             slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.policy.max_per_host))
-        while self.abort.is_set() or not slot.acquire(timeout=_SLICE):
+        while self.abort.is_set() or not slot.acquire(timeout=READ_SLICE):
             if self.abort.is_set():
                 raise FetchError("stopped: the worker is shutting down", url=url, kind="timeout")
         try:
@@ -486,7 +167,7 @@ class Fetcher:
         finally:
             slot.release()
 
-    def _follow(self, request: FetchRequest, ctx: _Context) -> Fetched:
+    def _follow(self, request: FetchRequest, ctx: FetchContext) -> Fetched:
         url, seen, permanent = request.url, {request.url}, True
         for _ in range(self.policy.max_redirects + 1):
             with self._send(url, request, ctx) as response:
@@ -504,7 +185,7 @@ class Fetcher:
         )
 
     @contextmanager
-    def _send(self, url: str, request: FetchRequest, ctx: _Context) -> Iterator[httpx.Response]:
+    def _send(self, url: str, request: FetchRequest, ctx: FetchContext) -> Iterator[httpx.Response]:
         headers = {"Accept-Encoding": "gzip, deflate"}
         if request.etag:
             headers["If-None-Match"] = request.etag
@@ -550,7 +231,7 @@ class Fetcher:
 
     def _read_body(self, url: str, response: httpx.Response) -> bytes:
         cap = self.policy.max_body_bytes
-        decoder = _Decoder(response.headers.get("content-encoding", ""), url)
+        decoder = BodyDecoder(response.headers.get("content-encoding", ""), url)
         chunks, size = [], 0
         for raw in response.iter_raw():
             chunk = decoder.decode(raw, cap - size)
@@ -583,8 +264,7 @@ def _require_web_url(url: str, feed_url: str, redirect: bool = False) -> None:
                          url=feed_url, kind=kind)
 
 
-
-def _transport_error(exc: httpx.HTTPError, url: str, ctx: _Context) -> FetchError:
+def _transport_error(exc: httpx.HTTPError, url: str, ctx: FetchContext) -> FetchError:
     """httpx's exception as one of our kinds, with a message a user can read."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
