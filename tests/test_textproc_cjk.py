@@ -12,7 +12,9 @@ import pytest
 
 from bench.corpus import article
 from worker.config import DEFAULT_TEMPLATE, load_settings
-from worker.tracking.textproc import AliasTable, fold, pairs, read, strip_particles, words
+from worker.tracking.aliases import AliasTable
+from worker.tracking.stemming import fold
+from worker.tracking.textproc import pairs, read, strip_particles, words
 from worker.tracking.analysis import generic_aliases, prepare
 from worker.tracking.decisions import Doc, StorylineSpec
 from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig

@@ -18,7 +18,8 @@ from bench.corpus import article
 from worker import emerging, evaluate
 from worker.tracking.backgrounds import Backgrounds
 from worker.tracking.vectors import ProfileMatrix, Recent, Stacked, Unit
-from worker.tracking.textproc import AliasTable, words
+from worker.tracking.aliases import AliasTable
+from worker.tracking.textproc import words
 from worker.tracking.analysis import Analysis, TextAnalysis, analyze, generic_aliases, prepare
 from worker.tracking.decisions import Doc, StorylineSpec
 from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig

@@ -30,7 +30,7 @@ from tests.test_tracking import CLOSING, followups_of, korea  # noqa: F401 (kore
 from worker import store
 from worker.tracking import analysis, settings
 from worker.models import UNTITLED
-from worker.tracking.textproc import Spelling
+from worker.tracking.spelling import Spelling
 
 UTC = dt.timezone.utc
 

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from worker import store
 from worker.models import Item, Stored
-from worker.tracking.textproc import Spelling
+from worker.tracking.spelling import Spelling
 from worker.tracking.decisions import Doc
 from worker.tracking.track import Tracker
 

@@ -70,7 +70,7 @@ _WORDS: dict[str, str] = {
 
 
 def _folded(word: str) -> str:
-    """As ``textproc.fold`` spells it: tokens are read without accents ("für" -> "fur")."""
+    """As ``stemming.fold`` spells it: tokens are read without accents ("für" -> "fur")."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 

@@ -32,7 +32,7 @@ from worker.ingest import seeds
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_file_seed
 from worker.errors import StorywatchError
 from worker.models import FollowUp, Indexed, Item, Stored, StorylineDef
-from worker.tracking.textproc import Spelling
+from worker.tracking.spelling import Spelling
 from worker.tracking.decisions import Decision, Decisions, Doc, StorylineSpec
 from worker.tracking.settings import TrackerConfig
 from worker.tracking.track import Tracker

@@ -23,7 +23,7 @@ from worker import store, storylines
 from worker.clock import UTC, from_iso
 from worker.config import TrackingSettings
 from worker.models import Stored, StorylineDef
-from worker.tracking.textproc import Spelling
+from worker.tracking.spelling import Spelling
 from worker.tracking.decisions import Decision, Idle
 
 UNDECIDED = ("inactive", "copy")  # recorded links only: the storyline is not tracked, the item is a copy

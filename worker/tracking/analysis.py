@@ -15,9 +15,9 @@ import numpy.typing as npt
 
 from worker.models import UNTITLED
 from worker.tracking.evidence import LEAD_TOKENS
-from worker.tracking.textproc import (
-    BREAK, AliasTable, fold, is_title_case, language, name_spans, pairs, read, read_sentences, stop_words,
-)
+from worker.tracking.aliases import AliasTable
+from worker.tracking.stemming import fold
+from worker.tracking.textproc import BREAK, is_title_case, language, name_spans, pairs, read, read_sentences, stop_words
 from worker.tracking.settings import TrackerConfig
 
 

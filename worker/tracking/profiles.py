@@ -10,7 +10,7 @@ from typing import NamedTuple
 from worker.tracking.analysis import Analysis, name_key
 from worker.tracking.decisions import Decision, Doc, StorylineSpec
 from worker.tracking.settings import ScoreMode, TrackerConfig
-from worker.tracking.textproc import AliasTable
+from worker.tracking.aliases import AliasTable
 from worker.tracking.vectors import Member, add_into, heaviest_unit, sparse_dot
 
 

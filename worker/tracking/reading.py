@@ -13,7 +13,9 @@ from worker.tracking.decisions import Doc
 from worker.tracking.evidence import Evidence, Mentions, Zones
 from worker.tracking.profiles import Spellings
 from worker.tracking.settings import TrackerConfig
-from worker.tracking.textproc import BREAK, AliasTable, SpellingIndex
+from worker.tracking.aliases import AliasTable
+from worker.tracking.spelling import SpellingIndex
+from worker.tracking.textproc import BREAK
 from worker.tracking.vectors import Unit
 
 

@@ -26,14 +26,11 @@ Why each step exists (accuracy: ``storywatch eval tracking``, bench/bench_tracki
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import compress, filterfalse
 
 from worker.languages import SAMPLE_CHARS, detect, dropped
+from worker.tracking.stemming import fold, stem
+
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -54,90 +51,6 @@ STOPWORDS: frozenset[str] = frozenset(
     https
     """.split()
 )
-
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_QUOTES = (("’", "'"), ("‘", "'"), ("“", '"'), ("”", '"'), ("\u00a0", " "))
-"""Replaced one by one: str.replace runs in C, str.translate with a dict does not."""
-
-
-def fold(text: str) -> str:
-    """Strip accents and normalise quotes/dashes so spellings compare equal."""
-    if text.isascii():
-        return text
-    for old, new in _QUOTES:
-        if old in text:
-            text = text.replace(old, new)
-    text = unicodedata.normalize("NFKD", text)
-    text = _COMBINING.sub("", text)  # a regex, not a loop over characters: news text is long
-    # NFKD also splits every Hangul syllable into its letters (jamo); NFC joins them again. It
-    # first checks whether anything is to be joined, in C, so text without Hangul costs ~5 µs.
-    return unicodedata.normalize("NFC", text)
-
-
-def _consonant(w: str, i: int) -> bool:
-    c = w[i]
-    if c in "aeiou":
-        return False
-    if c == "y":
-        return i == 0 or not _consonant(w, i - 1)
-    return True
-
-
-def _measure(w: str) -> int:
-    """Porter's m: the number of vowel-consonant sequences in ``w``."""
-    m, prev_vowel = 0, False
-    for i in range(len(w)):
-        vowel = not _consonant(w, i)
-        if prev_vowel and not vowel:
-            m += 1
-        prev_vowel = vowel
-    return m
-
-
-def _has_vowel(w: str) -> bool:
-    return any(not _consonant(w, i) for i in range(len(w)))
-
-
-def _cvc(w: str) -> bool:
-    return (
-        len(w) >= 3
-        and _consonant(w, len(w) - 3)
-        and not _consonant(w, len(w) - 2)
-        and _consonant(w, len(w) - 1)
-        and w[-1] not in "wxy"
-    )
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """Step 1 of Porter's stemmer (plurals, -ed, -ing): "beheads", "beheaded", "beheading" ->
-    "behead". The later Porter steps (-ational, -ness...) are left out: they merge too much
-    and mangle names. Words ending in -is/-us/-ss keep their s ("ISIS", "Jesus", "US")."""
-    w = word
-    if len(w) <= 3:
-        return w
-    if w.endswith("sses") or w.endswith("ies"):
-        w = w[:-2]
-    elif w.endswith("s") and not w.endswith(("ss", "is", "us")):
-        w = w[:-1]
-    if w.endswith("eed"):
-        if _measure(w[:-3]) > 0:
-            w = w[:-1]
-    else:
-        cut = 2 if w.endswith("ed") else 3 if w.endswith("ing") else 0
-        if cut and _has_vowel(w[:-cut]):
-            w = w[:-cut]
-            if w.endswith(("at", "bl", "iz")):
-                w += "e"
-            elif len(w) >= 2 and w[-1] == w[-2] and _consonant(w, len(w) - 1) and w[-1] not in "lsz":
-                w = w[:-1]
-            elif _measure(w) == 1 and _cvc(w):
-                w += "e"
-    if w.endswith("y") and len(w) > 2 and _has_vowel(w[:-1]):
-        w = w[:-1] + "i"
-    return w
-
-
 BREAK = "|"
 """Stands between clauses in a token sequence: word pairs and alias rules never span it."""
 
@@ -171,7 +84,7 @@ def _word(word: str) -> tuple[str | None, str | None, bool]:
 
 
 _HANGUL = "\uac00-\ud7a3"  # composed syllables (fold recomposes them)
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff"  # CJK unified ideographs and extension A
+HAN = "\u3400-\u4dbf\u4e00-\u9fff"  # CJK unified ideographs and extension A
 
 # Every token kind, tried in this order: dotted acronym, number, word, Hangul word, one Han
 # character, clause break. A Han character is a token of its own: Chinese and Japanese do not
@@ -180,11 +93,11 @@ _HAN = "\u3400-\u4dbf\u4e00-\u9fff"  # CJK unified ideographs and extension A
 # pairs (``pairs``) are the text's character bigrams. Character bigrams as tokens would do the
 # same for aliases, but a run would then read as several tokens per match, which the one-token-
 # per-match lookup below (``_mapped``) cannot give without a pass in Python over every text.
-_TOKEN_RE = re.compile(
+TOKEN_RE = re.compile(
     r"(?:[A-Za-z]\.){2,}"
     r"|\d+(?:[.,]\d{3})*(?:\.\d+)?"
     r"|[A-Za-z]+(?:['’][A-Za-z]+)?"
-    f"|[{_HANGUL}]+|[{_HAN}]"
+    f"|[{_HANGUL}]+|[{HAN}]"
     r"|[.!?;:\n\"“”()\[\]|–—。「」『』《》【】]|\s-\s"
 )
 
@@ -192,14 +105,14 @@ _TOKEN_RE = re.compile(
 # norm ("" drops it, BREAK ends a clause) and whether it counts as capitalised. Memoised: a few
 # thousand distinct tokens make up most of any news stream, and a token is then four dictionary
 # lookups done in C (``map``) instead of a pass through Python code.
-_NORM_T: dict[str, str] = {}
+NORM_TRUSTED: dict[str, str] = {}
 _NORM_U: dict[str, str] = {}
 _CAP_T: dict[str, bool] = {}
 _CAP_U: dict[str, bool] = {}
 _MEMO_MAX = 200_000
 
 
-def _learn(raw: str) -> None:
+def learn_token(raw: str) -> None:
     if "\uac00" <= raw[0] <= "\ud7a3":  # a Hangul word: no case; its particles come off
         norm = strip_particles(raw)
         entry = (norm, norm, False, False)
@@ -216,7 +129,7 @@ def _learn(raw: str) -> None:
         entry = (norm, norm, False, False)
     else:
         entry = (BREAK, BREAK, False, False)
-    _NORM_T[raw], _NORM_U[raw], _CAP_T[raw], _CAP_U[raw] = entry
+    NORM_TRUSTED[raw], _NORM_U[raw], _CAP_T[raw], _CAP_U[raw] = entry
 
 
 def read(text: str, trust_case: bool = True, max_tokens: int | None = None,
@@ -249,7 +162,7 @@ def read(text: str, trust_case: bool = True, max_tokens: int | None = None,
 def _found(text: str, drop: frozenset[str], end: int | None = None) -> list[str]:
     """The raw tokens of ``text`` (up to ``end``), without those in ``drop`` (filtered in C; an
     English text, the most common, drops nothing here: its stop words are dropped by ``_word``)."""
-    raw = _TOKEN_RE.findall(text, 0, len(text) if end is None else end)
+    raw = TOKEN_RE.findall(text, 0, len(text) if end is None else end)
     return list(filterfalse(drop.__contains__, raw)) if drop else raw
 
 
@@ -271,12 +184,12 @@ def _cut(text: str, end: int) -> int:
 
 
 def _mapped(raw: list[str], trust_case: bool) -> tuple[list[str], list[bool]]:
-    if len(_NORM_T) > _MEMO_MAX:
-        for memo in (_NORM_T, _NORM_U, _CAP_T, _CAP_U):
+    if len(NORM_TRUSTED) > _MEMO_MAX:
+        for memo in (NORM_TRUSTED, _NORM_U, _CAP_T, _CAP_U):
             memo.clear()
-    for unknown in set(raw).difference(_NORM_T):
-        _learn(unknown)
-    norms = list(map((_NORM_T if trust_case else _NORM_U).__getitem__, raw))
+    for unknown in set(raw).difference(NORM_TRUSTED):
+        learn_token(unknown)
+    norms = list(map((NORM_TRUSTED if trust_case else _NORM_U).__getitem__, raw))
     capitals = list(map((_CAP_T if trust_case else _CAP_U).__getitem__, raw))
     return list(compress(norms, norms)), list(compress(capitals, norms))
 
@@ -291,92 +204,6 @@ def _end_of(seq: list[str], count: int) -> int:
                 return n + 1
     return len(seq)
 
-
-# --------------------------------------------------------------------------- words as written
-
-# A word as written, accents and all ("für", "Millán", "Korea's", "U.S.", "4,999", "북한은"), as
-# ``Spelling`` finds it: a dotted acronym, a number, one Han character (as ``read`` takes it), or
-# letters and digits ("75th" is one word, which reads as two tokens: neither is shown as "th").
-_WRITTEN = re.compile(r"(?:[^\W\d_]\.){2,}|\d+(?:[.,]\d{3})*(?:\.\d+)?(?!\w)"
-                      f"|[{_HAN}]" r"|[^\W_]+(?:['’][^\W_]+)?")
-_HAN_TOKEN = re.compile(f"[{_HAN}]")
-
-
-class Spelling:
-    """How a text writes the tokens ``read`` makes of it, so that a person is shown words of the
-    text, never stems: "releas" -> "released", "fur" -> "für", the pair "ceremoni pyongyang" ->
-    "ceremony in Pyongyang", the alias group "china_dprk_friendship_year" -> "China-DPRK
-    Friendship Year". The tokens stay what is matched and stored; this is for showing them."""
-
-    def __init__(self, text: str, drop: frozenset[str] = frozenset()) -> None:
-        self.text = text = unicodedata.normalize("NFC", text)  # "u" + a combining mark is one letter, ü
-        found = [(m.start(), m.end(), _token_of(m.group(), drop)) for m in _WRITTEN.finditer(text)]
-        self._words = [(start, end, token) for start, end, token in found if token]
-        """The words that read as one token each, in order (stop words and "75th" left out)."""
-        forms: dict[str, Counter[str]] = {}
-        for start, end, token in self._words:
-            forms.setdefault(token, Counter())[text[start:end]] += 1
-        self._usual = {token: _usual(token, counted) for token, counted in forms.items()}
-
-    def shown(self, term: str, aliases: AliasTable | None = None) -> str:
-        """``term`` (a token, a word pair, an alias group's token) as the text writes it. A pair
-        the text writes apart: word by word; an alias group: the variant the text writes
-        ("Moscow" for russia, given the ``aliases`` the text was read with), else the group's
-        name spaced ("north korea"); "" when a word is nowhere in the text as a word of its own
-        ("th" of "75th")."""
-        if term in self._usual:
-            return self._usual[term]
-        found = self._phrase(term.replace("_", " ").split(" "))
-        if found:
-            return found
-        if " " not in term:
-            variants = [list(key) for key, canon in aliases.rules.items() if canon == (term,)] if aliases else []
-            found = next(filter(None, map(self._phrase, variants)), "")
-            return found or (term.replace("_", " ") if "_" in term else "")
-        words = [self.shown(part, aliases) for part in term.split(" ")]
-        if not all(words):
-            return ""
-        return ("" if all(_HAN_TOKEN.fullmatch(w) for w in words) else " ").join(words)  # Han: one word
-
-    @staticmethod
-    def of(title: str, text: str) -> Spelling:
-        """An item's spelling: its title and text, its language's stop words left out as ``read``
-        leaves them out (the words of a pair are then next to each other as they were read)."""
-        return Spelling(f"{title}\n{text}", stop_words(language(title, text)))
-
-    def _phrase(self, tokens: list[str]) -> str:
-        """The first stretch of the text whose words read as ``tokens`` in a row (stop words
-        between them included: "ceremony in Pyongyang"), as written."""
-        n = len(tokens)
-        for i in range(len(self._words) - n + 1):
-            if all(self._words[i + k][2] == tokens[k] for k in range(n)):
-                return self.text[self._words[i][0]: self._words[i + n - 1][1]]
-        return ""
-
-
-def _token_of(written: str, drop: frozenset[str]) -> str:
-    """The token ``read`` makes of one written word (case trusted); "" if none or several."""
-    raw = _TOKEN_RE.findall(fold(written))
-    if len(raw) != 1 or raw[0] in drop:
-        return ""
-    if raw[0] not in _NORM_T:
-        _learn(raw[0])
-    return _NORM_T[raw[0]] if raw[0] != BREAK else ""
-
-
-def _usual(token: str, forms: Counter[str]) -> str:
-    """The most frequent of a token's spellings, counting "Released" and "released" as one word
-    written in lower case when it ever is. Ties: the word the token is ("Korea" before "Korea's",
-    북한 before 북한은), then the shortest, then the first written."""
-    words: Counter[str] = Counter()
-    for form, n in forms.items():
-        words[form.lower()] += n
-    word = max(words, key=lambda w: (words[w], fold(w) == token, -len(w)))
-    cased = [form for form in forms if form.lower() == word]
-    return word if word in cased else max(cased, key=forms.__getitem__)
-
-
-# --------------------------------------------------------------------------- Korean
 
 PARTICLES: tuple[str, ...] = tuple(sorted(
     """
@@ -424,7 +251,7 @@ def read_sentences(text: str, max_tokens: int) -> list[list[str]]:
     """The tokens of each sentence of ``text`` as ``read`` gives them (case trusted, BREAK
     between clauses), from the first ``max_tokens`` * 24 characters: about as much text as
     ``read`` keeps. A sentence ends at . ! ? 。 or a line break ("U.S." is one token, no end)."""
-    raw = _TOKEN_RE.findall(fold(text[: max_tokens * 24]))
+    raw = TOKEN_RE.findall(fold(text[: max_tokens * 24]))
     found, start = [], 0
     for end in [i for i, token in enumerate(raw) if token in _SENTENCE_ENDS] + [len(raw)]:
         seq, _ = _mapped(raw[start:end], True)
@@ -478,152 +305,3 @@ def _opens_sentence(text: str, at: int) -> bool:
     while i >= 0 and text[i].isspace():
         i -= 1
     return i < 0 or text[i] in ".!?:\"“"
-
-
-# --------------------------------------------------------------------------- aliases
-
-
-@dataclass(frozen=True)
-class AliasTable:
-    """Equivalent names mapped onto one canonical token sequence.
-
-    ``[["North Korea", "DPRK", "Pyongyang"]]`` rewrites every variant, the first included, to one
-    token named after the first entry ("north_korea"): one token, so that "Islamic State" and
-    "United States" do not share a "state". Matching is on normalised tokens, longest first.
-    """
-
-    rules: Mapping[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
-    max_len: int = 0
-    firsts: frozenset[str] = frozenset()
-    """First tokens of every rule: most tokens start no rule and are passed over at once."""
-
-    @staticmethod
-    def build(groups: Iterable[Sequence[str]], base: AliasTable | None = None) -> AliasTable:
-        """The rules of ``groups``, on top of ``base``'s. A group that names a variant the base
-        knows joins that base group: all its variants map onto the base's canonical token, so a
-        storyline's ["DPRK", "North Korea", "N Korea"] extends the generic North Korea group
-        instead of competing with it."""
-        rules: dict[tuple[str, ...], tuple[str, ...]] = dict(base.rules) if base else {}
-        for group in groups:
-            keys = [tuple(words(v, trust_case=False)) for v in group]
-            keys = [k for k in keys if k]
-            if len(keys) < 2:
-                continue
-            known = [base.rules[k] for k in keys if base and k in base.rules]
-            canon = known[0] if known else ("_".join(keys[0]),)
-            for k in keys:
-                if k != canon:
-                    rules[k] = canon
-        return AliasTable(
-            rules, max((len(k) for k in rules), default=0), frozenset(k[0] for k in rules)
-        )
-
-    def firsts_beyond(self, base: AliasTable) -> frozenset[str]:
-        """First tokens of the rules this table has and ``base`` has not: a text in which none
-        of them can start a rule reads the same under both tables."""
-        return frozenset(k[0] for k, canon in self.rules.items() if base.rules.get(k) != canon)
-
-    def apply(self, seq: list[str], tried: set[str] | None = None) -> list[str]:
-        """The token sequence (see ``read``) with every variant rewritten; a variant never spans
-        a BREAK. ``tried`` (if given) receives the first token of each rewritten span: with the
-        tokens returned, these are all the places where any table's rule could have started
-        (see ``firsts_beyond``)."""
-        firsts = self.firsts
-        if not firsts or firsts.isdisjoint(seq):
-            return seq
-        out: list[str] = []
-        done = 0
-        n = len(seq)
-        for i in [i for i, token in enumerate(seq) if token in firsts]:
-            if i < done:
-                continue  # inside a span already rewritten
-            out.extend(seq[done:i])  # the stretch before a possible rule start, as a slice
-            done = i + 1
-            for span in range(min(self.max_len, n - i), 0, -1):
-                canon = self.rules.get(tuple(seq[i : i + span]))
-                if canon is not None:
-                    if tried is not None:
-                        tried.add(seq[i])
-                    out.extend(canon)
-                    done = i + span
-                    break
-            else:
-                out.append(seq[i])
-        out.extend(seq[done:])
-        return out
-
-
-# --------------------------------------------------------------------------- fuzzy names
-
-
-def _deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-class SpellingIndex:
-    """Maps a capitalised word onto a known name word one edit away (SymSpell-style deletes).
-
-    Handles romanisation variants: Pak/Park, Myong/Myung, Foley/Folley. Only words of four
-    letters or more are rewritten (the shorter of the pair may have three), only when they
-    start with the same letter, and never a word that is itself a known name word.
-    """
-
-    def __init__(self) -> None:
-        self._words: dict[str, int] = {}
-        self._by_delete: dict[str, set[str]] = {}
-        self._cache: dict[str, str | None] = {}
-        """Answers of ``correct`` since the last change of the index (names recur a lot)."""
-
-    def add(self, word: str) -> None:
-        if len(word) < 3 or not word.isalpha():
-            return
-        self._words[word] = self._words.get(word, 0) + 1
-        if self._words[word] == 1:
-            self._cache.clear()
-            for key in _deletes(word) | {word}:
-                self._by_delete.setdefault(key, set()).add(word)
-
-    def remove(self, word: str) -> None:
-        count = self._words.get(word, 0)
-        if count <= 1:
-            if count == 1:
-                self._cache.clear()
-                del self._words[word]
-                for key in _deletes(word) | {word}:
-                    bucket = self._by_delete.get(key)
-                    if bucket is not None:
-                        bucket.discard(word)
-                        if not bucket:
-                            del self._by_delete[key]
-        else:
-            self._words[word] = count - 1
-
-    def __contains__(self, word: str) -> bool:
-        return word in self._words
-
-    def correct(self, word: str) -> str | None:
-        """The known word ``word`` is a variant of, or None."""
-        try:
-            return self._cache[word]
-        except KeyError:
-            pass
-        if len(self._cache) > 100_000:  # bounded memory on an endless stream
-            self._cache.clear()
-        fixed = self._correct(word)
-        self._cache[word] = fixed
-        return fixed
-
-    def _correct(self, word: str) -> str | None:
-        if word in self._words or len(word) < 3 or not word.isalpha():
-            return None
-        candidates: set[str] = set()
-        for key in _deletes(word) | {word}:
-            candidates |= self._by_delete.get(key, set())
-        best = [
-            c
-            for c in candidates
-            if c[0] == word[0] and max(len(c), len(word)) >= 4 and abs(len(c) - len(word)) <= 1
-        ]
-        if len(best) != 1:  # ambiguous or nothing: leave the word alone
-            return None
-        return best[0]

@@ -64,7 +64,7 @@ from worker.tracking.profiles import (
 from worker.tracking.reading import Reader
 from worker.tracking.settings import Explain, TrackerConfig
 from worker.tracking.slots import SlotTable
-from worker.tracking.textproc import AliasTable
+from worker.tracking.aliases import AliasTable
 from worker.tracking.vectors import Recent, sparse_dot
 
 Reading = tuple[Analysis, dict[str, float]]
