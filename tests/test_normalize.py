@@ -13,7 +13,8 @@ from worker.ingest import markup as bounding
 from worker.ingest import text as plain_text
 from worker.ingest.identity import entry_identity, identity_policy, legacy_guid_keys, split_guid_identity, unresolved_guid
 from worker.ingest.links import canonical_url
-from worker.ingest.markup import _FOSTERED, _TEXT_RUN, MAX_DEPTH, MAX_MARKUP, MAX_TAGS, SMALL, bound_markup
+from worker.ingest.markup import _FOSTERED, MAX_DEPTH, MAX_MARKUP, MAX_TAGS, SMALL, bound_markup
+from worker.ingest.tokenizer import TEXT_RUN
 from worker.ingest.normalize import normalize_entry, publication_time
 from worker.ingest.text import _MARKED, content_hash, html_to_text
 from worker.config import DEFAULT_CLUTTER
@@ -366,11 +367,11 @@ TEXT_PIECES = 20_000
 def test_the_parser_joins_no_long_text_of_many_pieces(markup: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """html5ever's cost grows with the square of the character references in one text node, and
     it joins into one the text around a tag it ignores (1 MB of "&" in a table took 8 s): what it
-    is shown makes no text node longer than _TEXT_RUN characters, whatever separates the pieces."""
+    is shown makes no text node longer than TEXT_RUN characters, whatever separates the pieces."""
     monkeypatch.setattr(plain_text, "FEW_TAGS", -1)  # every item through bound_markup, however small
     shown = shown_to_parser(markup, monkeypatch)
     longest = max(len(html.unescape(text)) for text in re.split(r"<[^>]*>", parsed_tree(shown)))
-    assert longest <= _TEXT_RUN
+    assert longest <= TEXT_RUN
     assert html_to_text(markup).count("&") == TEXT_PIECES
 
 

@@ -6,6 +6,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from worker.ingest.tokenizer import (
+    MARKUP, NOTHING, RAW_HIDDEN, RAW_SHOWN, TEXT_RUN, WS, comment_end, marks_kept, raw_end, raw_text, split_text,
+    text_pieces,
+)
+
+
 # What each structural tag becomes in plain text; every other tag vanishes, keeping its text.
 PARAGRAPH_TAGS = (  # separated by a blank line
     "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "section",
@@ -34,17 +40,6 @@ HIDDEN_TAGS = (
 )
 
 
-def display_of(style: str) -> str:
-    """The display a style attribute gives its element, lower case: "none", another, or "" when it
-    sets none (its last declaration wins)."""
-    display = ""
-    for declaration in style.split(";"):
-        name, _, value = declaration.partition(":")
-        if name.strip().lower() == "display":
-            display = value.lower().replace("!important", "").strip()
-    return display
-
-
 # Limits on what one item's HTML costs to convert. html5ever's time grows with the square of the
 # nesting depth (80,000 nested <ul><li> took 81 s, 400 KB of nested <div> 16 s), and of a few other
 # counts (formatting tags it reopens, attributes of one tag, "&" in one text), and a parse in the fetch
@@ -59,10 +54,6 @@ MAX_TAGS = 10_000  # start tags the parser is shown, however bound_markup counts
 # An item with at most this many "<" and characters is parsed as written: whatever its markup it
 # costs 40 ms at worst, and bound_markup's ~3 µs a tag would double the cost of a long article.
 FEW_TAGS, SMALL = 1000, 50_000
-# Characters of text in one node: html5ever's cost grows with the product of a text node's length and
-# its character references, and it joins into one node the text around a tag it ignores (an unknown
-# end tag, a <td> outside a table), so this counts across tags.
-_TEXT_RUN = 4096
 _LONG_TAG = 2048  # characters: a longer tag keeps only its name (html5ever's check of its attributes is quadratic)
 
 
@@ -73,23 +64,10 @@ _LONG_TAG = 2048  # characters: a longer tag keeps only its name (html5ever's ch
 # few of the tree builder's rules. It changes nothing in an item within the limits but the spelling
 # of what cannot alter the text, and makes the parse's cost linear beyond them.
 
-_WS = "\t\n\f\r "
-_ATTRS = (  # from a tag's name to its ">", as the tokenizer reads attributes
-    rf"""(?:[{_WS}/]+|[^{_WS}/>][^{_WS}/>=]*(?:[{_WS}]*=[{_WS}]*(?:"[^"]*"?|'[^']*'?|[^{_WS}>]*))?)*"""
-)
-# A tag (closing?, name, attributes, ">" or "" when unfinished), a comment, or a bogus comment.
-_MARKUP = re.compile(rf"<(?:(/?)([A-Za-z][^{_WS}/>]*)({_ATTRS})(>?)|(!--)|[!?/])")
-_END_TAG_REST = re.compile(f"{_ATTRS}>?")
-_ATTR = re.compile(rf"""([^{_WS}/>][^{_WS}/>=]*)(?:[{_WS}]*=[{_WS}]*("[^"]*"?|'[^']*'?|[^{_WS}>]*))?""")
-_COMMENT_END = re.compile(r"--!?>")
-_SCRIPT_MARK = re.compile(rf"<!--|-->|<(/?)script[{_WS}/>]", re.I)
 
 _VOID = frozenset("area base basefont bgsound br col embed frame hr image img input keygen link meta param "
                   "source track wbr html head body frameset".split())  # and those ignored inside a body
-_RAW_HIDDEN = frozenset({"script", "style", "noscript", "iframe", "noembed", "noframes", "title"})
-_RAW_SHOWN = frozenset({"xmp", "textarea", "plaintext"})
 _HIDDEN = frozenset(HIDDEN_TAGS)
-_RAW_END = {name: re.compile(rf"</{name}[{_WS}/>]", re.I) for name in (_RAW_HIDDEN | _RAW_SHOWN) - {"script"}}
 # Formatting elements the parser reopens after they are closed by another; it keeps at most three
 # alike (same attributes) for that, so theirs are dropped: else a list of them grows without bound.
 _FORMATTING = frozenset("b big code em font i s small strike strong tt u".split())
@@ -134,18 +112,8 @@ _FOSTERING = frozenset("table tbody thead tfoot tr colgroup".split())  # the ele
 _ROW_GROUPS = ("tbody", "thead", "tfoot")
 _TABLE_STRUCTURE = frozenset(("table", "caption", "colgroup", "col", "tr", "td", "th", *_ROW_GROUPS))
 # Tags the parser keeps in a table, and those bound_markup shows it as text (counted as text) or not at all.
-_STAYS = _TABLE_STRUCTURE | {"form", "script", "style", "template"} | _RAW_HIDDEN | _RAW_SHOWN
+_STAYS = _TABLE_STRUCTURE | {"form", "script", "style", "template"} | RAW_HIDDEN | RAW_SHOWN
 _FOSTERED = 256
-_PIECE_ENDS = ("&", "<", "\r", "\0")  # where the tokenizer ends a piece of text
-
-
-def _pieces(markup: str, start: int, stop: int) -> int:
-    """How many pieces the tokenizer makes of markup[start:stop], text, if it shows (is not all
-    white space): each is moved on its own."""
-    if not markup[start:stop].strip(_WS):
-        return 0
-    return 1 + sum(markup.count(end, start, stop) for end in _PIECE_ENDS)
-
 
 # SVG and MathML ("foreign content"), a kind of the elements in their namespaces as bound_markup counts
 # them: in them a CDATA section is text, the text of <xmp> and its kin is markup, a self-closing tag
@@ -189,7 +157,7 @@ def bound_markup(markup: str) -> str:
     parser's agree on what is a tag: the text of <script>, <style> and the rest of what is never shown
     is dropped, that of <xmp>, <textarea> and <plaintext> escaped as text, a CDATA section (a bogus
     comment in HTML, text in SVG and MathML) left out, a tag left unfinished at the end dropped.
-    Long text is split into several text nodes (see _TEXT_RUN), a table ends after _FOSTERED pieces
+    Long text is split into several text nodes (see TEXT_RUN), a table ends after _FOSTERED pieces
     the parser would move before it (see _FOSTERING), long tags lose their attributes, formatting
     tags their attributes (see _FORMATTING).
     """
@@ -286,19 +254,19 @@ class _Bounder(_OpenElements):
         self.markup = markup
         self.pieces: list[str] = []
         self.tags = 0
-        self.text_run = 0  # characters of text shown to the parser since a text node surely ended (_split_text)
+        self.text_run = 0  # characters of text shown to the parser since a text node surely ended (split_text)
         self.fostered = 0  # pieces the parser moves before a table (see _FOSTERING)
         self.done = 0  # markup[:done] is in pieces (or left out)
 
     def bounded(self) -> str:
-        markup, stack, search = self.markup, self.stack, _MARKUP.search
+        markup, stack, search = self.markup, self.stack, MARKUP.search
         last = 0  # markup[:last] has been read
         while found := search(markup, last):
             start, end = found.span()
             if self.hidden_at >= 0:
                 self.done = start  # what a hidden element holds is left out
             elif start > last:
-                if self.text_run + start - last <= _TEXT_RUN and not (
+                if self.text_run + start - last <= TEXT_RUN and not (
                         self.shown and stack[self.shown - 1][0] in _FOSTERING):
                     self.text_run += start - last  # text, in place: keep_text's most frequent case, inline
                 else:
@@ -332,7 +300,7 @@ class _Bounder(_OpenElements):
         "</" or "<!" at the end, which is text)."""
         markup = self.markup
         if comment:  # the same in every context
-            return _comment_end(markup, end)
+            return comment_end(markup, end)
         if markup.startswith("</>", start):
             return start + 3
         if end == len(markup):
@@ -342,12 +310,12 @@ class _Bounder(_OpenElements):
             content = markup[start + 9: close if close >= 0 else len(markup)]
             end = close + 3 if close >= 0 else len(markup)
             escaped = content.replace("&", "&amp;").replace("<", "&lt;")
-            self.replace(start, end, f"{_NOTHING}{self.text(escaped)}{_NOTHING}")
+            self.replace(start, end, f"{NOTHING}{self.text(escaped)}{NOTHING}")
             return end
         close = markup.find(">", end)  # <!…>, <?…>, </…>: a bogus comment, up to ">" (a doctype ends alike)
         end = close + 1 if close >= 0 else len(markup)
         if markup.startswith("<![CDATA[", start):  # left out: where else is it text?
-            self.replace(start, end, _NOTHING)
+            self.replace(start, end, NOTHING)
         return end
 
     def tag(self, start: int, end: int, closing: str, name: str, attrs: str) -> int:
@@ -369,16 +337,16 @@ class _Bounder(_OpenElements):
             self.in_table(key, table)
         elif self.shown and stack[self.shown - 1][0] in _FOSTERING and tag not in _STAYS and self.fostering():
             self.foster(start, 1)
-        if tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(_WS).endswith("/")) or (
+        if tag in _VOID or ((foreign or key in _FOREIGN_ROOTS) and attrs.rstrip(WS).endswith("/")) or (
                 tag == "form" and self.fostering()):  # holding nothing
             if tag not in _VOID and self.shown < len(stack):  # in a flattened SVG or MathML: not an element
-                self.replace(start, end, _NOTHING)            # of HTML's, which would hold what follows
+                self.replace(start, end, NOTHING)            # of HTML's, which would hold what follows
             elif long_tag:
                 self.replace(start, end, f"<{tag}>")
-        elif tag in _RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
-            end = _raw_end(self.markup, tag, end)
+        elif tag in RAW_HIDDEN and not foreign:  # dropped up to its end tag (or the end), left in place
+            end = raw_end(self.markup, tag, end)
             self.replace(start, end, "")
-        elif tag in _RAW_SHOWN and not foreign:
+        elif tag in RAW_SHOWN and not foreign:
             end = self.raw_shown(start, end, tag, attrs)
         else:
             self.start_tag(start, end, tag, key, attrs, foreign, long_tag)
@@ -394,9 +362,9 @@ class _Bounder(_OpenElements):
                 self.replace(start, end, f"</{tag}>")
         elif target >= self.shown:  # a flattened element's end
             ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
-            gap = _NOTHING if target == self.hidden_at or ignored else _FLAT_END.get(key, _NOTHING)
+            gap = NOTHING if target == self.hidden_at or ignored else _FLAT_END.get(key, NOTHING)
             self.pop_to(target)
-            self.replace(start, end, gap if gap == _NOTHING else self.text(gap))
+            self.replace(start, end, gap if gap == NOTHING else self.text(gap))
         else:
             self.pop_to(target)
             if long_tag:
@@ -411,14 +379,14 @@ class _Bounder(_OpenElements):
             ending = "</p>" if paragraph < self.shown else "\n\n"
             self.pop_to(paragraph)
             self.replace(start, start, ending)
-        if _marks(tag, attrs) == " hidden":  # left out with all it holds
-            end = _raw_end(self.markup, tag, end)
+        if marks_kept(tag, attrs) == " hidden":  # left out with all it holds
+            end = raw_end(self.markup, tag, end)
             self.replace(start, end, "")
             return end
-        end, content = _raw_text(self.markup, tag, end)
+        end, content = raw_text(self.markup, tag, end)
         if self.fostering():
             self.foster(start, 1 + content.count("&"))
-        self.replace(start, end, f"{_NOTHING}{self.text(content)}{_NOTHING}" if tag == "textarea"
+        self.replace(start, end, f"{NOTHING}{self.text(content)}{NOTHING}" if tag == "textarea"
                      else self.text(f"\n\n{content}\n\n"))
         return end
 
@@ -441,16 +409,16 @@ class _Bounder(_OpenElements):
             self.tags += 1
             self.shown = len(stack)
             if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
-                self.replace(start, end, f"<{tag}{_marks(tag, attrs)}>")
+                self.replace(start, end, f"<{tag}{marks_kept(tag, attrs)}>")
             return
-        marks = _marks(tag, attrs) if attrs else ""
+        marks = marks_kept(tag, attrs) if attrs else ""
         ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
         hidden = tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
         if self.hidden_at < 0 and not ignored and hidden:
-            self.replace(start, end, _NOTHING)
+            self.replace(start, end, NOTHING)
             self.hidden_at = len(stack) - 1
-        elif ignored or (gap := _FLAT_START.get(key, _NOTHING)) == _NOTHING:
-            self.replace(start, end, _NOTHING)
+        elif ignored or (gap := _FLAT_START.get(key, NOTHING)) == NOTHING:
+            self.replace(start, end, NOTHING)
         else:
             self.replace(start, end, self.text(gap))
 
@@ -460,18 +428,18 @@ class _Bounder(_OpenElements):
         self.done = end
 
     def text(self, piece: str) -> str:
-        """Text the parser is shown, separated from what it was shown before as _split_text says."""
-        if self.text_run + len(piece) <= _TEXT_RUN:
+        """Text the parser is shown, separated from what it was shown before as split_text says."""
+        if self.text_run + len(piece) <= TEXT_RUN:
             self.text_run += len(piece)
             return piece
-        piece, self.text_run = _split_text(piece, self.text_run)
+        piece, self.text_run = split_text(piece, self.text_run)
         return piece
 
     def keep_text(self, start: int, stop: int) -> None:
         """markup[start:stop] is text the parser is shown, in place."""
         if self.fostering():
-            self.foster(start, _pieces(self.markup, start, stop))
-        if self.text_run + stop - start > _TEXT_RUN:
+            self.foster(start, text_pieces(self.markup, start, stop))
+        if self.text_run + stop - start > TEXT_RUN:
             self.replace(start, stop, self.text(self.markup[start:stop]))
         else:
             self.text_run += stop - start
@@ -485,116 +453,8 @@ class _Bounder(_OpenElements):
         self.shown = self.open_table()
         self.replace(at, at, "</table>")
 
-# What stands for a tag that becomes nothing in the text: an empty comment, which ends the text
-# before it in every context, so that what surrounds it never joins into a tag or a reference
-# ("&am<b>p;" is not "&amp;"), and opens, closes or hides nothing.
-_NOTHING = "<!---->"
-
 
 # What a tag becomes in the text, for one the parser is not shown: a start tag, an end tag.
 _FLAT_START = {**{name: "\n\n" for name in PARAGRAPH_TAGS}, **{name: "\n" for name in LINE_TAGS},
                **{name: " " for name in CELL_TAGS}}
 _FLAT_END = {**{name: "\n\n" for name in PARAGRAPH_TAGS}, "br": "\n", **{name: " " for name in CELL_TAGS}}
-
-
-def _marks(tag: str, attrs: str) -> str:
-    """The attributes of a start tag that the text depends on, as bound_markup writes them:
-    " hidden" (see _hides), " open" (a <dialog> shown), or ""."""
-    lowered = attrs.lower()
-    if tag != "dialog" and "hidden" not in lowered and "display" not in lowered:
-        return ""
-    values: dict[str, str] = {}
-    for name, value in _ATTR.findall(attrs):
-        if value[:1] in ("'", '"'):
-            value = value[1:].removesuffix(value[0])
-        values.setdefault(name.lower(), value)
-    display = display_of(values.get("style", ""))
-    hidden = values.get("hidden", "until-found").lower() != "until-found"
-    if display == "none" or (not display and hidden):
-        return " hidden"
-    if tag == "dialog":
-        return " open" if display or "open" in values else ""
-    return ""
-
-
-def _raw_end(markup: str, tag: str, pos: int) -> int:
-    """Where the text of an element that the tokenizer reads as text ends (its end tag's "<", or the
-    end), from pos, past its start tag."""
-    if tag == "script":
-        return _script_end(markup, pos)
-    if tag == "plaintext":
-        return len(markup)
-    found = _RAW_END[tag].search(markup, pos)
-    return found.start() if found else len(markup)
-
-
-def _raw_text(markup: str, tag: str, pos: int) -> tuple[int, str]:
-    """Past the end tag of a shown element that the tokenizer reads as text (in HTML, not in SVG or
-    MathML, which only the tree builder knows), from pos, past its start tag; and its text, escaped."""
-    stop = _raw_end(markup, tag, pos)
-    content = markup[pos:stop]
-    rest = _END_TAG_REST.match(markup, stop + 2 + len(tag))  # past the end tag, if any
-    close = rest.end() if rest and stop < len(markup) else len(markup)
-    if tag == "textarea":  # text with character references, less its first line break as the parser reads it
-        content = content[2:] if content.startswith("\r\n") else content[1:] if content[:1] in ("\n", "\r") else content
-        return close, content.replace("<", "&lt;")
-    return close, _REFERENCE_START.sub("&amp;", content).replace("<", "&lt;")
-
-
-def _script_end(markup: str, pos: int) -> int:
-    """Where a script's text ends (its end tag's "<", or the end): as the tokenizer reads a
-    script, "<!--" then "<script" hide a "</script>" until "-->" or another "</script>"."""
-    state = 0  # 0: script data, 1: escaped (after "<!--"), 2: double escaped (then "<script")
-    while found := _SCRIPT_MARK.search(markup, pos):
-        token = found.group()
-        pos = found.end() - 1
-        if token == "<!--":
-            state = state or 1
-            pos = found.start() + 2  # its own dashes can end it: "<!-->"
-        elif token == "-->":
-            state = 0
-            pos = found.end()
-        elif found.group(1):  # </script
-            if state < 2:
-                return found.start()
-            state = 1
-        elif state == 1:  # <script
-            state = 2
-    return len(markup)
-
-
-def _comment_end(markup: str, pos: int) -> int:
-    """Past the end of a comment whose "<!--" ends at pos."""
-    if markup.startswith(">", pos):
-        return pos + 1
-    if markup.startswith("->", pos):
-        return pos + 2
-    found = _COMMENT_END.search(markup, pos)
-    return found.end() if found else len(markup)
-
-
-_REFERENCE = re.compile(r"&#?[0-9A-Za-z]*;?")  # as far as a character reference may reach
-_REFERENCE_START = re.compile(r"&(?=[#0-9A-Za-z])")  # an "&" that may start one (another is text as it is)
-
-
-def _split_text(text: str, run: int) -> tuple[str, int]:
-    """Text the parser is shown `run` characters after the last text node ended for sure, with
-    _NOTHING (a comment, a node of its own) wherever that count would pass _TEXT_RUN, never inside
-    a character reference or a CRLF; and the count at its end. The count runs across tags, since the
-    parser ignores some (a <td> outside a table, an unknown end tag) and joins the text around them.
-    (It runs across comments too, for the text of a table; bound_markup keeps that short apart.)"""
-    if run + len(text) <= _TEXT_RUN:
-        return text, run + len(text)
-    parts, start = [], 0
-    while run + len(text) - start > _TEXT_RUN:
-        cut = start + _TEXT_RUN - run
-        amp = text.rfind("&", start, cut)
-        reference = _REFERENCE.match(text, amp) if amp >= 0 else None
-        if reference and reference.end() > cut:  # before the reference, or past it when it fills the node alone
-            cut = amp if amp > start or run else reference.end()
-        elif cut > start + 1 and text.startswith("\r\n", cut - 1):
-            cut -= 1
-        parts.append(text[start:cut])
-        start, run = cut, 0
-    parts.append(text[start:])
-    return _NOTHING.join(parts), len(text) - start

@@ -14,7 +14,8 @@ import unicodedata
 import nh3
 
 from worker.ingest.markup import (CELL_TAGS, FEW_TAGS, HIDDEN_TAGS, INLINE_TAGS, LINE_TAGS, MAX_MARKUP,
-                                  PARAGRAPH_TAGS, SMALL, bound_markup, display_of)
+                                  PARAGRAPH_TAGS, SMALL, bound_markup)
+from worker.ingest.tokenizer import display_of
 from worker.safetext import one_line
 
 # ── text ─────────────────────────────────────────────────────────────────────────────────────
