@@ -1,6 +1,7 @@
 """Digest: what moved in each tracked story over a period, as Markdown, plain text and HTML.
 
-`render_markdown(data)` is the digest (markdown); the text and HTML forms are made from the same content.
+`render_markdown(data)` (markdown.py) is the digest; the text and HTML forms are made from the
+same content.
 Pure and deterministic: the same DigestData gives the same bytes (no clock, stable order).
 
 What a digest of a period lists, and when a follow-up found later is listed: see collector.py.
