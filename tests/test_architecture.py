@@ -58,3 +58,11 @@ def test_the_rooms_are_packages_and_the_checker_sees_an_upward_import(tmp_path: 
     upward = tmp_path / "upward.py"
     upward.write_text("from worker import store, errors\nfrom worker.sources import parse\nimport worker.pipeline\n")
     assert imported(upward) == {"worker.store", "worker.errors", "worker.sources.parse", "worker.pipeline"}
+
+
+def test_the_commands_hold_no_queries() -> None:
+    """The CLI is a thin layer: its commands call the library (views, manage, ...), never the store;
+    only cli/base opens it for them."""
+    calling = sorted(path.name for path in (WORKER / "cli").glob("*.py")
+                     if path.name != "base.py" and "worker.store" in imported(path))
+    assert not calling, calling

@@ -20,7 +20,7 @@ from worker import pipeline, store
 from worker.config import FetchSettings, StorylineConfig
 from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
 from worker.sources.fetch import Fetcher, FetchRequest
-from worker.models import Feed
+from worker.models import Feed, feed_address
 from worker.sources.parse import ParsedFeed, parse_feed
 from worker.safetext import without_password
 
@@ -67,6 +67,36 @@ def known_feed(db: Database, url: str) -> Feed | None:
     whatever the case of its scheme and host."""
     return store.feed_at_address(db, url)
 
+
+
+
+def pollable_address(db: Database, key: str) -> str:
+    """The address, as stored, of the feed `key` names (`poll --feed`): its address, as given or as
+    outputs show it (a password masked: a user copies it from `feeds list`), or its name; a feed
+    the reader removed is not polled."""
+    f = feed(db, key)
+    if f.disabled_reason == store.REMOVED_BY_YOU:
+        raise StorywatchError(f"feed {without_password(f.url)} was removed: add it again with storywatch feeds add")
+    return f.url
+
+def is_listed(f: Feed | None) -> bool:
+    """A known feed that is not removed (adding a removed one brings it back)."""
+    return f is not None and f.disabled_reason not in store.REMOVED
+
+
+def add_feed(db: Database, url: str, now: dt.datetime, *, name: str, tags: tuple[str, ...],
+             interval: dt.timedelta | None, title: str) -> None:
+    """Add a feed by hand (a removed one comes back with its items); `title`: its own, if read."""
+    store.add_feed(db, url, now, name=name, tags=tags, interval=interval, title=title)
+
+
+def import_feed(db: Database, url: str, title: str, tags: tuple[str, ...], now: dt.datetime) -> bool:
+    """Add a feed of an OPML file (a removed one is brought back), named by its title unless another
+    feed has that name; False when the feed is known."""
+    same = known_feed(db, url)
+    address = same.url if same is not None else feed_address(url)
+    name = "" if same is not None or store.name_taken(db, title) else title
+    return store.add_feed(db, address, now, name=name, tags=tags, origin="opml")
 
 def check_feed(url: str, settings: FetchSettings) -> tuple[ParsedFeed, str]:
     """Fetch the address once and read it as a feed, or say in one sentence why it is none: not

@@ -9,8 +9,8 @@ import click
 
 from sqlite_utils import Database
 
-from worker import digest, schedule, store
-from worker.digest import atom, daily, deliver
+from worker import digest, schedule, views
+from worker.digest import daily, deliver
 from worker.clock import utc_now
 from worker.config import Settings
 from worker.errors import DeliveryError, ExitStatus
@@ -125,8 +125,7 @@ def _printed(app: App, data: digest.DigestData, fmt: str, now: dt.datetime, *, a
     preview passed on to a mail system can never stand in for the real digest)."""
     if fmt != "email":
         return {"md": digest.render_markdown, "html": digest.render_html, "text": digest.render_text}[fmt](data)
-    recorded = not any_period and store.digest_row(app.db, data.period.day) is not None
-    message_id = daily.digest_message_id(app.db, app.settings, data.period.day) if recorded else None
+    message_id = None if any_period else daily.recorded_message_id(app.db, app.settings, data.period.day)
     return daily.digest_message(app.settings, data, now, message_id=message_id).as_string()
 
 
@@ -174,10 +173,7 @@ def export_atom(app: App, storyline_id: str, output: Path | None) -> None:
     Example:
       storywatch export atom --storyline friendship-year -o friendship-year.atom
     """
-    found = [s for s in store.active_storylines(app.db) if s.id == storyline_id]
-    if not found:
-        raise click.ClickException(f"no active storyline {storyline_id!r} (see storywatch status)")
-    text = atom.storyline_feed(found[0], store.storyline_timeline(app.db, storyline_id), utc_now())
+    text = views.storyline_atom(app.db, storyline_id, utc_now())
     if output:
         deliver.write_atomically(output, text, make_folder=False)
         click.echo(f"Wrote {output}")

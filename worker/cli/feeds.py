@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 import click
 
-from worker import manage, report, store
+from worker import manage, report, views
 from worker.digest import deliver
 from worker.clock import utc_now
 from worker.config import is_web_url, parse_duration
@@ -39,7 +39,7 @@ def feeds_list(app: App, as_json: bool, as_csv: bool, output: Path | None) -> No
       storywatch feeds list --csv -o feeds.csv
     """
     one_format(as_json, as_csv)
-    health, now = list(store.feed_health(app.db)), utc_now()
+    health, now = views.feeds(app.db), utc_now()
     print_data(report.feeds_json(health, now) if as_json else
            report.csv_text((report.feed_dict(f, now) for f in health), report.FEED_COLUMNS) if as_csv else
            report.render_feeds(health, now, width=table_width(output)), output)
@@ -78,14 +78,14 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     if answered_from != url and _already_known(manage.known_feed(app.db, answered_from), f"{shown} redirects there"):
         return
     manage.check_name(app.db, name, known)
-    store.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every, title=parsed.title if parsed else "")
+    manage.add_feed(app.db, url, utc_now(), name=name, tags=tags, interval=every, title=parsed.title if parsed else "")
     found = f": {parsed.title or 'untitled'}, {plural(len(parsed.entries), 'entry', 'entries')}" if parsed else ""
     click.echo(f"Added {shown}{found}; it is polled at the next cycle (or now: storywatch poll --feed {shown})")
 
 
 def _already_known(known: Feed | None, why: str = "storywatch feeds edit changes it") -> bool:
     """Say so when a feed to add is known (and not removed: adding a removed one brings it back)."""
-    if known is None or known.disabled_reason in store.REMOVED:
+    if known is None or not manage.is_listed(known):
         return False
     click.echo(f"Already known: {without_password(known.url)} ({why})")
     return True
@@ -106,10 +106,7 @@ def feeds_import(app: App, path: Path) -> None:
         if not is_web_url(feed.url):
             click.echo(f"Skipped (not an http(s) address): {address_without_password(url_text(feed.url))}", err=True)
             continue
-        same = manage.known_feed(app.db, feed.url)  # a removed one is brought back
-        address = same.url if same is not None else feed_address(feed.url)
-        name = "" if same is not None or store.name_taken(app.db, feed.title) else feed.title
-        if store.add_feed(app.db, address, utc_now(), name=name, tags=feed.tags, origin="opml"):
+        if manage.import_feed(app.db, feed.url, feed.title, feed.tags, utc_now()):
             added += 1
         else:
             known += 1
@@ -128,7 +125,7 @@ def feeds_export(app: App, output: Path | None) -> None:
     """
     outlines = [
         opml.OutlineFeed(f.url, f.name or f.title or "", f.tags)
-        for f in store.feed_health(app.db)
+        for f in views.feeds(app.db)
         if not f.disabled_reason
     ]
     text = opml.write_opml(outlines, utc_now())
@@ -166,7 +163,7 @@ def feeds_remove(app: App, feed: str, yes: bool) -> None:
     """
     found = manage.removable_feed(app.db, feed, app.config_file)
     shown = without_password(found.url)
-    confirm_loss(f"Remove {shown}? Its {plural(store.feed_item_count(app.db, found.id), 'item')} stay.", yes)
+    confirm_loss(f"Remove {shown}? Its {plural(views.feed_item_count(app.db, found.id), 'item')} stay.", yes)
     manage.remove_feed(app.db, found)
     click.echo(f"Removed {shown}; its items stay in the store.")
 

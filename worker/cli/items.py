@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from worker import manage, report, store, storylines, why
+from worker import manage, report, storylines, views, why
 from worker.clock import utc_now
 from worker.cli.base import (
     App, CSV_OPTION, Group, OUTPUT_OPTION, cli, one_format, pass_app, print_data, since_option, table_width,
@@ -64,8 +64,9 @@ def items(
         raise click.BadParameter("give words to search for", param_hint="--search")
     if search is not None and len(search.split()) > MAX_SEARCH_WORDS:
         raise click.BadParameter(f"at most {MAX_SEARCH_WORDS} words", param_hint="--search")
-    found = store.find_items(app.db, since=since, storyline=storyline, search=search, limit=limit + 1, copies=copies)
-    more, found = len(found) > limit, found[:limit]
+    listing = views.items(app.db, since=since, storyline=storyline, search=search, limit=limit, copies=copies,
+                          count_hidden=not (as_json or as_csv))
+    more, found = listing.more, listing.items
     cut_short = f"only the first {limit:,} items are listed: --limit N lists more" if more else ""
     if as_json or as_csv:
         print_data(report.items_json(found) if as_json else
@@ -73,8 +74,7 @@ def items(
         if more:
             click.echo(f"Note: {cut_short}", err=True)  # not in the data a script reads
         return
-    hidden = 0 if copies else store.count_copies(app.db, since=since, storyline=storyline, search=search)
-    listed = report.render_items(found, hidden, width=table_width(output))
+    listed = report.render_items(found, listing.hidden, width=table_width(output))
     print_data(f"{listed}\n{cut_short[0].upper()}{cut_short[1:]}." if more else listed, output)
 
 
@@ -93,9 +93,7 @@ def items_show(app: App, item_id: int, as_json: bool, output: Path | None) -> No
       storywatch items show 42
       storywatch items show 42 --json
     """
-    detail = store.item_detail(app.db, item_id)
-    if detail is None:
-        raise click.ClickException(f"no item with id {item_id} (see storywatch items)")
+    detail = views.item(app.db, item_id)
     found = why.explain_item(app.db, app.settings.tracking, item_id, copy_of=detail.item.dup_of)
     print_data(report.item_json(detail, found) if as_json else report.render_item(detail) + "\n\n" + report.render_why(found),
            output)

@@ -7,14 +7,12 @@ import json
 import sys
 import threading
 from pathlib import Path
+
 import click
 
-from sqlite_utils import Database
-
-from worker import backfill, manage, report, schedule, startup, store
+from worker import backfill, manage, report, schedule, startup
 from worker.cycle import poll_feeds
 from worker.clock import utc_now
-from worker.safetext import without_password
 from worker.errors import ExitStatus
 from worker import health as health_check
 from worker.cli.base import (
@@ -75,7 +73,7 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
     rt = app.runtime
     try:
         if feed_url:
-            feed_url = _stored_address(app.db, feed_url)
+            feed_url = manage.pollable_address(app.db, feed_url)
         signals = schedule.handle_stop_signals(rt)
         cycle = poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
         if not feed_url:
@@ -84,15 +82,6 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
         rt.close()
     print_data(report.cycle_json(cycle) if as_json else report.render_cycle(cycle, width=table_width(output)), output)
     exit_with(cycle_status(cycle, signals, failures=True))
-
-
-def _stored_address(db: Database, key: str) -> str:
-    """The address, as stored, of the feed `key` names: its address, as given or as outputs show
-    it (a password masked: a user copies it from `feeds list`), or its name."""
-    f = manage.feed(db, key)
-    if f.disabled_reason == store.REMOVED_BY_YOU:
-        raise click.ClickException(f"feed {without_password(f.url)} was removed: add it again with storywatch feeds add")
-    return f.url
 
 
 @cli.command(name="backfill")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 import click
 
-from worker import report, startup, store
+from worker import report, startup, views
 from worker.clock import utc_now
 from worker.config import parse_duration
 from worker import health as health_check
@@ -30,13 +30,13 @@ def init(app: App, as_json: bool) -> None:
     """
     result = startup.initialize(app.db, app.settings, utc_now())
     if as_json:
-        click.echo(json.dumps({"store": str(app.settings.storage.path), "schema": store.schema_version(app.db),
+        click.echo(json.dumps({"store": str(app.settings.storage.path), "schema": views.schema(app.db),
                                "feeds": {"in_config": len(app.settings.feeds), **result.feeds},
                                "seeds": {"read": result.seeds_read, "new": result.seeds_added},
                                "storylines": result.storylines, "unresolved": list(result.unresolved)}, indent=2))
         return
     feeds = ", ".join(f"{n} {what}" for what, n in result.feeds.items() if n) or "unchanged"
-    click.echo(f"Store: {app.settings.storage.path} (schema {store.schema_version(app.db)})")
+    click.echo(f"Store: {app.settings.storage.path} (schema {views.schema(app.db)})")
     click.echo(f"Feeds: {len(app.settings.feeds)} in the config ({feeds})")
     click.echo(f"Seeds: {result.seeds_read} read, {result.seeds_added} new")
     for storyline_id, n in result.storylines.items():
@@ -60,7 +60,7 @@ def status(app: App, as_json: bool, output: Path | None) -> None:
       storywatch status --json -o status.json
     """
     path, now = app.settings.storage.path, utc_now()
-    shown, schema = store.status(app.db, path, now), store.schema_version(app.db)
+    shown, schema = views.status(app.db, path, now), views.schema(app.db)
     print_data(report.status_json(shown, schema, now, config=app.config_option) if as_json
            else report.render_status(shown, schema, now, config=app.config_option, width=table_width(output)), output)
 

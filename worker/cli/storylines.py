@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from worker import emerging, manage, report, startup, store, storylines
+from worker import emerging, manage, report, startup, views
 from worker.clock import utc_now
 from worker.config import StorylineConfig, is_file_seed
 from worker.safetext import has_unsafe
@@ -37,7 +37,7 @@ def storylines_list(app: App, as_json: bool, as_csv: bool, output: Path | None) 
       storywatch storylines list --csv
     """
     one_format(as_json, as_csv)
-    summaries, now = list(store.storyline_summaries(app.db)), utc_now()
+    summaries, now = views.storylines(app.db), utc_now()
     print_data(report.storylines_json(summaries, now) if as_json else
            report.csv_text((report.storyline_dict(s, now) for s in summaries), report.STORYLINE_COLUMNS) if as_csv else
            report.render_storylines(summaries, now, width=table_width(output)), output)
@@ -59,16 +59,10 @@ def storylines_show(app: App, storyline_id: str, as_json: bool, as_csv: bool, ou
       storywatch storylines show friendship-year --csv -o friendship-year.csv
     """
     one_format(as_json, as_csv)
-    summary = next((s for s in store.storyline_summaries(app.db) if s.id == storyline_id), None)
-    if summary is None:
-        raise click.ClickException(f"no storyline {storyline_id!r} (see storywatch storylines list)")
-    entries = store.storyline_timeline(app.db, storyline_id)
-    rejected = [m.item_id for m in store.marks(app.db, storyline_id=storyline_id) if not m.followup]
-    items_of = store.items_by_id(app.db, rejected)
-    listed = sorted(((i, items_of[i].published_at, items_of[i].title) for i in rejected if i in items_of),
-                    key=lambda entry: (entry[1], entry[0]))
-    print_data(report.csv_text(report.timeline_rows(entries, listed), report.TIMELINE_COLUMNS) if as_csv else
-           (report.timeline_json if as_json else report.render_timeline)(summary, entries, listed), output)
+    page = views.storyline_page(app.db, storyline_id)
+    print_data(report.csv_text(report.timeline_rows(page.entries, page.rejected), report.TIMELINE_COLUMNS) if as_csv
+               else (report.timeline_json if as_json else report.render_timeline)(page.summary, page.entries,
+                                                                                   page.rejected), output)
 
 
 @storylines_group.command(name="add")
@@ -141,7 +135,7 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
         print_data(report.to_json({"id": dismiss, "title": found["title"], "status": "dismissed", "changed": changed})
                if as_json else said, output)
         return
-    rows = store.suggestions(app.db, include_closed=show_all)
+    rows = views.suggestions(app.db, include_closed=show_all)
     print_data(report.to_json([report.suggestion_dict(r) for r in rows]) if as_json else
            report.csv_text(map(report.suggestion_dict, rows), report.SUGGESTION_COLUMNS) if as_csv else
            report.render_suggestions(rows, emerging.MIN_WINDOW, app.settings.tracking.window.days), output)

@@ -157,6 +157,12 @@ def day_digest_period(db: Database, settings: Settings, day: dt.date) -> tuple[d
     return digest.day_period(day, settings.digest.time, zone), False
 
 
+def recorded_message_id(db: Database, settings: Settings, day: dt.date) -> str | None:
+    """The Message-ID of the day's digest as it is recorded (sent with it), or None when the day has
+    no recorded digest (a preview gets a new one)."""
+    return digest_message_id(db, settings, day) if store.digest_row(db, day) is not None else None
+
+
 def digest_message_id(db: Database, settings: Settings, day: dt.date) -> str:
     """The Message-ID of the digest of `day`: the same on every send of it, whoever it goes to
     (one day, one message), and different for every other day and every other store."""
