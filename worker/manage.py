@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlite_utils import Database
 
@@ -79,7 +79,12 @@ def pollable_address(db: Database, key: str) -> str:
         raise StorywatchError(f"feed {without_password(f.url)} was removed: add it again with storywatch feeds add")
     return f.url
 
-def is_listed(f: Feed | None) -> bool:
+def feed_url(known: Feed | None, url: str) -> str:
+    """The address a feed is stored under: a known one's, else the address as given, normalised."""
+    return known.url if known is not None else feed_address(url)
+
+
+def is_listed(f: Feed | None) -> TypeGuard[Feed]:
     """A known feed that is not removed (adding a removed one brings it back)."""
     return f is not None and f.disabled_reason not in store.REMOVED
 
@@ -94,7 +99,7 @@ def import_feed(db: Database, url: str, title: str, tags: tuple[str, ...], now: 
     """Add a feed of an OPML file (a removed one is brought back), named by its title unless another
     feed has that name; False when the feed is known."""
     same = known_feed(db, url)
-    address = same.url if same is not None else feed_address(url)
+    address = feed_url(same, url)
     name = "" if same is not None or store.name_taken(db, title) else title
     return store.add_feed(db, address, now, name=name, tags=tags, origin="opml")
 

@@ -11,7 +11,7 @@ from worker.digest import deliver
 from worker.clock import utc_now
 from worker.config import is_web_url, parse_duration
 from worker.safetext import address_without_password, url_text, without_password
-from worker.models import Feed, feed_address, plural
+from worker.models import Feed, plural
 from worker.sources import opml
 from worker.cli.base import (
     App, CSV_OPTION, Group, OUTPUT_OPTION, cli, confirm_loss, one_format, one_line_option, pass_app, phrases_option,
@@ -72,7 +72,7 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
     known = manage.known_feed(app.db, url)
     if _already_known(known):
         return
-    url = known.url if known is not None else feed_address(url)
+    url = manage.feed_url(known, url)
     shown = without_password(url)
     parsed, answered_from = manage.check_feed(url, app.settings.fetch) if not no_check else (None, url)
     if answered_from != url and _already_known(manage.known_feed(app.db, answered_from), f"{shown} redirects there"):
@@ -85,7 +85,7 @@ def feeds_add(app: App, url: str, name: str, interval: str | None, tags: tuple[s
 
 def _already_known(known: Feed | None, why: str = "storywatch feeds edit changes it") -> bool:
     """Say so when a feed to add is known (and not removed: adding a removed one brings it back)."""
-    if known is None or not manage.is_listed(known):
+    if not manage.is_listed(known):
         return False
     click.echo(f"Already known: {without_password(known.url)} ({why})")
     return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -120,8 +120,3 @@ class TrackerConfig:
     on a feed that is on the storyline's beat (evidence.py: one name in the title is 1.0)."""
     evidence_window: int = 500
     """Recent items per feed from which the share of items naming each unit is counted."""
-
-
-def with_overrides(config: TrackerConfig, **changes: object) -> TrackerConfig:
-    """A copy of ``config`` with some fields changed (typed helper for experiments)."""
-    return replace(config, **changes)  # type: ignore[arg-type]

@@ -41,7 +41,6 @@ class SlotTable:
         self.epoch = 0
         """Changes whenever a storyline is added or removed."""
         self._free: list[int] = []
-        self._slot_by_id: dict[str, int] = {}
 
     @property
     def n(self) -> int:
@@ -60,7 +59,6 @@ class SlotTable:
         slot, spec = story.slot, story.spec
         self.by_slot[slot] = story
         self.ids = [s.spec.id if s is not None else "" for s in self.by_slot]
-        self._slot_by_id[spec.id] = slot
         self.starts[slot] = min((s.published for s in spec.seeds), default=0.0) if spec.starts is None else spec.starts
         self.activity[slot] = max((s.published for s in spec.seeds), default=0.0)
         self.since[slot] = -math.inf if spec.tracked_since is None else spec.tracked_since
@@ -76,7 +74,6 @@ class SlotTable:
         self._free.append(story.slot)
         self.by_slot[story.slot] = None
         self.ids = [s.spec.id if s is not None else "" for s in self.by_slot]
-        del self._slot_by_id[story.spec.id]
         self.starts[story.slot] = math.inf  # a free slot decides nothing
         for seed_id in story.seed_ids:
             slots = self.seeded[seed_id]
@@ -133,7 +130,8 @@ class SlotTable:
         if decisions.epoch != self.epoch:  # storylines came or went since: find them by id
             found_rows, found_raw = [], []
             for k in np.flatnonzero(no).tolist():
-                slot = self._slot_by_id.get(decisions.storyline_ids[k])
+                storyline_id = decisions.storyline_ids[k]
+                slot = self.ids.index(storyline_id) if storyline_id in self.ids else None
                 if slot is not None:  # same kind of row (item with text, headline-only), its slot
                     found_rows.append(2 * slot + int(decisions.rows[k]) % 2)
                     found_raw.append(float(decisions.raw[k]))
