@@ -168,6 +168,8 @@ class _OpenElements:
     """The elements open as bound_markup counts them, and what of them the parser is shown: the
     tree builder's rules for where an element closes (tables, SVG and MathML) that decide it."""
 
+    __slots__ = ("stack", "where", "foreign_open", "shown", "hidden_at")
+
     def __init__(self) -> None:
         # The open elements as counted, each as its name and kinds; the parser is shown stack[:shown].
         self.stack: list[tuple[str, ...]] = []
@@ -248,6 +250,8 @@ class _OpenElements:
 class _Bounder(_OpenElements):
     """bound_markup's reading of one document, left to right: the elements open as counted, what
     of them the parser is shown, and the pieces of markup it will be shown instead of the original."""
+
+    __slots__ = ("markup", "pieces", "tags", "text_run", "fostered", "done")
 
     def __init__(self, markup: str) -> None:
         super().__init__()
@@ -364,7 +368,7 @@ class _Bounder(_OpenElements):
             ignored = key in _TABLE_STRUCTURE and not where[_TABLE]
             gap = NOTHING if target == self.hidden_at or ignored else _FLAT_END.get(key, NOTHING)
             self.pop_to(target)
-            self.replace(start, end, gap if gap == NOTHING else self.text(gap))
+            self.replace_shown(start, end, gap)
         else:
             self.pop_to(target)
             if long_tag:
@@ -393,19 +397,19 @@ class _Bounder(_OpenElements):
     def start_tag(self, start: int, end: int, tag: str, key: str, attrs: str, foreign: bool, long_tag: bool) -> None:
         """An element opened: shown to the parser within the limits, else flattened or hidden."""
         stack = self.stack
-        for closes in _CLOSES.get(key, ()):
+        closing, keys, parents, flat = _OPENING.get(key) or _plain(key)
+        for closes in closing:
             if stack and stack[-1][0] in closes:
                 self.pop_to(len(stack) - 1)
         within = self.shown == len(stack)  # its parent is shown (an element in a table ended for the parser is not)
         parent = stack[-1][0] if stack and within else ""
-        keys = _KINDS.get(key) or (key,)  # self.push(key, foreign), inline: this is the most frequent case
         if foreign or key in _FOREIGN_ROOTS:
             keys = (*keys, _FOREIGN)
         where = self.where
         for k in keys:
             where[k].append(len(stack))
         stack.append(keys)
-        if (within and len(stack) <= MAX_DEPTH and self.tags < MAX_TAGS) or parent in _TABLE_PARTS.get(key, ()):
+        if (within and len(stack) <= MAX_DEPTH and self.tags < MAX_TAGS) or parent in parents:
             self.tags += 1
             self.shown = len(stack)
             if long_tag or (tag in _FORMATTING and attrs.strip("\t\n\f\r /")):
@@ -413,16 +417,25 @@ class _Bounder(_OpenElements):
             return
         marks = marks_kept(tag, attrs) if attrs else ""
         ignored = key in _TABLE_STRUCTURE and not where[_TABLE]  # by the parser, out of a table
-        hidden = tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)
-        if self.hidden_at < 0 and not ignored and hidden:
+        if self.hidden_at < 0 and not ignored and (tag in _HIDDEN or marks == " hidden" or (tag == "dialog" and not marks)):
             self.replace(start, end, NOTHING)
             self.hidden_at = len(stack) - 1
-        elif ignored or (gap := _FLAT_START.get(key, NOTHING)) == NOTHING:
-            self.replace(start, end, NOTHING)
         else:
-            self.replace(start, end, self.text(gap))
+            self.replace_shown(start, end, NOTHING if ignored else flat)
 
     def replace(self, start: int, end: int, piece: str) -> None:
+        if self.hidden_at < 0:
+            self.pieces.extend((self.markup[self.done:start], piece))
+        self.done = end
+
+    def replace_shown(self, start: int, end: int, piece: str) -> None:
+        """replace(start, end, self.text(piece)), in one call (a flattened tag, the most frequent
+        case in deep nesting); NOTHING is no text."""
+        if piece != NOTHING:
+            if self.text_run + len(piece) <= TEXT_RUN:
+                self.text_run += len(piece)
+            else:
+                piece, self.text_run = split_text(piece, self.text_run)
         if self.hidden_at < 0:
             self.pieces.extend((self.markup[self.done:start], piece))
         self.done = end
@@ -458,3 +471,16 @@ class _Bounder(_OpenElements):
 _FLAT_START = {**{name: "\n\n" for name in PARAGRAPH_TAGS}, **{name: "\n" for name in LINE_TAGS},
                **{name: " " for name in CELL_TAGS}}
 _FLAT_END = {**{name: "\n\n" for name in PARAGRAPH_TAGS}, "br": "\n", **{name: " " for name in CELL_TAGS}}
+# What start_tag looks up of a name, in one table (it is the most frequent case): what open elements
+# it closes first, its name and kinds, the parents it is shown under as a table's part, what it
+# becomes in the text when flattened.
+_Opening = tuple[tuple[set[str], ...], tuple[str, ...], set[str] | tuple[()], str]
+_OPENING: dict[str, _Opening] = {
+    key: (_CLOSES.get(key, ()), _KINDS.get(key) or (key,), _TABLE_PARTS.get(key, ()), _FLAT_START.get(key, NOTHING))
+    for key in {*_CLOSES, *_KINDS, *_TABLE_PARTS, *_FLAT_START}
+}
+
+
+def _plain(key: str) -> _Opening:
+    """What start_tag looks up of a name the table does not hold."""
+    return (), (key,), (), NOTHING
