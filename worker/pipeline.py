@@ -37,7 +37,7 @@ from worker.config import FetchSettings, Settings
 from worker.errors import FetchError, StorywatchError
 from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest
 from worker.sources.network import Network
-from worker.models import Feed, Item, Placement
+from worker.models import Feed, Fingerprint, Item, Placement
 from worker.window import Window, writing
 
 
@@ -182,8 +182,8 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class Stored:
-    """What a batch of items did to the store."""
+class Ingested:
+    """What a batch of items did to the store, and the follow-ups its new stories were found to be."""
 
     new: int = 0  # originals: stories not stored before
     copies: int = 0  # exact or near copies of stored stories (same cluster)
@@ -191,6 +191,10 @@ class Stored:
     originals: tuple[tuple[int, Item], ...] = ()  # the new stories as stored: (id, item)
     exact: int = 0  # of the copies: identical text
     near: int = 0  # of the copies: near-duplicates (and short items with the same headline)
+    followups: dict[str, int] = field(default_factory=dict)  # storyline id → follow-ups recorded
+
+
+Track = Callable[[Ingested], dict[str, int]]  # a batch's new stories decided: the follow-ups recorded per storyline
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +265,10 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
     if p.error is not None:
         return _failed(rt, p, p.error, now)
     assert p.fetched is not None
-    result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now) if p.items else Stored()
-    followups = rt.tracking.track(rt.db, result.originals, now)
+    result = Ingested()
+    if p.items:
+        result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now,
+                              lambda batch: rt.tracking.track(rt.db, batch.originals, now))
     store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
     outcome = "not_modified" if p.fetched.not_modified else "new"
     store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
@@ -275,7 +281,7 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
                      revisions=result.revisions)
     feed = dataclasses.replace(p.feed, title=p.parsed.title or p.feed.title) if p.parsed else p.feed  # as named now
     return FeedReport(feed, outcome, result.new, copies=result.copies, revisions=result.revisions,
-                      followups=sum(followups.values()))
+                      followups=sum(result.followups.values()))
 
 
 def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
@@ -287,8 +293,11 @@ def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
     return [i for i in p.items if i.identity in known or i.url not in stored_links]
 
 
-def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequence[Item], now: dt.datetime) -> Stored:
-    """dedupe ─► store for one source's batch: originals, copies, revisions (the writer's job)."""
+def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequence[Item], now: dt.datetime,
+                 track: Track | None = None) -> Ingested:
+    """dedupe ─► store ─► track for one source's batch: originals, copies, revisions, then the
+    new stories decided by `track` (None: not tracked, as seed documents are not). The only
+    path by which items are written, whoever brings them: a poll, a backfill, the seeds."""
     index = window.index_for(items)
     model = dedupe.Boilerplate.from_json(feed.boilerplate if feed else None)
     known = dedupe.Known(*store.known_for(db, items))
@@ -316,8 +325,9 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     exact = sum(1 for v, _ in stored if v.kind == "exact")
-    return Stored(len(originals), len(stored) - len(originals), revisions, originals, exact,
-                  len(stored) - len(originals) - exact)
+    result = Ingested(len(originals), len(stored) - len(originals), revisions, originals, exact,
+                      len(stored) - len(originals) - exact)
+    return dataclasses.replace(result, followups=track(result)) if track else result
 
 
 def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:
@@ -333,13 +343,30 @@ def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.B
             found = store.item_text(db, entry.item_id)
             if found is None:
                 continue
-            title, text, _ = found
-            marks = dedupe.fingerprint(title, text, dedupe.match_text(text, window.clutter, learned.lines))
-            store.set_fingerprint(db, entry.item_id, marks.content_sha256, marks)
+            marks = _reprint(db, entry.item_id, found[0], found[1], window.clutter, learned.lines)
             window.index.replace(dataclasses.replace(entry, signature=marks.signature, title_key=marks.title_key,
                                                      words=marks.words))
         if entries:
             window.reprinted()
+
+
+def fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
+    """Items stored by a version without fingerprints get them (once; a no-op afterwards)."""
+    filled = False
+    while rows := store.unprinted_items(db):
+        for row in rows:
+            _reprint(db, row["id"], row["title"], row["text"], clutter)
+        filled = True
+    if filled:
+        store.count_reprint(db)  # a running worker's window never had these: it reloads
+
+
+def _reprint(db: Database, item_id: int, title: str, text: str, clutter: dedupe.Clutter,
+             boilerplate: frozenset[str] = frozenset()) -> Fingerprint:
+    """A stored item's fingerprint made again from its text, and stored."""
+    marks = dedupe.fingerprint(title, text, dedupe.match_text(text, clutter, boilerplate))
+    store.set_fingerprint(db, item_id, marks.content_sha256, marks)
+    return marks
 
 
 def _placement(verdict: dedupe.Verdict, position: dict[int, int]) -> Placement:

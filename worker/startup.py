@@ -10,12 +10,12 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from worker import store, storylines
-from worker.ingest import dedupe, normalize, seeds
+from worker.ingest import normalize, seeds
 from worker.ingest.links import canonical_url
 from worker.config import Settings, StorylineConfig, is_file_seed, item_seed
 from worker.errors import StorywatchError
 from worker.models import Item
-from worker.pipeline import ingest_items
+from worker.pipeline import fill_fingerprints, ingest_items
 from worker.window import Window
 
 
@@ -37,7 +37,7 @@ def initialize(db: Database, settings: Settings, now: dt.datetime) -> InitReport
     window = Window(db, settings, now)
     with store.transaction(db):
         feeds = store.sync_feeds(db, settings.feeds, now)
-        _fill_fingerprints(db, window.clutter)
+        fill_fingerprints(db, window.clutter)
         added = ingest_items(db, window, None, [normalize.seed_item(doc, now, window.clutter) for doc in docs], now)
         store.sync_storylines(db, settings.storylines, now)
         linked: dict[str, int] = {}
@@ -75,18 +75,6 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
         storylines.add_storyline(db, storyline, item_ids, now)
     replayed = storylines.build_tracker(db, settings.tracking, now)
     return len(item_ids), replayed.looked_back.get(storyline.id, 0)
-
-
-def _fill_fingerprints(db: Database, clutter: dedupe.Clutter) -> None:
-    """Items stored by a version without fingerprints get them (once; a no-op afterwards)."""
-    filled = False
-    while rows := store.unprinted_items(db):
-        for row in rows:
-            marks = dedupe.fingerprint(row["title"], row["text"], dedupe.match_text(row["text"], clutter))
-            store.set_fingerprint(db, row["id"], marks.content_sha256, marks)
-        filled = True
-    if filled:
-        store.count_reprint(db)  # a running worker's window never had these: it reloads
 
 
 def _seed_item_ids(

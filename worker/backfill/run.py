@@ -312,11 +312,13 @@ class _InOrder:
 
 def _store_batch(db: Database, window: Window, tracking: storylines.Tracking | None,
                  history: _InOrder | None, batch: list[Merged], now: dt.datetime, summary: Summary) -> int:
+    def track(result: pipeline.Ingested) -> dict[str, int]:
+        assert tracking is not None and history is not None
+        return tracking.track_history(db, history.arrivals(db, batch, result.originals), now)
+
     with writing(db, window, tracking):
-        result = pipeline.ingest_items(db, window, None, [m.item for m in batch], now)
-        if tracking is not None and history is not None:
-            arrivals = history.arrivals(db, batch, result.originals)
-            summary.followups.update(tracking.track_history(db, arrivals, now))
+        result = pipeline.ingest_items(db, window, None, [m.item for m in batch], now, track if tracking else None)
+    summary.followups.update(result.followups)
     summary.items_new += result.new
     summary.exact_copies += result.exact
     summary.near_duplicates += result.near
