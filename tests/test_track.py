@@ -20,7 +20,8 @@ from worker.tracking.backgrounds import Backgrounds
 from worker.tracking.vectors import ProfileMatrix, Recent, Stacked, Unit
 from worker.tracking.aliases import AliasTable
 from worker.tracking.textproc import words
-from worker.tracking.analysis import Analysis, TextAnalysis, analyze, generic_aliases, prepare
+from worker.models import TextAnalysis
+from worker.tracking.analysis import Analysis, analyze, generic_aliases, prepare, unpack
 from worker.tracking.decisions import Doc, StorylineSpec
 from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig
 from worker.tracking.profiles import reads_differently
@@ -116,8 +117,8 @@ def test_an_analysis_made_in_another_process_decides_exactly_as_one_made_by_the_
         tracker.add_storyline(spec)
     variant = tracker._reader.prepared(shipped[-1])
     assert variant is not None and tracker._reader.fixes(variant) == {"erciz": "ercis"}  # the keyword "Ercis"
-    assert tracker._reader.fixes(prepared[0].unpack()) == {}
-    starts = prepared[0].unpack().starts  # "Van" starts a storyline's own alias
+    assert tracker._reader.fixes(unpack(prepared[0])) == {}
+    starts = unpack(prepared[0]).starts  # "Van" starts a storyline's own alias
     assert any(reads_differently(s, starts) for s in tracker._storylines.values())
 
 

@@ -6,15 +6,36 @@ import datetime as dt
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from worker.safetext import without_password
 
-if TYPE_CHECKING:  # a value carried along, made by worker.tracking.analysis, read by the tracker
-    from worker.tracking.analysis import TextAnalysis
-
 SOURCES = ("feed", "seeds", "backfill")  # where an item came from
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    """An item's analysis under the generic aliases, without spelling fixes, made by
+    ``worker.tracking.analysis.prepare`` where the item is parsed (a parsing process), so the
+    one writer does not tokenize. Packed into a few strings: cheap to send between processes,
+    however many features it has. The tracker uses it unless a spelling fix or a storyline's own
+    aliases read the text otherwise. A value the stages carry along: only the tracker reads it."""
+
+    features: str
+    """Feature names, one per line."""
+    weights: bytes
+    """Their weights, an array of doubles."""
+    buckets: bytes
+    """Their document-frequency buckets, an array of uint32."""
+    names: tuple[tuple[str, str], ...]
+    short: bool
+    capitals: str
+    starts: str
+    recipe: str
+    """The settings it was made with (``recipe``): a tracker configured otherwise ignores it."""
+    title_terms: str = ""
+    lead_terms: str = ""
+    """The title's and the lead's features, one per line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from itertools import compress
 import numpy as np
 import numpy.typing as npt
 
-from worker.models import UNTITLED
+from worker.models import UNTITLED, TextAnalysis
 from worker.tracking.evidence import LEAD_TOKENS
 from worker.tracking.aliases import AliasTable
 from worker.tracking.stemming import fold
@@ -83,41 +83,20 @@ def df_buckets(analysis: Analysis) -> npt.NDArray[np.uint32]:
     return analysis.buckets
 
 
-@dataclass(frozen=True, slots=True)
-class TextAnalysis:
-    """An item's analysis under the generic aliases, without spelling fixes, made by ``prepare``
-    where the item is parsed (a parsing process), so the one writer does not tokenize. Packed
-    into a few strings: cheap to send between processes, however many features it has. The
-    tracker uses it unless a spelling fix or a storyline's own aliases read the text otherwise."""
+def pack(analysis: Analysis, recipe: str) -> TextAnalysis:
+    """An analysis as an item carries it (``recipe``: the settings it was made with)."""
+    features, weights = pack_vector(analysis.weights)
+    return TextAnalysis(features, weights.tobytes(), df_buckets(analysis).tobytes(),
+                        tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe,
+                        "\n".join(analysis.title_terms), "\n".join(analysis.lead_terms))
 
-    features: str
-    """Feature names, one per line."""
-    weights: bytes
-    """Their weights, an array of doubles."""
-    buckets: bytes
-    """Their document-frequency buckets, an array of uint32."""
-    names: tuple[tuple[str, str], ...]
-    short: bool
-    capitals: str
-    starts: str
-    recipe: str
-    """The settings it was made with (``recipe``): a tracker configured otherwise ignores it."""
-    title_terms: str = ""
-    lead_terms: str = ""
-    """The title's and the lead's features, one per line."""
 
-    @staticmethod
-    def pack(analysis: Analysis, recipe: str) -> TextAnalysis:
-        features, weights = pack_vector(analysis.weights)
-        return TextAnalysis(features, weights.tobytes(), df_buckets(analysis).tobytes(),
-                            tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe,
-                            "\n".join(analysis.title_terms), "\n".join(analysis.lead_terms))
-
-    def unpack(self) -> Analysis:
-        weights = np.frombuffer(self.weights, np.float64)
-        return Analysis(_unpacked(self.features, weights), dict(self.names), self.short, self.capitals,
-                         self.starts, weight_array=weights, buckets=np.frombuffer(self.buckets, np.uint32),
-                         title_terms=_Lines(self.title_terms), lead_terms=_Lines(self.lead_terms))
+def unpack(prepared: TextAnalysis) -> Analysis:
+    """The analysis an item carries, as the tracker reads it."""
+    weights = np.frombuffer(prepared.weights, np.float64)
+    return Analysis(_unpacked(prepared.features, weights), dict(prepared.names), prepared.short, prepared.capitals,
+                    prepared.starts, weight_array=weights, buckets=np.frombuffer(prepared.buckets, np.uint32),
+                    title_terms=_Lines(prepared.title_terms), lead_terms=_Lines(prepared.lead_terms))
 
 
 class _Lines(Container[str]):
@@ -280,7 +259,7 @@ def prepare(title: str, text: str, config: TrackerConfig | None = None) -> TextA
     """The analysis of an item's text that every tracker with ``config``'s analysis settings
     can reuse (the defaults: the worker's trackers change only thresholds and adaptation)."""
     cfg = config or TrackerConfig()
-    return TextAnalysis.pack(analyze(title, text, cfg, generic_aliases(cfg.default_aliases)), recipe(cfg))
+    return pack(analyze(title, text, cfg, generic_aliases(cfg.default_aliases)), recipe(cfg))
 
 
 def name_key(name: Iterable[str]) -> str:

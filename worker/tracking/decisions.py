@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.tracking.evidence import Counted
-from worker.tracking.analysis import TextAnalysis
+from worker.models import TextAnalysis
 
 
 @dataclass(frozen=True, slots=True)

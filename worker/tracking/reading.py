@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from worker.tracking.analysis import Analysis, Fixes, NO_FIXES, analyze, generic_aliases, read_tokens, recipe, sentences
+from worker.tracking.analysis import (
+    Analysis, Fixes, NO_FIXES, analyze, generic_aliases, read_tokens, recipe, sentences, unpack,
+)
 from worker.tracking.corpus import Corpus
 from worker.tracking.decisions import Doc
 from worker.tracking.evidence import Evidence, Mentions, Zones
@@ -86,7 +88,7 @@ class Reader:
         with this tracker's analysis settings."""
         if doc.prepared is None or doc.prepared.recipe != self._recipe:
             return None
-        return doc.prepared.unpack()
+        return unpack(doc.prepared)
 
     def analysis(self, doc: Doc) -> Analysis:
         """The document's analysis under the generic aliases; decide() and observe() of one
