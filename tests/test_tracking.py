@@ -218,14 +218,15 @@ def test_items_outside_every_storyline_that_cluster_become_a_suggestion(korea: W
         other.__exit__()
     found = store.suggestions(korea.db)
     assert len(found) == 1
-    assert {"Etna", "eruption", "Catania"} <= set(json.loads(found[0]["terms"])) | {"Catania"}  # as written
-    assert len(json.loads(found[0]["item_ids"])) == 3 and found[0]["sources"] == 2
+    assert {"Etna", "eruption", "Catania"} <= set(found[0].terms) | {"Catania"}  # as written
+    assert len(found[0].item_ids) == 3 and found[0].sources == 2
     cli = Cli(korea.config)
     listed = cli("storylines", "suggest").output
     assert "Etna eruption closes Catania airport" in listed and "3 items from 2 sources" in listed
-    added = cli("storylines", "add", "etna", "--from-suggestion", str(found[0]["id"])).output
+    added = cli("storylines", "add", "etna", "--from-suggestion", str(found[0].id)).output
     assert "Added storyline etna with 3 seeds" in added
-    assert store.suggestion(korea.db, found[0]["id"])["status"] == "adopted"  # type: ignore[index]
+    adopted = store.suggestion(korea.db, found[0].id)
+    assert adopted is not None and adopted.status == "adopted" and adopted.storyline_id == "etna"
     shown = json.loads(cli("storylines", "show", "etna", "--json").output)
     assert [e["decision"] for e in shown["timeline"]] == ["seed"] * 3
 

@@ -171,14 +171,14 @@ def test_a_suggestions_items_lie_within_suggest_days_of_each_other(korea: World)
     found = store.suggestions(korea.db)
     assert len(found) == 1
     titles = {r["title"] for r in korea.db.query(
-        "SELECT title FROM items WHERE id IN (SELECT value FROM json_each(?))", [found[0]["item_ids"]])}
+        "SELECT title FROM items WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(found[0].item_ids)])}
     assert titles == {"Nix 2.0 released", "Nix 2.0 is out", "Nix 2.0 released for NixOS"}
-    first, last = dt.datetime.fromisoformat(found[0]["first_at"]), dt.datetime.fromisoformat(found[0]["last_at"])
+    first, last = dt.datetime.fromisoformat(found[0].first_at), dt.datetime.fromisoformat(found[0].last_at)
     assert last - first <= dt.timedelta(days=3)
     listed = Cli(korea.config)("storylines", "suggest").output
     assert "3 items from 2 sources, 2018-02-22 to 2018-02-24" in listed
     # Its terms are words of the items, not stems ("releas", "repositori", "nixo").
-    terms = json.loads(found[0]["terms"])
+    terms = found[0].terms
     assert "Nix" in terms and not {"releas", "repositori", "nixo", "packag"} & set(terms), terms
     said = " ".join(NIX_TEXTS.values()) + " Nix 2.0 is out"
     assert all(in_text(t, said) for t in terms), terms

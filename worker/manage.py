@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -58,8 +57,8 @@ def _declared_feed(f: Feed) -> bool:
     return f.origin == "config" and f.disabled_reason != store.REMOVED_FROM_CONFIG
 
 
-def _declared_storyline(row: dict[str, Any]) -> bool:
-    return row["origin"] == "config" and bool(row["active"] or row["paused"])
+def _declared_storyline(row: store.StoredStoryline) -> bool:
+    return row.origin == "config" and (row.active or row.paused)
 
 
 def known_feed(db: Database, url: str) -> Feed | None:
@@ -187,7 +186,7 @@ def check_name(db: Database, name: str, f: Feed | None = None) -> None:
 # ── storylines ───────────────────────────────────────────────────────────────────────────────
 
 
-def storyline(db: Database, storyline_id: str) -> dict[str, Any]:
+def storyline(db: Database, storyline_id: str) -> store.StoredStoryline:
     row = store.storyline_row(db, storyline_id)
     if row is None:
         raise StorywatchError(f"no storyline {storyline_id!r} (see storywatch storylines list)")
@@ -197,9 +196,9 @@ def storyline(db: Database, storyline_id: str) -> dict[str, Any]:
 def pause_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
     """Stop deciding follow-ups for a storyline until `resume` (its links stay); False if paused already."""
     row = storyline(db, storyline_id)
-    if row["paused"]:
+    if row.paused:
         return False
-    if not row["active"]:
+    if not row.active:
         raise StorywatchError(f"storyline {storyline_id!r} is inactive (removed from the config or expired)")
     store.set_storyline_paused(db, storyline_id, True, now)
     return True
@@ -207,13 +206,13 @@ def pause_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
 
 def resume_storyline(db: Database, storyline_id: str, now: dt.datetime) -> bool:
     """Track a paused storyline again (items that arrived meanwhile are not looked back on)."""
-    if not storyline(db, storyline_id)["paused"]:
+    if not storyline(db, storyline_id).paused:
         return False
     store.set_storyline_paused(db, storyline_id, False, now)
     return True
 
 
-def removable_storyline(db: Database, storyline_id: str, config_file: Path) -> dict[str, Any]:
+def removable_storyline(db: Database, storyline_id: str, config_file: Path) -> store.StoredStoryline:
     """The storyline, if it may be removed here (added from the command line, not the config)."""
     row = storyline(db, storyline_id)
     _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
@@ -237,35 +236,31 @@ def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.d
         _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
         before = definition_of(row)
         after = dataclasses.replace(before, **changes)
-        store.save_storyline(db, after, now, origin=row["origin"])
+        store.save_storyline(db, after, now, origin=row.origin)
     return [name for name in changes if getattr(before, name) != getattr(after, name)]
 
 
-def definition_of(row: dict[str, Any]) -> StorylineConfig:
+def definition_of(row: store.StoredStoryline) -> StorylineConfig:
     """A stored storyline's definition, as the config would give it."""
-    expires = row["expires_after_s"]
     return StorylineConfig(
-        id=row["id"], title=row["title"], description=row["description"],
-        seeds=tuple(json.loads(row["seeds"])), keywords=tuple(json.loads(row["keywords"])),
-        aliases=tuple(tuple(group) for group in json.loads(row["aliases"])),
-        exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
-        expires_after=dt.timedelta(seconds=expires) if expires else None)
+        id=row.id, title=row.title, description=row.description, seeds=row.seeds, keywords=row.keywords,
+        aliases=row.aliases, exclude=row.exclude, threshold=row.threshold, expires_after=row.expires_after)
 
 
-def dismiss_suggestion(db: Database, suggestion_id: int) -> tuple[dict[str, Any], bool]:
+def dismiss_suggestion(db: Database, suggestion_id: int) -> tuple[store.Suggested, bool]:
     """Close a suggestion for good (the same group is not suggested again). Returns it, and
     False when it was dismissed already; an adopted one can't be."""
     found = open_suggestion(db, suggestion_id, allow="dismissed")
     return found, store.dismiss_suggestion(db, suggestion_id)
 
 
-def open_suggestion(db: Database, suggestion_id: int, *, allow: str = "open") -> dict[str, Any]:
+def open_suggestion(db: Database, suggestion_id: int, *, allow: str = "open") -> store.Suggested:
     """Suggestion N, if it is open (or in the state `allow`): an adopted one has its storyline,
     a dismissed one is closed (adopting it would undo the dismissal)."""
     found = store.suggestion(db, suggestion_id)
     if found is None:
         raise StorywatchError(f"no suggestion #{suggestion_id} (see storywatch storylines suggest)")
-    if found["status"] not in ("open", allow):
-        adopted = f" by storyline {found['storyline_id']}" if found["status"] == "adopted" else ""
-        raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']}{adopted} already")
+    if found.status not in ("open", allow):
+        adopted = f" by storyline {found.storyline_id}" if found.status == "adopted" else ""
+        raise StorywatchError(f"suggestion #{suggestion_id} is {found.status}{adopted} already")
     return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +66,9 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
         if suggestion_id is not None:
             found = store.suggestion(db, suggestion_id)
             assert found is not None
-            item_ids += [i for i in json.loads(found["item_ids"]) if i not in item_ids]
+            item_ids += [i for i in found.item_ids if i not in item_ids]
             if not store.adopt_suggestion(db, suggestion_id, storyline.id):  # another command took it meanwhile
-                raise StorywatchError(f"suggestion #{suggestion_id} is {found['status']} already")
+                raise StorywatchError(f"suggestion #{suggestion_id} is {found.status} already")
         if not item_ids and not storyline.keywords:
             raise StorywatchError("a storyline needs seeds (--seed, --from-suggestion) or keywords (--keyword)")
         storylines.add_storyline(db, storyline, item_ids, now)

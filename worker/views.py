@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
@@ -77,7 +76,7 @@ def storyline_page(db: Database, storyline_id: str) -> StorylinePage:
     return StorylinePage(summary, entries, listed)
 
 
-def suggestions(db: Database, *, include_closed: bool) -> list[dict[str, Any]]:
+def suggestions(db: Database, *, include_closed: bool) -> list[store.Suggested]:
     return store.suggestions(db, include_closed=include_closed)
 
 

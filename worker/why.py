@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sqlite_utils import Database
 
 from worker import store, storylines
-from worker.clock import UTC, from_iso
+from worker.clock import UTC
 from worker.config import TrackingSettings
 from worker.models import Stored, StorylineDef
 from worker.tracking.spelling import Spelling
@@ -114,7 +113,7 @@ class ItemWhy:
 def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of: int | None = None) -> ItemWhy:
     """Every storyline's decision on the stored item `item_id`, made again with its reasons; a copy
     (`copy_of`: its original) is never tracked: only its recorded links are listed."""
-    links = {row["storyline_id"]: row for row in store.item_links(db, item_id)}
+    links = {link.storyline_id: link for link in store.item_links(db, item_id)}
     if copy_of is not None:
         return ItemWhy(item_id, copy_of, settings.window, 0, tuple(_untracked(links, set())))
     item = store.items_by_id(db, [item_id])[item_id]
@@ -175,13 +174,13 @@ def _member_titles(db: Database, decisions: Iterable[Decision]) -> dict[int, str
     return {i: item.title for i, item in store.items_by_id(db, sorted(ids)).items()}
 
 
-def _recorded(row: dict[str, Any] | None) -> Recorded | None:
-    if row is None:
+def _recorded(link: store.ItemLink | None) -> Recorded | None:
+    if link is None:
         return None
-    return Recorded(row["decision"], row["score"], row["threshold"], from_iso(row["decided_at"]))
+    return Recorded(link.decision, link.score, link.threshold, link.decided_at)
 
 
-def _untracked(links: dict[str, dict[str, Any]], tracked: set[str]) -> list[StorylineWhy]:
+def _untracked(links: dict[str, store.ItemLink], tracked: set[str]) -> list[StorylineWhy]:
     """Recorded links to storylines that are not decided now (inactive, or the item is a copy)."""
-    return [StorylineWhy(sid, row["title"], _recorded(row), idle="inactive" if not row["active"] else "copy")
-            for sid, row in links.items() if sid not in tracked]
+    return [StorylineWhy(sid, link.title, _recorded(link), idle="inactive" if not link.active else "copy")
+            for sid, link in links.items() if sid not in tracked]

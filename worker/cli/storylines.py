@@ -94,7 +94,7 @@ def storylines_add(app: App, storyline_id: str, title: str | None, seeds: tuple[
       storywatch storylines add volcano --from-suggestion 3
     """
     suggestion = manage.open_suggestion(app.db, suggestion_id) if suggestion_id is not None else None
-    title = title or (suggestion["title"] if suggestion else None)
+    title = title or (suggestion.title if suggestion else None)
     if not title:
         raise click.BadParameter("a title is needed (--title)", param_hint="--title")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", storyline_id):
@@ -130,9 +130,9 @@ def storylines_suggest(app: App, show_all: bool, dismiss: int | None, as_json: b
     one_format(as_json, as_csv)
     if dismiss is not None:
         found, changed = manage.dismiss_suggestion(app.db, dismiss)
-        said = f"Dismissed suggestion #{dismiss}: {found['title']}" if changed else \
-            f"Suggestion #{dismiss} is dismissed already: {found['title']}"
-        print_data(report.to_json({"id": dismiss, "title": found["title"], "status": "dismissed", "changed": changed})
+        said = f"Dismissed suggestion #{dismiss}: {found.title}" if changed else \
+            f"Suggestion #{dismiss} is dismissed already: {found.title}"
+        print_data(report.to_json({"id": dismiss, "title": found.title, "status": "dismissed", "changed": changed})
                if as_json else said, output)
         return
     rows = views.suggestions(app.db, include_closed=show_all)
@@ -183,7 +183,7 @@ def storylines_remove(app: App, storyline_id: str, yes: bool) -> None:
       storywatch storylines remove kaesong --yes
     """
     row = manage.removable_storyline(app.db, storyline_id, app.config_file)
-    confirm_loss(f"Remove storyline {storyline_id} ({row['title']})? Its items stay; its links and marks go.", yes)
+    confirm_loss(f"Remove storyline {storyline_id} ({row.title})? Its items stay; its links and marks go.", yes)
     unlinked = manage.remove_storyline(app.db, storyline_id)
     click.echo(f"Removed storyline {storyline_id}; {plural(unlinked, 'follow-up')} unlinked, the items stay.")
 

@@ -20,15 +20,13 @@ moment it is written; consecutive digests chain, each starting where the last on
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
 from worker import store
-from worker.clock import from_iso
 from worker.config import DigestSettings
 from worker.ingest.dedupe import Clutter, match_text
 from worker.models import FeedHealth, FetchHistory
@@ -47,20 +45,19 @@ def collect(db: Database, period: Period, settings: DigestSettings, *, initial: 
     """Everything the digest of `period` shows, read from the store (which follow-ups are new and
     which found later: the module's docstring)."""
     rows = store.digest_stories(db, period.start, period.end, include_backfill=include_backfill)
-    decisions: dict[int, list[dict[str, Any]]] = {}
-    for decision in store.storyline_decisions(db, [r["id"] for r in rows], period.end):
-        decisions.setdefault(decision["item_id"], []).append(decision)
+    decisions: dict[int, list[store.DecisionRow]] = {}
+    for decision in store.storyline_decisions(db, [r.id for r in rows], period.end):
+        decisions.setdefault(decision.item_id, []).append(decision)
     storylines = tuple(_storyline_moves(db, rows, decisions, period, initial, clutter))
     titles = {s.id: s.title for s in store.active_storylines(db)}
-    other = [_story(row, None, clutter) for row in rows if row["id"] not in decisions]
+    other = [_story(row, clutter) for row in rows if row.id not in decisions]
     return DigestData(
         period=period,
         new_items=len(rows),
         storylines=storylines,
         updated=tuple(_updated(row, titles) for row in store.revisions_between(db, period.start, period.end)),
         suggestions=tuple(
-            Suggestion(r["id"], r["title"], tuple(json.loads(r["terms"])), len(json.loads(r["item_ids"])), r["sources"])
-            for r in store.open_suggestions(db, period.end)
+            Suggestion(r.id, r.title, r.terms, len(r.item_ids), r.sources) for r in store.open_suggestions(db, period.end)
         ),
         quiet=tuple(_quiet(db, period, settings.quiet_days, {s.id for s in storylines})),
         other=tuple(other[: settings.other_items]),
@@ -71,23 +68,16 @@ def collect(db: Database, period: Period, settings: DigestSettings, *, initial: 
     )
 
 
-def _story(row: dict[str, Any], decision: dict[str, Any] | None = None, clutter: Clutter | None = None) -> Story:
-    decision = decision or {}
-    return Story(
-        item_id=row["id"],
-        title=row["title"],
-        url=row["url"],
-        publisher=row["publisher"],
-        published_at=from_iso(row["published_at"]),
-        text=_readable(row["title"], row["text"] or row["summary"] or "", clutter),
-        decision=decision.get("decision", ""),
-        score=decision.get("score"),
-        threshold=decision.get("threshold"),
-        reasons=json.loads(decision["reasons"]) if decision.get("reasons") else None,
-        novelty=tuple(json.loads(decision["novelty"])) if decision.get("novelty") else (),
-        closest_title=decision.get("closest_title"),
-        also=tuple(a for a in json.loads(row.get("also") or "[]") if a),
-    )
+def _story(row: store.StoryRow, clutter: Clutter | None = None, decision: str = "") -> Story:
+    """A story as listed: `decision` is "seed", "followup" or "" (outside the storylines)."""
+    return Story(item_id=row.id, title=row.title, url=row.url, publisher=row.publisher, published_at=row.published_at,
+                 text=_readable(row.title, row.text or row.summary, clutter), decision=decision, also=row.also)
+
+
+def _followup(row: store.StoryRow, link: store.DecisionRow, clutter: Clutter | None) -> Story:
+    """A follow-up with the recorded decision's score, reasons and what is new in it."""
+    return replace(_story(row, clutter, link.decision), score=link.score, threshold=link.threshold,
+                   reasons=link.reasons, novelty=link.novelty, closest_title=link.closest_title)
 
 
 def _readable(title: str, text: str, clutter: Clutter | None) -> str:
@@ -104,17 +94,17 @@ def _readable(title: str, text: str, clutter: Clutter | None) -> str:
 
 
 def _storyline_moves(
-    db: Database, rows: list[dict[str, Any]], decisions: dict[int, list[dict[str, Any]]], period: Period, initial: bool,
-    clutter: Clutter | None,
+    db: Database, rows: list[store.StoryRow], decisions: dict[int, list[store.DecisionRow]], period: Period,
+    initial: bool, clutter: Clutter | None,
 ) -> list[StorylineMoves]:
     sections = []
     for storyline in store.active_storylines(db):
         stories = [
-            _story(row, d, clutter) for row in rows for d in decisions.get(row["id"], [])
-            if d["storyline_id"] == storyline.id and d["decision"] == "followup"
+            _followup(row, d, clutter) for row in rows for d in decisions.get(row.id, [])
+            if d.storyline_id == storyline.id and d.decision == "followup"
         ]
         if initial:  # the first digest shows the corpus each storyline starts from
-            stories += [_story(row, {"decision": "seed"}, clutter) for row in store.storyline_seed_stories(db, storyline.id)]
+            stories += [_story(row, clutter, "seed") for row in store.storyline_seed_stories(db, storyline.id)]
         if stories:
             stories.sort(key=lambda s: (s.published_at, s.item_id), reverse=True)
             activity = _activity(store.followup_times(db, storyline.id, period.end - ACTIVITY, period.end), period.end)
@@ -127,7 +117,8 @@ def _found_later(db: Database, period: Period, include_backfill: bool) -> list[F
     rows = store.late_followups(db, period.start, period.end, include_backfill=include_backfill)
     groups = []
     for storyline in store.active_storylines(db):
-        stories = tuple(_story(row, {"decision": "followup"}) for row in rows if row["storyline_id"] == storyline.id)
+        # Listed by title, source and time only: no lead (the store gives no text), no reasons.
+        stories = tuple(_story(row, None, "followup") for storyline_id, row in rows if storyline_id == storyline.id)
         if stories:
             groups.append(FoundLater(storyline.id, storyline.title, stories))
     return groups
@@ -146,11 +137,10 @@ def _activity(times: list[dt.datetime], end: dt.datetime) -> tuple[int, ...]:
     return tuple(days)
 
 
-def _updated(row: dict[str, Any], titles: dict[str, str]) -> Updated:
+def _updated(row: store.RevisionRow, titles: dict[str, str]) -> Updated:
     """An edited item, with the titles of its storylines (readers know storylines by title)."""
-    storylines = sorted(titles.get(s, s) for s in json.loads(row["storylines"]))
-    return Updated(row["item_id"], row["title"], row["url"], row["publisher"], tuple(json.loads(row["changed"])),
-                   row["diff"], tuple(storylines))
+    storylines = sorted(titles.get(s, s) for s in row.storylines)
+    return Updated(row.item_id, row.title, row.url, row.publisher, row.changed, row.diff, tuple(storylines))
 
 
 def _quiet(db: Database, period: Period, quiet_days: int, moved: set[str]) -> list[Quiet]:

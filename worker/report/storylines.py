@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from worker.clock import to_iso
 from worker.models import StorylineSummary, TimelineEntry, marked_like, plural, reason_strings, term_words
+from worker.store import Suggested
 from worker.report.tables import cells, short_text, table, to_json, when
 
 
@@ -117,11 +117,11 @@ TIMELINE_COLUMNS = ("item_id", "decision", "published_at", "publisher", "title",
 """timeline_dict's keys, in its order: the columns of `storylines show --csv` (one row per seed or follow-up)."""
 
 
-def suggestion_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def suggestion_dict(row: Suggested) -> dict[str, Any]:
     """A suggested storyline as `storylines suggest --json` prints it."""
-    return {"id": row["id"], "title": row["title"], "status": row["status"], "storyline_id": row["storyline_id"],
-            "items": len(json.loads(row["item_ids"])), "sources": row["sources"], "first_at": row["first_at"],
-            "last_at": row["last_at"], "terms": json.loads(row["terms"]), "item_ids": json.loads(row["item_ids"])}
+    return {"id": row.id, "title": row.title, "status": row.status, "storyline_id": row.storyline_id,
+            "items": len(row.item_ids), "sources": row.sources, "first_at": row.first_at,
+            "last_at": row.last_at, "terms": list(row.terms), "item_ids": list(row.item_ids)}
 
 
 SUGGESTION_COLUMNS = ("id", "title", "status", "storyline_id", "items", "sources", "first_at", "last_at", "terms",
@@ -129,7 +129,7 @@ SUGGESTION_COLUMNS = ("id", "title", "status", "storyline_id", "items", "sources
 """suggestion_dict's keys, in its order: the columns of `storylines suggest --csv`."""
 
 
-def render_suggestions(rows: Sequence[dict[str, Any]], warm_up: int, window_days: int) -> str:
+def render_suggestions(rows: Sequence[Suggested], warm_up: int, window_days: int) -> str:
     """Suggestions, or why there are none (`warm_up`: items of the recent window read before the
     first can come)."""
     if not rows:
@@ -138,11 +138,10 @@ def render_suggestions(rows: Sequence[dict[str, Any]], warm_up: int, window_days
                 "([tracking] window): word statistics first tell a story's distinctive words from common ones).")
     lines = []
     for r in rows:
-        terms = ", ".join(json.loads(r["terms"]))
-        items = len(json.loads(r["item_ids"]))
-        state = "" if r["status"] == "open" else f" ({r['status']}{': ' + r['storyline_id'] if r['storyline_id'] else ''})"
-        lines += [f"#{r['id']}{state}  {r['title']}",
-                  f"    {items} items from {r['sources']} sources, {r['first_at'][:10]} to {r['last_at'][:10]}; terms: {terms}"]
-    if any(r["status"] == "open" for r in rows):
+        state = "" if r.status == "open" else f" ({r.status}{': ' + r.storyline_id if r.storyline_id else ''})"
+        lines += [f"#{r.id}{state}  {r.title}",
+                  f"    {len(r.item_ids)} items from {r.sources} sources, {r.first_at[:10]} to {r.last_at[:10]}; "
+                  f"terms: {', '.join(r.terms)}"]
+    if any(r.status == "open" for r in rows):
         lines += ["", "Adopt one: storywatch storylines add ID --from-suggestion N (or --dismiss N)"]
     return "\n".join(lines)

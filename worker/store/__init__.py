@@ -26,12 +26,13 @@ from worker.store.search import (
     count_copies, find_items, fts_query, item_detail,
 )
 from worker.store.storylines import (
-    active_storylines, dismiss_suggestion, remove_storyline, save_followups, save_storyline, set_profile_hashes,
-    set_storyline_paused, set_storyline_seeds, storyline_exists, storyline_row, storyline_timeline, sync_storylines,
+    StoredStoryline, active_storylines, dismiss_suggestion, remove_storyline, save_followups, save_storyline,
+    set_profile_hashes, set_storyline_paused, set_storyline_seeds, storyline_exists, storyline_row, storyline_timeline,
+    sync_storylines,
 )
 from worker.store.history import (
-    arrived_before, first_seen, item_links, items_by_id, originals_before, originals_by_identity, recent_originals,
-    sources_by_last_item, stored_identities, storylines_version,
+    ItemLink, arrived_before, first_seen, item_links, items_by_id, originals_before, originals_by_identity,
+    recent_originals, sources_by_last_item, stored_identities, storylines_version,
 )
 from worker.store.marks import (
     Mark, marks, set_mark,
@@ -42,19 +43,21 @@ from worker.store.status import (
 )
 from worker.store.digests import (
     INTERRUPTED, NOT_HANDED_OVER, RESEND_INTERRUPTED, RESEND_NOT_HANDED_OVER, SENDING_LEASE, SENT_OR_MAYBE,
-    claim_digest, digest_row, digest_sender, digest_state, digest_stories, digests_to_retry, end_resend,
-    followup_times, last_activity, last_digest, late_followups, mark_digest, mark_interrupted_digests,
-    mark_send_phase, record_digest, revisions_between, stored_since, storyline_decisions,
+    DecisionRow, RevisionRow, StoryRow, claim_digest, digest_row, digest_sender, digest_state, digest_stories,
+    digests_to_retry, end_resend, followup_times, last_activity, last_digest, late_followups, mark_digest,
+    mark_interrupted_digests, mark_send_phase, record_digest, revisions_between, stored_since, storyline_decisions,
     storyline_seed_stories, unconfirmed_digests,
 )
 from worker.store.suggestions import (
-    adopt_suggestion, open_suggestions, save_suggestion, suggestion, suggestions,
+    Suggested, adopt_suggestion, open_suggestions, save_suggestion, suggestion, suggestions,
 )
 
 __all__ = [
     "CHOSEN",
     "DISABLED_BY_YOU",
+    "DecisionRow",
     "INTERRUPTED",
+    "ItemLink",
     "MIGRATIONS",
     "Mark",
     "NOT_HANDED_OVER",
@@ -63,8 +66,12 @@ __all__ = [
     "REMOVED_FROM_CONFIG",
     "RESEND_INTERRUPTED",
     "RESEND_NOT_HANDED_OVER",
+    "RevisionRow",
     "SENDING_LEASE",
     "SENT_OR_MAYBE",
+    "StoredStoryline",
+    "StoryRow",
+    "Suggested",
     "active_storylines",
     "add_feed",
     "adopt_legacy_keys",

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -185,18 +186,39 @@ def digests_to_retry(db: Database, now: dt.datetime) -> list[dict[str, Any]]:
         "ORDER BY day", [to_iso(now)]))
 
 
-def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """A stored original as a digest lists it."""
+
+    id: int
+    title: str
+    url: str | None
+    publisher: str
+    published_at: dt.datetime
+    text: str  # "" for a follow-up found later (its lead is not shown)
+    summary: str
+    source: str  # "feed", "seeds" or "backfill"
+    also: tuple[str, ...]  # the other publishers of its copies
+
+
+def _story_row(row: dict[str, Any]) -> StoryRow:
+    return StoryRow(id=row["id"], title=row["title"], url=row["url"], publisher=row["publisher"],
+                    published_at=from_iso(row["published_at"]), text=row["text"], summary=row["summary"],
+                    source=row["source"], also=tuple(a for a in json.loads(row["also"] or "[]") if a))
+
+
+def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[StoryRow]:
     """Originals first seen in [start, end), newest first, with the publishers of their copies seen
     before `end` (a copy arriving later does not change a digest already written)."""
     backfill = "" if include_backfill else "AND i.source != 'backfill'"
-    return list(db.query(f"""
+    return [_story_row(row) for row in db.query(f"""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
                (SELECT json_group_array(DISTINCT c.publisher) FROM items c
                 WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
                   AND c.first_seen_at < :end) AS also
         FROM items i
         WHERE i.dup_of IS NULL AND i.first_seen_at >= :start AND i.first_seen_at < :end {backfill}
-        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)}))
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)})]
 
 
 _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "novelty", "closest_item_id", "decided_at")
@@ -217,39 +239,67 @@ def _links_as_of(where: str) -> str:
         WHERE decided_at <= :until AND {where}"""
 
 
-def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetime) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """A storyline's recorded decision on an item (see storyline_decisions)."""
+
+    storyline_id: str
+    item_id: int
+    decision: str  # "seed" or "followup"
+    score: float | None
+    threshold: float | None
+    raw_score: float | None
+    reasons: dict[str, object] | None
+    novelty: tuple[str, ...]  # what is new in the item
+    closest_item_id: int | None
+    decided_at: dt.datetime
+    closest_title: str | None
+
+
+def _decision_row(row: dict[str, Any]) -> DecisionRow:
+    return DecisionRow(
+        storyline_id=row["storyline_id"], item_id=row["item_id"], decision=row["decision"], score=row["score"],
+        threshold=row["threshold"], raw_score=row["raw_score"],
+        reasons=json.loads(row["reasons"]) if row["reasons"] else None,
+        novelty=tuple(json.loads(row["novelty"])) if row["novelty"] else (), closest_item_id=row["closest_item_id"],
+        decided_at=from_iso(row["decided_at"]), closest_title=row["closest_title"])
+
+
+def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetime) -> list[DecisionRow]:
     """Every storyline decision on these items as it stood at `until` (the moment the digest is
     written), with the title of the item each is closest to (a later decision, such as a
     look-back, or a later mark, does not change a digest already written)."""
     links = _links_as_of("item_id IN (SELECT value FROM json_each(:ids))")
-    return list(db.query(f"""
+    return [_decision_row(row) for row in db.query(f"""
         SELECT si.*, (SELECT title FROM items WHERE id = si.closest_item_id) AS closest_title
-        FROM ({links}) si""", {"ids": json.dumps(list(item_ids)), "until": to_iso(until)}))
+        FROM ({links}) si""", {"ids": json.dumps(list(item_ids)), "until": to_iso(until)})]
 
 
-def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[dict[str, Any]]:
+def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
+                   include_backfill: bool) -> list[tuple[str, StoryRow]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
     lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill;
     not those the reader had marked by `end` (`items mark --yes`: no news to them), and as they
-    stood at `end`. Newest publication first, with the item's title, link, publisher and publication time."""
+    stood at `end`. Newest publication first: (storyline id, the item without its text)."""
     backfill = "" if include_backfill else "OR i.source = 'backfill'"
-    return list(db.query(f"""
+    rows = db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
-               '[]' AS also
+               i.source, '[]' AS also
         FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start
           AND (i.first_seen_at < :start {backfill})
           AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
                           AND m.marked_at <= :until)
-        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)}))
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)})
+    return [(row["storyline_id"], _story_row(row)) for row in rows]
 
 
-def storyline_seed_stories(db: Database, storyline_id: str) -> list[dict[str, Any]]:
-    return list(db.query("""
+def storyline_seed_stories(db: Database, storyline_id: str) -> list[StoryRow]:
+    return [_story_row(row) for row in db.query("""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source, '[]' AS also
         FROM storyline_items si JOIN items i ON i.id = si.item_id
-        WHERE si.storyline_id = ? AND si.decision = 'seed' ORDER BY i.published_at DESC, i.id DESC""", [storyline_id]))
+        WHERE si.storyline_id = ? AND si.decision = 'seed' ORDER BY i.published_at DESC, i.id DESC""", [storyline_id])]
 
 
 def followup_times(db: Database, storyline_id: str, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
@@ -274,12 +324,27 @@ def last_activity(db: Database, until: dt.datetime) -> dict[str, dt.datetime | N
     return {r["id"]: maybe_time(r["last"]) for r in rows}
 
 
-def revisions_between(db: Database, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class RevisionRow:
+    """An item's latest revision in a period, with the item's current title and link."""
+
+    item_id: int
+    changed: tuple[str, ...]  # what changed: "title", "text", ...
+    diff: str
+    title: str
+    url: str | None
+    publisher: str
+    storylines: tuple[str, ...]  # the ids of the storylines it is linked to
+
+
+def revisions_between(db: Database, start: dt.datetime, end: dt.datetime) -> list[RevisionRow]:
     """The latest revision in [start, end) of each tracked item, with its current title and link."""
-    return list(db.query("""
+    rows = db.query("""
         SELECT r.item_id, r.changed, r.diff, i.title, i.url, i.publisher,
                (SELECT json_group_array(storyline_id) FROM storyline_items WHERE item_id = i.id) AS storylines
         FROM item_revisions r JOIN items i ON i.id = r.item_id
         WHERE r.seen_at >= ? AND r.seen_at < ? AND i.id IN (SELECT item_id FROM storyline_items)
           AND r.revision = (SELECT max(revision) FROM item_revisions WHERE item_id = r.item_id AND seen_at < ?)
-        ORDER BY r.seen_at DESC""", [to_iso(start), to_iso(end), to_iso(end)]))
+        ORDER BY r.seen_at DESC""", [to_iso(start), to_iso(end), to_iso(end)])
+    return [RevisionRow(row["item_id"], tuple(json.loads(row["changed"])), row["diff"], row["title"], row["url"],
+                        row["publisher"], tuple(json.loads(row["storylines"]))) for row in rows]

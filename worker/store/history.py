@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from sqlite_utils import Database
 
@@ -18,13 +18,27 @@ def items_by_id(db: Database, item_ids: Sequence[int]) -> dict[int, Stored]:
     return {row["id"]: stored_row(row) for row in rows_in_chunks(db, "SELECT * FROM items WHERE id IN ({})", list(item_ids))}
 
 
-def item_links(db: Database, item_id: int) -> list[dict[str, Any]]:
-    """The item's recorded storyline links (seed, follow-up), with the storyline's title and
-    whether it is active, by storyline id."""
-    return list(db.query("""
+@dataclass(frozen=True, slots=True)
+class ItemLink:
+    """An item's recorded link to a storyline, with the storyline's title and state."""
+
+    storyline_id: str
+    decision: str  # "seed" or "followup"
+    score: float | None
+    threshold: float | None
+    decided_at: dt.datetime
+    title: str  # the storyline's
+    active: bool  # the storyline's
+
+
+def item_links(db: Database, item_id: int) -> list[ItemLink]:
+    """The item's recorded storyline links (seed, follow-up), by storyline id."""
+    rows = db.query("""
         SELECT si.storyline_id, si.decision, si.score, si.threshold, si.decided_at, s.title, s.active
         FROM storyline_items si JOIN storylines s ON s.id = si.storyline_id
-        WHERE si.item_id = ? ORDER BY si.storyline_id""", [item_id]))
+        WHERE si.item_id = ? ORDER BY si.storyline_id""", [item_id])
+    return [ItemLink(row["storyline_id"], row["decision"], row["score"], row["threshold"], from_iso(row["decided_at"]),
+                     row["title"], bool(row["active"])) for row in rows]
 
 
 def recent_originals(db: Database, since: dt.datetime, until: dt.datetime, limit: int, *,

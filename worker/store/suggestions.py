@@ -5,12 +5,36 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
 from worker.clock import from_iso, to_iso
 from worker.store.connection import one_row
+
+
+@dataclass(frozen=True, slots=True)
+class Suggested:
+    """A recorded suggestion, as `storylines suggest` and the digest show it."""
+
+    id: int
+    created_at: dt.datetime
+    title: str
+    terms: tuple[str, ...]
+    item_ids: tuple[int, ...]
+    sources: int
+    first_at: str  # as stored (ISO): the outputs print it, or its date, as written
+    last_at: str  # as stored, like first_at
+    status: str  # "open", "adopted" or "dismissed"
+    storyline_id: str | None  # the storyline that adopted it
+
+
+def _suggested(row: dict[str, Any]) -> Suggested:
+    return Suggested(
+        id=row["id"], created_at=from_iso(row["created_at"]), title=row["title"], terms=tuple(json.loads(row["terms"])),
+        item_ids=tuple(json.loads(row["item_ids"])), sources=row["sources"], first_at=row["first_at"],
+        last_at=row["last_at"], status=row["status"], storyline_id=row["storyline_id"])
 
 
 def save_suggestion(db: Database, title: str, terms: Sequence[str], item_ids: Sequence[int], sources: int,
@@ -40,13 +64,14 @@ def save_suggestion(db: Database, title: str, terms: Sequence[str], item_ids: Se
         "last_at": to_iso(last_at)}).last_pk or 0)
 
 
-def suggestions(db: Database, *, include_closed: bool = False) -> list[dict[str, Any]]:
+def suggestions(db: Database, *, include_closed: bool = False) -> list[Suggested]:
     where = "" if include_closed else "WHERE status = 'open'"
-    return list(db.query(f"SELECT * FROM suggestions {where} ORDER BY last_at DESC, id DESC"))
+    return [_suggested(row) for row in db.query(f"SELECT * FROM suggestions {where} ORDER BY last_at DESC, id DESC")]
 
 
-def suggestion(db: Database, suggestion_id: int) -> dict[str, Any] | None:
-    return one_row(db, "SELECT * FROM suggestions WHERE id = ?", [suggestion_id])
+def suggestion(db: Database, suggestion_id: int) -> Suggested | None:
+    row = one_row(db, "SELECT * FROM suggestions WHERE id = ?", [suggestion_id])
+    return _suggested(row) if row else None
 
 
 def adopt_suggestion(db: Database, suggestion_id: int, storyline_id: str) -> bool:
@@ -56,6 +81,6 @@ def adopt_suggestion(db: Database, suggestion_id: int, storyline_id: str) -> boo
     return cursor.rowcount == 1
 
 
-def open_suggestions(db: Database, until: dt.datetime) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM suggestions WHERE status = 'open' AND created_at < ? ORDER BY id",
-                         [to_iso(until)]))
+def open_suggestions(db: Database, until: dt.datetime) -> list[Suggested]:
+    return [_suggested(row) for row in db.query(
+        "SELECT * FROM suggestions WHERE status = 'open' AND created_at < ? ORDER BY id", [to_iso(until)])]
