@@ -316,18 +316,43 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
         if item_id:
             index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
     window.took(ids)
+    stepped_down = _join_clusters(db, window, index, [(verdicts[n], item_id) for n, item_id in zip(added, ids)],
+                                  {n: ids[k] for k, n in enumerate(added)})
     revisions = _apply_edits(db, verdicts, now)
     for verdict in verdicts:  # an edited item is matched by its new text from now on, as the store has it
         if verdict.kind in ("revision", "edit") and verdict.stored and verdict.item.fingerprint:
             index.replace(dedupe.indexed(verdict.item, verdict.stored.id, verdict.stored.cluster_id))
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
-    originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
+    originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new" and item_id not in stepped_down)
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     exact = sum(1 for v, _ in stored if v.kind == "exact")
     result = Ingested(len(originals), len(stored) - len(originals), revisions, originals, exact,
                       len(stored) - len(originals) - exact)
     return dataclasses.replace(result, followups=track(result)) if track else result
+
+
+def _join_clusters(db: Database, window: Window, index: dedupe.Index, added: Sequence[tuple[dedupe.Verdict, int]],
+                   id_at: dict[int, int]) -> set[int]:
+    """Each near copy stored settles its cluster's representative, and joins to its cluster
+    the clusters of the other items it copies (store.join_clusters): the clusters come out the
+    same whatever order their items arrived in. The index follows; other processes' windows
+    reload. Returns the items that no longer represent a cluster (not tracked as new)."""
+    joined: dict[int, int] = {}
+    for verdict, item_id in added:
+        if item_id and verdict.kind in ("near", "short"):
+            others = [m.item_id for m in verdict.joins] + [id_at[n] for n in verdict.batch_joins if id_at.get(n)]
+            similarity = verdict.match.similarity if verdict.match else None
+            joined.update(store.join_clusters(db, [item_id, *others], verdict.kind, similarity))
+    if not joined:
+        return set()
+    for old in joined:  # a cluster joined twice in a batch: to the last one it is in
+        while joined[old] in joined:
+            joined[old] = joined[joined[old]]
+    for searched in {id(window.index): window.index, id(index): index}.values():
+        searched.recluster(joined)
+    window.reprinted()
+    return set(joined)
 
 
 def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:

@@ -19,7 +19,8 @@ from worker.store.feeds import (
 )
 from worker.store.items import (
     adopt_legacy_keys, count_reprint, data_version, entries_after, index_entries, index_pending,
-    item_id_by_identity, item_text, known_feed_urls, known_for, known_identities, original_ids_by_url, prune_items,
+    item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, original_ids_by_url,
+    prune_items,
     refresh_item, save_items, save_revision, set_fingerprint, unprinted_items, write_marks,
 )
 from worker.store.search import (
@@ -117,6 +118,7 @@ __all__ = [
     "item_text",
     "items_by_id",
     "items_by_source",
+    "join_clusters",
     "known_feed_urls",
     "known_for",
     "known_identities",

@@ -208,8 +208,10 @@ def _story_row(row: dict[str, Any]) -> StoryRow:
 
 
 def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[StoryRow]:
-    """Originals first seen in [start, end), newest first, with the publishers of their copies seen
-    before `end` (a copy arriving later does not change a digest already written)."""
+    """The stories first seen in [start, end), each by the item that represents its cluster,
+    newest first, with the publishers of their copies seen before `end` (a copy arriving later
+    does not change a digest already written). A cluster is news in the period its first item
+    was seen in: one whose representative changed later (store.join_clusters) is not news again."""
     backfill = "" if include_backfill else "AND i.source != 'backfill'"
     return [_story_row(row) for row in db.query(f"""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
@@ -217,7 +219,9 @@ def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, includ
                 WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
                   AND c.first_seen_at < :end) AS also
         FROM items i
-        WHERE i.dup_of IS NULL AND i.first_seen_at >= :start AND i.first_seen_at < :end {backfill}
+        WHERE i.dup_of IS NULL {backfill}
+          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
+          AND NOT EXISTS (SELECT 1 FROM items e WHERE e.cluster_id = i.cluster_id AND e.first_seen_at < :start)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)})]
 
 
@@ -278,7 +282,8 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
                    include_backfill: bool) -> list[tuple[str, StoryRow]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
-    lists as new: first seen before `start`, or (unless `include_backfill`) loaded by backfill;
+    lists as new: their story (cluster) first seen before `start`, or (unless `include_backfill`)
+    loaded by backfill;
     not those the reader had marked by `end` (`items mark --yes`: no news to them), and as they
     stood at `end`. Newest publication first: (storyline id, the item without its text)."""
     backfill = "" if include_backfill else "OR i.source = 'backfill'"
@@ -288,7 +293,7 @@ def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
         FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start
-          AND (i.first_seen_at < :start {backfill})
+          AND ((SELECT min(first_seen_at) FROM items c WHERE c.cluster_id = i.cluster_id) < :start {backfill})
           AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
                           AND m.marked_at <= :until)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)})

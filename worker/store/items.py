@@ -333,3 +333,57 @@ def item_id_by_identity(db: Database, identity: str) -> int | None:
 def original_ids_by_url(db: Database, url: str) -> list[int]:
     """The stored stories (originals, not copies) with this link, oldest first."""
     return [int(row["id"]) for row in db.query("SELECT id FROM items WHERE url = ? AND dup_of IS NULL ORDER BY id", [url])]
+
+
+def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
+                  similarity: float | None = None) -> dict[int, int]:
+    """Make the clusters of these items one, and settle who represents it; return each cluster
+    id that changed → the joined cluster's id.
+
+    The representative (the item tracked and digested; the cluster is named by its id) is a
+    seed document if the cluster has one (the reader's own corpus), else the earliest published
+    of its items that are not exact copies, then the most complete (most words), then the first
+    stored: the same whatever order the items arrived in. An exact copy never represents its
+    cluster, so an article listed under several links keeps its first.
+    A representative that steps down becomes a copy of the new one (of `kind`, with `similarity`:
+    the match that joined them) and hands it its storyline links and the reader's marks (see
+    _hand_over)."""
+    clusters = sorted({cluster for (cluster,) in db.execute(
+        f"SELECT cluster_id FROM items WHERE id IN ({', '.join('?' for _ in item_ids)})", list(item_ids))})
+    if not clusters:
+        return {}
+    marks = ", ".join("?" for _ in clusters)
+    representative = int(db.execute(
+        f"SELECT id FROM items WHERE cluster_id IN ({marks}) AND (dup_kind IS NULL OR dup_kind != 'exact') "
+        "ORDER BY source = 'seeds' DESC, published_at, words DESC, id LIMIT 1", clusters).fetchone()[0])
+    if clusters == [representative]:
+        return {}
+    db.execute(f"UPDATE items SET cluster_id = ? WHERE cluster_id IN ({marks})", [representative, *clusters])
+    db.execute("UPDATE items SET dup_of = NULL, dup_kind = NULL, similarity = NULL WHERE id = ?", [representative])
+    for former in (c for c in clusters if c != representative):
+        db.execute("UPDATE items SET dup_of = ?, dup_kind = ?, similarity = ? WHERE id = ?",
+                   [representative, kind, similarity, former])
+        _hand_over(db, former, representative)
+    return {c: representative for c in clusters if c != representative}
+
+
+def _hand_over(db: Database, former: int, representative: int) -> None:
+    """A former representative's storyline links and marks go to the new one: where both have
+    one for a storyline, a seed link wins, else the earlier decided (the one a digest showed);
+    the later mark wins (the reader's last word)."""
+    db.execute("""
+        DELETE FROM storyline_items AS n WHERE n.item_id = :new AND EXISTS (
+            SELECT 1 FROM storyline_items o WHERE o.item_id = :old AND o.storyline_id = n.storyline_id
+              AND (o.decision = 'seed' AND n.decision != 'seed'
+                   OR o.decision = n.decision AND o.decided_at < n.decided_at))""",
+               {"old": former, "new": representative})
+    db.execute("UPDATE OR IGNORE storyline_items SET item_id = ? WHERE item_id = ?", [representative, former])
+    db.execute("DELETE FROM storyline_items WHERE item_id = ?", [former])
+    moved = db.execute("""
+        DELETE FROM marks AS n WHERE n.item_id = :new AND EXISTS (
+            SELECT 1 FROM marks o WHERE o.item_id = :old AND o.storyline_id = n.storyline_id
+              AND o.marked_at > n.marked_at)""", {"old": former, "new": representative}).rowcount
+    moved += db.execute("UPDATE OR IGNORE marks SET item_id = ? WHERE item_id = ?", [representative, former]).rowcount
+    db.execute("DELETE FROM marks WHERE item_id = ?", [former])
+    if moved:
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")

@@ -235,20 +235,31 @@ class Index:
 
     def find(self, item: Indexed, texts: Texts) -> Match | None:
         """The indexed item that `item` copies (another source, within the window), if any."""
+        found = self.find_all(item, texts)
+        return found[0] if found else None
+
+    def find_all(self, item: Indexed, texts: Texts) -> list[Match]:
+        """The indexed items that `item` copies, one per cluster, the most similar first. More
+        than one when the item is the missing link between clusters: two copies of an article
+        that differ more from each other than each from it, stored apart before it came."""
         signature = signature_of(item.signature)
         rows = self._bands.candidates(signature) if item.words else np.zeros(0, dtype=np.int64)
         if is_short(item) and item.title_key in self._titles:
             rows = np.union1d(rows, np.array(self._titles[item.title_key], dtype=np.int64))
         rows = self._eligible(rows, item)
         if not len(rows):
-            return None
+            return []
         estimates = self._bands.estimates(rows, signature)
+        matched: dict[int, Match] = {}  # cluster → the best match in it
         checks = 0
         for n in np.lexsort((rows, -estimates)).tolist():  # most similar first, then oldest
             estimate, row = float(estimates[n]), int(rows[n])
+            if int(self._rows.cluster[row]) in matched:
+                continue
             if not is_short(item) and self._rows.words[row] >= SHORT_WORDS:
                 if estimate >= self.threshold + GRAY_ZONE:
-                    return self._match(row, "near", estimate)
+                    matched[int(self._rows.cluster[row])] = self._match(row, "near", estimate)
+                    continue
                 if estimate < self.threshold - GRAY_ZONE:
                     break  # ranked: the rest are less similar still
             if checks == MAX_CHECKS:
@@ -256,8 +267,14 @@ class Index:
             checks += 1
             found = self._check(item, self._entry(row), texts)
             if found is not None:
-                return self._match(row, *found)
-        return None
+                matched[int(self._rows.cluster[row])] = self._match(row, *found)
+        return list(matched.values())
+
+    def recluster(self, joined: dict[int, int]) -> None:
+        """Clusters joined: every row of a cluster in `joined` is in the cluster it maps to."""
+        rows = self._rows
+        for old, new in joined.items():
+            rows.cluster[: rows.n][rows.cluster[: rows.n] == old] = new
 
     def _eligible(self, rows: npt.NDArray[np.int64], item: Indexed) -> npt.NDArray[np.int64]:
         """Alive, not the item itself, from another source, within the window."""

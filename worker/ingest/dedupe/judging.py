@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ class Verdict:
     item `batch_copy_of`), "revision" (an edit of `stored`: `changes`, `diff`), "edit" (a trivial
     change of `stored`: refreshed silently), "unchanged", "repeat" (listed twice in the batch),
     "tombstoned" (pruned by retention: never ingested again).
+
+    A new item or a near copy may copy items of other clusters too (`joins`: stored ones;
+    `batch_joins`: earlier items of the batch, by position): it is the link that shows they are
+    one story, and their clusters join its own.
     """
 
     item: Item
@@ -38,6 +43,8 @@ class Verdict:
     stored: Stored | None = None
     changes: tuple[str, ...] = ()
     diff: str = ""
+    joins: tuple[Match, ...] = ()
+    batch_joins: tuple[int, ...] = ()
 
 
 def classify(
@@ -92,13 +99,19 @@ def _already_known(item: Item, known: Known, identities: set[str], clutter: Clut
 
 
 def _within_batch(verdict: Verdict, batch: Index, texts: Texts, position: int) -> Verdict:
-    """A new item may copy an earlier item of its batch; either way it joins the batch index."""
+    """A new item may copy earlier items of its batch: the first it copies is its original, if
+    it has none stored; the others' clusters join its own. Either way it joins the batch index
+    (each batch item in a cluster of its own there: which join is settled when they are stored)."""
     item = verdict.item
-    if verdict.kind == "new":
-        found = batch.find(indexed(item, 0, 0), texts)
-        if found is not None:
-            verdict = Verdict(item, found.kind, match=found, batch_copy_of=-found.item_id - 1)
-    batch.add(indexed(item, -position - 1, 0))
+    if verdict.kind in ("new", "near", "short"):
+        found = batch.find_all(indexed(item, 0, 0), texts)
+        if found and verdict.kind == "new":
+            verdict = dataclasses.replace(verdict, kind=found[0].kind, match=found[0],
+                                          batch_copy_of=-found[0].item_id - 1)
+            found = found[1:]
+        if found:
+            verdict = dataclasses.replace(verdict, batch_joins=tuple(-m.item_id - 1 for m in found))
+    batch.add(indexed(item, -position - 1, -position - 1))
     return verdict
 
 
@@ -123,8 +136,8 @@ def _judge_new(
     if item.content_sha256 in batch_hashes:
         return Verdict(item, "exact", batch_copy_of=batch_hashes[item.content_sha256])
     batch_hashes[item.content_sha256] = position
-    found = index.find(indexed(item, 0, 0), texts) if item.fingerprint else None
-    return Verdict(item, found.kind, match=found) if found else Verdict(item, "new")
+    found = index.find_all(indexed(item, 0, 0), texts) if item.fingerprint else []
+    return Verdict(item, found[0].kind, match=found[0], joins=tuple(found[1:])) if found else Verdict(item, "new")
 
 
 def indexed(item: Item, item_id: int, cluster_id: int) -> Indexed:
