@@ -234,17 +234,10 @@ def edit_storyline(db: Database, storyline_id: str, config_file: Path, now: dt.d
     with store.transaction(db):  # read and written in one: an edit made meanwhile is not undone
         row = storyline(db, storyline_id)
         _not_declared(_declared_storyline(row), f"storyline {storyline_id!r}", config_file, "[[storylines]]")
-        before = definition_of(row)
+        before = row.definition
         after = dataclasses.replace(before, **changes)
         store.save_storyline(db, after, now, origin=row.origin)
     return [name for name in changes if getattr(before, name) != getattr(after, name)]
-
-
-def definition_of(row: store.StoredStoryline) -> StorylineConfig:
-    """A stored storyline's definition, as the config would give it."""
-    return StorylineConfig(
-        id=row.id, title=row.title, description=row.description, seeds=row.seeds, keywords=row.keywords,
-        aliases=row.aliases, exclude=row.exclude, threshold=row.threshold, expires_after=row.expires_after)
 
 
 def dismiss_suggestion(db: Database, suggestion_id: int) -> tuple[store.Suggested, bool]:

@@ -183,7 +183,7 @@ def storylines_remove(app: App, storyline_id: str, yes: bool) -> None:
       storywatch storylines remove kaesong --yes
     """
     row = manage.removable_storyline(app.db, storyline_id, app.config_file)
-    confirm_loss(f"Remove storyline {storyline_id} ({row.title})? Its items stay; its links and marks go.", yes)
+    confirm_loss(f"Remove storyline {storyline_id} ({row.definition.title})? Its items stay; its links and marks go.", yes)
     unlinked = manage.remove_storyline(app.db, storyline_id)
     click.echo(f"Removed storyline {storyline_id}; {plural(unlinked, 'follow-up')} unlinked, the items stay.")
 

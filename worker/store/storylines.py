@@ -57,17 +57,10 @@ def save_storyline(db: Database, storyline: StorylineConfig, now: dt.datetime, *
 
 @dataclass(frozen=True, slots=True)
 class StoredStoryline:
-    """A stored storyline, active or not: its definition as saved and its state."""
+    """A stored storyline, active or not: its definition as saved (as the config would give it;
+    its aliases as saved: active_storylines drops groups of fewer than 2) and its state."""
 
-    id: str
-    title: str
-    description: str
-    seeds: tuple[str, ...]
-    keywords: tuple[str, ...]
-    aliases: tuple[tuple[str, ...], ...]  # as saved (active_storylines drops groups of fewer than 2)
-    exclude: tuple[str, ...]
-    threshold: float | None
-    expires_after: dt.timedelta | None
+    definition: StorylineConfig
     origin: str  # "config" or "cli"
     active: bool
     paused: bool  # by the reader: config syncs keep it inactive
@@ -79,14 +72,14 @@ def storyline_row(db: Database, storyline_id: str) -> StoredStoryline | None:
     row = one_row(db, "SELECT * FROM storylines WHERE id = ?", [storyline_id])
     if row is None:
         return None
-    return StoredStoryline(
+    definition = StorylineConfig(
         id=row["id"], title=row["title"], description=row["description"], seeds=tuple(json.loads(row["seeds"])),
         keywords=tuple(json.loads(row["keywords"])),
         aliases=tuple(tuple(group) for group in json.loads(row["aliases"])),
         exclude=tuple(json.loads(row["exclude"])), threshold=row["threshold"],
-        expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None,
-        origin=row["origin"], active=bool(row["active"]), paused=bool(row["paused"]),
-        created_at=from_iso(row["created_at"]), updated_at=from_iso(row["updated_at"]))
+        expires_after=dt.timedelta(seconds=row["expires_after_s"]) if row["expires_after_s"] else None)
+    return StoredStoryline(definition, origin=row["origin"], active=bool(row["active"]), paused=bool(row["paused"]),
+                           created_at=from_iso(row["created_at"]), updated_at=from_iso(row["updated_at"]))
 
 
 def set_storyline_paused(db: Database, storyline_id: str, paused: bool, now: dt.datetime) -> None:
