@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 from sqlite_utils import Database
 
 from worker import pipeline, store
-from worker.config import FetchSettings, StorylineConfig
+from worker.config import FetchSettings
 from worker.errors import FetchError, NotAFeed, ParseError, StorywatchError
 from worker.sources.fetch import Fetcher, FetchRequest
 from worker.models import Feed, feed_address
