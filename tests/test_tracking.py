@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import article
-from tests.conftest import NOW, PROJECT, SEEDS, Cli, World
+from tests.conftest import NOW, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
 from worker import evaluate, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
