@@ -90,7 +90,8 @@ def test_tables_fit_columns_and_cjk_names_stay_aligned(world: Callable[..., Worl
     starts = {start_of(line, next(t for t in titles if t in line)) for line in items[1:]}
     assert starts == {start_of(items[0], "TITLE")}  # after a CJK publisher as after any other
 
-    whole = run("feeds", "list").stdout  # again: the `poll --force` runs above changed the poll times
+    monkeypatch.delenv("COLUMNS")  # again, whole: the `poll --force` runs above changed the poll times
+    whole = run("feeds", "list").stdout
     run("feeds", "list", "-o", str(w.config.parent / "feeds.txt"))
     assert (w.config.parent / "feeds.txt").read_text(encoding="utf-8") == whole  # a file gets whole lines
     assert LONG in run("feeds", "list", "--json").stdout  # JSON is never cut
