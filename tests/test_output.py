@@ -92,6 +92,7 @@ def test_tables_fit_columns_and_cjk_names_stay_aligned(world: Callable[..., Worl
 
     monkeypatch.delenv("COLUMNS")  # again, whole: the `poll --force` runs above changed the poll times
     whole = run("feeds", "list").stdout
+    monkeypatch.setenv("COLUMNS", "60")
     run("feeds", "list", "-o", str(w.config.parent / "feeds.txt"))
     assert (w.config.parent / "feeds.txt").read_text(encoding="utf-8") == whole  # a file gets whole lines
     assert LONG in run("feeds", "list", "--json").stdout  # JSON is never cut
