@@ -9,10 +9,14 @@ from collections.abc import Callable
 
 import pytest
 
-from worker import store
-from worker.config import DEFAULT_CLUTTER, StorylineConfig
+from pathlib import Path
+
+from worker import pipeline, startup, store
+from worker.config import DEFAULT_CLUTTER, StorylineConfig, load_settings
 from worker.ingest import dedupe
-from tests.conftest import World
+from worker.models import Item
+from worker.sources.parse import Entry
+from tests.conftest import Cli, World
 from tests.feedserver import Reply, rss
 
 ORIGINAL = (
@@ -112,13 +116,115 @@ def test_a_story_is_news_once_when_its_representative_changes(world: Callable[..
     assert [s.id for s in first] == [by_guid(w)["o1"][0]] and second == []
 
 
-def test_an_exact_copy_never_represents_its_story(world: Callable[..., World]) -> None:
-    """One article listed under several links keeps its first item, whatever their dates."""
-    w = world("/o", "/e")
-    w.server.routes["/o"] = Reply(body=FEEDS["/o"])
-    w.server.routes["/e"] = Reply(body=rss([("e1", "Liu Guozhong in Pyongyang", f"<p>{ORIGINAL}</p>")],
-                                           date="Sun, 15 Dec 2024 08:00:00 GMT"))  # dated a day earlier
-    w.poll(feed_url=w.server.url("/o"))
-    w.poll(feed_url=w.server.url("/e"))
+def test_an_article_listed_under_several_links_keeps_its_first_item(world: Callable[..., World]) -> None:
+    w = world("/o")
+    w.server.routes["/o"] = Reply(body=rss([("o1", "Liu Guozhong in Pyongyang", f"<p>{ORIGINAL}</p>"),
+                                            ("o2", "Liu Guozhong in Pyongyang", f"<p>{ORIGINAL}</p>")]))
+    w.poll()
     items = by_guid(w)
-    assert items["e1"][1:] == (items["o1"][0], items["o1"][0]) and items["o1"][2] is None
+    assert items["o2"][1:] == (items["o1"][0], items["o1"][0]) and items["o1"][2] is None
+
+
+# ── what the attacks on the first version found ──────────────────────────────────────────────
+
+
+def batch_of(w: World, *posts: tuple[str, str, str, str]) -> list[Item]:
+    """Items of several feeds as one batch (as a backfill brings them): (feed path, guid, text, date)."""
+    items: list[Item] = []
+    for path, guid, text, when in posts:
+        feed = store.feeds_to_poll(w.db, w.clock(), url=w.server.url(path))[0]
+        entry = Entry(guid, f"https://news.example/{guid}", "Liu in Pyongyang", f"<p>{text}</p>", "",
+                      published=dt.datetime.fromisoformat(when))
+        items += pipeline.normalize_batch(feed, [entry], policy="guid", publisher=path, now=w.clock(),
+                                          clutter=DEFAULT_CLUTTER)
+    return items
+
+
+def tracked(w: World, items: list[Item]) -> list[str]:
+    """Store one batch through the one ingest path; the guids of the stories tracked as new."""
+    seen: list[str] = []
+
+    def track(batch: pipeline.Ingested) -> dict[str, int]:
+        seen.extend(item.guid or "" for _, item in batch.originals)
+        return {}
+
+    with store.transaction(w.db):
+        pipeline.ingest_items(w.db, w.rt.window, None, items, w.clock(), track)
+    return seen
+
+
+def test_the_new_story_of_a_batch_is_tracked_by_the_item_that_represents_it(world: Callable[..., World]) -> None:
+    w = world("/a", "/b")
+    # the longer of two copies dated alike represents the story: it is the one tracked, once
+    assert tracked(w, batch_of(w, ("/a", "x1", ORIGINAL, "2024-12-16T08:00:00+00:00"),
+                               ("/b", "y1", ORIGINAL + " Officials declined to comment.", "2024-12-16T08:00:00+00:00"))) == ["y1"]
+
+
+def test_a_story_stored_before_is_not_new_when_a_batch_joins_it(world: Callable[..., World]) -> None:
+    w = world("/a", "/b", "/c")
+    assert tracked(w, batch_of(w, ("/a", "r1", COPY_A, "2024-12-16T10:00:00+00:00"))) == ["r1"]
+    # an earlier copy and the original, in one batch: the original joins both; the story is r1's
+    assert tracked(w, batch_of(w, ("/b", "x1", COPY_B, "2024-12-16T07:00:00+00:00"),
+                               ("/c", "y1", ORIGINAL, "2024-12-16T08:00:00+00:00"))) == []
+    assert len({row["cluster_id"] for row in w.db.query("SELECT cluster_id FROM items")}) == 1
+
+
+def test_a_seed_given_by_link_follows_its_story(world: Callable[..., World]) -> None:
+    w = world(*FEEDS, extra='[[storylines]]\nid = "visits"\ntitle = "Visits"\nseeds = ["https://news.example/a1"]\n')
+    w.server.routes.update({path: Reply(body=body) for path, body in FEEDS.items()})
+    w.poll(feed_url=w.server.url("/a"))
+    settings = load_settings(w.config)
+    startup.initialize(w.db, settings, w.clock())
+    w.poll(feed_url=w.server.url("/o"))  # the original takes the story over
+    report = startup.initialize(w.db, settings, w.clock())  # as every start does
+    original = by_guid(w)["o1"][0]
+    assert report.unresolved == () and [s.seed_ids for s in store.active_storylines(w.db)] == [(original,)]
+
+
+def test_a_live_story_stays_news_when_a_backfilled_copy_takes_it_over(world: Callable[..., World], tmp_path: Path) -> None:
+    w = polled(world, ("/a",))
+    (tmp_path / "history.xml").write_bytes(FEEDS["/o"])
+    Cli(w.config)("backfill", str(tmp_path / "history.xml"))  # the original, dated earlier: it represents the story
+    day = dt.timedelta(days=1)
+    listed = store.digest_stories(w.db, w.clock() - day, w.clock() + day, include_backfill=False)
+    assert [s.id for s in listed] == [by_guid(w)["o1"][0]]
+
+
+def test_opposite_marks_on_two_copies_leave_the_latest_on_the_representative(world: Callable[..., World]) -> None:
+    w = polled(world, ("/a", "/b"))
+    items = by_guid(w)
+    day = dt.datetime(2024, 12, 16, 13, tzinfo=dt.timezone.utc)
+    store.save_storyline(w.db, StorylineConfig(id="visits", title="Visits", keywords=("Pyongyang",)), day, origin="cli")
+    store.set_mark(w.db, "visits", items["a1"][0], True, day)
+    store.set_mark(w.db, "visits", items["b1"][0], False, day + dt.timedelta(hours=1))  # the reader's last word
+    w.poll(feed_url=w.server.url("/o"))
+    original = by_guid(w)["o1"][0]
+    assert [(m.item_id, m.followup) for m in store.marks(w.db)] == [(original, False)]
+    assert list(w.db.query("SELECT * FROM storyline_items")) == []  # ruled out: no follow-up link left
+    store.set_mark(w.db, "visits", original, None, day + dt.timedelta(hours=2))  # cleared: the tracker's own link
+    assert [(r["item_id"], r["decision"]) for r in w.db.query("SELECT * FROM storyline_items")] == [(original, "followup")]
+
+
+def test_a_revision_that_completes_a_text_joins_its_story(world: Callable[..., World]) -> None:
+    w = polled(world, ("/o",))
+    w.server.routes["/a"] = Reply(body=rss([("a1", "Report: Liu in Pyongyang", "<p>Liu Guozhong arrived.</p>")],
+                                           date="Mon, 16 Dec 2024 10:00:00 GMT"))  # cut short: a story apart
+    w.poll(feed_url=w.server.url("/a"))
+    assert len({cluster for _, cluster, _ in by_guid(w).values()}) == 2
+    w.server.routes["/a"] = Reply(body=FEEDS["/a"])  # the whole text now: a copy of the original's
+    w.poll(feed_url=w.server.url("/a"), force=True)
+    items = by_guid(w)
+    assert items["a1"][1] == items["o1"][0] and items["o1"][2] is None
+
+
+@pytest.mark.parametrize("order", [("/e", "/a", "/o"), ("/o", "/e", "/a")], ids="-".join)
+def test_an_exact_copy_dated_earlier_than_its_original_arrives_in_any_order(
+    world: Callable[..., World], order: tuple[str, ...]
+) -> None:
+    w = world("/o", "/e", "/a")
+    w.server.routes.update({"/o": Reply(body=FEEDS["/o"]), "/a": Reply(body=FEEDS["/a"]), "/e": Reply(body=rss(
+        [("e1", "Liu Guozhong in Pyongyang", f"<p>{ORIGINAL}</p>")], date="Mon, 16 Dec 2024 12:00:00 GMT"))})
+    for path in order:
+        w.poll(feed_url=w.server.url(path))
+    items = by_guid(w)
+    assert {cluster for _, cluster, _ in items.values()} == {items["o1"][0]}

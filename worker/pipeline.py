@@ -316,14 +316,14 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
         if item_id:
             index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
     window.took(ids)
-    stepped_down = _join_clusters(db, window, index, [(verdicts[n], item_id) for n, item_id in zip(added, ids)],
-                                  {n: ids[k] for k, n in enumerate(added)})
     revisions = _apply_edits(db, verdicts, now)
+    joined = _join_clusters(db, window, index, verdicts, {n: ids[k] for k, n in enumerate(added)})
     for verdict in verdicts:  # an edited item is matched by its new text from now on, as the store has it
         if verdict.kind in ("revision", "edit") and verdict.stored and verdict.item.fingerprint:
-            index.replace(dedupe.indexed(verdict.item, verdict.stored.id, verdict.stored.cluster_id))
+            cluster = joined.get(verdict.stored.cluster_id, verdict.stored.cluster_id)
+            index.replace(dedupe.indexed(verdict.item, verdict.stored.id, cluster))
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
-    originals = tuple((item_id, v.item) for v, item_id in stored if v.kind == "new" and item_id not in stepped_down)
+    originals = _new_stories(db, stored, set(joined))
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     exact = sum(1 for v, _ in stored if v.kind == "exact")
@@ -332,27 +332,39 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
     return dataclasses.replace(result, followups=track(result)) if track else result
 
 
-def _join_clusters(db: Database, window: Window, index: dedupe.Index, added: Sequence[tuple[dedupe.Verdict, int]],
-                   id_at: dict[int, int]) -> set[int]:
-    """Each near copy stored settles its cluster's representative, and joins to its cluster
-    the clusters of the other items it copies (store.join_clusters): the clusters come out the
-    same whatever order their items arrived in. The index follows; other processes' windows
-    reload. Returns the items that no longer represent a cluster (not tracked as new)."""
+def _join_clusters(db: Database, window: Window, index: dedupe.Index, verdicts: Sequence[dedupe.Verdict],
+                   id_at: dict[int, int]) -> dict[int, int]:
+    """Each copy stored settles its cluster's representative, and an item that copies items of
+    other clusters (a new copy, or a revision's new text) joins their clusters to its own
+    (store.join_clusters): the clusters come out the same whatever order their items arrived
+    in. The index follows. Returns each cluster id that changed → the id of the cluster it is
+    in now (the ids of the items that no longer represent a cluster)."""
     joined: dict[int, int] = {}
-    for verdict, item_id in added:
-        if item_id and verdict.kind in ("near", "short"):
-            others = [m.item_id for m in verdict.joins] + [id_at[n] for n in verdict.batch_joins if id_at.get(n)]
+    for n, verdict in enumerate(verdicts):
+        item_id = id_at.get(n) or (verdict.stored.id if verdict.kind == "revision" and verdict.stored else 0)
+        if item_id and (verdict.kind in ("exact", "near", "short") or verdict.joins):
+            others = [m.item_id for m in verdict.joins] + [id_at[b] for b in verdict.batch_joins if id_at.get(b)]
             similarity = verdict.match.similarity if verdict.match else None
-            joined.update(store.join_clusters(db, [item_id, *others], verdict.kind, similarity))
-    if not joined:
-        return set()
+            kind = verdict.kind if verdict.kind in ("exact", "near", "short") else "near"
+            joined.update(store.join_clusters(db, [item_id, *others], kind, similarity))
     for old in joined:  # a cluster joined twice in a batch: to the last one it is in
         while joined[old] in joined:
             joined[old] = joined[joined[old]]
-    for searched in {id(window.index): window.index, id(index): index}.values():
-        searched.recluster(joined)
-    window.reprinted()
-    return set(joined)
+    if joined:
+        for searched in {id(window.index): window.index, id(index): index}.values():
+            searched.recluster(joined)
+    return joined
+
+
+def _new_stories(db: Database, stored: Sequence[tuple[dedupe.Verdict, int]],
+                 joined: set[int]) -> tuple[tuple[int, Item], ...]:
+    """The stories a batch brought, each by the item that represents it (id, item): what is
+    tracked as new. After a join, a story one of whose items was stored before is not new (its
+    representative was tracked, or handed over its links), and a copy may represent a new one."""
+    if not joined:
+        return tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
+    items = {item_id: v.item for v, item_id in stored}
+    return tuple((cluster, items[cluster]) for cluster in store.clusters_begun(db, list(items)))
 
 
 def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:

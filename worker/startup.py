@@ -66,7 +66,9 @@ def new_storyline(db: Database, settings: Settings, storyline: StorylineConfig, 
         if suggestion_id is not None:
             found = store.suggestion(db, suggestion_id)
             assert found is not None
-            item_ids += [i for i in found.item_ids if i not in item_ids]
+            grouped = store.items_by_id(db, found.item_ids)  # by their stories' representatives now
+            item_ids += [i for i in dict.fromkeys(grouped[i].cluster_id for i in found.item_ids if i in grouped)
+                         if i not in item_ids]
             if not store.adopt_suggestion(db, suggestion_id, storyline.id):  # another command took it meanwhile
                 raise StorywatchError(f"suggestion #{suggestion_id} is {found.status} already")
         if not item_ids and not storyline.keywords:
@@ -95,11 +97,13 @@ def _seed_item_ids(
 
 
 def _stored_seed(db: Database, seed: str) -> int | None:
-    """The stored item a seed names by ID or by link (None if none is stored yet); a link that
-    several stories share (a site's news page for every entry) must be given by ID."""
+    """The story a seed names by ID or by link, by the item that represents it (a copy names its
+    story: the representative may change as copies arrive), None if none is stored yet; a link
+    that several stories share (a site's news page for every entry) must be given by ID."""
     if (item_id := item_seed(seed)) is not None:
-        return item_id if store.items_by_id(db, [item_id]) else None
-    found = store.original_ids_by_url(db, canonical_url(seed) or seed)
+        named = store.items_by_id(db, [item_id]).get(item_id)
+        return named.cluster_id if named else None
+    found = store.story_ids_by_url(db, canonical_url(seed) or seed)
     if len(found) > 1:
         shown = ", ".join(f"#{i}" for i in found[:5])
         raise StorywatchError(f"{len(found)} stored stories have the link {seed} ({shown})",
@@ -115,4 +119,4 @@ def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str,
         ingest_items(db, window, None, [item], now)
         known = store.item_id_by_identity(db, item.identity)
     assert known is not None
-    return known
+    return store.items_by_id(db, [known])[known].cluster_id  # its story's representative

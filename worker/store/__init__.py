@@ -18,10 +18,9 @@ from worker.store.feeds import (
     url_taken,
 )
 from worker.store.items import (
-    adopt_legacy_keys, count_reprint, data_version, entries_after, index_entries, index_pending,
-    item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, original_ids_by_url,
-    prune_items,
-    refresh_item, save_items, save_revision, set_fingerprint, unprinted_items, write_marks,
+    adopt_legacy_keys, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
+    item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, prune_items,
+    refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
 )
 from worker.store.search import (
     count_copies, find_items, fts_query, item_detail,
@@ -81,6 +80,7 @@ __all__ = [
     "check_open",
     "claim_digest",
     "count_copies",
+    "clusters_begun",
     "count_reprint",
     "data_version",
     "digest_counts",
@@ -133,7 +133,6 @@ __all__ = [
     "name_taken",
     "open_store",
     "open_suggestions",
-    "original_ids_by_url",
     "originals_before",
     "originals_by_identity",
     "prune_cycles",
@@ -166,6 +165,7 @@ __all__ = [
     "stored_identities",
     "stored_since",
     "storyline_decisions",
+    "story_ids_by_url",
     "storyline_exists",
     "storyline_row",
     "storyline_seed_stories",

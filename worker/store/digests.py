@@ -208,21 +208,27 @@ def _story_row(row: dict[str, Any]) -> StoryRow:
 
 
 def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[StoryRow]:
-    """The stories first seen in [start, end), each by the item that represents its cluster,
-    newest first, with the publishers of their copies seen before `end` (a copy arriving later
-    does not change a digest already written). A cluster is news in the period its first item
-    was seen in: one whose representative changed later (store.join_clusters) is not news again."""
-    backfill = "" if include_backfill else "AND i.source != 'backfill'"
+    """The stories first seen in [start, end) (_story_seen), each by the item that represents its
+    cluster, newest first, with the publishers of their copies seen before `end` (a copy
+    arriving later does not change a digest already written)."""
+    seen, live = _story_seen("i", include_backfill), "" if include_backfill else "AND source != 'backfill'"
     return [_story_row(row) for row in db.query(f"""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
                (SELECT json_group_array(DISTINCT c.publisher) FROM items c
                 WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
                   AND c.first_seen_at < :end) AS also
         FROM items i
-        WHERE i.dup_of IS NULL {backfill}
-          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
-          AND NOT EXISTS (SELECT 1 FROM items e WHERE e.cluster_id = i.cluster_id AND e.first_seen_at < :start)
+        WHERE i.dup_of IS NULL AND {seen} >= :start
+          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end {live})
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)})]
+
+
+def _story_seen(item: str, include_backfill: bool) -> str:
+    """SQL for when the story of `item` (an alias for items) was first seen: its cluster's first
+    item, by a feed unless `include_backfill` (NULL: only backfill has it). A story is news in the
+    digest of that period, however its representative changed later (store.join_clusters)."""
+    live = "" if include_backfill else "AND c.source != 'backfill'"
+    return f"(SELECT min(c.first_seen_at) FROM items c WHERE c.cluster_id = {item}.cluster_id {live})"
 
 
 _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "novelty", "closest_item_id", "decided_at")
@@ -282,18 +288,17 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
                    include_backfill: bool) -> list[tuple[str, StoryRow]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
-    lists as new: their story (cluster) first seen before `start`, or (unless `include_backfill`)
-    loaded by backfill;
-    not those the reader had marked by `end` (`items mark --yes`: no news to them), and as they
-    stood at `end`. Newest publication first: (storyline id, the item without its text)."""
-    backfill = "" if include_backfill else "OR i.source = 'backfill'"
+    lists as new: their story first seen (_story_seen) before `start`, or (unless
+    `include_backfill`) seen only by backfill; not those the reader had marked by `end` (`items
+    mark --yes`: no news to them), and as they stood at `end`. Newest publication first: (storyline id, the item without its text)."""
+    seen = _story_seen("i", include_backfill)
     rows = db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
                i.source, '[]' AS also
         FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start
-          AND ((SELECT min(first_seen_at) FROM items c WHERE c.cluster_id = i.cluster_id) < :start {backfill})
+          AND ({seen} < :start OR {seen} IS NULL)
           AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
                           AND m.marked_at <= :until)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)})

@@ -13,6 +13,7 @@ from worker.ingest.identity import legacy_guid_keys, split_guid_identity
 from worker.clock import from_iso, to_iso
 from worker.models import Fingerprint, Indexed, Item, Placement, Stored, index_source
 from worker.store.connection import one_row, rows_in_chunks, transaction
+from worker.store.marks import settle_marks
 from worker.store.schema import LEGACY_FIRST_0010
 
 
@@ -72,12 +73,13 @@ def index_pending(db: Database) -> int:
 
 
 def _cluster_of(db: Database, place: Placement, ids: list[int]) -> int | None:
-    if place.cluster_id is not None:
-        return place.cluster_id
-    if place.dup_of_batch is not None and ids[place.dup_of_batch]:
-        row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [ids[place.dup_of_batch]]).fetchone()
-        return int(row[0])
-    return None
+    """A copy's cluster: that of the item it copies, as the store has it now (an index's may
+    be older: clusters join, see join_clusters)."""
+    copied = place.dup_of if place.dup_of_batch is None else ids[place.dup_of_batch]
+    if not copied:
+        return None
+    row = db.execute("SELECT cluster_id FROM items WHERE id = ?", [copied]).fetchone()
+    return int(row[0]) if row else place.cluster_id
 
 
 _ITEM_FIELDS = (
@@ -330,9 +332,10 @@ def item_id_by_identity(db: Database, identity: str) -> int | None:
     return None if row is None else int(row["id"])
 
 
-def original_ids_by_url(db: Database, url: str) -> list[int]:
-    """The stored stories (originals, not copies) with this link, oldest first."""
-    return [int(row["id"]) for row in db.query("SELECT id FROM items WHERE url = ? AND dup_of IS NULL ORDER BY id", [url])]
+def story_ids_by_url(db: Database, url: str) -> list[int]:
+    """The stored stories with an item at this link, each by the item that represents it (its
+    cluster's id: a copy's link names its story too), oldest first."""
+    return [int(row[0]) for row in db.execute("SELECT DISTINCT cluster_id FROM items WHERE url = ? ORDER BY cluster_id", [url])]
 
 
 def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
@@ -341,10 +344,9 @@ def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
     id that changed → the joined cluster's id.
 
     The representative (the item tracked and digested; the cluster is named by its id) is a
-    seed document if the cluster has one (the reader's own corpus), else the earliest published
-    of its items that are not exact copies, then the most complete (most words), then the first
-    stored: the same whatever order the items arrived in. An exact copy never represents its
-    cluster, so an article listed under several links keeps its first.
+    seed document if the cluster has one (the reader's own corpus), else its earliest published
+    item, then the most complete (most words), then the first stored: the same whatever order
+    the items arrived in (an article listed under several links at once keeps its first).
     A representative that steps down becomes a copy of the new one (of `kind`, with `similarity`:
     the match that joined them) and hands it its storyline links and the reader's marks (see
     _hand_over)."""
@@ -354,7 +356,7 @@ def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
         return {}
     marks = ", ".join("?" for _ in clusters)
     representative = int(db.execute(
-        f"SELECT id FROM items WHERE cluster_id IN ({marks}) AND (dup_kind IS NULL OR dup_kind != 'exact') "
+        f"SELECT id FROM items WHERE cluster_id IN ({marks}) "
         "ORDER BY source = 'seeds' DESC, published_at, words DESC, id LIMIT 1", clusters).fetchone()[0])
     if clusters == [representative]:
         return {}
@@ -370,7 +372,7 @@ def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
 def _hand_over(db: Database, former: int, representative: int) -> None:
     """A former representative's storyline links and marks go to the new one: where both have
     one for a storyline, a seed link wins, else the earlier decided (the one a digest showed);
-    the later mark wins (the reader's last word)."""
+    the later mark wins (the reader's last word), and the marks decide the links (settle_marks)."""
     db.execute("""
         DELETE FROM storyline_items AS n WHERE n.item_id = :new AND EXISTS (
             SELECT 1 FROM storyline_items o WHERE o.item_id = :old AND o.storyline_id = n.storyline_id
@@ -386,4 +388,17 @@ def _hand_over(db: Database, former: int, representative: int) -> None:
     moved += db.execute("UPDATE OR IGNORE marks SET item_id = ? WHERE item_id = ?", [representative, former]).rowcount
     db.execute("DELETE FROM marks WHERE item_id = ?", [former])
     if moved:
+        settle_marks(db, representative)
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
+
+
+def clusters_begun(db: Database, item_ids: Sequence[int]) -> list[int]:
+    """The clusters of these items that no item stored before the first of them is in: the
+    stories they brought (ids only grow). Each by its id, its representative's."""
+    if not item_ids:
+        return []
+    rows = db.execute("""
+        SELECT cluster_id FROM items WHERE cluster_id IN (
+            SELECT cluster_id FROM items WHERE id IN (SELECT value FROM json_each(?)))
+        GROUP BY cluster_id HAVING min(id) >= ?""", [json.dumps(list(item_ids)), min(item_ids)])
+    return [int(row[0]) for row in rows]

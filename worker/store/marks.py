@@ -63,3 +63,24 @@ def marks(db: Database, *, storyline_id: str | None = None, item_id: int | None 
           "ORDER BY marked_at, item_id"
     return [Mark(r["storyline_id"], r["item_id"], bool(r["followup"]), from_iso(r["marked_at"]))
             for r in db.query(sql, [storyline_id, storyline_id, item_id, item_id])]
+
+
+def settle_marks(db: Database, item_id: int) -> None:
+    """The item's marks decide its links again, as set_mark does, after a join brought it the
+    marks and links of several items (join_clusters): a "no" removes its follow-up link (kept
+    as the mark's displaced link, to restore when the mark is cleared, if it keeps none yet), a
+    "yes" makes sure of one; the displaced links name this item."""
+    for mark in list(db.query("SELECT * FROM marks WHERE item_id = ?", [item_id])):
+        key = [mark["storyline_id"], item_id]
+        link = one_row(db, "SELECT * FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
+        if not mark["followup"] and link and link["decision"] == "followup":
+            if mark["displaced"] is None:
+                db.execute("UPDATE marks SET displaced = ? WHERE storyline_id = ? AND item_id = ?",
+                           [json.dumps(link, ensure_ascii=False), *key])
+            db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
+        elif mark["followup"] and link is None:
+            db.table("storyline_items").insert({"storyline_id": mark["storyline_id"], "item_id": item_id,
+                                                "decision": "followup", "reasons": json.dumps({"marked": True}),
+                                                "decided_at": mark["marked_at"]})
+    db.execute("UPDATE marks SET displaced = json_set(displaced, '$.item_id', ?) "
+               "WHERE item_id = ? AND displaced IS NOT NULL", [item_id, item_id])

@@ -74,7 +74,9 @@ def classify(
 
     for item in items:
         verdict = _already_known(item, known, identities, clutter, boilerplate)
-        if verdict is None:
+        if verdict is not None and verdict.kind == "revision" and verdict.stored and item.fingerprint:
+            verdict = _rejudged(verdict, verdict.stored, index, _Texts(item, clutter, boilerplate, text_of))
+        elif verdict is None:
             texts = _Texts(item, clutter, boilerplate, text_of)
             verdict = _judge_new(item, known, index, texts, batch_hashes, len(verdicts))
             if batch is not None and item.fingerprint is not None:
@@ -96,6 +98,13 @@ def _already_known(item: Item, known: Known, identities: set[str], clutter: Clut
     if item.identity in known.tombstoned or item.content_sha256 in known.tombstoned:
         return Verdict(item, "tombstoned")
     return None
+
+
+def _rejudged(verdict: Verdict, stored: Stored, index: Index, texts: Texts) -> Verdict:
+    """A revision may make its item a copy of another cluster's (a truncated text completed):
+    their clusters join."""
+    found = index.find_all(indexed(verdict.item, stored.id, stored.cluster_id), texts)
+    return dataclasses.replace(verdict, joins=tuple(m for m in found if m.cluster_id != stored.cluster_id))
 
 
 def _within_batch(verdict: Verdict, batch: Index, texts: Texts, position: int) -> Verdict:
