@@ -12,6 +12,7 @@ import pytest
 from pathlib import Path
 
 from worker import pipeline, startup, store
+from worker.clock import utc_now
 from worker.config import DEFAULT_CLUTTER, StorylineConfig, load_settings
 from worker.ingest import dedupe
 from worker.models import Item
@@ -201,8 +202,25 @@ def test_opposite_marks_on_two_copies_leave_the_latest_on_the_representative(wor
     original = by_guid(w)["o1"][0]
     assert [(m.item_id, m.followup) for m in store.marks(w.db)] == [(original, False)]
     assert list(w.db.query("SELECT * FROM storyline_items")) == []  # ruled out: no follow-up link left
-    store.set_mark(w.db, "visits", original, None, day + dt.timedelta(hours=2))  # cleared: the tracker's own link
-    assert [(r["item_id"], r["decision"]) for r in w.db.query("SELECT * FROM storyline_items")] == [(original, "followup")]
+    store.set_mark(w.db, "visits", original, None, day + dt.timedelta(hours=2))  # cleared: the tracker's own
+    assert list(w.db.query("SELECT * FROM storyline_items")) == []  # decision, and it never linked any of them
+
+
+def test_a_no_on_the_representative_rules_out_the_link_a_copy_brings(world: Callable[..., World]) -> None:
+    w = polled(world, ("/a", "/b"))  # two stories: a (10:00) will represent them both
+    items = by_guid(w)
+    day = dt.datetime(2024, 12, 16, 13, tzinfo=dt.timezone.utc)
+    with store.transaction(w.db):
+        store.save_storyline(w.db, StorylineConfig(id="visits", title="Visits", keywords=("Pyongyang",)), day,
+                             origin="cli")
+        w.db.execute("INSERT INTO storyline_items (storyline_id, item_id, decision, score, threshold, decided_at) "
+                     "VALUES ('visits', ?, 'followup', 0.5, 0.3, ?)", [items["b1"][0], day.isoformat()])
+    store.set_mark(w.db, "visits", items["a1"][0], False, day)
+    w.server.routes["/o"] = Reply(body=rss([("o1", "Liu Guozhong in Pyongyang", f"<p>{ORIGINAL}</p>")],
+                                           date="Mon, 16 Dec 2024 14:00:00 GMT"))  # later than both: it joins them
+    w.poll(feed_url=w.server.url("/o"))
+    assert by_guid(w)["b1"][1] == items["a1"][0]
+    assert list(w.db.query("SELECT * FROM storyline_items")) == []  # the reader said no to this story
 
 
 def test_a_revision_that_completes_a_text_joins_its_story(world: Callable[..., World]) -> None:
@@ -228,3 +246,26 @@ def test_an_exact_copy_dated_earlier_than_its_original_arrives_in_any_order(
         w.poll(feed_url=w.server.url(path))
     items = by_guid(w)
     assert {cluster for _, cluster, _ in items.values()} == {items["o1"][0]}
+
+
+def test_a_copy_revised_into_another_story_joins_no_two_stories(world: Callable[..., World]) -> None:
+    other = rewritten(ORIGINAL, 0.0, 0.55, "harbour")  # half the text another story's: no copy of the first
+    w = polled(world, ("/o", "/a"))
+    w.server.routes["/b"] = Reply(body=rss([("y1", "Harbour dredging", f"<p>{other}</p>")]))
+    w.poll(feed_url=w.server.url("/b"))
+    w.server.routes["/a"] = Reply(body=rss([("a1", "Report: Liu in Pyongyang", f"<p>{other}</p>")],
+                                           date="Mon, 16 Dec 2024 10:00:00 GMT"))  # the feed reuses its entry
+    w.poll(feed_url=w.server.url("/a"), force=True)
+    items = by_guid(w)
+    assert items["o1"][1] != items["y1"][1]
+
+
+def test_history_is_not_news_when_a_feed_carries_it_later(world: Callable[..., World], tmp_path: Path) -> None:
+    w = world(*FEEDS)
+    w.server.routes["/a"] = Reply(body=FEEDS["/a"])
+    (tmp_path / "history.xml").write_bytes(FEEDS["/o"])
+    Cli(w.config)("backfill", str(tmp_path / "history.xml"))  # stored now, by the wall clock
+    w.clock.now = utc_now() + dt.timedelta(days=1)
+    w.poll(feed_url=w.server.url("/a"))  # a copy of the backfilled story, the next day
+    day = dt.timedelta(days=1)
+    assert store.digest_stories(w.db, w.clock() - day / 2, w.clock() + day / 2, include_backfill=False) == []

@@ -341,7 +341,7 @@ def _join_clusters(db: Database, window: Window, index: dedupe.Index, verdicts: 
     in now (the ids of the items that no longer represent a cluster)."""
     joined: dict[int, int] = {}
     for n, verdict in enumerate(verdicts):
-        item_id = id_at.get(n) or (verdict.stored.id if verdict.kind == "revision" and verdict.stored else 0)
+        item_id = id_at.get(n) or _revised_alone(db, verdict)
         if item_id and (verdict.kind in ("exact", "near", "short") or verdict.joins):
             others = [m.item_id for m in verdict.joins] + [id_at[b] for b in verdict.batch_joins if id_at.get(b)]
             similarity = verdict.match.similarity if verdict.match else None
@@ -354,6 +354,15 @@ def _join_clusters(db: Database, window: Window, index: dedupe.Index, verdicts: 
         for searched in {id(window.index): window.index, id(index): index}.values():
             searched.recluster(joined)
     return joined
+
+
+def _revised_alone(db: Database, verdict: dedupe.Verdict) -> int:
+    """A revised item that is alone in its cluster, whose new text copies other stories (a
+    truncated text completed): it joins them. One with copies of its own stays: a feed that
+    reuses an entry for another story must not join two stories."""
+    if verdict.kind != "revision" or not verdict.joins or verdict.stored is None:
+        return 0
+    return verdict.stored.id if store.cluster_size(db, verdict.stored.id) == 1 else 0
 
 
 def _new_stories(db: Database, stored: Sequence[tuple[dedupe.Verdict, int]],

@@ -18,7 +18,7 @@ from worker.store.feeds import (
     url_taken,
 )
 from worker.store.items import (
-    adopt_legacy_keys, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
+    adopt_legacy_keys, cluster_size, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
     item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, prune_items,
     refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
 )
@@ -80,6 +80,7 @@ __all__ = [
     "check_open",
     "claim_digest",
     "count_copies",
+    "cluster_size",
     "clusters_begun",
     "count_reprint",
     "data_version",

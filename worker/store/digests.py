@@ -208,27 +208,31 @@ def _story_row(row: dict[str, Any]) -> StoryRow:
 
 
 def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[StoryRow]:
-    """The stories first seen in [start, end) (_story_seen), each by the item that represents its
+    """The stories news in [start, end) (_news), each by the item that represents its
     cluster, newest first, with the publishers of their copies seen before `end` (a copy
     arriving later does not change a digest already written)."""
-    seen, live = _story_seen("i", include_backfill), "" if include_backfill else "AND source != 'backfill'"
     return [_story_row(row) for row in db.query(f"""
         SELECT i.id, i.title, i.url, i.publisher, i.published_at, i.text, i.summary, i.source,
                (SELECT json_group_array(DISTINCT c.publisher) FROM items c
                 WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
                   AND c.first_seen_at < :end) AS also
         FROM items i
-        WHERE i.dup_of IS NULL AND {seen} >= :start
-          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end {live})
+        WHERE i.dup_of IS NULL AND {_news("i", include_backfill)}
+          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)})]
 
 
-def _story_seen(item: str, include_backfill: bool) -> str:
-    """SQL for when the story of `item` (an alias for items) was first seen: its cluster's first
-    item, by a feed unless `include_backfill` (NULL: only backfill has it). A story is news in the
-    digest of that period, however its representative changed later (store.join_clusters)."""
-    live = "" if include_backfill else "AND c.source != 'backfill'"
-    return f"(SELECT min(c.first_seen_at) FROM items c WHERE c.cluster_id = {item}.cluster_id {live})"
+def _news(item: str, include_backfill: bool) -> str:
+    """SQL: whether the story of `item` (an alias for items) is news in the period [:start, :end):
+    its cluster's first item was seen then, and (unless `include_backfill`: history is no news)
+    a feed's item of it too. So a story is news once, whichever of its items represents it
+    later (store.join_clusters), and a backfilled copy that takes a live story over does not
+    hide it."""
+    first = f"(SELECT min(c.first_seen_at) FROM items c WHERE c.cluster_id = {item}.cluster_id)"
+    live = "" if include_backfill else (
+        f" AND EXISTS (SELECT 1 FROM items f WHERE f.cluster_id = {item}.cluster_id AND f.source != 'backfill'"
+        " AND f.first_seen_at >= :start AND f.first_seen_at < :end)")
+    return f"({first} >= :start AND {first} < :end{live})"
 
 
 _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "novelty", "closest_item_id", "decided_at")
@@ -288,20 +292,19 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
                    include_backfill: bool) -> list[tuple[str, StoryRow]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
-    lists as new: their story first seen (_story_seen) before `start`, or (unless
-    `include_backfill`) seen only by backfill; not those the reader had marked by `end` (`items
-    mark --yes`: no news to them), and as they stood at `end`. Newest publication first: (storyline id, the item without its text)."""
-    seen = _story_seen("i", include_backfill)
+    lists as new (their story is not news in it: _news); not those the reader had marked by `end`
+    (`items mark --yes`: no news to them), and as they stood at `end`. Newest publication first:
+    (storyline id, the item without its text)."""
     rows = db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
                i.source, '[]' AS also
         FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start
-          AND ({seen} < :start OR {seen} IS NULL)
+          AND NOT {_news("i", include_backfill)}
           AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
                           AND m.marked_at <= :until)
-        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "until": to_iso(end)})
+        ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end), "until": to_iso(end)})
     return [(row["storyline_id"], _story_row(row)) for row in rows]
 
 

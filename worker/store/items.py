@@ -354,12 +354,14 @@ def join_clusters(db: Database, item_ids: Sequence[int], kind: str = "near",
         f"SELECT cluster_id FROM items WHERE id IN ({', '.join('?' for _ in item_ids)})", list(item_ids))})
     if not clusters:
         return {}
-    marks = ", ".join("?" for _ in clusters)
+    # Each cluster's representative is the best of its items already: only they and these compete.
+    candidates = sorted({*clusters, *item_ids})
     representative = int(db.execute(
-        f"SELECT id FROM items WHERE cluster_id IN ({marks}) "
-        "ORDER BY source = 'seeds' DESC, published_at, words DESC, id LIMIT 1", clusters).fetchone()[0])
+        f"SELECT id FROM items WHERE id IN ({', '.join('?' for _ in candidates)}) "
+        "ORDER BY source = 'seeds' DESC, published_at, words DESC, id LIMIT 1", candidates).fetchone()[0])
     if clusters == [representative]:
         return {}
+    marks = ", ".join("?" for _ in clusters)
     db.execute(f"UPDATE items SET cluster_id = ? WHERE cluster_id IN ({marks})", [representative, *clusters])
     db.execute("UPDATE items SET dup_of = NULL, dup_kind = NULL, similarity = NULL WHERE id = ?", [representative])
     for former in (c for c in clusters if c != representative):
@@ -381,15 +383,31 @@ def _hand_over(db: Database, former: int, representative: int) -> None:
                {"old": former, "new": representative})
     db.execute("UPDATE OR IGNORE storyline_items SET item_id = ? WHERE item_id = ?", [representative, former])
     db.execute("DELETE FROM storyline_items WHERE item_id = ?", [former])
-    moved = db.execute("""
-        DELETE FROM marks AS n WHERE n.item_id = :new AND EXISTS (
-            SELECT 1 FROM marks o WHERE o.item_id = :old AND o.storyline_id = n.storyline_id
-              AND o.marked_at > n.marked_at)""", {"old": former, "new": representative}).rowcount
-    moved += db.execute("UPDATE OR IGNORE marks SET item_id = ? WHERE item_id = ?", [representative, former]).rowcount
-    db.execute("DELETE FROM marks WHERE item_id = ?", [former])
-    if moved:
-        settle_marks(db, representative)
+    if _hand_over_marks(db, former, representative):
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
+    settle_marks(db, representative)
+
+
+def _hand_over_marks(db: Database, former: int, representative: int) -> bool:
+    """The former representative's marks go to the new one: of two for a storyline the later
+    wins, keeping the tracker's own link that either kept (to restore when it is cleared)."""
+    moved = False
+    for old in list(db.query("SELECT * FROM marks WHERE item_id = ?", [former])):
+        key = [old["storyline_id"], representative]
+        new = one_row(db, "SELECT * FROM marks WHERE storyline_id = ? AND item_id = ?", key)
+        winner, loser = (old, new) if new is None or old["marked_at"] > new["marked_at"] else (new, old)
+        displaced = winner["displaced"] or (loser["displaced"] if loser else None)
+        db.execute("DELETE FROM marks WHERE storyline_id = ? AND item_id IN (?, ?)", [*key, former])
+        db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at, displaced) VALUES (?, ?, ?, ?, ?)",
+                   [*key, winner["followup"], winner["marked_at"], displaced])
+        moved = True
+    return moved
+
+
+def cluster_size(db: Database, item_id: int) -> int:
+    """How many items are in the item's cluster (itself included)."""
+    return int(db.execute("SELECT count(*) FROM items WHERE cluster_id = (SELECT cluster_id FROM items WHERE id = ?)",
+                          [item_id]).fetchone()[0])
 
 
 def clusters_begun(db: Database, item_ids: Sequence[int]) -> list[int]:

@@ -69,12 +69,13 @@ def settle_marks(db: Database, item_id: int) -> None:
     """The item's marks decide its links again, as set_mark does, after a join brought it the
     marks and links of several items (join_clusters): a "no" removes its follow-up link (kept
     as the mark's displaced link, to restore when the mark is cleared, if it keeps none yet), a
-    "yes" makes sure of one; the displaced links name this item."""
+    "yes" makes sure of one; the displaced links name this item. A link a "yes" made (another
+    item's, handed over) is no tracker's decision: a "no" drops it without keeping it."""
     for mark in list(db.query("SELECT * FROM marks WHERE item_id = ?", [item_id])):
         key = [mark["storyline_id"], item_id]
         link = one_row(db, "SELECT * FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
         if not mark["followup"] and link and link["decision"] == "followup":
-            if mark["displaced"] is None:
+            if mark["displaced"] is None and json.loads(link["reasons"] or "{}") != {"marked": True}:
                 db.execute("UPDATE marks SET displaced = ? WHERE storyline_id = ? AND item_id = ?",
                            [json.dumps(link, ensure_ascii=False), *key])
             db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
