@@ -216,10 +216,19 @@ def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, includ
                (SELECT json_group_array(DISTINCT c.publisher) FROM items c
                 WHERE c.cluster_id = i.cluster_id AND c.id != i.id AND c.publisher != i.publisher
                   AND c.first_seen_at < :end) AS also
-        FROM items i
-        WHERE i.dup_of IS NULL AND {_news("i", include_backfill)}
-          AND i.cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
+        FROM ({_news_clusters(include_backfill)}) n JOIN items i ON i.id = n.cluster_id
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end)})]
+
+
+def _news_clusters(include_backfill: bool) -> str:
+    """SQL: the clusters news in [:start, :end) (_news says when), by their ids (their
+    representatives'): one pass over the items seen in the period and their clusters."""
+    live = "" if include_backfill else (
+        "AND sum(source != 'backfill' AND first_seen_at >= :start AND first_seen_at < :end) > 0")
+    return f"""
+        SELECT cluster_id FROM items
+        WHERE cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
+        GROUP BY cluster_id HAVING min(first_seen_at) >= :start {live}"""
 
 
 def _news(item: str, include_backfill: bool) -> str:
