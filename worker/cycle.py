@@ -102,8 +102,7 @@ def poll_feeds(
     feeds = _interleave_hosts(store.feeds_to_poll(rt.db, started_at + DUE_SLACK, force=force, url=feed_url))
     if feeds:
         catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
-        rt.tracking.refresh()
-        rt.tracking.current(rt.db, started_at)  # (re)built here, not inside a feed's write transaction
+        rt.tracking.refresh()  # a stale tracker goes: rebuilt when a feed brings items (_ingest_group)
     reports = list(_poll(rt, feeds, no_cache, clock_start + limit.total_seconds() if limit else math.inf))
     store.index_pending(rt.db)
     if not rt.stop.is_set():  # housekeeping waits for the next cycle after a stop
@@ -170,6 +169,8 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
     its state untouched (not the feed's fault), so it is polled again next cycle. Retrying
     each feed alone would mostly meet the same store error again."""
     try:
+        if any(p.items for p in group):  # built only when items came (a cycle of 304s needs none), and
+            rt.tracking.current(rt.db, rt.clock())  # outside the write transaction: it takes seconds
         with writing(rt.db, rt.window, rt.tracking):
             reports = []
             for p in group:
