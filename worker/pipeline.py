@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import polling, store, storylines
+from worker import clusters, polling, store, storylines
 from worker.ingest import dedupe, feedstate, normalize
 from worker.ingest.identity import identity_policy
 from worker.ingest.text import html_to_text
@@ -309,71 +309,27 @@ def ingest_items(db: Database, window: Window, feed: Feed | None, items: Sequenc
     position = {n: k for k, n in enumerate(added)}  # a verdict's place among the added items
     placements = [_placement(verdicts[n], position) for n in added]
     ids = store.save_items(db, [verdicts[n].item for n in added], placements)
-    clusters: list[int] = []
+    placed_in: list[int] = []  # each added item's cluster
     for k, (n, item_id) in enumerate(zip(added, ids)):
         copy_of = placements[k].dup_of_batch
-        clusters.append(placements[k].cluster_id or (clusters[copy_of] if copy_of is not None else item_id))
+        placed_in.append(placements[k].cluster_id or (placed_in[copy_of] if copy_of is not None else item_id))
         if item_id:
-            index.add(dedupe.indexed(verdicts[n].item, item_id, clusters[-1]))
+            index.add(dedupe.indexed(verdicts[n].item, item_id, placed_in[-1]))
     window.took(ids)
     revisions = _apply_edits(db, verdicts, now)
-    joined = _join_clusters(db, window, index, verdicts, {n: ids[k] for k, n in enumerate(added)})
+    joined = clusters.join(db, window, index, verdicts, {n: ids[k] for k, n in enumerate(added)})
     for verdict in verdicts:  # an edited item is matched by its new text from now on, as the store has it
         if verdict.kind in ("revision", "edit") and verdict.stored and verdict.item.fingerprint:
             cluster = joined.get(verdict.stored.cluster_id, verdict.stored.cluster_id)
             index.replace(dedupe.indexed(verdict.item, verdict.stored.id, cluster))
     stored = [(verdicts[n], item_id) for n, item_id in zip(added, ids) if item_id]
-    originals = _new_stories(db, stored, set(joined))
+    originals = clusters.new_stories(db, stored, set(joined))
     if feed is not None and stored:
         _learn_boilerplate(db, window, feed, model, [v.item.text for v, _ in stored])
     exact = sum(1 for v, _ in stored if v.kind == "exact")
     result = Ingested(len(originals), len(stored) - len(originals), revisions, originals, exact,
                       len(stored) - len(originals) - exact)
     return dataclasses.replace(result, followups=track(result)) if track else result
-
-
-def _join_clusters(db: Database, window: Window, index: dedupe.Index, verdicts: Sequence[dedupe.Verdict],
-                   id_at: dict[int, int]) -> dict[int, int]:
-    """Each copy stored settles its cluster's representative, and an item that copies items of
-    other clusters (a new copy, or a revision's new text) joins their clusters to its own
-    (store.join_clusters): the clusters come out the same whatever order their items arrived
-    in. The index follows. Returns each cluster id that changed → the id of the cluster it is
-    in now (the ids of the items that no longer represent a cluster)."""
-    joined: dict[int, int] = {}
-    for n, verdict in enumerate(verdicts):
-        item_id = id_at.get(n) or _revised_alone(db, verdict)
-        if item_id and (verdict.kind in ("exact", "near", "short") or verdict.joins):
-            others = [m.item_id for m in verdict.joins] + [id_at[b] for b in verdict.batch_joins if id_at.get(b)]
-            similarity = verdict.match.similarity if verdict.match else None
-            kind = verdict.kind if verdict.kind in ("exact", "near", "short") else "near"
-            joined.update(store.join_clusters(db, [item_id, *others], kind, similarity))
-    for old in joined:  # a cluster joined twice in a batch: to the last one it is in
-        while joined[old] in joined:
-            joined[old] = joined[joined[old]]
-    if joined:
-        for searched in {id(window.index): window.index, id(index): index}.values():
-            searched.recluster(joined)
-    return joined
-
-
-def _revised_alone(db: Database, verdict: dedupe.Verdict) -> int:
-    """A revised item that is alone in its cluster, whose new text copies other stories (a
-    truncated text completed): it joins them. One with copies of its own stays: a feed that
-    reuses an entry for another story must not join two stories."""
-    if verdict.kind != "revision" or not verdict.joins or verdict.stored is None:
-        return 0
-    return verdict.stored.id if store.cluster_size(db, verdict.stored.id) == 1 else 0
-
-
-def _new_stories(db: Database, stored: Sequence[tuple[dedupe.Verdict, int]],
-                 joined: set[int]) -> tuple[tuple[int, Item], ...]:
-    """The stories a batch brought, each by the item that represents it (id, item): what is
-    tracked as new. After a join, a story one of whose items was stored before is not new (its
-    representative was tracked, or handed over its links), and a copy may represent a new one."""
-    if not joined:
-        return tuple((item_id, v.item) for v, item_id in stored if v.kind == "new")
-    items = {item_id: v.item for v, item_id in stored}
-    return tuple((cluster, items[cluster]) for cluster in store.clusters_begun(db, list(items)))
 
 
 def _learn_boilerplate(db: Database, window: Window, feed: Feed, model: dedupe.Boilerplate, texts: list[str]) -> None:
