@@ -31,9 +31,9 @@ class Verdict:
     change of `stored`: refreshed silently), "unchanged", "repeat" (listed twice in the batch),
     "tombstoned" (pruned by retention: never ingested again).
 
-    A new item or a near copy may copy items of other clusters too (`joins`: stored ones;
-    `batch_joins`: earlier items of the batch, by position): it is the link that shows they are
-    one story, and their clusters join its own.
+    A copy may copy items of other clusters too (`joins`: stored ones; `batch_joins`: earlier
+    items of the batch, by position), and so may a revision's new text: the item is the link that
+    shows they are one story, and their clusters join its own (clusters.join says when).
     """
 
     item: Item
