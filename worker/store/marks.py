@@ -38,12 +38,19 @@ def set_mark(db: Database, storyline_id: str, item_id: int, followup: bool | Non
             db.execute("INSERT INTO marks (storyline_id, item_id, followup, marked_at, displaced) VALUES (?, ?, ?, ?, ?)",
                        [*key, int(followup), to_iso(now), json.dumps(own, ensure_ascii=False) if own else None])
             if followup:
-                row = own or {"storyline_id": storyline_id, "item_id": item_id, "decision": "followup",
-                              "reasons": json.dumps({"marked": True}), "decided_at": to_iso(now)}
-                db.table("storyline_items").insert(row)
+                db.table("storyline_items").insert(own or _marked_link(storyline_id, item_id, to_iso(now)))
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'marks_version'")
     return _mark_change(bool(mark["followup"]) if mark else None, followup, link is not None,
                         own is not None)
+
+
+MARKED = {"marked": True}  # the reasons of a link a reader's "yes" made (no tracker decided it)
+
+
+def _marked_link(storyline_id: str, item_id: int, when: str) -> dict[str, object]:
+    """The link a reader's "yes" makes where the tracker made none."""
+    return {"storyline_id": storyline_id, "item_id": item_id, "decision": "followup",
+            "reasons": json.dumps(MARKED), "decided_at": when}
 
 
 def _mark_change(before: bool | None, after: bool | None, linked: bool, tracker_linked: bool) -> str:
@@ -75,13 +82,11 @@ def settle_marks(db: Database, item_id: int) -> None:
         key = [mark["storyline_id"], item_id]
         link = one_row(db, "SELECT * FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
         if not mark["followup"] and link and link["decision"] == "followup":
-            if mark["displaced"] is None and json.loads(link["reasons"] or "{}") != {"marked": True}:
+            if mark["displaced"] is None and json.loads(link["reasons"] or "{}") != MARKED:
                 db.execute("UPDATE marks SET displaced = ? WHERE storyline_id = ? AND item_id = ?",
                            [json.dumps(link, ensure_ascii=False), *key])
             db.execute("DELETE FROM storyline_items WHERE storyline_id = ? AND item_id = ?", key)
         elif mark["followup"] and link is None:
-            db.table("storyline_items").insert({"storyline_id": mark["storyline_id"], "item_id": item_id,
-                                                "decision": "followup", "reasons": json.dumps({"marked": True}),
-                                                "decided_at": mark["marked_at"]})
+            db.table("storyline_items").insert(_marked_link(mark["storyline_id"], item_id, mark["marked_at"]))
     db.execute("UPDATE marks SET displaced = json_set(displaced, '$.item_id', ?) "
                "WHERE item_id = ? AND displaced IS NOT NULL", [item_id, item_id])
