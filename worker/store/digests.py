@@ -208,7 +208,7 @@ def _story_row(row: dict[str, Any]) -> StoryRow:
 
 
 def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, include_backfill: bool) -> list[StoryRow]:
-    """The stories news in [start, end) (_news), each by the item that represents its
+    """The stories news in [start, end) (_news_clusters), each by the item that represents its
     cluster, newest first, with the publishers of their copies seen before `end` (a copy
     arriving later does not change a digest already written)."""
     return [_story_row(row) for row in db.query(f"""
@@ -221,27 +221,17 @@ def digest_stories(db: Database, start: dt.datetime, end: dt.datetime, *, includ
 
 
 def _news_clusters(include_backfill: bool) -> str:
-    """SQL: the clusters news in [:start, :end) (_news says when), by their ids (their
-    representatives'): one pass over the items seen in the period and their clusters."""
+    """SQL: the clusters whose story is news in [:start, :end), by their ids (their
+    representatives'), in one pass over the items seen in the period and their clusters: the
+    cluster's first item was seen then, and (unless `include_backfill`: history is no news) a
+    feed's item of it too. So a story is news once, whichever of its items represents it later
+    (store.join_clusters), and a backfilled copy that takes a live story over does not hide it."""
     live = "" if include_backfill else (
         "AND sum(source != 'backfill' AND first_seen_at >= :start AND first_seen_at < :end) > 0")
     return f"""
         SELECT cluster_id FROM items
         WHERE cluster_id IN (SELECT cluster_id FROM items WHERE first_seen_at >= :start AND first_seen_at < :end)
         GROUP BY cluster_id HAVING min(first_seen_at) >= :start {live}"""
-
-
-def _news(item: str, include_backfill: bool) -> str:
-    """SQL: whether the story of `item` (an alias for items) is news in the period [:start, :end):
-    its cluster's first item was seen then, and (unless `include_backfill`: history is no news)
-    a feed's item of it too. So a story is news once, whichever of its items represents it
-    later (store.join_clusters), and a backfilled copy that takes a live story over does not
-    hide it."""
-    first = f"(SELECT min(c.first_seen_at) FROM items c WHERE c.cluster_id = {item}.cluster_id)"
-    live = "" if include_backfill else (
-        f" AND EXISTS (SELECT 1 FROM items f WHERE f.cluster_id = {item}.cluster_id AND f.source != 'backfill'"
-        " AND f.first_seen_at >= :start AND f.first_seen_at < :end)")
-    return f"({first} >= :start AND {first} < :end{live})"
 
 
 _LINK_COLUMNS = ("decision", "score", "threshold", "raw_score", "reasons", "novelty", "closest_item_id", "decided_at")
@@ -301,16 +291,16 @@ def storyline_decisions(db: Database, item_ids: Sequence[int], until: dt.datetim
 def late_followups(db: Database, start: dt.datetime, end: dt.datetime, *,
                    include_backfill: bool) -> list[tuple[str, StoryRow]]:
     """Follow-ups of active storylines decided in (start, end] for items no digest of [start, end)
-    lists as new (their story is not news in it: _news); not those the reader had marked by `end`
-    (`items mark --yes`: no news to them), and as they stood at `end`. Newest publication first:
-    (storyline id, the item without its text)."""
+    lists as new (their story is not news in it: _news_clusters); not those the reader had
+    marked by `end` (`items mark --yes`: no news to them), and as they stood at `end`. Newest
+    publication first: (storyline id, the item without its text)."""
     rows = db.query(f"""
         SELECT si.storyline_id, i.id, i.title, i.url, i.publisher, i.published_at, '' AS text, '' AS summary,
                i.source, '[]' AS also
         FROM ({_links_as_of("decided_at > :start")}) si JOIN items i ON i.id = si.item_id
         JOIN storylines s ON s.id = si.storyline_id AND s.active = 1
         WHERE si.decision = 'followup' AND si.decided_at > :start
-          AND NOT {_news("i", include_backfill)}
+          AND i.cluster_id NOT IN ({_news_clusters(include_backfill)})
           AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.storyline_id = si.storyline_id AND m.item_id = si.item_id
                           AND m.marked_at <= :until)
         ORDER BY i.published_at DESC, i.id DESC""", {"start": to_iso(start), "end": to_iso(end), "until": to_iso(end)})
