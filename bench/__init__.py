@@ -8,6 +8,7 @@ and noisy, so timings belong in benchmarks, not in pass/fail tests).
 from __future__ import annotations
 
 import os
+import re
 import resource
 import threading
 import time
@@ -32,6 +33,13 @@ class Result:
         return self.figure >= bound if op == ">=" else self.figure <= bound
 
 
+def config_without_feeds(folder: Path) -> str:
+    """The default config for a file in `folder` (its storylines and seeds), with no [[feeds]]."""
+    from worker.config import default_config_for
+
+    return re.sub(r"(?ms)^\[\[feeds\]\].*?(?=^\[(?!\[feeds))", "", default_config_for(folder))
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -47,39 +55,55 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _rss_kib(pid: int) -> int:
+def _field_kib(path: str, name: str) -> int:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
+def _rss_kib(pid: int) -> int:
+    return _field_kib(f"/proc/{pid}/status", "VmRSS:")
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared between the processes (the parsing processes share
+    their imports with the forkserver) count once, divided among them, instead of once each."""
+    return _field_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
 @dataclass
 class TreeRss:
-    """Samples the resident memory of this process and its descendants (minus `exclude`)."""
+    """Samples the resident memory (RSS, and PSS) of this process and its descendants (minus
+    `exclude`)."""
 
     exclude: set[int] = field(default_factory=set)
     interval: float = 0.1
     peak_kib: int = 0
+    peak_pss_kib: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def total_kib(self) -> int:
-        total, todo = 0, [os.getpid()]
+    def tree(self) -> list[int]:
+        pids, todo = [], [os.getpid()]
         while todo:
             pid = todo.pop()
-            if pid in self.exclude:
-                continue
-            total += _rss_kib(pid)
-            todo += _children(pid)
-        return total
+            if pid not in self.exclude:
+                pids.append(pid)
+                todo += _children(pid)
+        return pids
+
+    def total_kib(self) -> int:
+        return sum(_rss_kib(pid) for pid in self.tree())
 
     def __enter__(self) -> "TreeRss":
         def sample() -> None:
             while not self._stop.is_set():
-                self.peak_kib = max(self.peak_kib, self.total_kib())
+                pids = self.tree()
+                self.peak_kib = max(self.peak_kib, sum(_rss_kib(pid) for pid in pids))
+                self.peak_pss_kib = max(self.peak_pss_kib, sum(_pss_kib(pid) for pid in pids))
                 time.sleep(self.interval)
 
         self._thread = threading.Thread(target=sample, daemon=True)
@@ -93,3 +117,7 @@ class TreeRss:
     @property
     def peak_mib(self) -> float:
         return self.peak_kib / 1024
+
+    @property
+    def peak_pss_mib(self) -> float:
+        return self.peak_pss_kib / 1024

@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
-import re
 import time
 from pathlib import Path
 
-from bench import Result
+from bench import Result, config_without_feeds
 from bench.corpus import article
 from worker import startup, store, storylines
-from worker.config import Settings, default_config_for, load_settings
+from worker.config import Settings, load_settings
 from worker.models import Item
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
@@ -27,8 +26,7 @@ BUSY_FEEDS, SLOW_FEEDS = 5, 200
 
 def make_store(work: Path) -> Settings:
     config = work / "storywatch.toml"
-    text = re.sub(r"(?ms)^\[\[feeds\]\].*?(?=^\[(?!\[feeds))", "", default_config_for(work))
-    config.write_text(text, encoding="utf-8")
+    config.write_text(config_without_feeds(work), encoding="utf-8")
     settings = load_settings(config)
     db = store.open_store(settings.storage.path)
     startup.initialize(db, settings, NOW)

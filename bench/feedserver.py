@@ -14,6 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog, set before the constructor listens (5 by default): with 16 fetches
+    # connecting at once, a full backlog drops SYNs, and each dropped one stalls a second.
+    request_queue_size = 128
+
+
 def serve(folder: Path, port_file: Path) -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -43,9 +50,7 @@ def serve(folder: Path, port_file: Path) -> None:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
+    server = _Server(("127.0.0.1", 0), Handler)
     port_file.write_text(str(server.server_address[1]))
     server.serve_forever()
 

@@ -52,3 +52,26 @@ def test_an_error_a_user_can_cause_is_one_sentence_without_traceback(tmp_path: P
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: config file not found: {tmp_path / 'missing.toml'} (`storywatch config init` writes the default there; or pass --config PATH or set $STORYWATCH_CONFIG)"
+
+
+def test_each_command_is_found_in_the_module_the_command_map_names() -> None:
+    """`storywatch COMMAND` imports only COMMAND's module (base.COMMAND_MODULES): the map must
+    name every command, each where it is defined."""
+    from worker.cli.base import COMMAND_MODULES
+
+    ctx = click.Context(cli)
+    found = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    assert all(found.values()) and set(found) == set(COMMAND_MODULES)
+    assert {name: command.callback.__module__ for name, command in found.items() if command and command.callback} == {
+        name: f"worker.cli.{module}" for name, module in COMMAND_MODULES.items()}
+
+
+def test_a_one_shot_poll_imports_neither_the_scheduler_nor_the_digest_renderer() -> None:
+    """A one-shot `storywatch poll` (from cron, every few minutes) starts quickly: it does not
+    import APScheduler, the backfill, markdown-it or feedparser (the parsing processes do)."""
+    probe = ("import sys, click\nfrom worker.cli import cli\n"
+             "cli.get_command(click.Context(cli), 'poll')\n"
+             "print(sorted(m for m in ('apscheduler', 'worker.backfill', 'markdown_it', 'feedparser') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 from sqlite_utils import Database
 
 from worker import pipeline, store, storylines
+from worker.clock import to_iso
 from worker.cycle import _ingest_together
 from worker.tracking.decisions import Doc
 from tests.conftest import World
@@ -28,18 +29,29 @@ ARTICLE = "<p>" + " ".join(WORDS[i % len(WORDS)] + (str(i // len(WORDS)) if i % 
 
 
 def _fail_once_for(monkeypatch: pytest.MonkeyPatch, feed_id: int, key: str = "boilerplate") -> list[int]:
-    """store.update_feed raises once for one feed when it writes `key`: a write that fails inside
-    the feed's transaction (the boilerplate model is written after dedupe, the polling state
-    after tracking)."""
-    real, failures = store.update_feed, []
+    """Writing a feed's state fails once for one feed when it writes `key`: a write that fails
+    inside the feed's transaction (the boilerplate model is written after dedupe, the polling
+    state after tracking). Alone (store.update_feed) or with other feeds' (store.update_feeds)."""
+    real_one, real_many, failures = store.update_feed, store.update_feeds, []
 
-    def update_feed(db: object, fid: int, **state: object) -> None:
+    def fails(fid: int, state: Mapping[str, object]) -> bool:
         if fid == feed_id and key in state and not failures:
             failures.append(fid)
+            return True
+        return False
+
+    def update_feed(db: Database, fid: int, **state: object) -> None:
+        if fails(fid, state):
             raise OSError("disk I/O error (injected)")
-        real(db, fid, **state)  # type: ignore[arg-type]
+        real_one(db, fid, **state)
+
+    def update_feeds(db: Database, states: Sequence[tuple[int, Mapping[str, object]]]) -> None:
+        if any([fails(fid, state) for fid, state in states]):
+            raise OSError("disk I/O error (injected)")
+        real_many(db, states)
 
     monkeypatch.setattr(store, "update_feed", update_feed)
+    monkeypatch.setattr(store, "update_feeds", update_feeds)
     return failures
 
 
@@ -170,17 +182,17 @@ def test_when_sqlite_rolls_the_group_back_midway_no_feed_writes_outside_it(
     must not then be stored in a transaction of its own, nor B's failure (reported, not kept)."""
     w = world("/a", "/b", "/c")
     prepared = _group(w)
-    real, feed_b = store.update_feed, prepared[1].feed.id
+    real, feed_b = store.update_feeds, prepared[1].feed.id
 
-    def update_feed(db: Database, fid: int, **state: object) -> None:
-        if fid == feed_b and "last_success_at" in state:
+    def update_feeds(db: Database, states: Sequence[tuple[int, Mapping[str, object]]]) -> None:
+        if any(fid == feed_b and "last_success_at" in state for fid, state in states):
             db.conn.execute("ROLLBACK")  # what SQLite does on some I/O errors
             raise sqlite3.OperationalError("disk I/O error")
-        real(db, fid, **state)
+        real(db, states)
 
-    monkeypatch.setattr(store, "update_feed", update_feed)
+    monkeypatch.setattr(store, "update_feeds", update_feeds)
     reports = _ingest_together(w.rt, prepared)
-    monkeypatch.setattr(store, "update_feed", real)
+    monkeypatch.setattr(store, "update_feeds", real)
     _nothing_stored_and_then_everything_once(w, reports, "disk I/O error")
 
 
@@ -211,3 +223,48 @@ def test_a_full_disk_is_one_line_per_failure_and_loses_nothing(world: Callable[.
     again = w.poll()
     assert sorted((r.feed.url.rsplit("/", 1)[1], r.outcome, r.new_items) for r in again.reports) == [
         ("a", "new", 1), ("b", "new", 1)]
+
+
+# ── feeds with nothing new (304s) stored together ───────────────────────────────────────────
+
+
+def _three_polled_then_not_modified(w: World) -> list[pipeline.Prepared]:
+    """Feeds A, B and C polled once (stored), then fetched again: each answers 304."""
+    _group(w)
+    w.poll(force=True)
+    w.clock.advance(dt.timedelta(hours=1))
+    prepared = [pipeline.prepare(w.rt, store.feeds_to_poll(w.db, w.clock(), force=True, url=w.server.url(f"/{p}"))[0])
+                for p in ("a", "b", "c")]
+    assert all(p.quiet and p.fetched and p.fetched.not_modified for p in prepared)
+    return prepared
+
+
+def _fetch_log(w: World) -> list[tuple[str, str]]:
+    return [(r["url"].rsplit("/", 1)[1], r["kind"]) for r in w.db.query(
+        "SELECT f.url, x.kind FROM fetches x JOIN feeds f ON f.id = x.feed_id ORDER BY x.id")]
+
+
+def test_feeds_with_nothing_new_are_stored_together_each_with_its_state(world: Callable[..., World]) -> None:
+    w = world("/a", "/b", "/c")
+    prepared = _three_polled_then_not_modified(w)
+    reports = _ingest_together(w.rt, prepared)
+    assert [(r.feed.url.rsplit("/", 1)[1], r.outcome) for r in reports] == [
+        ("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]
+    assert _fetch_log(w)[3:] == [("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]
+    polled = {r["url"].rsplit("/", 1)[1]: r["last_polled_at"] for r in w.db.query("SELECT * FROM feeds")}
+    assert set(polled.values()) == {to_iso(w.clock())}, polled
+
+
+def test_when_feeds_stored_together_fail_each_is_stored_alone(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement for several feeds' states fails (its savepoint rolls back): each feed is then
+    stored alone, so one feed's failure is that feed's only, and no fetch is logged twice."""
+    w = world("/a", "/b", "/c")
+    prepared = _three_polled_then_not_modified(w)
+    failures = _fail_once_for(monkeypatch, int(prepared[1].feed.id), "last_success_at")
+    reports = _ingest_together(w.rt, prepared)
+    assert failures == [prepared[1].feed.id]
+    assert [(r.feed.url.rsplit("/", 1)[1], r.outcome) for r in reports] == [
+        ("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]
+    assert _fetch_log(w)[3:] == [("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]

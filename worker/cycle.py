@@ -18,7 +18,7 @@ from loguru import logger
 from worker import store
 from worker.log import traceback_for
 from worker.models import Feed, plural
-from worker.pipeline import FETCH_LOG_DAYS, FeedReport, Prepared, Runtime, ingest, prepare
+from worker.pipeline import FETCH_LOG_DAYS, FeedReport, Prepared, Runtime, ingest, ingest_quiet, prepare
 from worker.window import catch_up, writing
 
 
@@ -172,11 +172,16 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
         if any(p.items for p in group):  # built only when items came (a cycle of 304s needs none), and
             rt.tracking.current(rt.db, rt.clock())  # outside the write transaction: it takes seconds
         with writing(rt.db, rt.window, rt.tracking):
-            reports = []
+            reports = {}
+            quiet = [p for p in group if p.quiet]
+            for report in ingest_quiet(rt, quiet) if quiet else ():
+                reports[report.feed.id] = report
+                store.check_open(rt.db, report.error)
             for p in group:
-                reports.append(report := ingest(rt, p))
-                store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
-        return reports
+                if not p.quiet:
+                    reports[p.feed.id] = report = ingest(rt, p)
+                    store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
+        return [reports[p.feed.id] for p in group]
     except Exception as exc:
         logger.opt(exception=traceback_for(exc)).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
         return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]

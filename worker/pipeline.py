@@ -180,6 +180,11 @@ class Prepared:
     def policy(self) -> str:
         return self.parsed.policy if self.parsed else self.feed.identity_policy
 
+    @property
+    def quiet(self) -> bool:
+        """Fetched, and nothing to read in it: a 304, or a feed without entries."""
+        return self.error is None and not self.items
+
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
@@ -260,19 +265,44 @@ def refresh_feed(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> FeedRepo
     return ingest(rt, prepare(rt, feed, no_cache=no_cache))
 
 
+def ingest_quiet(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:
+    """Store feeds that brought nothing new to read (304s, empty feeds) together: their states
+    in a statement or two, not four a feed (a cycle of 304s is bound by the writer's statements).
+    All or nothing, as one feed is; should that fail, each feed is stored alone."""
+    try:
+        with writing(rt.db, rt.window, rt.tracking):
+            return _save_success(rt, [(p, Ingested()) for p in prepared], rt.clock())
+    except Exception as exc:
+        logger.debug("Storing {n} quiet feeds together failed ({error}); storing each alone", n=len(prepared), error=exc)
+        return [ingest(rt, p) for p in prepared]
+
+
 def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
     now = rt.clock()
     if p.error is not None:
         return _failed(rt, p, p.error, now)
-    assert p.fetched is not None
     result = Ingested()
     if p.items:
         result = ingest_items(rt.db, rt.window, p.feed, _unseen_by_link(rt.db, p), now,
                               lambda batch: rt.tracking.track(rt.db, batch.originals, now))
-    store.update_feed(rt.db, p.feed.id, **_success_state(rt, p, now))
-    outcome = "not_modified" if p.fetched.not_modified else "new"
-    store.record_fetch(rt.db, p.feed.id, p.started_at, kind=outcome, status=p.fetched.status,
-                       size=len(p.fetched.body), ms=p.fetched.elapsed_ms, new_items=result.new + result.copies)
+    return _save_success(rt, [(p, result)], now)[0]
+
+
+def _save_success(rt: Runtime, polled: Sequence[tuple[Prepared, Ingested]], now: dt.datetime) -> list[FeedReport]:
+    """Feeds polled with success: their new states, their fetch log lines, and their reports."""
+    store.update_feeds(rt.db, [(p.feed.id, _success_state(rt, p, now)) for p, _ in polled])
+    store.record_fetches(rt.db, [_fetch_line(p, result) for p, result in polled])
+    return [_success_report(p, result) for p, result in polled]
+
+
+def _fetch_line(p: Prepared, result: Ingested) -> store.Fetch:
+    assert p.fetched is not None
+    return store.Fetch(p.feed.id, p.started_at, "not_modified" if p.fetched.not_modified else "new",
+                       p.fetched.status, len(p.fetched.body), p.fetched.elapsed_ms, result.new + result.copies)
+
+
+def _success_report(p: Prepared, result: Ingested) -> FeedReport:
+    assert p.fetched is not None
     if p.fetched.not_modified:
         logger.debug("Feed not modified: {url}", url=p.feed.url)
     else:
@@ -280,8 +310,8 @@ def _store_prepared(rt: Runtime, p: Prepared) -> FeedReport:
                      url=p.feed.url, entries=len(p.items), new=result.new, copies=result.copies,
                      revisions=result.revisions)
     feed = dataclasses.replace(p.feed, title=p.parsed.title or p.feed.title) if p.parsed else p.feed  # as named now
-    return FeedReport(feed, outcome, result.new, copies=result.copies, revisions=result.revisions,
-                      followups=sum(result.followups.values()))
+    return FeedReport(feed, "not_modified" if p.fetched.not_modified else "new", result.new, copies=result.copies,
+                      revisions=result.revisions, followups=sum(result.followups.values()))
 
 
 def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:

@@ -16,12 +16,11 @@ thread says STOPPING=1 on shutdown. Every cycle is logged in the store for `stor
 from __future__ import annotations
 
 import datetime as dt
-import signal
+import sqlite3
 import threading
 import time
 import zoneinfo
 from collections.abc import Callable
-from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -37,33 +36,6 @@ from worker.pipeline import Runtime
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 POLL_JOB, DIGEST_JOB = "poll", "digest"
-
-
-class StopSignals:
-    """SIGTERM and SIGINT set every event given (main thread only); `signum` is the first one
-    received, None while none has come."""
-
-    def __init__(self, *events: threading.Event) -> None:
-        self.events = events
-        self.signum: int | None = None
-        self._before = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore(self) -> None:
-        """The handlers from before, for a command that handles the signals for a while only."""
-        for signum, handler in self._before.items():
-            signal.signal(signum, handler)
-
-    def _stop(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is None:
-            self.signum = signum
-        logger.info("Stopping on {signal}: finishing the writes in flight", signal=signal.Signals(signum).name)
-        for event in self.events:
-            event.set()
-
-
-def handle_stop_signals(rt: Runtime) -> StopSignals:
-    """SIGTERM/SIGINT: stop starting work and cut in-flight fetches short (main thread only)."""
-    return StopSignals(rt.stop, rt.fetcher.abort)
 
 
 def run_once(rt: Runtime) -> CycleReport:
@@ -171,11 +143,14 @@ def _settled_now(rt: Runtime) -> dt.datetime:
 
 def _guarded(rt: Runtime, what: str, job: Callable[[], object]) -> None:
     """Run `job` holding the writer (the jobs share one connection); log its failure, which
-    must not kill the daemon: the next tick tries again."""
+    must not kill the daemon: the next tick tries again. A damaged store is raised, as no retry
+    mends it: `run --once` says what to do, the daemon's tick logs it as a failed cycle."""
     try:
         with rt.writer:
             job()
     except Exception as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and store.is_damage(exc):
+            raise
         logger.opt(exception=traceback_for(exc)).error("{what} failed: {error}", what=what, error=str(exc))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from worker.cli.base import App, cli, main
 
-# Each module adds its commands to `cli`.
-from worker.cli import configuration, digests, evals, feeds, items, running, status, storylines  # noqa: E402,F401
+# Each command's module adds it to `cli` when it is first asked for (base.COMMAND_MODULES).
 
 __all__ = ["App", "cli", "main"]

@@ -4,6 +4,7 @@ group that turns errors into one sentence, the output options and the table prin
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import sqlite3
 import sys
 from functools import cached_property
@@ -14,7 +15,7 @@ import click
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import __version__, pipeline, report, schedule, startup, store
+from worker import __version__, pipeline, report, startup, store
 from worker.cycle import CycleReport
 from worker.digest import deliver
 from worker.clock import UTC, utc_now
@@ -23,6 +24,7 @@ from worker.safetext import has_unsafe
 from worker.pipeline import Runtime
 from worker.errors import ExitStatus, StorywatchError
 from worker.log import configure_logging
+from worker.stopping import StopSignals
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -84,7 +86,7 @@ def exit_with(status: ExitStatus) -> None:
         sys.exit(int(status))
 
 
-def cycle_status(cycle: CycleReport, signals: schedule.StopSignals, *, failures: bool) -> ExitStatus:
+def cycle_status(cycle: CycleReport, signals: StopSignals, *, failures: bool) -> ExitStatus:
     """A polling command's status: stopped by a signal, else feeds failed (when `failures`
     count), else done."""
     if signals.signum is not None:
@@ -92,7 +94,29 @@ def cycle_status(cycle: CycleReport, signals: schedule.StopSignals, *, failures:
     return ExitStatus.FAILED if failures and cycle.failed else ExitStatus.OK
 
 
-@click.group(cls=Group, context_settings=CONTEXT)
+# Which module (in worker/cli/) defines each command: a command's module, and what it imports,
+# is loaded only when that command runs (a one-shot `poll` does without digests, evaluation,
+# backfill and the scheduler), or when --help lists them all.
+COMMAND_MODULES = {
+    "backfill": "running", "config": "configuration", "digest": "digests", "eval": "evals", "export": "digests",
+    "feeds": "feeds", "health": "status", "init": "status", "items": "items", "metrics": "status", "poll": "poll",
+    "run": "running", "status": "status", "storylines": "storylines",
+}
+
+
+class _Commands(Group):
+    """The top-level group: imports a command's module when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMAND_MODULES and cmd_name not in self.commands:
+            importlib.import_module(f"worker.cli.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -9,11 +9,12 @@ import click
 
 from sqlite_utils import Database
 
-from worker import digest, schedule, views
+from worker import digest, views
 from worker.digest import daily, deliver
 from worker.clock import utc_now
 from worker.config import Settings
 from worker.errors import DeliveryError, ExitStatus
+from worker.stopping import StopSignals
 from worker.cli.base import App, Group, cli, exit_with, pass_app, since_option
 
 
@@ -106,7 +107,7 @@ def _send_digest(settings: Settings, db: Database, data: digest.DigestData, now:
     if not settings.email.enabled:
         raise click.ClickException("email is not enabled: set [email] enabled = true and its settings")
     stop = threading.Event()
-    signals = schedule.StopSignals(stop)
+    signals = StopSignals(stop)
     try:
         daily.send_digest(db, settings, data, now, resend=resend, stop=stop)
     except DeliveryError as exc:

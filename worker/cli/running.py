@@ -1,4 +1,4 @@
-"""`run`, `poll` and `backfill`: the worker's jobs, by hand."""
+"""`run` and `backfill`: the worker's jobs, by hand (`poll` is in poll.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ import datetime as dt
 import json
 import sys
 import threading
-from pathlib import Path
 
 import click
 
-from worker import backfill, manage, report, schedule, startup
-from worker.cycle import poll_feeds
+from worker import backfill, report, schedule, startup
 from worker.clock import utc_now
 from worker.errors import ExitStatus
-from worker import health as health_check
-from worker.cli.base import (
-    App, JSON_OPTION, OUTPUT_OPTION, cli, cycle_status, exit_with, pass_app, print_data, since_option, table_width,
-)
+from worker.stopping import StopSignals, handle_stop_signals
+from worker.cli.base import App, cli, cycle_status, exit_with, pass_app, since_option
 
 
 @cli.command()
@@ -37,7 +33,7 @@ def run(app: App, once: bool) -> None:
       storywatch run --once
     """
     rt = app.runtime
-    signals = schedule.handle_stop_signals(rt)
+    signals = handle_stop_signals(rt)
     try:
         if not once:
             schedule.run_daemon(rt)
@@ -47,41 +43,6 @@ def run(app: App, once: bool) -> None:
         rt.close()
     click.echo(cycle.summary())
     exit_with(cycle_status(cycle, signals, failures=False))
-
-
-@cli.command()
-@click.option("--feed", "feed_url", metavar="FEED", help="Poll only this feed, by address or name (even a disabled one).")
-@click.option("--force", is_flag=True, help="Poll feeds that are not due yet too (requests stay conditional).")
-@click.option("--no-cache", is_flag=True, help="Ignore the stored ETag and Last-Modified.")
-@JSON_OPTION
-@OUTPUT_OPTION
-@pass_app
-def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: bool, output: Path | None) -> None:
-    """Poll the due feeds now and show what each one returned.
-
-    Exit status 0 when every feed asked for was polled (304 Not Modified included), 3 when one
-    failed (an error, a rate limit, a gone feed), 130 (143) when Ctrl-C (SIGTERM) stopped it: the
-    feeds it stopped are polled next time. A poll of the due feeds is logged as a cycle for
-    `storywatch health`; one --feed is not.
-
-    \b
-    Example:
-      storywatch poll
-      storywatch poll --feed https://www.38north.org/feed/ --no-cache
-      storywatch poll --json
-    """
-    rt = app.runtime
-    try:
-        if feed_url:
-            feed_url = manage.pollable_address(app.db, feed_url)
-        signals = schedule.handle_stop_signals(rt)
-        cycle = poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
-        if not feed_url:
-            health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
-    finally:
-        rt.close()
-    print_data(report.cycle_json(cycle) if as_json else report.render_cycle(cycle, width=table_width(output)), output)
-    exit_with(cycle_status(cycle, signals, failures=True))
 
 
 @cli.command(name="backfill")
@@ -122,7 +83,7 @@ def backfill_command(app: App, sources: tuple[str, ...], all_feeds: bool, since:
     options = backfill.Options(since=since, until=until, track=not no_track, dry_run=dry_run,
                                workers=workers or 0, max_pages=max_pages)
     stop = threading.Event()
-    signals = schedule.StopSignals(stop)
+    signals = StopSignals(stop)
     with report.Progress(sys.stderr) as progress:
         summary = backfill.backfill(app.db, app.settings, found, options, progress.update, stop=stop, unreadable=failed)
     click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) if as_json

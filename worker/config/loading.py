@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import math
 import os
 import re
@@ -26,6 +27,12 @@ from worker.config.files import CONFIG_ENV, DEFAULT_CONFIG
 from worker.config.sections import ARRAY_SECTIONS, SECTIONS, Settings, toml_key
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A settings class's field types, worked out once: a config lists up to thousands of feeds."""
+    return typing.get_type_hints(cls)
+
+
 class _Reader:
     """Converts raw TOML values to field types, raising ConfigError with file and key."""
 
@@ -43,7 +50,7 @@ class _Reader:
         for key in table:
             if key not in fields:
                 raise self._unknown(f"{where}.{key}" if where else key, key, list(fields))
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values: dict[str, Any] = {}
         for key, f in fields.items():
             full = f"{where}.{key}" if where else key

@@ -5,13 +5,18 @@ handlers, iframes or images; http(s) links only).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import nh3
-from markdown_it import MarkdownIt
 
 from worker.digest.markdown import render_markdown, sparkline
 from worker.digest.model import DigestData
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 
 _UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>&=])")
@@ -27,7 +32,13 @@ def render_text(data: DigestData) -> str:
     return _UNESCAPE.sub(r"\1", text)
 
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+@functools.cache
+def _markdown() -> MarkdownIt:
+    """The renderer, made when a digest is first rendered as HTML: markdown-it takes a while to
+    import, and most commands (a one-shot poll) never render one."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 _ALLOWED_TAGS = {"h1", "h2", "h3", "p", "ul", "li", "a", "strong", "em", "code", "blockquote", "table", "tr", "td",
                  "span", "div", "br"}
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"style", "title"}, "div": {"style"}, "span": {"style"},
@@ -35,7 +46,7 @@ _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"style", "title"}, "div": 
 
 
 def render_html(data: DigestData) -> str:
-    body = _MARKDOWN.render(render_markdown(data))
+    body = _markdown().render(render_markdown(data))
     for section in data.storylines:  # the activity line as a small bar chart (mail clients drop SVG),
         # after its paragraph: a table inside a <p> would leave an empty paragraph behind it
         body = body.replace(f" <code>{sparkline(section.activity)}</code></p>", "</p>\n" + bar_chart(section.activity), 1)

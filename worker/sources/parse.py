@@ -26,8 +26,6 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
 from worker.errors import NotAFeed, ParseError
 from worker.localdates import parse_localized_date
 from worker.safetext import one_line, url_text
@@ -88,6 +86,8 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
     content_type = _trust_utf8(body, content_type)
     if content_type:
         headers["content-type"] = content_type
+    import feedparser  # here, not above: the writer imports this module for its keys and never parses
+
     parsed = feedparser.parse(
         _repair_char_refs(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
@@ -179,13 +179,13 @@ def _link(feed: Any, rel: str, base: str) -> str | None:
     return None
 
 
-# feedparser flags these although the document parsed fine (a missing or wrong content type,
-# an encoding it had to guess): with a recognised version they are warnings, not failures.
-_BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
-
-
 def _is_parse_failure(parsed: Any) -> bool:
-    return bool(parsed.get("bozo")) and not isinstance(parsed.get("bozo_exception"), _BENIGN)
+    import feedparser
+
+    # feedparser flags these although the document parsed fine (a missing or wrong content type,
+    # an encoding it had to guess): with a recognised version they are warnings, not failures.
+    benign = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+    return bool(parsed.get("bozo")) and not isinstance(parsed.get("bozo_exception"), benign)
 
 
 def _bozo_reason(parsed: Any) -> str:

@@ -12,10 +12,10 @@ from worker.store.connection import (
     check_open, identity_key, integrity_problem, is_damage, open_store, schema_version, store_failure, transaction,
 )
 from worker.store.feeds import (
-    CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, add_feed, feed_at_address,
+    CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, Fetch, add_feed, feed_at_address,
     feed_item_count, feed_item_times, feeds_by_url, feeds_matching, feeds_to_poll, fetch_history, name_taken,
-    prune_fetches, publication_times, record_fetch, set_feed_disabled, set_feed_settings, sync_feeds, update_feed,
-    url_taken,
+    prune_fetches, publication_times, record_fetch, record_fetches, set_feed_disabled, set_feed_settings, sync_feeds,
+    update_feed, update_feeds, url_taken,
 )
 from worker.store.items import (
     adopt_legacy_keys, cluster_size, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
@@ -56,6 +56,7 @@ __all__ = [
     "CHOSEN",
     "DISABLED_BY_YOU",
     "DecisionRow",
+    "Fetch",
     "INTERRUPTED",
     "ItemLink",
     "MIGRATIONS",
@@ -144,6 +145,7 @@ __all__ = [
     "record_cycle",
     "record_digest",
     "record_fetch",
+    "record_fetches",
     "refresh_item",
     "remove_storyline",
     "revisions_between",
@@ -181,6 +183,7 @@ __all__ = [
     "unconfirmed_digests",
     "unprinted_items",
     "update_feed",
+    "update_feeds",
     "url_taken",
     "write_marks",
 ]

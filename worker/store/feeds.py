@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -25,9 +27,9 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
     counts = {"added": 0, "updated": 0, "removed": 0}
     kept: set[int] = set()
     with transaction(db):
+        stored = _StoredFeeds(db)
         for feed in feeds:
-            row = one_row(db, "SELECT * FROM feeds WHERE url = ? OR config_url = ? ORDER BY url = ? DESC", [feed.url] * 3) \
-                or _row_at_address(db, feed.url)
+            row = stored.find(feed.url)
             values = {
                 "name": feed.name,
                 "tags": json.dumps(list(feed.tags)),
@@ -40,6 +42,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                     [feed.url, feed.url, to_iso(now), values["name"], values["tags"], values["interval_s"]],
                 )
                 kept.add(int(cursor.lastrowid or 0))
+                stored.added(int(cursor.lastrowid or 0), feed.url)
                 counts["added"] += 1
                 continue
             kept.add(row["id"])
@@ -54,6 +57,39 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                 db.table("feeds").update(row["id"], change)
                 counts["removed"] += 1
     return counts
+
+
+class _StoredFeeds:
+    """The stored feeds, read once, found as sync_feeds looks for a config feed: by its address,
+    else by the address the config gave a feed that moved, else by the address however written."""
+
+    def __init__(self, db: Database) -> None:
+        self.rows = list(db.query("SELECT * FROM feeds ORDER BY id"))
+        self.by_url = {row["url"]: row for row in self.rows}
+        self.by_config_url: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            self.by_config_url.setdefault(row["config_url"], row)
+        self._by_address: dict[str, dict[str, Any]] | None = None  # made when first needed
+
+    def find(self, url: str) -> dict[str, Any] | None:
+        return self.by_url.get(url) or self.by_config_url.get(url) or self._by_address_of(url)
+
+    def added(self, feed_id: int, url: str) -> None:
+        row = {"id": feed_id, "url": url, "config_url": url, "origin": "config", "disabled_reason": None}
+        self.rows.append(row)
+        self.by_url.setdefault(url, row)
+        self.by_config_url.setdefault(url, row)
+        if self._by_address is not None:
+            self._by_address.setdefault(feed_address(url), row)
+
+    def _by_address_of(self, url: str) -> dict[str, Any] | None:
+        if self._by_address is None:
+            self._by_address = {}
+            for row in self.rows:
+                for address in (row["url"], row["config_url"]):
+                    if address:
+                        self._by_address.setdefault(feed_address(address), row)
+        return self._by_address.get(feed_address(url))
 
 
 def feed_at_address(db: Database, url: str) -> Feed | None:
@@ -207,31 +243,58 @@ _FEED_STATE = {
 
 
 def update_feed(db: Database, feed_id: int, **state: Any) -> None:
-    """Write a feed's polling state; datetimes are stored as ISO text.
+    """Write a feed's polling state; datetimes are stored as ISO text."""
+    update_feeds(db, [(feed_id, state)])
 
-    Plain SQL: this runs once a feed a cycle, and sqlite-utils' update() inspects the table
-    and reads the row first (about a millisecond a feed).
+
+def update_feeds(db: Database, states: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    """Write feeds' polling states: (feed id, state) pairs, one statement for those that set the
+    same columns (a cycle of 304s writes a thousand alike).
+
+    Plain SQL: sqlite-utils' update() inspects the table and reads the row first (about a
+    millisecond a feed).
     """
-    unknown = set(state) - _FEED_STATE
-    if unknown:
-        raise ValueError(f"not a feed state column: {sorted(unknown)}")
-    columns = ", ".join(f"{name} = ?" for name in state)
-    values = [to_iso(v) if isinstance(v, dt.datetime) else v for v in state.values()]
-    db.execute(f"UPDATE feeds SET {columns} WHERE id = ?", [*values, feed_id])
+    alike: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
+    for feed_id, state in states:
+        unknown = set(state) - _FEED_STATE
+        if unknown:
+            raise ValueError(f"not a feed state column: {sorted(unknown)}")
+        values = [to_iso(v) if isinstance(v, dt.datetime) else v for v in state.values()]
+        alike[tuple(state)].append([*values, feed_id])
+    for columns, rows in alike.items():
+        db.conn.executemany(f"UPDATE feeds SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?", rows)
 
 
 def url_taken(db: Database, url: str, feed_id: int) -> bool:
     return one_row(db, "SELECT id FROM feeds WHERE url = ? AND id != ?", [url, feed_id]) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One poll of a feed, as the fetch log keeps it (`status`, `health`, adaptive intervals)."""
+
+    feed_id: int
+    started_at: dt.datetime
+    kind: str
+    status: int | None = None
+    size: int = 0
+    ms: int = 0
+    new_items: int = 0
+    error: str | None = None
+
+
 def record_fetch(
     db: Database, feed_id: int, started_at: dt.datetime, *, kind: str, status: int | None = None,
     size: int = 0, ms: int = 0, new_items: int = 0, error: str | None = None,
 ) -> None:
-    db.execute(
+    record_fetches(db, [Fetch(feed_id, started_at, kind, status, size, ms, new_items, error)])
+
+
+def record_fetches(db: Database, fetches: Sequence[Fetch]) -> None:
+    db.conn.executemany(
         "INSERT INTO fetches (feed_id, started_at, kind, status, bytes, ms, new_items, error) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [feed_id, to_iso(started_at), kind, status, size, ms, new_items, error],
+        [(f.feed_id, to_iso(f.started_at), f.kind, f.status, f.size, f.ms, f.new_items, f.error) for f in fetches],
     )
 
 

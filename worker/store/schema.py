@@ -434,6 +434,13 @@ def _kept_digests(db: Database) -> None:
     db.executescript("ALTER TABLE digests ADD COLUMN snapshot TEXT;")
 
 
+@MIGRATIONS(name="0019_unprinted_index")
+def _unprinted_index(db: Database) -> None:
+    # Items an older version stored without a fingerprint are looked for at every start: found
+    # by this (empty) index, not by reading the whole items table.
+    db.executescript("CREATE INDEX IF NOT EXISTS items_unprinted ON items(id) WHERE signature IS NULL;")
+
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL
