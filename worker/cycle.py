@@ -141,6 +141,8 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
         while running:
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             running -= done
+            for future in done:  # a future holds its feed's body and items: let them go once stored
+                del feeds_of[future]
             if done:
                 rt.beats += 1
             yield from _ingest_together(rt, [future.result() for future in done])
