@@ -15,8 +15,12 @@ from tests.conftest import PROJECT, Cli
 
 
 def all_commands(group: click.Group = cli, prefix: str = "") -> list[tuple[str, click.Command]]:
+    """Every command and subcommand (as click finds them: the top level loads its modules lazily)."""
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix}{name}"
         found.append((path, command))
         if isinstance(command, click.Group):
