@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import os
 import random
@@ -134,6 +135,30 @@ def one_shot_warm(config: Path) -> float:
     return seconds
 
 
+READER_WORKERS = 4
+
+
+def reader_python() -> str | None:
+    """An interpreter that has reader (a peer): $STORYWATCH_BENCH_READER, else this one if it
+    can import reader; None when neither has it (the peer's figures are then left out)."""
+    if peer := os.environ.get("STORYWATCH_BENCH_READER"):
+        return peer
+    return sys.executable if importlib.util.find_spec("reader") else None
+
+
+def reader_cold(work: Path, port: int, python: str) -> dict[str, float]:
+    """reader's cold update of the same farm, in a process of its own."""
+    urls = work / "urls.txt"
+    urls.write_text("\n".join(feed_urls(port)), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([python, "-m", "bench.reader_peer", str(work / "reader.sqlite"), str(urls), str(READER_WORKERS)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["entries"] == FEEDS * ENTRIES, figures
+    return figures
+
+
 def run(work: Path) -> list[Result]:
     """Best of two for the cold cycle and for feedparser alone: the machine is shared and noisy."""
     folder = work / "feeds"
@@ -151,6 +176,8 @@ def run(work: Path) -> list[Result]:
         warm = min((poll_feeds(rt, force=True) for _ in range(3)), key=lambda cycle: cycle.seconds)
         assert warm.count("not_modified") == FEEDS, warm.summary()
         one_shot = min(one_shot_warm(config) for _ in range(3))
+        peer = reader_python()
+        reader = reader_cold(work, port, peer) if peer else None
         change_some(folder)
         changed = poll_feeds(rt, force=True)
         assert changed.new_items == FEEDS // 10 * 5, changed.summary()
@@ -159,11 +186,17 @@ def run(work: Path) -> list[Result]:
         server.terminate()
         server.wait()
     alone = min(feedparser_alone(folder), feedparser_alone(folder))
+    peers = [
+        Result(f"poll cold, reader ({READER_WORKERS} workers): time ÷ feedparser alone", reader["seconds"] / alone, "ratio", "",
+               note=f"reader {reader['seconds']:.1f} s, peak RSS {reader['peak_rss_mib']:.0f} MiB"),
+        Result("poll cold: storywatch time ÷ reader time", cold.seconds / reader["seconds"], "ratio", "<= 1.0"),
+    ] if reader else []
     return [
         Result("poll cold: 1,000 feeds × 50 entries, wall time", cold.seconds, "s", "<= 40"),
         Result("poll cold: entries/s", FEEDS * ENTRIES / cold.seconds, "entries/s", ""),
         Result("poll cold: time ÷ feedparser alone on the same bodies", cold.seconds / alone, "ratio", "<= 2.0",
                note=f"feedparser alone: {alone:.1f} s"),
+        *peers,
         Result("poll cold: peak PSS, worker and its parsing processes", memory.peak_pss_mib, "MiB", "<= 250",
                note=f"peak RSS (shared pages counted in each process): {memory.peak_mib:.0f} MiB"),
         Result("poll warm (all 304): feeds/s", FEEDS / warm.seconds, "feeds/s", ">= 500"),
