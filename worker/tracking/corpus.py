@@ -20,7 +20,9 @@ class Corpus:
 
     def __init__(self, config: TrackerConfig) -> None:
         self._config = config
-        self._df = np.zeros(DF_BUCKETS, np.int32)
+        # A count never exceeds the window's length: 2 bytes a bucket when it fits (8 MiB, not 16).
+        self._df: npt.NDArray[np.integer] = np.zeros(
+            DF_BUCKETS, np.uint16 if config.df_window < (1 << 16) - 1 else np.int32)
         self._window: deque[npt.NDArray[np.uint32]] = deque()
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
