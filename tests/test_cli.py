@@ -79,3 +79,11 @@ def test_a_one_shot_poll_imports_neither_the_scheduler_nor_the_digest_renderer()
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_mistyped_command_gets_a_suggestion() -> None:
+    """Commands load when asked for; a name that is none of them still gets click's "did you mean"."""
+    for typed, meant in (("pol", "poll"), ("feed", "feeds"), ("storyline", "storylines")):
+        done = subprocess.run([sys.executable, "-m", "worker", typed], capture_output=True, text=True, cwd=PROJECT,
+                              timeout=120)
+        assert done.returncode == 2 and f"Did you mean '{meant}'?" in done.stderr, (typed, done.stderr)

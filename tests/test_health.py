@@ -264,3 +264,39 @@ def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Pa
             f"Error: cannot write the store at {tmp_path / 'sw.db'}: attempt to write a readonly database "
             "(the file and its folder must be writable by user id"), done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_the_daemon_logs_a_damaged_store_met_by_its_jobs_in_one_line_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Damage only the digest reads: the daemon's tick logs "Digest failed" (not a failed poll),
+    still writes the metrics file, and its scheduled digest job logs one line, no traceback.
+    (`run --once` exits 1 with what to do: test_a_damaged_store_is_met_with_one_line_that_says_what_to_do.)"""
+    from loguru import logger
+
+    from worker import pipeline, schedule, startup
+    from worker.config import load_settings
+    from worker.digest import daily
+
+    config = tmp_path / "storywatch.toml"
+    metrics = tmp_path / "metrics.prom"
+    config.write_text(f'[storage]\npath = "sw.db"\n[fetch]\nparse_processes = 1\n[monitoring]\nmetrics_file = "{metrics}"\n')
+    settings = load_settings(config)
+    db = store.open_store(settings.storage.path)
+    startup.initialize(db, settings, utc_now())
+    rt = pipeline.open_runtime(db, settings)
+
+    def damaged(*args: object, **kwargs: object) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(daily, "scheduled_digest", damaged)
+    logged: list[tuple[str, bool]] = []
+    sink = logger.add(lambda m: logged.append((m.record["message"], m.record["exception"] is not None)), level="ERROR")
+    try:
+        schedule._poll_job(rt, 60.0)
+        schedule._digest_job(rt)
+    finally:
+        logger.remove(sink)
+        rt.close()
+    assert logged == [("Digest failed: database disk image is malformed", False)] * 2
+    assert metrics.exists()

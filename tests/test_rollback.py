@@ -268,3 +268,54 @@ def test_when_feeds_stored_together_fail_each_is_stored_alone(
     assert [(r.feed.url.rsplit("/", 1)[1], r.outcome) for r in reports] == [
         ("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]
     assert _fetch_log(w)[3:] == [("a", "not_modified"), ("b", "not_modified"), ("c", "not_modified")]
+
+
+def test_when_sqlite_drops_the_transaction_under_quiet_feeds_the_group_fails_once_with_its_cause(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error while the 304s are written together makes SQLite roll the transaction back:
+    no feed is then tried alone (each would fail again, one error line each), and the reports
+    say why."""
+    from loguru import logger
+
+    w = world("/a", "/b", "/c")
+    prepared = _three_polled_then_not_modified(w)
+
+    def update_feeds(db: Database, states: Sequence[tuple[int, Mapping[str, object]]]) -> None:
+        db.conn.execute("ROLLBACK")  # what SQLite does on some I/O errors
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "update_feeds", update_feeds)
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+    try:
+        reports = _ingest_together(w.rt, prepared)
+    finally:
+        logger.remove(sink)
+    assert [r.outcome for r in reports] == ["error"] * 3
+    assert all(r.error and "disk I/O error" in r.error for r in reports), reports
+    assert len(errors) == 1 and "disk I/O error" in errors[0], errors
+    assert _fetch_log(w)[3:] == [] and not w.db.conn.in_transaction
+
+
+def test_feeds_that_moved_are_stored_one_at_a_time(world: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two feeds that moved (301) to one address, beside a feed with news: the first takes the
+    address, the second keeps its own (another feed has that one), and nothing is rolled back
+    (so the tracker is not rebuilt inside the write transaction)."""
+    w = world("/a", "/b", "/c", extra=TOWER)
+    _group(w)
+    w.poll(force=True)
+    w.clock.advance(dt.timedelta(hours=1))
+    w.server.routes["/a"] = w.server.routes["/b"] = Reply(301, headers={"Location": w.server.url("/merged")})
+    w.server.routes["/merged"] = Reply(body=rss([]))
+    w.server.routes["/c"] = Reply(body=rss([("c-2", "Another story", "<p>" + " ".join(WORDS) + "</p>")]))
+    prepared = [pipeline.prepare(w.rt, f) for f in store.feeds_to_poll(w.db, w.clock(), force=True)]
+    assert [p.quiet for p in prepared] == [False, False, False]  # moved: not stored with the quiet ones
+    w.rt.tracking.current(w.db, w.clock())
+    builds: list[bool] = []
+    real = storylines.build_tracker
+    monkeypatch.setattr(storylines, "build_tracker", lambda db, *a, **k: builds.append(True) or real(db, *a, **k))
+    reports = _ingest_together(w.rt, prepared)
+    assert [(r.feed.url.rsplit("/", 1)[1], r.outcome) for r in reports] == [("a", "new"), ("b", "new"), ("c", "new")]
+    assert [r["url"].rsplit("/", 1)[1] for r in w.db.query("SELECT url FROM feeds ORDER BY id")] == ["merged", "b", "c"]
+    assert builds == []

@@ -251,3 +251,25 @@ def test_the_full_text_index_catches_up_and_stays_consistent(tmp_path: Path) -> 
     assert store.find_items(db, search="Zhao Leji in") == []
     db.execute("INSERT INTO items_fts(items_fts) VALUES('integrity-check')")
     assert store.save_items(db, [make_item(5)]) == [5]  # ids keep growing past a deleted one
+
+
+def test_syncing_feeds_finds_each_stored_feed_however_its_address_is_written(tmp_path: Path) -> None:
+    """The config's feeds are matched with the stored ones read once: by address, by the address
+    a moved feed had in the config, by either written in another case or with a fragment; a feed
+    listed under both its old and new address ends with the last entry's values."""
+    from worker.config import FeedConfig
+
+    db = store.open_store(tmp_path / "sw.db")
+    store.sync_feeds(db, [FeedConfig("http://h.example/feed", name="x")], NOW)
+    assert store.sync_feeds(db, [FeedConfig("HTTP://H.Example/feed#top", name="x")], NOW) == \
+        {"added": 0, "updated": 0, "removed": 0}
+    db.execute("UPDATE feeds SET url = 'http://h.example/new'")  # moved (301); config_url stays
+    for written in ("HTTP://H.EXAMPLE/feed#x", "http://H.example/new"):
+        assert store.sync_feeds(db, [FeedConfig(written, name="x")], NOW) == {"added": 0, "updated": 0, "removed": 0}
+    assert store.sync_feeds(db, [], NOW) == {"added": 0, "updated": 0, "removed": 1}
+    assert store.sync_feeds(db, [FeedConfig("http://h.example/feed", name="x2"),
+                                 FeedConfig("http://h.example/new", name="x")], NOW)["updated"] == 2
+    assert [(r["url"], r["name"], r["disabled_reason"]) for r in db.query("SELECT * FROM feeds")] == [
+        ("http://h.example/new", "x", None)]
+    counts = store.sync_feeds(db, [FeedConfig("http://h.example/a", name="a"), FeedConfig("http://h.example/new")], NOW)
+    assert counts == {"added": 1, "updated": 1, "removed": 0}

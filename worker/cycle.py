@@ -177,14 +177,13 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
         if any(p.items for p in group):  # built only when items came (a cycle of 304s needs none), and
             rt.tracking.current(rt.db, rt.clock())  # outside the write transaction: it takes seconds
         with writing(rt.db, rt.window, rt.tracking):
-            quiet = [p for p in group if p.quiet]  # 304s: stored together, in a statement or two
-            reports = {report.feed.id: report for report in (ingest_quiet(rt, quiet) if quiet else [])}
-            store.check_open(rt.db)
-            for p in group:
+            quiet = [n for n, p in enumerate(group) if p.quiet]  # 304s: stored together, in a statement or two
+            reports = dict(zip(quiet, ingest_quiet(rt, [group[n] for n in quiet]))) if quiet else {}
+            for n, p in enumerate(group):
                 if not p.quiet:
-                    reports[p.feed.id] = report = ingest(rt, p)
+                    reports[n] = report = ingest(rt, p)
                     store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
-        return [reports[p.feed.id] for p in group]
+        return [reports[n] for n in range(len(group))]
     except Exception as exc:
         logger.opt(exception=traceback_for(exc)).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))
         return [FeedReport(p.feed, "error", error=f"not stored: {exc}") for p in group]

@@ -182,8 +182,9 @@ class Prepared:
 
     @property
     def quiet(self) -> bool:
-        """Fetched, and nothing to read in it: a 304, or a feed without entries."""
-        return self.error is None and not self.items
+        """Fetched, and nothing to read in it: a 304, or a feed without entries (and not moved:
+        a new address must be checked against the other feeds' one at a time)."""
+        return self.error is None and not self.items and not (self.fetched and self.fetched.moved_to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +271,10 @@ def ingest_quiet(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:
     in a statement or two, not four a feed (a cycle of 304s is bound by the writer's statements).
     All or nothing, as one feed is; should that fail, each feed is stored alone."""
     try:
-        with writing(rt.db, rt.window, rt.tracking):
+        with store.transaction(rt.db):  # a savepoint: quiet feeds change neither the window nor the tracker
             return _save_success(rt, [(p, Ingested()) for p in prepared], rt.clock())
     except Exception as exc:
+        store.check_open(rt.db, f"{type(exc).__name__}: {exc}")  # SQLite dropped the transaction: no feed can be
         logger.debug("Storing {n} quiet feeds together failed ({error}); storing each alone", n=len(prepared), error=exc)
         return [ingest(rt, p) for p in prepared]
 

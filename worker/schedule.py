@@ -48,18 +48,23 @@ def run_cycle(rt: Runtime, *, interval: float | None) -> CycleReport:
     due feeds (logged for `storywatch health`), then the storylines' Atom feeds, the digest if
     due (and email retries), and the metrics file. These run even when polling failed (a poll
     failure is then raised: the daemon logs it, `run --once` reports it), but not after a stop
-    (nothing new starts; the metrics file still says what the cycle did)."""
+    (nothing new starts; the metrics file still says what the cycle did). A damaged store met by
+    those jobs is logged by the daemon; `run --once` (no `interval`) raises it after them, so
+    that it says in one line what to do."""
+    damage: list[Exception] | None = [] if interval is None else None
     try:
         with rt.writer:
             return _poll_and_record(rt, interval=interval, limit=rt.settings.fetch.cycle_limit or None)
     finally:
         if rt.settings.digest.atom and not rt.stop.is_set():
-            _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()))
+            _guarded(rt, "Writing the Atom feeds", lambda: daily.write_atom_feeds(rt.db, rt.settings, rt.clock()), damage)
         # A digest whose time passed during a long cycle, and email retries, come due between
         # digest times: the check costs a few queries.
         if not rt.stop.is_set():
-            _digest_job(rt)
-        _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt))
+            _digest_job(rt, damage)
+        _guarded(rt, "Writing the metrics file", lambda: _write_metrics(rt), damage)
+        if damage:
+            raise damage[0]
 
 
 def run_daemon(rt: Runtime, *, tick: float = 60.0, on_ready: Callable[[], None] | None = None) -> None:
@@ -125,9 +130,9 @@ def _write_metrics(rt: Runtime) -> None:
         health.write_metrics_file(path, health.render_metrics(health.collect_metrics(rt.db, rt.clock())))
 
 
-def _digest_job(rt: Runtime) -> None:
+def _digest_job(rt: Runtime, damage: list[Exception] | None = None) -> None:
     """Write (and send) the digest due now, and retry unsent ones whose time has come."""
-    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt), stop=rt.stop))
+    _guarded(rt, "Digest", lambda: daily.scheduled_digest(rt.db, rt.settings, _settled_now(rt), stop=rt.stop), damage)
 
 
 def _settled_now(rt: Runtime) -> dt.datetime:
@@ -141,16 +146,17 @@ def _settled_now(rt: Runtime) -> dt.datetime:
     return now
 
 
-def _guarded(rt: Runtime, what: str, job: Callable[[], object]) -> None:
+def _guarded(rt: Runtime, what: str, job: Callable[[], object], damage: list[Exception] | None = None) -> None:
     """Run `job` holding the writer (the jobs share one connection); log its failure, which
-    must not kill the daemon: the next tick tries again. A damaged store is raised, as no retry
-    mends it: `run --once` says what to do, the daemon's tick logs it as a failed cycle."""
+    must not kill the daemon: the next tick tries again. Given `damage`, a damaged store is added
+    to it instead, for the caller to raise (no retry mends it)."""
     try:
         with rt.writer:
             job()
     except Exception as exc:
-        if isinstance(exc, sqlite3.DatabaseError) and store.is_damage(exc):
-            raise
+        if damage is not None and isinstance(exc, sqlite3.DatabaseError) and store.is_damage(exc):
+            damage.append(exc)
+            return
         logger.opt(exception=traceback_for(exc)).error("{what} failed: {error}", what=what, error=str(exc))
 
 

@@ -115,6 +115,12 @@ class _Commands(Group):
             importlib.import_module(f"worker.cli.{COMMAND_MODULES[cmd_name]}")
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in COMMAND_MODULES:  # a mistake: every command loaded, for "did you mean"
+            for name in COMMAND_MODULES:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=_Commands, context_settings=CONTEXT)
 @click.option(

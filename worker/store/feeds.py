@@ -42,12 +42,14 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                     [feed.url, feed.url, to_iso(now), values["name"], values["tags"], values["interval_s"]],
                 )
                 kept.add(int(cursor.lastrowid or 0))
-                stored.added(int(cursor.lastrowid or 0), feed.url)
+                stored.added(int(cursor.lastrowid or 0), feed.url, values)
                 counts["added"] += 1
                 continue
             kept.add(row["id"])
             if row["origin"] != "config" or row["disabled_reason"] in REMOVED or differs(row, values):
-                db.table("feeds").update(row["id"], {**values, "origin": "config", "disabled_reason": _still_disabled(row)})
+                change = {**values, "origin": "config", "disabled_reason": _still_disabled(row)}
+                db.table("feeds").update(row["id"], change)
+                row.update(change)  # a later entry for the same feed (its old address) compares with this
                 counts["updated"] += 1
         for row in db.query("SELECT id, disabled_reason FROM feeds WHERE origin = 'config' "
                             "AND (disabled_reason IS NULL OR disabled_reason != ?)", [REMOVED_FROM_CONFIG]):
@@ -74,8 +76,8 @@ class _StoredFeeds:
     def find(self, url: str) -> dict[str, Any] | None:
         return self.by_url.get(url) or self.by_config_url.get(url) or self._by_address_of(url)
 
-    def added(self, feed_id: int, url: str) -> None:
-        row = {"id": feed_id, "url": url, "config_url": url, "origin": "config", "disabled_reason": None}
+    def added(self, feed_id: int, url: str, values: Mapping[str, Any]) -> None:
+        row = {"id": feed_id, "url": url, "config_url": url, "origin": "config", "disabled_reason": None, **values}
         self.rows.append(row)
         self.by_url.setdefault(url, row)
         self.by_config_url.setdefault(url, row)
