@@ -419,3 +419,20 @@ def test_absurd_freshness_and_placeholder_dates_do_not_block_a_feed(world: Calla
     assert stored["Dated 2024-01-05T10:00:00Z"] == "2024-01-05T10:00:00Z"
     assert all(stored[f"Dated {when}"] == stored["Far"] for when in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"))
     assert w.feed("/cache")["next_poll_at"] < "2027"  # fresh for a year at most: polled again within the cap
+
+
+def test_an_empty_feed_name_or_an_output_without_its_folder_is_refused_before_polling(
+    world: Callable[..., World], tmp_path: Path
+) -> None:
+    """`poll --feed ""` names no feed (it is not "every due feed", nor a whole cycle for `health`),
+    and `-o` into a folder that does not exist is refused before any feed is polled."""
+    w = world("/one")
+    w.server.routes["/one"] = Reply(body=ONE)
+    cli = Cli(w.config)
+    empty = cli("poll", "--feed", "", ok=False)
+    assert empty.exit_code == 1 and "no feed" in empty.output, empty.output
+    missing = cli("poll", "-o", str(tmp_path / "nowhere" / "out.txt"), ok=False)
+    assert missing.exit_code == 1 and "No such file or directory" in missing.output, missing.output
+    assert w.server.requests == []
+    assert w.db.execute("SELECT count(*) FROM fetches").fetchone()[0] == 0
+    assert w.db.execute("SELECT count(*) FROM cycles").fetchone()[0] == 0

@@ -4,7 +4,9 @@ group that turns errors into one sentence, the output options and the table prin
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import importlib
+import os
 import sqlite3
 import sys
 from functools import cached_property
@@ -148,8 +150,18 @@ pass_app = click.make_pass_decorator(App)
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 CSV_OPTION = click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a header row (the JSON keys), then one row per line.")
+def _output_folder_exists(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """-o FILE: its folder must exist (as for a shell's >), checked before the command does its
+    work (a poll, a digest), with the error writing the file would give."""
+    folder = value.absolute().parent if value is not None else None
+    if folder is not None and not folder.is_dir():
+        problem = errno.ENOTDIR if folder.exists() else errno.ENOENT
+        raise StorywatchError(f"cannot write {value}: {os.strerror(problem)}")
+    return value
+
+
 OUTPUT_OPTION = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-                       help="Write to this file (atomically) instead of stdout.")
+                             callback=_output_folder_exists, help="Write to this file (atomically) instead of stdout.")
 
 
 def print_data(text: str, output: Path | None) -> None:

@@ -37,11 +37,11 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
     """
     rt = app.runtime
     try:
-        if feed_url:
+        if feed_url is not None:  # an empty --feed "" is a feed not found, not every due feed
             feed_url = manage.pollable_address(app.db, feed_url)
         signals = handle_stop_signals(rt)
-        cycle = poll_feeds(rt, force=force or bool(feed_url), feed_url=feed_url, no_cache=no_cache)
-        if not feed_url:
+        cycle = poll_feeds(rt, force=force or feed_url is not None, feed_url=feed_url, no_cache=no_cache)
+        if feed_url is None:
             health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
     finally:
         rt.close()
