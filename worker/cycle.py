@@ -212,8 +212,8 @@ def share_malloc_arenas(arenas: int = 2) -> None:
     glibc gives threads that allocate at once arenas of their own, up to eight a core, and
     memory freed into one arena serves only that arena. The fetch threads receive the bodies
     and the parsed items; the writer frees them: each fetch thread's arena kept its share of a
-    cold cycle's peak. Two arenas, as MALLOC_ARENA_MAX=2 would set (measured on a cold cycle:
-    see issue 22's note)."""
+    cold cycle's peak. Two arenas, as MALLOC_ARENA_MAX=2 would set: a cold cycle of 1,000 feeds
+    × 50 entries peaked at 386 MiB PSS instead of 412."""
     try:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # not glibc

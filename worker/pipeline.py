@@ -268,13 +268,13 @@ def refresh_feed(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> FeedRepo
 
 def ingest_quiet(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:
     """Store feeds that brought nothing new to read (304s, empty feeds) together: their states
-    in a statement or two, not four a feed (a cycle of 304s is bound by the writer's statements).
-    All or nothing, as one feed is; should that fail, each feed is stored alone."""
+    and fetch lines in a statement or two, not four statements a feed. All or nothing, as one
+    feed is; should that fail, each feed is stored alone."""
     try:
         with store.transaction(rt.db):  # a savepoint: quiet feeds change neither the window nor the tracker
             return _save_success(rt, [(p, Ingested()) for p in prepared], rt.clock())
     except Exception as exc:
-        store.check_open(rt.db, f"{type(exc).__name__}: {exc}")  # SQLite dropped the transaction: no feed can be
+        store.check_open(rt.db, f"{type(exc).__name__}: {exc}")  # SQLite dropped the transaction: none alone can be
         logger.debug("Storing {n} quiet feeds together failed ({error}); storing each alone", n=len(prepared), error=exc)
         return [ingest(rt, p) for p in prepared]
 
@@ -299,8 +299,12 @@ def _save_success(rt: Runtime, polled: Sequence[tuple[Prepared, Ingested]], now:
 
 def _fetch_line(p: Prepared, result: Ingested) -> store.Fetch:
     assert p.fetched is not None
-    return store.Fetch(p.feed.id, p.started_at, "not_modified" if p.fetched.not_modified else "new",
-                       p.fetched.status, len(p.fetched.body), p.fetched.elapsed_ms, result.new + result.copies)
+    return store.Fetch(p.feed.id, p.started_at, _outcome(p), p.fetched.status, len(p.fetched.body),
+                       p.fetched.elapsed_ms, result.new + result.copies)
+
+
+def _outcome(p: Prepared) -> str:
+    return "not_modified" if p.fetched is not None and p.fetched.not_modified else "new"
 
 
 def _success_report(p: Prepared, result: Ingested) -> FeedReport:
@@ -312,8 +316,8 @@ def _success_report(p: Prepared, result: Ingested) -> FeedReport:
                      url=p.feed.url, entries=len(p.items), new=result.new, copies=result.copies,
                      revisions=result.revisions)
     feed = dataclasses.replace(p.feed, title=p.parsed.title or p.feed.title) if p.parsed else p.feed  # as named now
-    return FeedReport(feed, "not_modified" if p.fetched.not_modified else "new", result.new, copies=result.copies,
-                      revisions=result.revisions, followups=sum(result.followups.values()))
+    return FeedReport(feed, _outcome(p), result.new, copies=result.copies, revisions=result.revisions,
+                      followups=sum(result.followups.values()))
 
 
 def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:

@@ -148,8 +148,7 @@ def cli(ctx: click.Context, config: Path | None, log_json: bool, verbose: bool) 
 
 pass_app = click.make_pass_decorator(App)
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-CSV_OPTION = click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a header row (the JSON keys), then one row per line.")
+
 def _output_folder_exists(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """-o FILE: its folder must exist (as for a shell's >), checked before the command does its
     work (a poll, a digest), with the error writing the file would give."""
@@ -160,6 +159,8 @@ def _output_folder_exists(ctx: click.Context, param: click.Parameter, value: Pat
     return value
 
 
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+CSV_OPTION = click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a header row (the JSON keys), then one row per line.")
 OUTPUT_OPTION = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
                              callback=_output_folder_exists, help="Write to this file (atomically) instead of stdout.")
 

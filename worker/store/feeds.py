@@ -41,8 +41,9 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], now: dt.datetime) -> d
                     "VALUES (?, ?, 'config', ?, ?, ?, ?)",
                     [feed.url, feed.url, to_iso(now), values["name"], values["tags"], values["interval_s"]],
                 )
-                kept.add(int(cursor.lastrowid or 0))
-                stored.added(int(cursor.lastrowid or 0), feed.url, values)
+                feed_id = int(cursor.lastrowid or 0)
+                kept.add(feed_id)
+                stored.added(feed_id, feed.url, values)
                 counts["added"] += 1
                 continue
             kept.add(row["id"])
