@@ -71,11 +71,12 @@ class _StoredFeeds:
         self.by_url = {row["url"]: row for row in self.rows}
         self.by_config_url: dict[str, dict[str, Any]] = {}
         for row in self.rows:
-            self.by_config_url.setdefault(row["config_url"], row)
+            if row["config_url"]:
+                self.by_config_url.setdefault(row["config_url"], row)
         self._by_address: dict[str, dict[str, Any]] | None = None  # made when first needed
 
     def find(self, url: str) -> dict[str, Any] | None:
-        return self.by_url.get(url) or self.by_config_url.get(url) or self._by_address_of(url)
+        return self.by_url.get(url) or self.by_config_url.get(url) or self.at_address(url)
 
     def added(self, feed_id: int, url: str, values: Mapping[str, Any]) -> None:
         row = {"id": feed_id, "url": url, "config_url": url, "origin": "config", "disabled_reason": None, **values}
@@ -85,7 +86,8 @@ class _StoredFeeds:
         if self._by_address is not None:
             self._by_address.setdefault(feed_address(url), row)
 
-    def _by_address_of(self, url: str) -> dict[str, Any] | None:
+    def at_address(self, url: str) -> dict[str, Any] | None:
+        """The first feed (by id) whose address, or the config's address for it, is `url`'s."""
         if self._by_address is None:
             self._by_address = {}
             for row in self.rows:
@@ -98,14 +100,8 @@ class _StoredFeeds:
 def feed_at_address(db: Database, url: str) -> Feed | None:
     """The stored feed at `url` (or at the address the config gives a feed that moved), however
     its scheme and host are written (HTTP://Host/feed#top for http://host/feed)."""
-    row = _row_at_address(db, url)
+    row = _StoredFeeds(db).at_address(url)
     return _feed(row) if row else None
-
-
-def _row_at_address(db: Database, url: str) -> dict[str, Any] | None:
-    wanted = feed_address(url)
-    return next((row for row in db.query("SELECT * FROM feeds ORDER BY id")
-                 if wanted in (feed_address(row["url"]), feed_address(row["config_url"] or ""))), None)
 
 
 def _still_disabled(row: dict[str, Any]) -> str | None:
