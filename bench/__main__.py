@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from bench import Result
-from worker.log import configure_logging
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,6 +40,10 @@ def main(argv: list[str]) -> int:
 
 
 def child(name: str, out: Path) -> int:
+    # Imported here, as each benchmark is: the parsing processes import this module again, and
+    # must start as light as the product's own (worker/__main__.py).
+    from worker.log import configure_logging
+
     configure_logging("WARNING")
     work = HERE / "work" / name
     shutil.rmtree(work, ignore_errors=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Result
-from worker import pipeline, startup, store
+from worker import parsing, pipeline, startup, store
 from worker.window import Window
 from worker.ingest import dedupe
 from worker.config import DEFAULT_CLUTTER, DedupeSettings, FeedConfig, Settings
@@ -173,7 +173,7 @@ def run_stream(work: Path, stream: Stream, similarity: float, name: str) -> dict
         entries = [Entry(guid, f"https://site{site}.example/{guid}", title, html(lines), "", published=when)
                    for when, _, guid, title, lines, _, _ in batch]
         feed = store.feeds_to_poll(db, entries[0].published or NOW, url=f"https://site{site}.example/feed")[0]
-        items = pipeline.normalize_batch(feed, entries, policy="guid", publisher=f"site{site}",
+        items = parsing.normalize_batch(feed, entries, policy="guid", publisher=f"site{site}",
                                          now=entries[-1].published or NOW, clutter=settings.dedupe.clutter_patterns)
         with store.transaction(db):
             pipeline.ingest_items(db, window, feed, items, entries[-1].published or NOW)

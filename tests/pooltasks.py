@@ -56,3 +56,10 @@ def not_a_feed(message: str) -> None:
 
 def divide_by_zero() -> float:
     return 1 / 0
+
+
+def modules_loaded(names: list[str]) -> list[str]:
+    """Which of ``names`` the worker process has imported."""
+    import sys
+
+    return [name for name in names if name in sys.modules]

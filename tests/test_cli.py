@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -87,3 +88,14 @@ def test_a_mistyped_command_gets_a_suggestion() -> None:
         done = subprocess.run([sys.executable, "-m", "worker", typed], capture_output=True, text=True, cwd=PROJECT,
                               timeout=120)
         assert done.returncode == 2 and f"Did you mean '{meant}'?" in done.stderr, (typed, done.stderr)
+
+
+def test_the_programs_main_module_imports_nothing_until_the_command_runs() -> None:
+    """Each parsing process imports the program's main module again (multiprocessing does): the
+    `storywatch` script and `python -m worker` start from a module that imports no CLI."""
+    scripts = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"storywatch": "worker.__main__:main"}
+    probe = "import sys, worker.__main__\nprint(sorted(m for m in sys.modules if m.startswith(('worker.', 'click'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['worker.__main__']"

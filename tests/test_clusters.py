@@ -11,7 +11,7 @@ import pytest
 
 from pathlib import Path
 
-from worker import pipeline, startup, store
+from worker import parsing, pipeline, startup, store
 from worker.clock import utc_now
 from worker.config import DEFAULT_CLUTTER, StorylineConfig, load_settings
 from worker.ingest import dedupe
@@ -136,7 +136,7 @@ def batch_of(w: World, *posts: tuple[str, str, str, str]) -> list[Item]:
         feed = store.feeds_to_poll(w.db, w.clock(), url=w.server.url(path))[0]
         entry = Entry(guid, f"https://news.example/{guid}", "Liu in Pyongyang", f"<p>{text}</p>", "",
                       published=dt.datetime.fromisoformat(when))
-        items += pipeline.normalize_batch(feed, [entry], policy="guid", publisher=path, now=w.clock(),
+        items += parsing.normalize_batch(feed, [entry], policy="guid", publisher=path, now=w.clock(),
                                           clutter=DEFAULT_CLUTTER)
     return items
 

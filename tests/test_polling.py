@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from worker import store
+from worker import cycle, pipeline, store
+from worker.pipeline import FeedReport, Prepared, Runtime
 from worker.store import find_items
 from tests.conftest import NOW, Cli, World
 from tests.feedserver import FeedServer, Reply, Seen, rss
@@ -436,3 +440,53 @@ def test_an_empty_feed_name_or_an_output_without_its_folder_is_refused_before_po
     assert w.server.requests == []
     assert w.db.execute("SELECT count(*) FROM fetches").fetchone()[0] == 0
     assert w.db.execute("SELECT count(*) FROM cycles").fetchone()[0] == 0
+
+
+def test_parsed_feeds_wait_for_a_slow_writer_in_bounded_number(world: Callable[..., World],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fetching and parsing run ahead of the writer by a few feeds only (cycle.parsed_ahead): a
+    parsed feed holds its items (a megabyte or so) until it is stored."""
+    paths = [f"/f{n}" for n in range(12)]
+    w = world(*paths)
+    for n, path in enumerate(paths):
+        w.server.routes[path] = Reply(body=rss([(f"g{n}-{k}", f"Story {n} {k}", f"<p>Body {n} {k} of feed {n}.</p>")
+                                                for k in range(3)]))
+    lock = threading.Lock()
+    waiting, most = [0], [0]
+    parse = pipeline.parse_entries
+
+    def counted(*args: Any) -> Any:
+        parsed = parse(*args)
+        with lock:
+            waiting[0] += 1
+            most[0] = max(most[0], waiting[0])
+        return parsed
+
+    store_together = cycle._ingest_together
+
+    def slow_writer(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:
+        time.sleep(0.05)  # the fetch threads would meanwhile parse every feed, unbounded
+        reports = store_together(rt, prepared)
+        with lock:
+            waiting[0] -= sum(p.parsed is not None for p in prepared)
+        return reports
+
+    monkeypatch.setattr(pipeline, "parse_entries", counted)
+    monkeypatch.setattr(cycle, "_ingest_together", slow_writer)
+    report = w.poll()
+    assert report.new_items == 36 and waiting[0] == 0
+    assert w.rt.parser.processes == 1 and 1 <= most[0] <= 2  # two a parsing process (cycle.parsed_ahead)
+
+
+def test_a_cycle_whose_writer_stops_early_leaves_no_fetch_thread_waiting(world: Callable[..., World]) -> None:
+    """The writer gone (an error, a closed generator) while feeds wait to be parsed: the cycle's
+    threads still end, so the cycle returns instead of hanging."""
+    paths = [f"/f{n}" for n in range(10)]
+    w = world(*paths)
+    for n, path in enumerate(paths):
+        w.server.routes[path] = Reply(body=rss([(f"g{n}", f"Story {n}", f"<p>Body of story {n}.</p>")]))
+    feeds = store.feeds_to_poll(w.db, w.clock(), force=True)
+    polling = cycle._poll(w.rt, feeds, False, math.inf)
+    first = next(polling)
+    polling.close()  # the threads' pool is shut down and waited for here: none may wait on the writer
+    assert first.outcome == "new"

@@ -19,7 +19,7 @@ import pytest
 from bench.corpus import article
 from tests.conftest import NOW, SEEDS, Cli, World
 from tests.feedserver import FeedServer, Reply, rss
-from worker import evaluate, pipeline, startup, store, storylines
+from worker import evaluate, parsing, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
@@ -288,7 +288,7 @@ def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
     try:
         for entry in labelled:
             r = records[entry.doc.id]
-            item = pipeline.analysed(normalize.record_item(  # analysed as a parsing process would
+            item = parsing.analysed(normalize.record_item(  # analysed as a parsing process would
                 identity=f"eval:{r['id']}", title=r["title"], text=r["text"], url=f"https://news.example/{r['id']}",
                 published=dt.datetime.fromisoformat(r["published"].replace("Z", "+00:00")), now=now,
                 clutter=rt.window.clutter, publisher="Example"))

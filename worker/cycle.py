@@ -8,6 +8,7 @@ import ctypes
 import datetime as dt
 import functools
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -126,36 +127,53 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
         return
     share_malloc_arenas()
     queue = iter(feeds)
+    in_flight = rt.settings.fetch.max_connections * 2
+    ahead = threading.Semaphore(parsed_ahead(rt.parser.processes))
     with ThreadPoolExecutor(rt.settings.fetch.max_connections, thread_name_prefix="fetch") as pool:
         running: set[Future[Prepared]] = set()
         feeds_of: dict[Future[Prepared], Feed] = {}
 
         def top_up() -> None:
-            while (not rt.stop.is_set() and time.monotonic() < deadline
-                   and len(running) < rt.settings.fetch.max_connections * 2):
+            while not rt.stop.is_set() and time.monotonic() < deadline and len(running) < in_flight:
                 feed = next(queue, None)
                 if feed is None:
                     return
-                future = pool.submit(prepare, rt, feed, no_cache=no_cache)
+                future = pool.submit(prepare, rt, feed, no_cache=no_cache, ahead=ahead)
                 feeds_of[future] = feed
                 running.add(future)
 
-        top_up()
-        while running:
-            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-            running -= done
-            for future in done:  # a future holds its feed's body and items: let them go once stored
-                del feeds_of[future]
-            if done:
-                rt.beats += 1
-            yield from _ingest_together(rt, [future.result() for future in done])
-            if time.monotonic() >= deadline:  # the feeds queued for a thread and not started yet wait too
-                unstarted = [future for future in running if future.cancel()]
-                running -= set(unstarted)
-                yield from (FeedReport(feeds_of[future], "deferred") for future in unstarted)
+        try:
             top_up()
+            while running:
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                running -= done
+                for future in done:  # a future holds its feed's body and items: let them go once stored
+                    del feeds_of[future]
+                if done:
+                    rt.beats += 1
+                prepared = [future.result() for future in done]
+                reports = _ingest_together(rt, prepared)
+                for _ in range(sum(p.parsed is not None for p in prepared)):
+                    ahead.release()
+                del prepared
+                yield from reports
+                if time.monotonic() >= deadline:  # the feeds queued for a thread and not started yet wait too
+                    unstarted = [future for future in running if future.cancel()]
+                    running -= set(unstarted)
+                    yield from (FeedReport(feeds_of[future], "deferred") for future in unstarted)
+                top_up()
+        finally:  # the writer has gone (an error, a closed generator): no fetch thread may wait for it
+            for _ in range(in_flight):
+                ahead.release()
     left = "stopped" if rt.stop.is_set() else "deferred"
     yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
+
+
+def parsed_ahead(processes: int) -> int:
+    """How many parsed feeds may wait for the writer: two per parsing process, so each has its
+    next feed ready while the writer stores. More only held memory (a cold 1,000-feed cycle kept
+    30 parsed feeds, 45 MiB, waiting) and never made a cycle faster: the writer sets the pace."""
+    return 2 * max(1, processes)
 
 
 def _ingest_together(rt: Runtime, prepared: Sequence[Prepared]) -> list[FeedReport]:

@@ -41,7 +41,7 @@ from typing import Any, TypeVar, cast
 from worker.errors import StorywatchError
 
 T = TypeVar("T")
-PRELOAD = ["worker.parallel", "feedparser", "worker.sources.parse", "worker.ingest.normalize", "worker.tracking.analysis"]
+PRELOAD = ["worker.parallel", "feedparser", "worker.parsing"]  # a parsing process needs these alone (parsing.py)
 START_TIMEOUT = 60.0  # seconds a new worker may take to start (a busy machine); not the task's time
 READY = b"ready"
 

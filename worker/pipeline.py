@@ -38,6 +38,7 @@ from worker.errors import FetchError, StorywatchError
 from worker.sources.fetch import Fetched, Fetcher, FetchPolicy, FetchRequest
 from worker.sources.network import Network
 from worker.models import Feed, Fingerprint, Item, Placement
+from worker.parsing import Parsed, parse_entries
 from worker.window import Window, writing
 
 
@@ -109,60 +110,6 @@ def fetch_policy(settings: FetchSettings) -> FetchPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    """A feed body parsed and normalized (in a parsing process): its entries as items."""
-
-    title: str
-    site_url: str | None
-    ttl: dt.timedelta | None
-    warning: str | None
-    policy: str
-    items: tuple[Item, ...]
-
-
-def parse_entries(
-    feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime, clutter: tuple[str, ...]
-) -> Parsed:
-    """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process."""
-    parsed = parse.parse_feed(body, content_type=content_type, url=url)
-    policy = identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
-    publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
-    items = normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=now, clutter=clutter)
-    return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
-
-
-def normalize_batch(
-    feed: Feed, entries: Sequence[parse.Entry], *, policy: str, publisher: str, now: dt.datetime,
-    clutter: tuple[str, ...], source: str = "feed", scope: str | None = None,
-) -> tuple[Item, ...]:
-    """A feed's entries as fingerprinted items.
-
-    The feed's boilerplate model is first taught this batch (for these fingerprints only; the
-    store learns from new items alone), so a feed's first fetch is already matched without the
-    header and footer it puts around every item.
-    """
-    texts = [html_to_text(entry.content_html) for entry in entries]
-    lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
-    rules = clutter_rules(clutter)
-    return tuple(
-        analysed(normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
-                                           clutter=rules, boilerplate=lines, text=text, source=source, scope=scope))
-        for entry, text in zip(entries, texts)
-    )
-
-
-def analysed(item: Item) -> Item:
-    """The item with its text analysed for storyline tracking (done where items are parsed, so
-    that the one writer does not tokenize: see analysis.prepare)."""
-    return dataclasses.replace(item, analysis=analysis.prepare(item.title, item.text))
-
-
-@functools.lru_cache(maxsize=8)
-def clutter_rules(patterns: tuple[str, ...]) -> dedupe.Clutter:
-    return dedupe.Clutter.compile(patterns)
-
-
-@dataclass(frozen=True, slots=True)
 class Prepared:
     """A feed fetched, parsed and normalized, ready for the writer."""
 
@@ -217,10 +164,12 @@ class FeedReport:
 STOPPING = "stopped: the worker is shutting down"
 
 
-def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
+def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False, ahead: threading.Semaphore | None = None) -> Prepared:
     """fetch (this thread) → parse → normalize (a parsing process) for one feed.
 
     Never raises: a failure is kept as `error` for the writer to record on the feed.
+    ``ahead``: taken before parsing and kept by a feed that comes back parsed, until the writer
+    has stored it; so parsed feeds (a megabyte or so each) wait for the writer in bounded number.
     """
     started = rt.clock()
     if rt.stop.is_set():  # queued before the stop: not started at all
@@ -229,8 +178,7 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
         fetched = rt.fetcher.fetch(_request(feed, no_cache))
         if fetched.not_modified:
             return Prepared(feed, started, fetched)
-        parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
-                               rt.clock(), rt.settings.dedupe.clutter_patterns)
+        parsed = _parse(rt, feed, fetched, ahead)
         if parsed.warning:
             logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
         return Prepared(feed, started, fetched, parsed)
@@ -239,6 +187,18 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False) -> Prepared:
     except Exception as exc:  # a bug must not stop the other feeds; it is logged with its traceback
         logger.opt(exception=traceback_for(exc)).error("Unexpected error preparing {url}", url=feed.url)
         return Prepared(feed, started, error=StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
+
+
+def _parse(rt: Runtime, feed: Feed, fetched: Fetched, ahead: threading.Semaphore | None) -> Parsed:
+    if ahead is not None:
+        ahead.acquire()
+    try:
+        return rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
+                             rt.clock(), rt.settings.dedupe.clutter_patterns)
+    except BaseException:
+        if ahead is not None:
+            ahead.release()  # nothing parsed is held
+        raise
 
 
 def _request(feed: Feed, no_cache: bool) -> FetchRequest:

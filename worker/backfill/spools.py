@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from worker import pipeline
+from worker import parsing
 from worker.ingest import dedupe, normalize
 from worker.ingest.identity import identity_policy
 from worker.ingest.text import html_to_text
@@ -109,7 +109,7 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: R
     feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
     policy = identity_policy(parsed.entries, feed.identity_policy)
     publisher = feed.name or parsed.title or feed.title or ""
-    items = pipeline.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
+    items = parsing.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
                                      clutter=ctx.clutter, source="backfill", scope=scope)
     spooled = _spool(label, items, ctx)
     spooled.entries = len(parsed.entries)
@@ -129,7 +129,7 @@ def _spool_jsonl(path: str, body: bytes, ctx: ReadContext) -> Spooled:
     """Items given one JSON object per line; a bad line is reported by number, the rest load."""
     items: list[Item] = []
     errors: list[str] = []
-    rules = pipeline.clutter_rules(ctx.clutter)
+    rules = parsing.clutter_rules(ctx.clutter)
     lines = body.decode("utf-8", errors="replace").splitlines()
     stem = Path(path).name.split(".")[0]
     for number, line in enumerate(lines, 1):
@@ -156,7 +156,7 @@ def _record(record: Any, default_source: str, ctx: ReadContext, rules: dedupe.Cl
     when = dt.datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else ctx.now
     when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
     source = one_line(str(record.get("source") or default_source)) or default_source
-    return pipeline.analysed(normalize.record_item(
+    return parsing.analysed(normalize.record_item(
         identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
         text=html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
         published=when.astimezone(dt.timezone.utc), now=ctx.now, clutter=rules, publisher=source,
