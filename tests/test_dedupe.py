@@ -6,6 +6,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from worker.ingest import dedupe
@@ -332,3 +333,20 @@ def dataclasses_replace(entry: Indexed, **changes: object) -> Indexed:
     import dataclasses
 
     return dataclasses.replace(entry, **changes)  # type: ignore[arg-type]
+
+
+def test_band_keys_alike_in_their_high_half_only_are_not_taken_for_each_other() -> None:
+    """The sorted band index keeps a key's high half beside the row: a row found by the half is
+    a candidate only if its whole key is the one looked for."""
+    from worker.ingest.dedupe.index import _Bands
+
+    rng = np.random.default_rng(1)
+    bands = _Bands()
+    stored = rng.integers(0, 2**32, 64, dtype=np.uint32)
+    bands.add(0, stored)
+    bands.merge()  # into the sorted array
+    query = rng.integers(0, 2**32, 64, dtype=np.uint32)  # no band in common …
+    query[1], query[0] = stored[1], stored[0] ^ 1  # … but the first band's high half
+    assert bands.candidates(query).tolist() == []
+    query[0] = stored[0]  # the whole first band
+    assert bands.candidates(query).tolist() == [0]

@@ -490,3 +490,36 @@ def test_a_cycle_whose_writer_stops_early_leaves_no_fetch_thread_waiting(world: 
     first = next(polling)
     polling.close()  # the threads' pool is shut down and waited for here: none may wait on the writer
     assert first.outcome == "new"
+
+
+class _Libc:
+    """Stands in for glibc: counts trims."""
+
+    def __init__(self) -> None:
+        self.trims = 0
+
+    def malloc_trim(self, pad: int) -> int:
+        self.trims += 1
+        return 1
+
+
+def test_freed_memory_is_handed_back_at_most_every_quarter_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = _Libc()
+    monkeypatch.setattr(cycle, "_libc", lambda: libc)
+    monkeypatch.setattr(cycle, "_trimmed_at", time.monotonic() - 1.0)
+    for _ in range(50):  # a burst of stored batches
+        cycle.release_free_memory()
+    assert libc.trims == 1
+    monkeypatch.setattr(cycle, "_trimmed_at", time.monotonic() - 0.3)
+    cycle.release_free_memory()
+    assert libc.trims == 2
+
+
+def test_handing_back_memory_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NotGlibc:  # musl, macOS: no malloc_trim
+        pass
+
+    monkeypatch.setattr(cycle, "_libc", lambda: NotGlibc())
+    monkeypatch.setattr(cycle, "_trimmed_at", time.monotonic() - 1.0)
+    cycle.release_free_memory()  # no error
+    cycle.share_malloc_arenas()
