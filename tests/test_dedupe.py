@@ -335,18 +335,23 @@ def dataclasses_replace(entry: Indexed, **changes: object) -> Indexed:
     return dataclasses.replace(entry, **changes)  # type: ignore[arg-type]
 
 
-def test_band_keys_alike_in_their_high_half_only_are_not_taken_for_each_other() -> None:
-    """The sorted band index keeps a key's high half beside the row: a row found by the half is
-    a candidate only if its whole key is the one looked for."""
-    from worker.ingest.dedupe.index import _Bands
+def test_band_keys_alike_in_their_hash_only_are_not_taken_for_each_other() -> None:
+    """The sorted band index keeps 32 bits of a key's hash beside the row: a row found by the
+    hash is a candidate only if its band's whole key is the one looked for."""
+    from worker.ingest.dedupe import BAND_SALT
+    from worker.ingest.dedupe.index import _MIX, _Bands
 
     rng = np.random.default_rng(1)
     bands = _Bands()
     stored = rng.integers(0, 2**32, 64, dtype=np.uint32)
     bands.add(0, stored)
     bands.merge()  # into the sorted array
+    salt, mix, whole = int(BAND_SALT[0]), int(_MIX), 2**64
+    key = (int(stored[0]) | int(stored[1]) << 32) ^ salt  # the first band's key
+    other = ((key * mix % whole) ^ 1) * pow(mix, -1, whole) % whole  # another key of the same high hash bits
+    assert other != key and (other * mix % whole) >> 32 == (key * mix % whole) >> 32
     query = rng.integers(0, 2**32, 64, dtype=np.uint32)  # no band in common …
-    query[1], query[0] = stored[1], stored[0] ^ 1  # … but the first band's high half
+    query[0], query[1] = (other ^ salt) & 0xFFFFFFFF, (other ^ salt) >> 32  # … but the first band's hash
     assert bands.candidates(query).tolist() == []
-    query[0] = stored[0]  # the whole first band
+    query[:2] = stored[:2]  # the whole first band
     assert bands.candidates(query).tolist() == [0]

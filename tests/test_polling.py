@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from worker import cycle, pipeline, store
 from worker.pipeline import FeedReport, Prepared, Runtime
@@ -488,8 +489,38 @@ def test_a_cycle_whose_writer_stops_early_leaves_no_fetch_thread_waiting(world: 
     feeds = store.feeds_to_poll(w.db, w.clock(), force=True)
     polling = cycle._poll(w.rt, feeds, False, math.inf)
     first = next(polling)
-    polling.close()  # the threads' pool is shut down and waited for here: none may wait on the writer
+    closing = threading.Thread(target=polling.close, daemon=True)  # the pool is shut down and waited for here
+    closing.start()
+    closing.join(60)  # a regression fails here instead of hanging the suite
+    assert not closing.is_alive(), "a fetch thread waits on the writer that has gone"
     assert first.outcome == "new"
+
+
+def test_a_feed_that_fails_after_its_parse_gives_its_permit_back(world: Callable[..., World]) -> None:
+    """Whatever fails between a feed's parse and its return to the writer (here a log sink that
+    raises on the feed's warning) hands its parsed-ahead permit back: more such feeds than permits
+    must not leave the rest of the cycle waiting for one."""
+    paths = [f"/m{n}" for n in range(4)]
+    w = world(*paths)  # one parsing process: two permits
+    body = (Path(__file__).parent / "feeds" / "malformed_with_entries.xml").read_bytes()
+    for path in paths:
+        w.server.routes[path] = Reply(body=body)
+
+    def failing_sink(message: Any) -> None:
+        if "malformed but readable" in message.record["message"]:
+            raise RuntimeError("the log sink failed")
+
+    sink = logger.add(failing_sink, level="WARNING", catch=False)
+    try:
+        reports: list[FeedReport] = []
+        polling = cycle._poll(w.rt, store.feeds_to_poll(w.db, w.clock(), force=True), False, math.inf)
+        worker = threading.Thread(target=lambda: reports.extend(polling), daemon=True)
+        worker.start()
+        worker.join(60)
+    finally:
+        logger.remove(sink)
+    assert not worker.is_alive(), "the cycle waits for a permit that was never given back"
+    assert [r.outcome for r in reports] == ["error"] * 4
 
 
 class _Libc:
@@ -522,4 +553,4 @@ def test_handing_back_memory_is_a_no_op_without_glibc(monkeypatch: pytest.Monkey
     monkeypatch.setattr(cycle, "_libc", lambda: NotGlibc())
     monkeypatch.setattr(cycle, "_trimmed_at", time.monotonic() - 1.0)
     cycle.release_free_memory()  # no error
-    cycle.share_malloc_arenas()
+    cycle.share_malloc_arenas.__wrapped__()  # not the cached call: it ran with the real libc, once

@@ -148,16 +148,14 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
             while running:
                 done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 running -= done
-                for future in done:  # a future holds its feed's body and items: let them go once stored
-                    del feeds_of[future]
                 if done:
                     rt.beats += 1
-                prepared = [future.result() for future in done]
+                prepared = _results(done, feeds_of)
                 reports = _ingest_together(rt, prepared)
                 freed = sum(p.parsed is not None for p in prepared)
+                del prepared  # the stored feeds' items go before their permits come back
                 for _ in range(freed):
                     ahead.release()
-                del prepared
                 if freed:
                     release_free_memory()
                 yield from reports
@@ -171,6 +169,17 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
                 ahead.release()
     left = "stopped" if rt.stop.is_set() else "deferred"
     yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
+
+
+def _results(done: set[Future[Prepared]], feeds_of: dict[Future[Prepared], Feed]) -> list[Prepared]:
+    """The completed feeds, their futures let go of: a future holds its feed's body and items,
+    which must be freed once stored (before its permit is given back)."""
+    results = []
+    for future in done:
+        del feeds_of[future]
+        results.append(future.result())
+    done.clear()
+    return results
 
 
 def parsed_ahead(processes: int) -> int:

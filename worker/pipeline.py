@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from loguru import logger
 from sqlite_utils import Database
 
 from worker import clusters, polling, store, storylines
-from worker.ingest import dedupe, feedstate, normalize
-from worker.ingest.identity import identity_policy
-from worker.ingest.text import html_to_text
-from worker.sources import parse
-from worker.tracking import analysis
+from worker.ingest import dedupe, feedstate
 from worker.log import traceback_for
 from worker.clock import utc_now
 from worker.parallel import ProcessPool, default_processes
@@ -174,31 +168,28 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False, ahead: threading
     started = rt.clock()
     if rt.stop.is_set():  # queued before the stop: not started at all
         return Prepared(feed, started, error=FetchError(STOPPING, url=feed.url, kind="timeout"))
+    held = None  # the permit this feed holds, given back here unless it leaves parsed
     try:
         fetched = rt.fetcher.fetch(_request(feed, no_cache))
         if fetched.not_modified:
             return Prepared(feed, started, fetched)
-        parsed = _parse(rt, feed, fetched, ahead)
+        if ahead is not None:
+            ahead.acquire()
+            held = ahead
+        parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
+                               rt.clock(), rt.settings.dedupe.clutter_patterns)
         if parsed.warning:
             logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
-        return Prepared(feed, started, fetched, parsed)
+        prepared, held = Prepared(feed, started, fetched, parsed), None  # the writer gives it back once stored
+        return prepared
     except StorywatchError as exc:
         return Prepared(feed, started, error=exc)
     except Exception as exc:  # a bug must not stop the other feeds; it is logged with its traceback
         logger.opt(exception=traceback_for(exc)).error("Unexpected error preparing {url}", url=feed.url)
         return Prepared(feed, started, error=StorywatchError(f"internal error: {type(exc).__name__}: {exc}"))
-
-
-def _parse(rt: Runtime, feed: Feed, fetched: Fetched, ahead: threading.Semaphore | None) -> Parsed:
-    if ahead is not None:
-        ahead.acquire()
-    try:
-        return rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
-                             rt.clock(), rt.settings.dedupe.clutter_patterns)
-    except BaseException:
-        if ahead is not None:
-            ahead.release()  # nothing parsed is held
-        raise
+    finally:
+        if held is not None:
+            held.release()
 
 
 def _request(feed: Feed, no_cache: bool) -> FetchRequest:
