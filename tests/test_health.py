@@ -103,7 +103,7 @@ def test_unhealthy_when_the_store_is_unreadable(cli: Cli, tmp_path: Path) -> Non
     (tmp_path / "sw.db").write_bytes(b"this is not an SQLite database, " * 64)
     result = cli("health", ok=False)
     assert result.exit_code == 1
-    assert result.output.startswith("unhealthy: the store is not readable: ") and result.output.count("\n") == 1
+    assert result.output.startswith("unhealthy: the store cannot be used: ") and result.output.count("\n") == 1
 
 
 def test_each_problem_is_a_line_of_its_own_starting_unhealthy() -> None:
@@ -233,6 +233,7 @@ def test_a_damaged_store_is_met_with_one_line_that_says_what_to_do(tmp_path: Pat
         assert result.exit_code == 1, (args, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "sw.db is damaged" in lines[0] and ".recover" in lines[0], (args, result.output)
+        assert "keep the damaged file" in lines[0] and "Only if" in lines[0], lines[0]  # never a blind overwrite
 
 
 def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Path) -> None:
@@ -264,6 +265,45 @@ def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Pa
             f"Error: cannot write the store at {tmp_path / 'sw.db'}: attempt to write a readonly database "
             "(the file and its folder must be writable by user id"), done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_store_that_cannot_be_opened_says_why_in_one_line(tmp_path: Path) -> None:
+    """The store's folder read-only: SQLite writes its journal beside the store, so even reading
+    fails, and the line says the folder must be writable (as root, without the capability that
+    writes through modes: setpriv). SQLite says only "unable to open database file" for a folder
+    given as the store, or a read-only mount: the line says which cause it is."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "data/sw.db"\n[fetch]\nparse_processes = 1\n')
+    Cli(config)("init")
+    for name in ("sw.db-wal", "sw.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+    folder.chmod(0o555)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to run this test as root"
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    try:
+        for args in (["status"], ["health"]):
+            done = subprocess.run([*prefix, sys.executable, "-m", "worker", "--config", str(config), *args],
+                                  capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+            assert done.returncode == 1, (args, done.stdout, done.stderr)
+            said = (done.stdout + done.stderr).strip().splitlines()
+            assert len(said) == 1 and "its folder must be writable by user id" in said[0], said
+    finally:
+        folder.chmod(0o755)
+
+    config.write_text('[storage]\npath = "data"\n')  # a folder given as the store
+    result = Cli(config)("status", ok=False)
+    assert result.exit_code == 1
+    assert f"cannot open the store at {folder}: it is a folder, not a file" in result.output, result.output
 
 
 def test_the_daemon_logs_a_damaged_store_met_by_its_jobs_in_one_line_and_goes_on(

@@ -99,7 +99,7 @@ def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None =
         finally:
             db.close()
     except (StorywatchError, sqlite3.Error) as exc:
-        return Health(False, f"the store is not readable: {exc}")
+        return Health(False, f"the store cannot be used: {exc}")
     notes = tuple(f"{day:%Y-%m-%d} is unconfirmed: {unconfirmed_reason(day, config)}" for day in unconfirmed)
     if last is None:
         return Health(False, "no polling cycle recorded yet (is `storywatch run` running?)", notes)

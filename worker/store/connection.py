@@ -82,18 +82,36 @@ def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     if is_damage(exc):
         return StoreError(
             f"the store at {path} is damaged ({exc})",
-            hint=f"stop the worker, then restore the store from a backup, or keep what is readable: "
-                 f"sqlite3 {path} .recover | sqlite3 {path}.recovered, then move {path}.recovered to {path}")
+            hint=f"stop the worker and keep the damaged file; restore the store from a backup, or copy what is "
+                 f"readable to a new file: sqlite3 {path} .recover | sqlite3 {path}.recovered (an sqlite3 built "
+                 f"without .recover says 'SQL logic error' and copies nothing). Only if sqlite3 {path}.recovered "
+                 f"'select count(*) from items' shows your items, move {path} aside and {path}.recovered to {path}")
     if "not a database" in str(exc).lower():
         return StoreError(f"cannot use the store at {path}: {exc}",
                           hint="check [storage] path; if this file was the store, restore it from a backup")
     if "full" in str(exc).lower():
         return StoreError(f"cannot write the store at {path}: {exc}",
                           hint="free space on its disk: what was stored before is kept, and the write is retried")
+    if "unable to open" in str(exc).lower():
+        return StoreError(f"cannot open the store at {path}: {_why_not_opened(path)}",
+                          hint="check [storage] path, and who owns the file and its folder")
     if "readonly" in str(exc).lower():
         return StoreError(f"cannot write the store at {path}: {exc}",
                           hint=f"the file and its folder must be writable by user id {os.geteuid()}")
     return StoreError(f"cannot use the store at {path}: {exc}")
+
+
+def _why_not_opened(path: Path) -> str:
+    """SQLite says only "unable to open database file"; the usual causes, looked at."""
+    if path.is_dir():
+        return "it is a folder, not a file"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # the journal files (-wal, -shm) are made beside it
+        return f"its folder {path.parent} is not writable by user id {os.geteuid()} (SQLite writes its journal there)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"the file is not readable and writable by user id {os.geteuid()}"
+    return "unable to open database file"
 
 
 def _migrate(db: Database, path: Path) -> None:
