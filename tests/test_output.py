@@ -408,3 +408,18 @@ def test_odd_input_is_one_clear_error(world: Callable[..., World], tmp_path: Pat
         assert run("items", "--since", since, ok=False).exit_code == 2, since
     assert run("digest", "--date", "0001-01-01", ok=False).exit_code == 2
     assert report.csv_text([{"a": "\ufeff=1+1"}], ["a"]) == "a\n'\ufeff=1+1\n"
+
+
+def test_the_poll_table_tells_unnamed_feeds_on_one_host_apart() -> None:
+    """A feed that never answered has no title: the poll table names it by its address (without
+    the scheme, any password masked), not by its host, which several feeds may share."""
+    from worker.cycle import CycleReport
+    from worker.models import Feed
+    from worker.pipeline import FeedReport
+
+    feeds = [Feed(1, "http://127.0.0.1:8765/a.xml"), Feed(2, "https://user:secret@127.0.0.1:8765/b.xml"),
+             Feed(3, "http://127.0.0.1:8765/c.xml", name="Named"), Feed(4, "http://127.0.0.1:8765/d.xml", title="Titled")]
+    cycle = CycleReport(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), 1.0,
+                        tuple(FeedReport(feed, "error", error="refused") for feed in feeds))
+    lines = report.render_cycle(cycle, width=200).splitlines()[1:5]
+    assert [line.split()[2] for line in lines] == ["127.0.0.1:8765/a.xml", "user:****@127.0.0.1:8765/b.xml", "Named", "Titled"]

@@ -235,10 +235,11 @@ def test_items_show_replays_what_the_worker_saw_before_the_item_whatever_its_dat
     polled(korea, body, dt.datetime(2024, 12, 28, 12, tzinfo=UTC))
     [recorded] = korea.db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")
     assert recorded["item_id"] == item_id(korea, CLOSING[1])
-    _, data = shown(korea, recorded["item_id"])
+    text, data = shown(korea, recorded["item_id"])
     why = data[recorded["storyline_id"]]
     assert (why["score"], why["threshold"]) == (recorded["score"], recorded["threshold"]) and why["followup"]
     assert why["differs"] is False
+    assert "items first seen in the 14 days before it" in " ".join(text.split())  # not "published"
 
 
 def test_items_show_of_a_backfilled_item_published_before_the_storylines_seeds_decides_it_as_backfill_did(
@@ -253,6 +254,8 @@ def test_items_show_of_a_backfilled_item_published_before_the_storylines_seeds_d
     db = store.open_store(load_settings(run.config).storage.path)
     recorded = {r["storyline_id"]: r for r in db.query("SELECT * FROM storyline_items WHERE decision = 'followup'")}
     data = json.loads(run("items", "show", str(recorded["friendship-year"]["item_id"]), "--json").stdout)
+    text = " ".join(run("items", "show", str(recorded["friendship-year"]["item_id"])).stdout.split())
+    assert "published in the 14 days before it" in text, text
     for why in data["tracking"]["storylines"]:
         assert why["followup"] is (why["id"] in recorded) and why["differs"] is False and why["decided"], why
         if why["followup"]:

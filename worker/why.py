@@ -104,6 +104,9 @@ class ItemWhy:
     replayed: int
     """Items replayed into the tracker before deciding this one."""
     storylines: tuple[StorylineWhy, ...]
+    by_arrival: bool = False
+    """The replayed items are those first seen in the window before it (a polled item), else those
+    published in it (a backfilled one)."""
 
     @property
     def differs(self) -> list[str]:
@@ -135,7 +138,7 @@ def explain_item(db: Database, settings: TrackingSettings, item_id: int, copy_of
                             words=tuple(storylines.shown_terms(decided, spelled, tracker)) if decided else ())
         found.append(_with_decision(base, decided, idle.get(s.id), s, members))
     found += _untracked(links, {s.id for s in replayed.storylines})
-    return ItemWhy(item_id, None, settings.window, replayed.replayed, tuple(found))
+    return ItemWhy(item_id, None, settings.window, replayed.replayed, tuple(found), by_arrival=item.source != "backfill")
 
 
 def _before(db: Database, settings: TrackingSettings, item: Stored) -> tuple[list[Stored], dt.datetime]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from worker.digest.daily import resend_command
 from worker.safetext import url_text
 from worker.clock import to_iso
-from worker.models import FeedHealth, ItemDetail, StoredItem, StoreStatus, plural
+from worker.models import Feed, FeedHealth, ItemDetail, StoredItem, StoreStatus, plural
 from worker.report.storylines import storyline_dict
 from worker.report.tables import WIDTH, cells, cut, table, to_json, when
 from worker.report.why import why_dict
@@ -95,10 +95,16 @@ def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+def _feed_in_cycle(feed: Feed) -> str:
+    """A feed's name or title; else its address without the scheme, not just its host: feeds
+    that never answered have no title, and several may share a host."""
+    return feed.name or feed.title or feed.shown_url.split("://", 1)[-1]
+
+
 def render_cycle(cycle: CycleReport, *, width: int | None = None) -> str:
     """Each polled feed's outcome, then the cycle's summary line."""
     rows = [
-        [r.outcome, str(r.new_items), r.feed.display_name, r.error or ""]
+        [r.outcome, str(r.new_items), _feed_in_cycle(r.feed), r.error or ""]
         for r in cycle.reports
     ]
     head = table(["OUTCOME", "NEW", "FEED", "ERROR"], rows, indent="", flexible=("FEED", "ERROR"), width=width) + "\n" \

@@ -28,7 +28,8 @@ def render_why(why: ItemWhy) -> str:
                            f"(storywatch items show {why.copy_of}).", "  "))
     else:
         lines.append(_wrap(f"Each storyline's decision made again as the tracker sees the store now: after "
-                           f"replaying {plural(why.replayed, 'item')} published in the {why.window.days} days "
+                           f"replaying {plural(why.replayed, 'item')} {'first seen' if why.by_arrival else 'published'} "
+                           f"in the {why.window.days} days "
                            "before it. The item is decided, not learnt from: nothing is written.", "  "))
         if not why.storylines:
             lines.append("  No storylines: add [[storylines]] to the config or use `storywatch storylines add`.")
