@@ -254,9 +254,9 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
         if tracking is not None:  # built from the history before the first item, outside any write transaction
             tracking.loading(db, batch[0].published)
         stored += _store_batch(db, window, tracking, history, batch, now, summary)
-        report(Step("store", stored, total, already_stored=summary.already_stored))
         if stored % (options.batch * 20) == 0:
             store.index_pending(db)  # searchable as it goes, in short transactions
+        report(Step("store", stored, total, already_stored=summary.already_stored))  # after: a rate counts the indexing
     store.index_pending(db)
     summary.items_not_stored = total - stored
 
