@@ -150,15 +150,7 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
                 running -= done
                 if done:
                     rt.beats += 1
-                prepared = _results(done, feeds_of)
-                reports = _ingest_together(rt, prepared)
-                freed = sum(p.parsed is not None for p in prepared)
-                del prepared  # the stored feeds' items go before their permits come back
-                for _ in range(freed):
-                    ahead.release()
-                if freed:
-                    release_free_memory()
-                yield from reports
+                yield from _store_completed(rt, _results(done, feeds_of), ahead)
                 if time.monotonic() >= deadline:  # the feeds queued for a thread and not started yet wait too
                     unstarted = [future for future in running if future.cancel()]
                     running -= set(unstarted)
@@ -169,6 +161,19 @@ def _poll(rt: Runtime, feeds: Sequence[Feed], no_cache: bool, deadline: float) -
                 ahead.release()
     left = "stopped" if rt.stop.is_set() else "deferred"
     yield from (FeedReport(feed, left) for feed in queue)  # left in the queue by a stop or the deadline
+
+
+def _store_completed(rt: Runtime, prepared: list[Prepared], ahead: threading.Semaphore) -> list[FeedReport]:
+    """Store the feeds completed together; then let go of their items (`prepared` is emptied),
+    give back the permits of those that came parsed, and hand the freed memory back."""
+    reports = _ingest_together(rt, prepared)
+    freed = sum(p.parsed is not None for p in prepared)
+    prepared.clear()  # the stored feeds' items go before their permits come back
+    for _ in range(freed):
+        ahead.release()
+    if freed:
+        release_free_memory()
+    return reports
 
 
 def _results(done: set[Future[Prepared]], feeds_of: dict[Future[Prepared], Feed]) -> list[Prepared]:

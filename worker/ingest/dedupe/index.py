@@ -85,7 +85,7 @@ class _Bands:
 
     def __init__(self) -> None:
         self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
-        self._entries = np.zeros(0, dtype=np.uint64)  # sorted: a band key's high half, then its row
+        self._entries = np.zeros(0, dtype=np.uint64)  # sorted: 32 bits of a band key's hash, then its row
         self._recent: dict[int, int | list[int]] = {}  # band key → row (a list on a rare collision)
         self._pending: list[int] = []  # rows whose keys are not in the sorted arrays yet
 
