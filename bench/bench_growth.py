@@ -105,12 +105,15 @@ def run(work: Path) -> list[Result]:
     ]
 
 
-if __name__ == "__main__":  # a quick look at a tenth of the size: python -m bench.bench_growth
+if __name__ == "__main__":  # a quick look at a tenth of the size: python -m bench.bench_growth [FILES]
     import sys
     import tempfile
 
-    FILES = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    SPAN = FILES * ENTRIES // 10
+    from worker.log import configure_logging
+
+    configure_logging("WARNING")
+    FILES = max(4, int(sys.argv[1]) if len(sys.argv) > 1 else 20)  # a stretch spans whole batches of 500
+    SPAN = FILES * ENTRIES // 4 // 1000 * 1000
     with tempfile.TemporaryDirectory() as tmp:
         for r in run(Path(tmp)):
             print(f"{r.name}: {r.figure:,.2f} {r.unit} ({r.target}) {r.note}")

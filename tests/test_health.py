@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,6 +238,12 @@ def test_a_damaged_store_is_met_with_one_line_that_says_what_to_do(tmp_path: Pat
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "sw.db is damaged" in lines[0] and ".recover" in lines[0], (args, result.output)
         assert "keep the damaged file" in lines[0] and "Only if" in lines[0], lines[0]  # never a blind overwrite
+        assert "with its -wal and -shm files" in lines[0], lines[0]  # a journal left behind would be applied
+
+
+def test_the_damaged_store_advice_can_be_pasted_into_a_shell_whatever_the_path() -> None:
+    failure = store.store_failure(Path("my data/sw.db"), sqlite3.DatabaseError("database disk image is malformed"))
+    assert "sqlite3 'my data/sw.db' .recover | sqlite3 'my data/sw.db.recovered'" in str(failure.hint), failure.hint
 
 
 def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Path) -> None:
@@ -263,47 +273,66 @@ def test_a_read_only_store_is_one_line_that_says_whose_write_failed(tmp_path: Pa
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert done.stderr.strip().splitlines()[-1].startswith(
             f"Error: cannot write the store at {tmp_path / 'sw.db'}: attempt to write a readonly database "
-            "(the file and its folder must be writable by user id"), done.stderr
+            "(the file, its -wal and -shm files and its folder must be writable by user id"), done.stderr
         assert "Traceback" not in done.stderr
 
 
-def test_a_store_that_cannot_be_opened_says_why_in_one_line(tmp_path: Path) -> None:
-    """The store's folder read-only: SQLite writes its journal beside the store, so even reading
-    fails, and the line says the folder must be writable (as root, without the capability that
-    writes through modes: setpriv). SQLite says only "unable to open database file" for a folder
-    given as the store, or a read-only mount: the line says which cause it is."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    folder = tmp_path / "data"
-    folder.mkdir()
-    config = tmp_path / "storywatch.toml"
-    config.write_text('[storage]\npath = "data/sw.db"\n[fetch]\nparse_processes = 1\n')
-    Cli(config)("init")
-    for name in ("sw.db-wal", "sw.db-shm"):
-        (folder / name).unlink(missing_ok=True)
-    folder.chmod(0o555)
+def _as_a_user(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    """`storywatch ARGS` in a process of its own; as root, without the capabilities that read and
+    write through file modes (setpriv), so modes apply as to any user."""
     prefix: list[str] = []
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         assert setpriv, "setpriv (util-linux) is needed to run this test as root"
         prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    return subprocess.run([*prefix, sys.executable, "-m", "worker", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.parametrize("case", ["read-only folder, existing store", "read-only folder, no store yet",
+                                  "file mode 000", "a folder", "a loop of links"])
+def test_a_store_that_cannot_be_opened_says_why_in_one_line(tmp_path: Path, case: str) -> None:
+    """SQLite says only "unable to open database file" (or "attempt to write a readonly
+    database"): `status` and `health` say which cause it is, in one line, and create nothing.
+    A read-only folder fails even a read of an existing store: SQLite writes its journal there."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    config = tmp_path / "storywatch.toml"
+    config.write_text('[storage]\npath = "data/sw.db"\n[fetch]\nparse_processes = 1\n')
+    store_file = folder / "sw.db"
+    if case in ("read-only folder, existing store", "file mode 000"):
+        Cli(config)("init")
+        for name in ("sw.db-wal", "sw.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+    expected = {
+        "read-only folder, existing store": "its folder must be writable by user id",
+        "read-only folder, no store yet": f"its folder {folder} is not writable by user id",
+        "file mode 000": "the file is not readable and writable by user id",
+        "a folder": "it is a folder, not a file",
+        "a loop of links": "it is a link to nothing (or a loop of links)",
+    }[case]
+    if case == "a folder":
+        store_file.mkdir()
+    if case == "a loop of links":
+        store_file.symlink_to(folder / "other.db")
+        (folder / "other.db").symlink_to(store_file)
+    if case == "file mode 000":
+        store_file.chmod(0o000)
+    before = sorted(p.name for p in folder.iterdir())
+    if case.startswith("read-only folder"):
+        folder.chmod(0o555)
     try:
         for args in (["status"], ["health"]):
-            done = subprocess.run([*prefix, sys.executable, "-m", "worker", "--config", str(config), *args],
-                                  capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
-            assert done.returncode == 1, (args, done.stdout, done.stderr)
+            done = _as_a_user(*args, config=config)
             said = (done.stdout + done.stderr).strip().splitlines()
-            assert len(said) == 1 and "its folder must be writable by user id" in said[0], said
+            if args == ["health"] and case == "read-only folder, no store yet":
+                expected = f"unhealthy: no store at {store_file}"
+            assert done.returncode == 1 and len(said) == 1 and expected in said[0], (args, said)
     finally:
         folder.chmod(0o755)
-
-    config.write_text('[storage]\npath = "data"\n')  # a folder given as the store
-    result = Cli(config)("status", ok=False)
-    assert result.exit_code == 1
-    assert f"cannot open the store at {folder}: it is a folder, not a file" in result.output, result.output
+        if case == "file mode 000":
+            store_file.chmod(0o644)
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing made, nothing lost
 
 
 def test_the_daemon_logs_a_damaged_store_met_by_its_jobs_in_one_line_and_goes_on(

@@ -411,15 +411,20 @@ def test_odd_input_is_one_clear_error(world: Callable[..., World], tmp_path: Pat
 
 
 def test_the_poll_table_tells_unnamed_feeds_on_one_host_apart() -> None:
-    """A feed that never answered has no title: the poll table names it by its address (without
-    the scheme, any password masked), not by its host, which several feeds may share."""
+    """A feed that never answered has no title: the poll table names it by its host and the last
+    part of its path (any password masked, no query), not by its host alone, which several feeds
+    may share; a narrow table keeps the part that tells them apart."""
     from worker.cycle import CycleReport
     from worker.models import Feed
     from worker.pipeline import FeedReport
 
     feeds = [Feed(1, "http://127.0.0.1:8765/a.xml"), Feed(2, "https://user:secret@127.0.0.1:8765/b.xml"),
-             Feed(3, "http://127.0.0.1:8765/c.xml", name="Named"), Feed(4, "http://127.0.0.1:8765/d.xml", title="Titled")]
+             Feed(3, "http://127.0.0.1:8765/c.xml", name="Named"), Feed(4, "http://127.0.0.1:8765/d.xml", title="Titled"),
+             Feed(5, "http://127.0.0.1:9/feeds/world/asia/korea/feed-a.xml?token=abc"),
+             Feed(6, "http://127.0.0.1:9/feeds/world/asia/korea/feed-b.xml/")]
     cycle = CycleReport(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), 1.0,
                         tuple(FeedReport(feed, "error", error="refused") for feed in feeds))
-    lines = report.render_cycle(cycle, width=200).splitlines()[1:5]
-    assert [line.split()[2] for line in lines] == ["127.0.0.1:8765/a.xml", "user:****@127.0.0.1:8765/b.xml", "Named", "Titled"]
+    lines = report.render_cycle(cycle, width=80).splitlines()[1:7]
+    assert [line.split()[2] for line in lines] == [
+        "127.0.0.1:8765/a.xml", "user:****@127.0.0.1:8765/b.xml", "Named", "Titled",
+        "127.0.0.1:9/…/feed-a.xml", "127.0.0.1:9/…/feed-b.xml"]  # the part that differs, no token

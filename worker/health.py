@@ -87,7 +87,7 @@ def check_health(path: Path, now: dt.datetime, *, max_age: dt.timedelta | None =
 
     An interrupted cycle (stopped before every feed was polled) is never taken for a finished
     one: health is judged on the last whole cycle, and a later interrupted one is named."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a link to nothing is met on opening, with why
         return Health(False, f"no store at {path} (has the worker ever run?)")
     try:
         db = store.open_store(path, busy_timeout=busy_timeout)

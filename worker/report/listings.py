@@ -7,6 +7,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 from worker.digest.daily import resend_command
@@ -96,9 +97,16 @@ def feed_dict(feed: FeedHealth, now: dt.datetime) -> dict[str, Any]:
 
 
 def _feed_in_cycle(feed: Feed) -> str:
-    """A feed's name or title; else its address without the scheme, not just its host: feeds
-    that never answered have no title, and several may share a host."""
-    return feed.name or feed.title or feed.shown_url.split("://", 1)[-1]
+    """A feed's name or title; else its host and the last part of its path, not the host alone:
+    feeds that never answered have no title, and several may share a host. The part between is
+    left out (a narrow table cuts the end, where addresses differ), and the query too (it may
+    hold a token); `feeds list` shows the whole address."""
+    if feed.name or feed.title:
+        return feed.name or feed.title or ""
+    parts = urlsplit(feed.shown_url)
+    path = parts.path.rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    return parts.netloc + ("/…/" if path.count("/") > 1 else "/") + last
 
 
 def render_cycle(cycle: CycleReport, *, width: int | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import shlex
 import sqlite3
 import time
 import weakref
@@ -80,12 +81,14 @@ def integrity_problem(db: Database, seconds: float) -> str | None:
 def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     """What a user reads when SQLite fails on the store: for a damaged file, what to do."""
     if is_damage(exc):
+        store, copy = shlex.quote(str(path)), shlex.quote(f"{path}.recovered")
         return StoreError(
             f"the store at {path} is damaged ({exc})",
             hint=f"stop the worker and keep the damaged file; restore the store from a backup, or copy what is "
-                 f"readable to a new file: sqlite3 {path} .recover | sqlite3 {path}.recovered (an sqlite3 built "
-                 f"without .recover says 'SQL logic error' and copies nothing). Only if sqlite3 {path}.recovered "
-                 f"'select count(*) from items' shows your items, move {path} aside and {path}.recovered to {path}")
+                 f"readable to a new file: sqlite3 {store} .recover | sqlite3 {copy} (an sqlite3 built without "
+                 f".recover says 'SQL logic error' and copies nothing). Only if sqlite3 {copy} 'select count(*) "
+                 f"from items' shows your items, move {store} aside with its -wal and -shm files (a journal left "
+                 f"beside the new file would be applied to it), then {copy} to {store}")
     if "not a database" in str(exc).lower():
         return StoreError(f"cannot use the store at {path}: {exc}",
                           hint="check [storage] path; if this file was the store, restore it from a backup")
@@ -97,7 +100,8 @@ def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
                           hint="check [storage] path, and who owns the file and its folder")
     if "readonly" in str(exc).lower():
         return StoreError(f"cannot write the store at {path}: {exc}",
-                          hint=f"the file and its folder must be writable by user id {os.geteuid()}")
+                          hint=f"the file, its -wal and -shm files and its folder must be writable by user id "
+                               f"{os.geteuid()}")
     return StoreError(f"cannot use the store at {path}: {exc}")
 
 
@@ -105,6 +109,8 @@ def _why_not_opened(path: Path) -> str:
     """SQLite says only "unable to open database file"; the usual causes, looked at."""
     if path.is_dir():
         return "it is a folder, not a file"
+    if path.is_symlink() and not path.exists():
+        return "it is a link to nothing (or a loop of links)"
     if not path.parent.is_dir():
         return f"its folder {path.parent} does not exist"
     if not os.access(path.parent, os.W_OK | os.X_OK):  # the journal files (-wal, -shm) are made beside it
