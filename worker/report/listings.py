@@ -101,8 +101,8 @@ def _feed_in_cycle(feed: Feed) -> str:
     feeds that never answered have no title, and several may share a host. The part between is
     left out (a narrow table cuts the end, where addresses differ), and the query too (it may
     hold a token); `feeds list` shows the whole address."""
-    if feed.name or feed.title:
-        return feed.name or feed.title or ""
+    if named := feed.name or feed.title:
+        return named
     parts = urlsplit(feed.shown_url)
     path = parts.path.rstrip("/")
     last = path.rsplit("/", 1)[-1]

@@ -80,6 +80,7 @@ def integrity_problem(db: Database, seconds: float) -> str | None:
 
 def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     """What a user reads when SQLite fails on the store: for a damaged file, what to do."""
+    said = str(exc).lower()
     if is_damage(exc):
         store, copy = shlex.quote(str(path)), shlex.quote(f"{path}.recovered")
         return StoreError(
@@ -89,16 +90,16 @@ def store_failure(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
                  f".recover says 'SQL logic error' and copies nothing). Only if sqlite3 {copy} 'select count(*) "
                  f"from items' shows your items, move {store} aside with its -wal and -shm files (a journal left "
                  f"beside the new file would be applied to it), then {copy} to {store}")
-    if "not a database" in str(exc).lower():
+    if "not a database" in said:
         return StoreError(f"cannot use the store at {path}: {exc}",
                           hint="check [storage] path; if this file was the store, restore it from a backup")
-    if "full" in str(exc).lower():
+    if "full" in said:
         return StoreError(f"cannot write the store at {path}: {exc}",
                           hint="free space on its disk: what was stored before is kept, and the write is retried")
-    if "unable to open" in str(exc).lower():
+    if "unable to open" in said:
         return StoreError(f"cannot open the store at {path}: {_why_not_opened(path)}",
                           hint="check [storage] path, and who owns the file and its folder")
-    if "readonly" in str(exc).lower():
+    if "readonly" in said:
         return StoreError(f"cannot write the store at {path}: {exc}",
                           hint=f"the file, its -wal and -shm files and its folder must be writable by user id "
                                f"{os.geteuid()}")
@@ -111,8 +112,6 @@ def _why_not_opened(path: Path) -> str:
         return "it is a folder, not a file"
     if path.is_symlink() and not path.exists():
         return "it is a link to nothing (or a loop of links)"
-    if not path.parent.is_dir():
-        return f"its folder {path.parent} does not exist"
     if not os.access(path.parent, os.W_OK | os.X_OK):  # the journal files (-wal, -shm) are made beside it
         return f"its folder {path.parent} is not writable by user id {os.geteuid()} (SQLite writes its journal there)"
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
