@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import article
-from worker import backfill, startup, store
+from worker import backfill, parsing, startup, store, storylines
+from worker.errors import StorywatchError
 from worker.clock import utc_now
 from worker.config import load_settings
 from tests.conftest import Cli
@@ -411,7 +412,7 @@ def test_near_copies_within_one_file_stay_apart_as_within_one_feed(cli: Cli, tmp
 # ── an interrupted backfill, resumed, decides what one run decides ─────────────────────────────
 
 def backfill_in_process(config: Path, history: Path, *, stop_after: int | None = None, batch: int = 20,
-                        since: dt.datetime | None = None) -> backfill.Summary:
+                        since: dt.datetime | None = None, workers: int = 1) -> backfill.Summary:
     """`storywatch backfill HISTORY` through the library, stopped (as by Ctrl-C) once `stop_after`
     items are stored: the stop is checked between batches, as in the CLI."""
     settings = load_settings(config)
@@ -426,7 +427,8 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
             if step.phase == "store" and stop_after is not None and step.done >= stop_after:
                 stop.set()
 
-        return backfill.backfill(db, settings, sources, backfill.Options(since=since, workers=1, batch=batch), progress, stop=stop)
+        options = backfill.Options(since=since, workers=workers, batch=batch)
+        return backfill.backfill(db, settings, sources, options, progress, stop=stop)
     finally:
         db.conn.close()
 
@@ -454,6 +456,35 @@ def test_an_interrupted_backfill_run_again_decides_the_follow_ups_of_one_uninter
         assert (rest.already_stored, rest.items_new, rest.interrupted) == (cut, 160 - cut, False)
         resumed = followups(load_settings(config).storage.path)
         assert resumed == expected, (cut, sorted(expected - resumed), sorted(resumed - expected))
+
+
+def test_the_parsing_processes_analyse_the_stored_items_and_the_writer_takes_over_if_they_fail(
+    seeded_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    korea_history(tmp_path / "history", 160)
+    given: list[bool] = []  # per item the tracker took: whether it came analysed
+    arriving = storylines.arriving_doc
+    monkeypatch.setattr(storylines, "arriving_doc", lambda i, item: given.append(item.analysis is not None) or arriving(i, item))
+    # Two real parsing processes analyse the items while the writer stores the batches before.
+    once = backfill_in_process(seeded_config, tmp_path / "history", workers=2)
+    assert once.items_new == 160 and given == [True] * 160
+    expected = followups(load_settings(seeded_config).storage.path)
+    assert len(expected) >= 30
+    # Every analysis fails (as when a parsing process dies): the writer analyses, and decides the same.
+    calls: list[int] = []
+
+    def failing(texts: list[tuple[str, str]]) -> list[object]:
+        calls.append(len(texts))
+        raise StorywatchError("the parsing process died")
+    monkeypatch.setattr(parsing, "analyses", failing)  # one process: the pool runs tasks in this one
+    given.clear()
+    config = copy_config(seeded_config, tmp_path / "failing")
+    assert backfill_in_process(config, tmp_path / "history").items_new == 160
+    assert given == [False] * 160 and sum(calls) == 160
+    assert followups(load_settings(config).storage.path) == expected
+    # Run again over stored history: nothing is left to decide, so nothing is analysed.
+    calls.clear()
+    assert backfill_in_process(config, tmp_path / "history").already_stored == 160 and calls == []
 
 
 def test_history_stored_ahead_is_not_seen_before_the_earlier_items_it_follows(seeded_config: Path, tmp_path: Path) -> None:

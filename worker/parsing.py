@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from worker.ingest import dedupe, normalize
 from worker.ingest.identity import identity_policy
 from worker.ingest.text import html_to_text
-from worker.models import Feed, Item
+from worker.models import Feed, Item, TextAnalysis
 from worker.sources import parse
 from worker.tracking import analysis
 
@@ -47,9 +47,10 @@ def parse_entries(
 
 def normalize_batch(
     feed: Feed, entries: Sequence[parse.Entry], *, policy: str, publisher: str, now: dt.datetime,
-    clutter: tuple[str, ...], source: str = "feed", scope: str | None = None,
+    clutter: tuple[str, ...], source: str = "feed", scope: str | None = None, analyse: bool = True,
 ) -> tuple[Item, ...]:
-    """A feed's entries as fingerprinted items.
+    """A feed's entries as fingerprinted items, analysed for tracking unless not `analyse` (a
+    backfill has them analysed later, in time order, while it stores: `analyses`).
 
     The feed's boilerplate model is first taught this batch (for these fingerprints only; the
     store learns from new items alone), so a feed's first fetch is already matched without the
@@ -58,17 +59,21 @@ def normalize_batch(
     texts = [html_to_text(entry.content_html) for entry in entries]
     lines = dedupe.Boilerplate.from_json(feed.boilerplate).learn(texts).lines
     rules = clutter_rules(clutter)
-    return tuple(
-        analysed(normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
-                                           clutter=rules, boilerplate=lines, text=text, source=source, scope=scope))
-        for entry, text in zip(entries, texts)
-    )
+    items = (normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
+                                       clutter=rules, boilerplate=lines, text=text, source=source, scope=scope)
+             for entry, text in zip(entries, texts))
+    return tuple(analysed(item) for item in items) if analyse else tuple(items)
 
 
 def analysed(item: Item) -> Item:
     """The item with its text analysed for storyline tracking (done where items are parsed, so
     that the one writer does not tokenize: see analysis.prepare)."""
     return dataclasses.replace(item, analysis=analysis.prepare(item.title, item.text))
+
+
+def analyses(texts: Sequence[tuple[str, str]]) -> list[TextAnalysis]:
+    """The analyses of (title, text) pairs, as `analysed` makes them (a task for a parsing process)."""
+    return [analysis.prepare(title, text) for title, text in texts]
 
 
 @functools.lru_cache(maxsize=8)

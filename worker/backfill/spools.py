@@ -1,5 +1,7 @@
 """The parsing processes' side: each source read into a spool file of items in time order, and the
-spools merged into one stream, with bounded memory and open files."""
+spools merged into one stream, with bounded memory and open files. Spooled items are not yet
+analysed for tracking: the store phase has that done as it goes (run._analysed_ahead), so the
+parsing processes work alongside the writer instead of leaving a core idle while it stores."""
 
 from __future__ import annotations
 
@@ -110,7 +112,7 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: R
     policy = identity_policy(parsed.entries, feed.identity_policy)
     publisher = feed.name or parsed.title or feed.title or ""
     items = parsing.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
-                                     clutter=ctx.clutter, source="backfill", scope=scope)
+                                     clutter=ctx.clutter, source="backfill", scope=scope, analyse=False)
     spooled = _spool(label, items, ctx)
     spooled.entries = len(parsed.entries)
     return spooled
@@ -156,11 +158,11 @@ def _record(record: Any, default_source: str, ctx: ReadContext, rules: dedupe.Cl
     when = dt.datetime.fromisoformat(str(published).replace("Z", "+00:00")) if published else ctx.now
     when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
     source = one_line(str(record.get("source") or default_source)) or default_source
-    return parsing.analysed(normalize.record_item(
+    return normalize.record_item(
         identity=f"jsonl:{source}:{record['id']}", title=str(record.get("title") or ""),
         text=html_to_text(str(record.get("text") or "")), url=record.get("url") or None,
         published=when.astimezone(dt.timezone.utc), now=ctx.now, clutter=rules, publisher=source,
-        source="backfill"))
+        source="backfill")
 
 
 def _spool(label: str, items: Sequence[Item], ctx: ReadContext) -> Spooled:
