@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import NamedTuple
 import numpy as np
+import numpy.typing as npt
 
 from sqlite_utils import Database
 
@@ -80,7 +81,8 @@ class Emerging:
         the group it completes or grows, if that group is now a suggestion."""
         if tracker.n_docs < MIN_WINDOW:
             return None
-        wide = key_terms(tracker.vector(doc), LOOKUP_TERMS)
+        unit = tracker.unit(doc)
+        wide = key_terms(unit.features, unit.values, LOOKUP_TERMS)
         terms = wide[:TERMS_PER_ITEM]
         if len(terms) < SHARED_TERMS:
             return None
@@ -148,12 +150,11 @@ def source_of(item: Stored | Item) -> str:
     return item.publisher or str(item.feed_id)
 
 
-def key_terms(vector: dict[str, float], count: int = TERMS_PER_ITEM) -> list[str]:
+def key_terms(names: Sequence[str], weights: npt.NDArray[np.float64], count: int = TERMS_PER_ITEM) -> list[str]:
     """An item's most distinctive words and word pairs: the heaviest in its TF-IDF vector
-    (weighty in the item, rare in the recent window), ties in the vector's order; numbers are
-    no topic. (A stable sort in numpy: heapq.nlargest took a fifth of the time per item.)"""
-    names = list(vector)
-    weights = np.fromiter(vector.values(), np.float64, len(names))
+    (`names` and their `weights`: weighty in the item, rare in the recent window), ties in the
+    vector's order; numbers are no topic. (A stable sort in numpy: heapq.nlargest took a fifth
+    of the time per item.)"""
     terms: list[str] = []
     for n in np.argsort(-weights, kind="stable").tolist():
         if not names[n].isdigit():

@@ -65,7 +65,7 @@ from worker.tracking.reading import Reader
 from worker.tracking.settings import Explain, TrackerConfig
 from worker.tracking.slots import SlotTable
 from worker.tracking.aliases import AliasTable
-from worker.tracking.vectors import Recent, sparse_dot
+from worker.tracking.vectors import Recent, Unit, sparse_dot
 
 Reading = tuple[Analysis, dict[str, float]]
 """An item's analysis and vector as one storyline reads it (its own aliases)."""
@@ -309,6 +309,10 @@ class Tracker:
         """The document's TF-IDF unit vector (words and word pairs, title counted more) as scoring
         sees it; free right after process(doc) when storylines are tracked (decide made it)."""
         return self._reader.vector(doc, self._reader.analysis(doc))
+
+    def unit(self, doc: Doc) -> Unit:
+        """`vector` as its features and their weights, in two arrays (no dictionary is made)."""
+        return self._reader.unit(doc, self._reader.analysis(doc))
 
     def count_names(self, doc: Doc) -> None:
         """Count an earlier item in its feed's name shares only (evidence.py), not in the word
