@@ -1,6 +1,6 @@
 """A backfill's run: the sources read by the parsing processes, then stored by one writer in time
-order, in batches (dedupe, store, track) that the parsing processes analyse for tracking a few
-batches ahead, with its progress and a summary; a stop starts no new work."""
+order, in batches (dedupe, store, track), the parsing processes analysing the items for tracking
+a little ahead of the writer, with its progress and a summary; a stop starts no new work."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,13 +73,9 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     with tempfile.TemporaryDirectory(prefix=f"{SPOOL_PREFIX}{os.getpid()}-") as spool_dir:
         ctx = ReadContext(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
                        store.feeds_by_url(db))
-        pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
-        try:
-            spools = _read_all(settings, sources, ctx, pool, workers, options.max_pages, summary, report, stop, network)
-            if not options.dry_run:
-                _store_all(db, settings, spools, options, summary, report, stop, _Analysing(pool, workers))
-        finally:
-            pool.close()
+        spools = _read_all(settings, sources, ctx, workers, options.max_pages, summary, report, stop, network)
+        if not options.dry_run:
+            _store_all(db, settings, spools, options, summary, report, stop, workers)
     summary.interrupted = stop.is_set()
     summary.seconds = time.monotonic() - started
     return summary
@@ -133,9 +129,9 @@ def _remove_stale_spools() -> None:
             continue
 
 
-def _read_all(settings: Settings, sources: Sequence[Source], ctx: ReadContext, pool: ProcessPool, workers: int,
-              max_pages: int, summary: Summary, report: Progress, stop: threading.Event,
-              network: Network | None) -> list[Spooled]:
+def _read_all(settings: Settings, sources: Sequence[Source], ctx: ReadContext, workers: int, max_pages: int,
+              summary: Summary, report: Progress, stop: threading.Event, network: Network | None) -> list[Spooled]:
+    pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)  # closed after: the store phase's start afresh
     fetcher = Fetcher(pipeline.fetch_policy(settings.fetch), network) if any(s.kind == "url" for s in sources) else None
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
@@ -160,6 +156,7 @@ def _read_all(settings: Settings, sources: Sequence[Source], ctx: ReadContext, p
         with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
             list(threads.map(read, sources))
     finally:
+        pool.close()
         if fetcher:
             fetcher.close()
     for spooled in done:
@@ -244,22 +241,23 @@ def _account(spooled: Spooled, summary: Summary) -> None:
 
 
 def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,
-               report: Progress, stop: threading.Event, analysing: _Analysing) -> None:
+               report: Progress, stop: threading.Event, workers: int) -> None:
     """Merge the spools in time order and store them batch by batch, tracked as in polling,
     until `stop` is set (the batch in flight is stored whole)."""
     total = sum(s.items for s in spools)
-    merged = merged_spools(spools)
     now = utc_now()
     window = Window(db, settings, now)
     tracking = storylines.Tracking(settings.tracking) if options.track else None
     history = _InOrder(_last_unstored(db, spools)) if options.track else None
-    batches = _batches(merged, options.batch)
-    if history is not None and history.until is not None:
-        batches = analysing.ahead(batches, history.until)
     stored = 0
     report(Step("store", 0, total))  # the phase starts at zero, its clock too
-    with contextlib.closing(batches):
-        for batch in batches:
+    with contextlib.ExitStack() as closing:
+        items: Iterator[Merged] = merged_spools(spools)
+        if history is not None and history.until is not None:  # something to track: analysed on the way
+            pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
+            closing.callback(pool.close)
+            items = closing.enter_context(contextlib.closing(_Analysing(pool, workers).ahead(items, history.until)))
+        for batch in _batches(items, options.batch):
             if stop.is_set():
                 break
             if tracking is not None:  # built from the history before the first item, outside any write transaction
@@ -272,37 +270,47 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     summary.items_not_stored = total - stored
 
 
-def _batches(items: Iterator[Merged], size: int) -> Generator[list[Merged], None, None]:
+def _batches(items: Iterator[Merged], size: int) -> Iterator[list[Merged]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
+ANALYSED_AHEAD = 500  # items a parsing process analyses in one task (~0.35 s); two tasks a process ahead
+
+
 @dataclass(frozen=True)
 class _Analysing:
-    """The store phase's items analysed for tracking by the parsing processes, a few batches ahead
-    of the writer: the text analysis (about 0.7 ms an item) runs on the cores the writer leaves
-    free, where a read phase doing it too kept one core idle through the whole store phase."""
+    """The store phase's items analysed for tracking by the parsing processes, ahead of the writer:
+    the text analysis (about 0.7 ms an item) runs on the cores the writer leaves free, where a
+    read phase doing it too kept one core idle through the whole store phase.
+
+    Up to two tasks of ANALYSED_AHEAD items a process are ahead, about 14 KB an item (~28 MB
+    with two processes). Less lookahead was slower (20k items: store phase 29 s with 400 items
+    ahead, 20 s with 2,000): the writer pauses for a second at times (full-text indexing) and
+    the processes must keep working through those pauses."""
 
     pool: ProcessPool
     workers: int
 
-    def ahead(self, batches: Iterable[list[Merged]], until: Key) -> Generator[list[Merged], None, None]:
-        """`batches`, in order, their items up to `until` (the last one tracked) analysed; at most
-        `workers` + 1 batches are held at once. Closing it waits for the analyses in flight."""
+    def ahead(self, items: Iterator[Merged], until: Key) -> Generator[Merged, None, None]:
+        """`items`, in order, those up to `until` (the last one tracked) analysed. Closing it
+        waits for the analyses in flight."""
+        in_flight = 2 * max(1, self.workers)
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as threads:
             pending: deque[Future[list[Merged]]] = deque()
             try:
-                for batch in batches:
-                    pending.append(threads.submit(self._analysed, batch, until))
-                    if len(pending) > self.workers:
-                        yield pending.popleft().result()
+                while chunk := list(itertools.islice(items, ANALYSED_AHEAD)):
+                    pending.append(threads.submit(self._analysed, chunk, until))
+                    if len(pending) >= in_flight:
+                        yield from pending.popleft().result()
                 while pending:
-                    yield pending.popleft().result()
+                    yield from pending.popleft().result()
             finally:
                 for future in pending:
                     future.cancel()
 
     def _analysed(self, batch: list[Merged], until: Key) -> list[Merged]:
+        """The items with their analyses (those up to `until`), or as they were if it failed."""
         wanted = [k for k, m in enumerate(batch) if m.key <= until]
         if not wanted:
             return batch
