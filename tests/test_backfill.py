@@ -465,7 +465,7 @@ def test_the_parsing_processes_analyse_the_stored_items_and_the_writer_takes_ove
     given: list[bool] = []  # per item the tracker took: whether it came analysed
     arriving = storylines.arriving_doc
     monkeypatch.setattr(storylines, "arriving_doc", lambda i, item: given.append(item.analysis is not None) or arriving(i, item))
-    # Two real parsing processes analyse the items while the writer stores the batches before.
+    # A parsing process of its own analyses the items while the writer stores the batches before.
     once = backfill_in_process(seeded_config, tmp_path / "history", workers=2)
     assert once.items_new == 160 and given == [True] * 160
     expected = followups(load_settings(seeded_config).storage.path)

@@ -130,8 +130,14 @@ def test_a_worker_busy_at_close_finishes_its_task_then_stops(tmp_path: Path) -> 
         assert pool.run(pooltasks.echo, 7)[0] == 7  # a closed pool starts workers again when asked
 
 
-def test_one_process_runs_tasks_in_the_calling_thread() -> None:
+def test_one_process_runs_tasks_in_the_calling_thread_unless_kept_apart() -> None:
     assert ProcessPool(1).run(pooltasks.pid) == os.getpid()
+    apart = ProcessPool(1, apart=True)
+    try:
+        worker = apart.run(pooltasks.pid)
+        assert worker != os.getpid() and apart.run(pooltasks.pid) == worker  # one process, kept
+    finally:
+        apart.close()
 
 
 def test_a_program_that_never_closes_its_pool_still_exits() -> None:

@@ -57,16 +57,17 @@ class _NotStarted(StorywatchError):
 class ProcessPool:
     """Runs picklable tasks in worker processes; safe to call from many threads."""
 
-    def __init__(self, processes: int, *, timeout: float = 120.0) -> None:
+    def __init__(self, processes: int, *, timeout: float = 120.0, apart: bool = False) -> None:
         self.processes = processes
         self.timeout = timeout
+        self.in_caller = processes <= 1 and not apart  # `apart`: one worker process, not the caller's thread
         self._free = threading.Semaphore(max(1, processes))  # one per worker: callers beyond wait here
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._generation = 0  # bumped by close(): workers busy then are closed when done, not kept
 
     def run(self, task: Callable[..., T], *args: Any) -> T:
-        if self.processes <= 1:
+        if self.in_caller:
             return task(*args)
         job = pickle.dumps((task, args), pickle.HIGHEST_PROTOCOL)  # a task that cannot be pickled fails here
         with self._free:  # the wait for a worker, off the task's clock

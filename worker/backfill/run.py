@@ -254,9 +254,9 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     with contextlib.ExitStack() as closing:
         items: Iterator[Merged] = merged_spools(spools)
         if history is not None and history.until is not None:  # something to track: analysed on the way
-            pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)
-            closing.callback(pool.close)
-            items = closing.enter_context(contextlib.closing(_Analysing(pool, workers).ahead(items, history.until)))
+            analysing = _Analysing.started(workers)
+            closing.callback(analysing.pool.close)
+            items = closing.enter_context(contextlib.closing(analysing.ahead(items, history.until)))
         for batch in _batches(items, options.batch):
             if stop.is_set():
                 break
@@ -284,13 +284,21 @@ class _Analysing:
     the text analysis (about 0.7 ms an item) runs on the cores the writer leaves free, where a
     read phase doing it too kept one core idle through the whole store phase.
 
-    Up to two tasks of ANALYSED_AHEAD items a process are ahead, about 14 KB an item (~28 MB
-    with two processes). Less lookahead was slower (20k items: store phase 29 s with 400 items
+    Up to two tasks of ANALYSED_AHEAD items a process are ahead, about 14 KB an item (~14 MB
+    with one process). Less lookahead was slower (20k items: store phase 29 s with 400 items
     ahead, 20 s with 2,000): the writer pauses for a second at times (full-text indexing) and
     the processes must keep working through those pauses."""
 
     pool: ProcessPool
     workers: int
+
+    @classmethod
+    def started(cls, workers: int) -> _Analysing:
+        """One process fewer than the read phase's (one apart from this one, whatever the number):
+        the writer keeps a core busy, and the text analysis takes less time an item than storing
+        does (0.7 ms against about 1). `workers` 1: analysed in this process, as read."""
+        processes = max(1, workers - 1)
+        return cls(ProcessPool(processes, timeout=pipeline.PARSE_TIMEOUT, apart=workers > 1), processes)
 
     def ahead(self, items: Iterator[Merged], until: Key) -> Generator[Merged, None, None]:
         """`items`, in order, those up to `until` (the last one tracked) analysed. Closing it
