@@ -59,7 +59,7 @@ def test_a_name_spelled_otherwise_is_read_as_the_storylines_name_and_lone_lookal
     park = read("Park Myung-ho in Beijing", "Vice minister Park Myung-ho arrived on Monday. Park said ties were strong.")
     weights = tracker._reader.analysis(park).weights
     assert {"pak", "myong", "pak myong"} <= weights.keys() and "park" not in weights  # "Park said" too
-    assert tracker.vector(park)["pak"] > 0
+    assert tracker.unit(park).as_dict()["pak"] > 0
 
     half = read("Talks", "Talks were led by Park Myong-ho on Monday.")  # one word spelled otherwise
     assert {"pak", "pak myong"} <= tracker._reader.analysis(half).weights.keys()

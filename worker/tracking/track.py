@@ -305,13 +305,9 @@ class Tracker:
         self.observe(doc, decisions)
         return decisions
 
-    def vector(self, doc: Doc) -> dict[str, float]:
+    def unit(self, doc: Doc) -> Unit:
         """The document's TF-IDF unit vector (words and word pairs, title counted more) as scoring
         sees it; free right after process(doc) when storylines are tracked (decide made it)."""
-        return self._reader.vector(doc, self._reader.analysis(doc))
-
-    def unit(self, doc: Doc) -> Unit:
-        """`vector` as its features and their weights, in two arrays (no dictionary is made)."""
         return self._reader.unit(doc, self._reader.analysis(doc))
 
     def count_names(self, doc: Doc) -> None:
