@@ -3,8 +3,9 @@
 Parsing feeds is CPU-bound Python; run in threads it holds the GIL against the one thread that
 writes to SQLite (measured: the writer fell from 6k to 2k items/s). A `ProcessPool` runs such
 tasks in `processes` workers (forkserver, so a parent with threads forks safely), or in the
-calling thread when `processes` is 1. Workers ignore SIGINT and SIGTERM: the parent decides
-when they stop, so Ctrl-C or a service stop never turns feeds in flight into errors.
+calling thread when `processes` is 1 (unless `apart`: then in one worker). Workers ignore
+SIGINT and SIGTERM: the parent decides when they stop, so Ctrl-C or a service stop never turns
+feeds in flight into errors.
 
 Each worker runs one task at a time, sent down a pipe of its own, so the pool always knows which
 task a worker is running, and a hostile feed costs that one feed only:

@@ -1,6 +1,6 @@
 """The parsing processes' side: each source read into a spool file of items in time order, and the
 spools merged into one stream, with bounded memory and open files. Spooled items are not yet
-analysed for tracking: the store phase has that done as it goes (run._analysed_ahead), so the
+analysed for tracking: the store phase has that done as it goes (run._Analysing), so the
 parsing processes work alongside the writer instead of leaving a core idle while it stores."""
 
 from __future__ import annotations
