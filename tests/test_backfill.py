@@ -183,6 +183,21 @@ def test_an_empty_feed_file_is_read_with_a_warning_as_when_polled(cli: Cli, tmp_
     assert summary["warnings"] == [f"{empty}: no entries (rss20 feed)"]
 
 
+def test_a_copy_cut_short_neither_edits_the_stored_entry_it_ends_in_nor_hides_it(cli: Cli, tmp_path: Path) -> None:
+    whole = rss_file(tmp_path / "whole.xml", "wire", [
+        (f"g{n}", f"Story {n}", f"Paragraph one of story {n}. " * 20 + f"The end of story {n}.",
+         dt.datetime(2025, 3, 1 + n, tzinfo=UTC)) for n in range(3)])
+    assert json.loads(cli("backfill", str(whole), "--json").stdout)["items_new"] == 3
+    body = whole.read_bytes()
+    cut = tmp_path / "cut.xml"
+    cut.write_bytes(body[:body.rindex(b"The end of story 2")])  # a copy that stops inside the last entry
+    summary = json.loads(cli("backfill", str(cut), "--json").stdout)
+    assert (summary["entries"], summary["already_stored"], summary["revisions"]) == (3, 2, 0)
+    assert summary["warnings"] == [f"{cut}: the document ends inside its last entry (cut short?): that entry was left out"]
+    texts = sorted(row["text"] for row in items(cli))  # each as first stored, whole
+    assert len(texts) == 3 and all(text.endswith(f"The end of story {n}.") for n, text in enumerate(texts))
+
+
 def test_a_second_run_adds_nothing_and_the_period_filters(cli: Cli, tmp_path: Path) -> None:
     total = synthetic(3, 40, tmp_path / "h")
     dry = json.loads(cli("backfill", str(tmp_path / "h"), "--dry-run", "--json").stdout)

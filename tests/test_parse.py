@@ -48,6 +48,26 @@ def test_fixture(path: Path) -> None:
         assert eval(line, {"dt": dt, "feed": feed}), f"{path.name}: {line}"
 
 
+def _rss(items: str, end: str = "</channel></rss>") -> bytes:
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}{end}'.encode()
+
+
+def test_a_document_cut_short_inside_an_entry_leaves_that_entry_out() -> None:
+    whole = "".join(f"<item><guid>g{n}</guid><title>T{n}</title><description>{'word ' * 50}end{n}</description></item>"
+                    for n in range(3))
+    complete = parse_feed(_rss(whole))
+    assert [e.guid for e in complete.entries] == ["g0", "g1", "g2"] and complete.warning is None
+    cut = _rss(whole, end="")[:-40]  # a download stopped inside the last description
+    feed = parse_feed(cut)
+    assert [e.guid for e in feed.entries] == ["g0", "g1"] and feed.left_out == 1
+    assert feed.warning is not None and feed.warning.endswith("the document ends inside its last entry (cut short?): "
+                                                              "that entry was left out")
+    # Cut after its last entry, or missing only its closing tags, it keeps every entry.
+    for ended in (_rss(whole, end=""), _rss(whole, end="</channel>"), _rss(whole + "<item><guid>g3</guid></item>")):
+        assert len(parse_feed(ended).entries) >= 3 and parse_feed(ended).left_out == 0
+    assert parse_feed(_rss(whole + '<item rdf:about="x"/>', end="")).left_out == 0  # closed by itself
+
+
 def test_an_empty_body_is_a_parse_error() -> None:
     with pytest.raises(errors.ParseError, match="empty body"):
         parse_feed(b"  \n")

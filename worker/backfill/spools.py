@@ -104,8 +104,9 @@ def _gunzip(data: bytes) -> bytes:
 
 def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: ReadContext, fallback_key: str) -> Spooled:
     """A parsed feed's entries as items, filed under the stored feed they belong to if any."""
+    cut = [parse.CUT_SHORT] * parsed.left_out
     if not parsed.entries:  # as in polling, a feed may be empty: read, with nothing to load
-        return Spooled(label, warnings=[f"no entries ({parsed.format} feed)"])
+        return Spooled(label, entries=parsed.left_out, warnings=cut or [f"no entries ({parsed.format} feed)"])
     feed = known or (ctx.feeds.get(parsed.self_url) if parsed.self_url else None)
     scope = None if feed else "backfill:" + hashlib.sha256(_feed_key(parsed, fallback_key).encode()).hexdigest()[:16]
     feed = feed or Feed(id=0, url=parsed.self_url or fallback_key)
@@ -114,7 +115,8 @@ def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: R
     items = parsing.normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=ctx.now,
                                      clutter=ctx.clutter, source="backfill", scope=scope, analyse=False)
     spooled = _spool(label, items, ctx)
-    spooled.entries = len(parsed.entries)
+    spooled.entries = len(parsed.entries) + parsed.left_out
+    spooled.warnings = cut
     return spooled
 
 

@@ -10,7 +10,7 @@ writer can find a row an older version stored under the GUID made into a URL (`l
 HTML is not sanitized here (`sanitize_html=False`): the digest sanitizes at output.
 
 A feed that is malformed but still yields entries is accepted, with feedparser's complaint
-kept as a warning. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
+kept as a warning; if it ends inside an entry (cut short), that entry is left out. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
 error listing the feed URLs the page advertises.
 """
 
@@ -62,6 +62,7 @@ class ParsedFeed:
     self_url: str | None = None  # the feed's own address, as it gives it (rel="self", feed_url)
     next_url: str | None = None  # paged feeds: the next page (rel="next", next_url)
     prev_archive_url: str | None = None  # RFC 5005 archived feeds: the previous archive document
+    left_out: int = 0  # entries read but left out: the last one, when the document ends inside it
 
 
 def parse_feed(body: bytes, *, content_type: str = "", url: str = "") -> ParsedFeed:
@@ -95,18 +96,23 @@ def _parse_xml_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
     readable = parsed.get("version") and problem is None
     if not parsed.entries and not readable:
         _raise_not_a_feed(body, content_type, url, problem)
+    entries, left_out = parsed.entries, 0
+    if problem and entries and _cut_short(body):  # a revision of a stored entry would lose its end
+        entries, left_out = entries[:-1], 1
+        problem = f"{problem}; {CUT_SHORT}"
     feed = parsed.feed
     return ParsedFeed(
         format=parsed.get("version") or "unknown",
         title=_text(feed.get("title")),
         site_url=_absolute(url, feed.get("link")),
-        entries=tuple(_entry(e, url) for e in parsed.entries),
+        entries=tuple(_entry(e, url) for e in entries),
         ttl=_ttl(feed.get("ttl")),
         warning=problem,
         language=_text(feed.get("language")),
         self_url=_link(feed, "self", url),
         next_url=_link(feed, "next", url),
         prev_archive_url=_link(feed, "prev-archive", url),
+        left_out=left_out,
     )
 
 
@@ -177,6 +183,25 @@ def _link(feed: Any, rel: str, base: str) -> str | None:
             except ValueError:  # "http://[::1/x": kept as written, the fetch of it fails alone
                 return str(link["href"])
     return None
+
+
+CUT_SHORT = "the document ends inside its last entry (cut short?): that entry was left out"
+_ENTRY_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(?:item|entry)(?=[\s>/])", re.I)
+
+
+def _cut_short(body: bytes) -> bool:
+    """Whether an XML feed ends inside an entry (a download or copy cut short): its last <item>
+    or <entry> is never closed, and feedparser's lenient parser returns it cut. UTF-16 and
+    UTF-32 bodies are not checked."""
+    if _wide_encoding(body):
+        return False
+    last = None
+    for last in _ENTRY_TAG.finditer(body):
+        pass
+    if last is None or last.group(1):  # no entry, or the last tag is an end tag
+        return False
+    tag_end = body.find(b">", last.end())
+    return tag_end >= 0 and body[tag_end - 1:tag_end] != b"/"  # a whole opening tag, not <item/>
 
 
 def _is_parse_failure(parsed: Any) -> bool:
