@@ -131,7 +131,7 @@ def _remove_stale_spools() -> None:
 
 def _read_all(settings: Settings, sources: Sequence[Source], ctx: ReadContext, workers: int, max_pages: int,
               summary: Summary, report: Progress, stop: threading.Event, network: Network | None) -> list[Spooled]:
-    pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)  # closed after: the store phase's start afresh
+    pool = ProcessPool(workers, timeout=pipeline.PARSE_TIMEOUT)  # closed after reading: the store phase starts its own
     fetcher = Fetcher(pipeline.fetch_policy(settings.fetch), network) if any(s.kind == "url" for s in sources) else None
     if fetcher:
         fetcher.abort = stop  # a stop cuts the fetches in flight short
@@ -294,9 +294,9 @@ class _Analysing:
 
     @classmethod
     def started(cls, workers: int) -> _Analysing:
-        """One process fewer than the read phase's (one apart from this one, whatever the number):
-        the writer keeps a core busy, and the text analysis takes less time an item than storing
-        does (0.7 ms against about 1). `workers` 1: analysed in this process, as read."""
+        """One process fewer than the read phase's, and at least one apart from this process: the
+        writer keeps a core busy, and the text analysis takes less time an item than storing does
+        (0.7 ms against about 1). With `workers` 1, analysed in this process, as it was read."""
         processes = max(1, workers - 1)
         return cls(ProcessPool(processes, timeout=pipeline.PARSE_TIMEOUT, apart=workers > 1), processes)
 
@@ -317,24 +317,24 @@ class _Analysing:
                 for future in pending:
                     future.cancel()
 
-    def _analysed(self, batch: list[Merged], until: Key) -> list[Merged]:
+    def _analysed(self, chunk: list[Merged], until: Key) -> list[Merged]:
         """The items with their analyses (those up to `until`), or as they were if it failed."""
-        wanted = [k for k, m in enumerate(batch) if m.key <= until]
+        wanted = [k for k, m in enumerate(chunk) if m.key <= until]
         if not wanted:
-            return batch
+            return chunk
         try:
-            found = self.pool.run(parsing.analyses, [(batch[k].item.title, batch[k].item.text) for k in wanted])
+            found = self.pool.run(parsing.analyses, [(chunk[k].item.title, chunk[k].item.text) for k in wanted])
         except StorywatchError as exc:  # the process died or timed out: the tracker analyses them itself
             logger.warning("Analysing {n} items in a parsing process failed ({why}); the writer analyses them",
                            n=len(wanted), why=exc.message)
-            return batch
+            return chunk
         except Exception as exc:  # a bug met on some text costs this speed-up, never the backfill
             logger.opt(exception=exc).error("Unexpected error analysing {n} items; the writer analyses them",
                                             n=len(wanted))
-            return batch
-        done = list(batch)
+            return chunk
+        done = list(chunk)
         for k, analysis in zip(wanted, found):
-            done[k] = batch[k]._replace(item=dataclasses.replace(batch[k].item, analysis=analysis))
+            done[k] = chunk[k]._replace(item=dataclasses.replace(chunk[k].item, analysis=analysis))
         return done
 
 

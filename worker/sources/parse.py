@@ -10,8 +10,9 @@ writer can find a row an older version stored under the GUID made into a URL (`l
 HTML is not sanitized here (`sanitize_html=False`): the digest sanitizes at output.
 
 A feed that is malformed but still yields entries is accepted, with feedparser's complaint
-kept as a warning; if it ends inside an entry (cut short), that entry is left out. No entries and a parse failure is a ParseError; an HTML page is a NotAFeed
-error listing the feed URLs the page advertises.
+kept as a warning; if it ends inside an entry (cut short), that entry is left out. No entries
+and a parse failure is a ParseError; an HTML page is a NotAFeed error listing the feed URLs the
+page advertises.
 """
 
 from __future__ import annotations
