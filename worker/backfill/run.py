@@ -290,7 +290,7 @@ class _Analysing:
     the processes must keep working through those pauses."""
 
     pool: ProcessPool
-    workers: int
+    processes: int
 
     @classmethod
     def started(cls, workers: int) -> _Analysing:
@@ -303,8 +303,8 @@ class _Analysing:
     def ahead(self, items: Iterator[Merged], until: Key) -> Generator[Merged, None, None]:
         """`items`, in order, those up to `until` (the last one tracked) analysed. Closing it
         waits for the analyses in flight."""
-        in_flight = 2 * max(1, self.workers)
-        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as threads:
+        in_flight = 2 * self.processes
+        with ThreadPoolExecutor(max_workers=self.processes) as threads:
             pending: deque[Future[list[Merged]]] = deque()
             try:
                 while chunk := list(itertools.islice(items, ANALYSED_AHEAD)):

@@ -104,7 +104,7 @@ def _gunzip(data: bytes) -> bytes:
 
 def _spool_feed(label: str, parsed: parse.ParsedFeed, known: Feed | None, ctx: ReadContext, fallback_key: str) -> Spooled:
     """A parsed feed's entries as items, filed under the stored feed they belong to if any."""
-    cut = [parse.CUT_SHORT] * parsed.left_out
+    cut = [parse.CUT_SHORT] if parsed.left_out else []  # the entry the document ends inside, left out
     if not parsed.entries:  # as in polling, a feed may be empty: read, with nothing to load
         return Spooled(label, entries=parsed.left_out, warnings=cut or [f"no entries ({parsed.format} feed)"])
     feed = known or (ctx.feeds.get(parsed.self_url) if parsed.self_url else None)
