@@ -355,3 +355,26 @@ def test_band_keys_alike_in_their_hash_only_are_not_taken_for_each_other() -> No
     assert bands.candidates(query).tolist() == []
     query[:2] = stored[:2]  # the whole first band
     assert bands.candidates(query).tolist() == [0]
+
+
+def test_extending_with_nothing_leaves_live_additions_waiting() -> None:
+    """The window extends the index before every batch, mostly with nothing: that must not merge
+    the live additions, a copy of the whole sorted array each time."""
+    index = dedupe.Index(dt.timedelta(days=30), 0.5)
+    marks = dedupe.fingerprint("T", ARTICLE, ARTICLE)
+    for item_id in range(1, 4):
+        index.add(Indexed(item_id, item_id, item_id, NOW, marks.signature, marks.title_key, marks.words))
+    index.extend(())
+    assert len(index._bands._pending) == 3  # still in the dict of recent additions
+    index.extend([Indexed(9, 9, 9, NOW, marks.signature, marks.title_key, marks.words)])
+    assert not index._bands._pending  # a bulk load merges, the waiting additions with it
+    new = Indexed(10, 10, 10, NOW, marks.signature, marks.title_key, marks.words)
+
+    class Texts:
+        own = ("T", ARTICLE)
+
+        @staticmethod
+        def of(item_id: int) -> tuple[str, str]:
+            return ("T", ARTICLE)
+
+    assert {m.item_id for m in index.find_all(new, Texts())} == {1, 2, 3, 9}

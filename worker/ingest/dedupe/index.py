@@ -209,12 +209,16 @@ class Index:
 
     def extend(self, entries: Iterable[Indexed]) -> None:
         """Add many items at once (loading the window): their keys are sorted in chunks, which
-        bounds the memory a merge needs beside the arrays it merges into."""
-        for n, entry in enumerate(entries, 1):
+        bounds the memory a merge needs beside the arrays it merges into. Nothing to add merges
+        nothing: the window extends the index before every batch, usually with no item, and a
+        merge copies the whole sorted array."""
+        added = 0
+        for added, entry in enumerate(entries, 1):
             self.add(entry, bulk=True)
-            if n % _BULK_CHUNK == 0:
+            if added % _BULK_CHUNK == 0:
                 self._bands.merge()
-        self._bands.merge()
+        if added:
+            self._bands.merge()
 
     def add(self, entry: Indexed, *, bulk: bool = False) -> None:
         if entry.item_id in self._ids:
