@@ -253,6 +253,21 @@ def test_the_full_text_index_catches_up_and_stays_consistent(tmp_path: Path) -> 
     assert store.save_items(db, [make_item(5)]) == [5]  # ids keep growing past a deleted one
 
 
+def test_the_full_text_index_merges_eight_segments_at_a_time_and_finds_every_item(tmp_path: Path) -> None:
+    """Each catching up writes a segment; eight of them are merged into one (not four: fewer
+    rewrites of the same postings as the store grows), and every item is still found."""
+    db = store.open_store(tmp_path / "sw.db")
+    assert db.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone()[0] == 8
+    for n in range(1, 41):
+        store.save_items(db, [make_item(n, title=f"Headline {n} mentions word{n}")])
+        assert store.index_pending(db) == 1  # a segment of its own
+    db.execute("INSERT INTO items_fts(items_fts) VALUES('integrity-check')")
+    pages = db.execute("SELECT count(*) FROM items_fts_data WHERE id >= 10").fetchone()[0]
+    assert pages < 40  # merged: forty one-item segments would take a page each at least
+    assert all([i.identity for i in store.find_items(db, search=f"word{n}")] == [f"test:{n}"] for n in range(1, 41))
+    assert len(store.find_items(db, search="Friendship Year", limit=100)) == 40
+
+
 def test_syncing_feeds_finds_each_stored_feed_however_its_address_is_written(tmp_path: Path) -> None:
     """The config's feeds are matched with the stored ones read once: by address, by the address
     a moved feed had in the config, by either written in another case or with a fragment; a feed
