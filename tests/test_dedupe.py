@@ -378,3 +378,24 @@ def test_extending_with_nothing_leaves_live_additions_waiting() -> None:
             return ("T", ARTICLE)
 
     assert {m.item_id for m in index.find_all(new, Texts())} == {1, 2, 3, 9}
+
+
+def test_a_key_matches_in_its_own_band_only_waiting_or_merged() -> None:
+    """A row's second band key given as a query's first band is no shared band: not while the
+    row waits among the recent additions, and not once merged into the sorted array."""
+    from worker.ingest.dedupe import BAND_SALT
+    from worker.ingest.dedupe.index import _Bands
+
+    rng = np.random.default_rng(2)
+    bands = _Bands()
+    stored = rng.integers(0, 2**32, 64, dtype=np.uint32)
+    bands.add(0, stored)
+    second = (int(stored[2]) | int(stored[3]) << 32) ^ int(BAND_SALT[1])  # its second band's key
+    query = rng.integers(0, 2**32, 64, dtype=np.uint32)
+    first = second ^ int(BAND_SALT[0])  # the pair whose first band key is that key
+    query[0], query[1] = first & 0xFFFFFFFF, first >> 32
+    assert bands.candidates(query).tolist() == []
+    bands.merge()
+    assert bands.candidates(query).tolist() == []
+    query[2:4] = stored[2:4]  # the second band itself
+    assert bands.candidates(query).tolist() == [0]

@@ -86,7 +86,9 @@ class _Bands:
     def __init__(self) -> None:
         self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
         self._entries = np.zeros(0, dtype=np.uint64)  # sorted: 32 bits of a band key's hash, then its row
-        self._recent: dict[int, int | list[int]] = {}  # band key → row (a list on a rare collision)
+        # band key with its band above it → row (a list on a rare collision): a key matches in
+        # its own band only, as in the sorted array
+        self._recent: dict[int, int | list[int]] = {}
         self._pending: list[int] = []  # rows whose keys are not in the sorted arrays yet
 
     @staticmethod
@@ -111,10 +113,11 @@ class _Bands:
         if bulk:
             return
         recent = self._recent
-        for key in self.keys(signature).tolist():
-            held = recent.setdefault(key, row)
+        for band, key in enumerate(self.keys(signature).tolist()):
+            band_key = key | band << 64
+            held = recent.setdefault(band_key, row)
             if held is not row:
-                recent[key] = [held, row] if isinstance(held, int) else [*held, row]
+                recent[band_key] = [held, row] if isinstance(held, int) else [*held, row]
         if len(self._pending) >= _MERGE_EVERY:
             self.merge()
 
@@ -133,8 +136,8 @@ class _Bands:
         """Rows sharing at least one band with `signature`."""
         keys = self.keys(signature)
         found: list[int] = []
-        for key in keys.tolist():
-            held = self._recent.get(key)
+        for band, key in enumerate(keys.tolist()):
+            held = self._recent.get(key | band << 64)
             if held is not None:
                 found.extend(held) if isinstance(held, list) else found.append(held)
         hits = [np.array(found, dtype=np.int64)]
