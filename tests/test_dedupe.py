@@ -309,6 +309,16 @@ def test_the_short_item_rule(a: tuple[str, str], b: tuple[str, str], copy: bool)
     assert dedupe.short_copy(first, second, first_texts, second_texts) is copy
 
 
+class ArticleTexts:
+    """The exact texts of an index test: every item, the new one too, is the same article."""
+
+    own = ("T", ARTICLE)
+
+    @staticmethod
+    def of(item_id: int) -> tuple[str, str]:
+        return ("T", ARTICLE)
+
+
 def test_the_index_forgets_outside_its_window() -> None:
     index = dedupe.Index(dt.timedelta(days=30), 0.5)
     marks = dedupe.fingerprint("T", ARTICLE, ARTICLE)
@@ -316,16 +326,9 @@ def test_the_index_forgets_outside_its_window() -> None:
     index.add(old)
     new = Indexed(2, 2, 2, NOW, marks.signature, marks.title_key, marks.words)
 
-    class Texts:
-        own = ("T", ARTICLE)
-
-        @staticmethod
-        def of(item_id: int) -> tuple[str, str]:
-            return ("T", ARTICLE)
-
-    assert index.find(new, Texts()) is None  # 60 days apart: outside the window
+    assert index.find(new, ArticleTexts()) is None  # 60 days apart: outside the window
     index.add(dataclasses_replace(old, item_id=3, published=NOW - dt.timedelta(days=1)))
-    assert index.find(new, Texts()) is not None
+    assert index.find(new, ArticleTexts()) is not None
     assert index.forget_before(NOW - dt.timedelta(days=30)) == 1 and len(index) == 1
 
 
@@ -370,14 +373,7 @@ def test_extending_with_nothing_leaves_live_additions_waiting() -> None:
     assert not index._bands._pending  # a bulk load merges, the waiting additions with it
     new = Indexed(10, 10, 10, NOW, marks.signature, marks.title_key, marks.words)
 
-    class Texts:
-        own = ("T", ARTICLE)
-
-        @staticmethod
-        def of(item_id: int) -> tuple[str, str]:
-            return ("T", ARTICLE)
-
-    assert {m.item_id for m in index.find_all(new, Texts())} == {1, 2, 3, 9}
+    assert {m.item_id for m in index.find_all(new, ArticleTexts())} == {1, 2, 3, 9}
 
 
 def test_a_key_matches_in_its_own_band_only_waiting_or_merged() -> None:
