@@ -257,7 +257,8 @@ def test_the_full_text_index_merges_eight_segments_at_a_time_and_finds_every_ite
     """Each catching up writes a segment; eight of them are merged into one (not four: fewer
     rewrites of the same postings as the store grows), and every item is still found."""
     db = store.open_store(tmp_path / "sw.db")
-    assert db.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone()[0] == 8
+    config = dict(db.execute("SELECT k, v FROM items_fts_config").fetchall())
+    assert config["automerge"] == 8 and config["hashsize"] == 8 << 20
     for n in range(1, 41):
         store.save_items(db, [make_item(n, title=f"Headline {n} mentions word{n}")])
         assert store.index_pending(db) == 1  # a segment of its own
