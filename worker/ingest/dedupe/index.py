@@ -69,6 +69,11 @@ def _hashed(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return keys * _MIX & _HIGH
 
 
+def _in_band(band: int, key: int) -> int:
+    """A band key with its band above it: a key matches in its own band only, as in the sorted array."""
+    return key | band << 64
+
+
 class _Bands:
     """Banded LSH over MinHash signatures: sorted numpy arrays plus a dict of recent additions.
 
@@ -86,9 +91,7 @@ class _Bands:
     def __init__(self) -> None:
         self.sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint32)  # row → signature
         self._entries = np.zeros(0, dtype=np.uint64)  # sorted: 32 bits of a band key's hash, then its row
-        # band key with its band above it → row (a list on a rare collision): a key matches in
-        # its own band only, as in the sorted array
-        self._recent: dict[int, int | list[int]] = {}
+        self._recent: dict[int, int | list[int]] = {}  # _in_band(band, key) → row (a list on a rare collision)
         self._pending: list[int] = []  # rows whose keys are not in the sorted arrays yet
 
     @staticmethod
@@ -114,7 +117,7 @@ class _Bands:
             return
         recent = self._recent
         for band, key in enumerate(self.keys(signature).tolist()):
-            band_key = key | band << 64
+            band_key = _in_band(band, key)
             held = recent.setdefault(band_key, row)
             if held is not row:
                 recent[band_key] = [held, row] if isinstance(held, int) else [*held, row]
@@ -137,7 +140,7 @@ class _Bands:
         keys = self.keys(signature)
         found: list[int] = []
         for band, key in enumerate(keys.tolist()):
-            held = self._recent.get(key | band << 64)
+            held = self._recent.get(_in_band(band, key))
             if held is not None:
                 found.extend(held) if isinstance(held, list) else found.append(held)
         hits = [np.array(found, dtype=np.int64)]
