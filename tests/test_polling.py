@@ -42,6 +42,28 @@ def test_a_cycle_stores_new_items_and_a_second_cycle_stores_nothing(world: Calla
     assert w.server.requests[-2].headers.get("if-none-match") == '"1"' or w.server.requests[-1].headers.get("if-none-match") == '"1"'
 
 
+
+def test_feeds_that_answer_304_are_stored_a_few_transactions_at_a_time(world: Callable[..., World],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """304s complete a few at a time; each is cheap to store, a transaction is not. Quiet feeds
+    wait (QUIET_LINGER) for others to share theirs. The linger is long here so that a busy
+    machine's slow fetches still fall within it."""
+    paths = [f"/f{n}" for n in range(40)]
+    w = world(*paths)
+    for n, path in enumerate(paths):
+        w.server.routes[path] = (lambda n: lambda seen: Reply(304) if seen.headers.get("if-none-match") == f'"{n}"'
+                                 else Reply(body=rss([(f"g{n}", f"Story {n}", f"<p>Body {n}.</p>")]),
+                                            headers={"ETag": f'"{n}"'}))(n)
+    assert w.poll().new_items == 40
+    monkeypatch.setattr(cycle, "QUIET_LINGER", 2.0)
+    statements: list[str] = []
+    w.db.conn.set_trace_callback(statements.append)
+    report = w.poll(force=True)
+    w.db.conn.set_trace_callback(None)
+    assert report.count("not_modified") == 40
+    assert 1 <= statements.count("BEGIN IMMEDIATE") <= 3
+    assert w.db.execute("SELECT count(*) FROM fetches WHERE kind = 'not_modified'").fetchone()[0] == 40
+
 def test_only_due_feeds_are_polled(world: Callable[..., World]) -> None:
     w = world("/one")
     w.server.routes["/one"] = Reply(body=ONE)
