@@ -63,16 +63,20 @@ def _feed(number: int, version: int, now: dt.datetime) -> bytes:
 
 
 def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    return len(_fd_targets())
 
 
 def _fd_targets() -> set[str]:
+    """The process's open descriptors, but for those into /proc: the listing's own, and the
+    memory sampler's (TreeRss reads smaps_rollup from a thread, each file open for an instant)."""
     found = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
-            found.add(f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}")
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            pass  # closed meanwhile (the listing's own descriptor)
+            continue  # closed meanwhile (the listing's own descriptor)
+        if not target.startswith("/proc/"):
+            found.add(f"{fd}->{target}")
     return found
 
 
