@@ -25,7 +25,7 @@ def _package(name: str) -> set[str]:
                                  for p in (WORKER / name).rglob("*.py") if p.stem != "__init__"}
 
 
-FOLLOW = {"worker.storylines", "worker.emerging", "worker.why"}
+FOLLOW = {"worker.storylines", "worker.saved_tracker", "worker.emerging", "worker.why"}
 """The follow room: the scorer fed from the store, suggestions, explanations (flat modules)."""
 
 ROOMS = {"sources": BASE, "ingest": BASE | SOURCES, "tracking": BASE, "store": BASE | {"worker.config"} | INGEST,

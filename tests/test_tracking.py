@@ -60,18 +60,23 @@ def without_feeds(config: str) -> str:
 @pytest.fixture
 def korea(tmp_path: Path) -> Iterator[World]:
     """The default config (seeds, three storylines) plus one feed on a local server."""
-    shutil.copytree(SEEDS, tmp_path / "seeds")
+    world = korea_world(tmp_path)
+    yield world
+    if world._rt is not None:
+        world._rt.close()
+    world.server.__exit__()
+
+
+def korea_world(folder: Path) -> World:
+    """The default config and seeds in `folder`, its one feed ("/korea") on a local server of its own."""
+    shutil.copytree(SEEDS, folder / "seeds")
     server = FeedServer().__enter__()
     text = default_config_text()
     text = text.replace('"../var/storywatch.db"', '"sw.db"').replace('"../seeds', '"seeds')
     text = without_feeds(text)
-    config = tmp_path / "storywatch.toml"
+    config = folder / "storywatch.toml"
     config.write_text(text + f'\n[[feeds]]\nurl = "{server.url("/korea")}"\nname = "Korea wire"\n', encoding="utf-8")
-    world = World(server, config)
-    yield world
-    if world._rt is not None:
-        world._rt.close()
-    server.__exit__()
+    return World(server, config)
 
 
 def followups_of(world: World, storyline_id: str) -> dict[str, dict[str, object]]:

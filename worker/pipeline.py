@@ -67,6 +67,9 @@ class Runtime:
         return self._tracking
 
     def close(self) -> None:
+        """Release the fetcher and the parsing processes; the tracker is saved for the next process."""
+        if self._tracking is not None:
+            self._tracking.save(self.db, self.clock())
         self.fetcher.close()
         self.parser.close()
 

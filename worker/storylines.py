@@ -27,7 +27,7 @@ from typing import NamedTuple
 from loguru import logger
 from sqlite_utils import Database
 
-from worker import store
+from worker import saved_tracker, store
 from worker.ingest import seeds
 from worker.config import Settings, StorylineConfig, TrackingSettings, is_file_seed
 from worker.errors import StorywatchError
@@ -276,20 +276,27 @@ class Arrival(NamedTuple):
 
 
 class Tracking:
-    """The worker's tracker: built on first use, rebuilt when the storylines change."""
+    """The worker's tracker: restored as the last process saved it (worker.saved_tracker) or
+    built on first use, rebuilt when the storylines change."""
 
     def __init__(self, settings: TrackingSettings) -> None:
         self.settings = settings
         self.replayed: Replayed | None = None
         self.emerging = Emerging(settings.suggest_days)
         self.stale = False  # another process stored originals it learns from: `refresh` rebuilds it
+        self.upto = 0  # the newest item id it accounts for: replayed, tracked, or stored before its build
+        self.learnt = False  # since it was built or restored: worth saving
 
     def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
+        if self.replayed is None and (restored := saved_tracker.restore(db, self.settings, pending)):
+            self.replayed, self.emerging, self.upto = restored.replayed, restored.emerging, restored.upto
         if self.replayed is None or self.replayed.version != store.storylines_version(db):
             if self.replayed is not None:
                 logger.info("Storylines or the reader's marks changed: rebuilding the tracker")
             self.emerging = Emerging(self.settings.suggest_days)
+            self.upto = store.newest_item_id(db)  # read first: what is stored during the build is newer
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
+            self.learnt = True
         return self.replayed.tracker
 
     def forget(self) -> None:
@@ -297,6 +304,19 @@ class Tracking:
         self.replayed = None
         self.emerging = Emerging(self.settings.suggest_days)
         self.stale = False
+        self.learnt = False
+
+    def save(self, db: Database, now: dt.datetime) -> None:
+        """Keep the tracker with the store for the next process, if it learnt anything and is
+        not stale. Never fails: a tracker not saved is rebuilt next time."""
+        if self.replayed is None or not self.learnt or self.stale:
+            return
+        try:
+            saved_tracker.save(db, self.settings, self.replayed, self.emerging, self.upto, now)
+        except Exception as exc:
+            logger.warning("The tracker could not be saved ({error}): the next process rebuilds it", error=str(exc))
+            return
+        self.learnt = False
 
     def saw(self, outside: Sequence[Indexed]) -> None:
         """Items another process stored: the tracker is stale if they include originals (an
@@ -318,6 +338,8 @@ class Tracking:
         if not originals:
             return {}
         tracker = self.current(db, now, [item_id for item_id, _ in originals])
+        self.upto = max(self.upto, *(item_id for item_id, _ in originals))
+        self.learnt = True
         found: list[FollowUp] = []
         grown: dict[int, StoryGroup] = {}
         for item_id, item in sorted(originals, key=lambda new: (new[1].published_at, new[0])):
@@ -341,6 +363,7 @@ class Tracking:
         if self.replayed is None or self.replayed.version != store.storylines_version(db):
             self.emerging = Emerging(self.settings.suggest_days)
             self.replayed = build_tracker(db, self.settings, start, loading=True)
+            self.learnt = False  # a tracker of history, not the live one: never saved
         return self.replayed.tracker
 
     def track_history(self, db: Database, arrivals: Sequence[Arrival], now: dt.datetime) -> dict[str, int]:

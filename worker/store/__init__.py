@@ -31,8 +31,9 @@ from worker.store.storylines import (
     sync_storylines,
 )
 from worker.store.history import (
-    ItemLink, arrived_before, first_seen, item_links, items_by_id, originals_before, originals_by_identity,
-    recent_originals, sources_by_last_item, stored_identities, storylines_version,
+    ItemLink, SavedTracker, arrived_before, first_seen, item_links, items_by_id, newest_item_id, originals_after,
+    originals_before, originals_by_identity, recent_originals, save_tracker, saved_tracker, sources_by_last_item,
+    stored_identities, storylines_version,
 )
 from worker.store.marks import (
     Mark, marks, set_mark,
@@ -70,6 +71,7 @@ __all__ = [
     "RevisionRow",
     "SENDING_LEASE",
     "SENT_OR_MAYBE",
+    "SavedTracker",
     "StoredStoryline",
     "StoryRow",
     "Suggested",
@@ -133,8 +135,10 @@ __all__ = [
     "mark_send_phase",
     "marks",
     "name_taken",
+    "newest_item_id",
     "open_store",
     "open_suggestions",
+    "originals_after",
     "originals_before",
     "originals_by_identity",
     "prune_cycles",
@@ -154,6 +158,8 @@ __all__ = [
     "save_revision",
     "save_storyline",
     "save_suggestion",
+    "save_tracker",
+    "saved_tracker",
     "schema_version",
     "set_feed_disabled",
     "set_feed_settings",

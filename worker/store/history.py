@@ -114,3 +114,36 @@ def storylines_version(db: Database) -> str:
                               WHERE decision = 'seed') AS seeds,
                              (SELECT value FROM meta WHERE key = 'marks_version') AS marks""")
     return f"{row['defs']}|{row['seeds']}|{row['marks']}" if row else ""
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTracker:
+    key: str
+    upto: int
+    since: dt.datetime
+    state: bytes
+
+
+def save_tracker(db: Database, saved: SavedTracker, now: dt.datetime) -> None:
+    db.execute("INSERT OR REPLACE INTO saved_tracker (id, key, upto, since, saved_at, state) VALUES (1, ?, ?, ?, ?, ?)",
+               [saved.key, saved.upto, to_iso(saved.since), to_iso(now), saved.state])
+
+
+def saved_tracker(db: Database) -> SavedTracker | None:
+    row = one_row(db, "SELECT key, upto, since, state FROM saved_tracker WHERE id = 1")
+    return SavedTracker(row["key"], row["upto"], from_iso(row["since"]), row["state"]) if row else None
+
+
+def newest_item_id(db: Database) -> int:
+    row = one_row(db, "SELECT max(id) AS id FROM items")
+    return int(row["id"] or 0) if row else 0
+
+
+def originals_after(db: Database, upto: int, since: dt.datetime, leaving_out: Sequence[int] = ()) -> bool:
+    """Whether an original (no copy of another) newer than `upto`, published from `since` on, is
+    stored, other than `leaving_out`: what a tracker rebuilt now would learn from."""
+    for row in db.query("SELECT id FROM items WHERE id > ? AND dup_of IS NULL AND published_at >= ?",
+                        [upto, to_iso(since)]):
+        if row["id"] not in leaving_out:
+            return True
+    return False

@@ -451,6 +451,25 @@ def _fts_merges(db: Database) -> None:
     db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('hashsize', ?)", [8 << 20])
 
 
+
+@MIGRATIONS(name="0021_saved_tracker")
+def _saved_tracker(db: Database) -> None:
+    # The live tracker as its last process left it (worker.saved_tracker): the next one takes it
+    # up instead of replaying the recent window. One row; `key` names the code and settings it
+    # was made with, `upto` the newest item it accounts for, `since` the start of its window.
+    db.executescript(
+        """
+        CREATE TABLE saved_tracker (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            key TEXT NOT NULL,
+            upto INTEGER NOT NULL,
+            since TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            state BLOB NOT NULL
+        );
+        """
+    )
+
 def _legacy_scopes(db: Database, *, any_guid: bool) -> set[str]:
     """The identity scopes ("feed:N", "backfill:KEY") holding a GUID key, of an item or of a
     tombstone, that an older version could have made by resolving a GUID: a web or file: URL

@@ -124,6 +124,10 @@ class Reader:
         self._last_mentions = (doc, found)
         return found
 
+    def __getstate__(self) -> dict[str, object]:
+        """What a saved tracker keeps (worker.saved_tracker): not the last document's mentions, a cache."""
+        return {**self.__dict__, "_last_mentions": None}
+
     def forget_mentions(self) -> None:
         """A storyline came: the units it declares are looked for from now on."""
         self._last_mentions = None

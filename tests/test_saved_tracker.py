@@ -1,0 +1,182 @@
+"""The live tracker saved with the store: the next process takes it up and decides exactly as a
+worker that never stopped; a stale, foreign or damaged saved state is rebuilt from the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import World
+from tests.feedserver import Reply, rss
+from tests.test_tracking import BASEBALL, CLOSING, korea_world
+from worker import store, storylines
+
+FIRST = dt.datetime(2024, 12, 2, 12, tzinfo=dt.timezone.utc)
+LATER = dt.datetime(2024, 12, 28, 12, tzinfo=dt.timezone.utc)
+FARM = [(f"farm-{n}", f"DPRK farmers mark harvest day {n}",
+         f"<p>Farmers of the DPRK marked harvest day {n} in South Hwanghae Province. The DPRK praised them.</p>")
+        for n in range(20)]
+VISITS = [(f"visit-{n}", f"DPRK delegation leaves for Russia, visit {n}",
+           f"<p>A delegation of the DPRK left Pyongyang for Moscow on day {n} to meet Russian officials.</p>")
+          for n in range(3)]
+
+
+@pytest.fixture
+def worlds(tmp_path: Path) -> Iterator[Callable[[], World]]:
+    made: list[World] = []
+
+    def make() -> World:
+        folder = tmp_path / f"w{len(made)}"
+        folder.mkdir()
+        made.append(korea_world(folder))
+        made[-1].clock.now = FIRST
+        return made[-1]
+
+    yield make
+    for world in made:
+        if world._rt is not None:
+            world._rt.close()
+        world.server.__exit__()
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many trackers were built from the store (replayed), in order."""
+    counted: list[int] = []
+    build = storylines.build_tracker
+
+    def counting(*args: Any, **kwargs: Any) -> storylines.Replayed:
+        counted.append(1)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(storylines, "build_tracker", counting)
+    return counted
+
+
+def poll(world: World, entries: list[tuple[str, str, str]], date: str) -> None:
+    world.server.routes["/korea"] = Reply(body=rss(entries, date=date))
+    world.poll(force=True)
+
+
+def first_batch(world: World) -> None:
+    poll(world, FARM, "Mon, 02 Dec 2024 08:00:00 GMT")
+
+
+def second_batch(world: World) -> None:
+    world.clock.now = LATER
+    poll(world, [*FARM, CLOSING, BASEBALL, *VISITS], "Sat, 28 Dec 2024 10:00:00 GMT")
+
+
+def restart(world: World) -> None:
+    """The process ends as a one-shot command does (its runtime closed), and another starts."""
+    assert world._rt is not None
+    world._rt.close()
+    world._rt.db.close()
+    world._rt = None
+
+
+def killed(world: World) -> None:
+    """The process is killed: nothing of it runs after its last commit."""
+    assert world._rt is not None
+    world._rt.db.close()
+    world._rt.fetcher.close()
+    world._rt = None
+
+
+def decided(world: World) -> list[dict[str, object]]:
+    return list(world.db.query("SELECT storyline_id, item_id, decision, score, threshold, reasons FROM storyline_items "
+                               "ORDER BY storyline_id, item_id"))
+
+
+def test_a_restarted_worker_takes_up_the_saved_tracker_and_decides_as_one_that_never_stopped(
+        worlds: Callable[[], World], builds: list[int]) -> None:
+    running, restarted = worlds(), worlds()
+    first_batch(running)
+    second_batch(running)
+    assert len(builds) == 1
+
+    first_batch(restarted)
+    restart(restarted)
+    assert store.saved_tracker(restarted.db) is not None
+    second_batch(restarted)
+    assert len(builds) == 2  # one for each world's first cycle; the restarted one restored its tracker
+    assert decided(restarted) == decided(running)
+    assert any(r["decision"] == "followup" for r in decided(running))
+    suggestions = "SELECT title, item_ids FROM suggestions ORDER BY id"
+    assert list(restarted.db.query(suggestions)) == list(running.db.query(suggestions))
+
+
+def test_a_tracker_saved_before_another_process_stored_an_original_is_rebuilt(
+        worlds: Callable[[], World], builds: list[int]) -> None:
+    """The other process was killed before it could save its own: the saved tracker never
+    learnt that item, so it is not taken up; the rebuilt one decides as a fresh build does."""
+    world, fresh = worlds(), worlds()
+    first_batch(world)
+    restart(world)
+    world.clock.now = dt.datetime(2024, 12, 3, 12, tzinfo=dt.timezone.utc)
+    poll(world, [*FARM, VISITS[0]], "Tue, 03 Dec 2024 08:00:00 GMT")  # restored, then killed: not saved again
+    killed(world)
+    assert len(builds) == 1
+    second_batch(world)
+    assert len(builds) == 2
+
+    first_batch(fresh)
+    fresh.clock.now = dt.datetime(2024, 12, 3, 12, tzinfo=dt.timezone.utc)
+    poll(fresh, [*FARM, VISITS[0]], "Tue, 03 Dec 2024 08:00:00 GMT")
+    restart(fresh)  # saved: up to date
+    fresh.db.execute("DELETE FROM saved_tracker")
+    second_batch(fresh)  # rebuilt, as `world` was
+    assert decided(world) == decided(fresh)
+
+
+def test_a_tracker_saved_with_other_settings_is_rebuilt(worlds: Callable[[], World], builds: list[int]) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    world.config.write_text(world.config.read_text().replace("suggest_days = 3", "suggest_days = 4", 1))
+    second_batch(world)
+    assert len(builds) == 2
+
+
+def test_a_saved_state_that_would_run_code_is_refused_and_rebuilt(
+        worlds: Callable[[], World], builds: list[int], tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return os.system, (f"touch {marker}",)
+
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    world.db.execute("UPDATE saved_tracker SET state = ?", [zlib.compress(pickle.dumps(Payload()))])
+    second_batch(world)
+    assert not marker.exists()
+    assert len(builds) == 2
+
+
+def test_a_damaged_saved_state_is_rebuilt(worlds: Callable[[], World], builds: list[int]) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    world.db.execute("UPDATE saved_tracker SET state = ?", [b"not a tracker"])
+    second_batch(world)
+    assert len(builds) == 2
+    assert any(r["decision"] == "followup" for r in decided(world))
+
+
+def test_a_rolled_back_or_untouched_tracker_is_not_saved(worlds: Callable[[], World]) -> None:
+    world = worlds()
+    world.rt.close()  # nothing tracked: nothing to save
+    assert store.saved_tracker(world.db) is None
+    first_batch(world)
+    world.rt.tracking.forget()  # as after a rolled-back transaction
+    world.rt.close()
+    assert store.saved_tracker(world.db) is None
