@@ -43,7 +43,9 @@ from worker.sources.network import Network
 from worker.pipeline import Runtime
 
 FEEDS, ENTRIES, HOSTS = 1000, 50, 64
-NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+# The farm is recent news whenever the benchmark runs: its entries fall in the windows a worker
+# keeps (dedupe, tracking) as they would in a live worker's, not further out as the calendar moves on.
+NOW = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def entry_xml(rng: random.Random, feed: int, n: int) -> str:
