@@ -21,6 +21,7 @@ import pytest
 
 from worker import pipeline, store, storylines
 from worker.cycle import _ingest_together, poll_feeds
+from worker.window import catch_up
 from worker.config import load_settings
 from worker.pipeline import Runtime
 from tests.conftest import Cli, World
@@ -150,6 +151,24 @@ def test_the_tracker_learns_originals_another_process_stored(world: Callable[...
     rebuilt = storylines.build_tracker(w.db, w.rt.settings.tracking, w.clock()).tracker
     assert live.n_docs == rebuilt.n_docs == 2
 
+
+
+def test_after_another_process_recomputed_fingerprints_its_next_originals_still_reach_the_tracker(
+        world: Callable[..., World]) -> None:
+    """The window reloads its index when fingerprints were recomputed (or items pruned) elsewhere;
+    what other processes store after that must still be taken in, so that the tracker knows it
+    missed it (a saved tracker would otherwise be taken up without it)."""
+    w = world("/a", "/c")
+    w.server.routes["/a"] = Reply(body=rss([("a-1", "Unrelated weather report", UNRELATED)], date=TODAY))
+    w.server.routes["/c"] = Reply(body=rss([("c-1", "Friendship tower ceremony", ORIGINAL)], date=TODAY))
+    w.poll(feed_url=w.server.url("/a"))
+    w.rt.tracking.current(w.db, w.clock())
+    with other_process(w) as other, store.transaction(other.db):
+        store.count_reprint(other.db)
+    catch_up(w.rt.window, w.rt.tracking)  # the window reloads its index
+    _polled_by_another(w, "/c")
+    catch_up(w.rt.window, w.rt.tracking)
+    assert w.rt.tracking.stale
 
 def _story(n: int) -> str:
     """200 words drawn from 2,000: a story of its own."""

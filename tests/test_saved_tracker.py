@@ -6,17 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import World
 from tests.feedserver import Reply, rss
 from tests.test_tracking import BASEBALL, CLOSING, korea_world
-from worker import store, storylines
+from worker import saved_tracker, store, storylines
 
 FIRST = dt.datetime(2024, 12, 2, 12, tzinfo=dt.timezone.utc)
 LATER = dt.datetime(2024, 12, 28, 12, tzinfo=dt.timezone.utc)
@@ -162,16 +165,6 @@ def test_a_saved_state_that_would_run_code_is_refused_and_rebuilt(
     assert len(builds) == 2
 
 
-def test_a_damaged_saved_state_is_rebuilt(worlds: Callable[[], World], builds: list[int]) -> None:
-    world = worlds()
-    first_batch(world)
-    restart(world)
-    world.db.execute("UPDATE saved_tracker SET state = ?", [b"not a tracker"])
-    second_batch(world)
-    assert len(builds) == 2
-    assert any(r["decision"] == "followup" for r in decided(world))
-
-
 def test_a_rolled_back_or_untouched_tracker_is_not_saved(worlds: Callable[[], World]) -> None:
     world = worlds()
     world.rt.close()  # nothing tracked: nothing to save
@@ -180,3 +173,72 @@ def test_a_rolled_back_or_untouched_tracker_is_not_saved(worlds: Callable[[], Wo
     world.rt.tracking.forget()  # as after a rolled-back transaction
     world.rt.close()
     assert store.saved_tracker(world.db) is None
+
+
+def test_an_edited_seed_file_makes_the_next_process_rebuild(worlds: Callable[[], World], builds: list[int]) -> None:
+    """The seed is revised in place (same item, same storyline row): its text is what changed."""
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    seed = world.config.parent / "seeds" / "003_fbc8137f2d954ad1.txt"
+    seed.write_text(seed.read_text(encoding="utf-8") + "\nBoth sides pledged a new bridge over the Yalu River.\n",
+                    encoding="utf-8")
+    second_batch(world)  # the new process syncs the seeds, then tracks
+    assert len(builds) == 2
+
+
+def test_two_edits_of_a_storyline_within_one_second_are_two_versions(worlds: Callable[[], World]) -> None:
+    world = worlds()
+    before = store.storylines_version(world.db)
+    world.db.execute("UPDATE storylines SET keywords = '[\"bridge\"]' WHERE id = 'friendship-year'")  # updated_at as it was
+    assert store.storylines_version(world.db) != before
+
+
+@pytest.mark.parametrize("state", [
+    b"not a tracker",
+    zlib.compress(pickle.dumps(("a", 1))),  # pickled, of the wrong shape
+    zlib.compress(pickle.dumps((pickle.dumps(("a", 1)), []))),  # in the format, not a tracker
+    zlib.compress(pickle.dumps((pickle.dumps(np.zeros(3)), []))),  # numpy's own rebuilding: refused
+    zlib.compress(pickle.dumps((b"", [("|O", (1,), b"\0" * 8)]))),  # an array of objects: refused
+    zlib.compress(pickle.dumps((b"", [("<f8", (5,), b"\0" * 8)]))),  # an array bigger than its bytes
+    zlib.compress(b"\0" * (300 << 20), 9),  # inflates to 300 MiB from 300 KiB
+], ids=["garbage", "wrong-shape", "not-a-tracker", "numpy-reduce", "object-array", "short-array", "bomb"])
+def test_a_damaged_or_foreign_saved_state_costs_a_rebuild_and_nothing_else(
+        worlds: Callable[[], World], builds: list[int], state: bytes) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    world.db.execute("UPDATE saved_tracker SET state = ?", [state])
+    second_batch(world)
+    assert len(builds) == 2
+    assert any(r["decision"] == "followup" for r in decided(world))
+    assert store.saved_tracker(world.db) is not None  # and the next process has a good one again
+
+
+def test_a_damaged_saved_row_costs_a_rebuild(worlds: Callable[[], World], builds: list[int]) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    world.db.execute("UPDATE saved_tracker SET since = 'garbage'")
+    second_batch(world)
+    assert len(builds) == 2
+    assert any(r["decision"] == "followup" for r in decided(world))
+
+
+def test_a_stop_does_not_wait_long_for_another_process_to_let_go_of_the_store(
+        worlds: Callable[[], World], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save is skipped (the next process rebuilds) rather than hold up a worker stopping."""
+    monkeypatch.setattr(saved_tracker, "SAVE_LOCK_WAIT", 0.1)
+    world = worlds()
+    first_batch(world)
+    other = sqlite3.connect(world.config.parent / "sw.db")
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        world.rt.close()
+        assert time.monotonic() - started < 20  # the store's own busy timeout would be 3 × 30 s
+    finally:
+        other.rollback()
+        other.close()
+    assert store.saved_tracker(world.db) is None
+    assert world.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000

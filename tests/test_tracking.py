@@ -96,6 +96,20 @@ def test_the_default_storylines_start_from_their_seed_files(korea: World) -> Non
     assert seeds["north-korea-russia"] == ["001", "002"]
 
 
+
+def test_pruning_old_items_keeps_the_storylines_seeds(korea: World) -> None:
+    """The seeds are dated 2019-2024: older than any retention, but they define the storylines."""
+    korea.config.write_text(korea.config.read_text().replace("retention_days = 0", "retention_days = 30", 1))
+    seeds = "SELECT storyline_id, item_id FROM storyline_items WHERE decision = 'seed' ORDER BY 1, 2"
+    before = list(korea.db.query(seeds))
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    korea.poll()  # prunes what is older than 30 days: the closing ceremony, not the seeds
+    assert list(korea.db.query(seeds)) == before
+    korea.rt.close()
+    korea._rt = None
+    korea.poll(force=True)  # a new process syncs the storylines' seed files again
+    assert list(korea.db.query(seeds)) == before
+
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:
     korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
     report = korea.poll()

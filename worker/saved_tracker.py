@@ -1,18 +1,19 @@
 """The live tracker kept with the store, so that the next process (a one-shot `poll`, a
 restarted worker) takes it up instead of replaying the store's recent window: on a store of
-50k items that replay takes 8 s, restoring 0.3 s.
+50k items that replay takes 8-10 s, restoring 0.5 s.
 
 A runtime saves its tracker when it closes, if the tracker learnt anything. The next process
 restores it only if a worker that never stopped would hold the same:
 
-- the same tracking code and settings (`key`); storylines and the reader's marks unchanged
+- the same code and tracking settings (`key`); storylines and the reader's marks unchanged
   (`Replayed.version`, checked by `Tracking.current` as for a running tracker);
 - no original stored since by a process that did not track it (`upto`, the newest item it
   accounts for), in its window: the rule by which a running worker drops a tracker (`Tracking.saw`).
 
-Otherwise it is rebuilt from the store, as before. The state is pickled; it is read back into
-the classes a tracker is made of only, so that a store file written by someone else cannot make
-a process run code.
+Otherwise it is rebuilt from the store, as before. The state is pickled, its numpy arrays apart
+as plain numbers; it is read back into the classes a tracker is made of only, and its arrays
+only as arrays of numbers, so that a store file written by someone else cannot make a process
+run code. A state that cannot be read costs a rebuild.
 """
 
 from __future__ import annotations
@@ -21,24 +22,27 @@ import datetime as dt
 import hashlib
 import io
 import pickle
+import sqlite3
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from loguru import logger
 from sqlite_utils import Database
 
 from worker import store
 from worker.config import TrackingSettings
+from worker.errors import StorywatchError
 
 if TYPE_CHECKING:
     from worker.emerging import Emerging
     from worker.storylines import Replayed
 
 FORMAT = 1
-# The modules whose classes a tracker's state is made of (with worker.tracking's): their source is part of the key.
+# The modules whose classes a tracker's state is made of, with worker.tracking's.
 _STATE_MODULES = ("worker.storylines", "worker.emerging", "worker.models")
 _PACKAGE = Path(__file__).parent
 
@@ -52,59 +56,144 @@ class Restored:
 
 def save(db: Database, settings: TrackingSettings, replayed: Replayed, emerging: Emerging, upto: int,
          now: dt.datetime) -> None:
-    """Keep the tracker (and the emerging groups) that accounts for every item up to `upto`."""
-    state = pickle.dumps((replace(replayed, found=[]), emerging), pickle.HIGHEST_PROTOCOL)
-    saved = store.SavedTracker(state_key(settings), upto, replayed.since, zlib.compress(state, 1))
-    with store.transaction(db):
+    """Keep the tracker (and the emerging groups) that accounts for every item up to `upto`.
+    Waits a few seconds at most for the write lock: a tracker not saved is only rebuilt."""
+    state = dumps((replace(replayed, found=[]), emerging))
+    saved = store.SavedTracker(state_key(settings), upto, replayed.since, state)
+    with store.lock_wait(db, SAVE_LOCK_WAIT), store.transaction(db):
         store.save_tracker(db, saved, now)
+
+
+SAVE_LOCK_WAIT = 2.0  # seconds a save waits for another process's write, at each of _begin's tries
 
 
 def restore(db: Database, settings: TrackingSettings, pending: Sequence[int] = ()) -> Restored | None:
     """The saved tracker, if it is still what a running worker would hold (`pending`: items
     stored and about to be tracked); None if there is none or it must be rebuilt."""
-    saved = store.saved_tracker(db)
-    if saved is None:
-        return None
-    if saved.key != state_key(settings):
-        logger.debug("The saved tracker was made by other code or settings: rebuilding it")
-        return None
-    if store.originals_after(db, saved.upto, saved.since, pending):
-        logger.debug("Items were stored since the tracker was saved: rebuilding it")
-        return None
     try:
-        replayed, emerging = _TrackerUnpickler(io.BytesIO(zlib.decompress(saved.state))).load()
+        saved = store.saved_tracker(db)
+        if saved is None:
+            return None
+        if saved.key != state_key(settings):
+            logger.info("The saved tracker was made by other code or [tracking] settings: rebuilding it")
+            return None
+        if store.originals_after(db, saved.upto, saved.since, pending):
+            logger.info("Another process stored items the saved tracker never saw: rebuilding it")
+            return None
+        replayed, emerging = _checked(loads(saved.state))
+    except (sqlite3.DatabaseError, StorywatchError):
+        raise  # the store itself failing: not the saved state's doing
     except Exception as exc:  # a damaged or foreign state costs a rebuild, nothing else
         logger.warning("The saved tracker cannot be read ({error}): rebuilding it", error=f"{type(exc).__name__}: {exc}")
         return None
+    logger.debug("Tracker taken up as the last process saved it (up to item {upto})", upto=saved.upto)
     return Restored(replayed, emerging, saved.upto)
 
 
+def _checked(state: Any) -> tuple[Replayed, Emerging]:
+    from worker.emerging import Emerging  # here: storylines, which imports this module, defines Replayed
+    from worker.storylines import Replayed
+
+    if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], Replayed)
+            and isinstance(state[1], Emerging)):
+        raise TypeError("the state is not a tracker's")
+    return state[0], state[1]
+
+
+def dumps(state: object) -> bytes:
+    """Pickled and compressed; numpy arrays go apart as their plain numbers (`_Arrays`), so that
+    reading it back never needs numpy's own unpickling, which can be made to build anything."""
+    out = io.BytesIO()
+    arrays = _Arrays()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.persistent_id = arrays.keep  # type: ignore[method-assign]
+    pickler.dump(state)
+    return zlib.compress(pickle.dumps((out.getvalue(), arrays.kept), pickle.HIGHEST_PROTOCOL), 1)
+
+
+def loads(blob: bytes) -> Any:
+    inflate = zlib.decompressobj()
+    raw = inflate.decompress(blob, max(INFLATED_MIN, INFLATION * len(blob)))
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ValueError("the state is cut short or inflates beyond any tracker's")
+    state, arrays = _StateUnpickler(io.BytesIO(raw), []).load()
+    return _StateUnpickler(io.BytesIO(state), arrays).load()
+
+
+# How far a state may inflate: a large one 2-3 times (its arrays are dense), a small one more (the
+# arrays sized for a large window are mostly zeros); a "zip bomb" would far more.
+INFLATION, INFLATED_MIN = 20, 64 << 20
+
+
+class _Arrays:
+    """The numpy arrays of a state, as (dtype, shape, bytes): numbers only."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[str, tuple[int, ...], bytes]] = []
+
+    def keep(self, obj: object) -> int | None:
+        if isinstance(obj, np.ndarray | np.generic):
+            array = np.asarray(obj)
+            if array.dtype.kind not in _NUMBERS:
+                raise pickle.PicklingError(f"an array of {array.dtype} is no part of a tracker")
+            self.kept.append((array.dtype.str, (array.shape if isinstance(obj, np.ndarray) else ()), array.tobytes()))
+            return len(self.kept) - 1 if isinstance(obj, np.ndarray) else -len(self.kept)
+        return None
+
+
+_NUMBERS = "biufc"  # booleans, integers, floats, complex numbers: never objects or records
+
+
+def _array(kept: tuple[str, tuple[int, ...], bytes]) -> np.ndarray:
+    code, shape, data = kept
+    if not (isinstance(code, str) and isinstance(shape, tuple) and isinstance(data, bytes)):
+        raise pickle.UnpicklingError("an array of the state is not (type, shape, numbers)")
+    dtype = np.dtype(code)
+    if dtype.kind not in _NUMBERS or dtype.fields is not None or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise pickle.UnpicklingError(f"no tracker holds an array of {code} {shape}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # reshape checks the size; a copy is writable
+
+
 def state_key(settings: TrackingSettings) -> str:
-    """Names what a saved state depends on: its format, the source of the classes in it, and
-    the tracking settings."""
-    digest = hashlib.sha256(f"{FORMAT}|{settings!r}".encode())
-    modules = sorted(_PACKAGE.glob("tracking/*.py")) + [_PACKAGE / f"{name.split('.')[1]}.py" for name in _STATE_MODULES]
-    for path in modules:
+    """Names what a saved state depends on: its format, the tracking settings, and the code."""
+    return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}".encode()).hexdigest()
+
+
+def _code_digest() -> str:
+    """All of the package's source (what a rebuild would replay is chosen outside the tracker's own
+    classes too), read when the process starts: a worker upgraded while it runs saves under its own."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-# What a tracker's state holds besides the project's own classes (numpy arrays, counters, times).
+_CODE = _code_digest()
+
+
+# What a tracker's state holds besides the project's own classes and its arrays (`_Arrays`).
 _ALLOWED = {
-    ("numpy", "dtype"), ("numpy", "ndarray"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
     ("collections", "Counter"), ("collections", "deque"), ("collections", "defaultdict"), ("collections", "OrderedDict"),
     ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
     ("builtins", "set"), ("builtins", "frozenset"),
 }
 
 
-class _TrackerUnpickler(pickle.Unpickler):
+class _StateUnpickler(pickle.Unpickler):
     """Builds only the classes a tracker is made of: the project's tracking classes (defined in
-    `_STATE_MODULES`) and the few library types in `_ALLOWED`. Anything else (a function that
-    runs a command, say) is refused."""
+    `_STATE_MODULES` or worker.tracking) and the few library types in `_ALLOWED`; its arrays from
+    their numbers. Anything else (a function that runs a command, numpy's own rebuilding) is refused."""
+
+    def __init__(self, file: io.BytesIO, arrays: list[tuple[str, tuple[int, ...], bytes]]) -> None:
+        super().__init__(file)
+        self.arrays = arrays
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not isinstance(pid, int) or not -len(self.arrays) <= pid < len(self.arrays):
+            raise pickle.UnpicklingError("a reference to no array of the state")
+        if pid >= 0:
+            return _array(self.arrays[pid])
+        return _array(self.arrays[-pid - 1])[()]  # a numpy scalar
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:

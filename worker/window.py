@@ -108,9 +108,10 @@ class Window:
             return []
         top, reprints = store.write_marks(self.db)
         outside = list(store.entries_after(self.db, seen.top))
-        self._seen = _Seen(version, max([top, *(e.item_id for e in outside)]), reprints)
+        mark = self._seen = _Seen(version, max([top, *(e.item_id for e in outside)]), reprints)
         if reprints != seen.reprints:
             self.forget()
+            self._seen = mark  # only the index reloads: what was taken in stays so, and what comes next is returned
         elif self.anchor is not None:
             self.index.extend(e for e in outside if abs(e.published - self.anchor) <= self.span)
         return outside

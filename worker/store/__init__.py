@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from worker.store.schema import MIGRATIONS
 from worker.store.connection import (
-    check_open, identity_key, integrity_problem, is_damage, open_store, schema_version, store_failure, transaction,
+    check_open, identity_key, integrity_problem, is_damage, lock_wait, open_store, schema_version, store_failure,
+    transaction,
 )
 from worker.store.feeds import (
     CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, Fetch, add_feed, feed_at_address,
@@ -130,6 +131,7 @@ __all__ = [
     "last_cycle",
     "last_digest",
     "late_followups",
+    "lock_wait",
     "mark_digest",
     "mark_interrupted_digests",
     "mark_send_phase",

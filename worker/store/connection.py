@@ -185,6 +185,18 @@ def transaction(db: Database) -> Iterator[Database]:
         _OPEN.discard(db)
 
 
+@contextmanager
+def lock_wait(db: Database, seconds: float) -> Iterator[None]:
+    """Wait at most `seconds` at each try for another process's write lock, not the store's busy
+    timeout: for writes that may be skipped (a saved tracker when the worker stops)."""
+    before = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+    db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {before}")
+
+
 def check_open(db: Database, cause: str | None = None) -> None:
     """Raise if SQLite rolled back the transaction the caller is in (after an error it caught:
     `cause`, when known)."""

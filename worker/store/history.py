@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,14 +108,18 @@ def first_seen(db: Database, item_id: int) -> dt.datetime:
 
 
 def storylines_version(db: Database) -> str:
-    """Changes whenever a storyline is added, changed, (de)activated or re-seeded, or a reader
-    marks an item."""
-    row = one_row(db, """SELECT (SELECT count(*) || '/' || ifnull(max(updated_at), '') || '/' || sum(active)
-                              FROM storylines) AS defs,
-                             (SELECT count(*) || '/' || ifnull(sum(item_id), 0) FROM storyline_items
-                              WHERE decision = 'seed') AS seeds,
-                             (SELECT value FROM meta WHERE key = 'marks_version') AS marks""")
-    return f"{row['defs']}|{row['seeds']}|{row['marks']}" if row else ""
+    """Changes whenever a storyline is added, changed, (de)activated, paused or re-seeded, a seed's
+    text is revised, or a reader marks an item: made of what the tracker is built from, not of
+    times (two edits within one second are two versions)."""
+    definitions = db.execute(
+        "SELECT id, title, description, keywords, seeds, aliases, exclude, threshold, expires_after_s, origin, active, "
+        "paused FROM storylines ORDER BY id").fetchall()
+    seeds = db.execute(
+        "SELECT si.storyline_id, si.item_id, i.content_sha256 FROM storyline_items si JOIN items i ON i.id = si.item_id "
+        "WHERE si.decision = 'seed' ORDER BY si.storyline_id, si.item_id").fetchall()
+    marks = one_row(db, "SELECT value FROM meta WHERE key = 'marks_version'")
+    made_of = json.dumps([definitions, seeds, marks["value"] if marks else None], separators=(",", ":"))
+    return hashlib.sha256(made_of.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

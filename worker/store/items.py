@@ -237,9 +237,11 @@ def set_fingerprint(db: Database, item_id: int, content_sha256: str, marks: Fing
 
 def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
     """Delete the clusters whose newest item was published before `before`, leaving tombstones
-    (identities and content hashes) so those items are never ingested again."""
+    (identities and content hashes) so those items are never ingested again. A storyline's seed
+    is no news that ages: its cluster is kept (the seeds of 2019-2024 define the storylines)."""
     with transaction(db):
-        old = "SELECT cluster_id FROM items GROUP BY cluster_id HAVING max(published_at) < ?"
+        old = ("SELECT cluster_id FROM items GROUP BY cluster_id HAVING max(published_at) < ? AND cluster_id NOT IN "
+               "(SELECT i.cluster_id FROM storyline_items si JOIN items i ON i.id = si.item_id WHERE si.decision = 'seed')")
         db.execute(
             "INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) "
             f"SELECT identity, 'identity', ? FROM items WHERE cluster_id IN ({old}) "
