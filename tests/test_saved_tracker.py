@@ -3,7 +3,9 @@ worker that never stopped; a stale, foreign or damaged saved state is rebuilt fr
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import io
 import os
 import pickle
 import sqlite3
@@ -194,6 +196,32 @@ def test_two_edits_of_a_storyline_within_one_second_are_two_versions(worlds: Cal
     assert store.storylines_version(world.db) != before
 
 
+
+class _Call:
+    """Pickled as a call of `what` with `args` (how a crafted state would call an allowed class)."""
+
+    def __init__(self, what: Any, args: tuple[Any, ...]) -> None:
+        self.what, self.args = what, args
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.what, self.args
+
+
+class _Array:
+    """Pickled as a reference to the state's array number `pid`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def _state(inner: object, arrays: list[tuple[str, tuple[int, ...], bytes]]) -> bytes:
+    """A state in the saved format: a pickle whose arrays are references, and the arrays."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.persistent_id = lambda obj: obj.pid if isinstance(obj, _Array) else None  # type: ignore[method-assign]
+    pickler.dump(inner)
+    return zlib.compress(pickle.dumps((out.getvalue(), arrays)))
+
 @pytest.mark.parametrize("state", [
     b"not a tracker",
     zlib.compress(pickle.dumps(("a", 1))),  # pickled, of the wrong shape
@@ -202,7 +230,8 @@ def test_two_edits_of_a_storyline_within_one_second_are_two_versions(worlds: Cal
     zlib.compress(pickle.dumps((b"", [("|O", (1,), b"\0" * 8)]))),  # an array of objects: refused
     zlib.compress(pickle.dumps((b"", [("<f8", (5,), b"\0" * 8)]))),  # an array bigger than its bytes
     zlib.compress(b"\0" * (300 << 20), 9),  # inflates to 300 MiB from 300 KiB
-], ids=["garbage", "wrong-shape", "not-a-tracker", "numpy-reduce", "object-array", "short-array", "bomb"])
+    _state(_Call(collections.deque, (_Array(0), 0)), [("|u1", (1 << 62, 0), b"")]),  # an empty axis that runs on
+], ids=["garbage", "wrong-shape", "not-a-tracker", "numpy-reduce", "object-array", "short-array", "bomb", "endless-axis"])
 def test_a_damaged_or_foreign_saved_state_costs_a_rebuild_and_nothing_else(
         worlds: Callable[[], World], builds: list[int], state: bytes) -> None:
     world = worlds()
@@ -242,3 +271,11 @@ def test_a_stop_does_not_wait_long_for_another_process_to_let_go_of_the_store(
         other.close()
     assert store.saved_tracker(world.db) is None
     assert world.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+
+
+
+def test_an_array_held_in_two_places_is_saved_once_and_comes_back_as_one() -> None:
+    shared = np.arange(6.0)
+    state = saved_tracker.loads(saved_tracker.dumps({"a": shared, "b": shared, "n": np.float32(2.5)}))
+    assert state["a"] is state["b"] and state["a"].tolist() == shared.tolist() and state["a"].flags.writeable
+    assert state["n"] == np.float32(2.5) and isinstance(state["n"], np.float32)

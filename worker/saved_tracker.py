@@ -126,19 +126,24 @@ INFLATION, INFLATED_MIN = 20, 64 << 20
 
 
 class _Arrays:
-    """The numpy arrays of a state, as (dtype, shape, bytes): numbers only."""
+    """The numpy arrays of a state, as (dtype, shape, bytes): numbers only. An array held in two
+    places is kept once, and comes back as one."""
 
     def __init__(self) -> None:
         self.kept: list[tuple[str, tuple[int, ...], bytes]] = []
+        self._ids: dict[int, int] = {}  # id(array) → its persistent id (the arrays live while pickled)
 
     def keep(self, obj: object) -> int | None:
-        if isinstance(obj, np.ndarray | np.generic):
-            array = np.asarray(obj)
-            if array.dtype.kind not in _NUMBERS:
-                raise pickle.PicklingError(f"an array of {array.dtype} is no part of a tracker")
-            self.kept.append((array.dtype.str, (array.shape if isinstance(obj, np.ndarray) else ()), array.tobytes()))
-            return len(self.kept) - 1 if isinstance(obj, np.ndarray) else -len(self.kept)
-        return None
+        if not isinstance(obj, np.ndarray | np.generic):
+            return None
+        if id(obj) in self._ids:
+            return self._ids[id(obj)]
+        array = np.asarray(obj)
+        if array.dtype.kind not in _NUMBERS:
+            raise pickle.PicklingError(f"an array of {array.dtype} is no part of a tracker")
+        self.kept.append((array.dtype.str, (array.shape if isinstance(obj, np.ndarray) else ()), array.tobytes()))
+        pid = self._ids[id(obj)] = len(self.kept) - 1 if isinstance(obj, np.ndarray) else -len(self.kept)
+        return pid
 
 
 _NUMBERS = "biufc"  # booleans, integers, floats, complex numbers: never objects or records
@@ -149,9 +154,14 @@ def _array(kept: tuple[str, tuple[int, ...], bytes]) -> np.ndarray:
     if not (isinstance(code, str) and isinstance(shape, tuple) and isinstance(data, bytes)):
         raise pickle.UnpicklingError("an array of the state is not (type, shape, numbers)")
     dtype = np.dtype(code)
-    if dtype.kind not in _NUMBERS or dtype.fields is not None or not all(isinstance(n, int) and n >= 0 for n in shape):
+    longest = max(len(data) // max(dtype.itemsize, 1), LONGEST_EMPTY)  # no axis of an empty array runs on for ever
+    if (dtype.kind not in _NUMBERS or dtype.fields is not None or dtype.subdtype is not None
+            or not all(isinstance(n, int) and 0 <= n <= longest for n in shape)):
         raise pickle.UnpicklingError(f"no tracker holds an array of {code} {shape}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # reshape checks the size; a copy is writable
+
+
+LONGEST_EMPTY = 1 << 16
 
 
 def state_key(settings: TrackingSettings) -> str:
@@ -187,13 +197,14 @@ class _StateUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO, arrays: list[tuple[str, tuple[int, ...], bytes]]) -> None:
         super().__init__(file)
         self.arrays = arrays
+        self.made: dict[int, Any] = {}  # each array is made once, however often it is referred to
 
     def persistent_load(self, pid: Any) -> Any:
         if not isinstance(pid, int) or not -len(self.arrays) <= pid < len(self.arrays):
             raise pickle.UnpicklingError("a reference to no array of the state")
-        if pid >= 0:
-            return _array(self.arrays[pid])
-        return _array(self.arrays[-pid - 1])[()]  # a numpy scalar
+        if pid not in self.made:
+            self.made[pid] = _array(self.arrays[pid]) if pid >= 0 else _array(self.arrays[-pid - 1])[()]  # < 0: a scalar
+        return self.made[pid]
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
