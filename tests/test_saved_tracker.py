@@ -9,6 +9,8 @@ import io
 import os
 import pickle
 import sqlite3
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -31,6 +33,12 @@ FARM = [(f"farm-{n}", f"DPRK farmers mark harvest day {n}",
 VISITS = [(f"visit-{n}", f"DPRK delegation leaves for Russia, visit {n}",
            f"<p>A delegation of the DPRK left Pyongyang for Moscow on day {n} to meet Russian officials.</p>")
           for n in range(3)]
+
+
+@pytest.fixture(autouse=True)
+def fixed_hash_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a user who wants the tracker taken up sets it (saved_tracker.hash_seed_fixed)."""
+    monkeypatch.setenv("PYTHONHASHSEED", "1234")
 
 
 @pytest.fixture
@@ -279,3 +287,49 @@ def test_an_array_held_in_two_places_is_saved_once_and_comes_back_as_one() -> No
     state = saved_tracker.loads(saved_tracker.dumps({"a": shared, "b": shared, "n": np.float32(2.5)}))
     assert state["a"] is state["b"] and state["a"].tolist() == shared.tolist() and state["a"].flags.writeable
     assert state["n"] == np.float32(2.5) and isinstance(state["n"], np.float32)
+
+
+
+def test_with_a_hash_seed_of_its_own_each_process_neither_saves_nor_takes_up(
+        worlds: Callable[[], World], builds: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED")
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    assert store.saved_tracker(world.db) is None
+    second_batch(world)
+    assert len(builds) == 2
+
+
+def test_processes_that_hash_strings_differently_have_different_keys() -> None:
+    """The tracker keys its vectors by Python's `hash`: a state saved under one seed means nothing under another."""
+    run = "from worker import saved_tracker; from worker.config import TrackingSettings; print(saved_tracker.state_key(TrackingSettings()))"
+    keys = {seed: subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "1")}
+    assert keys["1"] != keys["2"]
+
+
+def test_removing_a_storyline_with_its_marks_and_adding_it_again_is_a_new_version(worlds: Callable[[], World]) -> None:
+    world = worlds()
+    first_batch(world)
+    item = world.db.execute("SELECT id FROM items WHERE source != 'seeds' LIMIT 1").fetchone()[0]
+    storylines.mark(world.db, item, "friendship-year", False, world.clock())
+    before = store.storylines_version(world.db)
+    world.db.execute("DELETE FROM marks")  # as removing the storyline does, marks_version as it was
+    assert store.storylines_version(world.db) != before
+
+
+def test_a_saved_state_that_fails_when_used_is_rebuilt_after_the_rollback(
+        worlds: Callable[[], World], builds: list[int]) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    saved = store.saved_tracker(world.db)
+    assert saved is not None
+    replayed, emerging = saved_tracker.loads(saved.state)
+    replayed.tracker._corpus = None  # well formed, of the right classes, and broken
+    world.db.execute("UPDATE saved_tracker SET state = ?", [saved_tracker.dumps((replayed, emerging))])
+    second_batch(world)  # fails, rolled back: reported as not stored
+    world.poll(force=True)  # rebuilt from the store, not taken up again
+    assert len(builds) == 2
+    assert any(r["decision"] == "followup" for r in decided(world))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import pickle
 import sqlite3
 import zlib
@@ -165,8 +166,15 @@ LONGEST_EMPTY = 1 << 16
 
 
 def state_key(settings: TrackingSettings) -> str:
-    """Names what a saved state depends on: its format, the tracking settings, and the code."""
-    return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}".encode()).hexdigest()
+    """Names what a saved state depends on: its format, the tracking settings, the code, and
+    Python's string hashing (the tracker keys its vectors by `hash`, seeded per process)."""
+    return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}|{hash('storywatch')}".encode()).hexdigest()
+
+
+def hash_seed_fixed() -> bool:
+    """Whether this process hashes strings as the next one will: PYTHONHASHSEED set to a number.
+    Otherwise each process has its own seed, a saved tracker could never be taken up, and is not saved."""
+    return os.environ.get("PYTHONHASHSEED", "random").isdigit()
 
 
 def _code_digest() -> str:

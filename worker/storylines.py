@@ -286,9 +286,10 @@ class Tracking:
         self.stale = False  # another process stored originals it learns from: `refresh` rebuilds it
         self.upto = 0  # the newest item id it accounts for: replayed, tracked, or stored before its build
         self.learnt = False  # since it was built or restored: worth saving
+        self.may_restore = saved_tracker.hash_seed_fixed()  # not after a rollback: a saved state that fails is rebuilt
 
     def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
-        if self.replayed is None and (restored := saved_tracker.restore(db, self.settings, pending)):
+        if self.replayed is None and self.may_restore and (restored := saved_tracker.restore(db, self.settings, pending)):
             self.replayed, self.emerging, self.upto = restored.replayed, restored.emerging, restored.upto
         if self.replayed is None or self.replayed.version != store.storylines_version(db):
             if self.replayed is not None:
@@ -305,11 +306,12 @@ class Tracking:
         self.emerging = Emerging(self.settings.suggest_days)
         self.stale = False
         self.learnt = False
+        self.may_restore = False
 
     def save(self, db: Database, now: dt.datetime) -> None:
         """Keep the tracker with the store for the next process, if it learnt anything and is
         not stale. Never fails: a tracker not saved is rebuilt next time."""
-        if self.replayed is None or not self.learnt or self.stale:
+        if self.replayed is None or not self.learnt or self.stale or not saved_tracker.hash_seed_fixed():
             return
         try:
             saved_tracker.save(db, self.settings, self.replayed, self.emerging, self.upto, now)

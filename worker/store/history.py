@@ -115,10 +115,11 @@ def storylines_version(db: Database) -> str:
         "SELECT id, title, description, keywords, seeds, aliases, exclude, threshold, expires_after_s, origin, active, "
         "paused FROM storylines ORDER BY id").fetchall()
     seeds = db.execute(
-        "SELECT si.storyline_id, si.item_id, i.content_sha256 FROM storyline_items si JOIN items i ON i.id = si.item_id "
-        "WHERE si.decision = 'seed' ORDER BY si.storyline_id, si.item_id").fetchall()
-    marks = one_row(db, "SELECT value FROM meta WHERE key = 'marks_version'")
-    made_of = json.dumps([definitions, seeds, marks["value"] if marks else None], separators=(",", ":"))
+        "SELECT si.storyline_id, si.item_id, i.raw_sha256 FROM storyline_items si JOIN items i ON i.id = si.item_id "
+        "WHERE si.decision = 'seed' ORDER BY si.storyline_id, si.item_id").fetchall()  # raw: every character of the text
+    marks = db.execute("SELECT (SELECT value FROM meta WHERE key = 'marks_version'), count(*), total(item_id), "
+                       "total(followup) FROM marks").fetchall()  # a storyline removed takes its marks along
+    made_of = json.dumps([definitions, seeds, marks], separators=(",", ":"))
     return hashlib.sha256(made_of.encode()).hexdigest()[:32]
 
 
