@@ -2,10 +2,12 @@
 restarted worker) takes it up instead of replaying the store's recent window: on a store of
 50k items that replay takes 8-10 s, restoring 0.5 s.
 
-A runtime saves its tracker when it closes, if the tracker learnt anything. The next process
-restores it only if a worker that never stopped would hold the same:
+A runtime saves its tracker when it closes, if the tracker learnt anything, and only where
+PYTHONHASHSEED is fixed: the tracker keys its vectors by Python's string hash, which is seeded
+per process otherwise. The next process restores it only if a worker that never stopped would
+hold the same:
 
-- the same code and tracking settings (`key`); storylines and the reader's marks unchanged
+- the same code, tracking settings and string hashing (`key`); storylines and marks unchanged
   (`Replayed.version`, checked by `Tracking.current` as for a running tracker);
 - no original stored since by a process that did not track it (`upto`, the newest item it
   accounts for), in its window: the rule by which a running worker drops a tracker (`Tracking.saw`).
