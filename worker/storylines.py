@@ -295,7 +295,7 @@ class Tracking:
             if self.replayed is not None:
                 logger.info("Storylines or the reader's marks changed: rebuilding the tracker")
             self.emerging = Emerging(self.settings.suggest_days)
-            self.upto = store.newest_item_id(db)  # read first: what is stored during the build is newer
+            self.upto = store.write_marks(db)[0]  # the newest item, read first: what is stored during the build is newer
             self.replayed = build_tracker(db, self.settings, now, self.emerging, pending)
             self.learnt = True
         return self.replayed.tracker

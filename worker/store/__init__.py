@@ -32,7 +32,7 @@ from worker.store.storylines import (
     sync_storylines,
 )
 from worker.store.history import (
-    ItemLink, SavedTracker, arrived_before, first_seen, item_links, items_by_id, newest_item_id, originals_after,
+    ItemLink, SavedTracker, arrived_before, first_seen, item_links, items_by_id, originals_after,
     originals_before, originals_by_identity, recent_originals, save_tracker, saved_tracker, sources_by_last_item,
     stored_identities, storylines_version,
 )
@@ -137,7 +137,6 @@ __all__ = [
     "mark_send_phase",
     "marks",
     "name_taken",
-    "newest_item_id",
     "open_store",
     "open_suggestions",
     "originals_after",

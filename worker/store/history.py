@@ -141,11 +141,6 @@ def saved_tracker(db: Database) -> SavedTracker | None:
     return SavedTracker(row["key"], row["upto"], from_iso(row["since"]), row["state"]) if row else None
 
 
-def newest_item_id(db: Database) -> int:
-    row = one_row(db, "SELECT max(id) AS id FROM items")
-    return int(row["id"] or 0) if row else 0
-
-
 def originals_after(db: Database, upto: int, since: dt.datetime, leaving_out: Sequence[int] = ()) -> bool:
     """Whether an original (no copy of another) newer than `upto`, published from `since` on, is
     stored, other than `leaving_out`: what a tracker rebuilt now would learn from."""

@@ -451,7 +451,6 @@ def _fts_merges(db: Database) -> None:
     db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('hashsize', ?)", [8 << 20])
 
 
-
 @MIGRATIONS(name="0021_saved_tracker")
 def _saved_tracker(db: Database) -> None:
     # The live tracker as its last process left it (worker.saved_tracker): the next one takes it
