@@ -131,7 +131,6 @@ def one_shot(config: Path, *, new_items: int = 0) -> float:
     filled: Python's start, the imports, open, sync the config, poll, close. The farm's host
     names resolve to 127.0.0.1 (bench.oneshot)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # bytecode cached, as installed
-    env["PYTHONHASHSEED"] = "2718"  # as a user who wants the saved tracker taken up sets it (README)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bench.oneshot", "--config", str(config), "poll", "--force", "--json"],
                           capture_output=True, text=True, env=env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import io
+import json
 import os
 import pickle
 import sqlite3
@@ -33,12 +34,6 @@ FARM = [(f"farm-{n}", f"DPRK farmers mark harvest day {n}",
 VISITS = [(f"visit-{n}", f"DPRK delegation leaves for Russia, visit {n}",
            f"<p>A delegation of the DPRK left Pyongyang for Moscow on day {n} to meet Russian officials.</p>")
           for n in range(3)]
-
-
-@pytest.fixture(autouse=True)
-def fixed_hash_seed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As a user who wants the tracker taken up sets it (saved_tracker.hash_seed_fixed)."""
-    monkeypatch.setenv("PYTHONHASHSEED", "1234")
 
 
 @pytest.fixture
@@ -290,23 +285,64 @@ def test_an_array_held_in_two_places_is_saved_once_and_comes_back_as_one() -> No
 
 
 
-def test_with_a_hash_seed_of_its_own_each_process_neither_saves_nor_takes_up(
-        worlds: Callable[[], World], builds: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTHONHASHSEED")
-    world = worlds()
-    first_batch(world)
-    restart(world)
-    assert store.saved_tracker(world.db) is None
-    second_batch(world)
-    assert len(builds) == 2
+def window_scores(world: World) -> dict[str, list[float]]:
+    """The tracker's recent window scored against each storyline's profile, as adaptation
+    measures a storyline's background again: the features of documents tracked by one process
+    matched with those of a profile made in another."""
+    assert world.rt.tracking.replayed is not None
+    tracker = world.rt.tracking.replayed.tracker
+    return {sid: np.round(tracker._recent.scores(story, tracker._read_as, tracker.config.score_mode)[0], 9).tolist()
+            for sid, story in tracker._storylines.items()}
 
 
-def test_processes_that_hash_strings_differently_have_different_keys() -> None:
-    """The tracker keys its vectors by Python's `hash`: a state saved under one seed means nothing under another."""
-    run = "from worker import saved_tracker; from worker.config import TrackingSettings; print(saved_tracker.state_key(TrackingSettings()))"
-    keys = {seed: subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True,
-                                 env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "1")}
-    assert keys["1"] != keys["2"]
+_ONE_PROCESS = """
+import datetime as dt, json, sys
+from pathlib import Path
+from tests.conftest import World
+from tests.test_saved_tracker import window_scores
+from worker import storylines
+builds = []
+build = storylines.build_tracker
+storylines.build_tracker = lambda *args, **kwargs: builds.append(1) or build(*args, **kwargs)
+world = World(None, Path(sys.argv[1]))  # the feed server runs in the test
+world.clock.now = dt.datetime.fromisoformat(sys.argv[2])
+report = world.poll(force=True)
+print(json.dumps({"built": len(builds), "new": report.new_items, "window": window_scores(world)}))
+world.rt.close()
+"""
+
+
+def in_a_process_of_its_own(world: World, hash_seed: str) -> dict[str, Any]:
+    """Polls `world` once in a new Python process whose strings hash by `hash_seed`: trackers
+    built, new items, and `window_scores` after the poll."""
+    done = subprocess.run([sys.executable, "-c", _ONE_PROCESS, str(world.config), world.clock.now.isoformat()],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+                          env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout))
+
+
+def test_a_tracker_saved_by_one_process_decides_the_same_in_a_process_that_hashes_strings_otherwise(
+        worlds: Callable[[], World]) -> None:
+    """Python seeds its string hashing per process; the tracker's features are keyed by hashes
+    of their own, so the next process, whatever its seed, decides as a worker that never stopped."""
+    running, restarted = worlds(), worlds()
+    first_batch(running)
+    second_batch(running)
+
+    restarted.server.routes["/korea"] = Reply(body=rss(FARM, date="Mon, 02 Dec 2024 08:00:00 GMT"))
+    assert in_a_process_of_its_own(restarted, "1")["built"] == 1
+    restarted.clock.now = LATER
+    restarted.server.routes["/korea"] = Reply(body=rss([*FARM, CLOSING, BASEBALL, *VISITS],
+                                                       date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    taken_up = in_a_process_of_its_own(restarted, "2")
+    assert (taken_up["built"], taken_up["new"]) == (0, 2 + len(VISITS))
+    assert decided(restarted) == decided(running)
+    suggestions = "SELECT title, item_ids FROM suggestions ORDER BY id"
+    assert list(restarted.db.query(suggestions)) == list(running.db.query(suggestions))
+    assert taken_up["window"] == window_scores(running)
+    assert all(any(scores) for scores in taken_up["window"].values())
+    assert any(r["decision"] == "followup" for r in decided(running))
 
 
 def test_removing_a_storyline_with_its_marks_and_adding_it_again_is_a_new_version(worlds: Callable[[], World]) -> None:

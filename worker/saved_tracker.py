@@ -2,12 +2,10 @@
 restarted worker) takes it up instead of replaying the store's recent window: on a store of
 50k items that replay takes 8-10 s, restoring 0.5 s.
 
-A runtime saves its tracker when it closes, if the tracker learnt anything, and only where
-PYTHONHASHSEED is fixed: the tracker keys its vectors by Python's string hash, which is seeded
-per process otherwise. The next process restores it only if a worker that never stopped would
-hold the same:
+A runtime saves its tracker when it closes, if the tracker learnt anything. The next process
+restores it only if a worker that never stopped would hold the same:
 
-- the same code, tracking settings and string hashing (`key`); storylines and marks unchanged
+- the same code and tracking settings (`key`); storylines and marks unchanged
   (`Replayed.version`, checked by `Tracking.current` as for a running tracker);
 - no original stored since by a process that did not track it (`upto`, the newest item it
   accounts for), in its window: the rule by which a running worker drops a tracker (`Tracking.saw`).
@@ -23,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import os
 import pickle
 import sqlite3
 import zlib
@@ -168,15 +165,9 @@ LONGEST_EMPTY = 1 << 16
 
 
 def state_key(settings: TrackingSettings) -> str:
-    """Names what a saved state depends on: its format, the tracking settings, the code, and
-    Python's string hashing (the tracker keys its vectors by `hash`, seeded per process)."""
-    return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}|{hash('storywatch')}".encode()).hexdigest()
-
-
-def hash_seed_fixed() -> bool:
-    """Whether this process hashes strings as the next one will: PYTHONHASHSEED set to a number.
-    Otherwise each process has its own seed, a saved tracker could never be taken up, and is not saved."""
-    return os.environ.get("PYTHONHASHSEED", "random").isdigit()
+    """Names what a saved state depends on: its format, the tracking settings and the code. (Not
+    the process's string hashing: the tracker's feature hashes are its own, `hash_features`.)"""
+    return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}".encode()).hexdigest()
 
 
 def _code_digest() -> str:

@@ -286,7 +286,7 @@ class Tracking:
         self.stale = False  # another process stored originals it learns from: `refresh` rebuilds it
         self.upto = 0  # the newest item id it accounts for: replayed, tracked, or stored before its build
         self.learnt = False  # since it was built or restored: worth saving
-        self.may_restore = saved_tracker.hash_seed_fixed()  # not after a rollback: a saved state that fails is rebuilt
+        self.may_restore = True  # not after a rollback: a saved state that fails is rebuilt
 
     def current(self, db: Database, now: dt.datetime, pending: Sequence[int] = ()) -> Tracker:
         if self.replayed is None and self.may_restore and (restored := saved_tracker.restore(db, self.settings, pending)):
@@ -311,7 +311,7 @@ class Tracking:
     def save(self, db: Database, now: dt.datetime) -> None:
         """Keep the tracker with the store for the next process, if it learnt anything and is
         not stale. Never fails: a tracker not saved is rebuilt next time."""
-        if self.replayed is None or not self.learnt or self.stale or not saved_tracker.hash_seed_fixed():
+        if self.replayed is None or not self.learnt or self.stale:
             return
         try:
             saved_tracker.save(db, self.settings, self.replayed, self.emerging, self.upto, now)

@@ -33,7 +33,8 @@ def reasons_for(story: Storyline, analysis: Analysis, vector: dict[str, float], 
                 top_terms: int) -> Reasons:
     """The terms that weighed most, the names it shares with the storyline, its closest member."""
     centroid = story.centroid
-    contrib = [(f, vector[f] * centroid[f]) for f in vector.keys() & centroid.keys()]
+    # In the vector's order (the text's), not a set's: a tie is then shown the same way by every process.
+    contrib = [(f, w * centroid[f]) for f, w in vector.items() if f in centroid]
     top = heapq.nlargest(top_terms, contrib, key=itemgetter(1))
     shown = tuple(surface for key, surface in analysis.names.items() if key in story.known_names)
     kw_hits = tuple(kw for kw, key in story.keyword_keys if key in analysis.weights)
