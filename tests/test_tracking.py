@@ -110,6 +110,23 @@ def test_pruning_old_items_keeps_the_storylines_seeds(korea: World) -> None:
     korea.poll(force=True)  # a new process syncs the storylines' seed files again
     assert list(korea.db.query(seeds)) == before
 
+
+def test_a_seed_pruned_while_no_storyline_linked_it_is_stored_again_when_linked_again(korea: World) -> None:
+    linked = korea.config.read_text().replace("retention_days = 0", "retention_days = 30", 1)
+    seed = '    "seeds/004_f9c77d167099ad00.txt",\n'  # a seed of high-level-exchanges only
+    assert linked.count(seed) == 1
+    korea.config.write_text(linked.replace(seed, ""))
+    korea.server.routes["/korea"] = Reply(body=rss([CLOSING], date="Sat, 28 Dec 2024 10:00:00 GMT"))
+    korea.poll()  # unlinked, it is news of 2024 like any other: pruned
+    assert not list(korea.db.query("SELECT id FROM items WHERE identity LIKE '%004_f9c77d167099ad00%'"))
+    korea.rt.close()
+    korea._rt = None
+    korea.config.write_text(linked)
+    korea.poll(force=True)  # a new process links it again
+    seeds = korea.db.query("SELECT i.identity FROM storyline_items si JOIN items i ON i.id = si.item_id "
+                           "WHERE si.storyline_id = 'high-level-exchanges' AND si.decision = 'seed'")
+    assert sum("004_f9c77d167099ad00" in str(r["identity"]) for r in seeds) == 1
+
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:
     korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
     report = korea.poll()

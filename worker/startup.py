@@ -116,7 +116,10 @@ def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str,
     item: Item = normalize.seed_item(doc, now, window.clutter)
     known = store.item_id_by_identity(db, item.identity)
     if known is None:
-        ingest_items(db, window, None, [item], now)
+        with store.transaction(db):
+            # Pruned while no storyline linked it (it was news like any other then): a seed again, it is stored again.
+            store.lift_tombstones(db, [item.identity, item.content_sha256])
+            ingest_items(db, window, None, [item], now)
         known = store.item_id_by_identity(db, item.identity)
     assert known is not None
     return store.items_by_id(db, [known])[known].cluster_id  # its story's representative

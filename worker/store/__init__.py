@@ -20,8 +20,8 @@ from worker.store.feeds import (
 )
 from worker.store.items import (
     adopt_legacy_keys, cluster_size, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
-    item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, prune_items,
-    refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
+    item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, lift_tombstones,
+    prune_items, refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
 )
 from worker.store.search import (
     count_copies, find_items, fts_query, item_detail,
@@ -131,6 +131,7 @@ __all__ = [
     "last_cycle",
     "last_digest",
     "late_followups",
+    "lift_tombstones",
     "lock_wait",
     "mark_digest",
     "mark_interrupted_digests",

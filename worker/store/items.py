@@ -259,6 +259,13 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
         return pruned
 
 
+def lift_tombstones(db: Database, keys: Sequence[str]) -> None:
+    """Let items that retention pruned be stored again (a seed file linked to a storyline again)."""
+    with transaction(db):
+        for key in keys:
+            db.execute("DELETE FROM tombstones WHERE key = ?", [key])
+
+
 def _legacy_candidates(db: Database, items: Sequence[Item], batch: set[str], *, first_0010: bool
                        ) -> dict[str, tuple[Item, list[str]]]:
     """By identity, the items keyed by a feed's GUID and the keys an older version may have made
