@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import json
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from worker import cycle, pipeline, store
+from worker import cycle, pipeline, schedule, store
 from worker.pipeline import FeedReport, Prepared, Runtime
 from worker.store import find_items
 from tests.conftest import NOW, Cli, World
@@ -63,6 +64,44 @@ def test_feeds_that_answer_304_are_stored_a_few_transactions_at_a_time(world: Ca
     assert report.count("not_modified") == 40
     assert 1 <= statements.count("BEGIN IMMEDIATE") <= 3
     assert w.db.execute("SELECT count(*) FROM fetches WHERE kind = 'not_modified'").fetchone()[0] == 40
+
+def test_a_stop_while_another_process_holds_the_store_ends_in_seconds_and_loses_nothing(
+        world: Callable[..., World]) -> None:
+    """The writer waits for the lock to store a feed when the stop comes: it gives up within
+    STOPPING_LOCK_WAIT, not the store's 3 × 30 s (then 3 × 30 s again to record the cycle),
+    which outlasted systemd's stop timeout. The feed is reported stopped and stored next time."""
+    w = world("/a")
+    w.server.routes["/a"] = Reply(body=ONE, headers={"ETag": '"1"'})
+    rt = w.rt
+    other = sqlite3.connect(w.config.parent / "sw.db")
+    other.execute("BEGIN IMMEDIATE")
+    stopped_at: list[float] = []
+
+    def stop_once_fetched() -> None:
+        deadline = time.monotonic() + 60
+        while "/a" not in w.server.paths() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # fetched, parsed: the writer waits for the lock
+        stopped_at.append(time.monotonic())
+        rt.stop.set()
+
+    stopper = threading.Thread(target=stop_once_fetched)
+    stopper.start()
+    try:
+        report = schedule.run_once(rt)
+        assert time.monotonic() - stopped_at[0] < 20
+    finally:
+        stopper.join()
+        other.rollback()
+        other.close()
+    assert report.stopped == 1 and report.new_items == 0
+    assert w.db.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    assert w.feed("/a")["last_polled_at"] is None  # as it was: due, and fetched whole again
+    rt.close()
+    w._rt = None
+    assert w.poll().new_items == 2
+    assert w.server.requests[-1].headers.get("if-none-match") is None
+
 
 def test_only_due_feeds_are_polled(world: Callable[..., World]) -> None:
     w = world("/one")

@@ -145,15 +145,18 @@ def writing(db: Database, window: Window, tracking: storylines.Tracking | None) 
     First, holding the write lock, they catch up with what other processes stored.
     """
     outermost = not db.conn.in_transaction
+    began = False  # a transaction that could not begin (the store busy) learnt nothing: nothing to drop
     try:
         with store.transaction(db):
+            began = True
             if outermost:
                 catch_up(window, tracking)
             yield
     except BaseException:
-        window.forget()
-        if tracking is not None:
-            tracking.forget()
+        if began:
+            window.forget()
+            if tracking is not None:
+                tracking.forget()
         raise
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from worker.store.schema import MIGRATIONS
 from worker.store.connection import (
-    check_open, identity_key, integrity_problem, is_damage, lock_wait, open_store, schema_version, store_failure,
-    transaction,
+    check_open, give_up_waiting_when, identity_key, integrity_problem, is_busy, is_damage, lock_wait, open_store,
+    schema_version, store_failure, transaction,
 )
 from worker.store.feeds import (
     CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, Fetch, add_feed, feed_at_address,
@@ -111,11 +111,13 @@ __all__ = [
     "first_seen",
     "followup_times",
     "fts_query",
+    "give_up_waiting_when",
     "has_answered",
     "identity_key",
     "index_entries",
     "index_pending",
     "integrity_problem",
+    "is_busy",
     "is_damage",
     "item_detail",
     "item_id_by_identity",

@@ -14,6 +14,7 @@ import os
 import secrets
 import shlex
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
@@ -206,21 +207,50 @@ def check_open(db: Database, cause: str | None = None) -> None:
 
 
 LOCK_RETRIES = 3  # busy timeouts waited for the write lock before giving up
+LOCK_SLICE = 0.25  # seconds: how often a wait for the write lock looks whether its process is stopping
+STOPPING_LOCK_WAIT = 2.0
+"""Seconds a transaction waits for another process's write lock once its process is stopping
+(`give_up_waiting_when`): then it fails, and what was not stored is fetched again next time,
+rather than the stop outlasting the service manager's patience (3 × 30 s a transaction)."""
+
+_STOPS: weakref.WeakKeyDictionary[Database, threading.Event] = weakref.WeakKeyDictionary()
+
+
+def give_up_waiting_when(db: Database, stop: threading.Event) -> None:
+    """Once `stop` is set, transactions on `db` wait at most STOPPING_LOCK_WAIT for the write lock."""
+    _STOPS[db] = stop
+
+
+def is_busy(exc: BaseException) -> bool:
+    """The error SQLite gives when another process held the write lock past the busy timeout."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def _begin(db: Database) -> None:
     """Take the write lock, waiting up to the busy timeout LOCK_RETRIES times: SQLite's busy
     handler is not a queue, so under several busy writers one may lose every race for a while.
-    Nothing has been written yet, so trying again is safe."""
-    for attempt in range(1, LOCK_RETRIES + 1):
-        try:
-            db.conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == LOCK_RETRIES:
-                raise
-            logger.warning("The store is busy (another process is writing); waiting again ({n}/{max})",
-                           n=attempt, max=LOCK_RETRIES - 1)
+    Nothing has been written yet, so trying again is safe. The wait is taken in slices of
+    LOCK_SLICE, so that a stop cuts it short."""
+    busy = int(db.conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
+    stop = _STOPS.get(db)
+    started, warned = time.monotonic(), 0
+    db.conn.execute(f"PRAGMA busy_timeout = {int(min(busy, LOCK_SLICE) * 1000)}")
+    try:
+        while True:
+            try:
+                db.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - started
+                stopping = stop is not None and stop.is_set() and waited >= STOPPING_LOCK_WAIT
+                if not is_busy(exc) or waited >= busy * LOCK_RETRIES or stopping:
+                    raise
+                if waited >= busy * (warned + 1):
+                    warned += 1
+                    logger.warning("The store is busy (another process is writing); waiting again ({n}/{max})",
+                                   n=warned, max=LOCK_RETRIES - 1)
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
 
 
 def differs(row: dict[str, Any], values: dict[str, Any]) -> bool:
