@@ -127,6 +127,28 @@ def test_a_seed_pruned_while_no_storyline_linked_it_is_stored_again_when_linked_
                            "WHERE si.storyline_id = 'high-level-exchanges' AND si.decision = 'seed'")
     assert sum("004_f9c77d167099ad00" in str(r["identity"]) for r in seeds) == 1
 
+
+FAIR_TEXT = ("The trade ministers of the two states opened the Harbin trade fair on Monday, where firms of both "
+             "countries showed machinery, food and textiles. Officials said trade rose by a fifth this year.")
+FAIR = ("fair-1", "Trade ministers open the Harbin trade fair", f"<p>{FAIR_TEXT}</p>")
+
+
+def test_a_seed_file_copying_a_pruned_article_is_stored_and_the_article_stays_pruned(korea: World) -> None:
+    korea.config.write_text(korea.config.read_text().replace("retention_days = 0", "retention_days = 30", 1))
+    korea.server.routes["/korea"] = Reply(body=rss([FAIR], date="Mon, 16 Dec 2024 08:00:00 GMT"))
+    korea.poll()  # stored, then pruned (older than 30 days): its identity and its text are tombstones
+    fair = "SELECT identity FROM items WHERE title LIKE 'Trade ministers open%' ORDER BY id"
+    assert not list(korea.db.query(fair))
+    seed = korea.config.parent / "seeds" / "fair.txt"  # the reader keeps that article as a seed of a new storyline
+    seed.write_text(f"{FAIR[1]}\n\n{FAIR_TEXT}\n", encoding="utf-8")
+    korea.config.write_text(korea.config.read_text()
+                            + '\n[[storylines]]\nid = "fair"\ntitle = "Harbin fair"\nseeds = ["seeds/fair.txt"]\n')
+    korea.rt.close()
+    korea._rt = None
+    korea.server.routes["/korea"] = Reply(body=rss([("fair-2", *FAIR[1:])], date="Mon, 16 Dec 2024 08:00:00 GMT"))
+    korea.poll(force=True)  # the feed sends the article again, under another GUID
+    assert [str(r["identity"]) for r in korea.db.query(fair)] == ["seed:fair.txt"]
+
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:
     korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
     report = korea.poll()

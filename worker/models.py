@@ -25,8 +25,8 @@ class TextAnalysis:
     """Feature names, one per line."""
     weights: bytes
     """Their weights, an array of doubles."""
-    hashes: bytes
-    """Their hashes (``worker.tracking.analysis.hash_features``), an array of int64."""
+    buckets: bytes
+    """Their document-frequency buckets, an array of uint32."""
     names: tuple[tuple[str, str], ...]
     short: bool
     capitals: str

@@ -166,7 +166,7 @@ LONGEST_EMPTY = 1 << 16
 
 def state_key(settings: TrackingSettings) -> str:
     """Names what a saved state depends on: its format, the tracking settings and the code. (Not
-    the process's string hashing: the tracker's feature hashes are its own, `hash_features`.)"""
+    the process's string hashing: feature hashes are not saved but made again, `vectors.Recent`.)"""
     return hashlib.sha256(f"{FORMAT}|{settings!r}|{_CODE}".encode()).hexdigest()
 
 

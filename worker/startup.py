@@ -117,9 +117,11 @@ def _seed_file_item(db: Database, window: Window, path: Path, storyline_id: str,
     known = store.item_id_by_identity(db, item.identity)
     if known is None:
         with store.transaction(db):
-            # Pruned while no storyline linked it (it was news like any other then): a seed again, it is stored again.
-            store.lift_tombstones(db, [item.identity, item.content_sha256])
+            # Pruned while no storyline linked it (news like any other then): a seed again, it is stored
+            # again. Its text stays refused to feeds (the tombstone of a pruned article it copies).
+            lifted = store.lift_tombstones(db, [item.identity, item.content_sha256])
             ingest_items(db, window, None, [item], now)
+            store.put_back_tombstones(db, [t for t in lifted if t[0] != item.identity])
         known = store.item_id_by_identity(db, item.identity)
     assert known is not None
     return store.items_by_id(db, [known])[known].cluster_id  # its story's representative

@@ -21,7 +21,7 @@ from worker.store.feeds import (
 from worker.store.items import (
     adopt_legacy_keys, cluster_size, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
     item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, lift_tombstones,
-    prune_items, refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
+    prune_items, put_back_tombstones, refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
 )
 from worker.store.search import (
     count_copies, find_items, fts_query, item_detail,
@@ -148,6 +148,7 @@ __all__ = [
     "prune_cycles",
     "prune_fetches",
     "prune_items",
+    "put_back_tombstones",
     "publication_times",
     "recent_originals",
     "record_cycle",

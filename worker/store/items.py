@@ -259,11 +259,21 @@ def prune_items(db: Database, before: dt.datetime, now: dt.datetime) -> int:
         return pruned
 
 
-def lift_tombstones(db: Database, keys: Sequence[str]) -> None:
-    """Let items that retention pruned be stored again (a seed file linked to a storyline again)."""
+def lift_tombstones(db: Database, keys: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Let items that retention pruned be stored again (a seed file linked to a storyline again);
+    returns the tombstones lifted (key, kind, pruned_at), for `put_back_tombstones`."""
     with transaction(db):
-        for key in keys:
+        lifted = [(row["key"], row["kind"], row["pruned_at"])
+                  for row in rows_in_chunks(db, "SELECT key, kind, pruned_at FROM tombstones WHERE key IN ({})", keys)]
+        for key, _, _ in lifted:
             db.execute("DELETE FROM tombstones WHERE key = ?", [key])
+        return lifted
+
+
+def put_back_tombstones(db: Database, tombstones: Sequence[tuple[str, str, str]]) -> None:
+    with transaction(db):
+        for row in tombstones:
+            db.execute("INSERT OR IGNORE INTO tombstones (key, kind, pruned_at) VALUES (?, ?, ?)", row)
 
 
 def _legacy_candidates(db: Database, items: Sequence[Item], batch: set[str], *, first_0010: bool

@@ -43,7 +43,7 @@ class Analysis:
     weight_array: npt.NDArray[np.float64] | None = None
     """``weights``' values as an array, when it came packed (saves rebuilding it)."""
     hashes: npt.NDArray[np.int64] | None = None
-    """The features' hashes (``hash_features``), in ``weights`` order (made on first use)."""
+    """The features' hashes, in ``weights`` order (made on first use)."""
     buckets: npt.NDArray[np.uint32] | None = None
     """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
     title_terms: frozenset[str] | _Lines = frozenset()
@@ -51,24 +51,26 @@ class Analysis:
     lead_terms: frozenset[str] | _Lines = frozenset()
     """The words and word pairs of the text's lead (its first LEAD_TOKENS words)."""
 
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        """Saved without its hashes (``hash_features``: this process's own); made again on first use."""
+        return None, {name: None if name == "hashes" else getattr(self, name) for name in self.__slots__}
+
 
 DF_BUCKETS = 1 << 22
 """Document frequencies are counted per hash bucket, in one array (16 MB), so that counting an
 item and weighting its features are a few vector operations instead of a dictionary operation
 per feature. A window's distinct words and word pairs (a million or two) mostly get a bucket
 each; one shared with another feature only raises a rare feature's count by one or two. The
-bucket is the low bits of the feature's hash (below)."""
+bucket is a CRC-32 of the feature, the same in every process and every run (Python's ``hash`` of
+a string changes with the process: which features shared a bucket did too, and with it the last
+digits of an evaluation's figures)."""
 
 
 def hash_features(features: Iterable[str], n: int) -> npt.NDArray[np.int64]:
-    """Each feature's 64-bit hash: CRC-32 of its UTF-8 in the low half, Adler-32 in the high half.
-    The same in every process and every run, unlike Python's ``hash`` of a string: a tracker saved
-    by one process matches features in the next, and which features share a document-frequency
-    bucket (the low bits), with it the last digits of an evaluation's figures, never changes."""
-    encoded = list(map(str.encode, features))
-    low = np.fromiter(map(zlib.crc32, encoded), np.uint64, n)
-    high = np.fromiter(map(zlib.adler32, encoded), np.uint64, n)
-    return ((high << np.uint64(32)) | low).view(np.int64)
+    """Python's string hash of each feature: fast, and keyed by a secret of the process, so that
+    no feed can forge a feature that matches another by its hash. It differs from one process to
+    the next, so hashes are never saved: a saved tracker makes them again (vectors.Recent)."""
+    return np.fromiter(map(hash, features), np.int64, n)
 
 
 def weight_array(vector: dict[str, float]) -> npt.NDArray[np.float64]:
@@ -83,14 +85,15 @@ def feature_hashes(analysis: Analysis) -> npt.NDArray[np.int64]:
 
 def df_buckets(analysis: Analysis) -> npt.NDArray[np.uint32]:
     if analysis.buckets is None:
-        analysis.buckets = (feature_hashes(analysis) & (DF_BUCKETS - 1)).astype(np.uint32)
+        crcs = np.fromiter(map(zlib.crc32, map(str.encode, analysis.weights)), np.uint32, len(analysis.weights))
+        analysis.buckets = crcs & np.uint32(DF_BUCKETS - 1)
     return analysis.buckets
 
 
 def pack(analysis: Analysis, recipe: str) -> TextAnalysis:
     """An analysis as an item carries it (``recipe``: the settings it was made with)."""
     features, weights = pack_vector(analysis.weights)
-    return TextAnalysis(features, weights.tobytes(), feature_hashes(analysis).tobytes(),
+    return TextAnalysis(features, weights.tobytes(), df_buckets(analysis).tobytes(),
                         tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe,
                         "\n".join(analysis.title_terms), "\n".join(analysis.lead_terms))
 
@@ -99,7 +102,7 @@ def unpack(prepared: TextAnalysis) -> Analysis:
     """The analysis an item carries, as the tracker reads it."""
     weights = np.frombuffer(prepared.weights, np.float64)
     return Analysis(_unpacked(prepared.features, weights), dict(prepared.names), prepared.short, prepared.capitals,
-                    prepared.starts, weight_array=weights, hashes=np.frombuffer(prepared.hashes, np.int64),
+                    prepared.starts, weight_array=weights, buckets=np.frombuffer(prepared.buckets, np.uint32),
                     title_terms=_Lines(prepared.title_terms), lead_terms=_Lines(prepared.lead_terms))
 
 

@@ -123,6 +123,10 @@ class RecentWindow:
         self.docs.append(recent)
         self._observed += 1
 
+    def __getstate__(self) -> dict[str, object]:
+        """Saved without the stacked window: its hashes are this process's own (``Recent``)."""
+        return {**self.__dict__, "_stacked": None}
+
     def stacked(self) -> Stacked:
         """The window stacked, made again only once a document has joined it (several
         storylines rebuilt after one item share it)."""

@@ -59,12 +59,28 @@ class Recent:
     starts: str
     hashes: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float64]
+    features: str
+    """The features hashed, a line each: a saved tracker is taken up by a process whose string
+    hashes differ (``hash_features``), which hashes them again."""
 
     @staticmethod
     def of(doc: Doc, analysis: Analysis, unit: Unit) -> Recent:
         # The vector's features are the analysis' in the same order, or none (a zero vector).
-        hashes = feature_hashes(analysis) if len(unit.values) else np.zeros(0, np.int64)
-        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, hashes, unit.values)
+        if not len(unit.values):
+            return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, np.zeros(0, np.int64),
+                          unit.values, "")
+        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, feature_hashes(analysis),
+                      unit.values, "\n".join(analysis.weights))
+
+    def __getstate__(self) -> tuple[Doc, bool, str, npt.NDArray[np.float64], str]:
+        return self.doc, self.short, self.starts, self.weights, self.features
+
+    def __setstate__(self, state: tuple[Doc, bool, str, npt.NDArray[np.float64], str]) -> None:
+        doc, short, starts, weights, features = state
+        names = features.split("\n") if features else []
+        for name, value in (("doc", doc), ("short", short), ("starts", starts), ("weights", weights),
+                            ("features", features), ("hashes", hash_features(names, len(names)))):
+            object.__setattr__(self, name, value)
 
     @property
     def id(self) -> str:
