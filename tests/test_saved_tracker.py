@@ -247,6 +247,22 @@ def test_a_damaged_or_foreign_saved_state_costs_a_rebuild_and_nothing_else(
     assert store.saved_tracker(world.db) is not None  # and the next process has a good one again
 
 
+def test_a_saved_recent_document_whose_features_and_weights_differ_costs_a_rebuild(
+        worlds: Callable[[], World], builds: list[int]) -> None:
+    world = worlds()
+    first_batch(world)
+    restart(world)
+    saved = store.saved_tracker(world.db)
+    assert saved is not None
+    replayed, emerging = saved_tracker.loads(saved.state)
+    recent = replayed.tracker._recent.docs[0]
+    object.__setattr__(recent, "features", recent.features + "\nforged")  # one feature more than weights
+    world.db.execute("UPDATE saved_tracker SET state = ?", [saved_tracker.dumps((replayed, emerging))])
+    second_batch(world)
+    assert len(builds) == 2
+    assert any(r["decision"] == "followup" for r in decided(world))
+
+
 def test_a_damaged_saved_row_costs_a_rebuild(worlds: Callable[[], World], builds: list[int]) -> None:
     world = worlds()
     first_batch(world)

@@ -123,9 +123,11 @@ def test_a_seed_pruned_while_no_storyline_linked_it_is_stored_again_when_linked_
     korea._rt = None
     korea.config.write_text(linked)
     korea.poll(force=True)  # a new process links it again
-    seeds = korea.db.query("SELECT i.identity FROM storyline_items si JOIN items i ON i.id = si.item_id "
+    seeds = korea.db.query("SELECT i.identity, i.publisher, i.published_at FROM storyline_items si "
+                           "JOIN items i ON i.id = si.item_id "
                            "WHERE si.storyline_id = 'high-level-exchanges' AND si.decision = 'seed'")
-    assert sum("004_f9c77d167099ad00" in str(r["identity"]) for r in seeds) == 1
+    again = [r for r in seeds if "004_f9c77d167099ad00" in str(r["identity"])]
+    assert [(r["publisher"], str(r["published_at"])[:10]) for r in again] == [("South China Morning Post", "2019-09-03")]
 
 
 FAIR_TEXT = ("The trade ministers of the two states opened the Harbin trade fair on Monday, where firms of both "

@@ -44,8 +44,13 @@ def read_seed_file(path: Path, described: SeedDoc | None = None) -> SeedDoc:
 
 
 def read_storyline_seed(storyline_id: str, path: Path) -> SeedDoc:
-    """A seed file a storyline names; an error says which storyline."""
+    """A seed file a storyline names, as its folder's seeds.toml describes it if it does (title,
+    publisher, date: as the seed folder loads it); an error says which storyline."""
     try:
+        if (path.parent / DESCRIPTION).exists():
+            described = [doc for doc in read_seed_folder(path.parent) if doc.path.resolve() == path.resolve()]
+            if described:
+                return described[0]
         return read_seed_file(path)
     except SeedError as exc:
         raise SeedError(f"storyline {storyline_id}: {exc.message}", hint=exc.hint) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -78,6 +79,8 @@ class Recent:
     def __setstate__(self, state: tuple[Doc, bool, str, npt.NDArray[np.float64], str]) -> None:
         doc, short, starts, weights, features = state
         names = features.split("\n") if features else []
+        if len(names) != len(weights):
+            raise pickle.UnpicklingError("a recent document's features and weights differ in number")
         for name, value in (("doc", doc), ("short", short), ("starts", starts), ("weights", weights),
                             ("features", features), ("hashes", hash_features(names, len(names)))):
             object.__setattr__(self, name, value)
