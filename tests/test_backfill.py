@@ -488,7 +488,7 @@ def test_the_parsing_processes_analyse_the_stored_items_and_the_writer_takes_ove
     # Every analysis fails (as when a parsing process dies): the writer analyses, and decides the same.
     calls: list[int] = []
 
-    def failing(texts: list[tuple[str, str]]) -> list[object]:
+    def failing(texts: list[tuple[str, str]], bucket_key: bytes) -> list[object]:
         calls.append(len(texts))
         raise StorywatchError("the parsing process died")
     monkeypatch.setattr(parsing, "analyses", failing)  # one process: the pool runs tasks in this one

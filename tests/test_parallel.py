@@ -159,7 +159,7 @@ def test_a_parsing_process_imports_what_parsing_needs_and_not_the_writers_world(
     body = rss([("g1", "A headline", "<p>A body of a few words.</p>")])
     with closing(ProcessPool(2)) as pool:
         parsed = pool.run(parse_entries, Feed(id=1, url="http://127.0.0.1/f"), body, "application/rss+xml",
-                          "http://127.0.0.1/f", dt.datetime(2024, 12, 16, tzinfo=dt.timezone.utc), ())
+                          "http://127.0.0.1/f", dt.datetime(2024, 12, 16, tzinfo=dt.timezone.utc), (), b"key")
         assert [i.title for i in parsed.items] == ["A headline"]
         writer_world = ["sqlite_utils", "httpx", "click", "loguru", "worker.pipeline", "worker.store", "worker.cli"]
         assert pool.run(pooltasks.modules_loaded, writer_world) == []

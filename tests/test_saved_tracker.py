@@ -43,6 +43,10 @@ def worlds(tmp_path: Path) -> Iterator[Callable[[], World]]:
     def make() -> World:
         folder = tmp_path / f"w{len(made)}"
         folder.mkdir()
+        db = store.open_store(folder / "sw.db")
+        with store.transaction(db):  # the same secret, so the same document-frequency buckets: decisions comparable
+            db.execute("UPDATE store_identity SET key = 'the worlds share it'")
+        db.conn.close()
         made.append(korea_world(folder))
         made[-1].clock.now = FIRST
         return made[-1]

@@ -23,6 +23,7 @@ from worker import evaluate, parsing, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
+from worker.tracking.analysis import bucket_features
 from worker.tracking.decisions import Doc
 from worker.tracking.settings import TrackerConfig
 from worker.tracking.track import Tracker
@@ -150,6 +151,15 @@ def test_a_seed_file_copying_a_pruned_article_is_stored_and_the_article_stays_pr
     korea.server.routes["/korea"] = Reply(body=rss([("fair-2", *FAIR[1:])], date="Mon, 16 Dec 2024 08:00:00 GMT"))
     korea.poll(force=True)  # the feed sends the article again, under another GUID
     assert [str(r["identity"]) for r in korea.db.query(fair)] == ["seed:fair.txt"]
+
+def test_document_frequency_buckets_are_keyed_by_the_stores_secret(korea: World, tmp_path: Path) -> None:
+    """No feed can compute a word that shares a storyline word's bucket (and so make it look common)."""
+    key = korea.rt.bucket_key
+    assert key == storylines.bucket_key(korea.db) and len(key) == 16
+    features = [f"word{n}" for n in range(200)]
+    assert (bucket_features(features, key) != bucket_features(features, b"")).mean() > 0.99
+    assert storylines.bucket_key(store.open_store(tmp_path / "another.db")) != key
+
 
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:
     korea.server.routes["/korea"] = Reply(body=rss([CLOSING, BASEBALL], date="Sat, 28 Dec 2024 10:00:00 GMT"))
@@ -351,7 +361,7 @@ def test_eval_and_the_pipeline_make_the_same_decisions(tmp_path: Path) -> None:
             item = parsing.analysed(normalize.record_item(  # analysed as a parsing process would
                 identity=f"eval:{r['id']}", title=r["title"], text=r["text"], url=f"https://news.example/{r['id']}",
                 published=dt.datetime.fromisoformat(r["published"].replace("Z", "+00:00")), now=now,
-                clutter=rt.window.clutter, publisher="Example"))
+                clutter=rt.window.clutter, publisher="Example"), rt.bucket_key)
             with store.transaction(db):
                 stored = pipeline.ingest_items(db, rt.window, None, [item], now)
                 rt.tracking.track(db, stored.originals, now)

@@ -35,19 +35,23 @@ class Parsed:
 
 
 def parse_entries(
-    feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime, clutter: tuple[str, ...]
+    feed: Feed, body: bytes, content_type: str, url: str, now: dt.datetime, clutter: tuple[str, ...],
+    bucket_key: bytes,
 ) -> Parsed:
-    """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process."""
+    """parse ─► normalize (with fingerprints) for one feed body; runs in a parsing process
+    (`bucket_key`: the store's, for the analyses: see analysis.bucket_features)."""
     parsed = parse.parse_feed(body, content_type=content_type, url=url)
     policy = identity_policy(parsed.entries, feed.identity_policy) if parsed.entries else feed.identity_policy
     publisher = feed.name or parsed.title or (urlsplit(feed.url).hostname or "")
-    items = normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=now, clutter=clutter)
+    items = normalize_batch(feed, parsed.entries, policy=policy, publisher=publisher, now=now, clutter=clutter,
+                            bucket_key=bucket_key)
     return Parsed(parsed.title, parsed.site_url, parsed.ttl, parsed.warning, policy, items)
 
 
 def normalize_batch(
     feed: Feed, entries: Sequence[parse.Entry], *, policy: str, publisher: str, now: dt.datetime,
     clutter: tuple[str, ...], source: str = "feed", scope: str | None = None, analyse: bool = True,
+    bucket_key: bytes = b"",
 ) -> tuple[Item, ...]:
     """A feed's entries as fingerprinted items, analysed for tracking unless not `analyse` (a
     backfill has them analysed later, in time order, while it stores: `analyses`).
@@ -62,18 +66,18 @@ def normalize_batch(
     items = (normalize.normalize_entry(entry, feed_id=feed.id, policy=policy, publisher=publisher, now=now,
                                        clutter=rules, boilerplate=lines, text=text, source=source, scope=scope)
              for entry, text in zip(entries, texts))
-    return tuple(analysed(item) for item in items) if analyse else tuple(items)
+    return tuple(analysed(item, bucket_key) for item in items) if analyse else tuple(items)
 
 
-def analysed(item: Item) -> Item:
+def analysed(item: Item, bucket_key: bytes) -> Item:
     """The item with its text analysed for storyline tracking (done where items are parsed, so
     that the one writer does not tokenize: see analysis.prepare)."""
-    return dataclasses.replace(item, analysis=analysis.prepare(item.title, item.text))
+    return dataclasses.replace(item, analysis=analysis.prepare(item.title, item.text, analysis.keyed(bucket_key)))
 
 
-def analyses(texts: Sequence[tuple[str, str]]) -> list[TextAnalysis]:
+def analyses(texts: Sequence[tuple[str, str]], bucket_key: bytes) -> list[TextAnalysis]:
     """The analyses of (title, text) pairs, as `analysed` makes them (a task for a parsing process)."""
-    return [analysis.prepare(title, text) for title, text in texts]
+    return [analysis.prepare(title, text, analysis.keyed(bucket_key)) for title, text in texts]
 
 
 @functools.lru_cache(maxsize=8)

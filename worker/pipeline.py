@@ -52,6 +52,7 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     writer: threading.Lock = field(default_factory=threading.Lock)  # one job at a time on `db`
     beats: int = 0  # progress made (a tick began or ended, a feed finished): what the watchdog pings on
+    bucket_key: bytes = b""  # the store's key of document-frequency buckets (storylines.bucket_key)
     _window: Window | None = None
     _tracking: storylines.Tracking | None = None
 
@@ -106,6 +107,7 @@ def open_runtime(
         Fetcher(fetch_policy(settings.fetch), network),
         ProcessPool(processes, timeout=PARSE_TIMEOUT),
         clock,
+        bucket_key=storylines.bucket_key(db),
     )
 
 
@@ -195,7 +197,7 @@ def prepare(rt: Runtime, feed: Feed, *, no_cache: bool = False, ahead: threading
             ahead.acquire()
             held = ahead
         parsed = rt.parser.run(parse_entries, feed, fetched.body, fetched.content_type, fetched.final_url,
-                               rt.clock(), rt.settings.dedupe.clutter_patterns)
+                               rt.clock(), rt.settings.dedupe.clutter_patterns, rt.bucket_key)
         if parsed.warning:
             logger.warning("Feed is malformed but readable: {url}: {reason}", url=feed.url, reason=parsed.warning)
         prepared, held = Prepared(feed, started, fetched, parsed), None  # the writer gives it back once stored

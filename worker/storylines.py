@@ -44,8 +44,14 @@ NAMES_COUNTED = 30  # a feed's items its names are counted over on a rebuild, at
 NAMES_BUDGET = 2000  # earlier items read for that on one rebuild, at most (about 2 s)
 
 
-def tracker_config(settings: TrackingSettings) -> TrackerConfig:
-    return replace(TrackerConfig(), threshold=settings.threshold, adapt=settings.adapt)
+def tracker_config(settings: TrackingSettings, bucket_key: bytes = b"") -> TrackerConfig:
+    """The tracker's settings (`bucket_key`: the store's, `bucket_key(db)`; none in evaluations)."""
+    return replace(TrackerConfig(), threshold=settings.threshold, adapt=settings.adapt, bucket_key=bucket_key)
+
+
+def bucket_key(db: Database) -> bytes:
+    """The key of the document-frequency buckets, from the store's own secret (`store.identity_key`)."""
+    return hashlib.blake2b(store.identity_key(db).encode(), digest_size=16, person=b"df-buckets").digest()
 
 
 def stream(tracker: Tracker, docs: Iterable[Doc], joins: Mapping[str, Sequence[StorylineSpec]],
@@ -188,7 +194,7 @@ def replay(db: Database, settings: TrackingSettings, recent: Sequence[Stored], s
     storylines = store.active_storylines(db)
     seeds = store.items_by_id(db, [i for s in storylines for i in s.seed_ids])
     position = {item.id: n for n, item in enumerate(recent)}
-    tracker = Tracker(tracker_config(settings))
+    tracker = Tracker(tracker_config(settings, bucket_key(db)))
     joins: dict[str, list[StorylineSpec]] = {}
     hashes = {s.id: definition_hash(s) for s in storylines}
     looking_back = {s.id for s in storylines if s.profile_hash != hashes[s.id]}

@@ -254,7 +254,7 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
     with contextlib.ExitStack() as closing:
         items: Iterator[Merged] = merged_spools(spools)
         if history is not None and history.until is not None:  # something to track: analysed on the way
-            analysing = _Analysing.started(workers)
+            analysing = _Analysing.started(workers, storylines.bucket_key(db))
             closing.callback(analysing.pool.close)
             items = closing.enter_context(contextlib.closing(analysing.ahead(items, history.until)))
         for batch in _batches(items, options.batch):
@@ -291,14 +291,16 @@ class _Analysing:
 
     pool: ProcessPool
     processes: int
+    bucket_key: bytes
+    """The store's (storylines.bucket_key): the tracker's analyses are made with it."""
 
     @classmethod
-    def started(cls, workers: int) -> _Analysing:
+    def started(cls, workers: int, bucket_key: bytes) -> _Analysing:
         """One process fewer than the read phase's, and at least one apart from this process: the
         writer keeps a core busy, and the text analysis takes less time an item than storing does
         (0.7 ms against about 1). With `workers` 1, analysed in this process, as it was read."""
         processes = max(1, workers - 1)
-        return cls(ProcessPool(processes, timeout=pipeline.PARSE_TIMEOUT, apart=workers > 1), processes)
+        return cls(ProcessPool(processes, timeout=pipeline.PARSE_TIMEOUT, apart=workers > 1), processes, bucket_key)
 
     def ahead(self, items: Iterator[Merged], until: Key) -> Generator[Merged, None, None]:
         """`items`, in order, those up to `until` (the last one tracked) analysed. Closing it
@@ -323,7 +325,8 @@ class _Analysing:
         if not wanted:
             return chunk
         try:
-            found = self.pool.run(parsing.analyses, [(chunk[k].item.title, chunk[k].item.text) for k in wanted])
+            found = self.pool.run(parsing.analyses, [(chunk[k].item.title, chunk[k].item.text) for k in wanted],
+                                  self.bucket_key)
         except StorywatchError as exc:  # the process died or timed out: the tracker analyses them itself
             logger.warning("Analysing {n} items in a parsing process failed ({why}); the writer analyses them",
                            n=len(wanted), why=exc.message)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import zlib
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import compress
 import numpy as np
@@ -60,10 +59,27 @@ DF_BUCKETS = 1 << 22
 """Document frequencies are counted per hash bucket, in one array (16 MB), so that counting an
 item and weighting its features are a few vector operations instead of a dictionary operation
 per feature. A window's distinct words and word pairs (a million or two) mostly get a bucket
-each; one shared with another feature only raises a rare feature's count by one or two. The
-bucket is a CRC-32 of the feature, the same in every process and every run (Python's ``hash`` of
-a string changes with the process: which features shared a bucket did too, and with it the last
-digits of an evaluation's figures)."""
+each; one shared with another feature only raises a rare feature's count by one or two."""
+
+
+@lru_cache(maxsize=4)
+def _bucket_hasher(key: bytes) -> hashlib.blake2b:
+    return hashlib.blake2b(key=key, digest_size=4)
+
+
+def bucket_features(features: Iterable[str], key: bytes) -> npt.NDArray[np.uint32]:
+    """Each feature's document-frequency bucket: its BLAKE2b keyed by ``key``, the store's secret.
+    The same in every process of a store (the tracker saved with it counts by them), and no feed
+    can compute a feature that falls in a storyline word's bucket: items full of such features
+    would make that word look common and its follow-ups score lower (an unkeyed CRC-32 allowed
+    it). Python's ``hash`` is keyed too, but by a secret of the process."""
+    hasher = _bucket_hasher(key)
+    digests = []
+    for feature in features:
+        one = hasher.copy()
+        one.update(feature.encode())
+        digests.append(one.digest())
+    return np.frombuffer(b"".join(digests), "<u4") & np.uint32(DF_BUCKETS - 1)
 
 
 def hash_features(features: Iterable[str], n: int) -> npt.NDArray[np.int64]:
@@ -83,18 +99,19 @@ def feature_hashes(analysis: Analysis) -> npt.NDArray[np.int64]:
     return analysis.hashes
 
 
-def df_buckets(analysis: Analysis) -> npt.NDArray[np.uint32]:
+def df_buckets(analysis: Analysis, key: bytes) -> npt.NDArray[np.uint32]:
+    """The features' buckets under ``key`` (one tracker, one key: a shipped analysis was made
+    with the same, its ``recipe`` says)."""
     if analysis.buckets is None:
-        crcs = np.fromiter(map(zlib.crc32, map(str.encode, analysis.weights)), np.uint32, len(analysis.weights))
-        analysis.buckets = crcs & np.uint32(DF_BUCKETS - 1)
+        analysis.buckets = bucket_features(analysis.weights, key)
     return analysis.buckets
 
 
-def pack(analysis: Analysis, recipe: str) -> TextAnalysis:
-    """An analysis as an item carries it (``recipe``: the settings it was made with)."""
+def pack(analysis: Analysis, cfg: TrackerConfig) -> TextAnalysis:
+    """An analysis as an item carries it, with the recipe of the settings (``cfg``) it was made with."""
     features, weights = pack_vector(analysis.weights)
-    return TextAnalysis(features, weights.tobytes(), df_buckets(analysis).tobytes(),
-                        tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe,
+    return TextAnalysis(features, weights.tobytes(), df_buckets(analysis, cfg.bucket_key).tobytes(),
+                        tuple(analysis.names.items()), analysis.short, analysis.capitals, analysis.starts, recipe(cfg),
                         "\n".join(analysis.title_terms), "\n".join(analysis.lead_terms))
 
 
@@ -258,15 +275,21 @@ def generic_aliases(groups: tuple[tuple[str, ...], ...]) -> AliasTable:
 def recipe(cfg: TrackerConfig) -> str:
     """The settings an analysis depends on, as text (the same in every process)."""
     parts = (cfg.body_max_tokens, cfg.title_weight, cfg.phrase_weight, cfg.short_tokens,
-             cfg.default_aliases, LEAD_TOKENS)
+             cfg.default_aliases, LEAD_TOKENS, cfg.bucket_key)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def keyed(bucket_key: bytes) -> TrackerConfig:
+    """The default analysis settings with a store's bucket key: what the parsing processes use."""
+    return replace(TrackerConfig(), bucket_key=bucket_key)
 
 
 def prepare(title: str, text: str, config: TrackerConfig | None = None) -> TextAnalysis:
     """The analysis of an item's text that every tracker with ``config``'s analysis settings
     can reuse (the defaults: the worker's trackers change only thresholds and adaptation)."""
     cfg = config or TrackerConfig()
-    return pack(analyze(title, text, cfg, generic_aliases(cfg.default_aliases)), recipe(cfg))
+    return pack(analyze(title, text, cfg, generic_aliases(cfg.default_aliases)), cfg)
 
 
 def name_key(name: Iterable[str]) -> str:

@@ -44,7 +44,7 @@ class Corpus:
     def count(self, analysis: Analysis) -> None:
         """A bucket's count is the number of documents with a feature in it (two features of
         one document in one bucket count once: fancy indexing, ten times faster than add.at)."""
-        buckets = df_buckets(analysis)
+        buckets = df_buckets(analysis, self._config.bucket_key)
         self._df[buckets.astype(np.intp)] += 1
         self._window.append(buckets)
         if len(self._window) > self._config.df_window:
@@ -61,7 +61,7 @@ class Corpus:
     def unit(self, analysis: Analysis) -> Unit:
         """Unit TF-IDF vector: the analysis' weights times the window's IDF (in numpy: this runs
         for every item and every profile refresh)."""
-        buckets = df_buckets(analysis)
+        buckets = df_buckets(analysis, self._config.bucket_key)
         if not len(buckets):
             return NO_UNIT
         n1 = len(self._window) + self._config.df_prior_docs + 1.0

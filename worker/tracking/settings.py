@@ -52,6 +52,9 @@ class TrackerConfig:
     as 300 or 500 on the dev file, 100 was worse) and half the profile matrix's rows."""
     df_window: int = 20000
     """Documents in the sliding window that gives document frequencies."""
+    bucket_key: bytes = b""
+    """The secret that keys features' document-frequency buckets (``analysis.bucket_features``):
+    the store's own in the worker (``storylines.bucket_key``); none in evaluations and tests."""
     bg_window: int = 1000
     """Background scores kept per storyline for normalisation."""
     bg_init_docs: int = 1000
