@@ -325,3 +325,16 @@ def test_hebrew_and_arabic_marks_are_text(write_config: WriteConfig) -> None:
 
 def test_the_tracking_defaults_are_the_trackers() -> None:
     assert (TrackingSettings().threshold, TrackingSettings().adapt) == (TrackerConfig().threshold, TrackerConfig().adapt)
+
+
+def test_seed_paths_are_the_same_whichever_way_the_config_file_is_named(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """They are stored with the storylines: a relative --config must not make them another definition."""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "a.txt").write_text("A headline\n\nA text.\n", encoding="utf-8")
+    config = tmp_path / "sw.toml"
+    config.write_text('[[storylines]]\nid = "s"\ntitle = "S"\nseeds = ["seeds/a.txt"]\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    named_here = load_settings(Path("sw.toml")).storylines[0].seeds
+    assert named_here == load_settings(config).storylines[0].seeds
+    assert list(named_here) == [str(tmp_path / "seeds" / "a.txt")]

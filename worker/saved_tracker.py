@@ -81,6 +81,9 @@ def restore(db: Database, settings: TrackingSettings, pending: Sequence[int] = (
             logger.info("Another process stored items the saved tracker never saw: rebuilding it")
             return None
         replayed, emerging = _checked(loads(saved.state))
+        if replayed.version != store.storylines_version(db):
+            logger.info("The storylines or the reader's marks changed since the tracker was saved: rebuilding it")
+            return None
     except (sqlite3.DatabaseError, StorywatchError):
         raise  # the store itself failing: not the saved state's doing
     except Exception as exc:  # a damaged or foreign state costs a rebuild, nothing else

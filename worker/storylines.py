@@ -316,14 +316,17 @@ class Tracking:
 
     def save(self, db: Database, now: dt.datetime) -> None:
         """Keep the tracker with the store for the next process, if it learnt anything and is
-        not stale. Never fails: a tracker not saved is rebuilt next time."""
+        not stale. Never fails: the next process takes up the one saved before if a running
+        worker would hold the same (saved_tracker.restore), else rebuilds it."""
         if self.replayed is None or not self.learnt or self.stale:
             return
         try:
             saved_tracker.save(db, self.settings, self.replayed, self.emerging, self.upto, now)
         except Exception as exc:
-            logger.warning("The tracker could not be saved ({error}): the next process rebuilds it", error=str(exc))
+            logger.warning("The tracker could not be saved ({error}): the next process takes up the one saved "
+                           "before if it is still good, else rebuilds it", error=str(exc))
             return
+        logger.debug("Tracker saved for the next process (up to item {upto})", upto=self.upto)
         self.learnt = False
 
     def saw(self, outside: Sequence[Indexed]) -> None:

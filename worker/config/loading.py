@@ -175,7 +175,7 @@ def load_settings(path: Path) -> Settings:
             sections[name] = reader.section(SECTIONS[name], value, name)
     settings = Settings(**sections, source=path)
     _validate(settings, path)
-    settings = _resolve_seed_paths(settings, path.parent)
+    settings = _resolve_seed_paths(settings, path.parent.absolute())  # stored: the same from any folder
     return _resolve_secrets(settings, path)
 
 
