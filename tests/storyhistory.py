@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from bench.corpus import article
+from worker import store
 
 UTC = dt.timezone.utc
 CHINA = ("Chinese and North Korean officials met in Beijing to discuss closer cooperation.",
@@ -55,6 +56,18 @@ def _write_rss(path: Path, name: str, entries: list[Entry]) -> None:
         for guid, title, text, when in entries)
     path.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{name}</title>'
                     f"<link>https://{name}.example/</link>{items}</channel></rss>", encoding="utf-8")
+
+
+def same_secret(source: Path, target: Path) -> None:
+    """The store `target` made (if need be) with the secret of the store `source`: the same
+    document-frequency buckets (storylines.bucket_key), so two stores fed the same items decide
+    the same (with secrets of their own, items at the threshold's edge may go either way)."""
+    key = store.identity_key(mine := store.open_store(source))
+    mine.conn.close()
+    theirs = store.open_store(target)
+    with store.transaction(theirs):
+        theirs.execute("UPDATE store_identity SET key = ?", [key])
+    theirs.conn.close()
 
 
 def followups(db: Path) -> set[tuple[str, str]]:

@@ -30,7 +30,7 @@ from worker.clock import utc_now
 from worker.config import load_settings
 from tests.conftest import Cli
 from tests.feedserver import FeedServer, Reply
-from tests.storyhistory import followups, korea_history
+from tests.storyhistory import followups, korea_history, same_secret
 
 FEEDS = Path(__file__).parent / "feeds"
 UTC = dt.timezone.utc
@@ -449,9 +449,10 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
 
 
 def copy_config(config: Path, folder: Path) -> Path:
-    """The same config and seeds in `folder`: another store."""
+    """The same config and seeds in `folder`: another store, with the same secret (same_secret)."""
     shutil.copytree(config.parent / "seeds", folder / "seeds")
     (folder / "storywatch.toml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    same_secret(load_settings(config).storage.path, load_settings(folder / "storywatch.toml").storage.path)
     return folder / "storywatch.toml"
 
 

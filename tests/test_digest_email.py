@@ -34,6 +34,7 @@ from worker import digest, report, store
 from worker.digest import daily, deliver
 from worker.cli import cli
 from worker.clock import to_iso, utc_now
+from worker.store.connection import STOPPING_LOCK_WAIT
 from worker.config import Settings, load_settings
 from tests.conftest import PROJECT, Cli
 from tests.digeststore import DAY, END, Built, build, write_config
@@ -867,6 +868,34 @@ def test_a_message_the_server_took_but_never_confirmed_is_unconfirmed_not_retrie
             daily.scheduled_digest(built.db, built.settings, T0 + dt.timedelta(hours=hours))
         assert row(built.db)["status"] == "unconfirmed"
     assert len(server.received) <= 1
+
+
+def test_a_digest_the_server_accepted_is_recorded_sent_though_the_worker_stops_while_another_process_writes(
+        tmp_path: Path) -> None:
+    """A stopping worker gives up waiting for the store's write lock after a few seconds
+    (store.STOPPING_LOCK_WAIT), but not to record a digest the mail server accepted: it cannot be
+    sent again without a duplicate, and left "sending" it would be "unconfirmed"."""
+    with SMTPServer() as server:
+        built = build(tmp_path, smtp_port=server.port, timeout=60)
+        record(built)
+        stop = threading.Event()
+        store.give_up_waiting_when(built.db, stop)  # as the worker's runtime does
+        real = server.handler.handle_DATA
+        other = sqlite3.connect(built.settings.storage.path, isolation_level=None, check_same_thread=False)
+
+        async def accepted_while_another_process_writes(*args: object) -> str:
+            other.execute("BEGIN IMMEDIATE")
+            threading.Timer(0.5, stop.set).start()  # the worker is told to stop
+            threading.Timer(STOPPING_LOCK_WAIT + 2.5, other.rollback).start()
+            return await real(*args)  # type: ignore[arg-type]
+
+        server.handler.handle_DATA = accepted_while_another_process_writes  # type: ignore[method-assign]
+        try:
+            daily.scheduled_digest(built.db, built.settings, T0, stop=stop)
+        finally:
+            time.sleep(0.1)
+            other.close()
+        assert row(built.db)["status"] == "sent" and len(server.received) == 1
 
 
 def test_a_digest_printed_as_email_without_email_settings_has_no_empty_headers(tmp_path: Path) -> None:

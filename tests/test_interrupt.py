@@ -35,7 +35,7 @@ import pytest
 
 from tests.conftest import PROJECT
 from tests.feedserver import FeedServer, Reply, Route, Seen, rss
-from tests.storyhistory import followups, korea_history
+from tests.storyhistory import followups, korea_history, same_secret
 
 UTC = dt.timezone.utc
 ITEMS = 3  # entries in each test feed
@@ -363,6 +363,7 @@ def test_a_backfill_stopped_by_sigint_and_run_again_decides_the_follow_ups_of_on
     config = folder / "storywatch.toml"
     config.write_text(seeded_config.read_text(encoding="utf-8"), encoding="utf-8")
     db = folder / "var" / "storywatch.db"
+    same_secret(seeded_config.parent / "var" / "storywatch.db", db)
     out, _ = interrupt_while_storing(config, tmp_path / "history", db,
                                      "SELECT count(*) FROM items WHERE source = 'backfill'")
     stored = count(db, "SELECT count(*) FROM items WHERE source = 'backfill'")

@@ -230,6 +230,8 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
     back after an error, nothing of the group is stored: each feed is reported failed once,
     its state untouched (not the feed's fault), so it is polled again next cycle. Retrying
     each feed alone would mostly meet the same store error again."""
+    if store.gave_up_at_stop(rt.db):  # stopping, the store held by another process: nothing more is tried
+        return [FeedReport(p.feed, "stopped") for p in group]
     try:
         if any(p.items for p in group):  # built only when items came (a cycle of 304s needs none), and
             rt.tracking.current(rt.db, rt.clock())  # outside the write transaction: it takes seconds

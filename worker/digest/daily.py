@@ -267,7 +267,8 @@ def scheduled_digest(db: Database, settings: Settings, now: dt.datetime, *,
         outcome = write_digest(db, settings, due.period, initial=due.initial)
         record_digest(db, settings, outcome, now)
     if settings.email.enabled:
-        _send_pending(db, settings, now, stop)
+        with store.patiently(db):  # even when stopping: a digest the mail server accepted must be recorded sent
+            _send_pending(db, settings, now, stop)
     return outcome
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from worker.store.schema import MIGRATIONS
 from worker.store.connection import (
-    check_open, give_up_waiting_when, identity_key, integrity_problem, is_busy, is_damage, lock_wait, open_store,
-    schema_version, store_failure, transaction,
+    check_open, gave_up_at_stop, give_up_waiting_when, identity_key, integrity_problem, is_busy, is_damage,
+    lock_wait, open_store, patiently, schema_version, store_failure, transaction,
 )
 from worker.store.feeds import (
     CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, Fetch, add_feed, feed_at_address,
@@ -111,6 +111,7 @@ __all__ = [
     "first_seen",
     "followup_times",
     "fts_query",
+    "gave_up_at_stop",
     "give_up_waiting_when",
     "has_answered",
     "identity_key",
@@ -141,6 +142,7 @@ __all__ = [
     "marks",
     "name_taken",
     "open_store",
+    "patiently",
     "open_suggestions",
     "originals_after",
     "originals_before",

@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,16 +210,47 @@ def check_open(db: Database, cause: str | None = None) -> None:
 LOCK_RETRIES = 3  # busy timeouts waited for the write lock before giving up
 LOCK_SLICE = 0.25  # seconds: how often a wait for the write lock looks whether its process is stopping
 STOPPING_LOCK_WAIT = 2.0
-"""Seconds a transaction waits for another process's write lock once its process is stopping
-(`give_up_waiting_when`): then it fails, and what was not stored is fetched again next time,
-rather than the stop outlasting the service manager's patience (3 × 30 s a transaction)."""
+"""Seconds a stopping process waits for another process's write lock (`give_up_waiting_when`):
+then its transactions fail at once, and what was not stored is fetched again next time, rather
+than the stop outlasting the service manager's patience (3 × 30 s a transaction)."""
 
-_STOPS: weakref.WeakKeyDictionary[Database, threading.Event] = weakref.WeakKeyDictionary()
+
+@dataclass
+class _Stopping:
+    stop: threading.Event
+    patient: int = 0  # `patiently` blocks open: writes that must not be given up
+    gave_up: bool = False  # once: every later transaction of the stopping process fails at once
+
+
+_STOPS: weakref.WeakKeyDictionary[Database, _Stopping] = weakref.WeakKeyDictionary()
 
 
 def give_up_waiting_when(db: Database, stop: threading.Event) -> None:
-    """Once `stop` is set, transactions on `db` wait at most STOPPING_LOCK_WAIT for the write lock."""
-    _STOPS[db] = stop
+    """Once `stop` is set, transactions on `db` wait STOPPING_LOCK_WAIT at most, all told, for the
+    write lock (except within `patiently`)."""
+    _STOPS[db] = _Stopping(stop)
+
+
+def gave_up_at_stop(db: Database) -> bool:
+    """Whether this stopping process found the store held by another past STOPPING_LOCK_WAIT:
+    nothing more is tried (a write fails at once)."""
+    stopping = _STOPS.get(db)
+    return stopping is not None and stopping.gave_up and stopping.stop.is_set()
+
+
+@contextmanager
+def patiently(db: Database) -> Iterator[None]:
+    """Writes that wait for the lock the store's whole busy timeout even when stopping: the
+    record of a digest the mail server accepted cannot be fetched again."""
+    stopping = _STOPS.get(db)
+    if stopping is None:
+        yield
+        return
+    stopping.patient += 1
+    try:
+        yield
+    finally:
+        stopping.patient -= 1
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -232,9 +264,12 @@ def _begin(db: Database) -> None:
     Nothing has been written yet, so trying again is safe. The wait is taken in slices of
     LOCK_SLICE, so that a stop cuts it short."""
     busy = int(db.conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
-    stop = _STOPS.get(db)
+    stopping = _STOPS.get(db)
+    if stopping is not None and stopping.patient:
+        stopping = None
     started, warned = time.monotonic(), 0
-    db.conn.execute(f"PRAGMA busy_timeout = {int(min(busy, LOCK_SLICE) * 1000)}")
+    first_try = 0.0 if stopping is not None and gave_up_at_stop(db) else min(busy, LOCK_SLICE)
+    db.conn.execute(f"PRAGMA busy_timeout = {int(first_try * 1000)}")
     try:
         while True:
             try:
@@ -242,8 +277,10 @@ def _begin(db: Database) -> None:
                 return
             except sqlite3.OperationalError as exc:
                 waited = time.monotonic() - started
-                stopping = stop is not None and stop.is_set() and waited >= STOPPING_LOCK_WAIT
-                if not is_busy(exc) or waited >= busy * LOCK_RETRIES or stopping:
+                if not is_busy(exc) or waited >= busy * LOCK_RETRIES:
+                    raise
+                if stopping is not None and stopping.stop.is_set() and (stopping.gave_up or waited >= STOPPING_LOCK_WAIT):
+                    stopping.gave_up = True
                     raise
                 if waited >= busy * (warned + 1):
                     warned += 1
