@@ -6,14 +6,15 @@ A runtime saves its tracker when it closes, if the tracker learnt anything. The 
 restores it only if a worker that never stopped would hold the same:
 
 - the same code and tracking settings (`key`); storylines and marks unchanged
-  (`Replayed.version`, checked by `Tracking.current` as for a running tracker);
+  (`Replayed.version`, as `Tracking.current` checks a running tracker's);
 - no original stored since by a process that did not track it (`upto`, the newest item it
   accounts for), in its window: the rule by which a running worker drops a tracker (`Tracking.saw`).
 
-Otherwise it is rebuilt from the store, as before. The state is pickled, its numpy arrays apart
-as plain numbers; it is read back into the classes a tracker is made of only, and its arrays
-only as arrays of numbers, so that a store file written by someone else cannot make a process
-run code. A state that cannot be read costs a rebuild.
+Otherwise it is rebuilt from the store, as before. Feature hashes are not saved (they are this
+process's own, `analysis.hash_features`): the next process makes them again. The state is
+pickled, its numpy arrays apart as plain numbers; it is read back into the classes a tracker is
+made of only, and its arrays only as arrays of numbers, so that a store file written by someone
+else cannot make a process run code. A state that cannot be read costs a rebuild.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from worker.store.feeds import (
 from worker.store.items import (
     adopt_legacy_keys, cluster_size, clusters_begun, count_reprint, data_version, entries_after, index_entries, index_pending,
     item_id_by_identity, item_text, join_clusters, known_feed_urls, known_for, known_identities, lift_tombstones,
-    prune_items, put_back_tombstones, refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url, unprinted_items, write_marks,
+    prune_items, put_back_tombstones, refresh_item, save_items, save_revision, set_fingerprint, story_ids_by_url,
+    unprinted_items, write_marks,
 )
 from worker.store.search import (
     count_copies, find_items, fts_query, item_detail,
