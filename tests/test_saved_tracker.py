@@ -102,6 +102,16 @@ def killed(world: World) -> None:
     world._rt = None
 
 
+def saved_after_a_first_process(world: World) -> tuple[storylines.Replayed, Any]:
+    """The tracker (and emerging groups) a first process saved after the first batch, as read back."""
+    first_batch(world)
+    restart(world)
+    saved = store.saved_tracker(world.db)
+    assert saved is not None
+    replayed, emerging = saved_tracker.loads(saved.state)
+    return replayed, emerging
+
+
 def decided(world: World) -> list[dict[str, object]]:
     return list(world.db.query("SELECT storyline_id, item_id, decision, score, threshold, reasons FROM storyline_items "
                                "ORDER BY storyline_id, item_id"))
@@ -254,11 +264,7 @@ def test_a_damaged_or_foreign_saved_state_costs_a_rebuild_and_nothing_else(
 def test_a_saved_recent_document_whose_features_and_weights_differ_costs_a_rebuild(
         worlds: Callable[[], World], builds: list[int]) -> None:
     world = worlds()
-    first_batch(world)
-    restart(world)
-    saved = store.saved_tracker(world.db)
-    assert saved is not None
-    replayed, emerging = saved_tracker.loads(saved.state)
+    replayed, emerging = saved_after_a_first_process(world)
     recent = replayed.tracker._recent.docs[0]
     object.__setattr__(recent, "features", recent.features + "\nforged")  # one feature more than weights
     world.db.execute("UPDATE saved_tracker SET state = ?", [saved_tracker.dumps((replayed, emerging))])
@@ -378,11 +384,7 @@ def test_removing_a_storyline_with_its_marks_and_adding_it_again_is_a_new_versio
 def test_a_saved_state_that_fails_when_used_is_rebuilt_after_the_rollback(
         worlds: Callable[[], World], builds: list[int]) -> None:
     world = worlds()
-    first_batch(world)
-    restart(world)
-    saved = store.saved_tracker(world.db)
-    assert saved is not None
-    replayed, emerging = saved_tracker.loads(saved.state)
+    replayed, emerging = saved_after_a_first_process(world)
     replayed.tracker._corpus = None  # well formed, of the right classes, and broken
     world.db.execute("UPDATE saved_tracker SET state = ?", [saved_tracker.dumps((replayed, emerging))])
     second_batch(world)  # fails, rolled back: reported as not stored
