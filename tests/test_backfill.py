@@ -448,6 +448,37 @@ def backfill_in_process(config: Path, history: Path, *, stop_after: int | None =
         db.conn.close()
 
 
+def test_a_backfill_stopped_while_another_process_writes_ends_in_seconds_and_the_next_run_stores_the_rest(
+    seeded_config: Path, tmp_path: Path
+) -> None:
+    """The stop comes while a batch waits for the write lock: that batch is not stored (all or
+    nothing) and the backfill ends within seconds, not 3 × 30 s and an error."""
+    korea_history(tmp_path / "history", 160)
+    settings = load_settings(seeded_config)
+    db = store.open_store(settings.storage.path)
+    other = sqlite3.connect(settings.storage.path, isolation_level=None, check_same_thread=False)
+    stop, stopped_at = threading.Event(), []
+
+    def progress(step: backfill.Step) -> None:
+        if step.phase == "store" and step.done >= 40 and not stopped_at:
+            other.execute("BEGIN IMMEDIATE")  # another process starts writing, and the user stops the backfill
+            stopped_at.append(time.monotonic())
+            threading.Timer(0.3, stop.set).start()
+
+    try:
+        startup.initialize(db, settings, utc_now())
+        sources, _ = backfill.expand([str(tmp_path / "history")], db)
+        summary = backfill.backfill(db, settings, sources, backfill.Options(workers=1, batch=20), progress, stop=stop)
+        assert time.monotonic() - stopped_at[0] < 20  # 3 × 30 s before
+    finally:
+        other.rollback()
+        other.close()
+        db.conn.close()
+    assert summary.interrupted and summary.items_new == 40 and summary.items_not_stored == 120
+    rest = backfill_in_process(seeded_config, tmp_path / "history")
+    assert rest.items_new == 120 and rest.already_stored == 40
+
+
 def copy_config(config: Path, folder: Path) -> Path:
     """The same config and seeds in `folder`: another store, with the same secret (same_secret)."""
     shutil.copytree(config.parent / "seeds", folder / "seeds")

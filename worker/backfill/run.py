@@ -69,6 +69,7 @@ def backfill(db: Database, settings: Settings, sources: Sequence[Source], option
     report = progress or (lambda step: None)
     workers = options.workers or default_processes()
     stop = stop or threading.Event()
+    store.give_up_waiting_when(db, stop)  # stopped while another process writes: not 3 × busy_timeout a batch
     _remove_stale_spools()
     with tempfile.TemporaryDirectory(prefix=f"{SPOOL_PREFIX}{os.getpid()}-") as spool_dir:
         ctx = ReadContext(spool_dir, utc_now(), settings.dedupe.clutter_patterns, options.since, options.until,
@@ -243,7 +244,8 @@ def _account(spooled: Spooled, summary: Summary) -> None:
 def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], options: Options, summary: Summary,
                report: Progress, stop: threading.Event, workers: int) -> None:
     """Merge the spools in time order and store them batch by batch, tracked as in polling,
-    until `stop` is set (the batch in flight is stored whole)."""
+    until `stop` is set (the batch in flight is stored whole, or not at all if another process
+    holds the store then)."""
     total = sum(s.items for s in spools)
     now = utc_now()
     window = Window(db, settings, now)
@@ -260,14 +262,29 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
         for batch in _batches(items, options.batch):
             if stop.is_set():
                 break
-            if tracking is not None:  # built from the history before the first item, outside any write transaction
-                tracking.loading(db, batch[0].published)
-            stored += _store_batch(db, window, tracking, history, batch, now, summary)
+            try:
+                if tracking is not None:  # built from the history before the first item, outside any write transaction
+                    tracking.loading(db, batch[0].published)
+                stored += _store_batch(db, window, tracking, history, batch, now, summary)
+            except Exception as exc:
+                if _busy_at_stop(exc, stop):
+                    break  # the batch is not stored (all or nothing): the next run stores it
+                raise
             if stored % (options.batch * 20) == 0:
                 store.index_pending(db)  # searchable as it goes, in short transactions
             report(Step("store", stored, total, already_stored=summary.already_stored))  # after: a rate counts it
-    store.index_pending(db)
+    try:
+        store.index_pending(db)
+    except Exception as exc:
+        if not _busy_at_stop(exc, stop):  # else left for the next run
+            raise
     summary.items_not_stored = total - stored
+
+
+def _busy_at_stop(exc: Exception, stop: threading.Event) -> bool:
+    """Stopping, and another process held the store past store.STOPPING_LOCK_WAIT: what is left
+    is stored by the next run, rather than the stop waiting 3 × busy_timeout a write."""
+    return stop.is_set() and store.is_busy(exc)
 
 
 def _batches(items: Iterator[Merged], size: int) -> Iterator[list[Merged]]:
