@@ -108,7 +108,7 @@ def poll_feeds(
         catch_up(rt.window, rt.tracking)  # what other processes stored since the last cycle
         rt.tracking.refresh()  # a stale tracker goes: rebuilt when a feed brings items (_ingest_group)
     reports = list(_poll(rt, feeds, no_cache, clock_start + limit.total_seconds() if limit else math.inf))
-    with rt.unless_store_busy_at_stop("indexing the new items for search"):
+    with store.unless_busy_at_stop(rt.db, "indexing the new items for search"):
         store.index_pending(rt.db)
     if not rt.stop.is_set():  # housekeeping waits for the next cycle after a stop
         store.prune_fetches(rt.db, started_at - dt.timedelta(days=FETCH_LOG_DAYS))
@@ -244,7 +244,7 @@ def _ingest_group(rt: Runtime, group: Sequence[Prepared]) -> list[FeedReport]:
                     store.check_open(rt.db, report.error)  # the next feed must not write outside the group's transaction
         return [reports[n] for n in range(len(group))]
     except Exception as exc:
-        if rt.stop.is_set() and store.is_busy(exc):  # another process held the store: fetched again next time
+        if store.busy_at_stop(rt.db, exc):  # another process held the store: fetched again next time
             logger.warning("Stopping: {n} feeds not stored, another process holds the store", n=len(group))
             return [FeedReport(p.feed, "stopped") for p in group]
         logger.opt(exception=traceback_for(exc)).error("Cannot store {n} feeds: {error}", n=len(group), error=str(exc))

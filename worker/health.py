@@ -47,11 +47,13 @@ DIGEST_STATES = ("written", "pending", "sending", "sent", "failed", "unconfirmed
 
 
 def record_cycle(db: Database, report: CycleReport, finished_at: dt.datetime, *, interval: float | None) -> None:
-    """Log a cycle, whole or interrupted (`interval`: seconds between ticks; None for a one-off run)."""
-    store.record_cycle(db, report.started_at, finished_at, report.seconds, interval=interval,
-                       feeds=len(report.reports), new_items=report.new_items, followups=report.followups,
-                       errors=report.count("error"), stopped=report.left)
-    store.prune_cycles(db, finished_at - dt.timedelta(days=CYCLE_LOG_DAYS))
+    """Log a cycle, whole or interrupted (`interval`: seconds between ticks; None for a one-off run).
+    Not when stopping while another process holds the store (store.unless_busy_at_stop)."""
+    with store.unless_busy_at_stop(db, "recording the cycle"):
+        store.record_cycle(db, report.started_at, finished_at, report.seconds, interval=interval,
+                           feeds=len(report.reports), new_items=report.new_items, followups=report.followups,
+                           errors=report.count("error"), stopped=report.left)
+        store.prune_cycles(db, finished_at - dt.timedelta(days=CYCLE_LOG_DAYS))
 
 
 # ── health ──────────────────────────────────────────────────────────────────────────────────

@@ -16,8 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -70,17 +69,6 @@ class Runtime:
 
     def __post_init__(self) -> None:
         store.give_up_waiting_when(self.db, self.stop)  # a stopping worker does not wait long for another writer
-
-    @contextmanager
-    def unless_store_busy_at_stop(self, what: str) -> Iterator[None]:
-        """A write that can wait for the next run: once stopping, if another process holds the
-        store past STOPPING_LOCK_WAIT, it is skipped (and logged) instead of failing the stop."""
-        try:
-            yield
-        except Exception as exc:
-            if not (self.stop.is_set() and store.is_busy(exc)):
-                raise
-            logger.warning("Stopping: {what} left for the next run, another process holds the store", what=what)
 
     def close(self) -> None:
         """Release the fetcher and the parsing processes; the tracker is saved for the next process."""

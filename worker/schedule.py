@@ -119,8 +119,7 @@ def keep_alive(rt: Runtime, every: float) -> None:
 def _poll_and_record(rt: Runtime, *, interval: float | None, limit: dt.timedelta | None) -> CycleReport:
     """Poll the due feeds, then log the cycle, whole or interrupted (for `storywatch health`)."""
     report = poll_feeds(rt, limit=limit)
-    with rt.unless_store_busy_at_stop("recording the cycle"):
-        health.record_cycle(rt.db, report, rt.clock(), interval=interval)
+    health.record_cycle(rt.db, report, rt.clock(), interval=interval)
     notify.status(f"last cycle: {report.summary()}")
     return report
 

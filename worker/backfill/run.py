@@ -267,24 +267,15 @@ def _store_all(db: Database, settings: Settings, spools: Sequence[Spooled], opti
                     tracking.loading(db, batch[0].published)
                 stored += _store_batch(db, window, tracking, history, batch, now, summary)
             except Exception as exc:
-                if _busy_at_stop(exc, stop):
+                if store.busy_at_stop(db, exc):
                     break  # the batch is not stored (all or nothing): the next run stores it
                 raise
             if stored % (options.batch * 20) == 0:
                 store.index_pending(db)  # searchable as it goes, in short transactions
             report(Step("store", stored, total, already_stored=summary.already_stored))  # after: a rate counts it
-    try:
+    with store.unless_busy_at_stop(db, "indexing the new items for search"):
         store.index_pending(db)
-    except Exception as exc:
-        if not _busy_at_stop(exc, stop):  # else left for the next run
-            raise
     summary.items_not_stored = total - stored
-
-
-def _busy_at_stop(exc: Exception, stop: threading.Event) -> bool:
-    """Stopping, and another process held the store past store.STOPPING_LOCK_WAIT: what is left
-    is stored by the next run, rather than the stop waiting 3 × busy_timeout a write."""
-    return stop.is_set() and store.is_busy(exc)
 
 
 def _batches(items: Iterator[Merged], size: int) -> Iterator[list[Merged]]:

@@ -42,8 +42,7 @@ def poll(app: App, feed_url: str | None, force: bool, no_cache: bool, as_json: b
         signals = handle_stop_signals(rt)
         cycle = poll_feeds(rt, force=force or feed_url is not None, feed_url=feed_url, no_cache=no_cache)
         if feed_url is None:
-            with rt.unless_store_busy_at_stop("recording the cycle"):
-                health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
+            health_check.record_cycle(rt.db, cycle, rt.clock(), interval=None)
     finally:
         rt.close()
     print_data(report.cycle_json(cycle) if as_json else report.render_cycle(cycle, width=table_width(output)), output)

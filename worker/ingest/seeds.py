@@ -47,10 +47,11 @@ def read_storyline_seed(storyline_id: str, path: Path) -> SeedDoc:
     """A seed file a storyline names, as its folder's seeds.toml describes it if it does (title,
     publisher, date: as the seed folder loads it); an error says which storyline."""
     try:
-        if (path.parent / DESCRIPTION).exists():
-            described = [doc for doc in read_seed_folder(path.parent) if doc.path.resolve() == path.resolve()]
-            if described:
-                return described[0]
+        description = path.parent / DESCRIPTION
+        if description.exists():  # its entry alone is read, not the folder's other texts
+            for index, entry in enumerate(_read_description(description)):
+                if isinstance(entry, dict) and (path.parent / str(entry.get("file"))).resolve() == path.resolve():
+                    return _seed_from_entry(path.parent, description, entry, index)
         return read_seed_file(path)
     except SeedError as exc:
         raise SeedError(f"storyline {storyline_id}: {exc.message}", hint=exc.hint) from None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from worker.store.schema import MIGRATIONS
 from worker.store.connection import (
-    check_open, gave_up_at_stop, give_up_waiting_when, identity_key, integrity_problem, is_busy, is_damage,
-    lock_wait, open_store, patiently, schema_version, store_failure, transaction,
+    busy_at_stop, check_open, gave_up_at_stop, give_up_waiting_when, identity_key, integrity_problem, is_damage,
+    lock_wait, open_store, patiently, schema_version, store_failure, transaction, unless_busy_at_stop,
 )
 from worker.store.feeds import (
     CHOSEN, DISABLED_BY_YOU, REMOVED, REMOVED_BY_YOU, REMOVED_FROM_CONFIG, Fetch, add_feed, feed_at_address,
@@ -82,6 +82,7 @@ __all__ = [
     "adopt_legacy_keys",
     "adopt_suggestion",
     "arrived_before",
+    "busy_at_stop",
     "check_open",
     "claim_digest",
     "count_copies",
@@ -119,7 +120,6 @@ __all__ = [
     "index_entries",
     "index_pending",
     "integrity_problem",
-    "is_busy",
     "is_damage",
     "item_detail",
     "item_id_by_identity",
@@ -195,6 +195,7 @@ __all__ = [
     "sync_storylines",
     "transaction",
     "unconfirmed_digests",
+    "unless_busy_at_stop",
     "unprinted_items",
     "update_feed",
     "update_feeds",

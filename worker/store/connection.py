@@ -258,6 +258,24 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
+def busy_at_stop(db: Database, exc: BaseException) -> bool:
+    """Whether `exc` is a write given up because the process is stopping and another holds the store."""
+    stopping = _STOPS.get(db)
+    return stopping is not None and stopping.stop.is_set() and is_busy(exc)
+
+
+@contextmanager
+def unless_busy_at_stop(db: Database, what: str) -> Iterator[None]:
+    """A write that can wait for the next run: skipped (and logged) if `busy_at_stop`, instead of
+    failing the stop."""
+    try:
+        yield
+    except Exception as exc:
+        if not busy_at_stop(db, exc):
+            raise
+        logger.warning("Stopping: {what} left for the next run, another process holds the store", what=what)
+
+
 def _begin(db: Database) -> None:
     """Take the write lock, waiting up to the busy timeout LOCK_RETRIES times: SQLite's busy
     handler is not a queue, so under several busy writers one may lose every race for a while.

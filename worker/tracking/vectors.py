@@ -67,11 +67,10 @@ class Recent:
     @staticmethod
     def of(doc: Doc, analysis: Analysis, unit: Unit) -> Recent:
         # The vector's features are the analysis' in the same order, or none (a zero vector).
-        if not len(unit.values):
-            return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, np.zeros(0, np.int64),
-                          unit.values, "")
-        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, feature_hashes(analysis),
-                      unit.values, "\n".join(analysis.weights))
+        kept = len(unit.values) > 0
+        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts,
+                      feature_hashes(analysis) if kept else np.zeros(0, np.int64), unit.values,
+                      "\n".join(analysis.weights) if kept else "")
 
     def __getstate__(self) -> tuple[Doc, bool, str, npt.NDArray[np.float64], str]:
         return self.doc, self.short, self.starts, self.weights, self.features
