@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.utils
+import hashlib
 import json
 import math
 import random
@@ -23,6 +24,7 @@ from worker import evaluate, parsing, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
+from worker.tracking import analysis
 from worker.tracking.analysis import bucket_features
 from worker.tracking.decisions import Doc
 from worker.tracking.settings import TrackerConfig
@@ -159,6 +161,35 @@ def test_document_frequency_buckets_are_keyed_by_the_stores_secret(korea: World,
     features = [f"word{n}" for n in range(200)]
     assert (bucket_features(features, key) != bucket_features(features, b"")).mean() > 0.99
     assert storylines.bucket_key(store.open_store(tmp_path / "another.db")) != key
+
+
+def test_a_features_bucket_is_its_bytes_weighted_by_the_keys_numbers_or_blake2b_when_long() -> None:
+    """The vectorised hash, feature by feature as its definition reads (empty, non-ASCII, at and
+    past the long-feature length, first and last in a document)."""
+    key = b"k" * 16
+    a = [int(x) for x in analysis._multipliers(key)]
+
+    def bucket(feature: str) -> int:
+        data = feature.encode()
+        if len(data) > analysis.LONG_FEATURE:
+            one = hashlib.blake2b(data, key=key, digest_size=4, person=b"df-long")
+            return int.from_bytes(one.digest(), "little") % analysis.DF_BUCKETS
+        total = sum(m * x for m, x in zip(a, data)) + a[analysis.LONG_FEATURE] * len(data) + a[analysis.LONG_FEATURE + 1]
+        return total % 2**64 >> 42
+
+    features = ["", "korea", "north korea", "조선", "x" * 64, "y" * 65, "1" * 1268, "pyongyang beijing", ""]
+    assert bucket_features(features, key).tolist() == [bucket(f) for f in features]
+    assert [bucket_features([f], key).tolist() for f in features] == [[bucket(f)] for f in features]
+    assert len(bucket_features([], key)) == 0
+    with pytest.raises(ValueError):
+        bucket_features(["two\nlines"], key)
+
+
+def test_buckets_spread_features_as_random_ones_would() -> None:
+    features = [f"{word}{n}" for n in range(2000) for word in ("kim", "summit", "trade pact")]
+    taken = len(set(bucket_features(features, b"k" * 16).tolist()))
+    expected = analysis.DF_BUCKETS * (1 - (1 - 1 / analysis.DF_BUCKETS) ** len(features))
+    assert expected - taken < 20  # 4.3 collisions expected among 6,000; a hash blind to positions makes hundreds
 
 
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,7 +131,7 @@ class Zones:
 
     title: Container[str]
     lead: Container[str]
-    weights: dict[str, float]
+    weights: Mapping[str, float]
     phrase_weight: float
     title_weight: float
     sentences: Callable[[], Sequence[frozenset[str]]] = tuple
@@ -275,7 +275,8 @@ class Evidence:
 
     def mentions(self, zones: Zones) -> Mentions | None:
         """Where the item names each unit; None when it names none (most items)."""
-        found = {u for key in self._keys.keys() & zones.weights.keys() for u in self._keys[key]}
+        # the item's features as an iterator: a packed item's list them in C (its keys view in Python)
+        found = {u for key in self._keys.keys() & iter(zones.weights) for u in self._keys[key]}
         if not found:
             return None
         n = len(self.units)

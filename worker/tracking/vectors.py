@@ -10,7 +10,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from worker.tracking.analysis import Analysis, feature_hashes, hash_features, weight_array
+from worker.tracking.analysis import Analysis, feature_hashes, hash_features, joined_features, weight_array
 from worker.tracking.decisions import Doc
 
 
@@ -70,7 +70,7 @@ class Recent:
         kept = len(unit.values) > 0
         return Recent(replace(doc, prepared=None), analysis.short, analysis.starts,
                       feature_hashes(analysis) if kept else np.zeros(0, np.int64), unit.values,
-                      "\n".join(analysis.weights) if kept else "")
+                      joined_features(analysis.weights) if kept else "")
 
     def __getstate__(self) -> tuple[Doc, bool, str, npt.NDArray[np.float64], str]:
         return self.doc, self.short, self.starts, self.weights, self.features
