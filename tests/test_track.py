@@ -3,6 +3,7 @@ emerging-story groups' bounds."""
 
 from __future__ import annotations
 
+from collections import Counter
 import datetime as dt
 import math
 import multiprocessing
@@ -158,6 +159,16 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     assert indexed == {id(g) for g in detector.groups if g.core}  # no posting to a group let go
     assert all(g in detector.by_term[t] for g in detector.groups for t in g.core)
     assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion
+
+
+def test_a_groups_time_span_follows_items_that_arrive_out_of_publication_order() -> None:
+    day, start = dt.timedelta(days=1), dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    group = emerging.StoryGroup([emerging.GroupItem(1, start + 2 * day, "b")], Counter(["quake"]), {"a"})
+    group.take(emerging.GroupItem(2, start, "a"), "b", ["quake"])
+    group.take(emerging.GroupItem(3, start + day, "c"), "c", ["ferry"])
+    assert (group.first_at, group.last_at) == (start, start + 2 * day)
+    assert group.spans(start + 3 * day) == 3 * day and group.spans(start + day) == 2 * day
+    assert group.sources == {"a", "b", "c"} and group.terms == Counter(quake=2, ferry=1)
 
 
 @pytest.mark.parametrize("normalization", ["tail", "zscore"])

@@ -45,14 +45,18 @@ class StoryGroup:
     sources: set[str] = field(default_factory=set)
     core: tuple[str, ...] = ()  # its most common key terms: what an item must share (a tuple: 1/5 of a set's size)
     words: dict[str, str] = field(default_factory=dict)  # its terms as its items write them (a suggestion's)
+    first_at: dt.datetime = field(init=False)  # its items' first and last publication times: asked
+    last_at: dt.datetime = field(init=False)   # of every group an item shares terms with
 
-    @property
-    def first_at(self) -> dt.datetime:
-        return min(i.published_at for i in self.items)
+    def __post_init__(self) -> None:
+        self.first_at = min(i.published_at for i in self.items)
+        self.last_at = max(i.published_at for i in self.items)
 
-    @property
-    def last_at(self) -> dt.datetime:
-        return max(i.published_at for i in self.items)
+    def take(self, item: GroupItem, source: str, terms: list[str]) -> None:
+        self.items.append(item)
+        self.sources.add(source)
+        self.terms.update(terms)
+        self.first_at, self.last_at = min(self.first_at, item.published_at), max(self.last_at, item.published_at)
 
     def spans(self, when: dt.datetime) -> dt.timedelta:
         """How far apart its items would lie with one published at ``when``."""
@@ -101,9 +105,7 @@ class Emerging:
                 self._let_go_of_single_items()
             return None
         group = max(eligible, key=lambda g: (mentions[g], -g.items[0].id))
-        group.items.append(item)
-        group.sources.add(source)
-        group.terms.update(terms)
+        group.take(item, source, terms)
         self._recore(group)
         return group if len(group.items) >= MIN_ITEMS and len(group.sources) >= MIN_SOURCES else None
 
