@@ -232,6 +232,7 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
     recent = [Recent.of(Doc(str(n), "", "", 0.0), Analysis(dict.fromkeys(v, 1.0), {}),
                                Unit(list(v), np.array(list(v.values()))))
               for n, v in enumerate(vectors)]
+    assert all(r._hashes is None for r in recent)  # hashed when first stacked: most never are
     lookup = np.zeros(1 << bits, np.int16)
     stacked = Stacked(recent, lookup)
     for profile in (vector(150), vector(1), {}, {"absent": 1.0}):

@@ -1,4 +1,4 @@
-"""An item's text analysed once (in the parsing processes): terms, names, sentences, feature hashes."""
+"""An item's text analysed once (in the parsing processes): terms, names, sentences, document-frequency buckets."""
 
 from __future__ import annotations
 
@@ -42,18 +42,12 @@ class Analysis:
     space either side: a storyline's few rule starts are looked for by substring search."""
     weight_array: npt.NDArray[np.float64] | None = None
     """``weights``' values as an array, when it came packed (saves rebuilding it)."""
-    hashes: npt.NDArray[np.int64] | None = None
-    """The features' hashes, in ``weights`` order (made on first use)."""
     buckets: npt.NDArray[np.uint32] | None = None
     """The features' document-frequency buckets, in ``weights`` order (made on first use)."""
     title_terms: frozenset[str] | _Lines = frozenset()
     """The title's words and word pairs (where a name stands: evidence.py)."""
     lead_terms: frozenset[str] | _Lines = frozenset()
     """The words and word pairs of the text's lead (its first LEAD_TOKENS words)."""
-
-    def __getstate__(self) -> tuple[None, dict[str, object]]:
-        """Saved without its hashes (``hash_features``: this process's own); made again on first use."""
-        return None, {name: None if name == "hashes" else getattr(self, name) for name in self.__slots__}
 
 
 DF_BUCKETS = 1 << 22
@@ -136,12 +130,6 @@ def weight_array(vector: Mapping[str, float]) -> npt.NDArray[np.float64]:
     if isinstance(vector, PackedWeights):
         return vector.array
     return np.fromiter(vector.values(), np.float64, len(vector))
-
-
-def feature_hashes(analysis: Analysis) -> npt.NDArray[np.int64]:
-    if analysis.hashes is None:
-        analysis.hashes = hash_features(analysis.weights, len(analysis.weights))
-    return analysis.hashes
 
 
 def df_buckets(analysis: Analysis, key: bytes) -> npt.NDArray[np.uint32]:

@@ -10,7 +10,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from worker.tracking.analysis import Analysis, feature_hashes, hash_features, joined_features, weight_array
+from worker.tracking.analysis import Analysis, hash_features, joined_features, weight_array
 from worker.tracking.decisions import Doc
 
 
@@ -52,36 +52,44 @@ NO_UNIT = Unit((), np.zeros(0))
 class Recent:
     """An observed document kept for (re)building backgrounds: its unit vector under the IDF of
     the moment it arrived (a rebuild is then dot products, not a re-analysis of a thousand
-    documents), as arrays of feature hashes and weights: as dictionaries, a thousand took ~80 MB."""
+    documents), as its features and an array of weights: as dictionaries, a thousand took ~80 MB."""
 
     doc: Doc
     """Without its prepared analysis: the text, for a storyline with aliases of its own."""
     short: bool
     starts: str
-    hashes: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float64]
     features: str
-    """The features hashed, a line each: a saved tracker is taken up by a process whose string
-    hashes differ (``hash_features``), which hashes them again."""
+    """The vector's features, a line each."""
+    _hashes: npt.NDArray[np.int64] | None = field(default=None, compare=False)
 
     @staticmethod
     def of(doc: Doc, analysis: Analysis, unit: Unit) -> Recent:
         # The vector's features are the analysis' in the same order, or none (a zero vector).
         kept = len(unit.values) > 0
-        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts,
-                      feature_hashes(analysis) if kept else np.zeros(0, np.int64), unit.values,
+        return Recent(replace(doc, prepared=None), analysis.short, analysis.starts, unit.values,
                       joined_features(analysis.weights) if kept else "")
+
+    @property
+    def hashes(self) -> npt.NDArray[np.int64]:
+        """The features' hashes (``hash_features``), made when a background rebuild first stacks
+        the document: most documents leave the window without one, and they are this process's
+        own, so never saved."""
+        if self._hashes is None:
+            names = self.features.split("\n") if self.features else []
+            object.__setattr__(self, "_hashes", hash_features(names, len(names)))
+        assert self._hashes is not None
+        return self._hashes
 
     def __getstate__(self) -> tuple[Doc, bool, str, npt.NDArray[np.float64], str]:
         return self.doc, self.short, self.starts, self.weights, self.features
 
     def __setstate__(self, state: tuple[Doc, bool, str, npt.NDArray[np.float64], str]) -> None:
         doc, short, starts, weights, features = state
-        names = features.split("\n") if features else []
-        if len(names) != len(weights):
+        if (features.count("\n") + 1 if features else 0) != len(weights):
             raise pickle.UnpicklingError("a recent document's features and weights differ in number")
         for name, value in (("doc", doc), ("short", short), ("starts", starts), ("weights", weights),
-                            ("features", features), ("hashes", hash_features(names, len(names)))):
+                            ("features", features), ("_hashes", None)):
             object.__setattr__(self, name, value)
 
     @property
