@@ -4,6 +4,7 @@ that grows across sources is suggested as a storyline to track."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class Emerging:
             return None
         unit = tracker.unit(doc)
         wide = key_terms(unit.features, unit.values, LOOKUP_TERMS)
-        terms = wide[:TERMS_PER_ITEM]
+        terms = list(map(sys.intern, wide[:TERMS_PER_ITEM]))  # kept by thousands of groups: one copy a word
         if len(terms) < SHARED_TERMS:
             return None
         self._forget_before(item.published_at - self.span)
