@@ -175,7 +175,15 @@ def test_a_features_bucket_is_its_bytes_weighted_by_the_keys_numbers_or_blake2b_
             one = hashlib.blake2b(data, key=key, digest_size=4, person=b"df-long")
             return int.from_bytes(one.digest(), "little") % analysis.DF_BUCKETS
         total = sum(m * x for m, x in zip(a, data)) + a[analysis.LONG_FEATURE] * len(data) + a[analysis.LONG_FEATURE + 1]
-        return total % 2**64 >> 42
+        return fmix64(total % 2**64) >> 42
+
+    def fmix64(h: int) -> int:
+        mask = 2**64 - 1
+        h ^= h >> 33
+        h = h * 0xFF51AFD7ED558CCD & mask
+        h ^= h >> 33
+        h = h * 0xC4CEB9FE1A85EC53 & mask
+        return h ^ h >> 33
 
     features = ["", "korea", "north korea", "조선", "x" * 64, "y" * 65, "1" * 1268, "pyongyang beijing", ""]
     assert bucket_features(features, key).tolist() == [bucket(f) for f in features]
@@ -185,11 +193,14 @@ def test_a_features_bucket_is_its_bytes_weighted_by_the_keys_numbers_or_blake2b_
         bucket_features(["two\nlines"], key)
 
 
-def test_buckets_spread_features_as_random_ones_would() -> None:
+def test_buckets_spread_features_as_random_ones_would_under_every_key() -> None:
+    """Words with numbers differ in a pattern: a hash linear in the bytes gave some keys up to
+    75 colliding pairs among these 6,000 (4.3 expected), all at the same difference."""
     features = [f"{word}{n}" for n in range(2000) for word in ("kim", "summit", "trade pact")]
-    taken = len(set(bucket_features(features, b"k" * 16).tolist()))
     expected = analysis.DF_BUCKETS * (1 - (1 - 1 / analysis.DF_BUCKETS) ** len(features))
-    assert expected - taken < 20  # 4.3 collisions expected among 6,000; a hash blind to positions makes hundreds
+    for key in (hashlib.blake2b(bytes([n]), digest_size=16).digest() for n in range(40)):
+        taken = len(set(bucket_features(features, key).tolist()))
+        assert expected - taken < 15
 
 
 def test_a_closing_ceremony_is_a_friendship_year_follow_up_and_baseball_is_not(korea: World) -> None:

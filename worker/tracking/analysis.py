@@ -57,7 +57,7 @@ per feature. A window's distinct words and word pairs (a million or two) mostly 
 each; one shared with another feature only raises a rare feature's count by one or two."""
 
 
-BUCKET_HASH = "multiply-shift"
+BUCKET_HASH = "multiply-shift, fmix64"
 """How buckets are computed: part of an analysis' recipe (one made otherwise is made again)."""
 LONG_FEATURE = 64
 """Bytes: a longer feature (a rare run of digits or letters) gets its bucket by BLAKE2b instead."""
@@ -88,9 +88,9 @@ def bucket_features(features: Iterable[str], key: bytes) -> npt.NDArray[np.uint3
 
     The hash is vector multiply-shift (Thorup, "High Speed Hashing for Integers and Strings",
     3.3): a feature's bytes x_i, its length and 1 weighted by random 64-bit numbers a_i, summed
-    modulo 2**64, the top 22 bits kept: two different features share a bucket under one key in
-    2**22 (it is strongly universal), and a feed never sees a bucket, so it cannot look for a
-    key's collisions. All of a document's features in a few numpy operations: a third of the
+    modulo 2**64 (two different features give one sum under one key in 2**56 at most), mixed
+    (``_mixed``), the top 22 bits kept; a feed never sees a bucket, so it cannot look for a
+    key's collisions. All of a document's features in a few numpy operations: under half the
     time of one keyed BLAKE2b a feature."""
     names = list(features)
     if not names:
@@ -107,10 +107,27 @@ def bucket_features(features: Iterable[str], key: bytes) -> npt.NDArray[np.uint3
     weighted[:-1] = a[np.minimum(position, LONG_FEATURE - 1)] * data
     weighted[ends] = 0
     sums = np.add.reduceat(weighted, starts) + a[LONG_FEATURE] * lengths.astype(np.uint64) + a[LONG_FEATURE + 1]
-    buckets: npt.NDArray[np.uint32] = (sums >> _BUCKET_SHIFT).astype(np.uint32)
+    buckets: npt.NDArray[np.uint32] = (_mixed(sums) >> _BUCKET_SHIFT).astype(np.uint32)
     for n in np.flatnonzero(lengths > LONG_FEATURE).tolist():
         buckets[n] = _long_bucket(names[n], key)
     return buckets
+
+
+def _mixed(sums: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """MurmurHash3's 64-bit finaliser (a fixed bijection). Without it, buckets are linear in the
+    bytes: under a key that gives "summit1050" and "summit1405" one bucket, every pair of
+    features that differ as they do share one too ("summit1051", "summit1406", ...), and numbers
+    or word-and-number features crowd a few stores' buckets (a review measured up to 17 times
+    the expected collisions among 6,000 such features, for 1 key in 40)."""
+    sums = sums ^ (sums >> _SHIFT_33)
+    sums *= _FMIX_1
+    sums ^= sums >> _SHIFT_33
+    sums *= _FMIX_2
+    sums ^= sums >> _SHIFT_33
+    return sums
+
+
+_SHIFT_33, _FMIX_1, _FMIX_2 = np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
 
 
 def _long_bucket(feature: str, key: bytes) -> int:
