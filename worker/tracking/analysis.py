@@ -203,6 +203,9 @@ class PackedWeights(Mapping[str, float]):
     def __len__(self) -> int:
         return len(self.array)
 
+    def __repr__(self) -> str:
+        return f"PackedWeights({dict(zip(self, self.array.tolist()))!r})"
+
     def __getstate__(self) -> tuple[str, npt.NDArray[np.float64]]:
         return self.lines, self.array
 
