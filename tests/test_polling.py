@@ -282,6 +282,25 @@ def test_a_feed_whose_guids_turn_bad_does_not_duplicate_its_items(world: Callabl
     assert sorted(r["title"] for r in w.items()) == ["A", "B", "C"]
 
 
+def test_a_feed_of_entries_without_guids_under_one_link_keeps_each_new_entry(world: Callable[..., World]) -> None:
+    """A release-notes feed: no GUIDs, every entry links to one page, so entries are told apart
+    by their content; the link an earlier entry has is no sign that a new one was stored."""
+    def releases(*numbers: int) -> bytes:
+        items = "".join(f"<item><title>Release {n} of the widget</title><link>https://w.example/news.html</link>"
+                        f"<description>Release {n} brings feature {n} and fixes bug {n}.</description>"
+                        f"<pubDate>Mon, 0{n} Dec 2024 10:00:00 GMT</pubDate></item>" for n in numbers)
+        return f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}</channel></rss>'.encode()
+
+    w = world("/w")
+    w.server.routes["/w"] = Reply(body=releases(2, 1))
+    w.poll()
+    assert w.feed("/w")["identity_policy"] == "content"
+    w.server.routes["/w"] = Reply(body=releases(4, 3, 2, 1))
+    report = w.poll(force=True, no_cache=True)
+    assert report.new_items == 2
+    assert sorted(r["title"] for r in w.items()) == [f"Release {n} of the widget" for n in (1, 2, 3, 4)]
+
+
 def test_no_guids_and_no_dates(world: Callable[..., World]) -> None:
     w = world("/bare")
     w.server.routes["/bare"] = Reply(body=(Path(__file__).parent / "feeds" / "no_guids_no_dates.xml").read_bytes())

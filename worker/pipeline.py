@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -280,11 +281,15 @@ def _success_report(p: Prepared, result: Ingested) -> FeedReport:
 
 
 def _unseen_by_link(db: Database, p: Prepared) -> list[Item]:
-    """The batch without entries stored under the feed's earlier identity policy (matched by link)."""
+    """The batch without entries stored under the feed's earlier identity policy, matched by
+    link: only where one entry of the batch has that link, and the item stored with it is keyed
+    by the earlier policy (a link the feed gives several entries tells none of them apart)."""
     if p.policy == "guid":
         return list(p.items)
     known = store.known_identities(db, [i.identity for i in p.items])
-    stored_links = store.known_feed_urls(db, p.feed.id, [i.url for i in p.items if i.url and i.identity not in known])
+    links = Counter(i.url for i in p.items if i.url)
+    unknown = [i.url for i in p.items if i.url and i.identity not in known and links[i.url] == 1]
+    stored_links = store.known_feed_urls(db, p.feed.id, unknown, p.policy)
     return [i for i in p.items if i.identity in known or i.url not in stored_links]
 
 

@@ -340,9 +340,12 @@ def known_identities(db: Database, identities: Sequence[str]) -> set[str]:
     return {row["identity"] for row in rows_in_chunks(db, "SELECT identity FROM items WHERE identity IN ({})", identities)}
 
 
-def known_feed_urls(db: Database, feed_id: int, urls: Sequence[str]) -> set[str]:
-    """Which of these links the feed already has an item for (under any identity policy)."""
-    sql = f"SELECT url FROM items WHERE feed_id = {int(feed_id)} AND url IN ({{}})"
+def known_feed_urls(db: Database, feed_id: int, urls: Sequence[str], policy: str) -> set[str]:
+    """Which of these links the feed already has an item for, stored under another identity
+    policy than ``policy`` (an earlier one: its key is not of the ``policy`` kind)."""
+    assert policy in ("guid", "url", "content"), policy
+    sql = (f"SELECT url FROM items WHERE feed_id = {int(feed_id)} AND identity NOT LIKE 'feed:{int(feed_id)}:{policy}:%'"
+           f" AND url IN ({{}})")
     return {row["url"] for row in rows_in_chunks(db, sql, urls)}
 
 
