@@ -62,6 +62,7 @@ BUCKET_HASH = "multiply-shift, fmix64"
 LONG_FEATURE = 64
 """Bytes: a longer feature (a rare run of digits or letters) gets its bucket by BLAKE2b instead."""
 _BUCKET_SHIFT = np.uint64(64 - 22)  # a bucket is the top 22 bits of a 64-bit sum (DF_BUCKETS)
+_SHIFT_33, _FMIX_1, _FMIX_2 = np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
 assert DF_BUCKETS == 1 << 22
 
 
@@ -125,9 +126,6 @@ def _mixed(sums: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     sums *= _FMIX_2
     sums ^= sums >> _SHIFT_33
     return sums
-
-
-_SHIFT_33, _FMIX_1, _FMIX_2 = np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
 
 
 def _long_bucket(feature: str, key: bytes) -> int:
