@@ -26,6 +26,8 @@ from tests.feedserver import Reply, rss
 from tests.test_tracking import BASEBALL, CLOSING, followups_of, korea  # noqa: F401 (korea: the fixture)
 from worker import store, storylines
 from worker.config import load_settings
+from worker.report.why import render_why
+from worker.why import ItemWhy, StorylineWhy
 
 UTC = dt.timezone.utc
 BEAT_TITLES = ["Farmers Bring In Rice Harvest", "Factory Overfulfils Production Plan", "Art Troupe Gives Performance",
@@ -189,6 +191,19 @@ def test_items_show_of_a_seed_says_which_storylines_it_seeds_and_which_it_predat
     assert "friendship-year: not decided" in text
     assert "published before the storyline starts (2023-12-18: its first seed)" in section(text, "friendship-year")
     assert "north-korea-russia: a seed" in text and "the item is one of its seeds" in text
+
+
+def test_a_storyline_that_starts_later_the_same_day_gives_its_time() -> None:
+    """A seed dated to the day shows its date; one published at a time the same day as the
+    item shows the time too, or "before the storyline starts (2026-12-06)" reads as untrue."""
+    def started(at: dt.datetime) -> str:
+        storyline = StorylineWhy("summit", "Summit", None, idle="early", idle_at=at)
+        return render_why(ItemWhy(7, None, dt.timedelta(days=14), 0, (storyline,)))
+
+    utc = dt.timezone.utc
+    assert "before the storyline starts (2026-12-06 15:46 UTC: its first seed)" in \
+        started(dt.datetime(2026, 12, 6, 16, 46, tzinfo=dt.timezone(dt.timedelta(hours=1))))
+    assert "before the storyline starts (2026-12-06: its first seed)" in started(dt.datetime(2026, 12, 6, tzinfo=utc))
 
 
 def test_items_show_of_a_copy_points_to_its_original(korea: World) -> None:

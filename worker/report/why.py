@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -110,11 +111,20 @@ def _idle(s: StorylineWhy) -> str:
     at = f"{s.idle_at:%Y-%m-%d}" if s.idle_at else ""
     return {
         "seed": "the item is one of its seeds: a storyline decides on what follows them",
-        "early": f"published before the storyline starts ({at}: its first seed)",
+        "early": f"published before the storyline starts ({_moment(s.idle_at)}: its first seed)",
         "expired": f"the storyline expired on {at}: expires_after passed without a follow-up",
         "inactive": "the storyline is inactive (no longer in the config): the link stays as recorded",
         "copy": "the item is a copy: the link stays as recorded",
     }.get(s.idle, s.idle)
+
+
+def _moment(at: dt.datetime | None) -> str:
+    """A date, with its time (UTC) unless midnight: a seed dated to the day, or one published
+    the same day as the item, which only the time tells apart."""
+    if at is None:
+        return ""
+    at = at.astimezone(dt.timezone.utc) if at.tzinfo else at
+    return f"{at:%Y-%m-%d}" if at.time() == dt.time() else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def _evidence_why(s: StorylineWhy, d: Decision) -> list[str]:
