@@ -38,6 +38,7 @@ from worker.clock import from_iso, to_iso
 from worker.config import Settings
 from worker.ingest.dedupe import Clutter
 from worker.errors import DeliveryError, StorywatchError
+from worker.models import plural
 
 RETRY_FIRST, RETRY_MAX = dt.timedelta(minutes=5), dt.timedelta(hours=6)
 
@@ -89,8 +90,9 @@ def write_digest(
     if settings.digest.html if html is None else html:
         files.append(folder / f"{stem}.html")
         deliver.write_atomically(files[1], digest.render_html(data))
-    logger.info("Digest written: {path}: {new} new items, {followups} follow-ups, {late} found later",
-                path=str(files[0]), new=data.new_items, followups=data.followups, late=data.late_followups)
+    logger.info("Digest written: {path}: {new}, {followups}, {late} found later", path=str(files[0]),
+                new=plural(data.new_items, "new item"), followups=plural(data.followups, "follow-up"),
+                late=data.late_followups)
     return DigestOutcome(data, tuple(files))
 
 
@@ -204,7 +206,7 @@ def send_digest(db: Database, settings: Settings, data: digest.DigestData, now: 
         _record_failure(db, settings, day, exc, now, resend_of=bool(resend_of), attempts=row["attempts"] + 1)
         raise
     store.mark_digest(db, day, "sent", now, recipients=settings.email.to)
-    logger.info("Digest of {day} sent to {n} recipients", day=str(day), n=len(settings.email.to))
+    logger.info("Digest of {day} sent to {n}", day=str(day), n=plural(len(settings.email.to), "recipient"))
 
 
 
