@@ -116,7 +116,7 @@ def test_the_first_digest_shows_the_story_so_far(world: Built) -> None:
     md = digest.render_markdown(daily.collect(world.db, world.settings, period, initial=True))
     assert md.splitlines()[2].startswith("Everything stored up to 2026-11-23 07:00 (Europe/Berlin): **")
     section = md.split("## China–North Korea high-level exchanges\n", 1)[1].split("\n## ", 1)[0]
-    assert section.startswith("\nThe story so far: 3 articles this storyline starts from.\n")  # hl-old, hl-late, seed
+    assert section.startswith("\nThe story so far: 1 article this storyline starts from and 2 follow-ups.\n")  # seed; hl-old, hl-late
     assert "### [Zhao Leji visits Pyongyang](https://xinhua.example/seed-2)\n\nXinhua, 2024-04-12 02:00 · seed\n" in section
 
 

@@ -175,8 +175,9 @@ def _storyline_section(section: StorylineMoves, zone: str, command: str) -> list
     lines = ["", f"## {escape(section.title)}", ""]
     followups = sum(1 for s in section.stories if s.decision == "followup")
     if section.initial:
-        lines.append(f"The story so far: {len(section.stories)} article{'s' if len(section.stories) != 1 else ''} "
-                     "this storyline starts from.")
+        seeds = sum(1 for s in section.stories if s.decision == "seed")
+        found = f" and {plural(followups, 'follow-up')}" if followups else ""
+        lines.append(f"The story so far: {plural(seeds, 'article')} this storyline starts from{found}.")
     else:
         lines.append(f"{followups} follow-up{'s' if followups != 1 else ''}. "
                      f"Last 30 days: `{sparkline(section.activity)}`")
