@@ -179,8 +179,7 @@ def _storyline_section(section: StorylineMoves, zone: str, command: str) -> list
         found = f" and {plural(followups, 'follow-up')}" if followups else ""
         lines.append(f"The story so far: {plural(seeds, 'article')} this storyline starts from{found}.")
     else:
-        lines.append(f"{followups} follow-up{'s' if followups != 1 else ''}. "
-                     f"Last 30 days: `{sparkline(section.activity)}`")
+        lines.append(f"{plural(followups, 'follow-up')}. Last 30 days: `{sparkline(section.activity)}`")
     for story in section.stories:
         lines += ["", f"### {link(story.title, story.url)}", ""]
         lines.append(f"{escape(story.publisher or 'unknown source')}, {local(story.published_at, zone)}"
