@@ -42,9 +42,11 @@ def main(argv: list[str]) -> int:
 def child(name: str, out: Path) -> int:
     # Imported here, as each benchmark is: the parsing processes import this module again, and
     # must start as light as the product's own (worker/__main__.py).
+    from worker.cli.base import tune_collector
     from worker.log import configure_logging
 
     configure_logging("WARNING")
+    tune_collector()  # as the command does
     work = HERE / "work" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

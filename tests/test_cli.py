@@ -99,3 +99,21 @@ def test_the_programs_main_module_imports_nothing_until_the_command_runs() -> No
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['worker.__main__']"
+
+
+def test_the_command_runs_the_cycle_collector_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console entry point sets the collector's thresholds before any command runs (the
+    writer's objects seldom form cycles; see base.tune_collector)."""
+    import gc
+
+    from worker.cli import base
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(sys, "argv", ["storywatch", "--version"])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            base.main()
+        assert exited.value.code == 0
+        assert gc.get_threshold() == base.COLLECTOR_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
+
 from worker.tracking.analysis import generic_aliases, sentences
+from worker.tracking.buckets import bucket_features
 from worker.tracking.decisions import Doc, StorylineSpec
+from worker.tracking.evidence import Evidence, Zones
 from worker.tracking.settings import TrackerConfig
 from worker.tracking.track import Tracker
 
@@ -138,3 +144,31 @@ def test_an_item_that_names_only_one_of_the_parties_in_the_title_is_no_follow_up
     assert vietnam.score[0] >= vietnam.threshold[0]  # its words alone would make it one
     assert not vietnam.followups and vietnam.missing == [["North Korea"]]
     assert [d.storyline_id for d in tracker.decide(to_korea).followups] == ["exchanges"]
+
+
+def test_the_units_named_are_found_by_their_buckets_as_by_looking_up_every_feature() -> None:
+    """An item's features are looked up by name only where their bucket is a unit key's: the
+    same mentions as looking up every feature, and a feature that only shares a key's bucket
+    names nothing."""
+    key = b"store secret"
+    evidence = Evidence(bucket_key=key)
+    evidence.add(0, [("Russia", (("russia",), ("moscow",))), ("North Korea", (("north korea",), ("dprk",)))])
+    evidence.add(1, [("Putin", (("putin",),))])
+    rng = random.Random(4)
+    vocabulary = ["russia", "moscow", "north korea", "dprk", "putin"] + [f"word{n}" for n in range(60)]
+    for _ in range(300):
+        features = rng.sample(vocabulary, rng.randrange(0, 20))
+        weights = {f: 1.0 + rng.random() for f in features}
+        title = frozenset(rng.sample(features, min(2, len(features))))
+
+        def mentions(buckets: np.ndarray | None) -> tuple[list[int], list[int]] | None:
+            found = evidence.mentions(Zones(title, frozenset(), weights, 0.5, 1.0, features=features, buckets=buckets))
+            return None if found is None else (found.zone.tolist(), found.count.tolist())
+
+        expected = mentions(None)
+        buckets = bucket_features(features, key)
+        assert mentions(buckets) == expected
+        others = [k for k, f in enumerate(features) if f.startswith("word")]
+        if others:  # as if another word fell in a key's bucket
+            buckets[rng.choice(others)] = bucket_features(["putin"], key)[0]
+            assert mentions(buckets) == expected

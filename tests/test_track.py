@@ -18,6 +18,7 @@ import pytest
 from bench.corpus import article
 from worker import emerging, evaluate
 from worker.tracking.backgrounds import Backgrounds
+from worker.tracking.buckets import bucket_features
 from worker.tracking.vectors import ProfileMatrix, Recent, Stacked, Unit
 from worker.tracking.aliases import AliasTable
 from worker.tracking.textproc import words
@@ -25,7 +26,7 @@ from worker.models import TextAnalysis
 from worker.tracking.analysis import Analysis, analyze, generic_aliases, prepare, unpack
 from worker.tracking.decisions import Doc, StorylineSpec
 from worker.tracking.settings import DEFAULT_ALIASES, TrackerConfig
-from worker.tracking.profiles import reads_differently
+from worker.tracking.profiles import reads_differently, rule_starts
 from worker.tracking.track import Tracker
 
 DATA = Path(__file__).parent / "data" / "tracking-small.jsonl"
@@ -120,7 +121,7 @@ def test_an_analysis_made_in_another_process_decides_exactly_as_one_made_by_the_
     assert variant is not None and tracker._reader.fixes(variant) == {"erciz": "ercis"}  # the keyword "Ercis"
     assert tracker._reader.fixes(unpack(prepared[0])) == {}
     starts = unpack(prepared[0]).starts  # "Van" starts a storyline's own alias
-    assert any(reads_differently(s, starts) for s in tracker._storylines.values())
+    assert any(reads_differently(s, rule_starts(starts)) for s in tracker._storylines.values())
 
 
 def test_an_analysis_made_with_other_settings_is_not_used() -> None:
@@ -161,6 +162,21 @@ def test_emerging_groups_stay_bounded_and_keep_the_ones_that_grew(monkeypatch: p
     assert add(300, *story, "d") is grown[0]  # a third item from another source: a suggestion
 
 
+def test_an_items_key_terms_are_its_heaviest_words_in_a_stable_order_however_many_numbers_crowd_them() -> None:
+    """Only the heaviest weights are sorted: the terms are those of a stable sort of all of
+    them (ties in the vector's order), numbers left out, also where ties straddle the cut or
+    numbers fill the top."""
+    rng = random.Random(8)
+    for _ in range(500):
+        n = rng.randrange(0, 120)
+        names = [str(k) if rng.random() < rng.choice((0.05, 0.6, 0.95)) else f"w{k}" for k in range(n)]
+        weights = np.array([rng.choice((0.5, 1.0, round(rng.random(), 2))) for _ in range(n)])  # many ties
+        for count in (1, 12, 30):
+            order = sorted(range(n), key=lambda k: -weights[k])  # stable: ties in order
+            expected = [names[k] for k in order if not names[k].isdigit()][:count]
+            assert emerging.key_terms(names, weights, count) == expected
+
+
 def test_a_groups_time_span_follows_items_that_arrive_out_of_publication_order() -> None:
     day, start = dt.timedelta(days=1), dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     group = emerging.StoryGroup([emerging.GroupItem(1, start + 2 * day, "b")], Counter(["quake"]), {"a"})
@@ -175,7 +191,7 @@ def test_a_groups_time_span_follows_items_that_arrive_out_of_publication_order()
 def test_background_windows_keep_the_exact_quantile_or_sums_of_their_last_scores(normalization: str) -> None:
     """The ring arrays recompute a quantile ("tail") only where it can have changed, or keep
     running sums ("zscore"): checked against a plain sorted window, with ties, a window filling
-    up, resets and rows left out."""
+    up, resets and rows left out, and runs of zeros under a zero quantile."""
     config = replace(TrackerConfig(), bg_window=50, bg_quantile=0.9, normalization=normalization)
     bg = Backgrounds(config)
     bg.grow(6)
@@ -184,10 +200,11 @@ def test_background_windows_keep_the_exact_quantile_or_sums_of_their_last_scores
     for step in range(3000):
         if step % 997 == 0:
             row = rng.randrange(6)
-            windows[row] = [rng.choice((0.1, 0.2, rng.random())) for _ in range(rng.randrange(80))]
+            windows[row] = [rng.choice((0.0, 0.1, 0.2, rng.random())) for _ in range(rng.randrange(80))]
             bg.reset(row, np.array(windows[row]))
         rows = sorted(rng.sample(range(6), rng.randrange(1, 7)))
-        scores = [rng.choice((0.1, 0.2, rng.random())) for _ in rows]  # ties with the quantile too
+        zeros = step % 1000 < 300  # a stretch of unrelated items: the quantile falls to 0
+        scores = [0.0 if zeros else rng.choice((0.0, 0.1, 0.2, rng.random())) for _ in rows]  # ties too
         bg.add(np.array(rows, np.intp), np.array(scores))
         for row, score in zip(rows, scores):
             windows[row] = (windows[row] + [score])[-50:]
@@ -244,10 +261,13 @@ def test_stacked_recent_vectors_give_the_same_dot_products_as_dictionaries(
 
 def test_the_profile_matrix_gives_the_same_dot_products_as_dictionaries_as_profiles_come_and_go() -> None:
     """Profiles put, replaced and dropped in two blocks of storylines (rows freed and reused):
-    every item's dot products with them match plain dictionaries."""
+    every item's dot products with them match plain dictionaries, whether its features are
+    looked up one by one or by their buckets first, and a feature that only shares a profile
+    feature's bucket adds nothing."""
     rng = random.Random(7)
     vocabulary = [f"w{n}" for n in range(300)]
-    matrix, profiles = ProfileMatrix(), {}
+    key = b"store secret"
+    matrix, profiles = ProfileMatrix(key), {}
     n_slots = ProfileMatrix.BLOCK + 10
     for step in range(600):
         slot = rng.randrange(n_slots)
@@ -259,8 +279,15 @@ def test_the_profile_matrix_gives_the_same_dot_products_as_dictionaries_as_profi
             matrix.put(slot, profiles[slot])
         item = {f: rng.random() for f in rng.sample(vocabulary + ["unknown"], rng.randrange(0, 50))}
         expected = [sum(w * profiles.get(s, {}).get(f, 0.0) for f, w in item.items()) for s in range(n_slots)]
-        got = matrix.dots(list(item), np.array(list(item.values())), n_slots)
+        weights = np.array(list(item.values()))
+        got = matrix.dots(list(item), weights, n_slots)
         assert np.allclose(got, expected, rtol=1e-12, atol=1e-15)
+        buckets = bucket_features(item, key)
+        assert matrix.dots(list(item), weights, n_slots, buckets).tolist() == got.tolist()
+        if "unknown" in item and profiles:  # as if "unknown" fell in a profile feature's bucket
+            some = rng.choice([f for p in profiles.values() for f in p] or ["w0"])
+            buckets[list(item).index("unknown")] = bucket_features([some], key)[0]
+            assert matrix.dots(list(item), weights, n_slots, buckets).tolist() == got.tolist()
     for block in matrix._blocks:  # a row is kept exactly while some profile uses it
         assert set(block.row_of) == {f for s, p in profiles.items() if s // matrix.BLOCK == matrix._blocks.index(block)
                                      for f in p}

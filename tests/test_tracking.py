@@ -24,8 +24,8 @@ from worker import evaluate, parsing, pipeline, startup, store, storylines
 from worker.ingest import normalize, seeds
 from worker.models import Stored, StorylineDef
 from worker.config import StorylineConfig, default_config_text, load_settings
-from worker.tracking import analysis
-from worker.tracking.analysis import bucket_features
+from worker.tracking import analysis, buckets
+from worker.tracking.buckets import bucket_features
 from worker.tracking.decisions import Doc
 from worker.tracking.settings import TrackerConfig
 from worker.tracking.track import Tracker
@@ -167,14 +167,14 @@ def test_a_features_bucket_is_its_bytes_weighted_by_the_keys_numbers_or_blake2b_
     """The vectorised hash, feature by feature as its definition reads (empty, non-ASCII, at and
     past the long-feature length, first and last in a document)."""
     key = b"k" * 16
-    a = [int(x) for x in analysis._multipliers(key)]
+    a = [int(x) for x in buckets._multipliers(key)]
 
     def bucket(feature: str) -> int:
         data = feature.encode()
-        if len(data) > analysis.LONG_FEATURE:
+        if len(data) > buckets.LONG_FEATURE:
             one = hashlib.blake2b(data, key=key, digest_size=4, person=b"df-long")
-            return int.from_bytes(one.digest(), "little") % analysis.DF_BUCKETS
-        total = sum(m * x for m, x in zip(a, data)) + a[analysis.LONG_FEATURE] * len(data) + a[analysis.LONG_FEATURE + 1]
+            return int.from_bytes(one.digest(), "little") % buckets.DF_BUCKETS
+        total = sum(m * x for m, x in zip(a, data)) + a[buckets.LONG_FEATURE] * len(data) + a[buckets.LONG_FEATURE + 1]
         return fmix64(total % 2**64) >> 42
 
     def fmix64(h: int) -> int:
@@ -197,7 +197,7 @@ def test_buckets_spread_features_as_random_ones_would_under_every_key() -> None:
     """Words with numbers differ in a pattern: a hash linear in the bytes gave some keys up to
     75 colliding pairs among these 6,000 (4.3 expected), all at the same difference."""
     features = [f"{word}{n}" for n in range(2000) for word in ("kim", "summit", "trade pact")]
-    expected = analysis.DF_BUCKETS * (1 - (1 - 1 / analysis.DF_BUCKETS) ** len(features))
+    expected = buckets.DF_BUCKETS * (1 - (1 - 1 / buckets.DF_BUCKETS) ** len(features))
     for key in (hashlib.blake2b(bytes([n]), digest_size=16).digest() for n in range(40)):
         taken = len(set(bucket_features(features, key).tolist()))
         assert expected - taken < 15

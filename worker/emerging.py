@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
@@ -159,15 +159,30 @@ def source_of(item: Stored | Item) -> str:
 def key_terms(names: Sequence[str], weights: npt.NDArray[np.float64], count: int = TERMS_PER_ITEM) -> list[str]:
     """An item's most distinctive words and word pairs: the heaviest in its TF-IDF vector
     (`names` and their `weights`: weighty in the item, rare in the recent window), ties in the
-    vector's order; numbers are no topic. (A stable sort in numpy: heapq.nlargest took a fifth
-    of the time per item.)"""
-    terms: list[str] = []
-    for n in np.argsort(-weights, kind="stable").tolist():
-        if not names[n].isdigit():
-            terms.append(names[n])
-            if len(terms) == count:
-                break
+    vector's order; numbers are no topic. Only the heaviest few are sorted, unless numbers
+    crowd them out (a stable sort of all, a third of the per-item time of emerging groups)."""
+    heaviest = _heaviest(weights, 2 * count)
+    terms = _words(names, heaviest, count)
+    if len(terms) < count and len(heaviest) < len(weights):
+        terms = _words(names, np.argsort(-weights, kind="stable").tolist(), count)
     return terms
+
+
+def _heaviest(weights: npt.NDArray[np.float64], count: int) -> list[int]:
+    """The places of the `count` heaviest weights and of any tied with the last of them,
+    heaviest first, ties in order: the start of the stable sort of all of them."""
+    if len(weights) <= count:
+        order: list[int] = np.argsort(-weights, kind="stable").tolist()
+        return order
+    edge = np.partition(weights, len(weights) - count)[len(weights) - count]
+    kept = np.flatnonzero(weights >= edge)
+    order = kept[np.argsort(-weights[kept], kind="stable")].tolist()
+    return order
+
+
+def _words(names: Sequence[str], order: Sequence[int], count: int) -> list[str]:
+    """The first `count` of `names` in `order` that are not numbers."""
+    return list(islice((names[n] for n in order if not names[n].isdigit()), count))
 
 
 def record_suggestion(db: Database, group: StoryGroup, now: dt.datetime, span: dt.timedelta) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import gc
 import importlib
 import os
 import sqlite3
@@ -228,6 +229,18 @@ def confirm_loss(question: str, yes: bool) -> None:
         raise click.Abort()
 
 
+COLLECTOR_THRESHOLDS = (20_000, 10, 10)
+
+
+def tune_collector() -> None:
+    """Run Python's cycle collector less often than by default (700, 10, 10): the writer holds a
+    few hundred thousand objects that seldom form cycles (the tracker, emerging groups, items in
+    flight), and a cold cycle of 50,000 items spent 3.7 s of its 47 s of CPU collecting, in 21
+    full collections; with these thresholds 1.0 s, in one. The benchmarks run it too."""
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 def main() -> None:
     """Console-script entry point."""
+    tune_collector()
     sys.exit(cli.main(prog_name="storywatch"))

@@ -9,7 +9,8 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from worker.tracking.analysis import DF_BUCKETS, Analysis, df_buckets, pack_vector
+from worker.tracking.analysis import Analysis, df_buckets, feature_names, pack_vector
+from worker.tracking.buckets import DF_BUCKETS
 from worker.tracking.settings import TrackerConfig
 from worker.tracking.vectors import NO_UNIT, Unit
 
@@ -72,7 +73,7 @@ class Corpus:
         norm = math.sqrt(float(vec @ vec))
         if norm == 0.0:
             return NO_UNIT
-        return Unit(list(analysis.weights), vec / norm)
+        return Unit(feature_names(analysis.weights), vec / norm, buckets)
 
     def vector(self, analysis: Analysis) -> dict[str, float]:
         return self.unit(analysis).as_dict()

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from worker.tracking.buckets import BucketFilter, bucket_features
+
 NONE, BODY, LEAD, TITLE = 0, 1, 2, 3
 ZONE_NAMES = ("", "text", "lead", "title")
 SALIENCE = np.array([0.0, 0.3, 0.6, 1.0])
@@ -135,6 +137,11 @@ class Zones:
     phrase_weight: float
     title_weight: float
     sentences: Callable[[], Sequence[frozenset[str]]] = tuple
+    features: Sequence[str] = ()
+    """The weighted features in order, and their document-frequency buckets if known: the
+    units' keys are looked for among those in a key's bucket (a lookup of every feature took a
+    twentieth of the writer's time)."""
+    buckets: npt.NDArray[np.uint32] | None = None
 
 
 def place_forms(word: str) -> list[str]:
@@ -215,8 +222,12 @@ class _Source:
 class Evidence:
     """The units of every storyline, their feeds' statistics, and scores by storyline slot."""
 
-    def __init__(self, window: int = 500) -> None:
+    def __init__(self, window: int = 500, bucket_key: bytes = b"") -> None:
         self.window = window
+        self.bucket_key = bucket_key
+        """The tracker's: an item's buckets (``Zones.buckets``) were made with it."""
+        self._known: BucketFilter | None = None
+        """The buckets of ``_keys``, made again once keys are added."""
         self.units: list[Unit] = []
         self._index: dict[tuple[str, tuple[tuple[str, ...], ...]], int] = {}
         self._keys: dict[str, list[int]] = {}  # a feature key -> units with a spelling using it
@@ -262,6 +273,7 @@ class Evidence:
             for spelling in variants:
                 for feature in spelling:
                     self._keys.setdefault(feature, []).append(self._index[key])
+            self._known = None
             self._names = np.append(self._names, self.units[-1].name)
         return self._index[key]
 
@@ -275,8 +287,7 @@ class Evidence:
 
     def mentions(self, zones: Zones) -> Mentions | None:
         """Where the item names each unit; None when it names none (most items)."""
-        # the item's features as an iterator: a packed item's list them in C (its keys view in Python)
-        found = {u for key in self._keys.keys() & iter(zones.weights) for u in self._keys[key]}
+        found = {u for key in self._named_keys(zones) for u in self._keys[key]}
         if not found:
             return None
         n = len(self.units)
@@ -284,6 +295,15 @@ class Evidence:
         for u in found:
             zone[u], count[u] = _where(self.units[u], zones)
         return Mentions(zone, count, zones.sentences) if zone.any() else None
+
+    def _named_keys(self, zones: Zones) -> Iterable[str]:
+        """The units' keys among the item's features (``Zones.features``)."""
+        names = zones.features
+        if zones.buckets is None:
+            return self._keys.keys() & set(names)
+        if self._known is None:
+            self._known = BucketFilter(bucket_features(self._keys, self.bucket_key))
+        return self._keys.keys() & {names[k] for k in self._known.candidates(zones.buckets)}
 
     def observe(self, mentions: Mentions | None, source: str) -> None:
         """Count the item in its feed's shares."""

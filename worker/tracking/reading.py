@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from worker.tracking.analysis import (
-    Analysis, Fixes, NO_FIXES, analyze, generic_aliases, read_tokens, recipe, sentences, unpack,
+    Analysis, Fixes, NO_FIXES, analyze, df_buckets, feature_names, generic_aliases, read_tokens, recipe, sentences, unpack,
 )
 from worker.tracking.corpus import Corpus
 from worker.tracking.decisions import Doc
@@ -120,7 +120,8 @@ class Reader:
         cfg = self._config
         read = lambda: sentences(doc.text, self.default_aliases, cfg.body_max_tokens)  # noqa: E731 (lazy)
         found = self._evidence.mentions(Zones(analysis.title_terms, analysis.lead_terms, analysis.weights,
-                                              cfg.phrase_weight, cfg.title_weight, read))
+                                              cfg.phrase_weight, cfg.title_weight, read, feature_names(analysis.weights),
+                                              df_buckets(analysis, cfg.bucket_key)))
         self._last_mentions = (doc, found)
         return found
 

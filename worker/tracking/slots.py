@@ -35,7 +35,7 @@ class SlotTable:
         self.since_max = -math.inf
         """The latest time since which a storyline has been tracked (free slots' too)."""
         self.backgrounds = Backgrounds(config)
-        self.index = ProfileMatrix()
+        self.index = ProfileMatrix(config.bucket_key)
         self.seeded: dict[str, list[int]] = {}
         """Seed id -> slots of the storylines it seeds (they do not decide on it)."""
         self.epoch = 0
@@ -89,7 +89,7 @@ class SlotTable:
         """Cosine of the item with the centroid of every storyline, by slot."""
         if not len(unit.values):
             return np.zeros(self.n)
-        return self.index.dots(unit.features, unit.values, self.n)
+        return self.index.dots(unit.features, unit.values, self.n, unit.buckets)
 
     def silence(self, doc: Doc) -> npt.NDArray[np.float64]:
         """Per slot, how long the storyline had been quiet when ``doc`` was published: since its

@@ -47,7 +47,7 @@ profiles are re-weighted with the current IDF every ``refresh_fraction`` of the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set as AbstractSet
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,8 @@ from worker.tracking.decisions import Decision, Decisions, Doc, Idle, StorylineS
 from worker.tracking.evidence import Evidence
 from worker.tracking.explain import Judge
 from worker.tracking.profiles import (
-    MarkedItem, Storyline, adopt, drifted, new_storyline, profile, reads_differently, record_mark, refresh, similarity,
+    MarkedItem, Storyline, adopt, drifted, new_storyline, profile, reads_differently, record_mark, refresh, rule_starts,
+    similarity,
 )
 from worker.tracking.reading import Reader
 from worker.tracking.settings import Explain, TrackerConfig
@@ -81,7 +82,7 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._corpus = Corpus(self.config)
-        self._evidence = Evidence(self.config.evidence_window)
+        self._evidence = Evidence(self.config.evidence_window, self.config.bucket_key)
         self._reader = Reader(self.config, self._corpus, self._evidence)
         self._slots = SlotTable(self.config)
         self._recent = RecentWindow(self.config.bg_init_docs)
@@ -210,10 +211,11 @@ class Tracker:
         short = np.full(self._slots.n, analysis.short and cfg.bg_split_short)
         readings: dict[int, Reading] = {}
         apart = self._storylines if cfg.score_mode != "centroid" else self._own_aliased
+        starts = rule_starts(analysis.starts) if apart else frozenset()
         for story in apart.values():  # scored otherwise than by the profile matrix
-            if live[story.slot] and (cfg.score_mode != "centroid" or reads_differently(story, analysis.starts)):
+            if live[story.slot] and (cfg.score_mode != "centroid" or reads_differently(story, starts)):
                 vector = self._reader.vector(doc, analysis)
-                own, own_vector = self._own_reading(story, doc, analysis, vector)
+                own, own_vector = self._own_reading(story, doc, analysis, vector, starts)
                 central = raw[story.slot] if own_vector is vector else sparse_dot(own_vector, story.centroid)
                 raw[story.slot] = similarity(story, own_vector, central, cfg.score_mode)
                 short[story.slot] = own.short and cfg.bg_split_short
@@ -224,10 +226,11 @@ class Tracker:
         """The storylines that make no decision on ``doc`` (``decide`` leaves them out), and why."""
         return self._slots.idle(doc)
 
-    def _own_reading(self, story: Storyline, doc: Doc, analysis: Analysis, vector: dict[str, float]) -> Reading:
+    def _own_reading(self, story: Storyline, doc: Doc, analysis: Analysis, vector: dict[str, float],
+                     starts: AbstractSet[str]) -> Reading:
         """The document's analysis and vector as ``story`` reads it: the generic ones unless the
-        storyline's own aliases apply to it."""
-        return self._read_as(story, doc) if reads_differently(story, analysis.starts) else (analysis, vector)
+        storyline's own aliases apply to it (``starts``: the analysis' rule starts, ``rule_starts``)."""
+        return self._read_as(story, doc) if reads_differently(story, starts) else (analysis, vector)
 
     def _read_as(self, story: Storyline, doc: Doc) -> Reading:
         own = self._reader.analyze(doc, story.aliases)
@@ -289,7 +292,8 @@ class Tracker:
         story.followups.add(doc.id)
         if d.score - d.threshold >= cfg.activity_margin:
             self._slots.raise_activity(story.slot, doc.published)
-        analysis, vector = self._own_reading(story, doc, analysis, self._reader.vector(doc, analysis))
+        analysis, vector = self._own_reading(story, doc, analysis, self._reader.vector(doc, analysis),
+                                             rule_starts(analysis.starts))
         if d.reasons is not None:
             story.known_names.update(analysis.names)
         if cfg.adapt and d.score >= d.threshold + cfg.adapt_margin:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.tracking.analysis import Analysis, hash_features, joined_features, weight_array
+from worker.tracking.buckets import bucket_features
 from worker.tracking.decisions import Doc
 
 
@@ -27,14 +28,18 @@ class Member:
 
 
 class Unit:
-    """A document's unit TF-IDF vector as its analysis' features (in order) and their weights;
-    the dictionary, which only reasons and adaptation need, made when first asked for."""
+    """A document's unit TF-IDF vector as its analysis' features (in order) and their weights,
+    with their document-frequency buckets when the corpus made it (``ProfileMatrix.dots`` looks
+    features up by them); the dictionary, which only reasons and adaptation need, made when
+    first asked for."""
 
-    __slots__ = ("features", "values", "_dict")
+    __slots__ = ("features", "values", "buckets", "_dict")
 
-    def __init__(self, features: Sequence[str], values: npt.NDArray[np.float64]) -> None:
+    def __init__(self, features: Sequence[str], values: npt.NDArray[np.float64],
+                 buckets: npt.NDArray[np.uint32] | None = None) -> None:
         self.features = features
         self.values = values
+        self.buckets = buckets
         self._dict: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, float]:
@@ -143,20 +148,31 @@ class _ProfileBlock:
     """Up to ``width`` profiles as dense columns over the features they use (a row each, kept
     while some column uses it, reused when none does)."""
 
-    def __init__(self, width: int) -> None:
+    LOOKUP_BITS = 20
+    """An item's features are looked up by name only where their document-frequency bucket,
+    cut to this many bits, is a row's (2 MB of counts: about one feature in 150 besides the
+    rows' own at 64 storylines' rows); a lookup of every feature was a tenth of the writer's time."""
+
+    def __init__(self, width: int, bucket_key: bytes) -> None:
         self.width = width
+        self.bucket_key = bucket_key
         self.matrix = np.zeros((0, width))
         self.row_of: dict[str, int] = {}
         self.feature_of: list[str] = []
+        self.lookup_of: list[int] = []
+        """Per row, its feature's bucket cut to LOOKUP_BITS."""
         self.users: list[int] = []
         """Per row, how many columns use it."""
         self.free: list[int] = []
         self.columns: dict[int, list[int]] = {}
         """Per column in use, the rows it uses."""
+        self.rows_at = np.zeros(1 << self.LOOKUP_BITS, np.uint16)
+        """By bucket cut to LOOKUP_BITS, how many rows in use have one there."""
 
     def put(self, column: int, profile: dict[str, float]) -> None:
         self.drop(column)
-        rows = [self._use_row(f) for f in profile]
+        lookups = (bucket_features(profile, self.bucket_key) & ((1 << self.LOOKUP_BITS) - 1)).tolist()
+        rows = [self._use_row(f, at) for f, at in zip(profile, lookups)]
         self.matrix[rows, column] = weight_array(profile)
         self.columns[column] = rows
 
@@ -169,14 +185,17 @@ class _ProfileBlock:
             self.users[row] -= 1
             if not self.users[row]:
                 del self.row_of[self.feature_of[row]]
+                self.rows_at[self.lookup_of[row]] -= 1
                 self.free.append(row)
 
-    def _use_row(self, feature: str) -> int:
+    def _use_row(self, feature: str, lookup: int) -> int:
         row = self.row_of.get(feature)
         if row is None:
             row = self.free.pop() if self.free else self._new_row()
             self.row_of[feature] = row
             self.feature_of[row] = feature
+            self.lookup_of[row] = lookup
+            self.rows_at[lookup] += 1
         self.users[row] += 1
         return row
 
@@ -185,14 +204,22 @@ class _ProfileBlock:
         if row == len(self.matrix):
             self.matrix = grown(self.matrix, max(64, 2 * row))
         self.feature_of.append("")
+        self.lookup_of.append(0)
         self.users.append(0)
         return row
 
-    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64],
+             buckets: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.float64]:
+        """The vector's dot product with each column; with the features' ``buckets``, only those
+        that may be a row's are looked up by name."""
         get = self.row_of.get
-        at = np.array([get(f, -1) for f in features], np.intp)
-        used = at >= 0
-        return weights[used] @ self.matrix[at[used]]
+        if buckets is None:
+            at = np.array([get(f, -1) for f in features], np.intp)
+            used = at >= 0
+            return weights[used] @ self.matrix[at[used]]
+        maybe = np.flatnonzero(self.rows_at[buckets & ((1 << self.LOOKUP_BITS) - 1)]).tolist()
+        found = [(k, row) for k in maybe if (row := get(features[k], -1)) >= 0]
+        return weights[[k for k, _ in found]] @ self.matrix[[row for _, row in found]]
 
 
 class ProfileMatrix:
@@ -204,13 +231,15 @@ class ProfileMatrix:
 
     BLOCK = 64
 
-    def __init__(self) -> None:
+    def __init__(self, bucket_key: bytes = b"") -> None:
         self._blocks: list[_ProfileBlock] = []
+        self._bucket_key = bucket_key
+        """The tracker's (``TrackerConfig.bucket_key``): an item's buckets were made with it."""
 
     def put(self, slot: int, profile: dict[str, float]) -> None:
         block, column = divmod(slot, self.BLOCK)
         while len(self._blocks) <= block:
-            self._blocks.append(_ProfileBlock(self.BLOCK))
+            self._blocks.append(_ProfileBlock(self.BLOCK, self._bucket_key))
         self._blocks[block].put(column, profile)
 
     def drop(self, slot: int) -> None:
@@ -218,11 +247,13 @@ class ProfileMatrix:
         if block < len(self._blocks):
             self._blocks[block].drop(column)
 
-    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64], n_slots: int) -> npt.NDArray[np.float64]:
-        """Dot product of a vector (``features`` and their ``weights``) with every profile, by slot."""
+    def dots(self, features: Sequence[str], weights: npt.NDArray[np.float64], n_slots: int,
+             buckets: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.float64]:
+        """Dot product of a vector (``features`` and their ``weights``, and their ``buckets``
+        if known) with every profile, by slot."""
         if not self._blocks:
             return np.zeros(n_slots)
-        out = np.concatenate([block.dots(features, weights) for block in self._blocks])
+        out = np.concatenate([block.dots(features, weights, buckets) for block in self._blocks])
         return out[:n_slots] if len(out) >= n_slots else grown(out, n_slots)
 
 
