@@ -94,20 +94,26 @@ def _long_bucket(feature: str, key: bytes) -> int:
     return int.from_bytes(one.digest(), "little") & (DF_BUCKETS - 1)
 
 
-class BucketFilter:
-    """Some features as their sorted document-frequency buckets: which of a document's features
-    may be among them is one vectorised search of its buckets, and only those few are then
-    looked up by name (another feature may share a bucket)."""
+LOOKUP_BITS = 18
+LOOKUP_MASK = (1 << LOOKUP_BITS) - 1
+"""A bucket cut to LOOKUP_BITS places it in a filter's table (``BucketFilter``,
+``vectors._ProfileBlock``): one gather from a table of 2**18 places finds which of a document's
+features may be among a few thousand (at half the cost of a binary search of each), with one
+false candidate an item at 450 features, 14 at 9,600 (64 storylines' profiles)."""
 
-    __slots__ = ("buckets",)
+
+class BucketFilter:
+    """Some features as a table of their buckets (cut to LOOKUP_BITS, 256 KB): which of a
+    document's features may be among them is one gather, and only those few are then looked up
+    by name (another feature may share a place)."""
+
+    __slots__ = ("table",)
 
     def __init__(self, buckets: npt.NDArray[np.uint32]) -> None:
-        self.buckets = np.unique(buckets)
+        self.table = np.zeros(1 << LOOKUP_BITS, bool)
+        self.table[buckets & LOOKUP_MASK] = True
 
     def candidates(self, buckets: npt.NDArray[np.uint32]) -> list[int]:
-        """The positions in ``buckets`` of those that are among the filter's."""
-        known = self.buckets
-        if not len(known) or not len(buckets):
-            return []
-        at = np.minimum(np.searchsorted(known, buckets), len(known) - 1)
-        return np.flatnonzero(known[at] == buckets).tolist()
+        """The positions in ``buckets`` of those that may be among the filter's."""
+        found: list[int] = np.flatnonzero(self.table[buckets & LOOKUP_MASK]).tolist()
+        return found

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.tracking.analysis import Analysis, hash_features, joined_features, weight_array
-from worker.tracking.buckets import bucket_features
+from worker.tracking.buckets import LOOKUP_BITS, LOOKUP_MASK, bucket_features
 from worker.tracking.decisions import Doc
 
 
@@ -148,11 +148,6 @@ class _ProfileBlock:
     """Up to ``width`` profiles as dense columns over the features they use (a row each, kept
     while some column uses it, reused when none does)."""
 
-    LOOKUP_BITS = 20
-    """An item's features are looked up by name only where their document-frequency bucket,
-    cut to this many bits, is a row's (2 MB of counts: about one feature in 150 besides the
-    rows' own at 64 storylines' rows); a lookup of every feature was a tenth of the writer's time."""
-
     def __init__(self, width: int, bucket_key: bytes) -> None:
         self.width = width
         self.bucket_key = bucket_key
@@ -160,18 +155,20 @@ class _ProfileBlock:
         self.row_of: dict[str, int] = {}
         self.feature_of: list[str] = []
         self.lookup_of: list[int] = []
-        """Per row, its feature's bucket cut to LOOKUP_BITS."""
+        """Per row, its feature's bucket cut to LOOKUP_BITS (``buckets.LOOKUP_BITS``)."""
         self.users: list[int] = []
         """Per row, how many columns use it."""
         self.free: list[int] = []
         self.columns: dict[int, list[int]] = {}
         """Per column in use, the rows it uses."""
-        self.rows_at = np.zeros(1 << self.LOOKUP_BITS, np.uint16)
-        """By bucket cut to LOOKUP_BITS, how many rows in use have one there."""
+        self.rows_at = np.zeros(1 << LOOKUP_BITS, np.uint16)
+        """By bucket cut to LOOKUP_BITS, how many rows in use have one there (512 KB): an item's
+        features are looked up by name only where a row has their place; a lookup of every
+        feature was a tenth of the writer's time."""
 
     def put(self, column: int, profile: dict[str, float]) -> None:
         self.drop(column)
-        lookups = (bucket_features(profile, self.bucket_key) & ((1 << self.LOOKUP_BITS) - 1)).tolist()
+        lookups = (bucket_features(profile, self.bucket_key) & LOOKUP_MASK).tolist()
         rows = [self._use_row(f, at) for f, at in zip(profile, lookups)]
         self.matrix[rows, column] = weight_array(profile)
         self.columns[column] = rows
@@ -217,7 +214,7 @@ class _ProfileBlock:
             at = np.array([get(f, -1) for f in features], np.intp)
             used = at >= 0
             return weights[used] @ self.matrix[at[used]]
-        maybe = np.flatnonzero(self.rows_at[buckets & ((1 << self.LOOKUP_BITS) - 1)]).tolist()
+        maybe = np.flatnonzero(self.rows_at[buckets & LOOKUP_MASK]).tolist()
         found = [(k, row) for k in maybe if (row := get(features[k], -1)) >= 0]
         return weights[[k for k, _ in found]] @ self.matrix[[row for _, row in found]]
 
