@@ -171,6 +171,7 @@ def test_an_items_key_terms_are_its_heaviest_words_in_a_stable_order_however_man
         n = rng.randrange(0, 120)
         names = [str(k) if rng.random() < rng.choice((0.05, 0.6, 0.95)) else f"w{k}" for k in range(n)]
         weights = np.array([rng.choice((0.5, 1.0, round(rng.random(), 2))) for _ in range(n)])  # many ties
+        assert emerging.key_terms(names, weights, 0) == []
         for count in (1, 12, 30):
             order = sorted(range(n), key=lambda k: -weights[k])  # stable: ties in order
             expected = [names[k] for k in order if not names[k].isdigit()][:count]

@@ -165,6 +165,8 @@ def key_terms(names: Sequence[str], weights: npt.NDArray[np.float64], count: int
     (`names` and their `weights`: weighty in the item, rare in the recent window), ties in the
     vector's order; numbers are no topic. Only the heaviest few are sorted, unless numbers
     crowd them out (a stable sort of all, a third of the per-item time of emerging groups)."""
+    if count <= 0:
+        return []
     heaviest = _heaviest(weights, 2 * count)
     terms = _words(names, heaviest, count)
     if len(terms) < count and len(heaviest) < len(weights):

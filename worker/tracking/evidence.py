@@ -139,8 +139,8 @@ class Zones:
     sentences: Callable[[], Sequence[frozenset[str]]] = tuple
     features: Sequence[str] = ()
     """The weighted features in order, and their document-frequency buckets if known: the
-    units' keys are looked for among those in a key's bucket (a lookup of every feature took a
-    twentieth of the writer's time)."""
+    units' keys are then looked for among those in a key's bucket only (a lookup of every
+    feature took a twentieth of the writer's time)."""
     buckets: npt.NDArray[np.uint32] | None = None
 
 
@@ -297,10 +297,10 @@ class Evidence:
         return Mentions(zone, count, zones.sentences) if zone.any() else None
 
     def _named_keys(self, zones: Zones) -> Iterable[str]:
-        """The units' keys among the item's features (``Zones.features``)."""
+        """The units' keys among the item's features (by their buckets where ``zones`` has them)."""
         names = zones.features
-        if zones.buckets is None:
-            return self._keys.keys() & set(names)
+        if zones.buckets is None or len(zones.buckets) != len(names):
+            return self._keys.keys() & zones.weights.keys()
         if self._known is None:
             self._known = BucketFilter(bucket_features(self._keys, self.bucket_key))
         return self._keys.keys() & {names[k] for k in self._known.candidates(zones.buckets)}

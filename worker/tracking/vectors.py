@@ -210,7 +210,7 @@ class _ProfileBlock:
         """The vector's dot product with each column; with the features' ``buckets``, only those
         that may be a row's are looked up by name."""
         get = self.row_of.get
-        if buckets is None:
+        if buckets is None or len(buckets) != len(features):
             at = np.array([get(f, -1) for f in features], np.intp)
             used = at >= 0
             return weights[used] @ self.matrix[at[used]]
