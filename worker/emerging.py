@@ -170,19 +170,18 @@ def key_terms(names: Sequence[str], weights: npt.NDArray[np.float64], count: int
     heaviest = _heaviest(weights, 2 * count)
     terms = _words(names, heaviest, count)
     if len(terms) < count and len(heaviest) < len(weights):
-        terms = _words(names, np.argsort(-weights, kind="stable").tolist(), count)
+        terms = _words(names, _heaviest(weights, len(weights)), count)
     return terms
 
 
 def _heaviest(weights: npt.NDArray[np.float64], count: int) -> list[int]:
     """The places of the `count` heaviest weights and of any tied with the last of them,
     heaviest first, ties in order: the start of the stable sort of all of them."""
-    if len(weights) <= count:
-        order: list[int] = np.argsort(-weights, kind="stable").tolist()
-        return order
-    edge = np.partition(weights, len(weights) - count)[len(weights) - count]
-    kept = np.flatnonzero(weights >= edge)
-    order = kept[np.argsort(-weights[kept], kind="stable")].tolist()
+    kept = np.arange(len(weights))
+    if len(weights) > count:
+        edge = np.partition(weights, len(weights) - count)[len(weights) - count]
+        kept = np.flatnonzero(weights >= edge)
+    order: list[int] = kept[np.argsort(-weights[kept], kind="stable")].tolist()
     return order
 
 

@@ -103,7 +103,7 @@ class PackedWeights(Mapping[str, float]):
 
     def __getitem__(self, feature: str) -> float:
         if self._dict is None:
-            self._dict = _unpacked(self.lines, self.array)
+            self._dict = dict(zip(self.names(), self.array.tolist()))
         return self._dict[feature]
 
     def __contains__(self, feature: object) -> bool:
@@ -119,7 +119,7 @@ class PackedWeights(Mapping[str, float]):
     def names(self) -> list[str]:
         """The features in order, split once (the tracker reads them twice an item); not to be changed."""
         if self._names is None:
-            self._names = self.lines.split("\n") if self.lines else []
+            self._names = split_features(self.lines)
         return self._names
 
     def __len__(self) -> int:
@@ -168,8 +168,9 @@ def pack_vector(vec: Mapping[str, float]) -> tuple[str, npt.NDArray[np.float64]]
     return joined_features(vec), weight_array(vec)
 
 
-def _unpacked(features: str, weights: npt.NDArray[np.float64]) -> dict[str, float]:
-    return dict(zip(features.split("\n"), weights.tolist())) if features else {}
+def split_features(lines: str) -> list[str]:
+    """Features kept a line each, as a list (none for the empty string)."""
+    return lines.split("\n") if lines else []
 
 
 Fixes = Mapping[str, str]

@@ -10,7 +10,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from worker.tracking.analysis import Analysis, hash_features, joined_features, weight_array
+from worker.tracking.analysis import Analysis, hash_features, joined_features, split_features, weight_array
 from worker.tracking.buckets import LOOKUP_BITS, LOOKUP_MASK, bucket_features
 from worker.tracking.decisions import Doc
 
@@ -81,7 +81,7 @@ class Recent:
         the document: most documents leave the window without one, and they are this process's
         own, so never saved."""
         if self._hashes is None:
-            names = self.features.split("\n") if self.features else []
+            names = split_features(self.features)
             object.__setattr__(self, "_hashes", hash_features(names, len(names)))
         assert self._hashes is not None
         return self._hashes
